@@ -1,0 +1,1 @@
+"""The management plane: `/api/v1/...`."""

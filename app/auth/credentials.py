@@ -1,0 +1,53 @@
+"""Access-token secrets: generation, hashing and lookup.
+
+Only the SHA-256 of a token is stored. A lookup goes through the hash, and the stored hash is
+compared in constant time, so a caller learns nothing from timing about other tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+
+from app.db.models import AccessToken, utcnow
+
+TOKEN_PREFIX = "berth_"
+
+
+def generate_token() -> str:
+    """A new secret: 256 random bits, URL-safe, with a recognisable prefix for secret scanners."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def find_token(secret: str) -> AccessToken | None:
+    """The live AccessToken for a presented secret, or None."""
+    if not secret or len(secret) > 4096:
+        return None
+    digest = hash_token(secret)
+    token = AccessToken.get_or_none(AccessToken.token_hash == digest)
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    now = utcnow()
+    if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+        return None
+    return token
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """(username, password) from an `Authorization: Basic ...` header, or None if malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None

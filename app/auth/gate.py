@@ -1,0 +1,42 @@
+"""The one authorization gate: `authorize(subject, action, registry)`.
+
+Every data-plane and management route calls it through its router, never from a responder.
+"""
+
+from __future__ import annotations
+
+from app.auth import roles
+from app.auth.subject import Subject
+from app.db.models import Registry
+from app.oci.errors import RegistryError
+
+
+def is_allowed(subject: Subject, action: str, registry: Registry) -> bool:
+    if subject.anonymous:
+        return registry.is_public and action in roles.ANONYMOUS_ON_PUBLIC
+    if action == roles.PULL and registry.is_public:
+        return True
+    return roles.allows(subject.role_in(registry.org_id, registry.id), action)
+
+
+def is_allowed_in_org(subject: Subject, action: str, org_id: int) -> bool:
+    if subject.anonymous or subject.registry_id is not None:
+        return False
+    return roles.allows(subject.roles.get(org_id), action)
+
+
+def authorize(subject: Subject, action: str, registry: Registry) -> None:
+    """Raise UNAUTHORIZED (anonymous) or DENIED (authenticated) unless allowed."""
+    if is_allowed(subject, action, registry):
+        return
+    if subject.anonymous:
+        raise RegistryError("UNAUTHORIZED", f"authentication required to {action}")
+    raise RegistryError("DENIED", f"{subject.name} may not {action} in registry {registry.name}")
+
+
+def authorize_org(subject: Subject, action: str, org_id: int) -> None:
+    if is_allowed_in_org(subject, action, org_id):
+        return
+    if subject.anonymous:
+        raise RegistryError("UNAUTHORIZED", "authentication required")
+    raise RegistryError("DENIED", f"{subject.name} may not {action} in this organization")

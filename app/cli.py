@@ -1,0 +1,126 @@
+"""The `berth` command: `berth serve`, `berth registry create|list`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from app.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "data_dir")}
+    return Settings.load(**overrides)
+
+
+def _open(settings: Settings):
+    """Open (and on first use, create and bootstrap) the registry's database."""
+    from app.db.setup import open_database
+    from app.services.registries import bootstrap
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.database_url)
+    generated = bootstrap(settings.data_dir, settings.bootstrap_token or None)
+    if generated:
+        print(
+            "Created organization 'default', private registry 'default' and an owner token.\n"
+            f"Owner token (shown once; also in {settings.data_dir / 'bootstrap-token'}):\n\n"
+            f"    {generated}\n\n"
+            f"    docker login {settings.host}:{settings.port} -u admin -p <token>\n",
+            flush=True,
+        )
+    return db
+
+
+def serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from app.web import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _open(settings)
+    app = create_app(settings)
+    print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
+    waitress.serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+        max_request_body_size=settings.max_request_body,
+        recv_bytes=settings.recv_bytes,
+        inbuf_overflow=settings.inbuf_overflow,
+        channel_timeout=300,
+        ident="",
+        clear_untrusted_proxy_headers=True,
+    )
+    return 0
+
+
+def registry_create(args: argparse.Namespace) -> int:
+    from app.oci.errors import RegistryError
+    from app.services import registries
+
+    settings = _settings(args)
+    _open(settings)
+    try:
+        org = registries.get_org(args.org)
+        registry = registries.create_registry(
+            org, args.name, "public" if args.public else "private", created_by="cli"
+        )
+    except RegistryError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    print(f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}")
+    print(f"  push to: {settings.host}:{settings.port}/{registry.name}/<repository>:<tag>")
+    print(f"  or:      {registry.name}.{settings.domain}/<repository>:<tag>")
+    return 0
+
+
+def registry_list(args: argparse.Namespace) -> int:
+    from app.oci.errors import RegistryError
+    from app.services import registries
+
+    settings = _settings(args)
+    _open(settings)
+    try:
+        org = registries.get_org(args.org)
+    except RegistryError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    for r in registries.list_registries(org):
+        print(f"{r.name}\t{r.visibility}\t{r.status}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="berth", description="Berth, an OCI container registry")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="where SQLite and blobs live (BERTH_DATA_DIR, default ./var)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", parents=[common], help="run the registry")
+    p.add_argument("--host", help="listen address (BERTH_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (BERTH_PORT, default 5000)")
+    p.set_defaults(func=serve)
+
+    reg = sub.add_parser("registry", help="manage registries").add_subparsers(dest="action", required=True)
+    p = reg.add_parser("create", parents=[common], help="create a registry")
+    p.add_argument("name")
+    p.add_argument("--public", action="store_true", help="allow anonymous pulls")
+    p.add_argument("--org", default="default")
+    p.set_defaults(func=registry_create)
+    p = reg.add_parser("list", parents=[common], help="list registries")
+    p.add_argument("--org", default="default")
+    p.set_defaults(func=registry_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

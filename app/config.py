@@ -1,0 +1,75 @@
+"""Settings: one object, read from BERTH_* environment variables and CLI flags.
+
+Every field below is documented in README.md ("Configuration"). CLI flags override the
+environment, which overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+GiB = 1024**3
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    data_dir: Path = Path("./var")
+    # Metadata database; default: SQLite file under the data dir.
+    database_url: str = ""
+    # Blob store; default: file:// under the data dir.
+    storage_url: str = ""
+    # Registries are also addressed as <registry>.<domain>.
+    domain: str = "registry.localhost"
+    # Owner credential created on first start; generated when empty.
+    bootstrap_token: str = field(default="", repr=False)
+    # waitress tuning: worker threads, largest request body, socket read size,
+    # and the size past which waitress spools a request body to a temp file.
+    threads: int = 16
+    max_request_body: int = 64 * GiB
+    recv_bytes: int = 256 * 1024
+    inbuf_overflow: int = 1024 * 1024
+    # Largest manifest accepted (the distribution spec suggests 4 MiB).
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    log_level: str = "info"
+
+    ENV_PREFIX = "BERTH_"
+
+    @classmethod
+    def load(cls, **overrides) -> "Settings":
+        """Defaults, then BERTH_* environment variables, then explicit overrides (CLI flags)."""
+        settings = cls()
+        for f in fields(cls):
+            raw = os.environ.get(cls.ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                setattr(settings, f.name, _convert(f.type, raw, f.name))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(settings, name, value)
+        settings.data_dir = Path(settings.data_dir)
+        if not settings.database_url:
+            settings.database_url = f"sqlite:///{(settings.data_dir / 'berth.db').resolve()}"
+        if not settings.storage_url:
+            settings.storage_url = f"file://{(settings.data_dir / 'storage').resolve()}"
+        return settings
+
+
+def _convert(type_name, raw: str, name: str):
+    type_name = str(type_name)
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "bool":
+            return _bool(raw)
+        if type_name == "Path":
+            return Path(raw)
+    except ValueError:
+        raise SystemExit(f"BERTH_{name.upper()}={raw!r} is not a valid {type_name}") from None
+    return raw

@@ -1,0 +1,1 @@
+"""Metadata: peewee models and database setup."""

@@ -1,0 +1,67 @@
+"""Rendering errors in each plane's own format: the OCI envelope on `/v2`, problem JSON on
+`/api`. Nothing escapes as a traceback or an HTML page."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+
+from app.oci.errors import CODES, RegistryError
+
+log = logging.getLogger("berth.errors")
+
+_FALCON_STATUS_CODES = {
+    400: "INVALID", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED",
+    411: "SIZE_INVALID", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED", 416: "RANGE_INVALID",
+    429: "TOOMANYREQUESTS",
+}
+OCI_CHALLENGE = 'Basic realm="Berth Registry"'
+API_CHALLENGE = 'Bearer realm="Berth API"'
+
+
+def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> None:
+    resp.status = error.status
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
+    if req.path.startswith("/api/"):
+        body = {
+            "type": "about:blank",
+            "title": CODES.get(error.code, (0, error.code))[1],
+            "status": error.status,
+            "detail": error.message,
+            "code": error.code,
+        }
+        resp.content_type = "application/problem+json"
+        if error.status == 401:
+            resp.set_header("WWW-Authenticate", API_CHALLENGE)
+    else:
+        body = error.envelope()
+        resp.content_type = "application/json"
+        resp.set_header("Docker-Distribution-API-Version", "registry/2.0")
+        if error.status == 401:
+            resp.set_header("WWW-Authenticate", OCI_CHALLENGE)
+    resp.data = json.dumps(body).encode()
+    # A request's body may be unread when it fails early; the body is buffered by waitress,
+    # so nothing needs draining here.
+    resp.stream = None
+
+
+def handle_registry_error(req, resp, ex: RegistryError, params) -> None:
+    render(req, resp, ex)
+
+
+def handle_http_error(req, resp, ex: falcon.HTTPError, params) -> None:
+    status = int(ex.status_code)
+    code = _FALCON_STATUS_CODES.get(status, "INVALID" if status < 500 else "UNSUPPORTED")
+    message = ex.description or ex.title or "request failed"
+    headers = dict(ex.headers or {})
+    render(req, resp, RegistryError(code, message, status=status, headers=headers))
+
+
+def handle_unexpected(req, resp, ex: Exception, params) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    error = RegistryError("UNSUPPORTED", "internal error; the request changed nothing it could not finish", status=500)
+    error.code = "UNKNOWN"
+    render(req, resp, error)

@@ -1,0 +1,1 @@
+"""The data plane: the OCI Distribution API (`/v2/...`)."""

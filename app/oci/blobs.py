@@ -1,0 +1,82 @@
+"""`/v2/<name>/blobs/<digest>`: GET (with Range), HEAD, DELETE."""
+
+from __future__ import annotations
+
+import re
+
+import falcon
+
+from app.auth import roles
+from app.oci import digests
+from app.oci.errors import RegistryError
+from app.oci.media_types import OCTET_STREAM
+from app.oci.request import Call
+from app.services import repositories
+from app.services.blobs import BlobService
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """(first, last) byte of a single `bytes=` range; RANGE_INVALID when unsatisfiable."""
+    m = _RANGE.match(header.strip())
+    unsatisfiable = RegistryError(
+        "RANGE_INVALID", f"range {header[:100]!r} cannot be served from {size} bytes",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+    if m is None or m.group(1) == m.group(2) == "":
+        raise unsatisfiable
+    first, last = m.groups()
+    if first == "":  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise unsatisfiable
+        return max(size - n, 0), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size or (last != "" and int(last) < start):
+        raise unsatisfiable
+    return start, end
+
+
+class BlobResource:
+    actions = {"GET": roles.PULL, "HEAD": roles.PULL, "DELETE": roles.DELETE}
+
+    def __init__(self, blobs: BlobService) -> None:
+        self.blobs = blobs
+
+    def _blob(self, call: Call):
+        digest = str(digests.parse(call.arg))
+        repository = repositories.find(call.registry, call.target.repository)
+        if repository is None:
+            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found", detail={"digest": digest})
+        return repository, self.blobs.get(repository, digest)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        repository, blob = self._blob(call)
+        resp.content_type = OCTET_STREAM
+        resp.set_header("Docker-Content-Digest", blob.digest)
+        resp.set_header("Accept-Ranges", "bytes")
+        resp.set_header("ETag", f'"{blob.digest}"')
+        resp.set_header("Cache-Control", "max-age=31536000")
+        start, length = 0, blob.size
+        range_header = req.get_header("Range")
+        if range_header:
+            start, end = parse_range(range_header, blob.size)
+            length = end - start + 1
+            resp.status = falcon.HTTP_206
+            resp.set_header("Content-Range", f"bytes {start}-{end}/{blob.size}")
+        if req.method == "HEAD":
+            resp.content_length = length
+            return
+        f = self.blobs.open(repository, blob)
+        if start:
+            f.seek(start)
+        resp.set_stream(f, length)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        digest = str(digests.parse(call.arg))
+        repository = repositories.get(call.registry, call.target.repository)
+        self.blobs.unlink(repository, digest)
+        resp.status = falcon.HTTP_202
+        resp.content_length = 0

@@ -1,0 +1,69 @@
+"""`/v2/<name>/tags/list` and `/v2/_catalog`: paginated, lexically ordered, with `Link`."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import falcon
+
+from app.auth import roles
+from app.auth.gate import is_allowed
+from app.db.models import Registry
+from app.oci.errors import RegistryError
+from app.oci.request import Call
+from app.oci.routes import registry_from_host
+from app.services import listings, repositories
+
+
+def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
+    raw = req.get_param("n")
+    n = None
+    if raw is not None:
+        if not raw.isdigit() or len(raw) > 9:
+            raise RegistryError("PAGINATION_NUMBER_INVALID", f"n must be a non-negative integer, not {raw[:20]!r}")
+        n = int(raw)
+    return n, req.get_param("last")
+
+
+def _link(resp: falcon.Response, path: str, n: int, last: str) -> None:
+    resp.set_header("Link", f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"')
+
+
+class TagsResource:
+    actions = {"GET": roles.PULL, "HEAD": roles.PULL}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        repository = repositories.get(call.registry, call.target.repository)
+        n, last = _page_params(req)
+        tags, more = listings.tags(repository, n, last)
+        if more:
+            _link(resp, call.target.url("tags/list"), n, tags[-1])
+        resp.media = {"name": call.target.name, "tags": tags}
+
+
+class CatalogResource:
+    """On a registry's own host: its repositories. On the shared endpoint: every repository the
+    caller may browse, named `<registry>/<repository>` as path-form clients address them."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        n, last = _page_params(req)
+        host_registry = registry_from_host(req.host, self.domain)
+        if host_registry is not None:
+            registry = Registry.get_or_none(Registry.name == host_registry)
+            if registry is None:
+                raise RegistryError("NAME_UNKNOWN", f"registry {host_registry!r} not found")
+            if not is_allowed(call.subject, roles.BROWSE, registry):
+                raise RegistryError("UNAUTHORIZED" if call.subject.anonymous else "DENIED",
+                                    "browsing this registry's catalog is not allowed")
+            visible = [registry]
+        else:
+            if call.subject.anonymous:
+                raise RegistryError("UNAUTHORIZED", "the catalog is not available anonymously")
+            visible = [r for r in Registry.select() if is_allowed(call.subject, roles.BROWSE, r)]
+        names, more = listings.repositories(visible, host_registry is None, n, last)
+        if more:
+            _link(resp, "/v2/_catalog", n, names[-1])
+        resp.media = {"repositories": names}

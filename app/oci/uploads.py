@@ -1,0 +1,120 @@
+"""`/v2/<name>/blobs/uploads/[<id>]`: start (POST, with mount or monolithic digest), chunk
+(PATCH), status (GET), finish (PUT), cancel (DELETE)."""
+
+from __future__ import annotations
+
+import re
+
+import falcon
+
+from app.auth import roles
+from app.oci import digests
+from app.oci.errors import RegistryError
+from app.oci.request import Call
+from app.oci.target import same_registry_repository
+from app.services import repositories
+from app.services.blobs import BlobService
+from app.services.uploads import UploadService, range_headers
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _created(resp: falcon.Response, call: Call, digest: str) -> None:
+    resp.status = falcon.HTTP_201
+    resp.location = call.target.url(f"blobs/{digest}")
+    resp.set_header("Docker-Content-Digest", digest)
+    resp.content_length = 0
+
+
+def _in_progress(resp: falcon.Response, call: Call, upload_id: str, offset: int, status) -> None:
+    resp.status = status
+    resp.location = call.target.url(f"blobs/uploads/{upload_id}")
+    resp.set_header("Docker-Upload-UUID", upload_id)
+    for name, value in range_headers(offset).items():
+        resp.set_header(name, value)
+    resp.content_length = 0
+
+
+class UploadsResource:
+    """POST /v2/<name>/blobs/uploads/"""
+
+    actions = {"POST": roles.PUSH}
+
+    def __init__(self, uploads: UploadService, blobs: BlobService) -> None:
+        self.uploads = uploads
+        self.blobs = blobs
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        mount, source_name, digest = req.get_param("mount"), req.get_param("from"), req.get_param("digest")
+        if mount is not None:
+            mount = str(digests.parse(mount))
+        if digest is not None:
+            digest = str(digests.parse(digest))
+        repository = repositories.get_or_create(call.registry, call.target.repository)
+
+        if mount is not None:
+            source = None
+            if source_name:
+                source_repo = same_registry_repository(call.target, source_name)
+                source = repositories.find(call.registry, source_repo) if source_repo else None
+            if source is not None or not source_name:
+                if self.blobs.mount(repository, mount, source) is not None:
+                    return _created(resp, call, mount)
+            # Nothing to mount: fall back to an ordinary upload session, as the spec says.
+
+        upload = self.uploads.start(repository)
+        if digest is not None and mount is None:
+            blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length)
+            return _created(resp, call, blob.digest)
+        _in_progress(resp, call, upload.id, 0, falcon.HTTP_202)
+
+
+class UploadResource:
+    """/v2/<name>/blobs/uploads/<id>"""
+
+    actions = {"GET": roles.PUSH, "PATCH": roles.PUSH, "PUT": roles.PUSH, "DELETE": roles.PUSH}
+
+    def __init__(self, uploads: UploadService) -> None:
+        self.uploads = uploads
+
+    def _session(self, call: Call):
+        repository = repositories.find(call.registry, call.target.repository)
+        if repository is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {call.arg[:64]!r} not found")
+        return repository, self.uploads.get(repository, call.arg)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        _, upload = self._session(call)
+        _in_progress(resp, call, upload.id, upload.offset, falcon.HTTP_204)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        _, upload = self._session(call)
+        start = None
+        header = req.get_header("Content-Range")
+        if header:
+            m = _CONTENT_RANGE.match(header.strip())
+            if m is None:
+                raise RegistryError("RANGE_INVALID", f"malformed Content-Range {header[:100]!r}",
+                                    headers=range_headers(upload.offset))
+            start, end = int(m.group(1)), int(m.group(2))
+            length = req.content_length
+            if end < start or (length is not None and end - start + 1 != length):
+                raise RegistryError(
+                    "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}",
+                    headers=range_headers(upload.offset),
+                )
+        offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start)
+        _in_progress(resp, call, upload.id, offset, falcon.HTTP_202)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        digest = req.get_param("digest")
+        if not digest:
+            raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
+        repository, upload = self._session(call)
+        blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length)
+        _created(resp, call, blob.digest)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+        _, upload = self._session(call)
+        self.uploads.cancel(upload)
+        resp.status = falcon.HTTP_204

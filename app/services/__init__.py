@@ -1,0 +1,1 @@
+"""The domain layer: registry rules, once. Resources call these; these never see HTTP."""

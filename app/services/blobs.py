@@ -1,0 +1,62 @@
+"""Blobs: what a repository may serve, cross-repository mounts, and unlinking."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from app.db.models import Blob, Repository, RepositoryBlob, utcnow
+from app.oci.errors import RegistryError
+from app.storage.base import BlobStore, blob_key
+
+
+class BlobService:
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+
+    def find(self, repository: Repository, digest: str) -> Blob | None:
+        """The blob if it is linked to this repository."""
+        return (
+            Blob.select()
+            .join(RepositoryBlob)
+            .where((RepositoryBlob.repository == repository) & (Blob.digest == digest))
+            .first()
+        )
+
+    def get(self, repository: Repository, digest: str) -> Blob:
+        blob = self.find(repository, digest)
+        if blob is None:
+            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found", detail={"digest": digest})
+        return blob
+
+    def open(self, repository: Repository, blob: Blob) -> BinaryIO:
+        try:
+            return self.store.open_blob(blob_key(repository.registry_id, blob.digest))
+        except FileNotFoundError:
+            # Metadata without bytes: report unknown rather than fail, the bytes are gone.
+            raise RegistryError("BLOB_UNKNOWN", f"blob {blob.digest} is missing from storage") from None
+
+    def link(self, repository: Repository, blob: Blob) -> None:
+        RepositoryBlob.insert(repository=repository, blob=blob, created_at=utcnow()).on_conflict_ignore().execute()
+
+    def mount(self, target: Repository, digest: str, source: Repository | None) -> Blob | None:
+        """Link a blob already in this registry into `target`; None when there is nothing to mount.
+
+        With a source repository the blob must be linked there. Without one (OCI 1.1 lets a
+        registry mount without `from`), any blob of the same registry will do: roles are
+        organization-wide, so whoever may push here may read every repository of the registry.
+        """
+        if source is not None:
+            blob = self.find(source, digest)
+        else:
+            blob = Blob.get_or_none((Blob.registry == target.registry_id) & (Blob.digest == digest))
+        if blob is None:
+            return None
+        self.link(target, blob)
+        return blob
+
+    def unlink(self, repository: Repository, digest: str) -> None:
+        """DELETE of a blob: the repository stops serving it. Bytes go with garbage collection."""
+        blob = self.get(repository, digest)
+        RepositoryBlob.delete().where(
+            (RepositoryBlob.repository == repository) & (RepositoryBlob.blob == blob)
+        ).execute()

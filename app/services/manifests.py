@@ -1,0 +1,243 @@
+"""Manifests: strict validation on push, lookup by tag or digest, delete.
+
+Rules, once: the Content-Type must be a known manifest type and agree with the body's
+`mediaType`; the body must be a well-formed manifest of that type; everything it references
+must already be in the repository (non-distributable layers excepted); a push by digest must
+hash to that digest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import peewee as pw
+
+from app.db.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, utcnow
+from app.db.setup import transaction
+from app.oci import digests, media_types as mt
+from app.oci.errors import RegistryError
+from app.oci.names import check_tag
+
+
+@dataclass(frozen=True)
+class ParsedManifest:
+    media_type: str
+    blobs: list[str]  # digests of config and distributable layers
+    children: list[str]  # digests of manifests an index points at
+    subject: str | None
+    artifact_type: str | None
+    annotations: dict | None
+
+
+def _invalid(message: str) -> RegistryError:
+    return RegistryError("MANIFEST_INVALID", message)
+
+
+def _descriptor(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _invalid(f"{where} must be a descriptor object")
+    media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
+    if not isinstance(media_type, str) or not media_type:
+        raise _invalid(f"{where}.mediaType must be a non-empty string")
+    if not isinstance(digest, str):
+        raise _invalid(f"{where}.digest must be a string")
+    try:
+        digests.parse(digest)
+    except RegistryError as e:
+        raise _invalid(f"{where}.digest: {e.message}") from None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid(f"{where}.size must be a non-negative integer")
+    return value
+
+
+def parse_manifest(content_type: str | None, body: bytes) -> ParsedManifest:
+    """Validate a manifest body against its Content-Type; raise MANIFEST_INVALID otherwise."""
+    media_type = mt.base(content_type)
+    if media_type not in mt.MANIFESTS:
+        raise _invalid(
+            f"unsupported manifest Content-Type {media_type or '(none)'!r}; "
+            f"use one of {sorted(mt.MANIFESTS)}"
+        )
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid("manifest is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise _invalid("manifest must be a JSON object")
+    if doc.get("schemaVersion") != 2:
+        raise _invalid("schemaVersion must be 2")
+    declared = doc.get("mediaType")
+    if declared is None:
+        if media_type not in (mt.OCI_MANIFEST, mt.OCI_INDEX):
+            raise _invalid(f"{media_type} manifests must declare mediaType")
+    elif declared != media_type:
+        raise _invalid(f"Content-Type {media_type!r} does not match the manifest's mediaType {declared!r}")
+
+    artifact_type = doc.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise _invalid("artifactType must be a string")
+    annotations = doc.get("annotations")
+    if annotations is not None and not (
+        isinstance(annotations, dict) and all(isinstance(v, str) for v in annotations.values())
+    ):
+        raise _invalid("annotations must map strings to strings")
+    subject = None
+    if "subject" in doc:
+        subject = _descriptor(doc["subject"], "subject")["digest"]
+
+    blobs: list[str] = []
+    children: list[str] = []
+    if media_type in mt.IMAGE_MANIFESTS:
+        if "manifests" in doc:
+            raise _invalid("an image manifest has no 'manifests'; is this an index?")
+        config = _descriptor(doc.get("config"), "config")
+        blobs.append(config["digest"])
+        layers = doc.get("layers")
+        if not isinstance(layers, list):
+            raise _invalid("layers must be a list")
+        for i, layer in enumerate(layers):
+            layer = _descriptor(layer, f"layers[{i}]")
+            if layer["mediaType"] not in mt.NON_DISTRIBUTABLE_LAYERS:
+                blobs.append(layer["digest"])
+        if artifact_type is None and config["mediaType"] != mt.EMPTY_JSON:
+            # The referrers API reports the config's type for manifests without artifactType.
+            artifact_type = config["mediaType"]
+    else:
+        if "layers" in doc or "config" in doc:
+            raise _invalid("an index has no 'config' or 'layers'; is this an image manifest?")
+        entries = doc.get("manifests")
+        if not isinstance(entries, list):
+            raise _invalid("manifests must be a list")
+        for i, entry in enumerate(entries):
+            children.append(_descriptor(entry, f"manifests[{i}]")["digest"])
+    return ParsedManifest(media_type, blobs, children, subject, artifact_type, annotations)
+
+
+class ManifestService:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def put(self, repository: Repository, reference: str, content_type: str | None, body: bytes) -> Manifest:
+        if len(body) > self.max_bytes:
+            raise RegistryError(
+                "MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413
+            )
+        if digests.is_digest(reference):
+            expected = digests.parse(reference)
+            digest = digests.of_bytes(body, expected.algorithm)
+            if digest != expected:
+                raise RegistryError(
+                    "DIGEST_INVALID", f"manifest content has digest {digest}, not {reference}",
+                    detail={"digest": reference},
+                )
+            tag = None
+        else:
+            tag = check_tag(reference)
+            digest = digests.of_bytes(body)
+        parsed = parse_manifest(content_type, body)
+        self._check_references(repository, parsed)
+
+        with transaction():
+            Manifest.insert(
+                repository=repository,
+                digest=str(digest),
+                media_type=parsed.media_type,
+                artifact_type=parsed.artifact_type,
+                subject=parsed.subject,
+                size=len(body),
+                content=body,
+                annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+            ).on_conflict_ignore().execute()
+            manifest = Manifest.get((Manifest.repository == repository) & (Manifest.digest == str(digest)))
+            if not manifest.references.exists():
+                rows = [{"manifest": manifest, "digest": d, "kind": "blob"} for d in parsed.blobs]
+                rows += [{"manifest": manifest, "digest": d, "kind": "manifest"} for d in parsed.children]
+                if rows:
+                    ManifestReference.insert_many(rows).execute()
+            if tag is not None:
+                # Write policy: allow. A tag push moves the tag, whatever it pointed at before.
+                now = utcnow()
+                Tag.insert(repository=repository, name=tag, manifest=manifest, updated_at=now).on_conflict(
+                    conflict_target=[Tag.repository, Tag.name],
+                    update={Tag.manifest: manifest.id, Tag.updated_at: now},
+                ).execute()
+        return manifest
+
+    def _check_references(self, repository: Repository, parsed: ParsedManifest) -> None:
+        wanted = set(parsed.blobs)
+        if wanted:
+            present = {
+                b.digest
+                for b in Blob.select(Blob.digest)
+                .join(RepositoryBlob)
+                .where((RepositoryBlob.repository == repository) & (Blob.digest.in_(list(wanted))))
+            }
+            missing = sorted(wanted - present)
+            if missing:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN", f"blob {missing[0]} is not in this repository; push it first",
+                    detail={"digest": missing[0]}, status=400,
+                )
+        children = set(parsed.children)
+        if children:
+            present = {
+                m.digest
+                for m in Manifest.select(Manifest.digest).where(
+                    (Manifest.repository == repository) & (Manifest.digest.in_(list(children)))
+                )
+            }
+            missing = sorted(children - present)
+            if missing:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN", f"manifest {missing[0]} is not in this repository; push it first",
+                    detail={"digest": missing[0]}, status=400,
+                )
+
+    def get(self, repository: Repository, reference: str) -> Manifest:
+        if digests.is_digest(reference):
+            digest = str(digests.parse(reference))
+            manifest = Manifest.get_or_none((Manifest.repository == repository) & (Manifest.digest == digest))
+        else:
+            check_tag(reference)
+            manifest = (
+                Manifest.select()
+                .join(Tag, on=(Tag.manifest == Manifest.id))
+                .where((Tag.repository == repository) & (Tag.name == reference))
+                .first()
+            )
+        if manifest is None:
+            raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found", detail={"reference": reference})
+        return manifest
+
+    def delete(self, repository: Repository, reference: str) -> None:
+        """By digest: the manifest and every tag on it. By tag: just the tag."""
+        with transaction():
+            if digests.is_digest(reference):
+                digest = str(digests.parse(reference))
+                deleted = Manifest.delete().where(
+                    (Manifest.repository == repository) & (Manifest.digest == digest)
+                ).execute()
+            else:
+                check_tag(reference)
+                deleted = Tag.delete().where((Tag.repository == repository) & (Tag.name == reference)).execute()
+        if not deleted:
+            raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found", detail={"reference": reference})
+
+
+def referrers(repository: Repository, subject: str, artifact_type: str | None) -> list[dict]:
+    """Descriptors of the manifests in `repository` whose subject is `subject`."""
+    query = Manifest.select(
+        Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations
+    ).where((Manifest.repository == repository) & (Manifest.subject == subject))
+    if artifact_type is not None:
+        query = query.where(Manifest.artifact_type == artifact_type)
+    result = []
+    for m in query.order_by(Manifest.id):
+        descriptor = {"mediaType": m.media_type, "digest": m.digest, "size": m.size}
+        if m.artifact_type:
+            descriptor["artifactType"] = m.artifact_type
+        if m.annotations:
+            descriptor["annotations"] = json.loads(m.annotations)
+        result.append(descriptor)
+    return result

@@ -1,0 +1,188 @@
+"""Blob uploads: append chunks, hash while writing, verify, then make the blob visible.
+
+The hash of an upload's bytes so far is kept in memory only as a shortcut: after a restart (or
+on another replica) it is recomputed from the stored bytes, so nothing but the stored bytes and
+the committed offset is needed to continue an upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from typing import BinaryIO
+
+from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
+from app.db.setup import transaction
+from app.oci import digests
+from app.oci.errors import RegistryError
+from app.storage.base import BlobStore, blob_key
+
+CHUNK = 1024 * 1024
+STREAM_ALGORITHM = "sha256"
+
+
+class UploadService:
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._hashers: dict[str, tuple[int, "hashlib._Hash"]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def start(self, repository: Repository) -> Upload:
+        upload_id = str(uuid.uuid4())
+        self.store.create_upload(upload_id)
+        return Upload.create(id=upload_id, repository=repository)
+
+    def get(self, repository: Repository, upload_id: str) -> Upload:
+        try:
+            upload_id = str(uuid.UUID(upload_id))
+        except ValueError:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload id is not valid") from None
+        upload = Upload.get_or_none((Upload.id == upload_id) & (Upload.repository == repository))
+        if upload is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
+        return upload
+
+    def append(
+        self, upload: Upload, stream: BinaryIO, length: int | None, start: int | None = None
+    ) -> int:
+        """Append a chunk; `start` (from Content-Range) must be the current offset."""
+        with self._exclusive(upload.id):
+            upload = Upload.get_by_id(upload.id)
+            if start is not None and start != upload.offset:
+                raise RegistryError(
+                    "RANGE_INVALID",
+                    f"chunk starts at {start} but the upload has {upload.offset} bytes",
+                    headers=range_headers(upload.offset),
+                )
+            return self._write(upload, stream, length)
+
+    def finish(
+        self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None
+    ) -> Blob:
+        """The closing PUT: append any last bytes, verify the digest, make the blob visible."""
+        expected = digests.parse(digest)
+        with self._exclusive(upload.id):
+            upload = Upload.get_by_id(upload.id)
+            size = self._write(upload, stream, length) if length else upload.offset
+            actual = self._digest(upload.id, size, expected.algorithm)
+            if actual != expected.encoded:
+                self._forget(upload.id)
+                self.store.delete_upload(upload.id)
+                Upload.delete_by_id(upload.id)
+                raise RegistryError(
+                    "DIGEST_INVALID",
+                    f"uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
+                    detail={"digest": digest},
+                )
+            key = blob_key(repository.registry_id, str(expected))
+            if self.store.blob_size(key) == size:
+                self.store.delete_upload(upload.id)  # identical bytes already stored
+            else:
+                self.store.commit_upload(upload.id, key, size)
+            self._forget(upload.id)
+            with transaction():
+                Blob.insert(registry=repository.registry_id, digest=str(expected), size=size).on_conflict_ignore().execute()
+                blob = Blob.get((Blob.registry == repository.registry_id) & (Blob.digest == str(expected)))
+                RepositoryBlob.insert(repository=repository, blob=blob).on_conflict_ignore().execute()
+                Upload.delete_by_id(upload.id)
+            return blob
+
+    def cancel(self, upload: Upload) -> None:
+        with self._exclusive(upload.id):
+            self._forget(upload.id)
+            Upload.delete_by_id(upload.id)
+            self.store.delete_upload(upload.id)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _write(self, upload: Upload, stream: BinaryIO, length: int | None) -> int:
+        """Stream the body to storage while hashing; commit the new offset. Returns it."""
+        offset = upload.offset
+        hasher = self._hasher_at(upload.id, offset)
+        remaining = length
+        with self.store.open_upload_for_append(upload.id, offset) as f:
+            while remaining is None or remaining > 0:
+                chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                f.write(chunk)
+                offset += len(chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+            f.flush()
+        if remaining:
+            # Fewer bytes than Content-Length: drop them; the committed offset is unchanged.
+            self._forget(upload.id)
+            raise RegistryError("SIZE_INVALID", f"body ended {remaining} bytes short of Content-Length")
+        updated = (
+            Upload.update(offset=offset, updated_at=utcnow())
+            .where((Upload.id == upload.id) & (Upload.offset == upload.offset))
+            .execute()
+        )
+        if updated != 1:
+            self._forget(upload.id)
+            raise RegistryError("BLOB_UPLOAD_INVALID", "upload changed concurrently; retry from its offset")
+        with self._guard:
+            self._hashers[upload.id] = (offset, hasher)
+        upload.offset = offset
+        return offset
+
+    def _hasher_at(self, upload_id: str, offset: int):
+        with self._guard:
+            cached = self._hashers.pop(upload_id, None)
+        if cached is not None and cached[0] == offset:
+            return cached[1]
+        hasher = hashlib.new(STREAM_ALGORITHM)
+        for chunk in self.store.read_upload(upload_id, offset):
+            hasher.update(chunk)
+        return hasher
+
+    def _digest(self, upload_id: str, size: int, algorithm: str) -> str:
+        if algorithm == STREAM_ALGORITHM:
+            return self._hasher_at(upload_id, size).hexdigest()
+        hasher = hashlib.new(algorithm)
+        for chunk in self.store.read_upload(upload_id, size):
+            hasher.update(chunk)
+        return hasher.hexdigest()
+
+    def _forget(self, upload_id: str) -> None:
+        with self._guard:
+            self._hashers.pop(upload_id, None)
+
+    def _exclusive(self, upload_id: str) -> "_UploadLock":
+        with self._guard:
+            lock = self._locks.get(upload_id)
+            if lock is None:
+                lock = self._locks[upload_id] = _UploadLock(self, upload_id)
+            lock.users += 1  # counted under the guard, so an idle lock is never dropped in use
+            return lock
+
+
+class _UploadLock:
+    """Serialises requests on one upload inside this process; drops itself when idle."""
+
+    def __init__(self, service: UploadService, upload_id: str) -> None:
+        self._service = service
+        self._id = upload_id
+        self._lock = threading.Lock()
+        self.users = 0
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        with self._service._guard:
+            self.users -= 1
+            if self.users == 0:
+                self._service._locks.pop(self._id, None)
+        return False
+
+
+def range_headers(offset: int) -> dict[str, str]:
+    """The `Range` of bytes an upload holds, as the spec words it: `0-<last byte>`."""
+    return {"Range": f"0-{max(offset - 1, 0)}"}

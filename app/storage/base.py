@@ -1,0 +1,55 @@
+"""The BlobStore interface.
+
+Blobs are content-addressed under a per-registry key prefix, so registries never share bytes
+and deleting a registry is deleting a prefix. Uploads are append-only files addressed by their
+session id; `commit_upload` makes one visible as a blob atomically, or not at all.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import BinaryIO, Iterator
+
+
+class BlobStore(abc.ABC):
+    @abc.abstractmethod
+    def create_upload(self, upload_id: str) -> None:
+        """Start an empty upload."""
+
+    @abc.abstractmethod
+    def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
+        """A writable file positioned at `offset`; anything past it (a torn write) is dropped."""
+
+    @abc.abstractmethod
+    def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
+        """The first `length` bytes of an upload, in chunks."""
+
+    @abc.abstractmethod
+    def delete_upload(self, upload_id: str) -> None:
+        """Remove an upload's bytes; no error when absent."""
+
+    @abc.abstractmethod
+    def commit_upload(self, upload_id: str, key: str, size: int) -> None:
+        """Make the first `size` bytes of an upload the blob at `key`, atomically."""
+
+    @abc.abstractmethod
+    def blob_size(self, key: str) -> int | None:
+        """The size of the blob at `key`, or None when absent."""
+
+    @abc.abstractmethod
+    def open_blob(self, key: str) -> BinaryIO:
+        """A readable file for the blob at `key` (FileNotFoundError when absent)."""
+
+    @abc.abstractmethod
+    def delete_blob(self, key: str) -> None:
+        """Remove a blob; no error when absent."""
+
+
+def blob_key(registry_id: int, digest: str) -> str:
+    """Where a registry's blob lives: `<registry id>/<algorithm>/<2 hex>/<hex>`.
+
+    `digest` must already be validated (app.oci.digests.parse), which is what keeps this key
+    free of path tricks.
+    """
+    algorithm, encoded = digest.split(":", 1)
+    return f"{registry_id}/{algorithm}/{encoded[:2]}/{encoded}"

@@ -1,0 +1,88 @@
+"""The filesystem blob store (the embedded default)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from app.storage.base import BlobStore
+
+CHUNK = 1024 * 1024
+_UPLOAD_ID = re.compile(r"^[0-9a-f-]{36}$")
+_KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$")
+
+
+class FilesystemStore(BlobStore):
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).resolve()
+        self.blobs = self.root / "blobs"
+        self.uploads = self.root / "uploads"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+
+    # Paths are built only from validated ids and keys: nothing outside the root is reachable.
+    def _upload_path(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise ValueError(f"bad upload id {upload_id!r}")
+        return self.uploads / upload_id
+
+    def _blob_path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"bad blob key {key!r}")
+        return self.blobs / key
+
+    def create_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch(exist_ok=False)
+
+    def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
+        f = open(self._upload_path(upload_id), "r+b")
+        f.truncate(offset)
+        f.seek(offset)
+        return f
+
+    def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
+        with open(self._upload_path(upload_id), "rb") as f:
+            remaining = length
+            while remaining > 0:
+                chunk = f.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise IOError(f"upload {upload_id} is shorter than {length} bytes")
+                remaining -= len(chunk)
+                yield chunk
+
+    def delete_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+    def commit_upload(self, upload_id: str, key: str, size: int) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "r+b") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+        # rename is atomic: a reader sees the whole blob or none. Two commits of the same
+        # digest write identical bytes, so the later rename replacing the earlier is harmless.
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+
+    def blob_size(self, key: str) -> int | None:
+        try:
+            return self._blob_path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open_blob(self, key: str) -> BinaryIO:
+        return open(self._blob_path(key), "rb")
+
+    def delete_blob(self, key: str) -> None:
+        self._blob_path(key).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,59 @@
+"""create_app(settings) -> falcon.App: wiring, routes and middleware order live here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import falcon
+
+from app import errors
+from app.api.gate import ManagementGate
+from app.api.registries import RegistriesResource
+from app.config import Settings
+from app.oci.errors import RegistryError
+from app.oci.router import DataPlaneRouter
+from app.services.blobs import BlobService
+from app.services.manifests import ManifestService
+from app.services.uploads import UploadService
+from app.storage import open_store
+from app.storage.base import BlobStore
+
+
+@dataclass
+class Services:
+    store: BlobStore
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+
+
+def build_services(settings: Settings) -> Services:
+    store = open_store(settings.storage_url)
+    return Services(
+        store=store,
+        blobs=BlobService(store),
+        uploads=UploadService(store),
+        manifests=ManifestService(settings.max_manifest_bytes),
+    )
+
+
+class HealthResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
+    services = services or build_services(settings)
+    app = falcon.App(middleware=[ManagementGate()])
+    app.req_options.strip_url_path_trailing_slash = False
+    app.req_options.auto_parse_qs_csv = False
+    app.resp_options.default_media_type = "application/json"
+
+    app.add_error_handler(Exception, errors.handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, errors.handle_http_error)
+    app.add_error_handler(RegistryError, errors.handle_registry_error)
+
+    app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
+    app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain))
+    app.add_route("/healthz", HealthResource())
+    return app

@@ -36,7 +36,7 @@ class TagsResource:
         repository = repositories.get(call.registry, call.target.repository)
         n, last = _page_params(req)
         tags, more = listings.tags(repository, n, last)
-        if more:
+        if more and tags:
             _link(resp, call.target.url("tags/list"), n, tags[-1])
         resp.media = {"name": call.target.name, "tags": tags}
 
@@ -64,6 +64,6 @@ class CatalogResource:
                 raise RegistryError("UNAUTHORIZED", "the catalog is not available anonymously")
             visible = [r for r in Registry.select() if is_allowed(call.subject, roles.BROWSE, r)]
         names, more = listings.repositories(visible, host_registry is None, n, last)
-        if more:
+        if more and names:
             _link(resp, "/v2/_catalog", n, names[-1])
         resp.media = {"repositories": names}

@@ -1,0 +1,651 @@
+"""The OCI Distribution Spec v1.1, endpoint by endpoint, against the real server.
+
+Each test walks one part of spec.md (opencontainers/distribution-spec): the success path, the
+headers the spec requires, and the error codes it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+
+import pytest
+import requests
+
+from tests.support.registry_client import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    RegistryClient,
+    sha256,
+    sha512,
+)
+
+
+@pytest.fixture
+def client(server) -> RegistryClient:
+    return RegistryClient(server.url, server.session())
+
+
+@pytest.fixture
+def anon(server) -> RegistryClient:
+    return RegistryClient(server.url, server.session(token=None))
+
+
+def error_code(r: requests.Response) -> str:
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    return r.json()["errors"][0]["code"]
+
+
+def create_registry(server, name: str | None = None, visibility: str = "private") -> str:
+    name = name or f"r{secrets.token_hex(4)}"
+    r = requests.post(f"{server.url}/api/v1/orgs/default/registries",
+                      json={"name": name, "visibility": visibility},
+                      headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
+    assert r.status_code == 201, r.text
+    return name
+
+
+# -- /v2/ -------------------------------------------------------------------------------------
+
+def test_base_endpoint_requires_credentials_and_accepts_the_token(server, client, anon):
+    r = anon.request("GET", "/v2/")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert error_code(r) == "UNAUTHORIZED"
+    r = client.request("GET", "/v2/")
+    assert r.status_code == 200
+    assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    bad = RegistryClient(server.url, server.session(token="berth_wrong"))
+    r = bad.request("GET", "/v2/")
+    assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED"
+
+
+def test_any_username_works_with_the_token(server):
+    s = requests.Session()
+    s.auth = ("someone-else", server.token)
+    assert s.get(f"{server.url}/v2/", timeout=10).status_code == 200
+
+
+# -- blobs: push -------------------------------------------------------------------------------
+
+def test_monolithic_post_then_put(client, repo_name):
+    data = secrets.token_bytes(5000)
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/")
+    assert r.status_code == 202
+    location = r.headers["Location"]
+    assert location.startswith(f"/v2/{repo_name}/blobs/uploads/")
+    assert r.headers["Docker-Upload-UUID"]
+    r = client.request("PUT", location, params={"digest": sha256(data)}, data=data,
+                       headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == f"/v2/{repo_name}/blobs/{sha256(data)}"
+    assert r.headers["Docker-Content-Digest"] == sha256(data)
+    r = client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}")
+    assert r.status_code == 200 and r.content == data
+
+
+def test_single_post_with_digest(client, repo_name):
+    data = b"single post"
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha256(data)}, data=data,
+                       headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 201
+    assert r.headers["Docker-Content-Digest"] == sha256(data)
+    assert client.request("HEAD", f"/v2/{repo_name}/blobs/{sha256(data)}").status_code == 200
+
+
+def test_chunked_upload_with_status_and_out_of_order_chunk(client, repo_name):
+    data = secrets.token_bytes(300_000)
+    parts = [data[:100_000], data[100_000:250_000], data[250_000:]]
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/")
+    location = r.headers["Location"]
+    r = client.request("PATCH", location, data=parts[0], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "0-99999", "Content-Length": "100000"})
+    assert r.status_code == 202, r.text
+    assert r.headers["Range"] == "0-99999"
+    location = r.headers["Location"]
+
+    r = client.request("GET", location)
+    assert r.status_code == 204
+    assert r.headers["Range"] == "0-99999"
+    assert r.headers["Docker-Upload-UUID"]
+
+    # A chunk that does not start where the upload ends is refused, and changes nothing.
+    r = client.request("PATCH", location, data=parts[2], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "250000-299999"})
+    assert r.status_code == 416
+    assert r.headers["Range"] == "0-99999"
+    assert client.request("GET", location).headers["Range"] == "0-99999"
+
+    r = client.request("PATCH", location, data=parts[1], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "100000-249999"})
+    assert r.status_code == 202 and r.headers["Range"] == "0-249999"
+    # The last chunk may come with the closing PUT.
+    r = client.request("PUT", r.headers["Location"], params={"digest": sha256(data)}, data=parts[2],
+                       headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}").content == data
+
+
+def test_streamed_patch_without_content_range(client, repo_name):
+    data = secrets.token_bytes(70_000)
+    location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
+
+    def gen():  # chunked transfer encoding, as docker streams layers
+        for i in range(0, len(data), 8192):
+            yield data[i:i + 8192]
+
+    r = client.request("PATCH", location, data=gen(), headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 202 and r.headers["Range"] == f"0-{len(data) - 1}"
+    r = client.request("PUT", r.headers["Location"], params={"digest": sha256(data)})
+    assert r.status_code == 201
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}").content == data
+
+
+def test_wrong_digest_is_refused_and_nothing_becomes_visible(client, repo_name):
+    data = b"actual content"
+    claimed = sha256(b"other content")
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": claimed}, data=data)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert client.request("HEAD", f"/v2/{repo_name}/blobs/{claimed}").status_code == 404
+    assert client.request("HEAD", f"/v2/{repo_name}/blobs/{sha256(data)}").status_code == 404
+    location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
+    r = client.request("PUT", location, params={"digest": claimed}, data=data)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert client.request("HEAD", f"/v2/{repo_name}/blobs/{claimed}").status_code == 404
+
+
+def test_put_without_digest_is_refused(client, repo_name):
+    location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
+    r = client.request("PUT", location, data=b"x")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+
+
+def test_cancel_upload(client, repo_name):
+    location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
+    client.request("PATCH", location, data=b"abc")
+    r = client.request("DELETE", location)
+    assert r.status_code == 204
+    r = client.request("GET", location)
+    assert r.status_code == 404 and error_code(r) == "BLOB_UPLOAD_UNKNOWN"
+    r = client.request("PATCH", location, data=b"more")
+    assert r.status_code == 404 and error_code(r) == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_unknown_upload(client, repo_name):
+    client.push_blob(repo_name, b"make repo")
+    for upload_id in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
+        r = client.request("GET", f"/v2/{repo_name}/blobs/uploads/{upload_id}")
+        assert r.status_code == 404 and error_code(r) == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_sha512_blob(client, repo_name):
+    data = b"sha512 content"
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha512(data)}, data=data)
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == sha512(data)
+    r = client.request("GET", f"/v2/{repo_name}/blobs/{sha512(data)}")
+    assert r.status_code == 200 and r.content == data
+
+
+def test_sha512_chunked_upload(client, repo_name):
+    data = secrets.token_bytes(200_000)
+    location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
+    location = client.request("PATCH", location, data=data[:50_000]).headers["Location"]
+    r = client.request("PUT", location, params={"digest": sha512(data)}, data=data[50_000:])
+    assert r.status_code == 201, r.text
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{sha512(data)}").content == data
+
+
+# -- blobs: pull -------------------------------------------------------------------------------
+
+def test_blob_head_and_get_headers(client, repo_name):
+    data = secrets.token_bytes(1234)
+    digest = client.push_blob(repo_name, data)
+    r = client.request("HEAD", f"/v2/{repo_name}/blobs/{digest}")
+    assert r.status_code == 200
+    assert r.headers["Content-Length"] == "1234"
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert r.content == b""
+    r = client.request("GET", f"/v2/{repo_name}/blobs/{digest}")
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert hashlib.sha256(r.content).hexdigest() == digest.split(":")[1]
+
+
+@pytest.mark.parametrize("header,expected", [
+    ("bytes=0-9", slice(0, 10)),
+    ("bytes=100-199", slice(100, 200)),
+    ("bytes=990-", slice(990, 1000)),
+    ("bytes=-5", slice(995, 1000)),
+    ("bytes=900-5000", slice(900, 1000)),
+])
+def test_blob_range_requests(client, repo_name, header, expected):
+    data = secrets.token_bytes(1000)
+    digest = client.push_blob(repo_name, data)
+    r = client.request("GET", f"/v2/{repo_name}/blobs/{digest}", headers={"Range": header})
+    assert r.status_code == 206
+    assert r.content == data[expected]
+    first, last = expected.start, expected.stop - 1
+    assert r.headers["Content-Range"] == f"bytes {first}-{last}/1000"
+    assert r.headers["Docker-Content-Digest"] == digest
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5-2", "bytes=-0", "items=0-1", "bytes=abc"])
+def test_blob_unsatisfiable_range(client, repo_name, header):
+    digest = client.push_blob(repo_name, secrets.token_bytes(1000))
+    r = client.request("GET", f"/v2/{repo_name}/blobs/{digest}", headers={"Range": header})
+    assert r.status_code == 416
+    assert r.headers["Content-Range"] == "bytes */1000"
+    assert error_code(r) == "RANGE_INVALID"
+
+
+def test_blob_unknown(client, repo_name):
+    client.push_blob(repo_name, b"exists")
+    missing = sha256(b"missing")
+    for method in ("GET", "HEAD"):
+        r = client.request(method, f"/v2/{repo_name}/blobs/{missing}")
+        assert r.status_code == 404
+    assert error_code(client.request("GET", f"/v2/{repo_name}/blobs/{missing}")) == "BLOB_UNKNOWN"
+
+
+def test_blob_delete(client, repo_name):
+    digest = client.push_blob(repo_name, b"to delete")
+    r = client.request("DELETE", f"/v2/{repo_name}/blobs/{digest}")
+    assert r.status_code == 202
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{digest}").status_code == 404
+    r = client.request("DELETE", f"/v2/{repo_name}/blobs/{digest}")
+    assert r.status_code == 404 and error_code(r) == "BLOB_UNKNOWN"
+
+
+def test_blob_pushed_to_one_repository_is_not_served_from_another(client, repo_name):
+    digest = client.push_blob(repo_name, b"private to one repository")
+    other = repo_name + "-other"
+    client.push_blob(other, b"something else")
+    assert client.request("GET", f"/v2/{other}/blobs/{digest}").status_code == 404
+
+
+# -- cross-repository mount --------------------------------------------------------------------
+
+def test_mount_from_another_repository(client, repo_name):
+    data = b"mount me"
+    digest = client.push_blob(repo_name, data)
+    target = repo_name + "-target"
+    r = client.request("POST", f"/v2/{target}/blobs/uploads/", params={"mount": digest, "from": repo_name})
+    assert r.status_code == 201
+    assert r.headers["Location"] == f"/v2/{target}/blobs/{digest}"
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert client.request("GET", f"/v2/{target}/blobs/{digest}").content == data
+
+
+def test_mount_of_absent_blob_falls_back_to_an_upload(client, repo_name):
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/",
+                       params={"mount": sha256(b"never pushed"), "from": repo_name + "-src"})
+    assert r.status_code == 202
+    assert "/blobs/uploads/" in r.headers["Location"]
+
+
+def test_mount_without_from(client, repo_name):
+    digest = client.push_blob(repo_name, b"mount without from")
+    target = repo_name + "-nofrom"
+    r = client.request("POST", f"/v2/{target}/blobs/uploads/", params={"mount": digest})
+    assert r.status_code == 201
+    assert client.request("HEAD", f"/v2/{target}/blobs/{digest}").status_code == 200
+
+
+def test_mount_never_crosses_registries(server, client, repo_name):
+    other_registry = create_registry(server)
+    digest = client.push_blob(repo_name, b"stays in its registry")
+    target = f"{other_registry}/app"
+    r = client.request("POST", f"/v2/{target}/blobs/uploads/", params={"mount": digest, "from": repo_name})
+    assert r.status_code == 202  # an upload, not a mount
+    r = client.request("POST", f"/v2/{target}/blobs/uploads/", params={"mount": digest})
+    assert r.status_code == 202
+    assert client.request("HEAD", f"/v2/{target}/blobs/{digest}").status_code == 404
+
+
+# -- manifests ---------------------------------------------------------------------------------
+
+def test_manifest_push_by_tag_and_pull_by_tag_and_digest(client, repo_name):
+    digest, body, _ = client.push_image(repo_name, "v1")
+    for ref in ("v1", digest):
+        r = client.request("GET", f"/v2/{repo_name}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200
+        assert r.content == body
+        assert r.headers["Content-Type"] == OCI_MANIFEST
+        assert r.headers["Docker-Content-Digest"] == digest
+        r = client.request("HEAD", f"/v2/{repo_name}/manifests/{ref}")
+        assert r.status_code == 200
+        assert r.headers["Content-Length"] == str(len(body))
+        assert r.headers["Docker-Content-Digest"] == digest
+        assert r.content == b""
+
+
+def test_manifest_put_response_headers(client, repo_name):
+    _, _, manifest = client.push_image(repo_name, "ignored")
+    body = json.dumps(manifest, indent=1).encode()
+    r = client.push_manifest(repo_name, "v2", body)
+    assert r.status_code == 201
+    assert r.headers["Location"] == f"/v2/{repo_name}/manifests/{sha256(body)}"
+    assert r.headers["Docker-Content-Digest"] == sha256(body)
+
+
+def test_manifest_push_by_digest(client, repo_name):
+    _, _, manifest = client.push_image(repo_name, "base")
+    body = json.dumps({**manifest, "annotations": {"k": "v"}}).encode()
+    r = client.push_manifest(repo_name, sha256(body), body)
+    assert r.status_code == 201
+    assert client.request("GET", f"/v2/{repo_name}/manifests/{sha256(body)}").content == body
+
+
+def test_manifest_push_by_sha512_digest(client, repo_name):
+    _, _, manifest = client.push_image(repo_name, "base")
+    body = json.dumps({**manifest, "annotations": {"algo": "sha512"}}).encode()
+    r = client.push_manifest(repo_name, sha512(body), body)
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == sha512(body)
+    r = client.request("GET", f"/v2/{repo_name}/manifests/{sha512(body)}")
+    assert r.status_code == 200 and r.content == body
+
+
+def test_manifest_digest_mismatch(client, repo_name):
+    _, body, _ = client.push_image(repo_name, "base")
+    r = client.push_manifest(repo_name, sha256(b"something else"), body)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+
+
+def test_manifest_with_missing_blob(client, repo_name):
+    _, _, manifest = client.push_image(repo_name, "base")
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                               "digest": sha256(b"never pushed"), "size": 12})
+    r = client.push_manifest(repo_name, "broken", manifest)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    assert client.request("GET", f"/v2/{repo_name}/manifests/broken").status_code == 404
+
+
+def test_manifest_with_non_distributable_layer_needs_no_blob(client, repo_name):
+    _, _, manifest = client.push_image(repo_name, "base")
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                               "digest": sha256(b"lives elsewhere"), "size": 15,
+                               "urls": ["https://example.com/layer"]})
+    assert client.push_manifest(repo_name, "foreign", manifest).status_code == 201
+
+
+@pytest.mark.parametrize("content_type", [
+    DOCKER_MANIFEST, OCI_INDEX, "application/json", "text/plain", "", "application/vnd.oci.image.manifest.v2+json",
+])
+def test_manifest_content_type_must_match_media_type(client, repo_name, content_type):
+    _, _, manifest = client.push_image(repo_name, "base")
+    r = client.push_manifest(repo_name, "mismatch", manifest, media_type=content_type)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/mismatch").status_code == 404
+
+
+def test_docker_schema2_manifest_and_manifest_list(client, repo_name):
+    config = b'{"architecture":"amd64","os":"linux"}'
+    layer = b"docker layer"
+    manifest = {
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                   "digest": client.push_blob(repo_name, config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "digest": client.push_blob(repo_name, layer), "size": len(layer)}],
+    }
+    body = json.dumps(manifest).encode()
+    r = client.push_manifest(repo_name, "docker", body, DOCKER_MANIFEST)
+    assert r.status_code == 201, r.text
+    r = client.request("GET", f"/v2/{repo_name}/manifests/docker")
+    assert r.headers["Content-Type"] == DOCKER_MANIFEST
+    listing = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": sha256(body), "size": len(body),
+         "platform": {"architecture": "amd64", "os": "linux"}}]}
+    r = client.push_manifest(repo_name, "list", listing, DOCKER_LIST)
+    assert r.status_code == 201, r.text
+    assert client.request("GET", f"/v2/{repo_name}/manifests/list").headers["Content-Type"] == DOCKER_LIST
+
+
+def test_oci_index_requires_its_manifests(client, repo_name):
+    digest, body, _ = client.push_image(repo_name, None)
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body),
+         "platform": {"architecture": "amd64", "os": "linux"}}]}
+    r = client.push_manifest(repo_name, "multi", index, OCI_INDEX)
+    assert r.status_code == 201, r.text
+    index["manifests"].append({"mediaType": OCI_MANIFEST, "digest": sha256(b"nope"), "size": 4})
+    r = client.push_manifest(repo_name, "multi2", index, OCI_INDEX)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+
+
+def test_manifest_size_limit(client, repo_name):
+    _, _, manifest = client.push_image(repo_name, "base")
+    manifest["annotations"] = {"padding": "x" * (4 * 1024 * 1024)}
+    r = client.push_manifest(repo_name, "huge", manifest)
+    assert r.status_code == 413 and error_code(r) == "MANIFEST_INVALID"
+
+
+def test_tag_overwrite_is_allowed(client, repo_name):
+    first, _, _ = client.push_image(repo_name, "latest", layers=[b"one"])
+    second, _, _ = client.push_image(repo_name, "latest", layers=[b"two"])
+    assert first != second
+    r = client.request("HEAD", f"/v2/{repo_name}/manifests/latest")
+    assert r.headers["Docker-Content-Digest"] == second
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/{first}").status_code == 200
+
+
+def test_manifest_unknown(client, repo_name):
+    client.push_image(repo_name, "exists")
+    for ref in ("nope", sha256(b"nope")):
+        r = client.request("GET", f"/v2/{repo_name}/manifests/{ref}")
+        assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+    r = client.request("GET", "/v2/default/never/pushed/manifests/latest")
+    assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
+
+
+def test_delete_tag_keeps_manifest(client, repo_name):
+    digest, _, _ = client.push_image(repo_name, "temp")
+    r = client.request("DELETE", f"/v2/{repo_name}/manifests/temp")
+    assert r.status_code == 202
+    assert client.request("GET", f"/v2/{repo_name}/manifests/temp").status_code == 404
+    assert client.request("GET", f"/v2/{repo_name}/manifests/{digest}").status_code == 200
+
+
+def test_delete_manifest_by_digest_removes_its_tags(client, repo_name):
+    digest, _, _ = client.push_image(repo_name, "a")
+    client.push_manifest(repo_name, "b", client.request("GET", f"/v2/{repo_name}/manifests/a").content)
+    r = client.request("DELETE", f"/v2/{repo_name}/manifests/{digest}")
+    assert r.status_code == 202
+    for ref in ("a", "b", digest):
+        r = client.request("GET", f"/v2/{repo_name}/manifests/{ref}")
+        assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+    assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == []
+    r = client.request("DELETE", f"/v2/{repo_name}/manifests/{digest}")
+    assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+
+
+# -- tags and catalog --------------------------------------------------------------------------
+
+def test_tags_list_sorted_and_paginated(client, repo_name):
+    digest, body, _ = client.push_image(repo_name, "zeta")
+    names = ["zeta", "alpha", "Beta", "1.0", "1.10", "1.2", "_x", "alpha-1"]
+    for name in names[1:]:
+        assert client.push_manifest(repo_name, name, body).status_code == 201
+    expected = sorted(names)  # lexical: byte order
+    r = client.request("GET", f"/v2/{repo_name}/tags/list")
+    assert r.status_code == 200
+    assert r.json() == {"name": repo_name, "tags": expected}
+    assert "Link" not in r.headers
+
+    seen, url = [], f"/v2/{repo_name}/tags/list?n=3"
+    while url:
+        r = client.request("GET", url)
+        page = r.json()["tags"]
+        assert len(page) <= 3
+        seen += page
+        link = r.headers.get("Link")
+        url = link[1:link.index(">")] if link else None
+        if link:
+            assert link.endswith('rel="next"')
+    assert seen == expected
+
+    r = client.request("GET", f"/v2/{repo_name}/tags/list", params={"n": 2, "last": "alpha"})
+    assert r.json()["tags"] == expected[expected.index("alpha") + 1:][:2]
+    r = client.request("GET", f"/v2/{repo_name}/tags/list", params={"n": 0})
+    assert r.json()["tags"] == []
+
+
+def test_tags_list_of_unknown_repository(client):
+    r = client.request("GET", "/v2/default/no/such/repo/tags/list")
+    assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
+
+
+def test_catalog_lists_repositories_with_pagination(fresh_server):
+    server = fresh_server.start()
+    client = RegistryClient(server.url, server.session())
+    repos = ["default/b", "default/a/x", "default/a", "default/c-d"]
+    for repo in repos:
+        client.push_image(repo, "v1")
+    other = create_registry(server, "other")
+    client.push_image(f"{other}/z", "v1")
+    everything = sorted(repos + ["other/z"])
+    r = client.request("GET", "/v2/_catalog")
+    assert r.status_code == 200 and r.json() == {"repositories": everything}
+
+    seen, url = [], "/v2/_catalog?n=2"
+    while url:
+        r = client.request("GET", url)
+        seen += r.json()["repositories"]
+        link = r.headers.get("Link")
+        url = link[1:link.index(">")] if link else None
+    assert seen == everything
+
+    # On a registry's own host the catalog is that registry's, without the prefix.
+    r = client.request("GET", "/v2/_catalog", headers={"Host": f"other.registry.localhost:{server.port}"})
+    assert r.json() == {"repositories": ["z"]}
+    anon = RegistryClient(server.url, server.session(token=None))
+    assert anon.request("GET", "/v2/_catalog").status_code == 401
+
+
+# -- referrers ---------------------------------------------------------------------------------
+
+def test_referrers_api(client, repo_name):
+    subject_digest, subject_body, _ = client.push_image(repo_name, "app")
+    subject = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)}
+    empty = b"{}"
+    empty_digest = client.push_blob(repo_name, empty)
+    referrers = {}
+    for artifact_type, payload in (("application/vnd.example.sbom", b"sbom"), ("application/vnd.example.sig", b"sig")):
+        manifest = {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
+            "layers": [{"mediaType": "application/octet-stream", "digest": client.push_blob(repo_name, payload),
+                        "size": len(payload)}],
+            "subject": subject, "annotations": {"org.example.kind": artifact_type},
+        }
+        body = json.dumps(manifest).encode()
+        r = client.push_manifest(repo_name, sha256(body), body)
+        assert r.status_code == 201, r.text
+        assert r.headers["OCI-Subject"] == subject_digest
+        referrers[artifact_type] = (sha256(body), len(body))
+
+    r = client.request("GET", f"/v2/{repo_name}/referrers/{subject_digest}")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == OCI_INDEX
+    index = r.json()
+    assert index["schemaVersion"] == 2 and index["mediaType"] == OCI_INDEX
+    got = {m["artifactType"]: (m["digest"], m["size"]) for m in index["manifests"]}
+    assert got == referrers
+    assert all(m["mediaType"] == OCI_MANIFEST and m["annotations"]["org.example.kind"] == m["artifactType"]
+               for m in index["manifests"])
+
+    r = client.request("GET", f"/v2/{repo_name}/referrers/{subject_digest}",
+                       params={"artifactType": "application/vnd.example.sig"})
+    assert r.headers["OCI-Filters-Applied"] == "artifactType"
+    assert [m["digest"] for m in r.json()["manifests"]] == [referrers["application/vnd.example.sig"][0]]
+
+    r = client.request("GET", f"/v2/{repo_name}/referrers/{sha256(b'no referrers')}")
+    assert r.status_code == 200 and r.json()["manifests"] == []
+    r = client.request("GET", f"/v2/{repo_name}/referrers/sha256:nothex")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+
+
+def test_referrer_artifact_type_defaults_to_config_media_type(client, repo_name):
+    subject_digest, subject_body, _ = client.push_image(repo_name, "app")
+    config = b'{"signed": true}'
+    manifest = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.example.signature.config", "digest": client.push_blob(repo_name, config),
+                   "size": len(config)},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)},
+    }
+    assert client.push_manifest(repo_name, "sig", manifest).status_code == 201
+    r = client.request("GET", f"/v2/{repo_name}/referrers/{subject_digest}")
+    assert [m["artifactType"] for m in r.json()["manifests"]] == ["application/vnd.example.signature.config"]
+
+
+# -- addressing and isolation ------------------------------------------------------------------
+
+def test_host_form_addresses_the_same_registry(server, client, repo_name):
+    digest, body, _ = client.push_image(repo_name, "v1")
+    inner = repo_name.split("/", 1)[1]
+    host = {"Host": f"default.registry.localhost:{server.port}"}
+    r = client.request("GET", f"/v2/{inner}/manifests/v1", headers=host)
+    assert r.status_code == 200 and r.content == body
+    # Pushing through the host form lands in the same registry.
+    data = b"pushed by host form"
+    r = client.request("POST", f"/v2/{inner}/blobs/uploads/", params={"digest": sha256(data)}, data=data, headers=host)
+    assert r.status_code == 201
+    assert r.headers["Location"] == f"/v2/{inner}/blobs/{sha256(data)}"
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}").content == data
+
+
+def test_registries_are_isolated(server, client):
+    a, b = create_registry(server), create_registry(server)
+    digest, body, manifest = client.push_image(f"{a}/app", "v1")
+    layer = manifest["layers"][0]["digest"]
+    # Same repository name, other registry: nothing is visible.
+    assert client.request("GET", f"/v2/{b}/app/manifests/v1").status_code == 404
+    assert client.request("GET", f"/v2/{b}/app/manifests/{digest}").status_code == 404
+    assert client.request("GET", f"/v2/{b}/app/blobs/{layer}").status_code == 404
+    # Nor can a manifest in b refer to a's blobs.
+    r = client.push_manifest(f"{b}/app", "v1", body)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    host_b = {"Host": f"{b}.registry.localhost"}
+    assert client.request("GET", f"/v2/app/blobs/{layer}", headers=host_b).status_code == 404
+    host_a = {"Host": f"{a}.registry.localhost"}
+    assert client.request("GET", f"/v2/app/blobs/{layer}", headers=host_a).status_code == 200
+
+
+def test_unknown_registry(client):
+    r = client.request("GET", "/v2/nosuchregistry/app/tags/list")
+    assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
+
+
+def test_path_form_needs_registry_and_repository(client):
+    r = client.request("GET", "/v2/default/tags/list")
+    assert r.status_code == 400 and error_code(r) == "NAME_INVALID"
+
+
+# -- access: public and private registries -----------------------------------------------------
+
+def test_public_registry_allows_anonymous_pull_only(server, client, anon):
+    public = create_registry(server, visibility="public")
+    digest, body, manifest = client.push_image(f"{public}/app", "v1")
+    assert anon.request("GET", f"/v2/{public}/app/manifests/v1").content == body
+    assert anon.request("GET", f"/v2/{public}/app/blobs/{manifest['layers'][0]['digest']}").status_code == 200
+    assert anon.request("GET", f"/v2/{public}/app/tags/list").json()["tags"] == ["v1"]
+    r = anon.request("POST", f"/v2/{public}/app/blobs/uploads/")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    r = anon.request("DELETE", f"/v2/{public}/app/manifests/v1")
+    assert r.status_code == 401
+    assert client.request("HEAD", f"/v2/{public}/app/manifests/v1").status_code == 200
+
+
+def test_private_registry_refuses_anonymous(client, anon, repo_name):
+    client.push_image(repo_name, "v1")
+    for method, path in (("GET", f"/v2/{repo_name}/manifests/v1"), ("GET", f"/v2/{repo_name}/tags/list"),
+                         ("POST", f"/v2/{repo_name}/blobs/uploads/")):
+        r = anon.request(method, path)
+        assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED"
+        assert "WWW-Authenticate" in r.headers

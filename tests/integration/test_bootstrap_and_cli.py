@@ -1,0 +1,101 @@
+"""First start: the default org, its private registry and the owner token; the `berth` CLI."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+
+import requests
+
+from tests.support.server import ROOT, Server
+
+
+def berth(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_generated_bootstrap_token(tmp_path):
+    server = Server(tmp_path / "data", token="").start()
+    try:
+        token_file = tmp_path / "data" / "bootstrap-token"
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert token.startswith("berth_") and len(token) >= 40
+        assert token in server.logs()  # printed once, at creation
+        assert requests.get(f"{server.url}/v2/", auth=("anyone", token), timeout=10).status_code == 200
+        assert requests.get(f"{server.url}/v2/", auth=("anyone", token + "x"), timeout=10).status_code == 401
+        r = requests.get(f"{server.url}/api/v1/orgs/default/registries", headers={"Authorization": f"Bearer {token}"},
+                         timeout=10)
+        assert [(x["name"], x["visibility"]) for x in r.json()["registries"]] == [("default", "private")]
+
+        server.stop()
+        server.start()  # a second start keeps the same credential and prints no new one
+        assert server.logs().count(token) == 1
+        assert token_file.read_text().strip() == token
+        assert requests.get(f"{server.url}/v2/", auth=("anyone", token), timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_bootstrap_token_from_environment(tmp_path):
+    server = Server(tmp_path / "data", token="berth_from_the_environment_0123456789").start()
+    try:
+        assert not (tmp_path / "data" / "bootstrap-token").exists()
+        assert "berth_from_the_environment" not in server.logs()
+        assert requests.get(f"{server.url}/v2/", auth=("x", server.token), timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_cli_registry_create_and_list(tmp_path):
+    import os
+
+    data = str(tmp_path / "data")
+    env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": "berth_cli_token_0123456789"}
+    r = berth("registry", "create", "team-a", "--public", "--data-dir", data, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "public registry 'team-a'" in r.stdout
+    r = berth("registry", "create", "team-a", "--data-dir", data, env=env)
+    assert r.returncode == 1 and "taken" in r.stderr
+    r = berth("registry", "create", "Bad_Name", "--data-dir", data, env=env)
+    assert r.returncode == 1 and "DNS label" in r.stderr
+    r = berth("registry", "list", "--data-dir", data, env=env)
+    assert r.stdout.splitlines() == ["default\tprivate\tready", "team-a\tpublic\tready"]
+
+    # The server sees what the CLI created, and the public registry serves anonymous pulls.
+    server = Server(tmp_path / "data", token="berth_cli_token_0123456789").start()
+    try:
+        r = requests.get(f"{server.url}/api/v1/orgs/default/registries",
+                         headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
+        assert [x["name"] for x in r.json()["registries"]] == ["default", "team-a"]
+    finally:
+        server.stop()
+
+
+def test_settings_from_environment(tmp_path):
+    """BERTH_PORT and BERTH_DATA_DIR configure `berth serve` without flags."""
+    import os
+    import time
+
+    from tests.support.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "BERTH_PORT": str(port), "BERTH_DATA_DIR": str(tmp_path / "envdata"),
+           "BERTH_BOOTSTRAP_TOKEN": "berth_env_settings_token_0123"}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/v2/", auth=("a", "berth_env_settings_token_0123"), timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert r.status_code == 200
+        assert (tmp_path / "envdata" / "berth.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)

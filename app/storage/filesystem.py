@@ -10,7 +10,7 @@ from typing import BinaryIO, Iterator
 from app.storage.base import BlobStore
 
 CHUNK = 1024 * 1024
-_UPLOAD_ID = re.compile(r"^[0-9a-f-]{36}$")
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$")
 
 

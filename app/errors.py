@@ -43,9 +43,7 @@ def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> 
         if error.status == 401:
             resp.set_header("WWW-Authenticate", OCI_CHALLENGE)
     resp.data = json.dumps(body).encode()
-    # A request's body may be unread when it fails early; the body is buffered by waitress,
-    # so nothing needs draining here.
-    resp.stream = None
+    resp.stream = None  # waitress has buffered the request body: nothing to drain
 
 
 def handle_registry_error(req, resp, ex: RegistryError, params) -> None:
@@ -62,6 +60,4 @@ def handle_http_error(req, resp, ex: falcon.HTTPError, params) -> None:
 
 def handle_unexpected(req, resp, ex: Exception, params) -> None:
     log.exception("unhandled error on %s %s", req.method, req.path)
-    error = RegistryError("UNSUPPORTED", "internal error; the request changed nothing it could not finish", status=500)
-    error.code = "UNKNOWN"
-    render(req, resp, error)
+    render(req, resp, RegistryError("UNKNOWN", "internal error; see the server log"))

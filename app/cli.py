@@ -94,6 +94,71 @@ def registry_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(org):
+    """The CLI acts as the operator of the deployment: an owner of the organization."""
+    from app.auth.subject import Subject
+
+    return Subject(name="cli", roles={org.id: "owner"})
+
+
+def token_create(args: argparse.Namespace) -> int:
+    from app.oci.errors import RegistryError
+    from app.services import registries, tokens
+
+    settings = _settings(args)
+    _open(settings)
+    try:
+        org = registries.get_org(args.org)
+        token, secret = tokens.create_token(
+            org, _operator(org), args.name, scope=args.scope, role=args.role,
+            registry=args.registry, expires_in=args.expires_in,
+        )
+    except RegistryError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    where = f"registry {args.registry!r}" if args.registry else f"organization {org.name!r}"
+    print(f"token {token.id} ({token.name}): {token.role} on {where}"
+          + (f", expires {token.expires_at.isoformat()}Z" if token.expires_at else ""), file=sys.stderr)
+    print("the secret is shown once; store it now:", file=sys.stderr)
+    print(secret)
+    return 0
+
+
+def token_list(args: argparse.Namespace) -> int:
+    from app.oci.errors import RegistryError
+    from app.services import registries, tokens
+
+    settings = _settings(args)
+    _open(settings)
+    try:
+        org = registries.get_org(args.org)
+    except RegistryError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    for t in tokens.list_tokens(org, _operator(org)):
+        r = tokens.render(t)
+        state = "revoked" if r["revoked_at"] else "active"
+        print(f"{r['id']}\t{r['name']}\t{r['role']}\t{r['registry'] or '*'}\t{state}\t"
+              f"expires={r['expires_at'] or 'never'}\tlast_used={r['last_used_at'] or 'never'}")
+    return 0
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    from app.oci.errors import RegistryError
+    from app.services import registries, tokens
+
+    settings = _settings(args)
+    _open(settings)
+    try:
+        org = registries.get_org(args.org)
+        tokens.revoke_token(org, _operator(org), args.id)
+    except RegistryError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    print(f"revoked token {args.id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Berth, an OCI container registry")
     common = argparse.ArgumentParser(add_help=False)
@@ -114,6 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = reg.add_parser("list", parents=[common], help="list registries")
     p.add_argument("--org", default="default")
     p.set_defaults(func=registry_list)
+
+    tok = sub.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
+    p = tok.add_parser("create", parents=[common], help="issue an access token (printed once)")
+    p.add_argument("name")
+    p.add_argument("--scope", choices=["pull", "push"], help="pull (reader) or push (developer); default pull")
+    p.add_argument("--role", choices=["reader", "developer", "admin", "owner"], help="instead of --scope")
+    p.add_argument("--registry", help="limit the token to one registry (default: the whole organization)")
+    p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d (default: never)")
+    p.add_argument("--org", default="default")
+    p.set_defaults(func=token_create)
+    p = tok.add_parser("list", parents=[common], help="list access tokens")
+    p.add_argument("--org", default="default")
+    p.set_defaults(func=token_list)
+    p = tok.add_parser("revoke", parents=[common], help="revoke an access token")
+    p.add_argument("id", type=int)
+    p.add_argument("--org", default="default")
+    p.set_defaults(func=token_revoke)
     return parser
 
 

@@ -8,7 +8,9 @@ import falcon
 
 from app import errors
 from app.api.gate import ManagementGate
+from app.api.members import MemberResource, MembersResource
 from app.api.registries import RegistriesResource
+from app.api.tokens import TokenResource, TokensResource
 from app.config import Settings
 from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
@@ -55,5 +57,9 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
 
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
     app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain))
+    app.add_route("/api/v1/orgs/{org}/members", MembersResource())
+    app.add_route("/api/v1/orgs/{org}/members/{subject}", MemberResource())
+    app.add_route("/api/v1/orgs/{org}/tokens", TokensResource())
+    app.add_route("/api/v1/orgs/{org}/tokens/{token_id:int}", TokenResource())
     app.add_route("/healthz", HealthResource())
     return app

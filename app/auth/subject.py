@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from app.auth.credentials import find_token, parse_basic
+from app.db.models import AccessToken, utcnow
 from app.oci.errors import RegistryError
 
 
@@ -16,6 +18,7 @@ class Subject:
     # A token scoped to one registry grants nothing elsewhere.
     registry_id: int | None = None
     anonymous: bool = False
+    token_id: int | None = None
 
     def role_in(self, org_id: int, registry_id: int | None = None) -> str | None:
         if self.registry_id is not None and registry_id is not None and registry_id != self.registry_id:
@@ -44,8 +47,20 @@ def from_authorization(header: str | None) -> Subject:
     token = find_token(secret) if secret else None
     if token is None:
         raise RegistryError("UNAUTHORIZED", "invalid credentials")
+    mark_used(token)
     return Subject(
-        name=f"token:{token.name}",
+        name=f"token:{token.id}",
         roles={token.org_id: token.role},
         registry_id=token.registry_id,
+        token_id=token.id,
     )
+
+
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+
+
+def mark_used(token: AccessToken) -> None:
+    """Record `last_used_at`, at most once a minute per token (not a write per request)."""
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        AccessToken.update(last_used_at=now).where(AccessToken.id == token.id).execute()

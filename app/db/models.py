@@ -116,8 +116,23 @@ class Upload(BaseModel):
     updated_at = pw.DateTimeField(default=utcnow)
 
 
+class Member(BaseModel):
+    """A stored membership: a subject (an identity-provider `sub` or user name) holds a role in
+    an organization, on every registry of it."""
+
+    org = pw.ForeignKeyField(Organization, backref="members", on_delete="CASCADE")
+    subject = pw.CharField(max_length=255)
+    role = pw.CharField(max_length=16)
+    created_at = pw.DateTimeField(default=utcnow)
+    created_by = pw.CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = ((("org", "subject"), True),)
+
+
 class AccessToken(BaseModel):
-    """A credential: only the SHA-256 of the secret is stored."""
+    """A credential: only the SHA-256 of the secret is stored. `role` is what it acts with
+    (pull-scoped tokens act as readers, push-scoped as developers), never more than its creator's."""
 
     org = pw.ForeignKeyField(Organization, backref="tokens", on_delete="CASCADE")
     registry = pw.ForeignKeyField(Registry, null=True, backref="tokens", on_delete="CASCADE")
@@ -125,6 +140,7 @@ class AccessToken(BaseModel):
     token_hash = pw.CharField(max_length=64, unique=True)
     role = pw.CharField(max_length=16)  # owner | admin | developer | reader
     created_at = pw.DateTimeField(default=utcnow)
+    created_by = pw.CharField(max_length=255, null=True)
     expires_at = pw.DateTimeField(null=True)
     revoked_at = pw.DateTimeField(null=True)
     last_used_at = pw.DateTimeField(null=True)
@@ -140,5 +156,6 @@ ALL_MODELS = [
     ManifestReference,
     Tag,
     Upload,
+    Member,
     AccessToken,
 ]

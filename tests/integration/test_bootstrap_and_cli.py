@@ -99,3 +99,28 @@ def test_settings_from_environment(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_cli_tokens(tmp_path):
+    import os
+
+    data = str(tmp_path / "data")
+    env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": "berth_cli_owner_token_0123456789"}
+    r = berth("token", "create", "ci", "--scope", "pull", "--registry", "default", "--expires-in", "1d",
+              "--data-dir", data, env=env)
+    assert r.returncode == 0, r.stderr
+    secret = r.stdout.strip()
+    assert secret.startswith("berth_") and "shown once" in r.stderr
+    listing = berth("token", "list", "--data-dir", data, env=env).stdout
+    assert "\tci\treader\tdefault\tactive\t" in listing and secret not in listing
+    token_id = next(line.split("\t")[0] for line in listing.splitlines() if "\tci\t" in line)
+
+    server = Server(tmp_path / "data", token="berth_cli_owner_token_0123456789").start()
+    try:
+        assert requests.get(f"{server.url}/v2/default/x/tags/list", auth=("ci", secret), timeout=10).status_code == 404
+        assert berth("token", "revoke", token_id, "--data-dir", data, env=env).returncode == 0
+        r = requests.get(f"{server.url}/v2/default/x/tags/list", auth=("ci", secret), timeout=10)
+        assert r.status_code == 401
+    finally:
+        server.stop()
+    assert berth("token", "create", "bad", "--registry", "nope", "--data-dir", data, env=env).returncode == 1

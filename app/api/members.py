@@ -1,0 +1,41 @@
+"""`/api/v1/orgs/{org}/members[/{subject}]`: list, grant, change and remove members."""
+
+from __future__ import annotations
+
+import falcon
+
+from app.auth import roles
+from app.db.models import Member
+from app.oci.errors import RegistryError
+from app.services import members
+
+
+def render(member: Member) -> dict:
+    return {"subject": member.subject, "role": member.role,
+            "created_at": member.created_at.isoformat() + "Z", "created_by": member.created_by}
+
+
+class MembersResource:
+    permissions = {"GET": roles.BROWSE}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        resp.media = {"members": [render(m) for m in members.list_members(req.context.org)]}
+
+
+class MemberResource:
+    permissions = {"GET": roles.BROWSE, "PUT": roles.MANAGE_MEMBERS, "DELETE": roles.MANAGE_MEMBERS}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
+        resp.media = render(members.get_member(req.context.org, subject))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
+        body = req.get_media(default_when_empty=None)
+        if not isinstance(body, dict):
+            raise RegistryError("INVALID", 'send a JSON object: {"role": "owner"|"admin"|"developer"|"reader"}')
+        member, created = members.put_member(req.context.org, subject, body.get("role"), req.context.subject)
+        resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
+        resp.media = render(member)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
+        members.remove_member(req.context.org, subject, req.context.subject)
+        resp.status = falcon.HTTP_204

@@ -1,0 +1,41 @@
+"""`/api/v1/orgs/{org}/tokens[/{id}]`: issue (the secret is in this response only), list, revoke."""
+
+from __future__ import annotations
+
+import falcon
+
+from app.auth import roles
+from app.oci.errors import RegistryError
+from app.services import tokens
+
+
+class TokensResource:
+    permissions = {"GET": roles.CREATE_TOKEN, "POST": roles.CREATE_TOKEN}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        items = tokens.list_tokens(req.context.org, req.context.subject)
+        resp.media = {"tokens": [tokens.render(t) for t in items]}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        body = req.get_media(default_when_empty=None)
+        if not isinstance(body, dict):
+            raise RegistryError("INVALID", 'send a JSON object: {"name": ..., "scope": "pull"|"push", '
+                                '"registry": optional, "expires_in": optional, e.g. "30d"}')
+        registry = body.get("registry")
+        if registry is not None and not isinstance(registry, str):
+            raise RegistryError("INVALID", "registry must be a registry name")
+        token, secret = tokens.create_token(
+            req.context.org, req.context.subject, body.get("name"), scope=body.get("scope"),
+            role=body.get("role"), registry=registry, expires_in=body.get("expires_in"),
+        )
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
+        resp.media = {**tokens.render(token), "token": secret}
+
+
+class TokenResource:
+    permissions = {"DELETE": roles.CREATE_TOKEN}
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: int) -> None:
+        tokens.revoke_token(req.context.org, req.context.subject, token_id)
+        resp.status = falcon.HTTP_204

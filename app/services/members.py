@@ -1,0 +1,73 @@
+"""Organization members: who holds which role. The rules about owners live here, once."""
+
+from __future__ import annotations
+
+import re
+
+from app.auth import roles
+from app.auth.subject import Subject
+from app.db.models import Member, Organization
+from app.db.setup import transaction
+from app.oci.errors import RegistryError
+
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}$")
+
+
+def check_subject(subject: str) -> str:
+    if not _SUBJECT.match(subject or ""):
+        raise RegistryError("INVALID", "a member is an identity-provider subject or user name: "
+                            "1-255 of letters, digits and @ . _ : + | -")
+    return subject
+
+
+def check_role(role: object) -> str:
+    if role not in roles.ROLES:
+        raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}")
+    return role  # type: ignore[return-value]
+
+
+def list_members(org: Organization) -> list[Member]:
+    return list(org.members.order_by(Member.subject))
+
+
+def get_member(org: Organization, subject: str) -> Member:
+    member = Member.get_or_none((Member.org == org) & (Member.subject == subject))
+    if member is None:
+        raise RegistryError("NOT_FOUND", f"{subject!r} is not a member of {org.name!r}")
+    return member
+
+
+def _owner_rule(actor: Subject, org: Organization, *roles_touched: str | None) -> None:
+    if "owner" in roles_touched and actor.roles.get(org.id) != "owner":
+        raise RegistryError("DENIED", "only an owner may grant or remove the owner role")
+
+
+def _keep_an_owner(org: Organization, leaving: Member) -> None:
+    if leaving.role == "owner":
+        owners = Member.select().where((Member.org == org) & (Member.role == "owner")).count()
+        if owners <= 1:
+            raise RegistryError("CONFLICT", "the last owner cannot be removed or demoted; make another owner first")
+
+
+def put_member(org: Organization, subject: str, role: object, actor: Subject) -> tuple[Member, bool]:
+    """Grant `role` to `subject` (creating or changing the membership). Returns (member, created)."""
+    check_subject(subject)
+    role = check_role(role)
+    with transaction():
+        existing = Member.get_or_none((Member.org == org) & (Member.subject == subject))
+        _owner_rule(actor, org, role, existing.role if existing else None)
+        if existing is None:
+            return Member.create(org=org, subject=subject, role=role, created_by=actor.name), True
+        if existing.role != role:
+            _keep_an_owner(org, existing)
+            existing.role = role
+            existing.save()
+        return existing, False
+
+
+def remove_member(org: Organization, subject: str, actor: Subject) -> None:
+    with transaction():
+        member = get_member(org, subject)
+        _owner_rule(actor, org, member.role)
+        _keep_an_owner(org, member)
+        member.delete_instance()

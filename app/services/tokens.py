@@ -1,0 +1,117 @@
+"""Access tokens: issue (shown once), list, revoke. A token acts with a role no stronger than
+its creator's, on one registry or the whole organization, until it expires or is revoked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from app.auth import roles
+from app.auth.credentials import generate_token, hash_token
+from app.auth.subject import Subject
+from app.db.models import AccessToken, Organization, Registry, utcnow
+from app.oci.errors import RegistryError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+MAX_LIFETIME = dt.timedelta(days=3650)
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> dt.timedelta | None:
+    """Seconds as an integer, or a string like `90s`, `15m`, `12h`, `30d`; None for no expiry."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and _DURATION.match(value):
+        n, unit = _DURATION.match(value).groups()
+        seconds = int(n) * _UNITS[unit]
+    else:
+        raise RegistryError("INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)")
+    if seconds <= 0 or seconds > MAX_LIFETIME.total_seconds():
+        raise RegistryError("INVALID", "expires_in must be between 1 second and 10 years")
+    return dt.timedelta(seconds=seconds)
+
+
+def token_role(scope: object, role: object) -> str:
+    """The role a new token acts with, from `scope` (pull|push) or an explicit `role`."""
+    if role is not None:
+        if role not in roles.ROLES:
+            raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}")
+        return role  # type: ignore[return-value]
+    scope = scope or "pull"
+    if scope not in roles.SCOPES:
+        raise RegistryError("INVALID", f"scope must be one of {list(roles.SCOPES)}")
+    return roles.SCOPES[scope]  # type: ignore[index]
+
+
+def create_token(
+    org: Organization,
+    creator: Subject,
+    name: object,
+    *,
+    scope: object = None,
+    role: object = None,
+    registry: str | None = None,
+    expires_in: object = None,
+) -> tuple[AccessToken, str]:
+    """Issue a token; returns (row, secret). The secret is never stored and never shown again."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RegistryError("INVALID", "name: 1-100 letters, digits, spaces and . _ -")
+    wanted = token_role(scope, role)
+    creator_role = creator.roles.get(org.id)
+    if not roles.at_most(wanted, creator_role):
+        raise RegistryError("DENIED", f"a token cannot hold {wanted!r}: its creator holds {creator_role!r}")
+    registry_row = None
+    if registry is not None:
+        registry_row = Registry.get_or_none((Registry.name == registry) & (Registry.org == org))
+        if registry_row is None:
+            raise RegistryError("NOT_FOUND", f"registry {registry!r} not found in {org.name!r}")
+    if creator.registry_id is not None and (registry_row is None or registry_row.id != creator.registry_id):
+        raise RegistryError("DENIED", "a registry-scoped credential can only create tokens for that registry")
+    lifetime = parse_duration(expires_in)
+    secret = generate_token()
+    token = AccessToken.create(
+        org=org, registry=registry_row, name=name, token_hash=hash_token(secret), role=wanted,
+        created_by=creator.name, expires_at=utcnow() + lifetime if lifetime else None,
+    )
+    return token, secret
+
+
+def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
+    """Owners and admins see every token of the organization; others see the ones they made."""
+    query = AccessToken.select().where(AccessToken.org == org)
+    if not roles.allows(viewer.roles.get(org.id), roles.MANAGE_MEMBERS):
+        query = query.where(AccessToken.created_by == viewer.name)
+    return list(query.order_by(AccessToken.id))
+
+
+def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToken:
+    token = AccessToken.get_or_none((AccessToken.id == token_id) & (AccessToken.org == org))
+    manager = roles.allows(actor.roles.get(org.id), roles.MANAGE_MEMBERS)
+    if token is None or not (manager or token.created_by == actor.name):
+        raise RegistryError("NOT_FOUND", f"token {token_id} not found")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        token.save()
+    return token
+
+
+def render(token: AccessToken) -> dict:
+    def iso(t):
+        return t.isoformat() + "Z" if t else None
+
+    scope = next((s for s, r in roles.SCOPES.items() if r == token.role), None)
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "scope": scope,
+        "registry": token.registry.name if token.registry_id else None,
+        "created_at": iso(token.created_at),
+        "created_by": token.created_by,
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }

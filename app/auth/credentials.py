@@ -34,10 +34,12 @@ def find_token(secret: str) -> AccessToken | None:
     token = AccessToken.get_or_none(AccessToken.token_hash == digest)
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
-    now = utcnow()
-    if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
-        return None
-    return token
+    return token if is_live(token) else None
+
+
+def is_live(token: AccessToken) -> bool:
+    """Not revoked and not expired."""
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > utcnow())
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:

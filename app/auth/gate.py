@@ -11,7 +11,23 @@ from app.db.models import Registry
 from app.oci.errors import RegistryError
 
 
-def is_allowed(subject: Subject, action: str, registry: Registry) -> bool:
+# Registry-token action names for the gate's actions.
+TOKEN_ACTIONS = {roles.PULL: "pull", roles.PUSH: "push", roles.DELETE: "delete"}
+CATALOG = ("registry", "catalog")
+
+
+def is_allowed(subject: Subject, action: str, registry: Registry, repository: str | None = None) -> bool:
+    """May `subject` do `action` in `registry` (on `repository`, named as the client names it)?"""
+    if subject.grants is not None:
+        if action == roles.BROWSE:
+            # A catalog grant carries the roles it was issued for; judge those.
+            return CATALOG in subject.grants and _by_role(subject, action, registry)
+        granted = subject.grants.get(("repository", repository or ""), frozenset())
+        return TOKEN_ACTIONS.get(action) in granted or "*" in granted
+    return _by_role(subject, action, registry)
+
+
+def _by_role(subject: Subject, action: str, registry: Registry) -> bool:
     if subject.anonymous:
         return registry.is_public and action in roles.ANONYMOUS_ON_PUBLIC
     if action == roles.PULL and registry.is_public:
@@ -20,14 +36,14 @@ def is_allowed(subject: Subject, action: str, registry: Registry) -> bool:
 
 
 def is_allowed_in_org(subject: Subject, action: str, org_id: int) -> bool:
-    if subject.anonymous or subject.registry_id is not None:
+    if subject.anonymous or subject.registry_id is not None or subject.grants is not None:
         return False
     return roles.allows(subject.roles.get(org_id), action)
 
 
-def authorize(subject: Subject, action: str, registry: Registry) -> None:
+def authorize(subject: Subject, action: str, registry: Registry, repository: str | None = None) -> None:
     """Raise UNAUTHORIZED (anonymous) or DENIED (authenticated) unless allowed."""
-    if is_allowed(subject, action, registry):
+    if is_allowed(subject, action, registry, repository):
         return
     if subject.anonymous:
         raise RegistryError("UNAUTHORIZED", f"authentication required to {action}")

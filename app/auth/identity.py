@@ -1,0 +1,95 @@
+"""Who is calling: turn a request's credentials into a Subject, for each plane.
+
+- Data plane (`/v2`): a registry token (`Bearer <JWT>` from our token service), or Basic /
+  Bearer with an access token. No credentials: anonymous.
+- Token endpoint (`/auth/token`): Basic or the OAuth2 password/refresh grants.
+- Management (`/api/v1`): Bearer access token.
+Bad credentials are always UNAUTHORIZED, never a silent fall back to anonymous.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from app.auth.credentials import find_token, is_live, parse_basic
+from app.auth.registry_tokens import RegistryTokens, looks_like_jwt
+from app.auth.subject import ANONYMOUS, Subject, for_access_token
+from app.db.models import AccessToken
+from app.oci.errors import RegistryError
+
+BAD_CREDENTIALS = "invalid credentials: use an access token as the password (berth token create)"
+
+
+def service_of(req: falcon.Request) -> str:
+    """The `service` of the token flow: the host the client addressed (host[:port])."""
+    return req.netloc.lower()
+
+
+def challenge(req: falcon.Request, scope: str | None = None) -> str:
+    value = f'Bearer realm="{req.scheme}://{req.netloc}/auth/token",service="{service_of(req)}"'
+    return value + (f',scope="{scope}"' if scope else "")
+
+
+class Identity:
+    def __init__(self, registry_tokens: RegistryTokens) -> None:
+        self.registry_tokens = registry_tokens
+
+    def from_password(self, password: str) -> Subject:
+        """The subject behind a password (an access token)."""
+        token = find_token(password)
+        if token is None:
+            raise RegistryError("UNAUTHORIZED", BAD_CREDENTIALS)
+        return for_access_token(token)
+
+    def from_basic(self, header: str) -> Subject:
+        parsed = parse_basic(header)
+        if parsed is None:
+            raise RegistryError("UNAUTHORIZED", "malformed Basic credentials")
+        return self.from_password(parsed[1])
+
+    def data_plane(self, req: falcon.Request) -> Subject:
+        header = req.get_header("Authorization")
+        if not header:
+            return ANONYMOUS
+        scheme, _, value = header.partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme == "basic":
+            return self.from_basic(header)
+        if scheme == "bearer" and value:
+            if looks_like_jwt(value):
+                return self._registry_token(value, service_of(req))
+            return self.from_password(value)
+        raise RegistryError("UNAUTHORIZED", "unsupported Authorization scheme: use Basic or Bearer")
+
+    def management(self, req: falcon.Request) -> Subject:
+        header = req.get_header("Authorization")
+        if not header:
+            return ANONYMOUS
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <access token>")
+        return self.from_password(value.strip())
+
+    def _registry_token(self, value: str, service: str) -> Subject:
+        claims = self.registry_tokens.verify(value, service)
+        if claims is None:
+            raise RegistryError("UNAUTHORIZED", "invalid or expired registry token; fetch a new one")
+        token_id = claims.get("tid")
+        if token_id is not None and not _token_live(token_id):
+            raise RegistryError("UNAUTHORIZED", "the credential behind this registry token was revoked or expired")
+        grants: dict[tuple[str, str], frozenset[str]] = {}
+        for entry in claims["access"]:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("actions"), list):
+                key = (str(entry.get("type")), entry["name"])
+                grants[key] = grants.get(key, frozenset()) | frozenset(a for a in entry["actions"] if isinstance(a, str))
+        roles = claims.get("roles") if isinstance(claims.get("roles"), dict) else {}
+        return Subject(
+            name=str(claims["sub"]), token_id=token_id, grants=grants,
+            roles={int(k): v for k, v in roles.items() if str(k).isdigit() and isinstance(v, str)},
+            registry_id=claims.get("rid") if isinstance(claims.get("rid"), int) else None,
+        )
+
+
+def _token_live(token_id: object) -> bool:
+    token = AccessToken.get_or_none(AccessToken.id == token_id) if isinstance(token_id, int) else None
+    return token is not None and is_live(token)

@@ -1,0 +1,110 @@
+"""Registry tokens: the Docker token flow's short-lived JWTs (ES256, `kid`, JWKS-published).
+
+`issue()` takes the scopes a client asked for and grants each one only the actions the caller
+may do (downscoping, never refusing); `verify()` turns a presented token back into a subject
+whose rights are exactly its grants.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from app.auth.keys import KeyRing
+
+ISSUER = "berth-token-service"
+LIFETIME = 300  # seconds; clients fetch a new one when it runs out
+REFRESH_LIFETIME = 30 * 86400
+ACTIONS = ("pull", "push", "delete")
+_SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:([^:]+):([a-z*,]*)$")
+
+
+@dataclass(frozen=True)
+class Scope:
+    type: str  # repository | registry
+    name: str  # a repository name as the client writes it, or "catalog"
+    actions: tuple[str, ...]
+
+    def claim(self, granted: list[str]) -> dict:
+        return {"type": self.type, "name": self.name, "actions": granted}
+
+
+def parse_scopes(values: list[str]) -> list[Scope]:
+    """`repository:<name>:<actions>` and `registry:catalog:*`; space-separated lists allowed.
+    Unparseable scopes are dropped (granted nothing), as downscoping asks."""
+    scopes = []
+    for value in values:
+        for item in value.split():
+            m = _SCOPE.match(item)
+            if m is None:
+                continue
+            actions = tuple(a for a in m.group(3).split(",") if a)
+            scopes.append(Scope(m.group(1), m.group(2), actions))
+    return scopes
+
+
+class RegistryTokens:
+    def __init__(self, keys: KeyRing) -> None:
+        self.keys = keys
+
+    def issue(self, subject_name: str, service: str, access: list[dict], token_id: int | None,
+              roles: dict[str, str] | None = None, registry_id: int | None = None) -> tuple[str, int]:
+        """A registry token. `roles`/`registry_id` ride along only with a catalog grant, so the
+        catalog can be filtered to what the caller may browse."""
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER, "sub": subject_name, "aud": service, "iat": now, "nbf": now - 5,
+            "exp": now + LIFETIME, "jti": secrets.token_urlsafe(12), "access": access,
+        }
+        if token_id is not None:
+            claims["tid"] = token_id
+        if roles:
+            claims["roles"] = roles
+        if registry_id is not None:
+            claims["rid"] = registry_id
+        key = self.keys.active
+        return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid}), LIFETIME
+
+    def issue_refresh(self, subject_name: str, service: str, token_id: int) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "sub": subject_name, "aud": f"{service}#refresh", "iat": now,
+                  "exp": now + REFRESH_LIFETIME, "tid": token_id, "jti": secrets.token_urlsafe(12)}
+        key = self.keys.active
+        return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})
+
+    def _decode(self, token: str, audience: str) -> dict | None:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        if header.get("alg") != "ES256":
+            return None
+        key = self.keys.find(header.get("kid"))
+        if key is None:
+            return None
+        try:
+            return jwt.decode(
+                token, key.public, algorithms=["ES256"], audience=audience, issuer=ISSUER,
+                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"]}, leeway=5,
+            )
+        except jwt.PyJWTError:
+            return None
+
+    def verify(self, token: str, service: str) -> dict | None:
+        """The claims of a valid registry token for this service, or None."""
+        claims = self._decode(token, service)
+        if claims is None or not isinstance(claims.get("access"), list):
+            return None
+        return claims
+
+    def verify_refresh(self, token: str, service: str) -> dict | None:
+        claims = self._decode(token, f"{service}#refresh")
+        return claims if claims and isinstance(claims.get("tid"), int) else None
+
+
+def looks_like_jwt(value: str) -> bool:
+    return value.count(".") == 2 and not value.startswith("berth_")

@@ -28,6 +28,8 @@ class Settings:
     storage_url: str = ""
     # Registries are also addressed as <registry>.<domain>.
     domain: str = "registry.localhost"
+    # Registry-token signing keys (ES256 PEM files; newest signs). Default: <data dir>/token-keys.
+    token_keys_dir: Path | None = None
     # Owner credential created on first start; generated when empty.
     bootstrap_token: str = field(default="", repr=False)
     # waitress tuning: worker threads, largest request body, socket read size,
@@ -56,6 +58,9 @@ class Settings:
         settings.data_dir = Path(settings.data_dir)
         if not settings.database_url:
             settings.database_url = f"sqlite:///{(settings.data_dir / 'berth.db').resolve()}"
+        if not settings.token_keys_dir:
+            settings.token_keys_dir = settings.data_dir / "token-keys"
+        settings.token_keys_dir = Path(settings.token_keys_dir)
         if not settings.storage_url:
             settings.storage_url = f"file://{(settings.data_dir / 'storage').resolve()}"
         return settings
@@ -68,7 +73,7 @@ def _convert(type_name, raw: str, name: str):
             return int(raw)
         if type_name == "bool":
             return _bool(raw)
-        if type_name == "Path":
+        if type_name in ("Path", "Path | None"):
             return Path(raw)
     except ValueError:
         raise SystemExit(f"BERTH_{name.upper()}={raw!r} is not a valid {type_name}") from None

@@ -8,6 +8,7 @@ import logging
 
 import falcon
 
+from app.auth.identity import challenge
 from app.oci.errors import CODES, RegistryError
 
 log = logging.getLogger("berth.errors")
@@ -17,8 +18,8 @@ _FALCON_STATUS_CODES = {
     411: "SIZE_INVALID", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED", 416: "RANGE_INVALID",
     429: "TOOMANYREQUESTS",
 }
-OCI_CHALLENGE = 'Basic realm="Berth Registry"'
 API_CHALLENGE = 'Bearer realm="Berth API"'
+TOKEN_ENDPOINT_CHALLENGE = 'Basic realm="Berth Registry"'
 
 
 def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> None:
@@ -40,8 +41,11 @@ def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> 
         body = error.envelope()
         resp.content_type = "application/json"
         resp.set_header("Docker-Distribution-API-Version", "registry/2.0")
-        if error.status == 401:
-            resp.set_header("WWW-Authenticate", OCI_CHALLENGE)
+        if error.status == 401 and "WWW-Authenticate" not in error.headers:
+            if req.path.startswith("/auth/"):
+                resp.set_header("WWW-Authenticate", TOKEN_ENDPOINT_CHALLENGE)
+            else:
+                resp.set_header("WWW-Authenticate", challenge(req))
     resp.data = json.dumps(body).encode()
     resp.stream = None  # waitress has buffered the request body: nothing to drain
 

@@ -8,6 +8,10 @@ import falcon
 
 from app import errors
 from app.api.gate import ManagementGate
+from app.auth.identity import Identity
+from app.auth.keys import KeyRing
+from app.auth.registry_tokens import RegistryTokens
+from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
 from app.api.members import MemberResource, MembersResource
 from app.api.registries import RegistriesResource
 from app.api.tokens import TokenResource, TokensResource
@@ -27,15 +31,21 @@ class Services:
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
+    identity: Identity
+    token_service: TokenService
 
 
 def build_services(settings: Settings) -> Services:
     store = open_store(settings.storage_url)
+    registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())
+    identity = Identity(registry_tokens)
     return Services(
         store=store,
         blobs=BlobService(store),
         uploads=UploadService(store),
         manifests=ManifestService(settings.max_manifest_bytes),
+        identity=identity,
+        token_service=TokenService(identity, registry_tokens, settings.domain),
     )
 
 
@@ -46,9 +56,10 @@ class HealthResource:
 
 def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
     services = services or build_services(settings)
-    app = falcon.App(middleware=[ManagementGate()])
+    app = falcon.App(middleware=[ManagementGate(services.identity)])
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.auto_parse_qs_csv = False
+    app.req_options.keep_blank_qs_values = False
     app.resp_options.default_media_type = "application/json"
 
     app.add_error_handler(Exception, errors.handle_unexpected)
@@ -61,5 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
     app.add_route("/api/v1/orgs/{org}/members/{subject}", MemberResource())
     app.add_route("/api/v1/orgs/{org}/tokens", TokensResource())
     app.add_route("/api/v1/orgs/{org}/tokens/{token_id:int}", TokenResource())
+    app.add_route("/auth/token", RegistryTokenResource(services.token_service))
+    app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
     app.add_route("/healthz", HealthResource())
     return app

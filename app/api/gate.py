@@ -9,12 +9,15 @@ from __future__ import annotations
 import falcon
 
 from app.auth.gate import authorize_org
-from app.auth.subject import from_authorization
+from app.auth.identity import Identity
 from app.oci.errors import RegistryError
 from app.services.registries import get_org
 
 
 class ManagementGate:
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         if resource is None or not req.path.startswith("/api/"):
             return
@@ -24,7 +27,7 @@ class ManagementGate:
         action = permissions.get(req.method)
         if action is None:
             return  # falcon answers 405 for methods the resource lacks
-        subject = from_authorization(req.get_header("Authorization"))
+        subject = self.identity.management(req)
         if subject.anonymous:
             raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <token>")
         req.context.subject = subject

@@ -72,7 +72,7 @@ class TokenService:
         resp.media = body
 
 
-class TokenResource:
+class RegistryTokenResource:
     def __init__(self, service: TokenService) -> None:
         self.service = service
 

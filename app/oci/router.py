@@ -3,10 +3,13 @@ authorize once, then hand the call to the resource."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import falcon
 
+from app.auth import roles
 from app.auth.gate import authorize
-from app.auth.subject import from_authorization
+from app.auth.identity import challenge
 from app.oci import routes
 from app.oci.blobs import BlobResource
 from app.oci.errors import RegistryError
@@ -30,6 +33,7 @@ class BaseResource:
 class DataPlaneRouter:
     def __init__(self, services, settings) -> None:
         self.domain = settings.domain
+        self.identity = services.identity
         self.resources = {
             "base": BaseResource(),
             "catalog": CatalogResource(settings.domain),
@@ -57,17 +61,34 @@ class DataPlaneRouter:
                 "UNSUPPORTED", f"{method} is not supported here", status=405,
                 headers={"Allow": ", ".join(allowed)},
             )
-        subject = from_authorization(req.get_header("Authorization"))
+        subject = self.identity.data_plane(req)
         if route.kind in ("base", "catalog"):
             # /v2/ needs any valid identity; the catalog filters by what the caller may browse.
-            return responder(req, resp, Call(subject))
+            with _challenging(req, "registry:catalog:*" if route.kind == "catalog" else None):
+                return responder(req, resp, Call(subject))
 
         target = parse_target(route.name, req.host, self.domain)
-        registry = load_registry(target)
-        if registry is None or registry.status != "ready":
-            if subject.anonymous:
-                raise RegistryError("UNAUTHORIZED", "authentication required")
-            raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
         action = resource.actions.get(method) or resource.actions["GET"]  # HEAD reads as GET
-        authorize(subject, action, registry)
+        with _challenging(req, f"repository:{target.name}:{SCOPE_ACTIONS[action]}"):
+            registry = load_registry(target)
+            if registry is None or registry.status != "ready":
+                if subject.anonymous:
+                    raise RegistryError("UNAUTHORIZED", "authentication required")
+                raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
+            authorize(subject, action, registry, target.name)
         responder(req, resp, Call(subject, target, registry, route.arg))
+
+
+# What a client should ask the token service for, per gate action.
+SCOPE_ACTIONS = {roles.PULL: "pull", roles.PUSH: "pull,push", roles.DELETE: "delete"}
+
+
+@contextmanager
+def _challenging(req: falcon.Request, scope: str | None):
+    """Turn a 401 into one that tells the client where to get a token, and for what scope."""
+    try:
+        yield
+    except RegistryError as error:
+        if error.status == 401:
+            error.headers["WWW-Authenticate"] = challenge(req, scope)
+        raise

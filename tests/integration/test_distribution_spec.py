@@ -53,7 +53,8 @@ def create_registry(server, name: str | None = None, visibility: str = "private"
 def test_base_endpoint_requires_credentials_and_accepts_the_token(server, client, anon):
     r = anon.request("GET", "/v2/")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert r.headers["WWW-Authenticate"] == (
+        f'Bearer realm="http://{server.host}/auth/token",service="{server.host}"')
     assert error_code(r) == "UNAUTHORIZED"
     r = client.request("GET", "/v2/")
     assert r.status_code == 200
@@ -636,7 +637,8 @@ def test_public_registry_allows_anonymous_pull_only(server, client, anon):
     assert anon.request("GET", f"/v2/{public}/app/blobs/{manifest['layers'][0]['digest']}").status_code == 200
     assert anon.request("GET", f"/v2/{public}/app/tags/list").json()["tags"] == ["v1"]
     r = anon.request("POST", f"/v2/{public}/app/blobs/uploads/")
-    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].endswith(f'scope="repository:{public}/app:pull,push"')
     r = anon.request("DELETE", f"/v2/{public}/app/manifests/v1")
     assert r.status_code == 401
     assert client.request("HEAD", f"/v2/{public}/app/manifests/v1").status_code == 200

@@ -41,9 +41,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _open(settings)
+    from app.edge.plain_http import PlainHTTPChannel
+
     app = create_app(settings)
-    print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
-    waitress.serve(
+    server = waitress.create_server(
         app,
         host=settings.host,
         port=settings.port,
@@ -55,6 +56,12 @@ def serve(args: argparse.Namespace) -> int:
         ident="",
         clear_untrusted_proxy_headers=True,
     )
+    server.channel_class = PlainHTTPChannel
+    print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

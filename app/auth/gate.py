@@ -47,7 +47,13 @@ def authorize(subject: Subject, action: str, registry: Registry, repository: str
         return
     if subject.anonymous:
         raise RegistryError("UNAUTHORIZED", f"authentication required to {action}")
-    raise RegistryError("DENIED", f"{subject.name} may not {action} in registry {registry.name}")
+    message = f"{subject.name} may not {action} in registry {registry.name}"
+    if subject.grants is not None:
+        # The Docker token spec: a registry token that lacks the scope gets 401 with
+        # error="insufficient_scope", so the client asks the token service again for it (and,
+        # if the caller may not, gets a downscoped token and this DENIED message).
+        raise RegistryError("DENIED", message, status=401, challenge_error="insufficient_scope")
+    raise RegistryError("DENIED", message)
 
 
 def authorize_org(subject: Subject, action: str, org_id: int) -> None:

@@ -45,6 +45,9 @@ class Identity:
         parsed = parse_basic(header)
         if parsed is None:
             raise RegistryError("UNAUTHORIZED", "malformed Basic credentials")
+        if parsed == ("", ""):
+            # containers/image sends `Basic Og==` (":") when it has no credentials: anonymous.
+            return ANONYMOUS
         return self.from_password(parsed[1])
 
     def data_plane(self, req: falcon.Request) -> Subject:
@@ -85,6 +88,7 @@ class Identity:
         roles = claims.get("roles") if isinstance(claims.get("roles"), dict) else {}
         return Subject(
             name=str(claims["sub"]), token_id=token_id, grants=grants,
+            anonymous=claims["sub"] == ANONYMOUS.name,
             roles={int(k): v for k, v in roles.items() if str(k).isdigit() and isinstance(v, str)},
             registry_id=claims.get("rid") if isinstance(claims.get("rid"), int) else None,
         )

@@ -71,7 +71,7 @@ class RegistryTokens:
 
     def issue_refresh(self, subject_name: str, service: str, token_id: int) -> str:
         now = int(time.time())
-        claims = {"iss": ISSUER, "sub": subject_name, "aud": f"{service}#refresh", "iat": now,
+        claims = {"iss": ISSUER, "sub": subject_name, "aud": f"{service}#refresh", "iat": now, "nbf": now - 5,
                   "exp": now + REFRESH_LIFETIME, "tid": token_id, "jti": secrets.token_urlsafe(12)}
         key = self.keys.active
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})

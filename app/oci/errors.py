@@ -45,6 +45,7 @@ class RegistryError(Exception):
         detail: object = None,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        challenge_error: str | None = None,
     ) -> None:
         default_status, default_message = CODES[code]
         self.code = code
@@ -52,6 +53,8 @@ class RegistryError(Exception):
         self.detail = detail
         self.status = status or default_status
         self.headers = headers or {}
+        # For 401s: the `error` of the Bearer challenge (e.g. insufficient_scope).
+        self.challenge_error = challenge_error
         super().__init__(f"{code}: {self.message}")
 
     def envelope(self) -> dict:

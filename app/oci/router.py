@@ -25,9 +25,9 @@ class BaseResource:
     """`GET /v2/`: tells clients this is a registry, and whether their credentials work."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        if call.subject.anonymous:
+        if call.subject.anonymous and call.subject.grants is None:
             raise RegistryError("UNAUTHORIZED", "authentication required")
-        resp.media = {}
+        resp.media = {}  # any valid registry token will do, an anonymous one included
 
 
 class DataPlaneRouter:
@@ -90,5 +90,6 @@ def _challenging(req: falcon.Request, scope: str | None):
         yield
     except RegistryError as error:
         if error.status == 401:
-            error.headers["WWW-Authenticate"] = challenge(req, scope)
+            error.headers["WWW-Authenticate"] = challenge(req, scope) + (
+                f',error="{error.challenge_error}"' if error.challenge_error else "")
         raise

@@ -105,13 +105,15 @@ def gzip_bytes(data: bytes) -> bytes:
 
 
 class OCILayout:
-    """An OCI image layout directory that images and indexes are written into."""
+    """An OCI image layout directory: a new one to write images into, or an existing one to read."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.blobs = self.root / "blobs" / "sha256"
         self.blobs.mkdir(parents=True, exist_ok=True)
-        (self.root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+        # An existing layout (e.g. one a client wrote) is opened as it is.
+        if not (self.root / "oci-layout").exists():
+            (self.root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
         if not (self.root / "index.json").exists():
             self._write_index([])
 
@@ -215,3 +217,18 @@ def tagged(root: Path, tag: str) -> Descriptor:
         raise KeyError(f"{tag!r} is not one entry in {root}/index.json: {manifests}")
     m = matches[0]
     return Descriptor(m["mediaType"], m["digest"], m["size"], m.get("platform"))
+
+
+def layer_files(blob: bytes) -> dict[str, bytes]:
+    """The regular files in a layer (a tar, gzip-compressed or not), by path without `./` or `/`."""
+    if blob[:2] == b"\x1f\x8b":
+        blob = gzip.decompress(blob)
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                name = member.name
+                while name.startswith("./"):
+                    name = name[2:]
+                out[name.lstrip("/")] = tar.extractfile(member).read()
+    return out

@@ -1,0 +1,1 @@
+"""The edge: what sits between the socket and the application."""

@@ -166,6 +166,23 @@ def token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def org_create(args: argparse.Namespace) -> int:
+    from app.oci.errors import RegistryError
+    from app.services import registries, tokens
+
+    settings = _settings(args)
+    _open(settings)
+    try:
+        org = registries.create_org(args.name)
+        token, secret = tokens.create_token(org, _operator(org), "owner", role="owner")
+    except RegistryError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    print(f"created organization {org.name!r} with owner token {token.id} (shown once):", file=sys.stderr)
+    print(secret)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Berth, an OCI container registry")
     common = argparse.ArgumentParser(add_help=False)
@@ -186,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = reg.add_parser("list", parents=[common], help="list registries")
     p.add_argument("--org", default="default")
     p.set_defaults(func=registry_list)
+
+    org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
+    p = org.add_parser("create", parents=[common], help="create an organization and print an owner token")
+    p.add_argument("name")
+    p.set_defaults(func=org_create)
 
     tok = sub.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
     p = tok.add_parser("create", parents=[common], help="issue an access token (printed once)")

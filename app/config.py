@@ -30,6 +30,12 @@ class Settings:
     domain: str = "registry.localhost"
     # Registry-token signing keys (ES256 PEM files; newest signs). Default: <data dir>/token-keys.
     token_keys_dir: Path | None = None
+    # The platform identity provider (all three set, or none: then only access tokens work).
+    oidc_jwks_url: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    # The claim that carries org roles: {"<org>": "owner"|"admin"|"developer"|"reader"}.
+    oidc_roles_claim: str = "orgs"
     # Owner credential created on first start; generated when empty.
     bootstrap_token: str = field(default="", repr=False)
     # waitress tuning: worker threads, largest request body, socket read size,
@@ -56,6 +62,9 @@ class Settings:
             if value is not None:
                 setattr(settings, name, value)
         settings.data_dir = Path(settings.data_dir)
+        oidc = (settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience)
+        if any(oidc) and not all(oidc):
+            raise SystemExit("set all of BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE, or none")
         if not settings.database_url:
             settings.database_url = f"sqlite:///{(settings.data_dir / 'berth.db').resolve()}"
         if not settings.token_keys_dir:

@@ -9,6 +9,7 @@ import falcon
 from app import errors
 from app.api.gate import ManagementGate
 from app.auth.identity import Identity
+from app.auth.idp import IdentityProvider, IdpSettings
 from app.auth.keys import KeyRing
 from app.auth.registry_tokens import RegistryTokens
 from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
@@ -38,7 +39,11 @@ class Services:
 def build_services(settings: Settings) -> Services:
     store = open_store(settings.storage_url)
     registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())
-    identity = Identity(registry_tokens)
+    idp = None
+    if settings.oidc_jwks_url:
+        idp = IdentityProvider(IdpSettings(
+            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
+    identity = Identity(registry_tokens, idp)
     return Services(
         store=store,
         blobs=BlobService(store),

@@ -3,7 +3,9 @@
 - Data plane (`/v2`): a registry token (`Bearer <JWT>` from our token service), or Basic /
   Bearer with an access token. No credentials: anonymous.
 - Token endpoint (`/auth/token`): Basic or the OAuth2 password/refresh grants.
-- Management (`/api/v1`): Bearer access token.
+- Management (`/api/v1`): Bearer access token or identity-provider JWT.
+Wherever a password is taken (Basic, the OAuth2 password grant), an identity-provider JWT
+works as the password too (with any username).
 Bad credentials are always UNAUTHORIZED, never a silent fall back to anonymous.
 """
 
@@ -12,7 +14,10 @@ from __future__ import annotations
 import falcon
 
 from app.auth.credentials import find_token, is_live, parse_basic
-from app.auth.registry_tokens import RegistryTokens, looks_like_jwt
+import jwt
+
+from app.auth.idp import IdentityProvider
+from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.db.models import AccessToken
 from app.oci.errors import RegistryError
@@ -31,11 +36,14 @@ def challenge(req: falcon.Request, scope: str | None = None) -> str:
 
 
 class Identity:
-    def __init__(self, registry_tokens: RegistryTokens) -> None:
+    def __init__(self, registry_tokens: RegistryTokens, idp: IdentityProvider | None = None) -> None:
         self.registry_tokens = registry_tokens
+        self.idp = idp
 
     def from_password(self, password: str) -> Subject:
-        """The subject behind a password (an access token)."""
+        """The subject behind a password: an access token, or an identity-provider JWT."""
+        if self.idp is not None and looks_like_jwt(password):
+            return self.idp.subject(password)
         token = find_token(password)
         if token is None:
             raise RegistryError("UNAUTHORIZED", BAD_CREDENTIALS)
@@ -59,7 +67,7 @@ class Identity:
         if scheme == "basic":
             return self.from_basic(header)
         if scheme == "bearer" and value:
-            if looks_like_jwt(value):
+            if looks_like_jwt(value) and not self._is_idp_token(value):
                 return self._registry_token(value, service_of(req))
             return self.from_password(value)
         raise RegistryError("UNAUTHORIZED", "unsupported Authorization scheme: use Basic or Bearer")
@@ -70,8 +78,17 @@ class Identity:
             return ANONYMOUS
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <access token>")
+            raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <access token or identity token>")
         return self.from_password(value.strip())
+
+    def _is_idp_token(self, value: str) -> bool:
+        """Registry tokens carry our issuer; anything else that looks like a JWT is the IdP's."""
+        if self.idp is None:
+            return False
+        try:
+            return jwt.decode(value, options={"verify_signature": False}).get("iss") != ISSUER
+        except jwt.PyJWTError:
+            return False
 
     def _registry_token(self, value: str, service: str) -> Subject:
         claims = self.registry_tokens.verify(value, service)

@@ -25,6 +25,16 @@ def get_org(name: str) -> Organization:
     return org
 
 
+def create_org(name: str) -> Organization:
+    """A new organization. Its names follow the registry-name rules (a DNS label)."""
+    check_registry(name)
+    try:
+        with transaction():
+            return Organization.create(name=name)
+    except pw.IntegrityError:
+        raise RegistryError("CONFLICT", f"organization name {name!r} is taken") from None
+
+
 def find_registry(name: str) -> Registry | None:
     return Registry.get_or_none(Registry.name == name)
 

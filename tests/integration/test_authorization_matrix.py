@@ -1,0 +1,251 @@
+"""Every route of both planes x every kind of caller x public/private registry, over HTTP
+against the real server: allowed or denied, with the right status.
+
+The expectations come from the product page's permission table, written out here on their
+own (not read from app/auth), so a change to the gate that breaks the table fails this test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+
+from tests.support.idp import IdentityProvider
+from tests.support.registry_client import OCI_MANIFEST, RegistryClient, sha256
+from tests.support.server import ROOT, Server
+
+# The product page: what each role may do, organization-wide.
+PERMISSIONS = {
+    "owner": {"pull", "push", "create_registry", "delete_registry", "browse", "manage_members", "create_token"},
+    "admin": {"pull", "push", "create_registry", "delete_registry", "browse", "manage_members", "create_token"},
+    "developer": {"pull", "push", "create_registry", "delete_registry", "browse", "create_token"},
+    "reader": {"pull", "browse", "create_token"},
+}
+
+
+@dataclass
+class Caller:
+    name: str
+    password: str | None  # Basic password on /v2 and Bearer on /api (None: anonymous)
+    role: str | None = None  # role in org `default`
+    registry: str | None = None  # the one registry a scoped token is limited to
+    valid: bool = True  # a credential that must be refused outright
+
+
+@dataclass
+class Route:
+    name: str
+    plane: str  # data | api | base | catalog
+    action: str
+    ok: int
+    run: object = field(repr=False)
+
+
+class World:
+    """The server, two registries (private `priv`, public `pub`), content, and an owner client."""
+
+    def __init__(self, server: Server, idp: IdentityProvider) -> None:
+        self.server, self.idp = server, idp
+        self.owner = RegistryClient(server.url, server.session())
+        self.counter = itertools.count()
+        self.manifests = {}
+        for registry in ("priv", "pub", "third"):
+            digest, body, manifest = self.owner.push_image(f"{registry}/app", "v1")
+            self.manifests[registry] = (digest, body, manifest)
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}{next(self.counter)}x{secrets.token_hex(2)}"
+
+    def owner_api(self, method: str, path: str, **kw) -> requests.Response:
+        return requests.request(method, f"{self.server.url}/api/v1/orgs/default{path}", timeout=20,
+                                headers={"Authorization": f"Bearer {self.server.token}"}, **kw)
+
+
+def v2(world: World, caller: Caller, method: str, path: str, **kw) -> requests.Response:
+    auth = ("user", caller.password) if caller.password is not None else None
+    return requests.request(method, world.server.url + path, auth=auth, timeout=20, allow_redirects=False, **kw)
+
+
+def api(world: World, caller: Caller, method: str, path: str, **kw) -> requests.Response:
+    headers = {"Authorization": f"Bearer {caller.password}"} if caller.password is not None else {}
+    return requests.request(method, f"{world.server.url}/api/v1/orgs/default{path}", headers=headers, timeout=20, **kw)
+
+
+def data_routes(registry: str) -> list[Route]:
+    repo = f"/v2/{registry}/app"
+
+    def blob_digest(w):
+        return w.manifests[registry][2]["layers"][0]["digest"]
+
+    def delete_tag(w, c):
+        tag = w.unique("del")
+        assert w.owner.push_manifest(f"{registry}/app", tag, w.manifests[registry][1]).status_code == 201
+        return v2(w, c, "DELETE", f"{repo}/manifests/{tag}")
+
+    def delete_blob(w, c):
+        digest = w.owner.push_blob(f"{registry}/app", secrets.token_bytes(12))
+        return v2(w, c, "DELETE", f"{repo}/blobs/{digest}")
+
+    def upload(w):
+        return w.owner.request("POST", f"{repo}/blobs/uploads/").headers["Location"]
+
+    def finish_upload(w, c):
+        data = secrets.token_bytes(10)
+        return v2(w, c, "PUT", upload(w), params={"digest": sha256(data)}, data=data)
+
+    return [
+        Route(f"{registry}: tags list", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/tags/list")),
+        Route(f"{registry}: GET manifest", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/manifests/v1")),
+        Route(f"{registry}: HEAD manifest", "data", "pull", 200, lambda w, c: v2(w, c, "HEAD", f"{repo}/manifests/v1")),
+        Route(f"{registry}: GET blob", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/blobs/{blob_digest(w)}")),
+        Route(f"{registry}: HEAD blob", "data", "pull", 200, lambda w, c: v2(w, c, "HEAD", f"{repo}/blobs/{blob_digest(w)}")),
+        Route(f"{registry}: referrers", "data", "pull", 200,
+              lambda w, c: v2(w, c, "GET", f"{repo}/referrers/{w.manifests[registry][0]}")),
+        Route(f"{registry}: start upload", "data", "push", 202, lambda w, c: v2(w, c, "POST", f"{repo}/blobs/uploads/")),
+        Route(f"{registry}: upload status", "data", "push", 204, lambda w, c: v2(w, c, "GET", upload(w))),
+        Route(f"{registry}: upload chunk", "data", "push", 202, lambda w, c: v2(w, c, "PATCH", upload(w), data=b"chunk")),
+        Route(f"{registry}: finish upload", "data", "push", 201, finish_upload),
+        Route(f"{registry}: cancel upload", "data", "push", 204, lambda w, c: v2(w, c, "DELETE", upload(w))),
+        Route(f"{registry}: PUT manifest", "data", "push", 201,
+              lambda w, c: v2(w, c, "PUT", f"{repo}/manifests/{w.unique('t')}", data=w.manifests[registry][1],
+                              headers={"Content-Type": OCI_MANIFEST})),
+        Route(f"{registry}: DELETE tag", "data", "push", 202, delete_tag),
+        Route(f"{registry}: DELETE blob", "data", "push", 202, delete_blob),
+    ]
+
+
+def member_to_delete(w, c):
+    subject = w.unique("m")
+    assert w.owner_api("PUT", f"/members/{subject}", json={"role": "reader"}).status_code == 201
+    return api(w, c, "DELETE", f"/members/{subject}")
+
+
+API_ROUTES = [
+    Route("api: list registries", "api", "browse", 200, lambda w, c: api(w, c, "GET", "/registries")),
+    Route("api: create registry", "api", "create_registry", 201,
+          lambda w, c: api(w, c, "POST", "/registries", json={"name": w.unique("r")})),
+    Route("api: list members", "api", "browse", 200, lambda w, c: api(w, c, "GET", "/members")),
+    Route("api: put member", "api", "manage_members", 201,
+          lambda w, c: api(w, c, "PUT", f"/members/{w.unique('m')}", json={"role": "reader"})),
+    Route("api: delete member", "api", "manage_members", 204, member_to_delete),
+    Route("api: list tokens", "api", "create_token", 200, lambda w, c: api(w, c, "GET", "/tokens")),
+    Route("api: create pull token", "api", "create_token", 201,
+          lambda w, c: api(w, c, "POST", "/tokens", json={"name": w.unique("tok"), "scope": "pull"})),
+]
+GLOBAL_ROUTES = [
+    Route("v2 base", "base", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/")),
+    Route("catalog", "catalog", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/_catalog")),
+]
+ROUTES = data_routes("priv") + data_routes("pub") + API_ROUTES + GLOBAL_ROUTES
+
+
+def expected(route: Route, caller: Caller) -> int:
+    """The status the permission table gives this caller on this route."""
+    if not caller.valid:
+        return 401
+    anonymous = caller.password is None
+    if route.plane in ("base", "catalog"):
+        return 401 if anonymous else route.ok
+    if route.plane == "api":
+        if anonymous:
+            return 401
+        allowed = caller.registry is None and route.action in PERMISSIONS.get(caller.role, set())
+        return route.ok if allowed else 403
+    registry = route.name.split(":")[0]
+    if registry == "pub" and route.action == "pull":
+        return route.ok
+    if anonymous:
+        return 401
+    in_reach = caller.registry in (None, registry)
+    allowed = in_reach and route.action in PERMISSIONS.get(caller.role, set())
+    return route.ok if allowed else 403
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    idp = IdentityProvider()
+    data = tmp_path_factory.mktemp("matrix") / "data"
+    owner_token = "berth_owner_" + secrets.token_hex(16)
+    server = Server(data, token=owner_token, env=idp.env()).start()
+    for name, visibility in (("priv", "private"), ("pub", "public"), ("third", "private")):
+        r = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": name, "visibility": visibility},
+                          headers={"Authorization": f"Bearer {owner_token}"}, timeout=20)
+        assert r.status_code == 201
+    other_org = subprocess.run([sys.executable, "-m", "app.cli", "org", "create", "otherorg", "--data-dir", str(data)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert other_org.returncode == 0, other_org.stderr
+    w = World(server, idp)
+
+    def token(**body):
+        body.setdefault("name", w.unique("caller"))
+        r = w.owner_api("POST", "/tokens", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    expired = token(scope="push", expires_in=1)
+    revoked = token(scope="push")
+    assert w.owner_api("DELETE", f"/tokens/{revoked['id']}").status_code == 204
+    good_jwt = idp.token("idp-owner", orgs={"default": "owner"})
+    header, payload, signature = good_jwt.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    public_pem = idp.keys["rsa-1"].public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    hs_input = _b64({"alg": "HS256", "kid": "rsa-1", "typ": "JWT"}) + "." + payload
+    hs = base64.urlsafe_b64encode(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    w.callers = [
+        Caller("owner token", token(role="owner")["token"], "owner"),
+        Caller("admin token", token(role="admin")["token"], "admin"),
+        Caller("developer token", token(role="developer")["token"], "developer"),
+        Caller("reader token", token(role="reader")["token"], "reader"),
+        Caller("IdP developer", idp.token("dev-user", orgs={"default": "developer"}), "developer"),
+        Caller("IdP reader by membership", idp.token("member-reader"), "reader"),
+        Caller("anonymous", None),
+        Caller("pull-only token for priv", token(scope="pull", registry="priv")["token"], "reader", registry="priv"),
+        Caller("push token of another registry", token(scope="push", registry="third")["token"], "developer",
+               registry="third"),
+        Caller("owner of another org", other_org.stdout.strip(), None),
+        Caller("IdP user without a role", idp.token("nobody"), None),
+        Caller("expired token", expired["token"], valid=False),
+        Caller("revoked token", revoked["token"], valid=False),
+        Caller("tampered IdP JWT", header + "." + _b64({**claims, "sub": "x"}) + "." + signature, valid=False),
+        Caller("IdP JWT from the wrong issuer", idp.token("a", orgs={"default": "owner"}, iss="https://evil.test"), valid=False),
+        Caller("IdP JWT for the wrong audience", idp.token("a", orgs={"default": "owner"}, aud="other"), valid=False),
+        Caller("alg none JWT", _b64({"alg": "none", "typ": "JWT"}) + "." + payload + ".", valid=False),
+        Caller("HS256 JWT keyed with the public key", hs_input + "." + hs, valid=False),
+    ]
+    assert w.owner_api("PUT", "/members/member-reader", json={"role": "reader"}).status_code == 201
+    import time
+
+    time.sleep(1.2)  # let the expired token expire
+    yield w
+    server.stop()
+    idp.stop()
+
+
+def test_authorization_matrix(world):
+    failures, cases = [], 0
+    for caller in world.callers:
+        for route in ROUTES:
+            want = expected(route, caller)
+            got = route.run(world, caller).status_code
+            cases += 1
+            if got != want:
+                failures.append(f"{caller.name} / {route.name}: expected {want}, got {got}")
+    print(f"\nauthorization matrix: {cases} cases ({len(world.callers)} callers x {len(ROUTES)} routes)")
+    assert not failures, "\n".join(failures)
+    assert cases == len(world.callers) * len(ROUTES) >= 500

@@ -36,6 +36,8 @@ class Settings:
     oidc_audience: str = ""
     # The claim that carries org roles: {"<org>": "owner"|"admin"|"developer"|"reader"}.
     oidc_roles_claim: str = "orgs"
+    # Failed logins allowed per client address before it gets 429 (limits notation).
+    login_failure_limit: str = "10/minute"
     # Owner credential created on first start; generated when empty.
     bootstrap_token: str = field(default="", repr=False)
     # waitress tuning: worker threads, largest request body, socket read size,

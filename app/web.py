@@ -11,6 +11,7 @@ from app.api.gate import ManagementGate
 from app.auth.identity import Identity
 from app.auth.idp import IdentityProvider, IdpSettings
 from app.auth.keys import KeyRing
+from app.auth.throttle import LoginThrottle
 from app.auth.registry_tokens import RegistryTokens
 from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
 from app.api.members import MemberResource, MembersResource
@@ -43,7 +44,7 @@ def build_services(settings: Settings) -> Services:
     if settings.oidc_jwks_url:
         idp = IdentityProvider(IdpSettings(
             settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
-    identity = Identity(registry_tokens, idp)
+    identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit))
     return Services(
         store=store,
         blobs=BlobService(store),

@@ -19,6 +19,7 @@ import jwt
 from app.auth.idp import IdentityProvider
 from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
+from app.auth.throttle import LoginThrottle
 from app.db.models import AccessToken
 from app.oci.errors import RegistryError
 
@@ -36,9 +37,15 @@ def challenge(req: falcon.Request, scope: str | None = None) -> str:
 
 
 class Identity:
-    def __init__(self, registry_tokens: RegistryTokens, idp: IdentityProvider | None = None) -> None:
+    def __init__(self, registry_tokens: RegistryTokens, idp: IdentityProvider | None = None,
+                 throttle: LoginThrottle | None = None) -> None:
         self.registry_tokens = registry_tokens
         self.idp = idp
+        self.throttle = throttle or LoginThrottle()
+
+    def guarded(self, req: falcon.Request):
+        """Count this request's credential failures against its client address."""
+        return self.throttle.attempt(req.remote_addr or "unknown")
 
     def from_password(self, password: str) -> Subject:
         """The subject behind a password: an access token, or an identity-provider JWT."""
@@ -62,6 +69,10 @@ class Identity:
         header = req.get_header("Authorization")
         if not header:
             return ANONYMOUS
+        with self.guarded(req):
+            return self._data_plane(req, header)
+
+    def _data_plane(self, req: falcon.Request, header: str) -> Subject:
         scheme, _, value = header.partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme == "basic":
@@ -76,10 +87,11 @@ class Identity:
         header = req.get_header("Authorization")
         if not header:
             return ANONYMOUS
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <access token or identity token>")
-        return self.from_password(value.strip())
+        with self.guarded(req):
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <access token or identity token>")
+            return self.from_password(value.strip())
 
     def _is_idp_token(self, value: str) -> bool:
         """Registry tokens carry our issuer; anything else that looks like a JWT is the IdP's."""

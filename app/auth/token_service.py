@@ -78,7 +78,10 @@ class RegistryTokenResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         header = req.get_header("Authorization")
-        subject = self.service.identity.from_basic(header) if header else ANONYMOUS
+        subject = ANONYMOUS
+        if header:
+            with self.service.identity.guarded(req):
+                subject = self.service.identity.from_basic(header)
         service = req.get_param("service") or service_of(req)
         scopes = parse_scopes(req.get_param_as_list("scope") or [])
         offline = (req.get_param("offline_token") or "").lower() == "true"
@@ -94,15 +97,16 @@ class RegistryTokenResource:
         service = form.get("service") or service_of(req)
         if not isinstance(service, str):
             raise RegistryError("INVALID", "service must be a single value")
-        if grant_type == "password":
-            password = form.get("password")
-            if not isinstance(password, str) or not password:
-                raise RegistryError("UNAUTHORIZED", "the password grant needs username and password")
-            subject = self.service.identity.from_password(password)
-        elif grant_type == "refresh_token":
-            subject = self._refresh(form.get("refresh_token"), service)
-        else:
-            raise RegistryError("INVALID", "grant_type must be password or refresh_token")
+        with self.service.identity.guarded(req):
+            if grant_type == "password":
+                password = form.get("password")
+                if not isinstance(password, str) or not password:
+                    raise RegistryError("UNAUTHORIZED", "the password grant needs username and password")
+                subject = self.service.identity.from_password(password)
+            elif grant_type == "refresh_token":
+                subject = self._refresh(form.get("refresh_token"), service)
+            else:
+                raise RegistryError("INVALID", "grant_type must be password or refresh_token")
         scope = form.get("scope") or ""
         scopes = parse_scopes(scope if isinstance(scope, list) else [scope])
         self.service.respond(resp, subject, service, scopes, form.get("access_type") == "offline")

@@ -181,7 +181,7 @@ def world(tmp_path_factory):
     idp = IdentityProvider()
     data = tmp_path_factory.mktemp("matrix") / "data"
     owner_token = "berth_owner_" + secrets.token_hex(16)
-    server = Server(data, token=owner_token, env=idp.env()).start()
+    server = Server(data, token=owner_token, env={**idp.env(), "BERTH_LOG_LEVEL": "debug"}).start()
     for name, visibility in (("priv", "private"), ("pub", "public"), ("third", "private")):
         r = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": name, "visibility": visibility},
                           headers={"Authorization": f"Bearer {owner_token}"}, timeout=20)
@@ -249,3 +249,20 @@ def test_authorization_matrix(world):
     print(f"\nauthorization matrix: {cases} cases ({len(world.callers)} callers x {len(ROUTES)} routes)")
     assert not failures, "\n".join(failures)
     assert cases == len(world.callers) * len(ROUTES) >= 500
+
+
+def test_no_credential_reaches_the_log(world):
+    """After every kind of credential has been used (and refused), none appears in the log."""
+    token = requests.get(f"{world.server.url}/auth/token", auth=("u", world.server.token), timeout=20,
+                         params={"service": world.server.host, "scope": "repository:priv/app:pull",
+                                 "offline_token": "true"}).json()
+    requests.get(f"{world.server.url}/v2/priv/app/tags/list", headers={"Authorization": f"Bearer {token['token']}"},
+                 timeout=20)
+    logs = world.server.logs()
+    assert "DEBUG" in logs or "INFO" in logs  # the log was written at all
+    secrets_used = [c.password for c in world.callers if c.password] + [
+        world.server.token, token["token"], token["refresh_token"]]
+    for secret in secrets_used:
+        for piece in (secret, secret[-24:]):
+            assert piece not in logs
+    assert "Authorization" not in logs and "Basic " not in logs

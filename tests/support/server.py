@@ -48,7 +48,9 @@ class Server:
         return s
 
     def start(self) -> "Server":
-        env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": self.token, **self.env}
+        # Tests present many bad credentials on purpose: the login throttle has its own test.
+        env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": self.token, "BERTH_LOGIN_FAILURE_LIMIT": "100000/minute",
+               **self.env}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

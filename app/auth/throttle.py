@@ -1,0 +1,44 @@
+"""Slowing down credential guessing: failed logins are counted per client address, and past
+the limit (`BERTH_LOGIN_FAILURE_LIMIT`, default 10 per minute) that address gets 429 for every
+credential it presents until the window moves on. Only failures count; anonymous requests and
+good credentials never do."""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+
+import limits
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from app.oci.errors import RegistryError
+
+NAMESPACE = "berth-login-failures"
+
+
+class LoginThrottle:
+    def __init__(self, limit: str = "10/minute", storage_uri: str = "memory://") -> None:
+        try:
+            self.item = limits.parse(limit)
+        except ValueError:
+            raise SystemExit(f"BERTH_LOGIN_FAILURE_LIMIT={limit!r} is not a rate such as '10/minute'") from None
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    @contextmanager
+    def attempt(self, client: str):
+        """Wrap one credential check from `client` (an IP address)."""
+        if not self.limiter.test(self.item, NAMESPACE, client):
+            reset = self.limiter.get_window_stats(self.item, NAMESPACE, client).reset_time
+            wait = max(1, math.ceil(reset - time.time()))
+            raise RegistryError(
+                "TOOMANYREQUESTS", f"too many failed logins from {client}; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            yield
+        except RegistryError as error:
+            if error.code == "UNAUTHORIZED":
+                self.limiter.hit(self.item, NAMESPACE, client)
+            raise

@@ -183,6 +183,26 @@ def org_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_command(args: argparse.Namespace) -> int:
+    """`berth keys list|rotate|prune`: the registry-token signing keyring."""
+    from app.auth.keys import KeyRing
+
+    settings = _settings(args)
+    ring = KeyRing(settings.token_keys_dir).load()
+    if args.action == "rotate":
+        key = ring.rotate()
+        print(f"new signing key {key.kid}; older keys keep verifying until pruned "
+              "(prune no sooner than 5 minutes from now, the registry-token lifetime)")
+    elif args.action == "prune":
+        removed = ring.prune()
+        print(f"removed {len(removed)} key(s): {', '.join(removed) or '-'}; signing with {ring.active.kid}")
+    else:
+        active = ring.active
+        for key in ring.keys:
+            print(f"{key.kid}\t{'signing' if key is active else 'verify-only'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Berth, an OCI container registry")
     common = argparse.ArgumentParser(add_help=False)
@@ -208,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = org.add_parser("create", parents=[common], help="create an organization and print an owner token")
     p.add_argument("name")
     p.set_defaults(func=org_create)
+
+    keys = sub.add_parser("keys", help="registry-token signing keys").add_subparsers(dest="action", required=True)
+    for name, text in (("list", "list keys"), ("rotate", "add a new signing key"),
+                       ("prune", "remove all but the newest key")):
+        p = keys.add_parser(name, parents=[common], help=text)
+        p.set_defaults(func=keys_command)
 
     tok = sub.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
     p = tok.add_parser("create", parents=[common], help="issue an access token (printed once)")

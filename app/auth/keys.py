@@ -22,6 +22,7 @@ from jwt.algorithms import ECAlgorithm
 
 
 RESCAN_INTERVAL = 5.0
+ACTIVE_RESCAN_INTERVAL = 30.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class KeyRing:
             self._keys = self._scan()
             if not self._keys:
                 self._keys = [self._write_new()]
+            self._scanned_at = time.monotonic()
         return self
 
     def _write_new(self) -> SigningKey:
@@ -99,7 +101,18 @@ class KeyRing:
 
     @property
     def active(self) -> SigningKey:
+        """The newest key. The ring is re-read now and then, so a key added by `berth keys
+        rotate` (or by another replica's operator) starts signing without a restart."""
+        if time.monotonic() - self._scanned_at > ACTIVE_RESCAN_INTERVAL:
+            with self._lock:
+                self._scanned_at = time.monotonic()
+                self._keys = self._scan() or self._keys
         return self._keys[-1]
+
+    @property
+    def keys(self) -> list[SigningKey]:
+        """Every key in the ring, oldest first (the last one signs)."""
+        return list(self._keys)
 
     def find(self, kid: str | None) -> SigningKey | None:
         key = next((k for k in self._keys if k.kid == kid), None)

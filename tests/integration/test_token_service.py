@@ -206,3 +206,40 @@ def test_jwks_publishes_the_verifying_key(env):
     key = jwt.PyJWK(jwk).key
     claims = jwt.decode(token, key, algorithms=["ES256"], audience=env.host, issuer="berth-token-service")
     assert claims["sub"] == "token:1"
+
+
+def test_signing_key_rotation(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.server import ROOT, Server
+
+    def berth(*args):
+        r = subprocess.run([sys.executable, "-m", "app.cli", *args, "--data-dir", str(tmp_path / "data")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    server = Server(tmp_path / "data", token="berth_rotation_owner_0123456789").start()
+    try:
+        old = fetch(server, ["repository:default/app:pull"], auth=("x", server.token)).json()["token"]
+        old_kid = jwt.get_unverified_header(old)["kid"]
+        assert berth("keys", "list").strip() == f"{old_kid}\tsigning"
+        berth("keys", "rotate")
+        server.stop()
+        server.start()
+        new = fetch(server, ["repository:default/app:pull"], auth=("x", server.token)).json()["token"]
+        new_kid = jwt.get_unverified_header(new)["kid"]
+        assert new_kid != old_kid
+        assert berth("keys", "list").splitlines() == [f"{old_kid}\tverify-only", f"{new_kid}\tsigning"]
+        assert {k["kid"] for k in requests.get(f"{server.url}/auth/jwks.json", timeout=10).json()["keys"]} == {old_kid, new_kid}
+        # Tokens signed with the old key keep working until it is pruned.
+        assert bearer(server, old, "GET", "/v2/").status_code == 200
+        assert bearer(server, new, "GET", "/v2/").status_code == 200
+        berth("keys", "prune")
+        server.stop()
+        server.start()
+        assert bearer(server, old, "GET", "/v2/").status_code == 401
+        assert bearer(server, new, "GET", "/v2/").status_code == 200
+    finally:
+        server.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from app.config import Settings
@@ -38,9 +37,15 @@ def serve(args: argparse.Namespace) -> int:
 
     from app.web import create_app
 
+    from app.telemetry import logs, tracing
+
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     _open(settings)
+    if tracing.setup() is not None:
+        from app.db.models import database
+
+        tracing.trace_database(database.obj)
     from app.edge.plain_http import PlainHTTPChannel
 
     app = create_app(settings)

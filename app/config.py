@@ -46,6 +46,21 @@ class Settings:
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
     inbuf_overflow: int = 1024 * 1024
+    # Edge: requests per client address (limits notation), per-route overrides
+    # ("/auth/token=60/minute;/v2=2000/10 minutes"), never-limited CIDRs, and shared counters.
+    rate_limit: str = "500/10 minutes"
+    rate_limit_routes: str = ""
+    rate_limit_allow: str = ""
+    redis_url: str = ""
+    # CIDRs of the proxies (the gateway) whose forwarding headers are believed.
+    trusted_proxies: str = ""
+    # Refuse plain HTTP (as reported by a trusted proxy).
+    require_https: bool = False
+    # CORS: allowed origins ("*" or a comma list; empty: CORS off) and origins allowed credentials.
+    cors_origins: str = ""
+    cors_credentials: str = ""
+    # Log format: json (default) or text.
+    log_format: str = "json"
     # Largest manifest accepted (the distribution spec suggests 4 MiB).
     max_manifest_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"

@@ -33,12 +33,13 @@ def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> 
             "status": error.status,
             "detail": error.message,
             "code": error.code,
+            "request_id": getattr(req.context, "request_id", None),
         }
         resp.content_type = "application/problem+json"
         if error.status == 401:
             resp.set_header("WWW-Authenticate", API_CHALLENGE)
     else:
-        body = error.envelope()
+        body = {**error.envelope(), "request_id": getattr(req.context, "request_id", None)}
         resp.content_type = "application/json"
         resp.set_header("Docker-Distribution-API-Version", "registry/2.0")
         if error.status == 401 and "WWW-Authenticate" not in error.headers:

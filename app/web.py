@@ -8,6 +8,14 @@ import falcon
 
 from app import errors
 from app.api.gate import ManagementGate
+from app.api.health import HealthResource, ReadyResource
+from app.edge.context import RequestContext
+from app.edge.headers import SecurityHeaders
+from app.edge.proxies import ProxyTrust, parse_networks
+from app.edge.rate_limit import RateLimiter
+from app.telemetry.metrics import Metrics, MetricsResource
+from app.telemetry.requests import RequestLog
+from app.telemetry.tracing import TracedStore, TracingMiddleware
 from app.auth.identity import Identity
 from app.auth.idp import IdentityProvider, IdpSettings
 from app.auth.keys import KeyRing
@@ -38,13 +46,13 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    store = open_store(settings.storage_url)
+    store = TracedStore(open_store(settings.storage_url))
     registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())
     idp = None
     if settings.oidc_jwks_url:
         idp = IdentityProvider(IdpSettings(
             settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
-    identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit))
+    identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters_uri(settings)))
     return Services(
         store=store,
         blobs=BlobService(store),
@@ -55,14 +63,44 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-class HealthResource:
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"status": "ok"}
+CORS_EXPOSED = ["Docker-Content-Digest", "Docker-Upload-UUID", "Docker-Distribution-API-Version", "Link",
+                "Location", "Range", "Content-Range", "OCI-Subject", "OCI-Filters-Applied", "WWW-Authenticate",
+                "X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
 
 
-def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
+def counters_uri(settings: Settings) -> str:
+    """Where rate-limit and login-failure counters live: Redis when configured (shared by
+    replicas), else this process's memory."""
+    return settings.redis_url or "memory://"
+
+
+def _cors(settings: Settings) -> list:
+    if not settings.cors_origins:
+        return []
+    origins = "*" if settings.cors_origins.strip() == "*" else [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    credentials = [o.strip() for o in settings.cors_credentials.split(",") if o.strip()] or None
+    return [falcon.CORSMiddleware(allow_origins=origins, expose_headers=CORS_EXPOSED, allow_credentials=credentials)]
+
+
+def middleware(settings: Settings, services: Services, metrics: Metrics) -> list:
+    """The order matters: context first (request id, client address), then headers, limits,
+    tracing and logging, CORS, and the management gate last."""
+    return [
+        RequestContext(ProxyTrust(parse_networks(settings.trusted_proxies)), settings.require_https),
+        SecurityHeaders(),
+        RateLimiter(settings.rate_limit, settings.rate_limit_routes, parse_networks(settings.rate_limit_allow),
+                    counters_uri(settings)),
+        TracingMiddleware(),
+        RequestLog(metrics),
+        *_cors(settings),
+        ManagementGate(services.identity),
+    ]
+
+
+def create_app(settings: Settings, services: Services | None = None, metrics: Metrics | None = None) -> falcon.App:
     services = services or build_services(settings)
-    app = falcon.App(middleware=[ManagementGate(services.identity)])
+    metrics = metrics or Metrics()
+    app = falcon.App(middleware=middleware(settings, services, metrics))
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.auto_parse_qs_csv = False
     app.req_options.keep_blank_qs_values = False
@@ -81,4 +119,6 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
     app.add_route("/auth/token", RegistryTokenResource(services.token_service))
     app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
     app.add_route("/healthz", HealthResource())
+    app.add_route("/readyz", ReadyResource(services.store))
+    app.add_route("/metrics", MetricsResource(metrics))
     return app

@@ -28,6 +28,7 @@ class ManagementGate:
         if action is None:
             return  # falcon answers 405 for methods the resource lacks
         subject = self.identity.management(req)
+        req.context.subject = subject
         if subject.anonymous:
             raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <token>")
         req.context.subject = subject

@@ -50,7 +50,7 @@ class CatalogResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         n, last = _page_params(req)
-        host_registry = registry_from_host(req.host, self.domain)
+        host_registry = req.context.registry_header or registry_from_host(req.host, self.domain)
         if host_registry is not None:
             registry = Registry.get_or_none(Registry.name == host_registry)
             if registry is None:

@@ -48,26 +48,32 @@ class DataPlaneRouter:
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_) -> None:
         resp.set_header("Docker-Distribution-API-Version", "registry/2.0")
         route = routes.match(req.path)
+        req.context.route = f"oci.{route.kind}" if route else "oci.unknown"
         if route is None:
             raise RegistryError("NOT_FOUND", f"no data-plane endpoint at {req.path[:200]!r}")
         resource = self.resources[route.kind]
         method = req.method.upper()
+        if method == "OPTIONS":  # CORS preflight: no credentials come with it
+            resp.set_header("Allow", ", ".join(_allowed(resource)))
+            resp.status = falcon.HTTP_204
+            return
         responder = getattr(resource, f"on_{method.lower()}", None)
         if responder is None and method == "HEAD":
             responder = getattr(resource, "on_get", None)
         if responder is None:
-            allowed = sorted(m[3:].upper() for m in dir(resource) if m.startswith("on_"))
             raise RegistryError(
                 "UNSUPPORTED", f"{method} is not supported here", status=405,
-                headers={"Allow": ", ".join(allowed)},
+                headers={"Allow": ", ".join(_allowed(resource))},
             )
         subject = self.identity.data_plane(req)
+        req.context.subject = subject
         if route.kind in ("base", "catalog"):
             # /v2/ needs any valid identity; the catalog filters by what the caller may browse.
             with _challenging(req, "registry:catalog:*" if route.kind == "catalog" else None):
                 return responder(req, resp, Call(subject))
 
-        target = parse_target(route.name, req.host, self.domain)
+        target = parse_target(route.name, req.host, self.domain, req.context.registry_header)
+        req.context.registry_name, req.context.repository = target.registry_name, target.repository
         action = resource.actions.get(method) or resource.actions["GET"]  # HEAD reads as GET
         with _challenging(req, f"repository:{target.name}:{SCOPE_ACTIONS[action]}"):
             registry = load_registry(target)
@@ -77,6 +83,13 @@ class DataPlaneRouter:
                 raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
             authorize(subject, action, registry, target.name)
         responder(req, resp, Call(subject, target, registry, route.arg))
+
+
+def _allowed(resource) -> list[str]:
+    methods = {m[3:].upper() for m in dir(resource) if m.startswith("on_")}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods | {"OPTIONS"})
 
 
 # What a client should ask the token service for, per gate action.

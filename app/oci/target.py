@@ -22,11 +22,12 @@ class Target:
         return f"/v2/{self.name}/{suffix}"
 
 
-def parse_target(name: str, host: str, domain: str) -> Target:
-    """Host form (`<registry>.<domain>`) names the registry in the Host header; otherwise the
-    first path segment is the registry (`/v2/<registry>/<repository>`)."""
+def parse_target(name: str, host: str, domain: str, gateway_registry: str | None = None) -> Target:
+    """In order: the registry the gateway names (a header believed only from trusted proxies),
+    the Host header (`<registry>.<domain>`), else the first path segment
+    (`/v2/<registry>/<repository>`)."""
     check_repository(name)
-    registry_name = registry_from_host(host, domain)
+    registry_name = gateway_registry or registry_from_host(host, domain)
     if registry_name is not None:
         return Target(name, registry_name, name, True)
     registry_name, _, repository = name.partition("/")

@@ -44,6 +44,10 @@ class BlobStore(abc.ABC):
     def delete_blob(self, key: str) -> None:
         """Remove a blob; no error when absent."""
 
+    @abc.abstractmethod
+    def healthy(self) -> bool:
+        """Whether the store can be read and written now (for readiness probes)."""
+
 
 def blob_key(registry_id: int, digest: str) -> str:
     """Where a registry's blob lives: `<registry id>/<algorithm>/<2 hex>/<hex>`.

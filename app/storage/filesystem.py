@@ -79,6 +79,9 @@ class FilesystemStore(BlobStore):
     def delete_blob(self, key: str) -> None:
         self._blob_path(key).unlink(missing_ok=True)
 
+    def healthy(self) -> bool:
+        return os.access(self.blobs, os.W_OK) and os.access(self.uploads, os.W_OK)
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)

@@ -48,9 +48,10 @@ class Server:
         return s
 
     def start(self) -> "Server":
-        # Tests present many bad credentials on purpose: the login throttle has its own test.
+        # Tests send many requests and bad credentials from one address on purpose: the rate
+        # limit and the login throttle have tests of their own.
         env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": self.token, "BERTH_LOGIN_FAILURE_LIMIT": "100000/minute",
-               **self.env}
+               "BERTH_RATE_LIMIT": "1000000/minute", **self.env}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

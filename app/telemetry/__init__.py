@@ -1,0 +1,1 @@
+"""Observability: JSON logs, OpenTelemetry traces, Prometheus metrics."""

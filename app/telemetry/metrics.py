@@ -1,0 +1,71 @@
+"""Prometheus metrics at `/metrics` (prometheus-client).
+
+Counters and histograms are updated per request; gauges that describe stored state (upload
+sessions in flight, stored bytes per registry) are read from the database at scrape time, so
+every replica reports the same truth.
+"""
+
+from __future__ import annotations
+
+import falcon
+import peewee as pw
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from app.db.models import Blob, Registry, Upload
+
+# Routes that move blob bytes, and which way.
+PUSH_ROUTES = {"oci.uploads", "oci.upload"}
+PULL_ROUTES = {"oci.blob"}
+
+
+class StoredState:
+    """Gauges computed from the database when scraped."""
+
+    def collect(self):
+        uploads = GaugeMetricFamily("berth_upload_sessions", "Blob upload sessions in flight")
+        stored = GaugeMetricFamily("berth_storage_bytes", "Bytes stored per registry (each blob once)",
+                                   labels=["registry"])
+        try:
+            uploads.add_metric([], Upload.select().count())
+            rows = (Registry.select(Registry.name, pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0).alias("bytes"))
+                    .join(Blob, pw.JOIN.LEFT_OUTER).group_by(Registry.name).tuples())
+            for name, total in rows:
+                stored.add_metric([name], float(total))
+        except pw.PeeweeException:
+            return
+        yield uploads
+        yield stored
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("berth_http_requests", "HTTP requests", ["route", "method", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("berth_http_request_duration_seconds", "HTTP request latency", ["route", "method"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.pushed = Counter("berth_bytes_pushed", "Blob bytes received", ["registry"], registry=self.registry)
+        self.pulled = Counter("berth_bytes_pulled", "Blob bytes served", ["registry"], registry=self.registry)
+        self.registry.register(StoredState())
+
+    def observe(self, route: str, method: str, status: int, duration: float, registry: str | None,
+                bytes_in: int, bytes_out: int) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(duration)
+        if registry and status < 400:
+            if route in PUSH_ROUTES and bytes_in:
+                self.pushed.labels(registry).inc(bytes_in)
+            elif route in PULL_ROUTES and bytes_out and method == "GET":
+                self.pulled.labels(registry).inc(bytes_out)
+
+
+class MetricsResource:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = generate_latest(self.metrics.registry)

@@ -59,7 +59,7 @@ def serve(args: argparse.Namespace) -> int:
         inbuf_overflow=settings.inbuf_overflow,
         channel_timeout=300,
         ident="",
-        clear_untrusted_proxy_headers=True,
+        clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
     )
     server.channel_class = PlainHTTPChannel
     print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)

@@ -59,7 +59,9 @@ class TracingMiddleware:
         req.context.otel_token = otel_context.attach(trace.set_span_in_context(span))
         span_context = span.get_span_context()
         if span_context.is_valid:
+            # Logged even when tracing is off, so log lines join the caller's trace.
             req.context.trace_id = format(span_context.trace_id, "032x")
+        if span.is_recording():
             headers: dict[str, str] = {}
             PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
             for name, value in headers.items():

@@ -13,8 +13,10 @@ import hmac
 import secrets
 
 from app.db.models import AccessToken, utcnow
+from app.db.prepared import Prepared
 
 TOKEN_PREFIX = "berth_"
+_BY_HASH = Prepared(lambda h: AccessToken.select().where(AccessToken.token_hash == h), "s", AccessToken)
 
 
 def generate_token() -> str:
@@ -31,7 +33,7 @@ def find_token(secret: str) -> AccessToken | None:
     if not secret or len(secret) > 4096:
         return None
     digest = hash_token(secret)
-    token = AccessToken.get_or_none(AccessToken.token_hash == digest)
+    token = _BY_HASH.first(digest)
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
     return token if is_live(token) else None

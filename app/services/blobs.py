@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from app.db.models import Blob, Repository, RepositoryBlob, utcnow
+from app.db.prepared import Prepared
 from app.oci.errors import RegistryError
 from app.storage.base import BlobStore, blob_key
+
+
+_LINKED = Prepared(
+    lambda repo, digest: Blob.select().join(RepositoryBlob)
+    .where((RepositoryBlob.repository == repo) & (Blob.digest == digest)),
+    "is", Blob,
+)
 
 
 class BlobService:
@@ -15,12 +23,7 @@ class BlobService:
 
     def find(self, repository: Repository, digest: str) -> Blob | None:
         """The blob if it is linked to this repository."""
-        return (
-            Blob.select()
-            .join(RepositoryBlob)
-            .where((RepositoryBlob.repository == repository) & (Blob.digest == digest))
-            .first()
-        )
+        return _LINKED.first(repository.id, digest)
 
     def get(self, repository: Repository, digest: str) -> Blob:
         blob = self.find(repository, digest)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from app.db.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, utcnow
+from app.db.prepared import Prepared
 from app.db.setup import transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
@@ -114,6 +115,17 @@ def parse_manifest(content_type: str | None, body: bytes) -> ParsedManifest:
     return ParsedManifest(media_type, blobs, children, subject, artifact_type, annotations)
 
 
+_BY_DIGEST = Prepared(
+    lambda repo, digest: Manifest.select().where((Manifest.repository == repo) & (Manifest.digest == digest)),
+    "is", Manifest,
+)
+_BY_TAG = Prepared(
+    lambda repo, tag: Manifest.select().join(Tag, on=(Tag.manifest == Manifest.id))
+    .where((Tag.repository == repo) & (Tag.name == tag)),
+    "is", Manifest,
+)
+
+
 class ManifestService:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -196,16 +208,9 @@ class ManifestService:
 
     def get(self, repository: Repository, reference: str) -> Manifest:
         if digests.is_digest(reference):
-            digest = str(digests.parse(reference))
-            manifest = Manifest.get_or_none((Manifest.repository == repository) & (Manifest.digest == digest))
+            manifest = _BY_DIGEST.first(repository.id, str(digests.parse(reference)))
         else:
-            check_tag(reference)
-            manifest = (
-                Manifest.select()
-                .join(Tag, on=(Tag.manifest == Manifest.id))
-                .where((Tag.repository == repository) & (Tag.name == reference))
-                .first()
-            )
+            manifest = _BY_TAG.first(repository.id, check_tag(reference))
         if manifest is None:
             raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found", detail={"reference": reference})
         return manifest

@@ -9,6 +9,7 @@ import peewee as pw
 
 from app.auth.credentials import generate_token, hash_token
 from app.db.models import AccessToken, Organization, Registry
+from app.db.prepared import Prepared
 from app.db.setup import transaction
 from app.oci.errors import RegistryError
 from app.oci.names import check_registry
@@ -35,8 +36,11 @@ def create_org(name: str) -> Organization:
         raise RegistryError("CONFLICT", f"organization name {name!r} is taken") from None
 
 
+_REGISTRY_BY_NAME = Prepared(lambda n: Registry.select().where(Registry.name == n), "s", Registry)
+
+
 def find_registry(name: str) -> Registry | None:
-    return Registry.get_or_none(Registry.name == name)
+    return _REGISTRY_BY_NAME.first(name)
 
 
 def create_registry(

@@ -5,11 +5,18 @@ from __future__ import annotations
 import peewee as pw
 
 from app.db.models import Registry, Repository
+from app.db.prepared import Prepared
 from app.oci.errors import RegistryError
 
 
+_BY_NAME = Prepared(
+    lambda registry_id, name: Repository.select().where((Repository.registry == registry_id) & (Repository.name == name)),
+    "is", Repository,
+)
+
+
 def find(registry: Registry, name: str) -> Repository | None:
-    return Repository.get_or_none((Repository.registry == registry) & (Repository.name == name))
+    return _BY_NAME.first(registry.id, name)
 
 
 def get(registry: Registry, name: str) -> Repository:

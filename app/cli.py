@@ -48,7 +48,13 @@ def serve(args: argparse.Namespace) -> int:
         tracing.trace_database(database.obj)
     from app.edge.plain_http import PlainHTTPChannel
 
-    app = create_app(settings)
+    from app.edge import spool
+    from app.web import build_services
+
+    services = build_services(settings)
+    if services.store.spool_dir is not None:
+        spool.install(services.store.spool_dir)
+    app = create_app(settings, services)
     server = waitress.create_server(
         app,
         host=settings.host,

@@ -8,6 +8,7 @@ import re
 import falcon
 
 from app.auth import roles
+from app.edge.spool import spooled_file
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.request import Call
@@ -64,7 +65,8 @@ class UploadsResource:
 
         upload = self.uploads.start(repository)
         if digest is not None and mount is None:
-            blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length)
+            blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
+                                       spooled_file(req.bounded_stream, req.content_length))
             return _created(resp, call, blob.digest)
         _in_progress(resp, call, upload.id, 0, falcon.HTTP_202)
 
@@ -103,7 +105,8 @@ class UploadResource:
                     "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}",
                     headers=range_headers(upload.offset),
                 )
-        offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start)
+        offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start,
+                                     spooled_file(req.bounded_stream, req.content_length))
         _in_progress(resp, call, upload.id, offset, falcon.HTTP_202)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
@@ -111,7 +114,8 @@ class UploadResource:
         if not digest:
             raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
         repository, upload = self._session(call)
-        blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length)
+        blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
+                                   spooled_file(req.bounded_stream, req.content_length))
         _created(resp, call, blob.digest)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:

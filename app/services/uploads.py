@@ -45,7 +45,8 @@ class UploadService:
         return upload
 
     def append(
-        self, upload: Upload, stream: BinaryIO, length: int | None, start: int | None = None
+        self, upload: Upload, stream: BinaryIO, length: int | None, start: int | None = None,
+        spooled: str | None = None,
     ) -> int:
         """Append a chunk; `start` (from Content-Range) must be the current offset."""
         with self._exclusive(upload.id):
@@ -56,16 +57,17 @@ class UploadService:
                     f"chunk starts at {start} but the upload has {upload.offset} bytes",
                     headers=range_headers(upload.offset),
                 )
-            return self._write(upload, stream, length)
+            return self._write(upload, stream, length, spooled)
 
     def finish(
-        self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None
+        self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None,
+        spooled: str | None = None,
     ) -> Blob:
         """The closing PUT: append any last bytes, verify the digest, make the blob visible."""
         expected = digests.parse(digest)
         with self._exclusive(upload.id):
             upload = Upload.get_by_id(upload.id)
-            size = self._write(upload, stream, length) if length else upload.offset
+            size = self._write(upload, stream, length, spooled) if length else upload.offset
             actual = self._digest(upload.id, size, expected.algorithm)
             if actual != expected.encoded:
                 self._forget(upload.id)
@@ -97,9 +99,17 @@ class UploadService:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _write(self, upload: Upload, stream: BinaryIO, length: int | None) -> int:
-        """Stream the body to storage while hashing; commit the new offset. Returns it."""
+    def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled: str | None = None) -> int:
+        """Stream the body to storage while hashing; commit the new offset. Returns it.
+
+        `spooled`: a file already holding exactly the body. A first chunk is then taken over
+        whole (linked, not copied) and only read, to hash it."""
         offset = upload.offset
+        if spooled and offset == 0 and length and self.store.adopt_upload(upload.id, spooled):
+            hasher = hashlib.new(STREAM_ALGORITHM)
+            for chunk in self.store.read_upload(upload.id, length):
+                hasher.update(chunk)
+            return self._commit_offset(upload, length, hasher)
         hasher = self._hasher_at(upload.id, offset)
         remaining = length
         with self.store.open_upload_for_append(upload.id, offset) as f:
@@ -117,6 +127,9 @@ class UploadService:
             # Fewer bytes than Content-Length: drop them; the committed offset is unchanged.
             self._forget(upload.id)
             raise RegistryError("SIZE_INVALID", f"body ended {remaining} bytes short of Content-Length")
+        return self._commit_offset(upload, offset, hasher)
+
+    def _commit_offset(self, upload: Upload, offset: int, hasher) -> int:
         updated = (
             Upload.update(offset=offset, updated_at=utcnow())
             .where((Upload.id == upload.id) & (Upload.offset == upload.offset))

@@ -20,6 +20,16 @@ class BlobStore(abc.ABC):
     def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
         """A writable file positioned at `offset`; anything past it (a torn write) is dropped."""
 
+    def adopt_upload(self, upload_id: str, source: str) -> bool:
+        """Take the file at `source` over as the whole content of an empty upload, without
+        copying it; False when this store cannot (the caller then streams the bytes in)."""
+        return False
+
+    @property
+    def spool_dir(self):
+        """A directory on the store's own filesystem for request bodies, or None."""
+        return None
+
     @abc.abstractmethod
     def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
         """The first `length` bytes of an upload, in chunks."""

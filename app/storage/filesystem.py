@@ -42,6 +42,20 @@ class FilesystemStore(BlobStore):
         f.seek(offset)
         return f
 
+    @property
+    def spool_dir(self) -> Path:
+        return self.root / "spool"
+
+    def adopt_upload(self, upload_id: str, source: str) -> bool:
+        target = self._upload_path(upload_id)
+        staging = target.with_name(target.name + ".adopt")
+        try:
+            os.link(source, staging)
+        except OSError:  # another filesystem, or links unsupported: copy instead
+            return False
+        os.replace(staging, target)
+        return True
+
     def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
         with open(self._upload_path(upload_id), "rb") as f:
             remaining = length

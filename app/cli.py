@@ -1,8 +1,10 @@
-"""The `berth` command: `berth serve`, `berth registry create|list`."""
+"""The `berth` command: `serve`, and operator commands on the local database (`org`, `registry`,
+`token`, `keys`)."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from app.config import Settings
@@ -76,40 +78,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def registry_create(args: argparse.Namespace) -> int:
-    from app.oci.errors import RegistryError
-    from app.services import registries
+def _local_command(fn):
+    """A command run against the local database as the deployment's operator: open (and
+    bootstrap) the database, run, and turn a domain error into its message and exit status 1."""
 
-    settings = _settings(args)
-    _open(settings)
-    try:
-        org = registries.get_org(args.org)
-        registry = registries.create_registry(
-            org, args.name, "public" if args.public else "private", created_by="cli"
-        )
-    except RegistryError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
-    print(f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}")
-    print(f"  push to: {settings.host}:{settings.port}/{registry.name}/<repository>:<tag>")
-    print(f"  or:      {registry.name}.{settings.domain}/<repository>:<tag>")
-    return 0
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        from app.oci.errors import RegistryError
 
+        settings = _settings(args)
+        _open(settings)
+        try:
+            return fn(args, settings) or 0
+        except RegistryError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 1
 
-def registry_list(args: argparse.Namespace) -> int:
-    from app.oci.errors import RegistryError
-    from app.services import registries
-
-    settings = _settings(args)
-    _open(settings)
-    try:
-        org = registries.get_org(args.org)
-    except RegistryError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
-    for r in registries.list_registries(org):
-        print(f"{r.name}\t{r.visibility}\t{r.status}")
-    return 0
+    return run
 
 
 def _operator(org):
@@ -119,79 +104,70 @@ def _operator(org):
     return Subject(name="cli", roles={org.id: "owner"})
 
 
-def token_create(args: argparse.Namespace) -> int:
-    from app.oci.errors import RegistryError
+@_local_command
+def registry_create(args: argparse.Namespace, settings: Settings) -> None:
+    from app.services import registries
+
+    org = registries.get_org(args.org)
+    registry = registries.create_registry(org, args.name, "public" if args.public else "private", created_by="cli")
+    print(f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}")
+    print(f"  push to: {settings.host}:{settings.port}/{registry.name}/<repository>:<tag>")
+    print(f"  or:      {registry.name}.{settings.domain}/<repository>:<tag>")
+
+
+@_local_command
+def registry_list(args: argparse.Namespace, settings: Settings) -> None:
+    from app.services import registries
+
+    for r in registries.list_registries(registries.get_org(args.org)):
+        print(f"{r.name}\t{r.visibility}\t{r.status}")
+
+
+@_local_command
+def token_create(args: argparse.Namespace, settings: Settings) -> None:
     from app.services import registries, tokens
 
-    settings = _settings(args)
-    _open(settings)
-    try:
-        org = registries.get_org(args.org)
-        token, secret = tokens.create_token(
-            org, _operator(org), args.name, scope=args.scope, role=args.role,
-            registry=args.registry, expires_in=args.expires_in,
-        )
-    except RegistryError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
+    org = registries.get_org(args.org)
+    token, secret = tokens.create_token(
+        org, _operator(org), args.name, scope=args.scope, role=args.role,
+        registry=args.registry, expires_in=args.expires_in,
+    )
     where = f"registry {args.registry!r}" if args.registry else f"organization {org.name!r}"
     print(f"token {token.id} ({token.name}): {token.role} on {where}"
           + (f", expires {token.expires_at.isoformat()}Z" if token.expires_at else ""), file=sys.stderr)
     print("the secret is shown once; store it now:", file=sys.stderr)
     print(secret)
-    return 0
 
 
-def token_list(args: argparse.Namespace) -> int:
-    from app.oci.errors import RegistryError
+@_local_command
+def token_list(args: argparse.Namespace, settings: Settings) -> None:
     from app.services import registries, tokens
 
-    settings = _settings(args)
-    _open(settings)
-    try:
-        org = registries.get_org(args.org)
-    except RegistryError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
+    org = registries.get_org(args.org)
     for t in tokens.list_tokens(org, _operator(org)):
         r = tokens.render(t)
         state = "revoked" if r["revoked_at"] else "active"
         print(f"{r['id']}\t{r['name']}\t{r['role']}\t{r['registry'] or '*'}\t{state}\t"
               f"expires={r['expires_at'] or 'never'}\tlast_used={r['last_used_at'] or 'never'}")
-    return 0
 
 
-def token_revoke(args: argparse.Namespace) -> int:
-    from app.oci.errors import RegistryError
+@_local_command
+def token_revoke(args: argparse.Namespace, settings: Settings) -> None:
     from app.services import registries, tokens
 
-    settings = _settings(args)
-    _open(settings)
-    try:
-        org = registries.get_org(args.org)
-        tokens.revoke_token(org, _operator(org), args.id)
-    except RegistryError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
+    org = registries.get_org(args.org)
+    tokens.revoke_token(org, _operator(org), args.id)
     print(f"revoked token {args.id}")
-    return 0
 
 
-def org_create(args: argparse.Namespace) -> int:
-    from app.oci.errors import RegistryError
+@_local_command
+def org_create(args: argparse.Namespace, settings: Settings) -> None:
     from app.services import registries, tokens
 
-    settings = _settings(args)
-    _open(settings)
-    try:
-        org = registries.create_org(args.name)
-        token, secret = tokens.create_token(org, _operator(org), "owner", role="owner")
-    except RegistryError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
+    org = registries.create_org(args.name)
+    token, secret = tokens.create_token(org, _operator(org), "owner", role="owner")
     print(f"created organization {org.name!r} with owner token {token.id} (shown once):", file=sys.stderr)
     print(secret)
-    return 0
 
 
 def keys_command(args: argparse.Namespace) -> int:

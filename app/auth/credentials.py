@@ -17,6 +17,7 @@ from app.db.prepared import Prepared
 
 TOKEN_PREFIX = "berth_"
 _BY_HASH = Prepared(lambda h: AccessToken.select().where(AccessToken.token_hash == h), "s", AccessToken)
+_BY_ID = Prepared(lambda i: AccessToken.select().where(AccessToken.id == i), "i", AccessToken)
 
 
 def generate_token() -> str:
@@ -37,6 +38,10 @@ def find_token(secret: str) -> AccessToken | None:
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
     return token if is_live(token) else None
+
+
+def find_token_by_id(token_id: int) -> AccessToken | None:
+    return _BY_ID.first(token_id)
 
 
 def is_live(token: AccessToken) -> bool:

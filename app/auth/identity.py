@@ -12,15 +12,13 @@ Bad credentials are always UNAUTHORIZED, never a silent fall back to anonymous.
 from __future__ import annotations
 
 import falcon
-
-from app.auth.credentials import find_token, is_live, parse_basic
 import jwt
 
+from app.auth.credentials import find_token, find_token_by_id, is_live, parse_basic
 from app.auth.idp import IdentityProvider
 from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.auth.throttle import LoginThrottle
-from app.db.models import AccessToken
 from app.oci.errors import RegistryError
 
 BAD_CREDENTIALS = "invalid credentials: use an access token as the password (berth token create)"
@@ -45,7 +43,7 @@ class Identity:
 
     def guarded(self, req: falcon.Request):
         """Count this request's credential failures against its client address."""
-        return self.throttle.attempt(req.remote_addr or "unknown")
+        return self.throttle.attempt(getattr(req.context, "client_ip", None) or req.remote_addr or "unknown")
 
     def from_password(self, password: str) -> Subject:
         """The subject behind a password: an access token, or an identity-provider JWT."""
@@ -124,5 +122,5 @@ class Identity:
 
 
 def _token_live(token_id: object) -> bool:
-    token = AccessToken.get_or_none(AccessToken.id == token_id) if isinstance(token_id, int) else None
+    token = find_token_by_id(token_id) if isinstance(token_id, int) else None
     return token is not None and is_live(token)

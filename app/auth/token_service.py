@@ -12,12 +12,12 @@ import datetime as dt
 import falcon
 
 from app.auth import roles
-from app.auth.credentials import is_live
+from app.auth.credentials import find_token_by_id, is_live
 from app.auth.gate import is_allowed
 from app.auth.identity import Identity, service_of
 from app.auth.registry_tokens import ACTIONS, RegistryTokens, Scope, parse_scopes
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
-from app.db.models import AccessToken, Registry
+from app.db.models import Registry
 from app.oci.errors import RegistryError
 from app.oci.target import load_registry, parse_target
 
@@ -113,7 +113,7 @@ class RegistryTokenResource:
 
     def _refresh(self, value: object, service: str) -> Subject:
         claims = self.service.tokens.verify_refresh(value, service) if isinstance(value, str) else None
-        token = AccessToken.get_or_none(AccessToken.id == claims["tid"]) if claims else None
+        token = find_token_by_id(claims["tid"]) if claims else None
         if token is None or not is_live(token):
             raise RegistryError("UNAUTHORIZED", "invalid or expired refresh token; log in again")
         return for_access_token(token)

@@ -38,9 +38,12 @@ class Prepared:
                 self._compiled[id(db)] = compiled
         return compiled
 
-    def rows(self, *args) -> list[tuple]:
+    def cursor(self, *args):
         sql, order = self._sql()
-        return database.obj.execute_sql(sql, [args[i] for i in order]).fetchall()
+        return database.obj.execute_sql(sql, [args[i] for i in order])
+
+    def rows(self, *args) -> list[tuple]:
+        return self.cursor(*args).fetchall()
 
     def first(self, *args):
         """The first row as a model instance (when built with `model`), or None."""

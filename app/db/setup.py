@@ -15,7 +15,8 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "foreign_keys": 1,
     "busy_timeout": 30_000,
-    "cache_size": -16_000,
+    # Per connection, and waitress keeps one per worker thread: 4 MiB each bounds the total.
+    "cache_size": -4_000,
 }
 
 

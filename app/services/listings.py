@@ -7,14 +7,20 @@ the previous page), as the distribution spec requires.
 from __future__ import annotations
 
 from app.db.models import Registry, Repository, Tag
+from app.db.prepared import Prepared
+
+
+_TAGS_AFTER = Prepared(
+    lambda repo, last: Tag.select(Tag.name).where((Tag.repository == repo) & (Tag.name > last)).order_by(Tag.name),
+    "is",
+)
 
 
 def tags(repository: Repository, n: int | None, last: str | None) -> tuple[list[str], bool]:
     """(page, more): up to `n` tag names after `last`, and whether more follow."""
-    query = Tag.select(Tag.name).where(Tag.repository == repository)
-    if last:
-        query = query.where(Tag.name > last)
-    return _page([t.name for t in _limit(query.order_by(Tag.name), n)], n)
+    cursor = _TAGS_AFTER.cursor(repository.id, last or "")
+    rows = cursor.fetchall() if n is None else cursor.fetchmany(n + 1)
+    return _page([row[0] for row in rows], n)
 
 
 def repositories(registries: list[Registry], prefixed: bool, n: int | None, last: str | None) -> tuple[list[str], bool]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from waitress.buffers import TempfileBasedBuffer
@@ -19,12 +20,21 @@ from waitress.buffers import TempfileBasedBuffer
 _spool_dir: Path | None = None
 
 
+STALE_AFTER = 24 * 3600  # seconds; another process sharing the directory may still be writing newer ones
+
+
 def install(spool_dir: Path) -> None:
-    """Make waitress spool bodies into `spool_dir` (emptied first: leftovers are dead bodies)."""
+    """Make waitress spool bodies into `spool_dir`, after removing day-old leftovers (bodies of
+    processes that were killed: a live process unlinks its own)."""
     global _spool_dir
     spool_dir.mkdir(parents=True, exist_ok=True)
+    now = time.time()
     for stale in spool_dir.glob("body-*"):
-        stale.unlink(missing_ok=True)
+        try:
+            if now - stale.stat().st_mtime > STALE_AFTER:
+                stale.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
     _spool_dir = spool_dir.resolve()
 
     def newfile(self):

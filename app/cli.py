@@ -53,23 +53,18 @@ def _cap_malloc_arenas(arenas: int = 2) -> None:
 def serve(args: argparse.Namespace) -> int:
     import waitress
 
-    from app.web import create_app
-
+    from app.db.models import database
+    from app.edge import spool
+    from app.edge.plain_http import PlainHTTPChannel
     from app.telemetry import logs, tracing
+    from app.web import build_services, create_app
 
     _cap_malloc_arenas()
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)
     _open(settings)
     if tracing.setup() is not None:
-        from app.db.models import database
-
         tracing.trace_database(database.obj)
-    from app.edge.plain_http import PlainHTTPChannel
-
-    from app.edge import spool
-    from app.web import build_services
-
     services = build_services(settings)
     if services.store.spool_dir is not None:
         spool.install(services.store.spool_dir)

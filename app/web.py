@@ -9,23 +9,20 @@ import falcon
 from app import errors
 from app.api.gate import ManagementGate
 from app.api.health import HealthResource, ReadyResource
+from app.api.members import MemberResource, MembersResource
+from app.api.registries import RegistriesResource
+from app.api.tokens import TokenResource, TokensResource
+from app.auth.identity import Identity
+from app.auth.idp import IdentityProvider, IdpSettings
+from app.auth.keys import KeyRing
+from app.auth.registry_tokens import RegistryTokens
+from app.auth.throttle import LoginThrottle
+from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
+from app.config import Settings
 from app.edge.context import RequestContext
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
-from app.telemetry.metrics import Metrics, MetricsResource
-from app.telemetry.requests import RequestLog
-from app.telemetry.tracing import TracedStore, TracingMiddleware
-from app.auth.identity import Identity
-from app.auth.idp import IdentityProvider, IdpSettings
-from app.auth.keys import KeyRing
-from app.auth.throttle import LoginThrottle
-from app.auth.registry_tokens import RegistryTokens
-from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
-from app.api.members import MemberResource, MembersResource
-from app.api.registries import RegistriesResource
-from app.api.tokens import TokenResource, TokensResource
-from app.config import Settings
 from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
 from app.services.blobs import BlobService
@@ -33,6 +30,10 @@ from app.services.manifests import ManifestService
 from app.services.uploads import UploadService
 from app.storage import open_store
 from app.storage.base import BlobStore
+from app.telemetry.metrics import Metrics, MetricsResource
+from app.telemetry.requests import RequestLog
+from app.telemetry.tracing import TracedStore, TracingMiddleware
+from app.telemetry.tracing import enabled as tracing_enabled
 
 
 @dataclass
@@ -46,7 +47,9 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    store = TracedStore(open_store(settings.storage_url))
+    store = open_store(settings.storage_url)
+    if tracing_enabled():  # no per-call wrapper on the blob path when nothing is traced
+        store = TracedStore(store)
     registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())
     idp = None
     if settings.oidc_jwks_url:

@@ -22,9 +22,6 @@ class Digest:
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.encoded}"
 
-    def hasher(self):
-        return hashlib.new(self.algorithm)
-
 
 def parse(value: str | None) -> Digest:
     """Parse and validate a digest string; raise DIGEST_INVALID otherwise."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import peewee as pw
 
 from app.db.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, utcnow
 from app.db.prepared import Prepared

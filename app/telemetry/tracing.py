@@ -38,6 +38,11 @@ def tracer() -> trace.Tracer:
     return _tracer
 
 
+def enabled() -> bool:
+    """Whether `setup` found somewhere to send spans."""
+    return not isinstance(_tracer, trace.NoOpTracer)
+
+
 def traced(name: str):
     """Decorator: run the function in a child span named `name`."""
     def wrap(fn):

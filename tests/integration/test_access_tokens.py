@@ -104,7 +104,7 @@ def test_revocation_is_immediate(env):
     c = client_for(server, secret)
     assert can_pull(c, "default") == 200
     assert owner.delete(f"/tokens/{token_id}").status_code == 204
-    r = c.request("GET", f"/v2/default/app/manifests/v1")
+    r = c.request("GET", "/v2/default/app/manifests/v1")
     assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
     listed = {t["id"]: t for t in owner.get("/tokens").json()["tokens"]}
     assert listed[token_id]["revoked_at"] is not None

@@ -14,7 +14,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from tests.support.idp import AUDIENCE, ISSUER, IdentityProvider
+from tests.support.idp import IdentityProvider
 from tests.support.registry_client import RegistryClient, sha256
 from tests.support.server import Server
 

@@ -32,9 +32,12 @@ class Registry(BaseModel):
     org = pw.ForeignKeyField(Organization, backref="registries", on_delete="CASCADE")
     name = pw.CharField(max_length=63, unique=True)
     visibility = pw.CharField(max_length=16, default="private")  # private | public
+    # provisioning -> ready | failed; deleting (then the row goes). See app.lifecycle.operations.
     status = pw.CharField(max_length=16, default="ready")
     created_at = pw.DateTimeField(default=utcnow)
     created_by = pw.CharField(max_length=255, null=True)
+    custom_domain = pw.CharField(max_length=253, null=True)
+    pull_namespaces = pw.TextField(null=True)  # JSON list of workload namespaces for the pull Secret
 
     @property
     def is_public(self) -> bool:
@@ -146,6 +149,78 @@ class AccessToken(BaseModel):
     last_used_at = pw.DateTimeField(null=True)
 
 
+class Operation(BaseModel):
+    """A lifecycle operation on a registry (create, delete), run by the operation worker.
+
+    The registry link is kept as a name as well: a delete operation outlives its registry row.
+    `lease_*` let one worker (of several replicas) own it at a time; an expired lease means its
+    worker died and the operation is picked up again.
+    """
+
+    id = pw.CharField(max_length=36, primary_key=True)
+    org = pw.ForeignKeyField(Organization, backref="operations", on_delete="CASCADE")
+    registry = pw.ForeignKeyField(Registry, null=True, backref="operations", on_delete="SET NULL")
+    registry_name = pw.CharField(max_length=63, index=True)
+    kind = pw.CharField(max_length=16)  # create | delete
+    state = pw.CharField(max_length=16, default="pending", index=True)  # pending|running|succeeded|failed
+    steps = pw.TextField(default="[]")  # JSON: [{"name", "state", "started_at", "finished_at"}]
+    log = pw.TextField(default="")
+    error = pw.TextField(null=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    lease_owner = pw.CharField(max_length=64, null=True)
+    lease_until = pw.DateTimeField(null=True)
+    requested_by = pw.CharField(max_length=255, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    finished_at = pw.DateTimeField(null=True)
+
+
+class AuditEvent(BaseModel):
+    """Who did what, where, from which address, with what outcome. Registry and repository are
+    names, not links: the record outlives them."""
+
+    org = pw.ForeignKeyField(Organization, backref="audit_events", on_delete="CASCADE")
+    time = pw.DateTimeField(default=utcnow)
+    actor = pw.CharField(max_length=255)
+    action = pw.CharField(max_length=64)
+    registry = pw.CharField(max_length=63, null=True)
+    repository = pw.CharField(max_length=255, null=True)
+    digest = pw.CharField(max_length=200, null=True)
+    tag = pw.CharField(max_length=128, null=True)
+    detail = pw.TextField(null=True)  # JSON
+    outcome = pw.CharField(max_length=16)  # success | failure | denied
+    status = pw.IntegerField(null=True)
+    client_ip = pw.CharField(max_length=64, null=True)
+    request_id = pw.CharField(max_length=128, null=True)
+
+    class Meta:
+        indexes = (
+            (("org", "time"), False),
+            (("org", "registry", "time"), False),
+            (("org", "action", "time"), False),
+            (("org", "actor", "time"), False),
+        )
+
+
+class IdempotencyKey(BaseModel):
+    """A create request's `Idempotency-Key`: a retry with the same key and body gets the first
+    answer again instead of creating twice."""
+
+    subject = pw.CharField(max_length=255)
+    key = pw.CharField(max_length=255)
+    method = pw.CharField(max_length=8)
+    path = pw.CharField(max_length=1024)
+    fingerprint = pw.CharField(max_length=64)  # sha256 of the request body
+    status = pw.IntegerField()
+    headers = pw.TextField(default="{}")  # JSON
+    body = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("subject", "key"), True),)
+
+
 ALL_MODELS = [
     Organization,
     Registry,
@@ -158,4 +233,7 @@ ALL_MODELS = [
     Upload,
     Member,
     AccessToken,
+    Operation,
+    AuditEvent,
+    IdempotencyKey,
 ]

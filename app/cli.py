@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=org_create)
 
+    from app.db.commands import add_parser as add_db_parser  # berth db migrate|status
+
+    add_db_parser(sub, common)
+
     keys = sub.add_parser("keys", help="registry-token signing keys").add_subparsers(dest="action", required=True)
     for name, text in (("list", "list keys"), ("rotate", "add a new signing key"),
                        ("prune", "remove all but the newest key")):

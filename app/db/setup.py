@@ -1,14 +1,32 @@
-"""Opening the metadata database (SQLite by default) and creating its schema."""
+"""Opening the metadata database (SQLite by default, PostgreSQL at scale), migrating its schema,
+transactions, and surviving lost PostgreSQL connections.
+
+PostgreSQL (`BERTH_DATABASE_URL=postgresql://user:pass@host:5432/db?max_connections=32`) runs on
+a connection pool: a request takes a connection on its first query and gives it back when it
+ends (`ReleaseConnection`). A connection the server dropped (restart, failover,
+`pg_terminate_backend`, a network cut) is replaced and the statement run again, when that is
+safe: outside a transaction, or a whole transaction run by `atomically`.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, TypeVar
+from urllib.parse import urlparse
 
 import peewee as pw
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
+from playhouse.pool import PooledPostgresqlDatabase
 
-from app.db.models import ALL_MODELS, database
+from app.db import migrations
+from app.db.models import database
+
+log = logging.getLogger("berth.db")
+T = TypeVar("T")
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -19,18 +37,110 @@ SQLITE_PRAGMAS = {
     "cache_size": -4_000,
 }
 
+POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
+# Pool and connection defaults; every one can be overridden in the URL's query string.
+POSTGRES_DEFAULTS = {
+    "max_connections": 32,  # per process; at least BERTH_THREADS plus a few for background work
+    "stale_timeout": 300,  # seconds: older connections are closed when handed back
+    "timeout": 30,  # seconds a request waits for a free pooled connection before failing
+    "connect_timeout": 5,
+    "keepalives": 1,  # notice a dead server or network path on idle connections
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "application_name": "berth",
+}
+CONNECT_RETRY_DELAYS = (0.1, 0.3, 0.6, 1.0, 2.0, 3.0)  # ~7 s: a PostgreSQL restart or failover
 
-def open_database(url: str) -> pw.Database:
-    """Bind the models to the database at `url` and create missing tables."""
-    if url.startswith("sqlite:///"):
+
+def _is_driver_operational_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OperationalError"
+
+
+class PostgresDatabase(PooledPostgresqlDatabase):
+    """PostgreSQL through peewee's pool, replacing connections the server dropped."""
+
+    def _connect(self):
+        for delay in (*CONNECT_RETRY_DELAYS, None):
+            try:
+                return super()._connect()
+            except Exception as exc:  # the driver's own OperationalError: refused, starting up, ...
+                if delay is None or not _is_driver_operational_error(exc):
+                    raise
+                log.warning("connecting to PostgreSQL failed (%s); retrying in %.1fs", str(exc).strip(), delay)
+                time.sleep(delay)
+
+    def _is_closed(self, conn) -> bool:
+        # No round trip on every checkout: a connection that died idle in the pool fails on its
+        # first statement, which `execute_sql`/`begin` below then retry on a new one.
+        return bool(conn.closed) or self._adapter.txn_status(conn) == self._adapter.txn_unknown
+
+    def connection_lost(self) -> bool:
+        """Whether this thread's connection is gone (the server or network dropped it)."""
+        conn = self._state.conn
+        return conn is not None and self._is_closed(conn)
+
+    def discard_connection(self) -> None:
+        """Drop this thread's (dead) connection; the next statement checks out another."""
+        if not self.is_closed() and not self.in_transaction():
+            self.manual_close()
+
+    def _retry_lost(self, run: Callable[[], T]) -> T:
+        try:
+            return run()
+        except (pw.OperationalError, pw.InterfaceError):
+            # Inside a transaction the work so far is gone with the connection: only the
+            # transaction as a whole can be run again (see `atomically`).
+            if self.in_transaction() or not self.connection_lost():
+                raise
+            log.warning("PostgreSQL connection lost; retrying the statement on a new connection")
+            self.discard_connection()
+            return run()
+
+    def execute_sql(self, sql, params=None):
+        return self._retry_lost(lambda: super(PostgresDatabase, self).execute_sql(sql, params))
+
+    def begin(self, *args, **kwargs):
+        return self._retry_lost(lambda: super(PostgresDatabase, self).begin(*args, **kwargs))
+
+
+def database_for(url: str) -> pw.Database:
+    """A peewee database for `url`, not yet bound to the models."""
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        db = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
-    else:
-        db = connect(url)
+        return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    if scheme in POSTGRES_SCHEMES:
+        kwargs = {**POSTGRES_DEFAULTS, **parse(url, unquote_password=True, unquote_user=True)}
+        name = kwargs.pop("database")
+        if not name:
+            raise SystemExit(f"BERTH_DATABASE_URL {_redacted(url)} names no database (postgresql://host/dbname)")
+        return PostgresDatabase(name, **kwargs)
+    raise SystemExit(f"BERTH_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
+
+
+def open_database(url: str, migrate: bool = True) -> pw.Database:
+    """Bind the models to the database at `url` and bring its schema up to date."""
+    db = database_for(url)
     database.initialize(db)
-    with db.connection_context():
-        db.create_tables(ALL_MODELS, safe=True)
+    if migrate:
+        migrations.migrate(db)
+        with db.connection_context():
+            missing = migrations.missing_columns(db)
+        if missing:
+            log.error("the models need %s, which no migration creates: add one (app/db/migrations)", missing)
     return db
+
+
+def _redacted(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, pw.PostgresqlDatabase)
 
 
 @contextmanager
@@ -44,3 +154,56 @@ def transaction():
     else:
         with db.atomic():
             yield
+
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def _retryable(db: pw.Database, exc: Exception) -> bool:
+    if isinstance(db, PostgresDatabase) and db.connection_lost():
+        return True
+    cause = exc.args[0] if exc.args else None
+    code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
+    return code in RETRYABLE_SQLSTATES
+
+
+def atomically(fn: Callable[[], T], attempts: int = 3) -> T:
+    """Run `fn` in a transaction; on PostgreSQL, run it again as a whole (a new transaction, on
+    a new connection if need be) when the connection was lost, or on a deadlock or serialization
+    failure. `fn` must only touch the database, so that running it twice is the same as once.
+    Inside an enclosing transaction it simply runs: the outermost one decides."""
+    db = database.obj
+    if db.in_transaction():
+        return fn()
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction():
+                return fn()
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            if attempt == attempts or not _retryable(db, exc):
+                raise
+            log.warning("transaction failed (%s); running it again (attempt %d)", str(exc).strip(), attempt + 1)
+            if isinstance(db, PostgresDatabase):
+                if db.connection_lost():
+                    db.discard_connection()
+                time.sleep(random.uniform(0, 0.05 * attempt))
+    raise AssertionError("unreachable")
+
+
+def release_connection() -> None:
+    """Hand this thread's pooled connection back (a no-op on SQLite, whose per-thread
+    connections stay open)."""
+    db = database.obj
+    if isinstance(db, PostgresDatabase) and not db.is_closed() and not db.in_transaction():
+        db.close()
+
+
+class ReleaseConnection:
+    """Falcon middleware: a request's pooled database connection goes back to the pool when the
+    response is ready (first in the middleware list, so its process_response runs last)."""
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        try:
+            release_connection()
+        except Exception:  # never fail a response over giving a connection back
+            log.exception("releasing the database connection failed")

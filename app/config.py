@@ -24,8 +24,10 @@ class Settings:
     data_dir: Path = Path("./var")
     # Metadata database; default: SQLite file under the data dir.
     database_url: str = ""
-    # Blob store; default: file:// under the data dir.
+    # Blob store; default: file:// under the data dir. Or gs://bucket[/prefix].
     storage_url: str = ""
+    # Answer blob GETs with a 307 to a short-lived signed URL when the store can sign one (GCS).
+    storage_redirect: bool = False
     # Registries are also addressed as <registry>.<domain>.
     domain: str = "registry.localhost"
     # Registry-token signing keys (ES256 PEM files; newest signs). Default: <data dir>/token-keys.

@@ -58,7 +58,7 @@ def build_services(settings: Settings) -> Services:
     identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters_uri(settings)))
     return Services(
         store=store,
-        blobs=BlobService(store),
+        blobs=BlobService(store, redirect=settings.storage_redirect),
         uploads=UploadService(store),
         manifests=ManifestService(settings.max_manifest_bytes),
         identity=identity,

@@ -54,6 +54,17 @@ class BlobResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         repository, blob = self._blob(call)
+        if req.method == "GET":
+            location = self.blobs.redirect_url(repository, blob)
+            if location:
+                # The bytes come from the store itself (a short-lived signed URL); a Range
+                # header is re-sent there by the client. HEAD is still answered here.
+                resp.status = falcon.HTTP_307
+                resp.location = location
+                resp.set_header("Docker-Content-Digest", blob.digest)
+                resp.set_header("Cache-Control", "no-store")
+                resp.content_length = 0
+                return
         resp.content_type = OCTET_STREAM
         resp.set_header("Docker-Content-Digest", blob.digest)
         resp.set_header("Accept-Ranges", "bytes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import BinaryIO
 
 from app.db.models import Blob, Repository, RepositoryBlob, utcnow
@@ -17,9 +18,14 @@ _LINKED = Prepared(
 )
 
 
+# How long a pull redirect's signed URL stays valid: long enough for a client to follow it.
+REDIRECT_EXPIRY = timedelta(minutes=5)
+
+
 class BlobService:
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: BlobStore, redirect: bool = False) -> None:
         self.store = store
+        self.redirect = redirect
 
     def find(self, repository: Repository, digest: str) -> Blob | None:
         """The blob if it is linked to this repository."""
@@ -37,6 +43,13 @@ class BlobService:
         except FileNotFoundError:
             # Metadata without bytes: report unknown rather than fail, the bytes are gone.
             raise RegistryError("BLOB_UNKNOWN", f"blob {blob.digest} is missing from storage") from None
+
+    def redirect_url(self, repository: Repository, blob: Blob) -> str | None:
+        """Where a client may fetch the blob's bytes itself (a signed URL), when redirects are
+        on and the store can sign; None means the service streams the blob."""
+        if not self.redirect:
+            return None
+        return self.store.signed_url(blob_key(repository.registry_id, blob.digest), REDIRECT_EXPIRY)
 
     def link(self, repository: Repository, blob: Blob) -> None:
         RepositoryBlob.insert(repository=repository, blob=blob, created_at=utcnow()).on_conflict_ignore().execute()

@@ -3,12 +3,27 @@
 Blobs are content-addressed under a per-registry key prefix, so registries never share bytes
 and deleting a registry is deleting a prefix. Uploads are append-only files addressed by their
 session id; `commit_upload` makes one visible as a blob atomically, or not at all.
+
+A store that cannot be reached (after its own retries) raises `StorageUnavailable`, which the
+data plane renders as a 503 OCI error rather than a traceback.
 """
 
 from __future__ import annotations
 
 import abc
+from datetime import timedelta
 from typing import BinaryIO, Iterator
+
+from app.oci.errors import CODES, RegistryError
+
+CODES.setdefault("UNAVAILABLE", (503, "the blob store is unavailable; retry later"))
+
+
+class StorageUnavailable(RegistryError):
+    """The blob store failed (5xx, 429, connection errors) and kept failing through retries."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__("UNAVAILABLE", message, headers={"Retry-After": str(retry_after)})
 
 
 class BlobStore(abc.ABC):
@@ -53,6 +68,16 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def delete_blob(self, key: str) -> None:
         """Remove a blob; no error when absent."""
+
+    @abc.abstractmethod
+    def list_blobs(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every blob whose key starts with `prefix` (e.g. `"12/"`: all of
+        registry 12's blobs), in key order. Uploads in progress are not listed."""
+
+    def signed_url(self, key: str, expires: timedelta) -> str | None:
+        """A URL a client may GET the blob at `key` from directly until `expires` has passed,
+        or None when this store cannot sign one (the service then streams the blob)."""
+        return None
 
     @abc.abstractmethod
     def healthy(self) -> bool:

@@ -12,6 +12,7 @@ from app.storage.base import BlobStore
 CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$")
+_KEY_PREFIX = re.compile(r"^[0-9a-z/]*$")
 
 
 class FilesystemStore(BlobStore):
@@ -92,6 +93,23 @@ class FilesystemStore(BlobStore):
 
     def delete_blob(self, key: str) -> None:
         self._blob_path(key).unlink(missing_ok=True)
+
+    def list_blobs(self, prefix: str) -> Iterator[tuple[str, int]]:
+        if not _KEY_PREFIX.match(prefix) or "//" in prefix or prefix.startswith("/"):
+            raise ValueError(f"bad key prefix {prefix!r}")
+        # Walk only the deepest directory the prefix names whole, then filter on the rest.
+        top = self.blobs / prefix.rsplit("/", 1)[0] if "/" in prefix else self.blobs
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            base = Path(dirpath).relative_to(self.blobs).as_posix()
+            for name in sorted(filenames):
+                key = name if base == "." else f"{base}/{name}"
+                if not key.startswith(prefix) or not _KEY.match(key):
+                    continue
+                try:
+                    yield key, os.stat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:  # deleted while listing
+                    continue
 
     def healthy(self) -> bool:
         return os.access(self.blobs, os.W_OK) and os.access(self.uploads, os.W_OK)

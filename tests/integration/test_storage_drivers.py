@@ -20,22 +20,9 @@ import requests
 
 from app.storage import open_store
 from app.storage.base import StorageUnavailable, blob_key
-from tests.support.gcs_emulator import FaultyProxy, GCSEmulator, require_emulator, service_account_file
+from tests.support.gcs_emulator import FaultyProxy, gcs_credentials, gcs_emulator  # noqa: F401 - fixtures
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory):
-    require_emulator()
-    emulator = GCSEmulator(tmp_path_factory.mktemp("gcs") / "emulator.log").start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_credentials(tmp_path_factory):
-    return service_account_file(tmp_path_factory.mktemp("gcs-sa") / "service-account.json")
 
 
 def driver_url(kind: str, request, tmp_path, monkeypatch) -> str:

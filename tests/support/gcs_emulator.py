@@ -81,6 +81,21 @@ class GCSEmulator:
                 self.process.wait()
 
 
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """One emulator per test module that imports this fixture; tests use prefixes of their own."""
+    require_emulator()
+    emulator = GCSEmulator(tmp_path_factory.mktemp("gcs") / "emulator.log").start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_credentials(tmp_path_factory):
+    """A service-account key file that signs V4 URLs offline."""
+    return service_account_file(tmp_path_factory.mktemp("gcs-sa") / "service-account.json")
+
+
 def service_account_file(path: Path) -> Path:
     """A service-account key file with a freshly generated RSA key: enough to sign V4 URLs
     offline (the emulator does not check signatures, real GCS would refuse them)."""

@@ -19,6 +19,7 @@ from app.auth.registry_tokens import RegistryTokens
 from app.auth.throttle import LoginThrottle
 from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
 from app.config import Settings
+from app.db.setup import ReleaseConnection
 from app.edge.context import RequestContext
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
@@ -89,6 +90,7 @@ def middleware(settings: Settings, services: Services, metrics: Metrics) -> list
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
     return [
+        ReleaseConnection(),  # first: its process_response runs last, after any database work
         RequestContext(ProxyTrust(parse_networks(settings.trusted_proxies)), settings.require_https),
         SecurityHeaders(),
         RateLimiter(settings.rate_limit, settings.rate_limit_routes, parse_networks(settings.rate_limit_allow),

@@ -9,6 +9,15 @@ import pytest
 from tests.support.server import Server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():
+    """PostgreSQL databases made for this session's servers go when it ends."""
+    yield
+    from tests.support import postgres
+
+    postgres.drop_databases()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One server for tests that only add content (each uses its own repository names)."""

@@ -3,6 +3,13 @@
 The hash of an upload's bytes so far is kept in memory only as a shortcut: after a restart (or
 on another replica) it is recomputed from the stored bytes, so nothing but the stored bytes and
 the committed offset is needed to continue an upload.
+
+Who may write an upload's bytes: one request at a time, from the committed offset. Inside a
+process a lock per upload orders requests; across replicas (PostgreSQL) the request holds the
+upload's row lock (SELECT ... FOR UPDATE) while it writes and commits the new offset, so a
+request on another replica waits, then sees the new offset. The offset is also only ever moved
+by compare-and-set. So bytes below a committed offset are never rewritten, and a cached hash at
+that offset stays true wherever the next chunk lands.
 """
 
 from __future__ import annotations
@@ -10,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from typing import BinaryIO
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
-from app.db.setup import transaction
+from app.db.setup import atomically, is_postgres, transaction
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.storage.base import BlobStore, blob_key
@@ -49,8 +57,7 @@ class UploadService:
         spooled: str | None = None,
     ) -> int:
         """Append a chunk; `start` (from Content-Range) must be the current offset."""
-        with self._exclusive(upload.id):
-            upload = Upload.get_by_id(upload.id)
+        with self._exclusive(upload.id), self._claim(upload.id) as upload:
             if start is not None and start != upload.offset:
                 raise RegistryError(
                     "RANGE_INVALID",
@@ -65,34 +72,40 @@ class UploadService:
     ) -> Blob:
         """The closing PUT: append any last bytes, verify the digest, make the blob visible."""
         expected = digests.parse(digest)
-        with self._exclusive(upload.id):
-            upload = Upload.get_by_id(upload.id)
+        with self._exclusive(upload.id), self._claim(upload.id) as upload:
             size = self._write(upload, stream, length, spooled) if length else upload.offset
             actual = self._digest(upload.id, size, expected.algorithm)
             if actual != expected.encoded:
                 self._forget(upload.id)
                 self.store.delete_upload(upload.id)
                 Upload.delete_by_id(upload.id)
-                raise RegistryError(
-                    "DIGEST_INVALID",
-                    f"uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
-                    detail={"digest": digest},
-                )
-            key = blob_key(repository.registry_id, str(expected))
-            if self.store.blob_size(key) == size:
-                self.store.delete_upload(upload.id)  # identical bytes already stored
+                blob = None  # refused below, once the deletion is committed
             else:
-                self.store.commit_upload(upload.id, key, size)
-            self._forget(upload.id)
-            with transaction():
-                Blob.insert(registry=repository.registry_id, digest=str(expected), size=size).on_conflict_ignore().execute()
-                blob = Blob.get((Blob.registry == repository.registry_id) & (Blob.digest == str(expected)))
-                RepositoryBlob.insert(repository=repository, blob=blob).on_conflict_ignore().execute()
-                Upload.delete_by_id(upload.id)
-            return blob
+                key = blob_key(repository.registry_id, str(expected))
+                if self.store.blob_size(key) == size:
+                    self.store.delete_upload(upload.id)  # identical bytes already stored
+                else:
+                    self.store.commit_upload(upload.id, key, size)
+                self._forget(upload.id)
+
+                def record() -> Blob:
+                    Blob.insert(registry=repository.registry_id, digest=str(expected), size=size).on_conflict_ignore().execute()
+                    blob = Blob.get((Blob.registry == repository.registry_id) & (Blob.digest == str(expected)))
+                    RepositoryBlob.insert(repository=repository, blob=blob).on_conflict_ignore().execute()
+                    Upload.delete_by_id(upload.id)
+                    return blob
+
+                blob = atomically(record)
+        if blob is None:
+            raise RegistryError(
+                "DIGEST_INVALID",
+                f"uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
+                detail={"digest": digest},
+            )
+        return blob
 
     def cancel(self, upload: Upload) -> None:
-        with self._exclusive(upload.id):
+        with self._exclusive(upload.id), self._claim(upload.id) as upload:
             self._forget(upload.id)
             Upload.delete_by_id(upload.id)
             self.store.delete_upload(upload.id)
@@ -160,6 +173,23 @@ class UploadService:
         for chunk in self.store.read_upload(upload_id, size):
             hasher.update(chunk)
         return hasher.hexdigest()
+
+    @contextmanager
+    def _claim(self, upload_id: str) -> Iterator[Upload]:
+        """The upload's current row, held for this request: on PostgreSQL under its row lock
+        (other replicas' requests on it wait) in a transaction that commits what the request
+        did; on SQLite (one process) the per-upload lock already excludes everyone else."""
+        if not is_postgres():
+            upload = Upload.get_or_none(Upload.id == upload_id)
+            if upload is None:
+                raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
+            yield upload
+            return
+        with transaction():
+            upload = Upload.select().where(Upload.id == upload_id).for_update().get_or_none()
+            if upload is None:
+                raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
+            yield upload
 
     def _forget(self, upload_id: str) -> None:
         with self._guard:

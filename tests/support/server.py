@@ -30,6 +30,9 @@ class Server:
     env: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    # BERTH_DATABASE_URL; with BERTH_TEST_DATABASE=postgres a fresh PostgreSQL database is made
+    # at first start (tests/support/postgres.py) and kept across restarts.
+    database_url: str | None = None
 
     @property
     def host(self) -> str:
@@ -52,6 +55,13 @@ class Server:
         # limit and the login throttle have tests of their own.
         env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": self.token, "BERTH_LOGIN_FAILURE_LIMIT": "100000/minute",
                "BERTH_RATE_LIMIT": "1000000/minute", **self.env}
+        if self.database_url is None and "BERTH_DATABASE_URL" not in self.env:
+            from tests.support import postgres
+
+            if postgres.ALL_SERVERS_ON_POSTGRES:
+                self.database_url = postgres.create_database()
+        if self.database_url:
+            env["BERTH_DATABASE_URL"] = self.database_url
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

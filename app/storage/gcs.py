@@ -292,10 +292,9 @@ class GCSStore(BlobStore):
                                             credentials=credentials)
         # Credentials without a private key (GKE workload identity, Compute Engine): sign
         # through the IAM signBlob API as the service account they stand for.
-        email = getattr(credentials, "service_account_email", None)
-        if not email or self.client._is_emulator_set:
-            raise RuntimeError("credentials cannot sign (no private key, no service account email)")
-        if not credentials.valid:
+        if self.client._is_emulator_set or not hasattr(credentials, "service_account_email"):
+            raise RuntimeError("credentials cannot sign (no private key, no service account)")
+        if not credentials.valid:  # also resolves the email of metadata-server credentials
             import google.auth.transport.requests
 
             credentials.refresh(google.auth.transport.requests.Request())

@@ -1,0 +1,337 @@
+"""The provisioners: the local one writes exactly what the Pulumi program declares; the Pulumi
+one fails at start with what to do, and sorts failures into transient and permanent; the
+selection by BERTH_PROVISIONER; and the pull Secret it renders really pulls from a Berth server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+import subprocess
+
+import pytest
+import requests
+import yaml
+
+from app.config import Settings
+from app.lifecycle.local import LocalProvisioner
+from app.lifecycle.provisioner import NoProvisioner, ProvisionError, RegistrySpec
+from app.lifecycle.pulumi_provisioner import PulumiProvisioner, _translated, stack_name
+from app.lifecycle.resources import PlatformRefs, registry_outputs, registry_resources
+from app.lifecycle.select import open_provisioner
+from tests.infra.programs import run_registry_program
+from tests.support.components import require_tool
+from tests.support.oci_layout import OCILayout, layer_files, tagged
+
+SPEC = RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", custom_domain="images.acme.test",
+                    pull_namespaces=("apps", "web"), pull_username="ci", pull_token="berth_tok")
+
+
+def read_dir(directory):
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(directory.glob("*.yaml"))}
+
+
+# -- local ----------------------------------------------------------------------------------------
+
+def test_local_manifests_equal_the_pulumi_programs_resources(tmp_path):
+    lines = []
+    outputs = LocalProvisioner(tmp_path).provision(SPEC, lines.append)
+    files = read_dir(tmp_path / "manifests" / "team-a")
+    registered, exported = run_registry_program(SPEC)
+
+    # Same objects, same keys: file NN-<key>.yaml is Pulumi resource <key>.
+    assert {name.split("-", 1)[1].removesuffix(".yaml"): body for name, body in files.items()} == {
+        r.name: r.manifest for r in registered}
+    assert outputs == exported == registry_outputs(SPEC, PlatformRefs())
+    # Apply order: the namespace first, then what lives in it.
+    assert next(iter(files.values()))["kind"] == "Namespace"
+    assert len(lines) == len(files) + 1 and all("wrote" in line for line in lines[:-1])
+    for path in (tmp_path / "manifests" / "team-a").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, "pull Secrets hold a live token"
+
+
+def test_local_provision_is_idempotent_and_drops_what_left_the_spec(tmp_path):
+    provisioner = LocalProvisioner(tmp_path)
+    directory = tmp_path / "manifests" / "team-a"
+    provisioner.provision(SPEC, lambda line: None)
+    first = read_dir(directory)
+    provisioner.provision(SPEC, lambda line: None)
+    assert read_dir(directory) == first
+
+    lines = []
+    fewer = RegistrySpec(**{**SPEC.__dict__, "pull_namespaces": ("apps",)})
+    provisioner.provision(fewer, lines.append)
+    names = set(read_dir(directory))
+    assert not any("web" in name for name in names)
+    assert any(line.startswith("removed") and "pull-secret.web" in line for line in lines)
+    assert not list(directory.glob(".*")), "no temporary files left behind"
+
+
+def test_local_destroy_removes_the_directory_and_is_idempotent(tmp_path):
+    provisioner = LocalProvisioner(tmp_path)
+    provisioner.provision(SPEC, lambda line: None)
+    other = RegistrySpec(org="acme", name="team-b", hostname="team-b.cr.example.test", pull_token="t")
+    provisioner.provision(other, lambda line: None)
+    lines = []
+    provisioner.destroy(SPEC, lines.append)
+    assert not (tmp_path / "manifests" / "team-a").exists()
+    assert (tmp_path / "manifests" / "team-b").is_dir()
+    assert lines == [f"removed {tmp_path / 'manifests' / 'team-a'}"]
+    lines.clear()
+    provisioner.destroy(SPEC, lines.append)
+    assert "nothing to remove" in lines[0]
+    assert list((tmp_path / "manifests").iterdir()) == [tmp_path / "manifests" / "team-b"]
+
+
+def test_local_refuses_a_spec_it_cannot_render(tmp_path):
+    bad = [
+        RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", pull_token=""),
+        RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", pull_token="t",
+                     pull_namespaces=("Not_A_Namespace",)),
+        RegistrySpec(org="acme", name="team-a", hostname="bad host", pull_token="t"),
+    ]
+    for spec in bad:
+        with pytest.raises(ProvisionError) as caught:
+            LocalProvisioner(tmp_path).provision(spec, lambda line: None)
+        assert caught.value.step == "render" and not caught.value.transient
+    assert not (tmp_path / "manifests" / "team-a").exists()
+
+
+def test_local_check_says_when_the_data_dir_is_not_writable(tmp_path):
+    LocalProvisioner(tmp_path).check()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ProvisionError, match="cannot create"):
+        LocalProvisioner(blocker).check()
+
+
+# -- selection --------------------------------------------------------------------------------------
+
+def test_open_provisioner_follows_the_setting(tmp_path, monkeypatch):
+    monkeypatch.delenv("BERTH_PROVISIONER", raising=False)
+    settings = Settings.load(data_dir=tmp_path)
+    assert settings.provisioner == "local"
+    local = open_provisioner(settings)
+    assert isinstance(local, LocalProvisioner) and local.root == tmp_path / "manifests"
+    assert isinstance(open_provisioner(Settings.load(data_dir=tmp_path, provisioner="none")), NoProvisioner)
+
+    monkeypatch.setenv("BERTH_PROVISIONER", "pulumi")
+    monkeypatch.setenv("BERTH_PLATFORM_NAMESPACE", "berth-system")
+    monkeypatch.setenv("BERTH_CERT_ISSUER", "corp-ca")
+    pulumi = open_provisioner(Settings.load(data_dir=tmp_path))
+    assert isinstance(pulumi, PulumiProvisioner)
+    assert pulumi.backend_url == f"file://{(tmp_path / 'pulumi-state').resolve()}"
+    assert pulumi.platform.namespace == "berth-system" and pulumi.platform.issuer == "corp-ca"
+    assert pulumi.timeout_seconds == 900
+
+    monkeypatch.setenv("BERTH_PROVISIONER", "terraform")
+    with pytest.raises(SystemExit, match="local, pulumi or none"):
+        Settings.load(data_dir=tmp_path)
+
+
+# -- pulumi ---------------------------------------------------------------------------------------
+
+def fake_cli(tmp_path, version="3.200.0"):
+    """A stand-in `pulumi` that only answers `pulumi version` (enough for the start-up check)."""
+    root = tmp_path / "pulumi-cli"
+    (root / "bin").mkdir(parents=True)
+    script = root / "bin" / "pulumi"
+    script.write_text(f"#!/bin/sh\n[ \"$1\" = version ] && echo v{version} && exit 0\nexit 1\n")
+    script.chmod(0o755)
+    return str(root)
+
+
+def test_pulumi_check_without_the_cli_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi anywhere
+    provisioner = PulumiProvisioner(f"file://{tmp_path}/state", work_dir=tmp_path / "work")
+    with pytest.raises(ProvisionError, match="install the pulumi CLI") as caught:
+        provisioner.check()
+    assert caught.value.step == "check" and not caught.value.transient
+    with pytest.raises(ProvisionError, match="install the pulumi CLI"):
+        PulumiProvisioner("file:///x", work_dir=tmp_path, pulumi_root=str(tmp_path / "nowhere")).check()
+    # provision/destroy raise the same ProvisionError, not a bare FileNotFoundError.
+    with pytest.raises(ProvisionError, match="install the pulumi CLI"):
+        provisioner.provision(SPEC, lambda line: None)
+
+
+def test_pulumi_check_wants_a_backend_and_a_secrets_provider(tmp_path, monkeypatch):
+    root = fake_cli(tmp_path)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    with pytest.raises(ProvisionError, match="PULUMI_CONFIG_PASSPHRASE"):
+        PulumiProvisioner(f"file://{tmp_path}/state", work_dir=tmp_path, pulumi_root=root).check()
+    with pytest.raises(ProvisionError, match="file://<dir> or gs://"):
+        PulumiProvisioner("/just/a/path", work_dir=tmp_path, pulumi_root=root).check()
+    PulumiProvisioner(f"file://{tmp_path}/state", work_dir=tmp_path, pulumi_root=root,
+                      secrets_provider="gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k").check()
+    assert (tmp_path / "state").is_dir()
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
+    PulumiProvisioner("gs://bucket/state", work_dir=tmp_path, pulumi_root=root).check()
+
+
+def test_pulumi_check_refuses_a_cli_too_old_for_the_sdk(tmp_path):
+    root = fake_cli(tmp_path, version="2.0.0")
+    with pytest.raises(ProvisionError, match="cannot be used"):
+        PulumiProvisioner("gs://b", work_dir=tmp_path, pulumi_root=root, secrets_provider="gcpkms://k").check()
+
+
+def _command_error(kind, stderr):
+    from pulumi.automation._cmd import CommandResult
+
+    return kind(CommandResult(stdout="", stderr=stderr, code=255))
+
+
+@pytest.mark.parametrize("error, transient", [
+    ("concurrent", True),
+    ("error: dial tcp 10.0.0.1:443: connect: connection refused", True),
+    ("error: Get \"https://storage.googleapis.com/...\": net/http: TLS handshake timeout", True),
+    ("error: the server is currently unable to handle the request", True),
+    ("error: namespaces \"registry-x\" is forbidden: User cannot create resource", False),
+    ("error: program failed: invalid hostname", False),
+])
+def test_pulumi_failures_are_transient_only_when_a_retry_can_help(error, transient):
+    from pulumi import automation as auto
+
+    exc = (_command_error(auto.ConcurrentUpdateError, "the stack is currently locked by 1 lock(s)")
+           if error == "concurrent" else _command_error(auto.CommandError, error))
+    with pytest.raises(ProvisionError) as caught:
+        with _translated("up", "acme.team-a"):
+            raise exc
+    assert caught.value.transient is transient and caught.value.step == "up"
+    assert "acme.team-a" in str(caught.value)
+
+
+def test_stack_names_never_collide():
+    a = RegistrySpec(org="a-b", name="c", hostname="c.x.test")
+    b = RegistrySpec(org="a", name="b-c", hostname="b-c.x.test")
+    assert stack_name(a) != stack_name(b) and stack_name(a) == "a-b.c"
+
+
+# -- the pull Secret pulls ------------------------------------------------------------------------
+
+@pytest.mark.clients
+def test_the_pull_secret_pulls_from_a_running_server_with_skopeo(server, tmp_path):
+    """A pull-only token made through the API, rendered into the registry's dockerconfigjson pull
+    Secret, is exactly what skopeo needs to pull (and not to push)."""
+    skopeo = require_tool("skopeo", "apt-get install skopeo")
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+           "REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json")}
+    (tmp_path / "run").mkdir(mode=0o700)
+
+    def run(*args, check=True):
+        proc = subprocess.run([skopeo, *args], env=env, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)
+        assert not check or proc.returncode == 0, f"skopeo {' '.join(args)}: {proc.stderr[-2000:]}"
+        return proc
+
+    repo = f"default/pull-secret/app-{secrets.token_hex(3)}"
+    source = OCILayout(tmp_path / "source")
+    image = source.add_image({"hello.txt": b"pulled with the pull Secret\n"}, tag="v1")
+    run("copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{server.token}",
+        f"oci:{source.root}:v1", f"docker://{server.host}/{repo}:v1")
+
+    created = requests.post(f"{server.url}/api/v1/orgs/default/tokens", timeout=30,
+                            headers={"Authorization": f"Bearer {server.token}"}, json={
+        "name": f"pull-secret-{secrets.token_hex(3)}", "scope": "pull", "registry": "default"})
+    assert created.status_code == 201, created.text
+    spec = RegistrySpec(org="default", name="default", hostname="default.registry.localhost",
+                        pull_namespaces=("apps",), pull_username="k8s", pull_token=created.json()["token"],
+                        server=server.host)
+    (pull_secret,) = [m.body for m in registry_resources(spec, PlatformRefs())
+                      if m.body["kind"] == "Secret" and m.body["metadata"]["namespace"] == "apps"]
+    authfile = tmp_path / "dockerconfig.json"
+    authfile.write_bytes(base64.b64decode(pull_secret["data"][".dockerconfigjson"]))
+    assert list(json.loads(authfile.read_text())["auths"]) == [server.host]
+
+    out = tmp_path / "pulled"
+    run("copy", "--authfile", str(authfile), "--src-tls-verify=false",
+        f"docker://{server.host}/{repo}:v1", f"oci:{out}:v1")
+    assert tagged(out, "v1").digest == image.digest
+    assert layer_files(OCILayout(out).read_blob(image.layers[0].digest)) == {
+        "hello.txt": b"pulled with the pull Secret\n"}
+
+    # Pull-only: the same credentials cannot push.
+    pushed = run("copy", "--authfile", str(authfile), "--dest-tls-verify=false",
+                 f"oci:{source.root}:v1", f"docker://{server.host}/{repo}:pushed", check=False)
+    assert pushed.returncode != 0
+
+
+class FakeStack:
+    """What the Automation API's Stack is asked to do, recorded; its engine output is replayed."""
+
+    def __init__(self, calls, outputs=None):
+        self.calls, self.outputs = calls, outputs or {}
+        self.workspace = self
+
+    def set_all_config(self, config):
+        self.calls.append(("config", {k: (v.value, v.secret) for k, v in config.items()}))
+
+    def _run(self, name, kwargs):
+        from types import SimpleNamespace
+
+        from pulumi.automation import OutputValue
+
+        assert kwargs["show_secrets"] is False and kwargs["color"] == "never"
+        kwargs["on_output"](f"Updating ({name})\n\n    + kubernetes:core/v1:Namespace namespace created\n")
+        kwargs["on_event"](SimpleNamespace(res_op_failed_event=None, diagnostic_event=SimpleNamespace(
+            severity="error", message="a diagnostic\n")))
+        self.calls.append((name,))
+        return SimpleNamespace(summary=SimpleNamespace(result="succeeded", resource_changes={"create": 9}),
+                               outputs={k: OutputValue(v, False) for k, v in self.outputs.items()})
+
+    def up(self, **kwargs):
+        return self._run("up", kwargs)
+
+    def refresh(self, **kwargs):
+        return self._run("refresh", kwargs)
+
+    def destroy(self, **kwargs):
+        return self._run("destroy", kwargs)
+
+    def remove_stack(self, name):
+        self.calls.append(("remove_stack", name))
+
+
+def test_pulumi_provision_and_destroy_drive_the_stack_in_order(tmp_path, monkeypatch):
+    """The Automation API calls, in order, with a stand-in Stack (no engine can run here)."""
+    from pulumi import automation as auto
+
+    calls, seen = [], {}
+    outputs = registry_outputs(SPEC, PlatformRefs())
+
+    def create_or_select_stack(stack_name, project_name, program, opts):
+        seen.update(stack=stack_name, project=project_name, program=program, opts=opts)
+        return FakeStack(calls, outputs)
+
+    monkeypatch.setattr(auto, "create_or_select_stack", create_or_select_stack)
+    monkeypatch.setattr(auto, "select_stack", create_or_select_stack)
+    provisioner = PulumiProvisioner("gs://state-bucket/stacks", work_dir=tmp_path, timeout_seconds=120)
+    provisioner._command = object()  # the CLI check passed
+    lines = []
+    assert provisioner.provision(SPEC, lines.append) == outputs
+    assert seen["stack"] == "acme.team-a" and seen["project"] == "berth-registries"
+    assert seen["opts"].project_settings.backend.url == "gs://state-bucket/stacks"
+    assert seen["opts"].work_dir == str(tmp_path / "acme.team-a")
+    assert calls == [("config", {"berth:org": ("acme", False), "berth:registry": ("team-a", False),
+                                 "berth:hostname": ("team-a.cr.example.test", False),
+                                 "berth:pullToken": ("berth_tok", True)}), ("up",)]
+    assert "    + kubernetes:core/v1:Namespace namespace created" in lines
+    assert "event: error: a diagnostic" in lines
+    assert not any("berth_tok" in line for line in lines)
+    # The program handed to the engine is the registry's footprint, bounded by the timeout.
+    registered, _ = run_registry_program(SPEC, timeout_seconds=120)
+    assert {r.name for r in registered} == {m.key for m in registry_resources(SPEC, PlatformRefs())}
+
+    calls.clear()
+    provisioner.destroy(SPEC, lines.append)
+    assert calls == [("refresh",), ("destroy",), ("remove_stack", "acme.team-a")]
+
+    def no_stack(**kwargs):
+        raise _command_error(auto.StackNotFoundError, "no stack named 'acme.team-a' found")
+
+    monkeypatch.setattr(auto, "select_stack", no_stack)
+    lines.clear()
+    provisioner.destroy(SPEC, lines.append)
+    assert lines == ["pulumi: no stack acme.team-a: nothing to destroy"]

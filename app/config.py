@@ -67,6 +67,25 @@ class Settings:
     max_manifest_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
 
+    # Provisioning of each registry's Kubernetes footprint (app/lifecycle/select.py):
+    # local (YAML under <data dir>/manifests), pulumi (Automation API stacks) or none.
+    provisioner: str = "local"
+    # Pulumi: state backend (file://... or gs://...; default file://<data dir>/pulumi-state), the
+    # directory holding bin/pulumi (default: pulumi on PATH), the secrets provider (default:
+    # passphrase, from PULUMI_CONFIG_PASSPHRASE), and the limit on each resource step in seconds.
+    pulumi_backend_url: str = ""
+    pulumi_root: str = ""
+    pulumi_secrets_provider: str = ""
+    pulumi_timeout: int = 900
+    # The platform objects a registry's footprint refers to (the platform stack's names).
+    platform_namespace: str = "berth"
+    platform_service: str = "berth"
+    platform_service_port: int = 80
+    platform_gateway: str = "berth"
+    platform_gateway_listener: str = "https"
+    cert_issuer: str = "berth-issuer"
+    cert_issuer_kind: str = "ClusterIssuer"
+
     ENV_PREFIX = "BERTH_"
 
     @classmethod
@@ -91,6 +110,10 @@ class Settings:
         settings.token_keys_dir = Path(settings.token_keys_dir)
         if not settings.storage_url:
             settings.storage_url = f"file://{(settings.data_dir / 'storage').resolve()}"
+        if settings.provisioner not in ("local", "pulumi", "none"):
+            raise SystemExit(f"BERTH_PROVISIONER={settings.provisioner!r}: use local, pulumi or none")
+        if not settings.pulumi_backend_url:
+            settings.pulumi_backend_url = f"file://{(settings.data_dir / 'pulumi-state').resolve()}"
         return settings
 
 

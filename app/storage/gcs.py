@@ -93,7 +93,8 @@ class GCSStore(BlobStore):
         self.bucket = self.client.bucket(bucket)
         # google's retry: exponential backoff (1 s doubling, capped) on 429, 5xx and connection
         # errors, for at most `retry_timeout` seconds per call.
-        self.retry: Retry = DEFAULT_RETRY.with_timeout(retry_timeout)
+        with_timeout = getattr(DEFAULT_RETRY, "with_timeout", None) or DEFAULT_RETRY.with_deadline  # api-core < 2.17
+        self.retry: Retry = with_timeout(retry_timeout)
         self._signing_credentials = signing_credentials
         self._signing_failed_at: float | None = None
         self._signing_lock = threading.Lock()
@@ -292,7 +293,7 @@ class GCSStore(BlobStore):
                                             credentials=credentials)
         # Credentials without a private key (GKE workload identity, Compute Engine): sign
         # through the IAM signBlob API as the service account they stand for.
-        if self.client._is_emulator_set or not hasattr(credentials, "service_account_email"):
+        if _emulated() or not hasattr(credentials, "service_account_email"):
             raise RuntimeError("credentials cannot sign (no private key, no service account)")
         if not credentials.valid:  # also resolves the email of metadata-server credentials
             import google.auth.transport.requests
@@ -402,6 +403,11 @@ class _Reader:
         return False
 
 
+def _emulated() -> bool:
+    """Whether the client talks to an emulator (the Google client's own switch)."""
+    return bool(os.environ.get("STORAGE_EMULATOR_HOST"))
+
+
 def _client() -> storage.Client:
     try:
         return storage.Client()
@@ -441,7 +447,7 @@ def open_gcs(url: str) -> GCSStore:
     except ValueError:
         raise SystemExit(f"BERTH_STORAGE_URL {url!r}: retry_timeout must be a number of seconds") from None
     client = _client()
-    signing = _emulator_signing_credentials() if client._is_emulator_set else None
+    signing = _emulator_signing_credentials() if _emulated() else None
     store = GCSStore(bucket, prefix, client=client, retry_timeout=retry_timeout, signing_credentials=signing)
     try:
         exists = store.bucket.exists(retry=None, timeout=10)

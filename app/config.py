@@ -77,6 +77,8 @@ class Settings:
     pulumi_root: str = ""
     pulumi_secrets_provider: str = ""
     pulumi_timeout: int = 900
+    # A CrossGuard policy pack directory (the repository's policies/) every registry `up` enforces.
+    pulumi_policy_pack: str = ""
     # The platform objects a registry's footprint refers to (the platform stack's names).
     platform_namespace: str = "berth"
     platform_service: str = "berth"

@@ -6,6 +6,7 @@ program of app/lifecycle/pulumi_program.py against the cluster the service runs 
 - `provision`: stack config (org, registry, hostname; the pull token as a secret), then `up`.
 - `destroy`: `refresh` (so objects removed by hand do not fail the destroy), `destroy`,
   `remove_stack`. No stack is success.
+- With `BERTH_PULUMI_POLICY_PACK` (the policies/ directory), `up` enforces the policy pack.
 - Every resource's create/update/delete is bounded by `BERTH_PULUMI_TIMEOUT` (Pulumi custom
   timeouts), so a stuck namespace deletion fails the operation instead of hanging it.
 - The engine's output and events go line by line into the operation's log.
@@ -55,6 +56,7 @@ class PulumiProvisioner(Provisioner):
         pulumi_root: str = "",
         secrets_provider: str = "",
         timeout_seconds: int = 900,
+        policy_pack: str = "",
         env: dict[str, str] | None = None,
     ) -> None:
         self.backend_url = backend_url
@@ -63,6 +65,7 @@ class PulumiProvisioner(Provisioner):
         self.pulumi_root = pulumi_root
         self.secrets_provider = secrets_provider
         self.timeout_seconds = timeout_seconds
+        self.policy_pack = policy_pack
         self.env = dict(env or {})
         self._command = None
 
@@ -76,6 +79,9 @@ class PulumiProvisioner(Provisioner):
                 f"BERTH_PULUMI_BACKEND_URL={self.backend_url!r}: use file://<dir> or gs://<bucket>[/prefix]",
                 step="check",
             )
+        if self.policy_pack and not (Path(self.policy_pack) / "PulumiPolicy.yaml").is_file():
+            raise ProvisionError(f"BERTH_PULUMI_POLICY_PACK={self.policy_pack!r} holds no PulumiPolicy.yaml "
+                                 "(point it at the repository's policies/ directory)", step="check")
         if self.backend_url.startswith("file://"):
             state = Path(self.backend_url[len("file://"):])
             try:
@@ -144,7 +150,8 @@ class PulumiProvisioner(Provisioner):
                 "berth:pullToken": auto.ConfigValue(spec.pull_token, secret=True),
             })
             log(f"pulumi: up {name}")
-            result = stack.up(color="never", show_secrets=False, on_output=_lines(log), on_event=_events(log))
+            result = stack.up(color="never", show_secrets=False, on_output=_lines(log), on_event=_events(log),
+                              policy_packs=[self.policy_pack] if self.policy_pack else None)
             log(f"pulumi: up {name}: {result.summary.result}, changes {dict(result.summary.resource_changes or {})}")
             return {key: str(out.value) for key, out in result.outputs.items() if not out.secret}
 

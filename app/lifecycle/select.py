@@ -34,6 +34,7 @@ def open_provisioner(settings: Settings) -> Provisioner:
             pulumi_root=settings.pulumi_root,
             secrets_provider=settings.pulumi_secrets_provider,
             timeout_seconds=settings.pulumi_timeout,
+            policy_pack=settings.pulumi_policy_pack,
         )
     if settings.provisioner == "local":
         from app.lifecycle.local import LocalProvisioner

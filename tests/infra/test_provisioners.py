@@ -21,7 +21,7 @@ from app.lifecycle.provisioner import NoProvisioner, ProvisionError, RegistrySpe
 from app.lifecycle.pulumi_provisioner import PulumiProvisioner, _translated, stack_name
 from app.lifecycle.resources import PlatformRefs, registry_outputs, registry_resources
 from app.lifecycle.select import open_provisioner
-from tests.infra.programs import run_registry_program
+from tests.infra.programs import ROOT, run_registry_program
 from tests.support.components import require_tool
 from tests.support.oci_layout import OCILayout, layer_files, tagged
 
@@ -124,7 +124,7 @@ def test_open_provisioner_follows_the_setting(tmp_path, monkeypatch):
     assert isinstance(pulumi, PulumiProvisioner)
     assert pulumi.backend_url == f"file://{(tmp_path / 'pulumi-state').resolve()}"
     assert pulumi.platform.namespace == "berth-system" and pulumi.platform.issuer == "corp-ca"
-    assert pulumi.timeout_seconds == 900
+    assert pulumi.timeout_seconds == 900 and pulumi.policy_pack == ""
 
     monkeypatch.setenv("BERTH_PROVISIONER", "terraform")
     with pytest.raises(SystemExit, match="local, pulumi or none"):
@@ -169,6 +169,9 @@ def test_pulumi_check_wants_a_backend_and_a_secrets_provider(tmp_path, monkeypat
     assert (tmp_path / "state").is_dir()
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
     PulumiProvisioner("gs://bucket/state", work_dir=tmp_path, pulumi_root=root).check()
+    PulumiProvisioner("gs://bucket/state", work_dir=tmp_path, pulumi_root=root, policy_pack=str(ROOT / "policies")).check()
+    with pytest.raises(ProvisionError, match="PulumiPolicy.yaml"):
+        PulumiProvisioner("gs://b", work_dir=tmp_path, pulumi_root=root, policy_pack=str(tmp_path)).check()
 
 
 def test_pulumi_check_refuses_a_cli_too_old_for_the_sdk(tmp_path):
@@ -281,7 +284,8 @@ class FakeStack:
         return SimpleNamespace(summary=SimpleNamespace(result="succeeded", resource_changes={"create": 9}),
                                outputs={k: OutputValue(v, False) for k, v in self.outputs.items()})
 
-    def up(self, **kwargs):
+    def up(self, policy_packs=None, **kwargs):
+        self.calls.append(("policy_packs", policy_packs))
         return self._run("up", kwargs)
 
     def refresh(self, **kwargs):
@@ -307,7 +311,8 @@ def test_pulumi_provision_and_destroy_drive_the_stack_in_order(tmp_path, monkeyp
 
     monkeypatch.setattr(auto, "create_or_select_stack", create_or_select_stack)
     monkeypatch.setattr(auto, "select_stack", create_or_select_stack)
-    provisioner = PulumiProvisioner("gs://state-bucket/stacks", work_dir=tmp_path, timeout_seconds=120)
+    provisioner = PulumiProvisioner("gs://state-bucket/stacks", work_dir=tmp_path, timeout_seconds=120,
+                                    policy_pack=str(ROOT / "policies"))
     provisioner._command = object()  # the CLI check passed
     lines = []
     assert provisioner.provision(SPEC, lines.append) == outputs
@@ -316,7 +321,8 @@ def test_pulumi_provision_and_destroy_drive_the_stack_in_order(tmp_path, monkeyp
     assert seen["opts"].work_dir == str(tmp_path / "acme.team-a")
     assert calls == [("config", {"berth:org": ("acme", False), "berth:registry": ("team-a", False),
                                  "berth:hostname": ("team-a.cr.example.test", False),
-                                 "berth:pullToken": ("berth_tok", True)}), ("up",)]
+                                 "berth:pullToken": ("berth_tok", True)}),
+                     ("policy_packs", [str(ROOT / "policies")]), ("up",)]
     assert "    + kubernetes:core/v1:Namespace namespace created" in lines
     assert "event: error: a diagnostic" in lines
     assert not any("berth_tok" in line for line in lines)

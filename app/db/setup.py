@@ -24,6 +24,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 
 from app.db import migrations
 from app.db.models import database
+from app.oci.errors import CODES, RegistryError
 
 log = logging.getLogger("berth.db")
 T = TypeVar("T")
@@ -57,6 +58,18 @@ def _is_driver_operational_error(exc: BaseException) -> bool:
     return type(exc).__name__ == "OperationalError"
 
 
+CODES.setdefault("UNAVAILABLE", (503, "the service is unavailable; retry later"))
+STATEMENT_ATTEMPTS = 3
+
+
+class DatabaseUnavailable(RegistryError):
+    """The database connection was lost where the work could not simply be run again (inside a
+    transaction, or on every attempt): 503, the client retries."""
+
+    def __init__(self, message: str = "the database connection was lost; retry") -> None:
+        super().__init__("UNAVAILABLE", message, headers={"Retry-After": "1"})
+
+
 class PostgresDatabase(PooledPostgresqlDatabase):
     """PostgreSQL through peewee's pool, replacing connections the server dropped."""
 
@@ -65,8 +78,10 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             try:
                 return super()._connect()
             except Exception as exc:  # the driver's own OperationalError: refused, starting up, ...
-                if delay is None or not _is_driver_operational_error(exc):
+                if not _is_driver_operational_error(exc):
                     raise
+                if delay is None:
+                    raise DatabaseUnavailable("the database cannot be reached; retry") from exc
                 log.warning("connecting to PostgreSQL failed (%s); retrying in %.1fs", str(exc).strip(), delay)
                 time.sleep(delay)
 
@@ -86,22 +101,44 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             self.manual_close()
 
     def _retry_lost(self, run: Callable[[], T]) -> T:
-        try:
-            return run()
-        except (pw.OperationalError, pw.InterfaceError):
-            # Inside a transaction the work so far is gone with the connection: only the
-            # transaction as a whole can be run again (see `atomically`).
-            if self.in_transaction() or not self.connection_lost():
-                raise
-            log.warning("PostgreSQL connection lost; retrying the statement on a new connection")
-            self.discard_connection()
-            return run()
+        for attempt in range(1, STATEMENT_ATTEMPTS + 1):
+            try:
+                return run()
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                if not self.connection_lost():
+                    raise
+                # What dropped this connection (a restart, failover, a network cut) most likely
+                # dropped the idle ones too: do not hand those out next.
+                self.close_idle()
+                if self.in_transaction():
+                    # The work so far went with the connection: only the transaction as a whole
+                    # can be run again (`atomically` does; elsewhere the client retries on 503).
+                    raise DatabaseUnavailable("the database connection was lost mid-transaction; retry") from exc
+                self.discard_connection()
+                if attempt == STATEMENT_ATTEMPTS:
+                    raise DatabaseUnavailable() from exc
+                log.warning("PostgreSQL connection lost; running the statement again on a new connection")
+                time.sleep(0.02 * (attempt - 1))
+        raise AssertionError("unreachable")
 
     def execute_sql(self, sql, params=None):
         return self._retry_lost(lambda: super(PostgresDatabase, self).execute_sql(sql, params))
 
     def begin(self, *args, **kwargs):
         return self._retry_lost(lambda: super(PostgresDatabase, self).begin(*args, **kwargs))
+
+    def commit(self):
+        try:
+            return super().commit()
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            if self.connection_lost():
+                raise DatabaseUnavailable("the database connection was lost at commit; retry") from exc
+            raise
+
+    def rollback(self):
+        if self.connection_lost():
+            return  # the server ended the transaction with the connection
+        return super().rollback()
 
 
 def database_for(url: str) -> pw.Database:
@@ -159,8 +196,8 @@ def transaction():
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
-def _retryable(db: pw.Database, exc: Exception) -> bool:
-    if isinstance(db, PostgresDatabase) and db.connection_lost():
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, DatabaseUnavailable):
         return True
     cause = exc.args[0] if exc.args else None
     code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
@@ -179,14 +216,13 @@ def atomically(fn: Callable[[], T], attempts: int = 3) -> T:
         try:
             with transaction():
                 return fn()
-        except (pw.OperationalError, pw.InterfaceError) as exc:
-            if attempt == attempts or not _retryable(db, exc):
+        except (pw.OperationalError, pw.InterfaceError, DatabaseUnavailable) as exc:
+            if attempt == attempts or not _retryable(exc):
                 raise
             log.warning("transaction failed (%s); running it again (attempt %d)", str(exc).strip(), attempt + 1)
-            if isinstance(db, PostgresDatabase):
-                if db.connection_lost():
-                    db.discard_connection()
-                time.sleep(random.uniform(0, 0.05 * attempt))
+            if isinstance(db, PostgresDatabase) and db.connection_lost():
+                db.discard_connection()
+            time.sleep(random.uniform(0, 0.05 * attempt))
     raise AssertionError("unreachable")
 
 

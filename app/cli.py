@@ -56,6 +56,7 @@ def serve(args: argparse.Namespace) -> int:
     from app.db.models import database
     from app.edge import spool
     from app.edge.plain_http import PlainHTTPChannel
+    from app.lifecycle.provisioner import ProvisionError
     from app.telemetry import logs, tracing
     from app.web import build_services, create_app
 
@@ -68,7 +69,13 @@ def serve(args: argparse.Namespace) -> int:
     services = build_services(settings)
     if services.store.spool_dir is not None:
         spool.install(services.store.spool_dir)
+    try:
+        services.provisioner.check()
+    except ProvisionError as e:
+        print(f"error: the {services.provisioner.name} provisioner cannot run here: {e}", file=sys.stderr)
+        return 2
     app = create_app(settings, services)
+    services.worker.start()
     server = waitress.create_server(
         app,
         host=settings.host,
@@ -87,6 +94,8 @@ def serve(args: argparse.Namespace) -> int:
         server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        services.worker.stop()
     return 0
 
 

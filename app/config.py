@@ -66,7 +66,11 @@ class Settings:
     # Largest manifest accepted (the distribution spec suggests 4 MiB).
     max_manifest_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
-
+    # Lifecycle operations: a worker's lease on a running operation (seconds; a crashed worker's
+    # operation is resumed by another after it), attempts for transient failures, poll interval.
+    operation_lease: int = 30
+    operation_max_attempts: int = 5
+    operation_poll: int = 2
     # Provisioning of each registry's Kubernetes footprint (app/lifecycle/select.py):
     # local (YAML under <data dir>/manifests), pulumi (Automation API stacks) or none.
     provisioner: str = "local"

@@ -19,6 +19,12 @@ _FALCON_STATUS_CODES = {
     429: "TOOMANYREQUESTS",
 }
 API_CHALLENGE = 'Bearer realm="Berth API"'
+PROBLEM_BASE = "https://berth.dev/problems/"
+
+
+def problem_type(code: str) -> str:
+    """The stable `type` URI of a problem: one per error code (docs/api.md lists them)."""
+    return PROBLEM_BASE + code.lower().replace("_", "-")
 TOKEN_ENDPOINT_CHALLENGE = 'Basic realm="Berth Registry"'
 
 
@@ -28,13 +34,15 @@ def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> 
         resp.set_header(name, value)
     if req.path.startswith("/api/"):
         body = {
-            "type": "about:blank",
+            "type": problem_type(error.code),
             "title": CODES.get(error.code, (0, error.code))[1],
             "status": error.status,
             "detail": error.message,
             "code": error.code,
             "request_id": getattr(req.context, "request_id", None),
         }
+        if error.field:
+            body["invalid_params"] = [{"name": error.field, "reason": error.message}]
         resp.content_type = "application/problem+json"
         if error.status == 401:
             resp.set_header("WWW-Authenticate", API_CHALLENGE)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import socket
 from dataclasses import dataclass
 
 import falcon
 
 from app import errors
+from app.api.audit import AuditResource, AuditTrail
+from app.api.browse import RepositoriesResource, RepositoryPathResource
+from app.api.credentials import CredentialsResource
 from app.api.gate import ManagementGate
 from app.api.health import HealthResource, ReadyResource
+from app.api.idempotency import Idempotency
 from app.api.members import MemberResource, MembersResource
-from app.api.registries import RegistriesResource
+from app.api.operations import OperationResource, OperationRetryResource
+from app.api.orgs import OrgsResource
+from app.api.registries import RegistriesResource, RegistryResource
 from app.api.tokens import TokenResource, TokensResource
 from app.auth.identity import Identity
 from app.auth.idp import IdentityProvider, IdpSettings
@@ -20,6 +29,10 @@ from app.auth.throttle import LoginThrottle
 from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
 from app.config import Settings
 from app.db.setup import ReleaseConnection
+from app.lifecycle.operations import OperationRunner, RunnerSettings
+from app.lifecycle.provisioner import Provisioner
+from app.lifecycle.select import open_provisioner
+from app.lifecycle.worker import Worker
 from app.edge.context import RequestContext
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
@@ -45,6 +58,8 @@ class Services:
     manifests: ManifestService
     identity: Identity
     token_service: TokenService
+    provisioner: Provisioner
+    worker: Worker  # started by `berth serve`; resources wake it when they queue an operation
 
 
 def build_services(settings: Settings) -> Services:
@@ -57,6 +72,10 @@ def build_services(settings: Settings) -> Services:
         idp = IdentityProvider(IdpSettings(
             settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
     identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters_uri(settings)))
+    provisioner = open_provisioner(settings)
+    runner = OperationRunner(provisioner, store, RunnerSettings(
+        domain=settings.domain, lease=dt.timedelta(seconds=settings.operation_lease),
+        max_attempts=settings.operation_max_attempts), owner=f"{socket.gethostname()}:{os.getpid()}")
     return Services(
         store=store,
         blobs=BlobService(store, redirect=settings.storage_redirect),
@@ -64,6 +83,8 @@ def build_services(settings: Settings) -> Services:
         manifests=ManifestService(settings.max_manifest_bytes),
         identity=identity,
         token_service=TokenService(identity, registry_tokens, settings.domain),
+        provisioner=provisioner,
+        worker=Worker(runner, poll_interval=settings.operation_poll),
     )
 
 
@@ -98,7 +119,9 @@ def middleware(settings: Settings, services: Services, metrics: Metrics) -> list
         TracingMiddleware(),
         RequestLog(metrics),
         *_cors(settings),
+        AuditTrail(),
         ManagementGate(services.identity),
+        Idempotency(),
     ]
 
 
@@ -116,7 +139,17 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_error_handler(RegistryError, errors.handle_registry_error)
 
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
-    app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain))
+    wake = services.worker.wake
+    app.add_route("/api/v1/orgs", OrgsResource())
+    app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain, wake))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}", RegistryResource(settings.domain, wake))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/repositories", RepositoriesResource())
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/repositories/{rest:path}",
+                  RepositoryPathResource(services.store))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/credentials", CredentialsResource(settings.domain))
+    app.add_route("/api/v1/orgs/{org}/audit", AuditResource())
+    app.add_route("/api/v1/operations/{operation_id}", OperationResource())
+    app.add_route("/api/v1/operations/{operation_id}/retry", OperationRetryResource(wake))
     app.add_route("/api/v1/orgs/{org}/members", MembersResource())
     app.add_route("/api/v1/orgs/{org}/members/{subject}", MemberResource())
     app.add_route("/api/v1/orgs/{org}/tokens", TokensResource())

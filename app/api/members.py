@@ -24,6 +24,7 @@ class MembersResource:
 
 class MemberResource:
     permissions = {"GET": roles.BROWSE, "PUT": roles.MANAGE_MEMBERS, "DELETE": roles.MANAGE_MEMBERS}
+    audit = {"PUT": "member.set", "DELETE": "member.remove"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
         resp.media = render(members.get_member(req.context.org, subject))
@@ -32,10 +33,12 @@ class MemberResource:
         body = req.get_media(default_when_empty=None)
         if not isinstance(body, dict):
             raise RegistryError("INVALID", 'send a JSON object: {"role": "owner"|"admin"|"developer"|"reader"}')
+        req.context.audit_detail = {"subject": subject, "role": body.get("role")}
         member, created = members.put_member(req.context.org, subject, body.get("role"), req.context.subject)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = render(member)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
+        req.context.audit_detail = {"subject": subject}
         members.remove_member(req.context.org, subject, req.context.subject)
         resp.status = falcon.HTTP_204

@@ -1,48 +1,94 @@
-"""`/api/v1/orgs/{org}/registries`: create and list registries."""
+"""`/api/v1/orgs/{org}/registries[/{registry}]`: create, list, show, change, delete registries.
+
+Create and delete answer 202 with the lifecycle operation that carries them out
+(app.lifecycle.operations); `GET /api/v1/operations/{id}` follows it.
+"""
 
 from __future__ import annotations
 
 import falcon
 
+from app.api import media, pagination
 from app.auth import roles
-from app.db.models import Registry
-from app.oci.errors import RegistryError
+from app.db.models import Operation, Registry
+from app.lifecycle import operations
 from app.services import registries
 
 
-def render(registry: Registry, req: falcon.Request, domain: str) -> dict:
-    return {
+def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: bool = True) -> dict:
+    body = {
         "name": registry.name,
         "org": registry.org.name,
         "visibility": registry.visibility,
         "status": registry.status,
         "endpoint": f"{registry.name}.{domain}",
         "path_endpoint": f"{req.netloc}/{registry.name}",
+        "custom_domain": registry.custom_domain,
+        "pull_namespaces": registries.pull_namespaces(registry),
         "created_at": registry.created_at.isoformat() + "Z",
         "created_by": registry.created_by,
+        "links": {"self": f"/api/v1/orgs/{registry.org.name}/registries/{registry.name}"},
     }
+    if with_usage:
+        usage = registries.usage(registry)
+        body["usage"] = {"stored_bytes": usage.stored_bytes, "blobs": usage.blobs,
+                         "repositories": usage.repositories, "tags": usage.tags}
+    latest = (Operation.select().where(Operation.registry == registry).order_by(Operation.created_at.desc()).first())
+    if latest is not None:
+        body["links"]["operation"] = f"/api/v1/operations/{latest.id}"
+    return body
 
 
 class RegistriesResource:
     permissions = {"GET": roles.BROWSE, "POST": roles.CREATE_REGISTRY}
+    idempotent = ("POST",)
+    audit = {"POST": "registry.create"}
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, wake) -> None:
         self.domain = domain
+        self.wake = wake
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        items = registries.list_registries(req.context.org)
-        resp.media = {"registries": [render(r, req, self.domain) for r in items]}
+        page = pagination.page(req, Registry.name, registries.registries_of(req.context.org))
+        resp.media = pagination.body("registries", [render(r, req, self.domain) for r in page.items], page)
+        pagination.link(req, resp, page)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        body = req.get_media(default_when_empty=None)
-        if not isinstance(body, dict):
-            raise RegistryError("INVALID", 'send a JSON object: {"name": ..., "visibility": "private"|"public"}')
-        name, visibility = body.get("name"), body.get("visibility", "private")
-        if not isinstance(name, str) or not isinstance(visibility, str):
-            raise RegistryError("INVALID", "name and visibility must be strings")
-        registry = registries.create_registry(
-            req.context.org, name, visibility, created_by=req.context.subject.name
+        body = media.object_of(req, example='{"name": "team-images", "visibility": "private"}',
+                               allowed={"name", "visibility", "custom_domain", "pull_namespaces"})
+        req.context.audit_target = {"registry": body.get("name") if isinstance(body.get("name"), str) else None}
+        registry, operation = operations.request_create(
+            req.context.org, body.get("name"), visibility=body.get("visibility", "private"),
+            requested_by=req.context.subject.name, custom_domain=body.get("custom_domain"),
+            pull_namespaces=body.get("pull_namespaces"),
         )
-        resp.status = falcon.HTTP_201
+        self.wake()
+        resp.status = falcon.HTTP_202
         resp.location = f"/api/v1/orgs/{org}/registries/{registry.name}"
-        resp.media = render(registry, req, self.domain)
+        resp.media = {**render(registry, req, self.domain), "operation": operations.render(operation)}
+
+
+class RegistryResource:
+    permissions = {"GET": roles.BROWSE, "PATCH": roles.CREATE_REGISTRY, "DELETE": roles.DELETE_REGISTRY}
+    audit = {"PATCH": "registry.update", "DELETE": "registry.delete"}
+
+    def __init__(self, domain: str, wake) -> None:
+        self.domain = domain
+        self.wake = wake
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        resp.media = render(req.context.registry, req, self.domain)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        changes = media.object_of(req, example='{"visibility": "public"}')
+        req.context.audit_detail = {k: v for k, v in changes.items() if k in ("visibility", "custom_domain",
+                                                                                "pull_namespaces")}
+        updated = registries.update_registry(req.context.registry, changes)
+        resp.media = render(updated, req, self.domain)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        operation = operations.request_delete(req.context.registry, requested_by=req.context.subject.name)
+        self.wake()
+        resp.status = falcon.HTTP_202
+        resp.location = f"/api/v1/operations/{operation.id}"
+        resp.media = {"operation": operations.render(operation)}

@@ -11,6 +11,8 @@ from app.services import tokens
 
 class TokensResource:
     permissions = {"GET": roles.CREATE_TOKEN, "POST": roles.CREATE_TOKEN}
+    idempotent = ("POST",)
+    audit = {"POST": "token.create"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         items = tokens.list_tokens(req.context.org, req.context.subject)
@@ -35,6 +37,7 @@ class TokensResource:
 
 class TokenResource:
     permissions = {"DELETE": roles.CREATE_TOKEN}
+    audit = {"DELETE": "token.revoke"}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: int) -> None:
         tokens.revoke_token(req.context.org, req.context.subject, token_id)

@@ -118,6 +118,7 @@ class Identity:
             anonymous=claims["sub"] == ANONYMOUS.name,
             roles={int(k): v for k, v in roles.items() if str(k).isdigit() and isinstance(v, str)},
             registry_id=claims.get("rid") if isinstance(claims.get("rid"), int) else None,
+            issued_at=claims.get("iat") if isinstance(claims.get("iat"), int) else 0,
         )
 
 

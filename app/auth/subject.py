@@ -24,6 +24,9 @@ class Subject:
     token_id: int | None = None
     # Registry-token grants: (scope type, name) -> actions ("pull", "push", "delete", "*").
     grants: dict[tuple[str, str], frozenset[str]] | None = None
+    # When a registry token was issued (its `iat`): grants name registries by name, so a token
+    # issued before a registry of that name was (re)created grants nothing in it.
+    issued_at: int | None = None
 
     def role_in(self, org_id: int, registry_id: int | None = None) -> str | None:
         if self.registry_id is not None and registry_id is not None and registry_id != self.registry_id:

@@ -48,7 +48,7 @@ class TokenService:
         except RegistryError:
             return []
         registry = load_registry(target)
-        if registry is None or registry.status != "ready":
+        if registry is None or not registry.serves:
             return []
         wanted = ACTIONS if "*" in scope.actions else [a for a in ACTIONS if a in scope.actions]
         return [a for a in wanted if is_allowed(subject, GATE_ACTION[a], registry)]

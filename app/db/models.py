@@ -43,6 +43,12 @@ class Registry(BaseModel):
     def is_public(self) -> bool:
         return self.visibility == "public"
 
+    @property
+    def serves(self) -> bool:
+        """Whether the data plane answers for it: from creation (even while its Kubernetes
+        footprint is provisioned, or when that failed) until it is marked for deletion."""
+        return self.status != "deleting"
+
 
 class Repository(BaseModel):
     registry = pw.ForeignKeyField(Registry, backref="repositories", on_delete="CASCADE")

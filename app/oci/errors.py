@@ -30,6 +30,7 @@ CODES: dict[str, tuple[int, str]] = {
     "CONFLICT": (409, "the resource already exists"),
     "NOT_FOUND": (404, "not found"),
     "INVALID": (400, "invalid request"),
+    "IDEMPOTENCY_KEY_REUSED": (422, "the idempotency key was used with a different request"),
     "UNKNOWN": (500, "unknown error"),
 }
 
@@ -46,6 +47,7 @@ class RegistryError(Exception):
         status: int | None = None,
         headers: dict[str, str] | None = None,
         challenge_error: str | None = None,
+        field: str | None = None,
     ) -> None:
         default_status, default_message = CODES[code]
         self.code = code
@@ -55,6 +57,8 @@ class RegistryError(Exception):
         self.headers = headers or {}
         # For 401s: the `error` of the Bearer challenge (e.g. insufficient_scope).
         self.challenge_error = challenge_error
+        # Management plane: the request field a validation error is about.
+        self.field = field
         super().__init__(f"{code}: {self.message}")
 
     def envelope(self) -> dict:

@@ -35,6 +35,10 @@ class ManifestResource:
         body = req.bounded_stream.read(limit + 1)
         repository = repositories.get_or_create(call.registry, call.target.repository)
         manifest = self.manifests.put(repository, call.arg, req.content_type, body)
+        req.context.audit_target.update(digest=manifest.digest)
+        if manifest.replaced_digest:
+            req.context.audit_action = "tag.overwrite"
+            req.context.audit_detail = {"previous_digest": manifest.replaced_digest}
         resp.status = falcon.HTTP_201
         resp.location = call.target.url(f"manifests/{manifest.digest}")
         resp.set_header("Docker-Content-Digest", manifest.digest)

@@ -10,7 +10,7 @@ import falcon
 from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
-from app.oci import routes
+from app.oci import digests, routes
 from app.oci.blobs import BlobResource
 from app.oci.errors import RegistryError
 from app.oci.listings import CatalogResource, TagsResource
@@ -74,15 +74,37 @@ class DataPlaneRouter:
 
         target = parse_target(route.name, req.host, self.domain, req.context.registry_header)
         req.context.registry_name, req.context.repository = target.registry_name, target.repository
+        _audit(req, route, method, target)
         action = resource.actions.get(method) or resource.actions["GET"]  # HEAD reads as GET
         with _challenging(req, f"repository:{target.name}:{SCOPE_ACTIONS[action]}"):
             registry = load_registry(target)
-            if registry is None or registry.status != "ready":
+            if registry is None or not registry.serves:
                 if subject.anonymous:
                     raise RegistryError("UNAUTHORIZED", "authentication required")
                 raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
+            req.context.audit_org_id = registry.org_id
             authorize(subject, action, registry, target.name)
         responder(req, resp, Call(subject, target, registry, route.arg))
+
+
+# What the audit trail records on the data plane: pushes, tag moves and deletes (not reads).
+AUDITED = {("manifest", "PUT"): "manifest.push", ("manifest", "DELETE"): "manifest.delete",
+           ("blob", "DELETE"): "blob.delete"}
+
+
+def _audit(req: falcon.Request, route, method: str, target) -> None:
+    action = AUDITED.get((route.kind, method))
+    if action is None:
+        return
+    target_fields = {"registry": target.registry_name, "repository": target.repository}
+    if route.kind == "manifest" and not digests.is_digest(route.arg):
+        target_fields["tag"] = route.arg
+        if method == "DELETE":
+            action = "tag.delete"
+    else:
+        target_fields["digest"] = route.arg
+    req.context.audit_action = action
+    req.context.audit_target = target_fields
 
 
 def _allowed(resource) -> list[str]:

@@ -166,8 +166,13 @@ class ManifestService:
                 rows += [{"manifest": manifest, "digest": d, "kind": "manifest"} for d in parsed.children]
                 if rows:
                     ManifestReference.insert_many(rows).execute()
+            manifest.replaced_digest = None  # the digest a tag push moved the tag away from (audit)
             if tag is not None:
                 # Write policy: allow. A tag push moves the tag, whatever it pointed at before.
+                previous = (Manifest.select(Manifest.digest).join(Tag, on=(Tag.manifest == Manifest.id))
+                            .where((Tag.repository == repository) & (Tag.name == tag)).first())
+                if previous is not None and previous.digest != manifest.digest:
+                    manifest.replaced_digest = previous.digest
                 now = utcnow()
                 Tag.insert(repository=repository, name=tag, manifest=manifest, updated_at=now).on_conflict(
                     conflict_target=[Tag.repository, Tag.name],

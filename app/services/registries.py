@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import peewee as pw
 
 from app.auth.credentials import generate_token, hash_token
-from app.db.models import AccessToken, Organization, Registry
+from app.db.models import AccessToken, Blob, Organization, Registry, Repository, Tag
 from app.db.prepared import Prepared
 from app.db.setup import transaction
 from app.oci.errors import RegistryError
-from app.oci.names import check_registry
+from app.oci.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
 
 VISIBILITIES = ("private", "public")
 BOOTSTRAP_ORG = "default"
@@ -43,21 +46,126 @@ def find_registry(name: str) -> Registry | None:
     return _REGISTRY_BY_NAME.first(name)
 
 
+def validate_name(name: object) -> str:
+    """A registry name, or INVALID naming the field and the exact rule broken."""
+    if not isinstance(name, str) or not name:
+        raise RegistryError("INVALID", "name is required: a DNS label such as 'team-images'", field="name")
+    if len(name) > 63:
+        raise RegistryError("INVALID", f"name is {len(name)} characters long; at most 63 are allowed", field="name")
+    if not REGISTRY.match(name):
+        raise RegistryError(
+            "INVALID", f"name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit", field="name")
+    if name in RESERVED_REGISTRY_NAMES:
+        raise RegistryError("INVALID", f"name {name!r} is reserved", field="name")
+    return name
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_visibility(value: object) -> str:
+    if value not in VISIBILITIES:
+        raise RegistryError("INVALID", f"visibility must be one of {list(VISIBILITIES)}", field="visibility")
+    return value  # type: ignore[return-value]
+
+
+def validate_custom_domain(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HOSTNAME.match(value):
+        raise RegistryError("INVALID", "custom_domain must be a lowercase DNS hostname such as "
+                            "'images.example.com'", field="custom_domain")
+    return value
+
+
+def validate_pull_namespaces(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 50:
+        raise RegistryError("INVALID", "pull_namespaces must be a list of up to 50 Kubernetes namespace names",
+                            field="pull_namespaces")
+    for item in value:
+        if not isinstance(item, str) or not _NAMESPACE.match(item):
+            raise RegistryError("INVALID", f"pull_namespaces: {str(item)[:80]!r} is not a Kubernetes namespace "
+                                "name (a DNS label)", field="pull_namespaces")
+    return sorted(set(value))
+
+
 def create_registry(
-    org: Organization, name: str, visibility: str = "private", created_by: str | None = None
+    org: Organization, name: str, visibility: str = "private", created_by: str | None = None,
+    *, status: str = "ready", custom_domain: str | None = None, pull_namespaces: list[str] | None = None,
 ) -> Registry:
-    check_registry(name)
-    if visibility not in VISIBILITIES:
-        raise RegistryError("INVALID", f"visibility must be one of {list(VISIBILITIES)}")
+    validate_name(name)
+    validate_visibility(visibility)
     try:
         with transaction():
-            return Registry.create(org=org, name=name, visibility=visibility, created_by=created_by)
+            return Registry.create(
+                org=org, name=name, visibility=visibility, created_by=created_by, status=status,
+                custom_domain=custom_domain, pull_namespaces=json.dumps(pull_namespaces or []),
+            )
     except pw.IntegrityError:
-        raise RegistryError("CONFLICT", f"registry name {name!r} is taken") from None
+        raise RegistryError("CONFLICT", f"registry name {name!r} is taken", field="name") from None
+
+
+def get_registry(org: Organization, name: str) -> Registry:
+    """A registry of `org` by name; NOT_FOUND (never a hint of another org's registry)."""
+    registry = Registry.get_or_none((Registry.org == org) & (Registry.name == name))
+    if registry is None:
+        raise RegistryError("NOT_FOUND", f"registry {name!r} not found in organization {org.name!r}")
+    return registry
+
+
+def pull_namespaces(registry: Registry) -> list[str]:
+    return json.loads(registry.pull_namespaces or "[]")
+
+
+@dataclass(frozen=True)
+class Usage:
+    stored_bytes: int  # each unique blob once
+    blobs: int
+    repositories: int
+    tags: int
+
+
+def usage(registry: Registry) -> Usage:
+    blobs = Blob.select(pw.fn.COUNT(Blob.id), pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(
+        Blob.registry == registry).tuples().get()
+    repositories = Repository.select().where(Repository.registry == registry).count()
+    tags = Tag.select().join(Repository).where(Repository.registry == registry).count()
+    return Usage(stored_bytes=int(blobs[1]), blobs=int(blobs[0]), repositories=repositories, tags=tags)
 
 
 def list_registries(org: Organization) -> list[Registry]:
     return list(org.registries.order_by(Registry.name))
+
+
+def registries_of(org: Organization) -> pw.ModelSelect:
+    return Registry.select().where(Registry.org == org)
+
+
+def update_registry(registry: Registry, changes: dict) -> Registry:
+    """Apply a PATCH: visibility, custom_domain, pull_namespaces. Unknown fields are refused."""
+    allowed = {"visibility", "custom_domain", "pull_namespaces"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise RegistryError("INVALID", f"cannot change {unknown[0]!r}; changeable: {sorted(allowed)}", field=unknown[0])
+    if registry.status == "deleting":
+        raise RegistryError("CONFLICT", f"registry {registry.name!r} is being deleted")
+    values: dict = {}
+    if "visibility" in changes:
+        values["visibility"] = validate_visibility(changes["visibility"])
+    if "custom_domain" in changes:
+        values["custom_domain"] = validate_custom_domain(changes["custom_domain"])
+    if "pull_namespaces" in changes:
+        values["pull_namespaces"] = json.dumps(validate_pull_namespaces(changes["pull_namespaces"]))
+    if values:
+        with transaction():
+            Registry.update(**values).where(Registry.id == registry.id).execute()
+        for key, value in values.items():
+            setattr(registry, key, value)
+    return registry
 
 
 def bootstrap(data_dir: Path, token: str | None) -> str | None:

@@ -28,9 +28,9 @@ def parse_duration(value: object) -> dt.timedelta | None:
         n, unit = _DURATION.match(value).groups()
         seconds = int(n) * _UNITS[unit]
     else:
-        raise RegistryError("INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)")
+        raise RegistryError("INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)", field="expires_in")
     if seconds <= 0 or seconds > MAX_LIFETIME.total_seconds():
-        raise RegistryError("INVALID", "expires_in must be between 1 second and 10 years")
+        raise RegistryError("INVALID", "expires_in must be between 1 second and 10 years", field="expires_in")
     return dt.timedelta(seconds=seconds)
 
 
@@ -38,11 +38,11 @@ def token_role(scope: object, role: object) -> str:
     """The role a new token acts with, from `scope` (pull|push) or an explicit `role`."""
     if role is not None:
         if role not in roles.ROLES:
-            raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}")
+            raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}", field="role")
         return role  # type: ignore[return-value]
     scope = scope or "pull"
     if scope not in roles.SCOPES:
-        raise RegistryError("INVALID", f"scope must be one of {list(roles.SCOPES)}")
+        raise RegistryError("INVALID", f"scope must be one of {list(roles.SCOPES)}", field="scope")
     return roles.SCOPES[scope]  # type: ignore[index]
 
 
@@ -58,7 +58,7 @@ def create_token(
 ) -> tuple[AccessToken, str]:
     """Issue a token; returns (row, secret). The secret is never stored and never shown again."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise RegistryError("INVALID", "name: 1-100 letters, digits, spaces and . _ -")
+        raise RegistryError("INVALID", "name: 1-100 letters, digits, spaces and . _ -", field="name")
     wanted = token_role(scope, role)
     creator_role = creator.roles.get(org.id)
     if not roles.at_most(wanted, creator_role):

@@ -42,7 +42,7 @@ def env(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("tokens") / "data", token="berth_owner_" + secrets.token_hex(16)).start()
     owner = Api(server, server.token)
     for name, visibility in (("other", "private"), ("pub", "public")):
-        assert owner.post("/registries", {"name": name, "visibility": visibility}).status_code == 201
+        assert owner.post("/registries", {"name": name, "visibility": visibility}).status_code == 202
     owner_client = RegistryClient(server.url, server.session())
     for registry in ("default", "other", "pub"):
         owner_client.push_image(f"{registry}/app", "v1")

@@ -133,7 +133,7 @@ def member_to_delete(w, c):
 
 API_ROUTES = [
     Route("api: list registries", "api", "browse", 200, lambda w, c: api(w, c, "GET", "/registries")),
-    Route("api: create registry", "api", "create_registry", 201,
+    Route("api: create registry", "api", "create_registry", 202,
           lambda w, c: api(w, c, "POST", "/registries", json={"name": w.unique("r")})),
     Route("api: list members", "api", "browse", 200, lambda w, c: api(w, c, "GET", "/members")),
     Route("api: put member", "api", "manage_members", 201,
@@ -142,12 +142,28 @@ API_ROUTES = [
     Route("api: list tokens", "api", "create_token", 200, lambda w, c: api(w, c, "GET", "/tokens")),
     Route("api: create pull token", "api", "create_token", 201,
           lambda w, c: api(w, c, "POST", "/tokens", json={"name": w.unique("tok"), "scope": "pull"})),
+    Route("api: read audit", "api", "manage_members", 200, lambda w, c: api(w, c, "GET", "/audit")),
+]
+# Routes on one registry: the caller's role there decides; a registry out of reach is not found.
+REGISTRY_API_ROUTES = [
+    Route(f"{registry}: api show registry", "api-registry", "browse", 200,
+          lambda w, c, r=registry: api(w, c, "GET", f"/registries/{r}"))
+    for registry in ("priv", "pub")
+] + [
+    Route("priv: api browse repositories", "api-registry", "browse", 200,
+          lambda w, c: api(w, c, "GET", "/registries/priv/repositories")),
+    Route("priv: api list tags", "api-registry", "browse", 200,
+          lambda w, c: api(w, c, "GET", "/registries/priv/repositories/app/tags")),
+    Route("priv: api pull credentials", "api-registry", "create_token", 201,
+          lambda w, c: api(w, c, "POST", "/registries/priv/credentials", json={})),
+    Route("priv: api change registry", "api-registry", "create_registry", 200,
+          lambda w, c: api(w, c, "PATCH", "/registries/priv", json={"visibility": "private"})),
 ]
 GLOBAL_ROUTES = [
     Route("v2 base", "base", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/")),
     Route("catalog", "catalog", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/_catalog")),
 ]
-ROUTES = data_routes("priv") + data_routes("pub") + API_ROUTES + GLOBAL_ROUTES
+ROUTES = data_routes("priv") + data_routes("pub") + API_ROUTES + REGISTRY_API_ROUTES + GLOBAL_ROUTES
 
 
 def expected(route: Route, caller: Caller) -> int:
@@ -160,8 +176,16 @@ def expected(route: Route, caller: Caller) -> int:
     if route.plane == "api":
         if anonymous:
             return 401
+        if caller.role is None:
+            return 404  # not a member: the organization is not even confirmed to exist
         allowed = caller.registry is None and route.action in PERMISSIONS.get(caller.role, set())
         return route.ok if allowed else 403
+    if route.plane == "api-registry":
+        if anonymous:
+            return 401
+        if caller.role is None or caller.registry not in (None, route.name.split(":")[0]):
+            return 404
+        return route.ok if route.action in PERMISSIONS.get(caller.role, set()) else 403
     registry = route.name.split(":")[0]
     if registry == "pub" and route.action == "pull":
         return route.ok
@@ -185,7 +209,7 @@ def world(tmp_path_factory):
     for name, visibility in (("priv", "private"), ("pub", "public"), ("third", "private")):
         r = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": name, "visibility": visibility},
                           headers={"Authorization": f"Bearer {owner_token}"}, timeout=20)
-        assert r.status_code == 201
+        assert r.status_code == 202
     other_org = subprocess.run([sys.executable, "-m", "app.cli", "org", "create", "otherorg", "--data-dir", str(data)],
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert other_org.returncode == 0, other_org.stderr

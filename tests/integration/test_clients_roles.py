@@ -29,7 +29,7 @@ def roles(server):
 
     public = f"pubroles{secrets.token_hex(3)}"
     assert requests.post(f"{api}/registries", json={"name": public, "visibility": "public"}, headers=owner,
-                         timeout=10).status_code == 201
+                         timeout=10).status_code == 202
     return {"developer": token("push"), "reader": token("pull"), "public": public}
 
 

@@ -44,7 +44,7 @@ def create_registry(server, name: str | None = None, visibility: str = "private"
     r = requests.post(f"{server.url}/api/v1/orgs/default/registries",
                       json={"name": name, "visibility": visibility},
                       headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     return name
 
 

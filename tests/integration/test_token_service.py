@@ -23,7 +23,7 @@ def env(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("tokensvc") / "data", token="berth_owner_" + secrets.token_hex(16)).start()
     api = f"{server.url}/api/v1/orgs/default"
     owner = {"Authorization": f"Bearer {server.token}"}
-    assert requests.post(f"{api}/registries", json={"name": "pub", "visibility": "public"}, headers=owner, timeout=10).status_code == 201
+    assert requests.post(f"{api}/registries", json={"name": "pub", "visibility": "public"}, headers=owner, timeout=10).status_code == 202
 
     def token(**body) -> tuple[int, str]:
         body.setdefault("name", "t" + secrets.token_hex(3))

@@ -1,0 +1,56 @@
+"""The audit trail's two ends: the middleware that records, and `GET /api/v1/orgs/{org}/audit`.
+
+What is audited is declared where it happens: a management resource's `audit = {"POST":
+"registry.create"}`, or `req.context.audit_action` set by the data-plane router for pushes, tag
+moves and deletes. Resources add what they learn (`req.context.audit_target`, `audit_detail`).
+Requests that never authenticated (the 401 that starts every token handshake) are not audited.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from app.api import pagination
+from app.auth import roles
+from app.db.models import AuditEvent
+from app.services import audit
+
+
+class AuditTrail:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.audit_target = {}
+        req.context.audit_detail = None
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        action = getattr(req.context, "audit_action", None) or (getattr(resource, "audit", None) or {}).get(req.method)
+        subject = getattr(req.context, "subject", None)
+        if action is None or subject is None or subject.anonymous:
+            return
+        org = getattr(req.context, "org", None)
+        org_id = org.id if org is not None else getattr(req.context, "audit_org_id", None)
+        if org_id is None:
+            return  # nothing resolved: the request named no organization the caller may see
+        target = dict(req.context.audit_target or {})
+        registry = getattr(req.context, "registry", None)
+        if registry is not None and not isinstance(registry, str):
+            target.setdefault("registry", registry.name)
+        audit.record(
+            org_id=org_id, actor=subject.name, action=action, status=int(resp.status_code),
+            registry=target.get("registry"), repository=target.get("repository"), digest=target.get("digest"),
+            tag=target.get("tag"), detail=req.context.audit_detail,
+            client_ip=getattr(req.context, "client_ip", None), request_id=getattr(req.context, "request_id", None),
+        )
+
+
+class AuditResource:
+    permissions = {"GET": roles.MANAGE_MEMBERS}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        query = audit.query(
+            req.context.org.id, actor=req.get_param("actor"), action=req.get_param("action"),
+            registry=req.get_param("registry"), since=audit.parse_time(req.get_param("since"), "since"),
+            until=audit.parse_time(req.get_param("until"), "until"),
+        )
+        page = pagination.page(req, AuditEvent.id, query, descending=True)
+        resp.media = pagination.body("events", [audit.render(e) for e in page.items], page)
+        pagination.link(req, resp, page)

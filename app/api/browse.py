@@ -1,0 +1,75 @@
+"""Browsing under `/api/v1/orgs/{org}/registries/{registry}/repositories`:
+
+    .../repositories[?path=team/]             the folder tree, one level at a time
+    .../repositories/{repo}                   one repository
+    .../repositories/{repo}/tags              its tags: digest, media type, size, platforms
+    .../repositories/{repo}/manifests/{digest} one manifest: config and layers
+
+Repository names contain '/', so everything after `repositories/` is one path parameter; a
+trailing `/tags` or `/manifests/<digest>` says what is asked (URL-encoded slashes work too).
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from app.api import pagination
+from app.auth import roles
+from app.db.models import Tag
+from app.oci.errors import RegistryError
+from app.oci.names import check_repository
+from app.services import browse
+from app.storage.base import BlobStore
+
+
+def _repository_entry(node: browse.Node, stats: dict) -> dict:
+    if node.kind == "folder":
+        return {"type": "folder", "name": node.name, "path": node.path, "repositories": node.repositories}
+    return {"type": "repository", "name": node.name, "path": node.path, **stats.get(node.repository.id, {})}
+
+
+class RepositoriesResource:
+    permissions = {"GET": roles.BROWSE}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        prefix = req.get_param("path") or ""
+        nodes = browse.tree(req.context.registry, prefix)
+        page = pagination.slice_sorted(req, nodes, key_of=lambda n: n.path)
+        stats = browse.repository_stats([n.repository for n in page.items if n.kind == "repository"])
+        resp.media = {"path": prefix, **pagination.body("entries", [_repository_entry(n, stats) for n in page.items],
+                                                         page)}
+        pagination.link(req, resp, page)
+
+
+class RepositoryPathResource:
+    permissions = {"GET": roles.BROWSE}
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str, rest: str) -> None:
+        registry_ = req.context.registry
+        if rest.endswith("/tags"):
+            repo = self._repository(registry_, rest[: -len("/tags")])
+            sizes = browse.Sizes(repo)
+            page = pagination.page(req, Tag.name, browse.tags_query(repo))
+            resp.media = {"repository": repo.name,
+                          **pagination.body("tags", [browse.render_tag(t, sizes) for t in page.items], page)}
+            pagination.link(req, resp, page)
+            return
+        name, marker, digest = rest.rpartition("/manifests/")
+        if marker:
+            repo = self._repository(registry_, name)
+            resp.media = {"repository": repo.name,
+                          **browse.manifest_detail(registry_, repo, digest, self.store)}
+            return
+        repo = self._repository(registry_, rest)
+        resp.media = {"name": repo.name, "created_at": repo.created_at.isoformat() + "Z",
+                      **browse.repository_stats([repo])[repo.id]}
+
+    def _repository(self, registry, name: str):
+        try:
+            check_repository(name)
+        except RegistryError as e:
+            raise RegistryError("INVALID", e.message, field="repository") from None
+        return browse.get_repository(registry, name)

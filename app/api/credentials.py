@@ -1,0 +1,51 @@
+"""`POST /api/v1/orgs/{org}/registries/{registry}/credentials`: a registry-scoped token with its
+docker login values, dockerconfigjson and Kubernetes pull Secret. The secret is in this
+response only."""
+
+from __future__ import annotations
+
+import re
+
+import falcon
+
+from app.api import media
+from app.auth import roles
+from app.oci.errors import RegistryError
+from app.services import credentials
+
+_K8S_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$")
+_K8S_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class CredentialsResource:
+    permissions = {"POST": roles.CREATE_TOKEN}
+    idempotent = ("POST",)
+    audit = {"POST": "credentials.create"}
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        body = media.object_of(req, example='{"push": false, "expires_in": "30d", "k8s_secret_name": "pull"}',
+                               allowed={"name", "push", "expires_in", "k8s_secret_name", "namespace"}, optional=True)
+        push = body.get("push", False)
+        if not isinstance(push, bool):
+            raise RegistryError("INVALID", "push must be true or false", field="push")
+        registry_ = req.context.registry
+        secret_name = media.string_field(body, "k8s_secret_name", max_length=253) or f"{registry_.name}-pull"
+        namespace = media.string_field(body, "namespace", max_length=63)
+        if not _K8S_NAME.match(secret_name):
+            raise RegistryError("INVALID", "k8s_secret_name must be a Kubernetes object name (lowercase letters, "
+                                "digits, '-' and '.')", field="k8s_secret_name")
+        if namespace is not None and not _K8S_LABEL.match(namespace):
+            raise RegistryError("INVALID", "namespace must be a Kubernetes namespace name", field="namespace")
+        servers = [f"{registry_.name}.{self.domain}", req.netloc]
+        token, issued = credentials.issue(
+            registry_, req.context.subject, name=body.get("name", f"{registry_.name}-{'push' if push else 'pull'}"),
+            push=push, expires_in=body.get("expires_in"), servers=servers, secret_name=secret_name,
+            namespace=namespace,
+        )
+        req.context.audit_detail = {"token_id": token.id, "push": push}
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
+        resp.media = issued

@@ -1,0 +1,79 @@
+"""`Idempotency-Key` on management creates: a client that retries a create (a timeout, a
+dropped connection) with the same key and body gets the first answer again, not a second
+resource or a conflict. The same key with a different request is refused (422). Keys are kept
+per caller for a day.
+
+A resource opts in with `idempotent = ("POST",)`; this middleware runs after the gate, so the
+caller is known and a replay never bypasses authorization.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+
+import falcon
+import peewee as pw
+
+from app.db.models import IdempotencyKey, utcnow
+from app.oci.errors import RegistryError
+
+HEADER = "Idempotency-Key"
+KEEP = dt.timedelta(days=1)
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+REPLAYED_HEADERS = ("Location", "Content-Type")
+
+
+class Idempotency:
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        if resource is None or req.method not in getattr(resource, "idempotent", ()):
+            return
+        key = req.get_header(HEADER)
+        subject = getattr(req.context, "subject", None)
+        if key is None or subject is None:
+            return
+        if not _KEY.match(key):
+            raise RegistryError("INVALID", f"{HEADER} must be 1-255 printable ASCII characters", field=HEADER)
+        fingerprint = _fingerprint(req)
+        stored = IdempotencyKey.get_or_none((IdempotencyKey.subject == subject.name) & (IdempotencyKey.key == key)
+                                            & (IdempotencyKey.created_at > utcnow() - KEEP))
+        if stored is None:
+            req.context.idempotency = (key, fingerprint)
+            return
+        if (stored.method, stored.path, stored.fingerprint) != (req.method, req.path, fingerprint):
+            raise RegistryError("IDEMPOTENCY_KEY_REUSED", f"{HEADER} {key!r} was used for a different request; "
+                                "use a new key for a new request", field=HEADER)
+        resp.status = stored.status
+        for name, value in json.loads(stored.headers).items():
+            resp.set_header(name, value)
+        resp.set_header("Idempotent-Replayed", "true")
+        resp.data = stored.body.encode()
+        req.context.idempotent_replay = True
+        resp.complete = True
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        pending = getattr(req.context, "idempotency", None)
+        status = int(resp.status_code)
+        if pending is None or not req_succeeded or not 200 <= status < 300:
+            return
+        key, fingerprint = pending
+        body = resp.render_body() or b""
+        headers = {name: resp.get_header(name) for name in REPLAYED_HEADERS if resp.get_header(name)}
+        subject = req.context.subject.name
+        try:
+            IdempotencyKey.delete().where((IdempotencyKey.subject == subject) & (IdempotencyKey.key == key)).execute()
+            IdempotencyKey.delete().where(IdempotencyKey.created_at < utcnow() - KEEP).execute()
+            IdempotencyKey.insert(subject=subject, key=key, method=req.method, path=req.path, fingerprint=fingerprint,
+                                  status=status, headers=json.dumps(headers), body=body.decode()).execute()
+        except pw.PeeweeException:
+            pass  # the create happened; only the replay of its answer is lost
+
+
+def _fingerprint(req: falcon.Request) -> str:
+    try:
+        media = req.get_media(default_when_empty=None)
+    except falcon.MediaMalformedError:
+        media = "<malformed>"
+    return hashlib.sha256(json.dumps(media, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

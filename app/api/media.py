@@ -1,0 +1,38 @@
+"""Reading JSON request bodies on `/api/v1`: one rule for what a bad body gets back."""
+
+from __future__ import annotations
+
+import falcon
+
+from app.oci.errors import RegistryError
+
+
+def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = None,
+              optional: bool = False) -> dict:
+    """The request's JSON object; INVALID naming the problem otherwise. With `allowed`, an
+    unknown field is refused by name (a typo must not be silently ignored)."""
+    try:
+        body = req.get_media(default_when_empty=None)
+    except falcon.MediaMalformedError:
+        raise RegistryError("INVALID", f"the body is not valid JSON; send an object such as {example}") from None
+    if body is None and optional:
+        return {}
+    if not isinstance(body, dict):
+        raise RegistryError("INVALID", f"send a JSON object such as {example}")
+    if allowed is not None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise RegistryError("INVALID", f"unknown field {unknown[0]!r}; fields: {sorted(allowed)}", field=unknown[0])
+    return body
+
+
+def string_field(body: dict, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise RegistryError("INVALID", f"{name} is required", field=name)
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise RegistryError("INVALID", f"{name} must be a non-empty string of at most {max_length} characters",
+                            field=name)
+    return value

@@ -1,0 +1,90 @@
+"""Cursor pagination for `/api/v1` lists: `?limit=N&cursor=C`, a `next_cursor` in the body and
+a `Link: <...>; rel="next"` header.
+
+Keyset, not offset: the cursor is the sort key of the last item returned, so rows inserted or
+removed while a client pages (concurrent pushes) never shift, repeat or skip the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import falcon
+import peewee as pw
+
+from app.oci.errors import RegistryError
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass
+class Page:
+    items: list
+    next_cursor: str | None
+    limit: int
+
+
+def limit_of(req: falcon.Request) -> int:
+    raw = req.get_param("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise RegistryError("INVALID", f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
+    return int(raw)
+
+
+def encode(key) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode(req: falcon.Request):
+    raw = req.get_param("cursor")
+    if raw is None:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError("INVALID", "cursor is not one this server issued; start again without it",
+                            field="cursor") from None
+
+
+def page(req: falcon.Request, key: pw.Field, query: pw.ModelSelect, *, descending: bool = False,
+         key_of=None) -> Page:
+    """One page of `query` ordered by the unique `key` field."""
+    limit = limit_of(req)
+    after = decode(req)
+    if after is not None:
+        if not isinstance(after, (str, int)):
+            raise RegistryError("INVALID", "cursor is not one this server issued", field="cursor")
+        query = query.where(key < after if descending else key > after)
+    rows = list(query.order_by(key.desc() if descending else key).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    key_of = key_of or (lambda row: getattr(row, key.name))
+    return Page(rows, encode(key_of(rows[-1])) if more and rows else None, limit)
+
+
+def slice_sorted(req: falcon.Request, items: list, key_of) -> Page:
+    """A page of an already sorted in-memory list (for computed views such as the folder tree)."""
+    limit = limit_of(req)
+    after = decode(req)
+    if after is not None:
+        items = [i for i in items if key_of(i) > after]
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, encode(key_of(items[-1])) if more and items else None, limit)
+
+
+def body(name: str, items: list, page_: Page) -> dict:
+    return {name: items, "next_cursor": page_.next_cursor}
+
+
+def link(req: falcon.Request, resp: falcon.Response, page_: Page) -> None:
+    if page_.next_cursor:
+        params = {k: v for k, v in req.params.items() if k not in ("cursor", "limit")}
+        params.update(limit=page_.limit, cursor=page_.next_cursor)
+        resp.append_link(f"{req.path}?{urlencode(params)}", "next")

@@ -1,0 +1,88 @@
+"""The audit trail: who did what, where, from where, when, and how it ended.
+
+Records are written by one middleware (app.api.audit.AuditTrail) for every management action
+and every data-plane push, tag move and delete; they name registries and repositories rather
+than link to them, so they survive deletion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import peewee as pw
+
+from app.db.models import AuditEvent
+from app.oci.errors import RegistryError
+
+log = logging.getLogger("berth.audit")
+
+
+def outcome_of(status: int) -> str:
+    if status in (401, 403):
+        return "denied"
+    return "success" if status < 400 else "failure"
+
+
+def record(*, org_id: int, actor: str, action: str, status: int, registry: str | None = None,
+           repository: str | None = None, digest: str | None = None, tag: str | None = None,
+           detail: dict | None = None, client_ip: str | None = None, request_id: str | None = None) -> None:
+    try:
+        AuditEvent.create(
+            org=org_id, actor=actor[:255], action=action, registry=registry, repository=repository,
+            digest=digest, tag=tag, detail=json.dumps(detail, sort_keys=True) if detail else None,
+            outcome=outcome_of(status), status=status, client_ip=client_ip, request_id=request_id,
+        )
+    except pw.PeeweeException:
+        # The action itself has happened (or failed) already; losing its record must be loud.
+        log.exception("could not write the audit record for %s by %s", action, actor)
+
+
+def query(org_id: int, *, actor: str | None = None, action: str | None = None, registry: str | None = None,
+          since: dt.datetime | None = None, until: dt.datetime | None = None) -> pw.ModelSelect:
+    q = AuditEvent.select().where(AuditEvent.org == org_id)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if action:
+        # "registry" matches every registry.* action; "registry.create" just that one.
+        q = q.where((AuditEvent.action == action) | AuditEvent.action.startswith(action + "."))
+    if registry:
+        q = q.where(AuditEvent.registry == registry)
+    if since:
+        q = q.where(AuditEvent.time >= since)
+    if until:
+        q = q.where(AuditEvent.time < until)
+    return q
+
+
+def parse_time(value: str | None, field: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RegistryError("INVALID", f"{field} must be an ISO 8601 time such as 2026-11-29T12:00:00Z",
+                            field=field) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def render(event: AuditEvent) -> dict:
+    return {
+        "id": event.id,
+        "time": event.time.isoformat() + "Z",
+        "actor": event.actor,
+        "action": event.action,
+        "registry": event.registry,
+        "repository": event.repository,
+        "digest": event.digest,
+        "tag": event.tag,
+        "detail": json.loads(event.detail) if event.detail else None,
+        "outcome": event.outcome,
+        "status": event.status,
+        "client_ip": event.client_ip,
+        "request_id": event.request_id,
+    }
+

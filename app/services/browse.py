@@ -1,0 +1,220 @@
+"""Browsing a registry: the repository folder tree, tags with sizes and platforms, manifests.
+
+Sizes come from the manifests themselves (config + layers, as pushed); an index's size is each
+platform's image and the total of the distinct blobs behind them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import peewee as pw
+
+from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag
+from app.oci import digests
+from app.oci.errors import RegistryError
+from app.oci.media_types import INDEXES as INDEX_TYPES
+from app.storage.base import BlobStore, blob_key
+
+CONFIG_PREVIEW_BYTES = 1024 * 1024
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+@dataclass
+class Node:
+    path: str  # "team/" for a folder, "team/app" for a repository
+    kind: str  # folder | repository
+    name: str
+    repositories: int = 0  # folders: repositories beneath
+    repository: Repository | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def tree(registry: Registry, prefix: str) -> list[Node]:
+    """The entries directly under `prefix` ("" or "team/" or "team/app/"), sorted by path:
+    folders for deeper names, repositories for names at this level."""
+    if prefix and not prefix.endswith("/"):
+        raise RegistryError("INVALID", "path must be a folder path ending in '/', such as 'team/'", field="path")
+    names = Repository.select(Repository.id, Repository.name).where(Repository.registry == registry)
+    if prefix:
+        names = names.where(Repository.name.startswith(prefix))
+    folders: dict[str, Node] = {}
+    repos: list[Node] = []
+    for repo in names:
+        rest = repo.name[len(prefix):]
+        head, slash, _ = rest.partition("/")
+        if slash:
+            node = folders.setdefault(head, Node(path=prefix + head + "/", kind="folder", name=head))
+            node.repositories += 1
+        else:
+            repos.append(Node(path=repo.name, kind="repository", name=head, repository=repo))
+    if prefix and not folders and not repos:
+        raise RegistryError("NOT_FOUND", f"no repositories under {prefix!r}")
+    return sorted([*folders.values(), *repos], key=lambda n: n.path)
+
+
+def repository_stats(repositories: list[Repository]) -> dict[int, dict]:
+    """Tag count, stored size (distinct blobs linked to it) and last push, per repository id."""
+    ids = [r.id for r in repositories]
+    stats = {i: {"tags": 0, "size": 0, "last_push": None} for i in ids}
+    if not ids:
+        return stats
+    for repo_id, count, last in (Tag.select(Tag.repository, pw.fn.COUNT(Tag.id), pw.fn.MAX(Tag.updated_at))
+                                 .where(Tag.repository.in_(ids)).group_by(Tag.repository).tuples()):
+        stats[repo_id].update(tags=count, last_push=last)
+    for repo_id, size in (RepositoryBlob.select(RepositoryBlob.repository, pw.fn.SUM(Blob.size)).join(Blob)
+                          .where(RepositoryBlob.repository.in_(ids)).group_by(RepositoryBlob.repository).tuples()):
+        stats[repo_id]["size"] = int(size or 0)
+    for repo_id, last in (Manifest.select(Manifest.repository, pw.fn.MAX(Manifest.created_at))
+                          .where(Manifest.repository.in_(ids)).group_by(Manifest.repository).tuples()):
+        current = stats[repo_id]["last_push"]
+        if last is not None and (current is None or _as_dt(last) > _as_dt(current)):
+            stats[repo_id]["last_push"] = last
+    for s in stats.values():
+        s["last_push"] = _iso(_as_dt(s["last_push"])) if s["last_push"] else None
+    return stats
+
+
+def _as_dt(value):
+    """SQLite hands aggregates back as text."""
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def get_repository(registry: Registry, name: str) -> Repository:
+    repo = Repository.get_or_none((Repository.registry == registry) & (Repository.name == name))
+    if repo is None:
+        raise RegistryError("NOT_FOUND", f"repository {name!r} not found in registry {registry.name!r}")
+    return repo
+
+
+class Sizes:
+    """Sizes and platforms of manifests in one repository, each manifest parsed once."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self._cache: dict[str, Manifest | None] = {}
+
+    def manifest(self, digest: str) -> Manifest | None:
+        if digest not in self._cache:
+            self._cache[digest] = Manifest.get_or_none((Manifest.repository == self.repository)
+                                                       & (Manifest.digest == digest))
+        return self._cache[digest]
+
+    def describe(self, manifest: Manifest) -> dict:
+        doc = _json(manifest)
+        if manifest.media_type in INDEX_TYPES:
+            platforms, blobs = [], {}
+            for entry in doc.get("manifests", []):
+                child = self.manifest(entry.get("digest", ""))
+                child_blobs = _blobs(_json(child)) if child is not None else {}
+                blobs.update(child_blobs)
+                platforms.append({
+                    "digest": entry.get("digest"),
+                    "media_type": entry.get("mediaType"),
+                    "platform": _platform(entry.get("platform")),
+                    "size": sum(child_blobs.values()) if child is not None else None,
+                    "present": child is not None,
+                })
+            return {"size": sum(blobs.values()), "platforms": platforms}
+        return {"size": sum(_blobs(doc).values()), "platforms": []}
+
+
+def _json(manifest: Manifest) -> dict:
+    try:
+        doc = json.loads(bytes(manifest.content))
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _blobs(doc: dict) -> dict[str, int]:
+    """digest -> size of an image manifest's config and layers."""
+    out: dict[str, int] = {}
+    for d in [doc.get("config"), *(doc.get("layers") or [])]:
+        if isinstance(d, dict) and isinstance(d.get("digest"), str) and isinstance(d.get("size"), int):
+            out[d["digest"]] = d["size"]
+    return out
+
+
+def _platform(p) -> str | None:
+    if not isinstance(p, dict) or not p.get("os"):
+        return None
+    value = f"{p.get('os')}/{p.get('architecture', '')}"
+    return value + (f"/{p['variant']}" if p.get("variant") else "")
+
+
+def tags_query(repository: Repository) -> pw.ModelSelect:
+    return Tag.select(Tag, Manifest).join(Manifest).where(Tag.repository == repository)
+
+
+def render_tag(tag: Tag, sizes: Sizes) -> dict:
+    described = sizes.describe(tag.manifest)
+    return {
+        "name": tag.name,
+        "digest": tag.manifest.digest,
+        "media_type": tag.manifest.media_type,
+        "artifact_type": tag.manifest.artifact_type,
+        "size": described["size"],
+        "manifest_size": tag.manifest.size,
+        "platforms": described["platforms"],
+        "pushed_at": _iso(tag.updated_at),
+    }
+
+
+def manifest_detail(registry: Registry, repository: Repository, reference: str, store: BlobStore) -> dict:
+    if not digests.is_digest(reference):
+        raise RegistryError("INVALID", "give the manifest by digest, such as sha256:<64 hex>", field="digest")
+    manifest = Sizes(repository).manifest(str(digests.parse(reference)))
+    if manifest is None:
+        raise RegistryError("NOT_FOUND", f"manifest {reference} not found in {repository.name!r}")
+    sizes = Sizes(repository)
+    doc = _json(manifest)
+    body = {
+        "digest": manifest.digest,
+        "media_type": manifest.media_type,
+        "artifact_type": manifest.artifact_type,
+        "manifest_size": manifest.size,
+        "subject": manifest.subject,
+        "pushed_at": _iso(manifest.created_at),
+        "tags": [t.name for t in manifest.tags.order_by(Tag.name)],
+        **sizes.describe(manifest),
+        "annotations": doc.get("annotations"),
+    }
+    if manifest.media_type not in INDEX_TYPES:
+        config = doc.get("config") if isinstance(doc.get("config"), dict) else None
+        body["config"] = _descriptor(config) if config else None
+        body["layers"] = [_descriptor(d) for d in doc.get("layers") or [] if isinstance(d, dict)]
+        if config and body["config"]:
+            body["config"]["image"] = _config_preview(registry, config, store)
+    return body
+
+
+def _descriptor(d: dict) -> dict:
+    return {"digest": d.get("digest"), "media_type": d.get("mediaType"), "size": d.get("size"),
+            "annotations": d.get("annotations")}
+
+
+def _config_preview(registry: Registry, config: dict, store: BlobStore) -> dict | None:
+    """The image config's platform, creation time, entrypoint and labels, when it is a small
+    JSON blob this registry holds."""
+    size, digest = config.get("size"), config.get("digest")
+    if not isinstance(size, int) or size > CONFIG_PREVIEW_BYTES or not digests.is_digest(str(digest)):
+        return None
+    try:
+        with store.open_blob(blob_key(registry.id, str(digests.parse(digest)))) as f:
+            doc = json.loads(f.read(CONFIG_PREVIEW_BYTES + 1))
+    except (OSError, ValueError, RegistryError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    return {"os": doc.get("os"), "architecture": doc.get("architecture"), "variant": doc.get("variant"),
+            "created": doc.get("created"), "entrypoint": cfg.get("Entrypoint"), "cmd": cfg.get("Cmd"),
+            "labels": cfg.get("Labels")}

@@ -324,22 +324,34 @@ def _translated_iter(iterator: Iterator) -> Iterator:
 
 
 class _PartWriter:
-    """One appended chunk: a GCS resumable upload fed `CHUNK` bytes at a time, finalised on
-    close (so the part appears whole) and abandoned on error. Nothing is created for an empty
-    chunk. flush() is a no-op: bytes are durable only once the part is closed."""
+    """One appended chunk, written as one object that appears whole when closed (and never,
+    when the write fails). Up to `CHUNK` bytes are buffered and sent in one request; past that
+    the bytes stream through a GCS resumable upload, `CHUNK` at a time, so memory stays bounded
+    whatever the size. Nothing is created for an empty chunk. flush() is a no-op: bytes are
+    durable only once the part is closed."""
 
     def __init__(self, blob: storage.Blob, retry: Retry) -> None:
         self._blob = blob
         self._retry = retry
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._writer = None
         self.closed = False
 
     def write(self, data: bytes) -> int:
         if not data:
             return 0
+        if self._writer is None and self._pending_size + len(data) <= CHUNK:
+            self._pending.append(bytes(data))
+            self._pending_size += len(data)
+            return len(data)
         if self._writer is None:
             self._writer = self._blob.open("wb", chunk_size=CHUNK, ignore_flush=True, retry=self._retry,
                                            content_type="application/octet-stream")
+            pending, self._pending, self._pending_size = self._pending, [], 0
+            pending.reverse()
+            while pending:  # hand the buffered bytes over without holding a second copy
+                _translated(self._writer.write)(pending.pop())
         return _translated(self._writer.write)(data)
 
     def flush(self) -> None:
@@ -351,9 +363,15 @@ class _PartWriter:
         self.closed = True
         if self._writer is not None:
             _translated(self._writer.close)()
+        elif self._pending:
+            data, self._pending = b"".join(self._pending), []
+            # One request (a multipart upload) for a small chunk.
+            small = self._blob.bucket.blob(self._blob.name)
+            _translated(small.upload_from_string)(data, content_type="application/octet-stream", retry=self._retry)
 
     def abort(self) -> None:
         self.closed = True
+        self._pending = []
         if self._writer is not None:
             try:
                 self._writer.terminate()

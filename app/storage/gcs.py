@@ -5,11 +5,11 @@ Layout under the prefix:
     uploads/<upload id>/started                      an empty marker: the upload exists
     uploads/<upload id>/<start offset, 20 digits>     one object per appended chunk
 
-GCS objects are immutable, so an upload is a chain of part objects. Each append streams its
-bytes into a new part through a GCS resumable upload session (chunk by chunk, never the whole
-body in memory); the part becomes visible only when the session is finalised, so a crashed or
-cut-off append leaves no part at all, or a whole part past the committed offset, which the next
-`open_upload_for_append` deletes. Committing composes the parts (32 sources per compose call,
+GCS objects are immutable, so an upload is a chain of part objects. Each append writes its
+bytes into a new part: up to 8 MiB in one request, beyond that through a GCS resumable upload
+session fed 8 MiB at a time (never the whole body in memory). A part becomes visible only when
+its upload completes, so a crashed or cut-off append leaves no part at all, or a whole part past
+the committed offset, which the next `open_upload_for_append` deletes. Committing composes the parts (32 sources per compose call,
 chained for more) into the blob's object, atomically, then deletes the parts. The committed
 offset lives in the database, so an upload started on one replica continues on another.
 

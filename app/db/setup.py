@@ -30,10 +30,11 @@ log = logging.getLogger("berth.db")
 T = TypeVar("T")
 
 SQLITE_PRAGMAS = {
+    # First: switching a new database to WAL takes a lock that another process may hold.
+    "busy_timeout": 30_000,
     "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,
-    "busy_timeout": 30_000,
     # Per connection, and waitress keeps one per worker thread: 4 MiB each bounds the total.
     "cache_size": -4_000,
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -192,6 +193,18 @@ def transaction():
     else:
         with db.atomic():
             yield
+
+
+def serialize(name: str) -> None:
+    """Inside a transaction: wait until no other transaction (in any replica) that called
+    `serialize` with the same name is open, and keep them waiting until this one ends. For
+    check-then-insert steps such as the first-start bootstrap. PostgreSQL: a transaction-level
+    advisory lock; SQLite: nothing to do, `transaction()` already holds the write lock."""
+    db = database.obj
+    if isinstance(db, pw.PostgresqlDatabase):
+        if not db.in_transaction():
+            raise RuntimeError("serialize() needs a transaction")
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
 
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected

@@ -114,23 +114,23 @@ def test_one_chunk_sent_to_two_replicas_at_once_is_taken_once(cluster):
     """Two different first chunks race for one upload on two replicas: exactly one is taken,
     and the blob is exactly its bytes (the row lock keeps the other from writing meanwhile)."""
     a, b = cluster.client(0), cluster.client(1)
-    location = a.request("POST", "/v2/default/race-chunk/blobs/uploads/").headers["Location"]
-    bodies = [secrets.token_bytes(24 * MiB), secrets.token_bytes(24 * MiB)]
-    barrier = threading.Barrier(2)
+    for round_ in range(4):
+        location = a.request("POST", "/v2/default/race-chunk/blobs/uploads/").headers["Location"]
+        bodies = [secrets.token_bytes(24 * MiB), secrets.token_bytes(24 * MiB)]
+        barrier = threading.Barrier(2)
 
-    def send(i: int):
-        barrier.wait()
-        client = (a, b)[i]
-        return client.request("PATCH", location, data=bodies[i], headers={"Content-Range": f"0-{24 * MiB - 1}"})
+        def send(i: int):
+            barrier.wait()
+            return (a, b)[i].request("PATCH", location, data=bodies[i], headers={"Content-Range": f"0-{24 * MiB - 1}"})
 
-    with ThreadPoolExecutor(2) as pool:
-        responses = list(pool.map(send, range(2)))
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses[0] == 202 and statuses[1] in (400, 416), [(r.status_code, r.text) for r in responses]
-    winner = bodies[[r.status_code for r in responses].index(202)]
-    r = b.request("PUT", location, params={"digest": sha256(winner)})
-    assert r.status_code == 201, r.text
-    assert a.request("GET", f"/v2/default/race-chunk/blobs/{sha256(winner)}").content == winner
+        with ThreadPoolExecutor(2) as pool:
+            responses = list(pool.map(send, range(2)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses[0] == 202 and statuses[1] in (400, 416), [(r.status_code, r.text) for r in responses]
+        winner = bodies[[r.status_code for r in responses].index(202)]
+        r = (a, b)[round_ % 2].request("PUT", location, params={"digest": sha256(winner)})
+        assert r.status_code == 201, r.text
+        assert a.request("GET", f"/v2/default/race-chunk/blobs/{sha256(winner)}").content == winner
     _no_server_errors(cluster)
 
 
@@ -268,3 +268,23 @@ def test_dropped_database_connections_cost_no_request(cluster):
     tags = cluster.client(0).request("GET", f"/v2/{repo}/tags/list").json()["tags"]
     assert len(tags) == 12
     _no_server_errors(cluster)
+
+
+def test_replicas_starting_together_on_an_empty_database_agree(tmp_path):
+    """A first deploy: three replicas start at once on an empty database. Migrations and the
+    bootstrap happen once; every replica comes up and accepts the same owner token."""
+    database_url = postgres.create_database()
+    token = "berth_" + secrets.token_urlsafe(32)
+    env = {"BERTH_STORAGE_URL": f"file://{tmp_path / 'shared-storage'}",
+           "BERTH_TOKEN_KEYS_DIR": str(tmp_path / "shared-keys")}
+    replicas = [Server(tmp_path / f"replica{i}", token=token, env=dict(env), database_url=database_url) for i in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda r: r.start(), replicas))
+        for replica in replicas:
+            assert replica.session().get(f"{replica.url}/v2/", timeout=10).status_code == 200
+        assert postgres.sql(database_url, "SELECT name FROM organization") == [("default",)]
+        assert postgres.sql(database_url, "SELECT count(*) FROM access_token") == [(1,)]
+    finally:
+        for replica in replicas:
+            replica.stop()

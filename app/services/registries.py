@@ -13,7 +13,7 @@ import peewee as pw
 from app.auth.credentials import generate_token, hash_token
 from app.db.models import AccessToken, Blob, Organization, Registry, Repository, Tag
 from app.db.prepared import Prepared
-from app.db.setup import transaction
+from app.db.setup import serialize, transaction
 from app.oci.errors import RegistryError
 from app.oci.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
 
@@ -175,6 +175,7 @@ def bootstrap(data_dir: Path, token: str | None) -> str | None:
     token is also written to `<data_dir>/bootstrap-token` with mode 0600.
     """
     with transaction():
+        serialize("bootstrap")  # replicas starting together on an empty database: one bootstraps
         if Organization.select().exists():
             return None
         org = Organization.create(name=BOOTSTRAP_ORG)

@@ -87,4 +87,4 @@ def link(req: falcon.Request, resp: falcon.Response, page_: Page) -> None:
     if page_.next_cursor:
         params = {k: v for k, v in req.params.items() if k not in ("cursor", "limit")}
         params.update(limit=page_.limit, cursor=page_.next_cursor)
-        resp.append_link(f"{req.path}?{urlencode(params)}", "next")
+        resp.append_header("Link", f'<{req.path}?{urlencode(params)}>; rel="next"')

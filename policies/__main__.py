@@ -23,10 +23,10 @@ from pulumi_policy import (  # noqa: E402
     StackValidationPolicy,
 )
 
-from rules import RULES, PolicyConfig, _camel  # noqa: E402
+from rules import RULES, PolicyConfig, camel  # noqa: E402
 
 CONFIG_SCHEMA = PolicyConfigSchema(
-    properties={_camel(name): {"type": "string"} for name in PolicyConfig.__dataclass_fields__},
+    properties={camel(name): {"type": "string"} for name in PolicyConfig.__dataclass_fields__},
 )
 
 

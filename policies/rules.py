@@ -34,7 +34,7 @@ class PolicyConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "PolicyConfig":
         values = values or {}
-        known = {f.name: _camel(f.name) for f in fields(cls)}
+        known = {f.name: camel(f.name) for f in fields(cls)}
         return cls(**{name: values[key] for name, key in known.items() if values.get(key)})
 
 
@@ -46,7 +46,7 @@ class Rule:
     stack: bool = False  # a stack rule sees every resource of the stack at once
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
 

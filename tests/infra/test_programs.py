@@ -17,7 +17,7 @@ from app.lifecycle.resources import (
     registry_outputs,
 )
 from tests.infra.programs import PLATFORM_CONFIG, run_platform_program, run_registry_program
-from tests.infra.schemas import is_crd_kind, validate
+from tests.infra.schemas import validate
 
 SPECS = {
     "plain": RegistrySpec(org="default", name="default", hostname="default.cr.example.test", pull_token="berth_p1"),

@@ -288,3 +288,57 @@ def test_replicas_starting_together_on_an_empty_database_agree(tmp_path):
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_a_replica_killed_while_writing_a_chunk_leaves_the_upload_to_the_others(cluster):
+    """kill -9 while a replica writes a chunk (holding the upload's row lock): the database ends
+    its transaction with the connection, so another replica continues from the acknowledged
+    offset at once, and the half-written chunk never counts."""
+    import base64
+    import http.client
+    import time
+
+    a, b = cluster.client(0), cluster.client(1)
+    head = secrets.token_bytes(MiB)
+    location = a.request("POST", "/v2/default/killed-writer/blobs/uploads/").headers["Location"]
+    r = a.request("PATCH", location, data=head, headers={"Content-Range": f"0-{len(head) - 1}"})
+    assert r.status_code == 202
+    location = r.headers["Location"]
+    upload_file = cluster.replicas[0].data_dir.parent / "shared-storage" / "uploads" / location.rstrip("/").split("/")[-1]
+
+    size = 384 * MiB  # big enough that the write is still going when the replica dies
+
+    def send() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.replicas[0].port, timeout=60)
+        auth = base64.b64encode(f"a:{cluster.replicas[0].token}".encode()).decode()
+        conn.putrequest("PATCH", location)
+        for name, value in (("Authorization", f"Basic {auth}"), ("Content-Length", str(size)),
+                            ("Content-Range", f"{len(head)}-{len(head) + size - 1}")):
+            conn.putheader(name, value)
+        conn.endheaders()
+        try:
+            for _ in range(size // MiB):
+                conn.send(b"\1" * MiB)
+            conn.getresponse()
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 120
+    while upload_file.stat().st_size <= len(head):  # the replica is writing the chunk
+        assert time.monotonic() < deadline, "the chunk never reached storage"
+        time.sleep(0.002)
+    cluster.replicas[0].kill()
+    sender.join(60)
+
+    started = time.monotonic()
+    r = b.request("GET", location)
+    assert r.status_code == 204 and r.headers["Range"] == f"0-{len(head) - 1}"
+    tail = secrets.token_bytes(MiB)
+    r = b.request("PATCH", location, data=tail, headers={"Content-Range": f"{len(head)}-{len(head) + len(tail) - 1}"})
+    assert r.status_code == 202, r.text
+    assert time.monotonic() - started < 10  # not held up by the dead replica's lock
+    r = b.request("PUT", r.headers["Location"], params={"digest": sha256(head + tail)})
+    assert r.status_code == 201, r.text
+    assert b.request("GET", f"/v2/default/killed-writer/blobs/{sha256(head + tail)}").content == head + tail

@@ -18,6 +18,7 @@ from app.api.health import HealthResource, ReadyResource
 from app.api.idempotency import Idempotency
 from app.api.members import MemberResource, MembersResource
 from app.api.operations import OperationResource, OperationRetryResource
+from app.api.openapi import OpenApiResource
 from app.api.orgs import OrgsResource
 from app.api.registries import RegistriesResource, RegistryResource
 from app.api.tokens import TokenResource, TokensResource
@@ -140,6 +141,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
 
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
     wake = services.worker.wake
+    app.add_route("/api/v1/openapi.json", OpenApiResource())
     app.add_route("/api/v1/orgs", OrgsResource())
     app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain, wake))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}", RegistryResource(settings.domain, wake))

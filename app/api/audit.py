@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import falcon
 
-from app.api import pagination
+from app.api import media, pagination
 from app.auth import roles
 from app.db.models import AuditEvent
 from app.services import audit
@@ -48,8 +48,8 @@ class AuditResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         query = audit.query(
             req.context.org.id, actor=req.get_param("actor"), action=req.get_param("action"),
-            registry=req.get_param("registry"), since=audit.parse_time(req.get_param("since"), "since"),
-            until=audit.parse_time(req.get_param("until"), "until"),
+            registry=req.get_param("registry"), since=audit.parse_time(media.query(req, "since"), "since"),
+            until=audit.parse_time(media.query(req, "until"), "until"),
         )
         page = pagination.page(req, AuditEvent.id, query, descending=True)
         resp.media = pagination.body("events", [audit.render(e) for e in page.items], page)

@@ -15,8 +15,8 @@ def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = N
         body = req.get_media(default_when_empty=None)
     except falcon.MediaMalformedError:
         raise RegistryError("INVALID", f"the body is not valid JSON; send an object such as {example}") from None
-    if body is None and optional:
-        return {}
+    if body is None and optional and not req.content_length:
+        return {}  # no body at all (a literal `null` is not an object)
     if not isinstance(body, dict):
         raise RegistryError("INVALID", f"send a JSON object such as {example}")
     if allowed is not None:
@@ -36,3 +36,12 @@ def string_field(body: dict, name: str, *, required: bool = False, max_length: i
         raise RegistryError("INVALID", f"{name} must be a non-empty string of at most {max_length} characters",
                             field=name)
     return value
+
+
+def query(req: falcon.Request, name: str) -> str | None:
+    """A query parameter, keeping an empty value as "" (falcon drops blanks by default), so that
+    `?since=` is refused as a bad time rather than read as no filter."""
+    if name + "=" not in req.query_string:
+        return req.get_param(name)
+    values = falcon.uri.parse_query_string(req.query_string, keep_blank=True).get(name)
+    return values[-1] if isinstance(values, list) else values

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import falcon
 import peewee as pw
 
+from app.api import media
 from app.oci.errors import RegistryError
 
 DEFAULT_LIMIT = 100
@@ -29,7 +30,7 @@ class Page:
 
 
 def limit_of(req: falcon.Request) -> int:
-    raw = req.get_param("limit")
+    raw = media.query(req, "limit")
     if raw is None:
         return DEFAULT_LIMIT
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
@@ -42,7 +43,7 @@ def encode(key) -> str:
 
 
 def decode(req: falcon.Request):
-    raw = req.get_param("cursor")
+    raw = media.query(req, "cursor")
     if raw is None:
         return None
     try:

@@ -1,0 +1,359 @@
+"""The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`.
+
+Written by hand next to the resources it describes; tests/integration/test_openapi.py runs
+schemathesis against the live server with it, so a response that breaks it fails the build.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from app.oci.errors import CODES
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+TIME = {"type": "string", "format": "date-time"}
+HOSTNAME = r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+NAMESPACE = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"}
+CURSOR = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
+
+SCHEMAS: dict = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details. `type` is stable per `code`.",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"},
+            "title": STR, "status": INT, "detail": STR,
+            "code": {"type": "string", "enum": sorted(CODES)},
+            "request_id": {"type": ["string", "null"]},
+            "invalid_params": {"type": "array", "items": {
+                "type": "object", "required": ["name", "reason"],
+                "properties": {"name": STR, "reason": STR}}},
+        },
+    },
+    "Usage": {
+        "type": "object", "required": ["stored_bytes", "blobs", "repositories", "tags"],
+        "properties": {"stored_bytes": INT, "blobs": INT, "repositories": INT, "tags": INT},
+    },
+    "Registry": {
+        "type": "object",
+        "required": ["name", "org", "visibility", "status", "endpoint", "path_endpoint", "created_at", "links"],
+        "properties": {
+            "name": STR, "org": STR,
+            "visibility": {"type": "string", "enum": ["private", "public"]},
+            "status": {"type": "string", "enum": ["provisioning", "ready", "failed", "deleting"]},
+            "endpoint": STR, "path_endpoint": STR,
+            "custom_domain": {"type": ["string", "null"]},
+            "pull_namespaces": {"type": "array", "items": STR},
+            "created_at": TIME, "created_by": {"type": ["string", "null"]},
+            "usage": _ref("Usage"),
+            "links": {"type": "object", "additionalProperties": STR},
+            "operation": _ref("Operation"),
+        },
+    },
+    "RegistryCreate": {
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+                     "description": "A DNS label, unique in the deployment; not v2, api, auth, www, admin, static."},
+            "visibility": {"type": "string", "enum": ["private", "public"], "default": "private"},
+            "custom_domain": {"type": ["string", "null"], "pattern": HOSTNAME},
+            "pull_namespaces": {"type": ["array", "null"], "items": NAMESPACE, "maxItems": 50},
+        },
+    },
+    "RegistryPatch": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "visibility": {"type": "string", "enum": ["private", "public"]},
+            "custom_domain": {"type": ["string", "null"], "pattern": HOSTNAME},
+            "pull_namespaces": {"type": ["array", "null"], "items": NAMESPACE, "maxItems": 50},
+        },
+    },
+    "Step": {
+        "type": "object", "required": ["name", "state"],
+        "properties": {"name": STR, "state": STR, "started_at": TIME, "finished_at": TIME},
+    },
+    "Operation": {
+        "type": "object",
+        "required": ["id", "kind", "state", "org", "registry", "steps", "attempts", "log", "links"],
+        "properties": {
+            "id": STR, "kind": {"type": "string", "enum": ["create", "delete"]},
+            "state": {"type": "string", "enum": ["pending", "running", "succeeded", "failed"]},
+            "org": STR, "registry": STR, "steps": {"type": "array", "items": _ref("Step")},
+            "attempts": INT, "error": {"type": ["string", "null"]},
+            "requested_by": {"type": ["string", "null"]},
+            "created_at": TIME, "updated_at": TIME, "finished_at": {"type": ["string", "null"]},
+            "log": {"type": "array", "items": STR},
+            "links": {"type": "object", "additionalProperties": STR},
+        },
+    },
+    "TreeEntry": {
+        "type": "object", "required": ["type", "name", "path"],
+        "properties": {
+            "type": {"type": "string", "enum": ["folder", "repository"]}, "name": STR, "path": STR,
+            "repositories": INT, "tags": INT, "size": INT, "last_push": {"type": ["string", "null"]},
+        },
+    },
+    "Platform": {
+        "type": "object",
+        "properties": {"digest": {"type": ["string", "null"]}, "media_type": {"type": ["string", "null"]},
+                       "platform": {"type": ["string", "null"]}, "size": {"type": ["integer", "null"]},
+                       "present": {"type": "boolean"}},
+    },
+    "Tag": {
+        "type": "object", "required": ["name", "digest", "media_type", "size", "platforms", "pushed_at"],
+        "properties": {
+            "name": STR, "digest": STR, "media_type": STR, "artifact_type": {"type": ["string", "null"]},
+            "size": INT, "manifest_size": INT, "platforms": {"type": "array", "items": _ref("Platform")},
+            "pushed_at": TIME,
+        },
+    },
+    "Descriptor": {
+        "type": "object",
+        "properties": {"digest": {}, "media_type": {}, "size": {}, "annotations": {}, "image": {}},
+    },
+    "ManifestDetail": {
+        "type": "object", "required": ["repository", "digest", "media_type", "size", "platforms", "tags"],
+        "properties": {
+            "repository": STR, "digest": STR, "media_type": STR, "artifact_type": {"type": ["string", "null"]},
+            "manifest_size": INT, "subject": {"type": ["string", "null"]}, "pushed_at": TIME,
+            "tags": {"type": "array", "items": STR}, "size": INT,
+            "platforms": {"type": "array", "items": _ref("Platform")},
+            "config": _nullable(_ref("Descriptor")), "layers": {"type": "array", "items": _ref("Descriptor")},
+            "annotations": {},
+        },
+    },
+    "Token": {
+        "type": "object", "required": ["id", "name", "role"],
+        "properties": {"id": INT, "name": STR, "role": STR, "registry": {"type": ["string", "null"]},
+                       "created_at": TIME, "created_by": {"type": ["string", "null"]},
+                       "expires_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]},
+                       "last_used_at": {"type": ["string", "null"]}, "token": STR},
+    },
+    "TokenCreate": {
+        "type": "object", "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9 ._-]{1,100}$"},
+            "scope": {"type": "string", "enum": ["pull", "push"]},
+            "role": {"type": "string", "enum": ["owner", "admin", "developer", "reader"]},
+            "registry": STR,
+            "expires_in": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+[smhd]?$"}]},
+        },
+    },
+    "CredentialsCreate": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9 ._-]{1,100}$"},
+            "push": {"type": "boolean", "default": False},
+            "expires_in": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+[smhd]?$"}]},
+            "k8s_secret_name": STR, "namespace": STR,
+        },
+    },
+    "Credentials": {
+        "type": "object",
+        "required": ["token", "username", "password", "servers", "docker_login", "dockerconfigjson",
+                     "kubernetes_secret"],
+        "properties": {
+            "token": _ref("Token"), "username": STR, "password": STR, "servers": {"type": "array", "items": STR},
+            "docker_login": STR,
+            "dockerconfigjson": {"type": "object", "required": ["auths"]},
+            "kubernetes_secret": {"type": "object", "required": ["apiVersion", "kind", "type", "metadata", "data"]},
+        },
+    },
+    "Member": {
+        "type": "object", "required": ["subject", "role"],
+        "properties": {"subject": STR, "role": STR, "created_at": TIME, "created_by": {"type": ["string", "null"]}},
+    },
+    "AuditEvent": {
+        "type": "object", "required": ["id", "time", "actor", "action", "outcome"],
+        "properties": {
+            "id": INT, "time": TIME, "actor": STR, "action": STR,
+            "registry": {"type": ["string", "null"]}, "repository": {"type": ["string", "null"]},
+            "digest": {"type": ["string", "null"]}, "tag": {"type": ["string", "null"]}, "detail": {},
+            "outcome": {"type": "string", "enum": ["success", "failure", "denied"]},
+            "status": {"type": ["integer", "null"]}, "client_ip": {"type": ["string", "null"]},
+            "request_id": {"type": ["string", "null"]},
+        },
+    },
+}
+
+
+def _problem(description: str) -> dict:
+    return {"description": description, "content": {PROBLEM: {"schema": _ref("Problem")}}}
+
+
+ERRORS = {
+    "400": _problem("Invalid request; `invalid_params` names the field."),
+    "401": _problem("No or bad credentials (send `Authorization: Bearer <token>`)."),
+    "403": _problem("Authenticated, but the caller's role does not allow this."),
+    "404": _problem("Not found, or not visible to the caller (the two are indistinguishable)."),
+    "405": _problem("Method not allowed."),
+    "429": _problem("Rate limited; see `Retry-After`."),
+}
+
+
+def _ok(status: str, description: str, schema: dict | None, extra: tuple[str, ...] = ()) -> dict:
+    responses = {k: v for k, v in ERRORS.items()}
+    for code in extra:
+        responses[code] = _problem({"409": "Conflict (a name is taken, or an operation is in progress).",
+                                    "415": "Send JSON.", "413": "Body too large.",
+                                    "422": "Idempotency key reused with a different request."}[code])
+    responses[status] = ({"description": description} if schema is None
+                         else {"description": description, "content": {JSON: {"schema": schema}}})
+    return responses
+
+
+def _page(name: str, item: str, **extra) -> dict:
+    return {"type": "object", "required": [name, "next_cursor"],
+            "properties": {name: {"type": "array", "items": _ref(item)}, "next_cursor": CURSOR, **extra}}
+
+
+def _param(name: str, where: str = "path", schema: dict | None = None, description: str = "",
+           required: bool | None = None) -> dict:
+    return {"name": name, "in": where, "required": where == "path" if required is None else required,
+            "schema": schema or STR, **({"description": description} if description else {})}
+
+
+ORG = _param("org", schema={"type": "string", "pattern": "^[a-z0-9-]{1,63}$"})
+REGISTRY = _param("registry", schema={"type": "string", "pattern": "^[a-z0-9-]{1,63}$"})
+REPOSITORY = _param("repository", description="The repository name; '/' may be sent as-is or as %2F.")
+PAGING = [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+          _param("cursor", "query", description="`next_cursor` of the previous page.")]
+IDEMPOTENCY = _param("Idempotency-Key", "header", {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                     "Retrying a create with the same key and body returns the first answer.")
+
+
+def _body(schema: str, required: bool = True) -> dict:
+    return {"required": required, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+PATHS: dict = {
+    "/api/v1/orgs": {"get": {
+        "operationId": "listOrgs", "summary": "The organizations the caller belongs to",
+        "responses": _ok("200", "Organizations", {"type": "object", "required": ["orgs"], "properties": {
+            "orgs": {"type": "array", "items": {"type": "object", "required": ["name", "role"]}}}}),
+    }},
+    "/api/v1/orgs/{org}/registries": {
+        "parameters": [ORG],
+        "get": {"operationId": "listRegistries", "parameters": PAGING,
+                "responses": _ok("200", "Registries, by name", _page("registries", "Registry"))},
+        "post": {"operationId": "createRegistry", "parameters": [IDEMPOTENCY], "requestBody": _body("RegistryCreate"),
+                 "responses": _ok("202", "Accepted: provisioning; follow `operation`", _ref("Registry"),
+                                  ("409", "415", "422"))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}": {
+        "parameters": [ORG, REGISTRY],
+        "get": {"operationId": "getRegistry", "responses": _ok("200", "The registry", _ref("Registry"))},
+        "patch": {"operationId": "updateRegistry", "requestBody": _body("RegistryPatch"),
+                  "responses": _ok("200", "The changed registry", _ref("Registry"), ("409", "415"))},
+        "delete": {"operationId": "deleteRegistry",
+                   "responses": _ok("202", "Accepted: marked deleting; follow `operation`", {
+                       "type": "object", "required": ["operation"], "properties": {"operation": _ref("Operation")}},
+                       ("409",))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/repositories": {
+        "parameters": [ORG, REGISTRY],
+        "get": {"operationId": "browseRepositories",
+                "parameters": [_param("path", "query", description="A folder such as `team/`")] + PAGING,
+                "responses": _ok("200", "One level of the folder tree", _page("entries", "TreeEntry", path=STR))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/repositories/{repository}": {
+        "parameters": [ORG, REGISTRY, REPOSITORY],
+        "get": {"operationId": "getRepository", "responses": _ok("200", "The repository", {
+            "type": "object", "required": ["name", "tags", "size"]})},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/repositories/{repository}/tags": {
+        "parameters": [ORG, REGISTRY, REPOSITORY],
+        "get": {"operationId": "listTags", "parameters": PAGING,
+                "responses": _ok("200", "Tags, by name", _page("tags", "Tag", repository=STR))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/repositories/{repository}/manifests/{digest}": {
+        "parameters": [ORG, REGISTRY, REPOSITORY, _param("digest")],
+        "get": {"operationId": "getManifest", "responses": _ok("200", "Config, layers, platforms", _ref("ManifestDetail"))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/credentials": {
+        "parameters": [ORG, REGISTRY],
+        "post": {"operationId": "createCredentials", "parameters": [IDEMPOTENCY],
+                 "requestBody": _body("CredentialsCreate", required=False),
+                 "responses": _ok("201", "A registry-scoped token, ready to use (shown once)", _ref("Credentials"),
+                                  ("415", "422"))},
+    },
+    "/api/v1/orgs/{org}/audit": {
+        "parameters": [ORG],
+        "get": {"operationId": "listAudit", "parameters": [
+            _param("actor", "query"), _param("action", "query", description="e.g. `registry` or `registry.create`"),
+            _param("registry", "query"), _param("since", "query", TIME), _param("until", "query", TIME)] + PAGING,
+            "responses": _ok("200", "Audit events, newest first", _page("events", "AuditEvent"))},
+    },
+    "/api/v1/orgs/{org}/members": {
+        "parameters": [ORG],
+        "get": {"operationId": "listMembers", "responses": _ok("200", "Members", {
+            "type": "object", "required": ["members"],
+            "properties": {"members": {"type": "array", "items": _ref("Member")}}})},
+    },
+    "/api/v1/orgs/{org}/members/{subject}": {
+        "parameters": [ORG, _param("subject")],
+        "get": {"operationId": "getMember", "responses": _ok("200", "A member", _ref("Member"))},
+        "put": {"operationId": "putMember", "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["role"],
+            "properties": {"role": {"type": "string", "enum": ["owner", "admin", "developer", "reader"]}}}}}},
+            "responses": {**_ok("200", "Changed", _ref("Member"), ("409", "415")),
+                          "201": {"description": "Added", "content": {JSON: {"schema": _ref("Member")}}}}},
+        "delete": {"operationId": "removeMember", "responses": _ok("204", "Removed", None, ("409",))},
+    },
+    "/api/v1/orgs/{org}/tokens": {
+        "parameters": [ORG],
+        "get": {"operationId": "listTokens", "responses": _ok("200", "Tokens (never their secrets)", {
+            "type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": _ref("Token")}}})},
+        "post": {"operationId": "createToken", "parameters": [IDEMPOTENCY], "requestBody": _body("TokenCreate"),
+                 "responses": _ok("201", "The token; `token` is the secret, shown once", _ref("Token"), ("415", "422"))},
+    },
+    "/api/v1/orgs/{org}/tokens/{token_id}": {
+        "parameters": [ORG, _param("token_id", schema={"type": "integer", "minimum": 1})],
+        "delete": {"operationId": "revokeToken", "responses": _ok("204", "Revoked", None)},
+    },
+    "/api/v1/operations/{operation_id}": {
+        "parameters": [_param("operation_id")],
+        "get": {"operationId": "getOperation", "responses": _ok("200", "The operation", _ref("Operation"))},
+    },
+    "/api/v1/operations/{operation_id}/retry": {
+        "parameters": [_param("operation_id")],
+        "post": {"operationId": "retryOperation",
+                 "responses": _ok("202", "Queued again", _ref("Operation"), ("409",))},
+    },
+    "/api/v1/openapi.json": {"get": {
+        "operationId": "getOpenApi", "security": [], "responses": {"200": {"description": "This document",
+                                                                          "content": {JSON: {"schema": {"type": "object"}}}}},
+    }},
+}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "Berth management API", "version": "1",
+             "description": "Organizations, registries, browsing, credentials and audit. Errors are RFC 9457 "
+                            "problem JSON. Lists are cursor-paginated (`limit`, `cursor`, `next_cursor`, "
+                            "`Link: rel=\"next\"`). Creates accept an `Idempotency-Key`."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS, "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "An access token, or the identity provider's JWT"}}},
+    "security": [{"bearer": []}],
+}
+
+
+class OpenApiResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {**DOCUMENT, "servers": [{"url": f"{req.scheme}://{req.netloc}"}]}

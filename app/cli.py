@@ -1,5 +1,10 @@
-"""The `berth` command: `serve`, and operator commands on the local database (`org`, `registry`,
-`token`, `keys`)."""
+"""The `berth` command.
+
+- `serve`, `db migrate|status`, `keys ...`, and `admin ...`: operator commands that open the
+  server's own database and key directory directly (run them where the server runs);
+- `login`, `org`, `registry`, `repo`, `tags`, `credentials`, `token`, `audit`: clients of the
+  management API over HTTP, for any deployment (app/client/).
+"""
 
 from __future__ import annotations
 
@@ -222,7 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="listen port (BERTH_PORT, default 5000)")
     p.set_defaults(func=serve)
 
-    reg = sub.add_parser("registry", help="manage registries").add_subparsers(dest="action", required=True)
+    from app.client.commands import add_global_options, add_parsers as add_client_parsers
+
+    add_global_options(parser, suppress=False)
+    add_client_parsers(sub)  # login, org, registry, repo, tags, credentials, token, audit (HTTP)
+
+    admin = sub.add_parser(
+        "admin", help="operator commands on the local database (where the server runs)",
+        description="Operator commands that open the server's database directly (BERTH_DATABASE_URL or "
+                    "--data-dir), acting as an owner of the organization; for a remote server use the "
+                    "HTTP commands (berth login).",
+    ).add_subparsers(dest="admin_command", required=True)
+    reg = admin.add_parser("registry", help="manage registries").add_subparsers(dest="action", required=True)
     p = reg.add_parser("create", parents=[common], help="create a registry")
     p.add_argument("name")
     p.add_argument("--public", action="store_true", help="allow anonymous pulls")
@@ -232,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", default="default")
     p.set_defaults(func=registry_list)
 
-    org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
+    org = admin.add_parser("org", help="manage organizations").add_subparsers(dest="action", required=True)
     p = org.add_parser("create", parents=[common], help="create an organization and print an owner token")
     p.add_argument("name")
     p.set_defaults(func=org_create)
@@ -247,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = keys.add_parser(name, parents=[common], help=text)
         p.set_defaults(func=keys_command)
 
-    tok = sub.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
+    tok = admin.add_parser("token", help="manage access tokens").add_subparsers(dest="action", required=True)
     p = tok.add_parser("create", parents=[common], help="issue an access token (printed once)")
     p.add_argument("name")
     p.add_argument("--scope", choices=["pull", "push"], help="pull (reader) or push (developer); default pull")

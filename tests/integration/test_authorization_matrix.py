@@ -210,7 +210,7 @@ def world(tmp_path_factory):
         r = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": name, "visibility": visibility},
                           headers={"Authorization": f"Bearer {owner_token}"}, timeout=20)
         assert r.status_code == 202
-    other_org = subprocess.run([sys.executable, "-m", "app.cli", "org", "create", "otherorg", "--data-dir", str(data)],
+    other_org = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", "otherorg", "--data-dir", str(data)],
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert other_org.returncode == 0, other_org.stderr
     w = World(server, idp)

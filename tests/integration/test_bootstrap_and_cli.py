@@ -54,14 +54,14 @@ def test_cli_registry_create_and_list(tmp_path):
 
     data = str(tmp_path / "data")
     env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": "berth_cli_token_0123456789"}
-    r = berth("registry", "create", "team-a", "--public", "--data-dir", data, env=env)
+    r = berth("admin", "registry", "create", "team-a", "--public", "--data-dir", data, env=env)
     assert r.returncode == 0, r.stderr
     assert "public registry 'team-a'" in r.stdout
-    r = berth("registry", "create", "team-a", "--data-dir", data, env=env)
+    r = berth("admin", "registry", "create", "team-a", "--data-dir", data, env=env)
     assert r.returncode == 1 and "taken" in r.stderr
-    r = berth("registry", "create", "Bad_Name", "--data-dir", data, env=env)
+    r = berth("admin", "registry", "create", "Bad_Name", "--data-dir", data, env=env)
     assert r.returncode == 1 and "DNS label" in r.stderr
-    r = berth("registry", "list", "--data-dir", data, env=env)
+    r = berth("admin", "registry", "list", "--data-dir", data, env=env)
     assert r.stdout.splitlines() == ["default\tprivate\tready", "team-a\tpublic\tready"]
 
     # The server sees what the CLI created, and the public registry serves anonymous pulls.
@@ -106,21 +106,21 @@ def test_cli_tokens(tmp_path):
 
     data = str(tmp_path / "data")
     env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": "berth_cli_owner_token_0123456789"}
-    r = berth("token", "create", "ci", "--scope", "pull", "--registry", "default", "--expires-in", "1d",
+    r = berth("admin", "token", "create", "ci", "--scope", "pull", "--registry", "default", "--expires-in", "1d",
               "--data-dir", data, env=env)
     assert r.returncode == 0, r.stderr
     secret = r.stdout.strip()
     assert secret.startswith("berth_") and "shown once" in r.stderr
-    listing = berth("token", "list", "--data-dir", data, env=env).stdout
+    listing = berth("admin", "token", "list", "--data-dir", data, env=env).stdout
     assert "\tci\treader\tdefault\tactive\t" in listing and secret not in listing
     token_id = next(line.split("\t")[0] for line in listing.splitlines() if "\tci\t" in line)
 
     server = Server(tmp_path / "data", token="berth_cli_owner_token_0123456789").start()
     try:
         assert requests.get(f"{server.url}/v2/default/x/tags/list", auth=("ci", secret), timeout=10).status_code == 404
-        assert berth("token", "revoke", token_id, "--data-dir", data, env=env).returncode == 0
+        assert berth("admin", "token", "revoke", token_id, "--data-dir", data, env=env).returncode == 0
         r = requests.get(f"{server.url}/v2/default/x/tags/list", auth=("ci", secret), timeout=10)
         assert r.status_code == 401
     finally:
         server.stop()
-    assert berth("token", "create", "bad", "--registry", "nope", "--data-dir", data, env=env).returncode == 1
+    assert berth("admin", "token", "create", "bad", "--registry", "nope", "--data-dir", data, env=env).returncode == 1

@@ -237,7 +237,7 @@ def test_organizations_hold_several_registries_listed_with_cursor_pages(api):
 
 
 def test_private_names_do_not_leak(env, api):
-    other = subprocess.run([sys.executable, "-m", "app.cli", "org", "create", unique("org"), "--data-dir",
+    other = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", unique("org"), "--data-dir",
                             str(env.data_dir)], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert other.returncode == 0, other.stderr
     stranger = Api(env, other.stdout.strip())

@@ -1,0 +1,565 @@
+"""`berth login|logout|org|registry|repo|tags|credentials|token|audit`: the management API from the
+command line. Tables for people by default, `--json` for scripts; every failure is one
+`error: ...` line on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import getpass
+import os
+import re
+import sys
+import uuid
+from urllib.parse import quote
+
+from app.client import config
+from app.client.http import ApiError, Client, stderr
+from app.client.output import emit_json, fields, short_digest, size, table, when
+
+OPERATION_TIMEOUT = 1800.0  # seconds `registry create|delete` wait (Pulumi stacks can take minutes)
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace, login: config.Login) -> None:
+        self.args = args
+        self.json = bool(getattr(args, "json", False))
+        self.org = login.org
+        self.url = login.url
+        self.client = Client(login.url, login.token)
+
+    def org_path(self, suffix: str = "") -> str:
+        return f"/api/v1/orgs/{quote(self.org, safe='')}{suffix}"
+
+    def registry_path(self, name: str, suffix: str = "") -> str:
+        return self.org_path(f"/registries/{quote(name, safe='')}{suffix}")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def http_command(fn):
+    """Resolve the login, run, and turn every expected failure into `error: ...` and exit 1."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            login = config.resolve(getattr(args, "org", None))
+            if not login.url:
+                return _fail("not logged in: run berth login <url> (or set BERTH_URL and BERTH_TOKEN)")
+            status = fn(Context(args, login)) or 0
+            sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+            return status
+        except (ApiError, config.ConfigError) as e:
+            return _fail(str(e))
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `berth registry list | head`: the reader has gone, which is fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except Exception as e:  # a bug of ours: still one line, unless asked for the traceback
+            if os.environ.get("BERTH_DEBUG"):
+                raise
+            return _fail(f"unexpected {type(e).__name__}: {e} (BERTH_DEBUG=1 shows the traceback)")
+
+    return run
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+def login(args: argparse.Namespace) -> int:
+    try:
+        url = config.normalize_url(args.url)
+    except ValueError as e:
+        return _fail(str(e))
+    if args.token is not None:
+        token = args.token
+    elif args.token_stdin:
+        token = sys.stdin.readline()
+    elif sys.stdin.isatty():
+        try:
+            token = getpass.getpass(f"Access token for {url}: ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 1
+    else:
+        return _fail("no token: give --token-stdin (and pipe the token in) or --token")
+    token = token.strip()
+    if not token:
+        return _fail("the token is empty")
+    client = Client(url, token)
+    try:
+        orgs = client.get("/api/v1/orgs").get("orgs") or []
+    except ApiError as e:
+        message = str(e)
+        if message.startswith("not logged in or token rejected"):
+            message = f"{url} rejected the token; nothing was saved"
+        return _fail(message)
+    names = [o["name"] for o in orgs]
+    org = args.org
+    if org and org not in names:
+        return _fail(f"the token is not a member of organization {org!r} (its organizations: "
+                     f"{', '.join(names) or 'none'}); nothing was saved")
+    if not org and names:
+        org = config.DEFAULT_ORG if config.DEFAULT_ORG in names else names[0]
+    try:
+        saved = config.save(url, token, org)
+    except OSError as e:
+        return _fail(f"cannot save the login: {e}")
+    if args.json:
+        emit_json({"url": url, "org": org, "orgs": orgs, "config": str(saved)})
+    else:
+        member = ", ".join(f"{o['name']} ({o['role']})" for o in orgs) or "no organizations"
+        print(f"Logged in to {url}: {member}.")
+        print(f"Default organization: {org or config.DEFAULT_ORG}. Saved to {saved} (mode 0600).")
+    return 0
+
+
+def logout(args: argparse.Namespace) -> int:
+    removed = config.remove()
+    print(f"removed {config.path()}" if removed else f"not logged in ({config.path()} does not exist)")
+    return 0
+
+
+# --- organizations ---------------------------------------------------------------------------
+
+
+@http_command
+def org_list(ctx: Context) -> None:
+    orgs = ctx.client.get("/api/v1/orgs").get("orgs") or []
+    if ctx.json:
+        return emit_json({"orgs": orgs})
+    table(["NAME", "ROLE", "CREATED"], [(o["name"], o["role"], when(o.get("created_at"))) for o in orgs],
+          empty="no organizations")
+
+
+@http_command
+def org_members(ctx: Context) -> None:
+    members = ctx.client.get(ctx.org_path("/members")).get("members") or []
+    if ctx.json:
+        return emit_json({"members": members})
+    table(["SUBJECT", "ROLE", "ADDED", "BY"],
+          [(m["subject"], m["role"], when(m.get("created_at")), m.get("created_by")) for m in members],
+          empty=f"organization {ctx.org!r} has no members")
+
+
+# --- registries -------------------------------------------------------------------------------
+
+
+def _progress(ctx: Context):
+    return lambda line: stderr(f"  {line}")
+
+
+def _follow(ctx: Context, operation: dict) -> dict:
+    return ctx.client.follow(operation, timeout=ctx.args.timeout, progress=_progress(ctx))
+
+
+@http_command
+def registry_create(ctx: Context) -> int:
+    args = ctx.args
+    body: dict = {"name": args.name, "visibility": "public" if args.public else "private"}
+    if args.pull_namespace:
+        body["pull_namespaces"] = args.pull_namespace
+    created = ctx.client.json("POST", ctx.org_path("/registries"), json=body,
+                              headers={"Idempotency-Key": str(uuid.uuid4())})
+    operation = created.get("operation") or {}
+    if args.no_wait:
+        if ctx.json:
+            return emit_json(created)
+        print(f"creating {created['visibility']} registry {created['name']!r} in organization {ctx.org!r}: "
+              f"operation {operation.get('id')} ({operation.get('state')})")
+        print(f"  follow: berth registry show {created['name']}")
+        return 0
+    stderr(f"creating {body['visibility']} registry {args.name!r} in organization {ctx.org!r} "
+           f"(operation {operation.get('id')})")
+    op = _follow(ctx, operation)
+    if op["state"] != "succeeded":
+        if ctx.json:
+            emit_json({**created, "operation": op})
+        return _fail(f"creating registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
+                     f"(operation {op.get('id')}; retry: POST {op['links']['self']}/retry)")
+    registry = ctx.client.get(ctx.registry_path(args.name))
+    if ctx.json:
+        return emit_json({**registry, "operation": op})
+    print(f"created {registry['visibility']} registry {registry['name']!r} in organization {ctx.org!r}")
+    print(f"  push to: {registry['path_endpoint']}/<repository>:<tag>")
+    print(f"  or:      {registry['endpoint']}/<repository>:<tag>")
+    return 0
+
+
+@http_command
+def registry_list(ctx: Context) -> None:
+    items = ctx.client.paged(ctx.org_path("/registries"), "registries", limit=ctx.args.limit)
+    if ctx.json:
+        return emit_json({"registries": items})
+    rows = []
+    for r in items:
+        usage = r.get("usage") or {}
+        rows.append((r["name"], r["visibility"], r["status"], usage.get("repositories"), usage.get("tags"),
+                     size(usage.get("stored_bytes")), r.get("path_endpoint")))
+    table(["NAME", "VISIBILITY", "STATUS", "REPOS", "TAGS", "SIZE", "ENDPOINT"], rows,
+          empty=f"no registries in organization {ctx.org!r}")
+
+
+def _show_registry(r: dict) -> None:
+    usage = r.get("usage") or {}
+    fields([
+        ("name", r["name"]),
+        ("organization", r.get("org")),
+        ("visibility", r["visibility"]),
+        ("status", r["status"]),
+        ("endpoint", r.get("endpoint")),
+        ("path endpoint", r.get("path_endpoint")),
+        ("custom domain", r.get("custom_domain")),
+        ("pull namespaces", ", ".join(r.get("pull_namespaces") or [])),
+        ("created", f"{when(r.get('created_at'))} by {r.get('created_by') or '-'}"),
+        ("repositories", usage.get("repositories")),
+        ("tags", usage.get("tags")),
+        ("stored", f"{size(usage.get('stored_bytes'))} in {usage.get('blobs', 0)} blobs" if usage else None),
+        ("operation", (r.get("links") or {}).get("operation")),
+    ])
+
+
+@http_command
+def registry_show(ctx: Context) -> None:
+    registry = ctx.client.get(ctx.registry_path(ctx.args.name))
+    if ctx.json:
+        return emit_json(registry)
+    _show_registry(registry)
+
+
+@http_command
+def registry_set(ctx: Context) -> None:
+    registry = ctx.client.json("PATCH", ctx.registry_path(ctx.args.name), json={"visibility": ctx.args.visibility})
+    if ctx.json:
+        return emit_json(registry)
+    print(f"registry {registry['name']!r} is now {registry['visibility']}")
+
+
+@http_command
+def registry_delete(ctx: Context) -> int:
+    args = ctx.args
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return _fail(f"deleting registry {args.name!r} removes all its repositories and images: "
+                         "add --yes to confirm")
+        try:
+            typed = input(f"Delete registry {args.name!r} with all its repositories and images? "
+                          "Type its name to confirm: ")
+        except EOFError:
+            typed = ""
+        if typed.strip() != args.name:
+            return _fail("not confirmed; nothing deleted")
+    answer = ctx.client.json("DELETE", ctx.registry_path(args.name))
+    operation = answer.get("operation") or {}
+    if args.no_wait:
+        if ctx.json:
+            return emit_json(answer)
+        print(f"deleting registry {args.name!r}: operation {operation.get('id')} ({operation.get('state')})")
+        return 0
+    stderr(f"deleting registry {args.name!r} (operation {operation.get('id')})")
+    op = _follow(ctx, operation)
+    if ctx.json:
+        emit_json({"operation": op})
+    if op["state"] != "succeeded":
+        return _fail(f"deleting registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
+                     f"(operation {op.get('id')}; it is retried, or POST {op['links']['self']}/retry)")
+    if not ctx.json:
+        print(f"deleted registry {args.name!r}")
+    return 0
+
+
+# --- browsing --------------------------------------------------------------------------------
+
+
+@http_command
+def repo_list(ctx: Context) -> None:
+    path = ctx.args.path or ""
+    if path and not path.endswith("/"):
+        path += "/"
+    entries = ctx.client.paged(ctx.registry_path(ctx.args.registry, "/repositories"), "entries",
+                               params={"path": path or None}, limit=ctx.args.limit)
+    if ctx.json:
+        return emit_json({"path": path, "entries": entries})
+    rows = []
+    for e in entries:
+        if e["type"] == "folder":
+            rows.append((e["path"], "folder", e.get("repositories"), None, None, None))
+        else:
+            rows.append((e["path"], "repository", None, e.get("tags"), size(e.get("size")), when(e.get("last_push"))))
+    table(["PATH", "TYPE", "REPOS", "TAGS", "SIZE", "LAST PUSH"], rows,
+          empty=f"no repositories in {ctx.args.registry!r}" + (f" under {path!r}" if path else ""))
+
+
+@http_command
+def tags(ctx: Context) -> int:
+    registry, slash, repo = ctx.args.reference.partition("/")
+    if not slash or not registry or not repo:
+        return _fail(f"give REGISTRY/REPOSITORY, such as default/team/app (not {ctx.args.reference!r})")
+    repo = repo.split("@", 1)[0]
+    items = ctx.client.paged(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/tags"), "tags",
+                             limit=ctx.args.limit)
+    if ctx.json:
+        return emit_json({"repository": repo, "tags": items})
+    rows = []
+    for t in items:
+        platforms = ", ".join(p.get("platform", "?") for p in t.get("platforms") or [])
+        rows.append((t["name"], short_digest(t.get("digest")), size(t.get("size")), platforms,
+                     when(t.get("pushed_at"))))
+    table(["TAG", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"], rows, empty=f"{registry}/{repo} has no tags")
+    return 0
+
+
+# --- credentials and tokens ---------------------------------------------------------------------
+
+
+@http_command
+def credentials(ctx: Context) -> None:
+    args = ctx.args
+    body: dict = {"push": bool(args.push)}
+    for key, value in (("k8s_secret_name", args.k8s_secret), ("namespace", args.namespace),
+                       ("expires_in", args.expires_in), ("name", args.name)):
+        if value is not None:
+            body[key] = value
+    issued = ctx.client.json("POST", ctx.registry_path(args.registry, "/credentials"), json=body,
+                             headers={"Idempotency-Key": str(uuid.uuid4())})
+    fmt = args.format or ("k8s" if args.k8s_secret or args.namespace else "login")
+    if ctx.json:
+        return emit_json(issued)
+    token = issued.get("token") or {}
+    if fmt == "dockerconfigjson":
+        emit_json(issued["dockerconfigjson"])
+    elif fmt == "k8s":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(issued["kubernetes_secret"], sort_keys=False, default_flow_style=False))
+    else:
+        servers = issued.get("servers") or []
+        fields([
+            ("server", servers[0] if servers else None),
+            ("also", ", ".join(servers[1:])),
+            ("username", issued["username"]),
+            ("password", issued["password"]),
+            ("access", f"{'push and pull' if args.push else 'pull only'} on registry {args.registry!r}"),
+            ("expires", when(token.get("expires_at")) if token.get("expires_at") else "never"),
+        ])
+        print()
+        print(f"  {issued['docker_login']}")
+    what = "" if fmt == "login" else " inside this document"
+    stderr(f"token {token.get('id')} ({token.get('name')}): the password{what} is shown once; "
+           f"revoke with berth token revoke {token.get('id')}")
+
+
+def _token_state(t: dict) -> str:
+    if t.get("revoked_at"):
+        return "revoked"
+    expires = t.get("expires_at")
+    if expires:
+        try:
+            at = dt.datetime.fromisoformat(expires.replace("Z", "+00:00"))
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=dt.timezone.utc)
+            if at <= dt.datetime.now(dt.timezone.utc):
+                return "expired"
+        except ValueError:
+            pass
+    return "active"
+
+
+@http_command
+def token_create(ctx: Context) -> None:
+    args = ctx.args
+    body: dict = {"name": args.name}
+    for key, value in (("scope", args.scope), ("role", args.role), ("registry", args.registry),
+                       ("expires_in", args.expires_in)):
+        if value is not None:
+            body[key] = value
+    created = ctx.client.json("POST", ctx.org_path("/tokens"), json=body,
+                              headers={"Idempotency-Key": str(uuid.uuid4())})
+    if ctx.json:
+        return emit_json(created)
+    where = f"registry {created['registry']!r}" if created.get("registry") else f"organization {ctx.org!r}"
+    stderr(f"token {created['id']} ({created['name']}): {created['role']} on {where}"
+           + (f", expires {when(created['expires_at'])}" if created.get("expires_at") else ""))
+    stderr("the secret is shown once; store it now:")
+    print(created["token"])
+
+
+@http_command
+def token_list(ctx: Context) -> None:
+    items = ctx.client.get(ctx.org_path("/tokens")).get("tokens") or []
+    if ctx.json:
+        return emit_json({"tokens": items})
+    table(["ID", "NAME", "ROLE", "REGISTRY", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
+          [(t["id"], t["name"], t["role"], t.get("registry") or "*", _token_state(t),
+            when(t.get("expires_at")) if t.get("expires_at") else "never",
+            when(t.get("last_used_at")) if t.get("last_used_at") else "never", t.get("created_by"))
+           for t in items], empty=f"no access tokens in organization {ctx.org!r}")
+
+
+@http_command
+def token_revoke(ctx: Context) -> None:
+    ctx.client.json("DELETE", ctx.org_path(f"/tokens/{ctx.args.id}"))
+    if ctx.json:
+        return emit_json({"id": ctx.args.id, "revoked": True})
+    print(f"revoked token {ctx.args.id}")
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+
+
+def _time_arg(value: str | None) -> str | None:
+    """An ISO 8601 time as given, or `30m`, `12h`, `7d`: that long ago."""
+    if value is None:
+        return None
+    m = _RELATIVE.match(value.strip())
+    if not m:
+        return value
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _target(e: dict) -> str:
+    target = e.get("registry") or ""
+    if e.get("repository"):
+        target += f"/{e['repository']}"
+    if e.get("tag"):
+        target += f":{e['tag']}"
+    elif e.get("digest"):
+        target += f"@{short_digest(e['digest'])}"
+    return target
+
+
+@http_command
+def audit(ctx: Context) -> None:
+    args = ctx.args
+    params = {"actor": args.actor, "action": args.action, "registry": args.registry,
+              "since": _time_arg(args.since), "until": _time_arg(args.until)}
+    events = ctx.client.paged(ctx.org_path("/audit"), "events", params=params, limit=args.limit or None)
+    if ctx.json:
+        return emit_json({"events": events})
+    table(["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "STATUS", "CLIENT"],
+          [(when(e.get("time")), e.get("actor"), e.get("action"), _target(e), e.get("outcome"), e.get("status"),
+            e.get("client_ip")) for e in events], empty="no audit events match")
+
+
+# --- argparse ---------------------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """`--json` and `--org`, accepted before the command and after it."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="print JSON instead of tables")
+    parser.add_argument("--org", default=default,
+                        help="organization (default: the one saved by berth login, else 'default'; BERTH_ORG)")
+
+
+def add_parsers(sub) -> None:
+    """The HTTP commands on the top-level subparsers of `berth`."""
+    g = argparse.ArgumentParser(add_help=False)
+    add_global_options(g, suppress=True)
+    wait = argparse.ArgumentParser(add_help=False)
+    wait.add_argument("--no-wait", action="store_true", help="return once the server accepted the request")
+    wait.add_argument("--timeout", type=float, default=OPERATION_TIMEOUT, help="seconds to wait (default 1800)")
+    limit = argparse.ArgumentParser(add_help=False)
+    limit.add_argument("--limit", type=_positive, help="at most this many items (default: all pages)")
+
+    p = sub.add_parser("login", parents=[g], help="save the URL and an access token of a Berth server",
+                       description="Verify an access token against the server and save it (mode 0600) in "
+                                   "$BERTH_CONFIG or $XDG_CONFIG_HOME/berth/credentials.json.")
+    p.add_argument("url", help="e.g. http://127.0.0.1:5000 or https://registry.example.com")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--token", help="the access token (visible to other local users in ps; prefer --token-stdin)")
+    src.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
+    p.set_defaults(func=login)
+    p = sub.add_parser("logout", help="forget the saved login")
+    p.set_defaults(func=logout)
+
+    org = sub.add_parser("org", help="organizations (over the API)").add_subparsers(dest="action", required=True)
+    org.add_parser("list", parents=[g], help="the organizations you belong to").set_defaults(func=org_list)
+    org.add_parser("members", parents=[g], help="members of the organization").set_defaults(func=org_members)
+
+    reg = sub.add_parser("registry", help="registries (over the API)").add_subparsers(dest="action", required=True)
+    p = reg.add_parser("create", parents=[g, wait], help="create a registry and wait until it is ready")
+    p.add_argument("name")
+    p.add_argument("--public", action="store_true", help="allow anonymous pulls (default: private)")
+    p.add_argument("--pull-namespace", action="append", metavar="NS",
+                   help="a Kubernetes namespace that gets a pull Secret (repeatable)")
+    p.set_defaults(func=registry_create)
+    p = reg.add_parser("list", parents=[g, limit], help="list registries with their usage")
+    p.set_defaults(func=registry_list)
+    p = reg.add_parser("show", parents=[g], help="one registry: endpoints, status, usage")
+    p.add_argument("name")
+    p.set_defaults(func=registry_show)
+    p = reg.add_parser("set", parents=[g], help="change a registry")
+    p.add_argument("name")
+    p.add_argument("--visibility", choices=["public", "private"], required=True)
+    p.set_defaults(func=registry_set)
+    p = reg.add_parser("delete", parents=[g, wait], help="delete a registry and everything in it")
+    p.add_argument("name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=registry_delete)
+
+    repo = sub.add_parser("repo", help="repositories").add_subparsers(dest="action", required=True)
+    p = repo.add_parser("list", parents=[g, limit], help="the repositories of a registry, one folder level at a time")
+    p.add_argument("registry")
+    p.add_argument("--path", help="a folder, such as team/ (default: the top level)")
+    p.set_defaults(func=repo_list)
+
+    p = sub.add_parser("tags", parents=[g, limit], help="the tags of a repository: digest, size, platforms")
+    p.add_argument("reference", metavar="REGISTRY/REPOSITORY")
+    p.set_defaults(func=tags)
+
+    p = sub.add_parser("credentials", parents=[g], help="issue registry credentials: docker login, "
+                                                         "dockerconfigjson or a Kubernetes pull Secret")
+    p.add_argument("registry")
+    p.add_argument("--push", action="store_true", help="push as well as pull (default: pull only)")
+    p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d (default: never)")
+    p.add_argument("--name", help="the token's name (default: <registry>-pull or -push)")
+    p.add_argument("--k8s-secret", metavar="NAME", help="the Secret's name (implies --format k8s)")
+    p.add_argument("--namespace", help="the Secret's namespace")
+    p.add_argument("--format", choices=["login", "dockerconfigjson", "k8s"],
+                   help="login: username/password (default); dockerconfigjson: a Docker/skopeo auth file; "
+                        "k8s: a Secret for kubectl apply -f -")
+    p.set_defaults(func=credentials)
+
+    tok = sub.add_parser("token", help="access tokens (over the API)").add_subparsers(dest="action", required=True)
+    p = tok.add_parser("create", parents=[g], help="issue an access token (printed once)")
+    p.add_argument("name")
+    p.add_argument("--scope", choices=["pull", "push"], help="pull (reader) or push (developer); default pull")
+    p.add_argument("--role", choices=["reader", "developer", "admin", "owner"], help="instead of --scope")
+    p.add_argument("--registry", help="limit the token to one registry (default: the whole organization)")
+    p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d (default: never)")
+    p.set_defaults(func=token_create)
+    tok.add_parser("list", parents=[g], help="list access tokens").set_defaults(func=token_list)
+    p = tok.add_parser("revoke", parents=[g], help="revoke an access token")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=token_revoke)
+
+    p = sub.add_parser("audit", parents=[g], help="the audit trail, newest first")
+    p.add_argument("--actor", help="e.g. token:1 or an IdP subject")
+    p.add_argument("--action", help="an action or its prefix: registry, registry.create, manifest.push ...")
+    p.add_argument("--registry")
+    p.add_argument("--since", help="ISO 8601 time, or 30m / 12h / 7d ago")
+    p.add_argument("--until", help="ISO 8601 time, or 30m / 12h / 7d ago")
+    p.add_argument("--limit", type=_positive, default=100, help="at most this many events (default 100; 0: all)")
+    p.set_defaults(func=audit)

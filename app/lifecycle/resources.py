@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from app.lifecycle.provisioner import RegistrySpec
+from app.services import credentials
 
 LABEL_PREFIX = "berth.dev/"
 ORG_LABEL = LABEL_PREFIX + "org"
@@ -72,9 +73,7 @@ def pull_secret_name(registry: str) -> str:
 
 
 def dockerconfigjson(server: str, username: str, token: str) -> str:
-    auth = base64.b64encode(f"{username}:{token}".encode()).decode()
-    return json.dumps({"auths": {server: {"username": username, "password": token, "auth": auth}}},
-                      sort_keys=True, separators=(",", ":"))
+    return json.dumps(credentials.dockerconfig([server], username, token), sort_keys=True, separators=(",", ":"))
 
 
 def hostnames(spec: RegistrySpec) -> list[str]:

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.db.models import Blob, Registry, Upload
+from app.db.models import Blob, Operation, Registry, Upload
 
 # Routes that move blob bytes, and which way.
 PUSH_ROUTES = {"oci.uploads", "oci.upload"}
@@ -27,16 +27,25 @@ class StoredState:
         uploads = GaugeMetricFamily("berth_upload_sessions", "Blob upload sessions in flight")
         stored = GaugeMetricFamily("berth_storage_bytes", "Bytes stored per registry (each blob once)",
                                    labels=["registry"])
+        lifecycle = GaugeMetricFamily("berth_lifecycle_operations", "Registry lifecycle operations by kind and state",
+                                      labels=["kind", "state"])
         try:
             uploads.add_metric([], Upload.select().count())
             rows = (Registry.select(Registry.name, pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0).alias("bytes"))
                     .join(Blob, pw.JOIN.LEFT_OUTER).group_by(Registry.name).tuples())
             for name, total in rows:
                 stored.add_metric([name], float(total))
+            counts = dict(((k, st), n) for k, st, n in Operation.select(
+                Operation.kind, Operation.state, pw.fn.COUNT(Operation.id)).group_by(
+                Operation.kind, Operation.state).tuples())
+            for kind in ("create", "delete"):
+                for state in ("pending", "running", "succeeded", "failed"):
+                    lifecycle.add_metric([kind, state], counts.get((kind, state), 0))
         except pw.PeeweeException:
             return
         yield uploads
         yield stored
+        yield lifecycle
 
 
 class Metrics:

@@ -470,3 +470,35 @@ def test_idempotent_creates(api):
     t1 = api("POST", "/tokens", json={"name": "idem-token"}, headers={"Idempotency-Key": key + "t"})
     t2 = api("POST", "/tokens", json={"name": "idem-token"}, headers={"Idempotency-Key": key + "t"})
     assert t1.json()["id"] == t2.json()["id"]
+
+
+def test_a_restarted_server_resumes_an_operation_its_predecessor_left_running(fresh_server):
+    """The state a crash leaves behind (an operation `running` under a dead worker's lease) is
+    written into the real database while the server is down; the next server picks it up."""
+    import sqlite3
+
+    from tests.support import postgres
+
+    if postgres.ALL_SERVERS_ON_POSTGRES:
+        pytest.skip("this test edits the SQLite database file directly")
+    srv = fresh_server
+    srv.env = {"BERTH_OPERATION_LEASE": "1", "BERTH_OPERATION_POLL": "1"}
+    srv.start()
+    api = Api(srv)
+    r = api("POST", "/registries", json={"name": "crashy"})
+    op = api.wait(r.json()["operation"])
+    srv.stop()
+    db = sqlite3.connect(srv.data_dir / "berth.db")
+    with db:
+        db.execute("UPDATE registry SET status = 'provisioning' WHERE name = 'crashy'")
+        db.execute("UPDATE operation SET state = 'running', lease_owner = 'dead-host:1', "
+                   "lease_until = datetime('now', '+2 seconds'), finished_at = NULL, steps = ? WHERE id = ?",
+                   (json.dumps([{"name": "provision", "state": "running"}, {"name": "activate", "state": "pending"}]),
+                    op["id"]))
+    db.close()
+    srv.start()
+    assert api("GET", "/registries/crashy").json()["status"] == "provisioning"
+    resumed = api.wait(op, timeout=30)
+    assert resumed["state"] == "succeeded", resumed
+    assert any("resuming: the worker running it stopped" in line for line in resumed["log"])
+    assert api("GET", "/registries/crashy").json()["status"] == "ready"

@@ -142,6 +142,22 @@ def test_prometheus_metrics(tmp_path):
         manifest = client.request("GET", "/v2/default/metered/manifests/v1").json()
         stored = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
         assert _metric(text, "berth_storage_bytes", registry="default") == stored
+
+        # Lifecycle operations by state, and one JSON log line per lifecycle step.
+        api = {"Authorization": f"Bearer {OWNER}"}
+        op = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": "metered"}, headers=api,
+                           timeout=10).json()["operation"]
+        for _ in range(200):
+            if requests.get(f"{server.url}{op['links']['self']}", headers=api, timeout=10).json()["state"] == "succeeded":
+                break
+            time.sleep(0.05)
+        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        assert _metric(text, "berth_lifecycle_operations", kind="create", state="succeeded") == 1
+        assert _metric(text, "berth_lifecycle_operations", kind="delete", state="pending") == 0
+        steps = [json.loads(line) for line in server.log_path.read_text().splitlines()
+                 if line.startswith("{") and '"operation"' in line and '"step"' in line]
+        assert {(s["step"], s["state"]) for s in steps if s["operation"] == op["id"]} >= {
+            ("provision", "running"), ("provision", "succeeded"), ("activate", "succeeded")}
     finally:
         server.stop()
 

@@ -206,3 +206,63 @@ def test_one_operation_per_registry(world):
         operations.retry(state(delete))  # not failed
     run_all(runner)
     assert state(delete).state == "succeeded"
+
+
+def test_each_operation_and_step_is_a_span(world):
+    """Spans go to the OpenTelemetry SDK's in-memory exporter."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app.telemetry import tracing
+
+    org, _, _, runner = world
+    exporter = InMemorySpanExporter()
+    tracing.setup(exporter, SimpleSpanProcessor)
+    try:
+        operations.request_create(org, "images")
+        run_all(runner)
+    finally:
+        tracing.setup(None)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert {"lifecycle.create", "lifecycle.step.provision", "lifecycle.step.activate"} <= set(spans)
+    parent = spans["lifecycle.create"]
+    assert spans["lifecycle.step.provision"].parent.span_id == parent.context.span_id
+    assert parent.attributes["berth.registry"] == "images"
+
+
+@pytest.mark.parametrize("fail_at", ["provision", "destroy", "delete_uploads", "delete_blobs"])
+def test_a_failure_at_any_step_is_recorded_and_retry_finishes(world, fail_at):
+    org, store, provisioner, runner = world
+    registry, create = operations.request_create(org, "images")
+    if fail_at == "provision":
+        provisioner.fail("provision")
+    run_all(runner)
+    if fail_at == "provision":
+        assert state(create).state == "failed" and state(create).error.startswith("provision:")
+        operations.retry(state(create))
+        run_all(runner)
+    assert state(create).state == "succeeded"
+    _fill(registry, store)
+    if fail_at == "destroy":
+        provisioner.fail("destroy")
+    broken = {"delete_uploads": "delete_upload", "delete_blobs": "delete_blob"}.get(fail_at)
+    original = getattr(store, broken) if broken else None
+    if broken:
+        def fail(*_):
+            raise OSError(f"{broken} broke on purpose")
+        setattr(store, broken, fail)
+    delete = operations.request_delete(Registry.get_by_id(registry.id))
+    run_all(runner)
+    if fail_at != "provision":
+        failed = state(delete)
+        assert failed.state == "failed" and failed.error.startswith(f"{fail_at}:")
+        steps = {s["name"]: s["state"] for s in json.loads(failed.steps)}
+        assert steps[fail_at] == "failed" and steps["delete_metadata"] == "pending"
+        assert Registry.get_by_id(registry.id).status == "deleting"
+        if broken:
+            setattr(store, broken, original)
+        operations.retry(failed)
+        run_all(runner)
+    assert state(delete).state == "succeeded"
+    assert Registry.get_or_none(Registry.id == registry.id) is None
+    assert list(store.list_blobs(f"{registry.id}/")) == []

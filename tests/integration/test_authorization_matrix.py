@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -282,10 +283,22 @@ def test_no_credential_reaches_the_log(world):
                                  "offline_token": "true"}).json()
     requests.get(f"{world.server.url}/v2/priv/app/tags/list", headers={"Authorization": f"Bearer {token['token']}"},
                  timeout=20)
+    creds = requests.post(f"{world.server.url}/api/v1/orgs/default/registries/priv/credentials", json={"push": True},
+                          headers={"Authorization": f"Bearer {world.server.token}"}, timeout=20).json()
+    assert requests.get(f"{world.server.url}/v2/priv/app/tags/list", auth=(creds["username"], creds["password"]),
+                        timeout=20).status_code == 200
+    # The pull-only tokens the lifecycle worker made for each registry's pull Secret.
+    pull_secrets = []
+    for rendered in (world.server.data_dir / "manifests").rglob("*.yaml"):
+        text = rendered.read_text()
+        if "dockerconfigjson" in text:
+            pull_secrets += re.findall(r"berth_[A-Za-z0-9_-]{20,}", base64.b64decode(
+                re.search(r"\.dockerconfigjson: ?['\"]?([A-Za-z0-9+/=]+)", text).group(1)).decode())
+    assert pull_secrets
     logs = world.server.logs()
     assert "DEBUG" in logs or "INFO" in logs  # the log was written at all
     secrets_used = [c.password for c in world.callers if c.password] + [
-        world.server.token, token["token"], token["refresh_token"]]
+        world.server.token, token["token"], token["refresh_token"], creds["password"], *pull_secrets]
     for secret in secrets_used:
         for piece in (secret, secret[-24:]):
             assert piece not in logs

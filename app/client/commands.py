@@ -182,7 +182,7 @@ def registry_create(ctx: Context) -> int:
         if ctx.json:
             emit_json({**created, "operation": op})
         return _fail(f"creating registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
-                     f"(operation {op.get('id')}; retry: POST {op['links']['self']}/retry)")
+                     f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
     registry = ctx.client.get(ctx.registry_path(args.name))
     if ctx.json:
         return emit_json({**registry, "operation": op})
@@ -268,9 +268,57 @@ def registry_delete(ctx: Context) -> int:
         emit_json({"operation": op})
     if op["state"] != "succeeded":
         return _fail(f"deleting registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
-                     f"(operation {op.get('id')}; it is retried, or POST {op['links']['self']}/retry)")
+                     f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
     if not ctx.json:
         print(f"deleted registry {args.name!r}")
+    return 0
+
+
+def _show_operation(op: dict) -> None:
+    fields([
+        ("operation", op["id"]),
+        ("kind", f"{op.get('kind')} registry {op.get('registry')!r} in organization {op.get('org')!r}"),
+        ("state", op.get("state")),
+        ("steps", ", ".join(f"{s.get('name')}={s.get('state')}" for s in op.get("steps") or [])),
+        ("attempts", op.get("attempts")),
+        ("error", op.get("error")),
+        ("requested", f"{when(op.get('created_at'))} by {op.get('requested_by') or '-'}"),
+        ("finished", when(op.get("finished_at")) if op.get("finished_at") else None),
+    ])
+    for line in op.get("log") or []:
+        print(f"  {line}")
+
+
+def _operation_path(op_id: str) -> str:
+    return f"/api/v1/operations/{quote(op_id, safe='')}"
+
+
+@http_command
+def operation_show(ctx: Context) -> int:
+    op = ctx.client.get(_operation_path(ctx.args.id))
+    if ctx.args.follow:
+        op = _follow(ctx, op)
+    if ctx.json:
+        emit_json(op)
+    else:
+        _show_operation(op)
+    return 1 if ctx.args.follow and op["state"] == "failed" else 0
+
+
+@http_command
+def operation_retry(ctx: Context) -> int:
+    op = ctx.client.json("POST", _operation_path(ctx.args.id) + "/retry")
+    if not ctx.args.no_wait:
+        stderr(f"retrying operation {op['id']} ({op.get('kind')} registry {op.get('registry')!r})")
+        op = _follow(ctx, op)
+    if ctx.json:
+        emit_json(op)
+    elif ctx.args.no_wait:
+        print(f"operation {op['id']} is {op.get('state')} again")
+    if op["state"] == "failed":
+        return _fail(f"operation {op['id']} failed again: {op.get('error') or 'see its log'}")
+    if not ctx.json and not ctx.args.no_wait:
+        print(f"operation {op['id']} succeeded")
     return 0
 
 
@@ -518,6 +566,17 @@ def add_parsers(sub) -> None:
     p.add_argument("name")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=registry_delete)
+
+    ops = sub.add_parser("operation", help="registry lifecycle operations").add_subparsers(dest="action",
+                                                                                          required=True)
+    p = ops.add_parser("show", parents=[g], help="an operation's state, steps and log")
+    p.add_argument("id")
+    p.add_argument("--timeout", type=float, default=OPERATION_TIMEOUT, help="seconds --follow waits")
+    p.add_argument("--follow", "-f", action="store_true", help="wait until it succeeds or fails")
+    p.set_defaults(func=operation_show)
+    p = ops.add_parser("retry", parents=[g, wait], help="run a failed operation again")
+    p.add_argument("id")
+    p.set_defaults(func=operation_retry)
 
     repo = sub.add_parser("repo", help="repositories").add_subparsers(dest="action", required=True)
     p = repo.add_parser("list", parents=[g, limit], help="the repositories of a registry, one folder level at a time")

@@ -54,7 +54,7 @@ class Berth:
         """Run a command that must fail cleanly; its one-line message."""
         proc = self(*args, check=False, env=env, input=input)
         assert proc.returncode == 1, f"expected exit 1, got {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        assert proc.stderr.startswith("error: "), proc.stderr
+        assert proc.stderr.splitlines()[-1].startswith("error: "), proc.stderr  # after any progress lines
         return proc.stderr
 
 
@@ -189,6 +189,28 @@ def test_registry_round_trip(live, berth):
     other = unique("nowait")
     assert "operation" in berth("registry", "create", other, "--no-wait").stdout
     assert berth.json("registry", "delete", other, "--yes")["operation"]["state"] == "succeeded"
+
+
+def test_a_failed_create_exits_1_with_its_error_and_can_be_retried(live, berth):
+    name = unique("broken")
+    in_the_way = live.data_dir / "manifests" / name
+    in_the_way.parent.mkdir(parents=True, exist_ok=True)
+    in_the_way.write_text("a file where the provisioner wants a directory")
+    message = berth.fails("registry", "create", name)
+    assert f"error: creating registry '{name}' failed: " in message and "writing manifests" in message
+    op_id = message.split("berth operation retry ")[1].split()[0]
+    shown = berth("operation", "show", op_id).stdout
+    assert next(line for line in shown.splitlines() if line.startswith("state:")).split() == ["state:", "failed"]
+    assert "step provision: failed" in shown
+    assert berth.json("operation", "show", op_id)["state"] == "failed"
+    assert "failed" in berth.fails("operation", "retry", op_id)  # still in the way
+
+    in_the_way.unlink()
+    r = berth("operation", "retry", op_id)
+    assert f"operation {op_id} succeeded" in r.stdout
+    assert berth.json("registry", "show", name)["status"] == "ready"
+    assert berth.json("operation", "show", op_id, "--follow")["state"] == "succeeded"
+    assert "not found" in berth.fails("operation", "show", "no-such-operation")
 
 
 def test_registry_create_errors_name_the_field(berth):

@@ -41,16 +41,14 @@ def _fail(message: str) -> int:
     return 1
 
 
-def http_command(fn):
-    """Resolve the login, run, and turn every expected failure into `error: ...` and exit 1."""
+def guarded(fn):
+    """Every expected failure as `error: ...` and exit 1; never a traceback (BERTH_DEBUG=1 shows
+    one for what we did not expect)."""
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
         try:
-            login = config.resolve(getattr(args, "org", None))
-            if not login.url:
-                return _fail("not logged in: run berth login <url> (or set BERTH_URL and BERTH_TOKEN)")
-            status = fn(Context(args, login)) or 0
+            status = fn(args) or 0
             sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
             return status
         except (ApiError, config.ConfigError) as e:
@@ -69,9 +67,24 @@ def http_command(fn):
     return run
 
 
+def http_command(fn):
+    """A command on the saved (or BERTH_URL/BERTH_TOKEN) login."""
+
+    @guarded
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        login = config.resolve(getattr(args, "org", None))
+        if not login.url:
+            return _fail("not logged in: run berth login <url> (or set BERTH_URL and BERTH_TOKEN)")
+        return fn(Context(args, login))
+
+    return run
+
+
 # --- login ---------------------------------------------------------------------------------
 
 
+@guarded
 def login(args: argparse.Namespace) -> int:
     try:
         url = config.normalize_url(args.url)
@@ -120,6 +133,7 @@ def login(args: argparse.Namespace) -> int:
     return 0
 
 
+@guarded
 def logout(args: argparse.Namespace) -> int:
     removed = config.remove()
     print(f"removed {config.path()}" if removed else f"not logged in ({config.path()} does not exist)")
@@ -595,7 +609,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d (default: never)")
     p.add_argument("--name", help="the token's name (default: <registry>-pull or -push)")
     p.add_argument("--k8s-secret", metavar="NAME", help="the Secret's name (implies --format k8s)")
-    p.add_argument("--namespace", help="the Secret's namespace")
+    p.add_argument("--namespace", help="the Secret's namespace (implies --format k8s)")
     p.add_argument("--format", choices=["login", "dockerconfigjson", "k8s"],
                    help="login: username/password (default); dockerconfigjson: a Docker/skopeo auth file; "
                         "k8s: a Secret for kubectl apply -f -")

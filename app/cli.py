@@ -81,6 +81,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings, services)
     services.worker.start()
+    services.collector.start()
     server = waitress.create_server(
         app,
         host=settings.host,
@@ -101,6 +102,7 @@ def serve(args: argparse.Namespace) -> int:
         pass
     finally:
         services.worker.stop()
+        services.collector.stop()
     return 0
 
 
@@ -134,9 +136,13 @@ def _operator(org):
 def registry_create(args: argparse.Namespace, settings: Settings) -> None:
     from app.services import registries
 
+    from app.lifecycle import operations
+
     org = registries.get_org(args.org)
-    registry = registries.create_registry(org, args.name, "public" if args.public else "private", created_by="cli")
-    print(f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}")
+    registry, operation = operations.request_create(
+        org, args.name, visibility="public" if args.public else "private", requested_by="cli")
+    print(f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}; the "
+          f"server's worker provisions it (operation {operation.id})")
     print(f"  push to: {settings.host}:{settings.port}/{registry.name}/<repository>:<tag>")
     print(f"  or:      {registry.name}.{settings.domain}/<repository>:<tag>")
 
@@ -194,6 +200,43 @@ def org_create(args: argparse.Namespace, settings: Settings) -> None:
     token, secret = tokens.create_token(org, _operator(org), "owner", role="owner")
     print(f"created organization {org.name!r} with owner token {token.id} (shown once):", file=sys.stderr)
     print(secret)
+
+
+@_local_command
+def gc_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`berth gc [--registry R] [--dry-run] [--grace S]`: collect garbage now, on the server's
+    database and blob store, while it keeps serving."""
+    import datetime as dt
+    import json
+
+    from app.db.models import Registry
+    from app.services import gc
+    from app.storage import open_store
+
+    store = open_store(settings.storage_url)
+    grace = dt.timedelta(seconds=settings.gc_grace if args.grace is None else args.grace)
+    if args.registry:
+        chosen = list(Registry.select().where(Registry.name == args.registry))
+        if not chosen:
+            print(f"error: no registry {args.registry!r}; `berth admin registry list` shows them", file=sys.stderr)
+            return 1
+    else:
+        chosen = list(Registry.select().where(Registry.status != "deleting").order_by(Registry.name))
+    reports = []
+    for registry in chosen:
+        print(f"collecting {registry.name} (grace {grace.total_seconds():.0f}s)"
+              f"{', dry run' if args.dry_run else ''} ...", file=sys.stderr, flush=True)
+        report = gc.collect(registry, store, grace=grace, dry_run=args.dry_run,
+                            upload_expiry=dt.timedelta(seconds=settings.upload_expiry))
+        reports.append(report.render())
+        if not args.json:
+            verb = "would delete" if args.dry_run else "deleted"
+            print(f"{registry.name}: {verb} {len(report.manifests)} manifest(s), {len(report.blobs)} blob(s) "
+                  f"({report.bytes_freed} bytes), {report.orphan_files} orphan file(s), "
+                  f"{report.expired_uploads} idle upload(s)")
+    if args.json:
+        print(json.dumps(reports, indent=2))
+    return 0
 
 
 def keys_command(args: argparse.Namespace) -> int:
@@ -257,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_db_parser(sub, common)
 
+    p = sub.add_parser("gc", parents=[common], help="collect garbage now (on the server's database and storage)")
+    p.add_argument("--registry", help="only this registry (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    p.add_argument("--grace", type=int, help="seconds untouched content is kept (default BERTH_GC_GRACE); "
+                   "0 only when no push is in flight")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.set_defaults(func=gc_command)
     keys = sub.add_parser("keys", help="registry-token signing keys").add_subparsers(dest="action", required=True)
     for name, text in (("list", "list keys"), ("rotate", "add a new signing key"),
                        ("prune", "remove all but the newest key")):

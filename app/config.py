@@ -71,6 +71,12 @@ class Settings:
     operation_lease: int = 30
     operation_max_attempts: int = 5
     operation_poll: int = 2
+    # Garbage collection: how long a blob or manifest nothing references is kept after it was
+    # last pushed or touched (protects pushes in flight), how often the background run happens
+    # (0: never; `berth gc` still works), and when an idle upload session is cancelled (seconds).
+    gc_grace: int = 3600
+    gc_interval: int = 3600
+    upload_expiry: int = 86400
     # Provisioning of each registry's Kubernetes footprint (app/lifecycle/select.py):
     # local (YAML under <data dir>/manifests), pulumi (Automation API stacks) or none.
     provisioner: str = "local"

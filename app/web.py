@@ -14,6 +14,7 @@ from app.api.audit import AuditResource, AuditTrail
 from app.api.browse import RepositoriesResource, RepositoryPathResource
 from app.api.credentials import CredentialsResource
 from app.api.gate import ManagementGate
+from app.api.gc import GarbageCollectionResource
 from app.api.health import HealthResource, ReadyResource
 from app.api.idempotency import Idempotency
 from app.api.members import MemberResource, MembersResource
@@ -41,6 +42,7 @@ from app.edge.rate_limit import RateLimiter
 from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
 from app.services.blobs import BlobService
+from app.services.gc import Collector
 from app.services.manifests import ManifestService
 from app.services.uploads import UploadService
 from app.storage import open_store
@@ -61,6 +63,7 @@ class Services:
     token_service: TokenService
     provisioner: Provisioner
     worker: Worker  # started by `berth serve`; resources wake it when they queue an operation
+    collector: Collector  # periodic garbage collection, started by `berth serve`
 
 
 def build_services(settings: Settings) -> Services:
@@ -86,6 +89,9 @@ def build_services(settings: Settings) -> Services:
         token_service=TokenService(identity, registry_tokens, settings.domain),
         provisioner=provisioner,
         worker=Worker(runner, poll_interval=settings.operation_poll),
+        collector=Collector(store, interval=dt.timedelta(seconds=settings.gc_interval),
+                            grace=dt.timedelta(seconds=settings.gc_grace),
+                            upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
     )
 
 
@@ -149,6 +155,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/repositories/{rest:path}",
                   RepositoryPathResource(services.store))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/credentials", CredentialsResource(settings.domain))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/gc", GarbageCollectionResource(services.collector))
     app.add_route("/api/v1/orgs/{org}/audit", AuditResource())
     app.add_route("/api/v1/operations/{operation_id}", OperationResource())
     app.add_route("/api/v1/operations/{operation_id}/retry", OperationRetryResource(wake))

@@ -66,6 +66,10 @@ class Blob(BaseModel):
     digest = pw.CharField(max_length=200)
     size = pw.BigIntegerField()
     created_at = pw.DateTimeField(default=utcnow)
+    # Last pushed, mounted, checked (HEAD/GET) or referenced by a pushed manifest: garbage
+    # collection keeps blobs touched within its grace period (a push in flight may need them).
+    # Null on rows older than the column: read as created_at.
+    touched_at = pw.DateTimeField(null=True, default=utcnow)
 
     class Meta:
         indexes = ((("registry", "digest"), True),)

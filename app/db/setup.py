@@ -207,6 +207,17 @@ def serialize(name: str) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
 
 
+def blob_lock(registry_id: int, digest: str) -> str:
+    """The `serialize` name that guards one blob's bytes and row (uploads and collection)."""
+    return f"blob:{registry_id}:{digest}"
+
+
+def repository_lock(repository_id: int) -> str:
+    """The `serialize` name that guards a repository's manifests and tags (pushes, deletes,
+    collection)."""
+    return f"repository:{repository_id}"
+
+
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 

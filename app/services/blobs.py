@@ -20,6 +20,17 @@ _LINKED = Prepared(
 
 # How long a pull redirect's signed URL stays valid: long enough for a client to follow it.
 REDIRECT_EXPIRY = timedelta(minutes=5)
+# A blob's `touched_at` is refreshed when it is checked or mounted at most this often: one write
+# per blob per minute, not one per HEAD. Garbage collection's grace period is far longer.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def touch(blob: Blob) -> None:
+    """Mark a blob as just wanted (a client that checked it may push a manifest naming it next)."""
+    now = utcnow()
+    if (blob.touched_at or blob.created_at) < now - TOUCH_EVERY:
+        Blob.update(touched_at=now).where(Blob.id == blob.id).execute()
+        blob.touched_at = now
 
 
 class BlobService:
@@ -29,7 +40,10 @@ class BlobService:
 
     def find(self, repository: Repository, digest: str) -> Blob | None:
         """The blob if it is linked to this repository."""
-        return _LINKED.first(repository.id, digest)
+        blob = _LINKED.first(repository.id, digest)
+        if blob is not None:
+            touch(blob)
+        return blob
 
     def get(self, repository: Repository, digest: str) -> Blob:
         blob = self.find(repository, digest)
@@ -67,6 +81,7 @@ class BlobService:
             blob = Blob.get_or_none((Blob.registry == target.registry_id) & (Blob.digest == digest))
         if blob is None:
             return None
+        touch(blob)
         self.link(target, blob)
         return blob
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from app.db.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, utcnow
 from app.db.prepared import Prepared
-from app.db.setup import transaction
+from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
 from app.oci.names import check_tag
@@ -147,9 +147,13 @@ class ManifestService:
             tag = check_tag(reference)
             digest = digests.of_bytes(body)
         parsed = parse_manifest(content_type, body)
-        self._check_references(repository, parsed)
 
         with transaction():
+            # Garbage collection of this repository waits for this push and vice versa; what the
+            # manifest references is checked (and its blobs touched) inside, so a collection can
+            # never remove a blob or child manifest between the check and the insert.
+            serialize(repository_lock(repository.id))
+            self._check_references(repository, parsed)
             Manifest.insert(
                 repository=repository,
                 digest=str(digest),
@@ -183,6 +187,11 @@ class ManifestService:
     def _check_references(self, repository: Repository, parsed: ParsedManifest) -> None:
         wanted = set(parsed.blobs)
         if wanted:
+            # Touch first: on PostgreSQL this takes the rows' locks, so a collection deciding
+            # about one of these blobs either finishes first (and the check below misses it) or
+            # sees it touched now and keeps it.
+            Blob.update(touched_at=utcnow()).where(
+                (Blob.registry == repository.registry_id) & (Blob.digest.in_(sorted(wanted)))).execute()
             present = {
                 b.digest
                 for b in Blob.select(Blob.digest)
@@ -222,6 +231,7 @@ class ManifestService:
     def delete(self, repository: Repository, reference: str) -> None:
         """By digest: the manifest and every tag on it. By tag: just the tag."""
         with transaction():
+            serialize(repository_lock(repository.id))
             if digests.is_digest(reference):
                 digest = str(digests.parse(reference))
                 deleted = Manifest.delete().where(

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
-from app.db.setup import atomically, is_postgres, transaction
+from app.db.setup import atomically, blob_lock, is_postgres, serialize, transaction
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.storage.base import BlobStore, blob_key
@@ -82,20 +82,27 @@ class UploadService:
                 blob = None  # refused below, once the deletion is committed
             else:
                 key = blob_key(repository.registry_id, str(expected))
-                if self.store.blob_size(key) == size:
-                    self.store.delete_upload(upload.id)  # identical bytes already stored
-                else:
-                    self.store.commit_upload(upload.id, key, size)
+                self.store.prepare_commit(upload.id, size)  # the slow part (fsync), outside any lock
                 self._forget(upload.id)
 
-                def record() -> Blob:
-                    Blob.insert(registry=repository.registry_id, digest=str(expected), size=size).on_conflict_ignore().execute()
+                def publish() -> Blob:
+                    # Under the blob's lock, which garbage collection takes too: the bytes and
+                    # their row appear together, and a collection never deletes the file between.
+                    serialize(blob_lock(repository.registry_id, str(expected)))
+                    if self.store.blob_size(key) == size:
+                        self.store.delete_upload(upload.id)  # identical bytes already stored
+                    else:
+                        self.store.commit_upload(upload.id, key, size)
+                    now = utcnow()
+                    Blob.insert(registry=repository.registry_id, digest=str(expected), size=size,
+                                touched_at=now).on_conflict(
+                        conflict_target=[Blob.registry, Blob.digest], update={Blob.touched_at: now}).execute()
                     blob = Blob.get((Blob.registry == repository.registry_id) & (Blob.digest == str(expected)))
                     RepositoryBlob.insert(repository=repository, blob=blob).on_conflict_ignore().execute()
                     Upload.delete_by_id(upload.id)
                     return blob
 
-                blob = atomically(record)
+                blob = atomically(publish)
         if blob is None:
             raise RegistryError(
                 "DIGEST_INVALID",

@@ -53,6 +53,10 @@ class BlobStore(abc.ABC):
     def delete_upload(self, upload_id: str) -> None:
         """Remove an upload's bytes; no error when absent."""
 
+    def prepare_commit(self, upload_id: str, size: int) -> None:
+        """Make the first `size` bytes of an upload durable before `commit_upload`, which then
+        only has to publish them (called outside any lock). Nothing to do by default."""
+
     @abc.abstractmethod
     def commit_upload(self, upload_id: str, key: str, size: int) -> None:
         """Make the first `size` bytes of an upload the blob at `key`, atomically."""

@@ -70,6 +70,11 @@ class FilesystemStore(BlobStore):
     def delete_upload(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
 
+    def prepare_commit(self, upload_id: str, size: int) -> None:
+        with open(self._upload_path(upload_id), "r+b") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+
     def commit_upload(self, upload_id: str, key: str, size: int) -> None:
         source = self._upload_path(upload_id)
         target = self._blob_path(key)

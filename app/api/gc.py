@@ -1,0 +1,32 @@
+"""`POST /api/v1/orgs/{org}/registries/{registry}/gc`: collect a registry's garbage now (or,
+with `{"dry_run": true}`, list what would go). The grace period is the server's own."""
+
+from __future__ import annotations
+
+import falcon
+
+from app.api import media
+from app.auth import roles
+from app.oci.errors import RegistryError
+from app.services import gc
+
+
+class GarbageCollectionResource:
+    permissions = {"POST": roles.DELETE_REGISTRY}
+    audit = {"POST": "registry.gc"}
+
+    def __init__(self, collector: gc.Collector) -> None:
+        self.collector = collector
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        body = media.object_of(req, example='{"dry_run": true}', allowed={"dry_run"}, optional=True)
+        dry_run = body.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise RegistryError("INVALID", "dry_run must be true or false", field="dry_run")
+        if req.context.registry.status == "deleting":
+            raise RegistryError("CONFLICT", f"registry {registry!r} is being deleted")
+        report = gc.collect(req.context.registry, self.collector.store, grace=self.collector.grace,
+                            dry_run=dry_run, upload_expiry=self.collector.upload_expiry)
+        req.context.audit_detail = {"dry_run": dry_run, "manifests": len(report.manifests),
+                                    "blobs": len(report.blobs), "bytes_freed": report.bytes_freed}
+        resp.media = report.render()

@@ -177,6 +177,17 @@ SCHEMAS: dict = {
         "type": "object", "required": ["subject", "role"],
         "properties": {"subject": STR, "role": STR, "created_at": TIME, "created_by": {"type": ["string", "null"]}},
     },
+    "GcReport": {
+        "type": "object",
+        "required": ["registry", "dry_run", "manifests_deleted", "blobs_deleted", "bytes_freed",
+                     "orphan_files_deleted", "expired_uploads"],
+        "properties": {
+            "registry": STR, "dry_run": {"type": "boolean"},
+            "manifests_deleted": {"type": "array", "items": {"type": "object", "required": ["repository", "digest"]}},
+            "blobs_deleted": {"type": "array", "items": {"type": "object", "required": ["digest", "size"]}},
+            "bytes_freed": INT, "orphan_files_deleted": INT, "expired_uploads": INT,
+        },
+    },
     "AuditEvent": {
         "type": "object", "required": ["id", "time", "actor", "action", "outcome"],
         "properties": {
@@ -290,6 +301,15 @@ PATHS: dict = {
                  "requestBody": _body("CredentialsCreate", required=False),
                  "responses": _ok("201", "A registry-scoped token, ready to use (shown once)", _ref("Credentials"),
                                   ("415", "422"))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/gc": {
+        "parameters": [ORG, REGISTRY],
+        "post": {"operationId": "collectGarbage", "summary": "Collect the registry's garbage now (the server's grace period)",
+                 "requestBody": {"required": False, "content": {JSON: {"schema": {
+                     "type": "object", "additionalProperties": False,
+                     "properties": {"dry_run": {"type": "boolean", "default": False}}}}}},
+                 "responses": _ok("200", "What was (or, in a dry run, would be) deleted", _ref("GcReport"),
+                                  ("409", "415"))},
     },
     "/api/v1/orgs/{org}/audit": {
         "parameters": [ORG],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from app.api import pagination
 from app.auth import roles
 from app.db.models import Member
 from app.oci.errors import RegistryError
@@ -19,7 +20,9 @@ class MembersResource:
     permissions = {"GET": roles.BROWSE}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        resp.media = {"members": [render(m) for m in members.list_members(req.context.org)]}
+        page = pagination.page(req, Member.subject, Member.select().where(Member.org == req.context.org))
+        resp.media = pagination.body("members", [render(m) for m in page.items], page)
+        pagination.link(req, resp, page)
 
 
 class MemberResource:

@@ -320,9 +320,8 @@ PATHS: dict = {
     },
     "/api/v1/orgs/{org}/members": {
         "parameters": [ORG],
-        "get": {"operationId": "listMembers", "responses": _ok("200", "Members", {
-            "type": "object", "required": ["members"],
-            "properties": {"members": {"type": "array", "items": _ref("Member")}}})},
+        "get": {"operationId": "listMembers", "parameters": PAGING,
+                "responses": _ok("200", "Members, by subject", _page("members", "Member"))},
     },
     "/api/v1/orgs/{org}/members/{subject}": {
         "parameters": [ORG, _param("subject")],
@@ -336,8 +335,8 @@ PATHS: dict = {
     },
     "/api/v1/orgs/{org}/tokens": {
         "parameters": [ORG],
-        "get": {"operationId": "listTokens", "responses": _ok("200", "Tokens (never their secrets)", {
-            "type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": _ref("Token")}}})},
+        "get": {"operationId": "listTokens", "parameters": PAGING,
+                "responses": _ok("200", "Tokens (never their secrets), by id", _page("tokens", "Token"))},
         "post": {"operationId": "createToken", "parameters": [IDEMPOTENCY], "requestBody": _body("TokenCreate"),
                  "responses": _ok("201", "The token; `token` is the secret, shown once", _ref("Token"), ("415", "422"))},
     },

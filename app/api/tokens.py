@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import falcon
 
+from app.api import pagination
 from app.auth import roles
+from app.db.models import AccessToken
 from app.oci.errors import RegistryError
 from app.services import tokens
 
@@ -15,8 +17,9 @@ class TokensResource:
     audit = {"POST": "token.create"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        items = tokens.list_tokens(req.context.org, req.context.subject)
-        resp.media = {"tokens": [tokens.render(t) for t in items]}
+        page = pagination.page(req, AccessToken.id, tokens.tokens_visible_to(req.context.org, req.context.subject))
+        resp.media = pagination.body("tokens", [tokens.render(t) for t in page.items], page)
+        pagination.link(req, resp, page)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         body = req.get_media(default_when_empty=None)

@@ -79,12 +79,16 @@ def create_token(
     return token, secret
 
 
-def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
+def tokens_visible_to(org: Organization, viewer: Subject):
     """Owners and admins see every token of the organization; others see the ones they made."""
     query = AccessToken.select().where(AccessToken.org == org)
     if not roles.allows(viewer.roles.get(org.id), roles.MANAGE_MEMBERS):
         query = query.where(AccessToken.created_by == viewer.name)
-    return list(query.order_by(AccessToken.id))
+    return query
+
+
+def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
+    return list(tokens_visible_to(org, viewer).order_by(AccessToken.id))
 
 
 def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToken:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import time
 
 import requests
 
@@ -62,14 +63,23 @@ def test_cli_registry_create_and_list(tmp_path):
     r = berth("admin", "registry", "create", "Bad_Name", "--data-dir", data, env=env)
     assert r.returncode == 1 and "DNS label" in r.stderr
     r = berth("admin", "registry", "list", "--data-dir", data, env=env)
-    assert r.stdout.splitlines() == ["default\tprivate\tready", "team-a\tpublic\tready"]
+    # Queued for the server's lifecycle worker, which provisions it once a server runs.
+    assert r.stdout.splitlines() == ["default\tprivate\tready", "team-a\tpublic\tprovisioning"]
 
-    # The server sees what the CLI created, and the public registry serves anonymous pulls.
+    # The server sees what the CLI created, provisions it, and the public registry serves
+    # anonymous pulls.
     server = Server(tmp_path / "data", token="berth_cli_token_0123456789").start()
     try:
-        r = requests.get(f"{server.url}/api/v1/orgs/default/registries",
-                         headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
+        headers = {"Authorization": f"Bearer {server.token}"}
+        r = requests.get(f"{server.url}/api/v1/orgs/default/registries", headers=headers, timeout=10)
         assert [x["name"] for x in r.json()["registries"]] == ["default", "team-a"]
+        for _ in range(200):
+            status = requests.get(f"{server.url}/api/v1/orgs/default/registries/team-a", headers=headers,
+                                  timeout=10).json()["status"]
+            if status == "ready":
+                break
+            time.sleep(0.05)
+        assert status == "ready"
     finally:
         server.stop()
 

@@ -16,7 +16,7 @@ from app.config import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("host", "port", "data_dir")}
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "data_dir", "workers")}
     return Settings.load(**overrides)
 
 
@@ -56,19 +56,30 @@ def _cap_malloc_arenas(arenas: int = 2) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from app.telemetry import logs
+
+    _cap_malloc_arenas()
+    settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_format)
+    db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
+    if settings.workers <= 1:
+        return _serve_process(settings)
+    _close_all(db)  # each worker process opens its own connections
+    return _serve_workers(settings)
+
+
+def _serve_process(settings: Settings, sock=None) -> int:
+    """One server process: waitress threads over the app, the lifecycle worker and the
+    garbage collector. With `sock`, it accepts on a listening socket shared with its siblings."""
     import waitress
 
     from app.db.models import database
     from app.edge import spool
     from app.edge.plain_http import PlainHTTPChannel
     from app.lifecycle.provisioner import ProvisionError
-    from app.telemetry import logs, tracing
+    from app.telemetry import tracing
     from app.web import build_services, create_app
 
-    _cap_malloc_arenas()
-    settings = _settings(args)
-    logs.configure(settings.log_level, settings.log_format)
-    _open(settings)
     if tracing.setup() is not None:
         tracing.trace_database(database.obj)
     services = build_services(settings)
@@ -82,10 +93,10 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings, services)
     services.worker.start()
     services.collector.start()
+    where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
     server = waitress.create_server(
         app,
-        host=settings.host,
-        port=settings.port,
+        **where,
         threads=settings.threads,
         max_request_body_size=settings.max_request_body,
         recv_bytes=settings.recv_bytes,
@@ -95,7 +106,8 @@ def serve(args: argparse.Namespace) -> int:
         clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
     )
     server.channel_class = PlainHTTPChannel
-    print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
+    if sock is None:
+        print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -103,6 +115,88 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         services.worker.stop()
         services.collector.stop()
+    return 0
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when the supervising process dies, even by kill -9, so no
+    orphan keeps the port."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _close_all(db) -> None:
+    close_all = getattr(db, "close_all", None)
+    close_all() if close_all else db.close()
+
+
+def _serve_workers(settings: Settings) -> int:
+    """`--workers N`: N server processes accepting on one listening socket (one Python process
+    uses about one core; this uses them all). A worker that dies is started again; SIGTERM or
+    SIGINT stops them all. Whatever one worker knows that another needs lives in the database,
+    the blob store, or Redis: rate-limit counters are per process unless BERTH_REDIS_URL is set."""
+    import os
+    import signal
+    import socket
+    import time
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    if not settings.redis_url:
+        print(f"note: {settings.workers} workers count rate limits and login failures each on their own; "
+              "set BERTH_REDIS_URL to share one budget", file=sys.stderr, flush=True)
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with_parent()
+            code = 1
+            try:
+                code = _serve_process(settings, sock)
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for slot in range(settings.workers):
+        spawn(slot)
+    print(f"Berth listening on http://{settings.host}:{settings.port} ({settings.workers} worker processes)",
+          flush=True)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        slot = children.pop(pid, None)
+        if slot is not None and not stopping:
+            print(f"worker {pid} exited ({status}); starting another", file=sys.stderr, flush=True)
+            time.sleep(1)
+            spawn(slot)
     return 0
 
 
@@ -268,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="run the registry")
     p.add_argument("--host", help="listen address (BERTH_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (BERTH_PORT, default 5000)")
+    p.add_argument("--workers", type=int, help="server processes sharing the port (BERTH_WORKERS, default 1)")
     p.set_defaults(func=serve)
 
     from app.client.commands import add_global_options, add_parsers as add_client_parsers

@@ -45,6 +45,8 @@ class Settings:
     # waitress tuning: worker threads, largest request body, socket read size,
     # and the size past which waitress spools a request body to a temp file.
     threads: int = 16
+    # Server processes accepting on the one port (`berth serve --workers`); 1: just this one.
+    workers: int = 1
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
     inbuf_overflow: int = 1024 * 1024

@@ -185,12 +185,16 @@ class UploadService:
     def _claim(self, upload_id: str) -> Iterator[Upload]:
         """The upload's current row, held for this request: on PostgreSQL under its row lock
         (other replicas' requests on it wait) in a transaction that commits what the request
-        did; on SQLite (one process) the per-upload lock already excludes everyone else."""
+        did; on SQLite under the store's lock on the upload, which other processes of this
+        machine take too."""
         if not is_postgres():
-            upload = Upload.get_or_none(Upload.id == upload_id)
-            if upload is None:
-                raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
-            yield upload
+            # SQLite: one machine, maybe several `berth serve --workers` processes; the store's
+            # lock on the upload (a file lock) excludes the other processes.
+            with self.store.upload_lock(upload_id):
+                upload = Upload.get_or_none(Upload.id == upload_id)
+                if upload is None:
+                    raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
+                yield upload
             return
         with transaction():
             upload = Upload.select().where(Upload.id == upload_id).for_update().get_or_none()

@@ -11,8 +11,9 @@ data plane renders as a 503 OCI error rather than a traceback.
 from __future__ import annotations
 
 import abc
+import contextlib
 from datetime import timedelta
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, ContextManager, Iterator
 
 from app.oci.errors import CODES, RegistryError
 
@@ -52,6 +53,12 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def delete_upload(self, upload_id: str) -> None:
         """Remove an upload's bytes; no error when absent."""
+
+    def upload_lock(self, upload_id: str) -> ContextManager:
+        """Held while a request writes to an upload, excluding other processes on this machine
+        (SQLite deployments with `--workers`; PostgreSQL deployments lock the upload's row).
+        Nothing by default."""
+        return contextlib.nullcontext()
 
     def prepare_commit(self, upload_id: str, size: int) -> None:
         """Make the first `size` bytes of an upload durable before `commit_upload`, which then

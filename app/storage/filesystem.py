@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 from pathlib import Path
@@ -68,7 +70,20 @@ class FilesystemStore(BlobStore):
                 yield chunk
 
     def delete_upload(self, upload_id: str) -> None:
-        self._upload_path(upload_id).unlink(missing_ok=True)
+        path = self._upload_path(upload_id)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".lock").unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def upload_lock(self, upload_id: str) -> Iterator[None]:
+        # A lock file beside the upload (the upload itself is replaced when a spooled body is
+        # adopted, and a lock on a replaced inode excludes no one). Removed with the upload.
+        fd = os.open(self._upload_path(upload_id).with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def prepare_commit(self, upload_id: str, size: int) -> None:
         with open(self._upload_path(upload_id), "r+b") as f:
@@ -86,6 +101,7 @@ class FilesystemStore(BlobStore):
         # digest write identical bytes, so the later rename replacing the earlier is harmless.
         os.replace(source, target)
         _fsync_dir(target.parent)
+        source.with_suffix(".lock").unlink(missing_ok=True)
 
     def blob_size(self, key: str) -> int | None:
         try:

@@ -1,0 +1,102 @@
+"""`berth serve --workers N`: several processes on one port behave as one registry (uploads
+move between them, one upload's chunks exclude each other across processes), a worker that
+dies is replaced, and none outlives the supervisor."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.support.registry_client import RegistryClient, sha256
+from tests.support.server import Server
+
+MiB = 1024 * 1024
+
+
+def children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    with open(path) as f:
+        return [int(x) for x in f.read().split()]
+
+
+@pytest.fixture
+def srv(tmp_path):
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32), env={"BERTH_WORKERS": "2"}).start()
+    yield server
+    server.stop()
+
+
+def fresh_client(server: Server) -> RegistryClient:
+    """A new connection each time: the kernel hands it to either worker."""
+    s = server.session()
+    s.headers["Connection"] = "close"
+    return RegistryClient(server.url, s)
+
+
+def test_two_workers_serve_one_registry(srv):
+    assert len(children(srv.process.pid)) == 2
+    for _ in range(40):
+        r = requests.get(f"{srv.url}/healthz", headers={"Connection": "close"}, timeout=10)
+        assert r.status_code == 200
+    # A chunked upload whose every request is a new connection, so chunks land on both workers.
+    data = secrets.token_bytes(6 * MiB)
+    location = fresh_client(srv).request("POST", "/v2/default/w/app/blobs/uploads/").headers["Location"]
+    for start in range(0, len(data), MiB):
+        chunk = data[start:start + MiB]
+        r = fresh_client(srv).request("PATCH", location, data=chunk,
+                                      headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})
+        assert r.status_code == 202, r.text
+        location = r.headers["Location"]
+    r = fresh_client(srv).request("PUT", location, params={"digest": sha256(data)})
+    assert r.status_code == 201, r.text
+    assert fresh_client(srv).request("GET", f"/v2/default/w/app/blobs/{sha256(data)}").content == data
+
+
+def test_one_uploads_chunks_exclude_each_other_across_workers(srv):
+    """Two different first chunks for one upload, sent at once on new connections, many times:
+    exactly one is taken each time and the blob is exactly its bytes."""
+    for _ in range(6):
+        location = fresh_client(srv).request("POST", "/v2/default/w/race/blobs/uploads/").headers["Location"]
+        bodies = [secrets.token_bytes(4 * MiB), secrets.token_bytes(4 * MiB)]
+        barrier = threading.Barrier(2)
+
+        def send(i: int):
+            barrier.wait()
+            return fresh_client(srv).request("PATCH", location, data=bodies[i],
+                                             headers={"Content-Range": f"0-{4 * MiB - 1}"})
+
+        with ThreadPoolExecutor(2) as pool:
+            responses = list(pool.map(send, range(2)))
+        codes = [r.status_code for r in responses]
+        assert sorted(codes)[0] == 202 and sorted(codes)[1] in (400, 416), [(r.status_code, r.text) for r in responses]
+        winner = bodies[codes.index(202)]
+        r = fresh_client(srv).request("PUT", location, params={"digest": sha256(winner)})
+        assert r.status_code == 201, r.text
+
+
+def test_a_dead_worker_is_replaced_and_none_outlives_the_supervisor(srv):
+    first = children(srv.process.pid)
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = children(srv.process.pid)
+        if len(now) == 2 and first[0] not in now:
+            break
+        time.sleep(0.1)
+    assert len(now) == 2 and first[0] not in now
+    c = fresh_client(srv)
+    c.push_image("default/w/after", "v1")
+    assert c.request("GET", "/v2/default/w/after/manifests/v1").status_code == 200
+    srv.kill()  # kill -9 of the supervisor: its workers follow
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in now):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+                   for pid in now)

@@ -287,6 +287,26 @@ def token_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 @_local_command
+def org_sku(args: argparse.Namespace, settings: Settings) -> None:
+    from app.db.models import Organization
+    from app.services import quotas, registries
+
+    try:
+        catalog = quotas.parse_catalog(settings.skus, settings.default_sku)
+    except quotas.CatalogError as e:
+        raise SystemExit(str(e)) from None
+    org = registries.get_org(args.name)
+    if args.sku is not None:
+        name = None if args.sku == "default" else args.sku
+        if name is not None and catalog.get(name) is None:
+            raise SystemExit(f"no SKU {name!r}; the catalog has {catalog.names()}")
+        Organization.update(sku=name).where(Organization.id == org.id).execute()
+        org.sku = name
+    print(f"organization {org.name!r}: SKU {org.sku or catalog.default!r}"
+          + ("" if org.sku else " (the catalog's default)"))
+
+
+@_local_command
 def org_create(args: argparse.Namespace, settings: Settings) -> None:
     from app.services import registries, tokens
 
@@ -390,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = org.add_parser("create", parents=[common], help="create an organization and print an owner token")
     p.add_argument("name")
     p.set_defaults(func=org_create)
+    p = org.add_parser("sku", parents=[common], help="show or set an organization's storage SKU (berth skus)")
+    p.add_argument("name")
+    p.add_argument("sku", nargs="?", help="a SKU of BERTH_SKUS, or 'default' (omit to show)")
+    p.set_defaults(func=org_sku)
 
     from app.db.commands import add_parser as add_db_parser  # berth db migrate|status
 

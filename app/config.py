@@ -99,6 +99,11 @@ class Settings:
     platform_gateway_listener: str = "https"
     cert_issuer: str = "berth-issuer"
     cert_issuer_kind: str = "ClusterIssuer"
+    # Storage SKUs (app/services/quotas.py): a JSON list of SKUs, or the path of a file holding
+    # one; empty: the built-in catalog. The SKU of organizations without one (empty: the
+    # catalog's SKU marked "default", else its first).
+    skus: str = ""
+    default_sku: str = ""
 
     ENV_PREFIX = "BERTH_"
 

@@ -23,6 +23,7 @@ from app.api.openapi import OpenApiResource
 from app.api.orgs import OrgsResource
 from app.api.registries import RegistriesResource, RegistryResource
 from app.api.tokens import TokenResource, TokensResource
+from app.api.usage import SkusResource, UsageResource
 from app.auth.identity import Identity
 from app.auth.idp import IdentityProvider, IdpSettings
 from app.auth.keys import KeyRing
@@ -43,6 +44,7 @@ from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
 from app.services.blobs import BlobService
 from app.services.gc import Collector
+from app.services import quotas
 from app.services.manifests import ManifestService
 from app.services.uploads import UploadService
 from app.storage import open_store
@@ -67,6 +69,10 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
+    try:
+        quotas.install(quotas.parse_catalog(settings.skus, settings.default_sku))
+    except quotas.CatalogError as e:
+        raise SystemExit(str(e)) from None
     store = open_store(settings.storage_url)
     if tracing_enabled():  # no per-call wrapper on the blob path when nothing is traced
         store = TracedStore(store)
@@ -156,6 +162,8 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
                   RepositoryPathResource(services.store))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/credentials", CredentialsResource(settings.domain))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/gc", GarbageCollectionResource(services.collector))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/usage", UsageResource())
+    app.add_route("/api/v1/skus", SkusResource())
     app.add_route("/api/v1/orgs/{org}/audit", AuditResource())
     app.add_route("/api/v1/operations/{operation_id}", OperationResource())
     app.add_route("/api/v1/operations/{operation_id}/retry", OperationRetryResource(wake))

@@ -18,7 +18,7 @@ from app.auth import roles
 from app.db.models import Tag
 from app.oci.errors import RegistryError
 from app.oci.names import check_repository
-from app.services import browse
+from app.services import browse, immutable_tags, metering
 from app.storage.base import BlobStore
 
 
@@ -64,8 +64,10 @@ class RepositoryPathResource:
                           **browse.manifest_detail(registry_, repo, digest, self.store)}
             return
         repo = self._repository(registry_, rest)
+        counts = metering.repositories(registry_, repo.name)[0]  # stored_bytes, blobs, tags, manifests
         resp.media = {"name": repo.name, "created_at": repo.created_at.isoformat() + "Z",
-                      **browse.repository_stats([repo])[repo.id]}
+                      **browse.repository_stats([repo])[repo.id], **{k: v for k, v in counts.items() if k != "name"},
+                      "immutable_tags": immutable_tags.applies(registry_, repo.name)}
 
     def _repository(self, registry, name: str):
         try:

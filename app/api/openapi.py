@@ -24,6 +24,7 @@ def _nullable(schema: dict) -> dict:
 
 STR = {"type": "string"}
 INT = {"type": "integer"}
+NULLABLE_INT = {"type": ["integer", "null"]}
 TIME = {"type": "string", "format": "date-time"}
 HOSTNAME = r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 NAMESPACE = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"}
@@ -46,7 +47,43 @@ SCHEMAS: dict = {
     },
     "Usage": {
         "type": "object", "required": ["stored_bytes", "blobs", "repositories", "tags"],
-        "properties": {"stored_bytes": INT, "blobs": INT, "repositories": INT, "tags": INT},
+        "properties": {"stored_bytes": INT, "blobs": INT, "repositories": INT, "tags": INT, "manifests": INT},
+    },
+    "Quota": {
+        "type": "object", "required": ["sku", "limit_bytes", "used_bytes", "remaining_bytes"],
+        "description": "The hard quota of the registry's SKU (null: none) and the bytes it stores.",
+        "properties": {"sku": STR, "limit_bytes": NULLABLE_INT, "included_bytes": INT, "used_bytes": INT,
+                       "remaining_bytes": NULLABLE_INT},
+    },
+    "Sku": {
+        "type": "object", "required": ["name", "title", "included_bytes", "hard_limit_bytes", "price_per_gib",
+                                       "currency", "default"],
+        "properties": {"name": STR, "title": STR, "included_bytes": INT, "hard_limit_bytes": NULLABLE_INT,
+                       "price_per_gib": {"type": ["number", "null"]}, "currency": STR, "default": {"type": "boolean"}},
+    },
+    "RepositoryUsage": {
+        "type": "object", "required": ["name", "stored_bytes", "blobs", "tags", "manifests"],
+        "properties": {"name": STR, "stored_bytes": INT, "blobs": INT, "tags": INT, "manifests": INT},
+    },
+    "Traffic": {
+        "type": "object", "required": ["pulls", "pull_bytes", "pushes", "push_bytes"],
+        "properties": {"pulls": INT, "pull_bytes": INT, "pushes": INT, "push_bytes": INT},
+    },
+    "UsageDay": {
+        "type": "object", "required": ["day", "repository", "pulls", "pull_bytes", "pushes", "push_bytes"],
+        "properties": {"day": {"type": "string", "format": "date"}, "repository": STR, "pulls": INT,
+                       "pull_bytes": INT, "pushes": INT, "push_bytes": INT},
+    },
+    "RegistryUsage": {
+        "type": "object",
+        "required": ["registry", "since", "until", "storage", "quota", "repositories", "traffic", "days"],
+        "properties": {
+            "registry": STR, "since": {"type": "string", "format": "date"}, "until": {"type": "string", "format": "date"},
+            "storage": {"$ref": "#/components/schemas/Usage"}, "quota": {"$ref": "#/components/schemas/Quota"},
+            "repositories": {"type": "array", "items": {"$ref": "#/components/schemas/RepositoryUsage"}},
+            "traffic": {"$ref": "#/components/schemas/Traffic"},
+            "days": {"type": "array", "items": {"$ref": "#/components/schemas/UsageDay"}},
+        },
     },
     "Registry": {
         "type": "object",
@@ -60,6 +97,7 @@ SCHEMAS: dict = {
             "pull_namespaces": {"type": "array", "items": STR},
             "created_at": TIME, "created_by": {"type": ["string", "null"]},
             "usage": _ref("Usage"),
+            "sku": STR, "quota": _ref("Quota"), "immutable_tags": {"type": "array", "items": STR},
             "links": {"type": "object", "additionalProperties": STR},
             "operation": _ref("Operation"),
         },
@@ -80,6 +118,11 @@ SCHEMAS: dict = {
             "visibility": {"type": "string", "enum": ["private", "public"]},
             "custom_domain": {"type": ["string", "null"], "pattern": HOSTNAME},
             "pull_namespaces": {"type": ["array", "null"], "items": NAMESPACE, "maxItems": 50},
+            "sku": {"type": ["string", "null"], "description": "A name from GET /api/v1/skus (owner or admin "
+                    "only); null: the organization's SKU."},
+            "immutable_tags": {"type": ["array", "null"], "maxItems": 100, "items": {
+                "type": "string", "pattern": "^[!-~]{1,255}$"},
+                "description": "Repository globs whose tags never move once pushed."},
         },
     },
     "Step": {
@@ -284,7 +327,10 @@ PATHS: dict = {
     "/api/v1/orgs/{org}/registries/{registry}/repositories/{repository}": {
         "parameters": [ORG, REGISTRY, REPOSITORY],
         "get": {"operationId": "getRepository", "responses": _ok("200", "The repository", {
-            "type": "object", "required": ["name", "tags", "size"]})},
+            "type": "object", "required": ["name", "tags", "size", "stored_bytes", "blobs", "manifests"],
+            "properties": {"name": STR, "tags": INT, "size": INT, "stored_bytes": INT, "blobs": INT,
+                           "manifests": INT, "last_push": {"type": ["string", "null"]},
+                           "immutable_tags": {"type": "boolean"}}})},
     },
     "/api/v1/orgs/{org}/registries/{registry}/repositories/{repository}/tags": {
         "parameters": [ORG, REGISTRY, REPOSITORY],
@@ -302,6 +348,20 @@ PATHS: dict = {
                  "responses": _ok("201", "A registry-scoped token, ready to use (shown once)", _ref("Credentials"),
                                   ("415", "422"))},
     },
+    "/api/v1/orgs/{org}/registries/{registry}/usage": {
+        "parameters": [ORG, REGISTRY],
+        "get": {"operationId": "getRegistryUsage", "parameters": [
+            _param("since", "query", {"type": "string", "format": "date"}, "First day (UTC), default 29 days before until"),
+            _param("until", "query", {"type": "string", "format": "date"}, "Last day (UTC), default today; at most 366 days"),
+            _param("repository", "query", description="Only this repository")],
+            "responses": _ok("200", "Stored bytes, quota, per-repository counts and daily traffic",
+                             _ref("RegistryUsage"))},
+    },
+    "/api/v1/skus": {"get": {
+        "operationId": "listSkus", "summary": "The storage SKU catalog",
+        "responses": _ok("200", "SKUs", {"type": "object", "required": ["skus", "default"], "properties": {
+            "skus": {"type": "array", "items": _ref("Sku")}, "default": STR}}),
+    }},
     "/api/v1/orgs/{org}/registries/{registry}/gc": {
         "parameters": [ORG, REGISTRY],
         "post": {"operationId": "collectGarbage", "summary": "Collect the registry's garbage now (the server's grace period)",

@@ -12,7 +12,7 @@ from app.api import media, pagination
 from app.auth import roles
 from app.db.models import Operation, Registry
 from app.lifecycle import operations
-from app.services import registries
+from app.services import immutable_tags, metering, quotas, registries
 
 
 def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: bool = True) -> dict:
@@ -29,10 +29,13 @@ def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: 
         "created_by": registry.created_by,
         "links": {"self": f"/api/v1/orgs/{registry.org.name}/registries/{registry.name}"},
     }
+    body["sku"] = quotas.sku_name_of(registry)
+    body["immutable_tags"] = immutable_tags.patterns(registry)
     if with_usage:
-        usage = registries.usage(registry)
+        usage = metering.stored(registry)
         body["usage"] = {"stored_bytes": usage.stored_bytes, "blobs": usage.blobs,
-                         "repositories": usage.repositories, "tags": usage.tags}
+                         "repositories": usage.repositories, "tags": usage.tags, "manifests": usage.manifests}
+        body["quota"] = quotas.quota(registry, used=usage.stored_bytes)
     latest = (Operation.select().where(Operation.registry == registry).order_by(Operation.created_at.desc()).first())
     if latest is not None:
         body["links"]["operation"] = f"/api/v1/operations/{latest.id}"
@@ -82,8 +85,10 @@ class RegistryResource:
     def on_patch(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         changes = media.object_of(req, example='{"visibility": "public"}')
         req.context.audit_detail = {k: v for k, v in changes.items() if k in ("visibility", "custom_domain",
-                                                                                "pull_namespaces")}
-        updated = registries.update_registry(req.context.registry, changes)
+                                                                                "pull_namespaces", "sku",
+                                                                                "immutable_tags")}
+        subject, registry_ = req.context.subject, req.context.registry
+        updated = registries.update_registry(registry_, changes, role=subject.role_in(registry_.org_id, registry_.id))
         resp.media = render(updated, req, self.domain)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:

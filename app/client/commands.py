@@ -1,4 +1,4 @@
-"""`berth login|logout|org|registry|repo|tags|credentials|token|audit`: the management API from the
+"""`berth login|logout|org|registry|skus|usage|repo|tags|credentials|token|audit`: the management API from the
 command line. Tables for people by default, `--json` for scripts; every failure is one
 `error: ...` line on stderr and exit status 1."""
 
@@ -234,9 +234,24 @@ def _show_registry(r: dict) -> None:
         ("created", f"{when(r.get('created_at'))} by {r.get('created_by') or '-'}"),
         ("repositories", usage.get("repositories")),
         ("tags", usage.get("tags")),
+        ("manifests", usage.get("manifests")),
         ("stored", f"{size(usage.get('stored_bytes'))} in {usage.get('blobs', 0)} blobs" if usage else None),
+        ("sku", r.get("sku")),
+        ("quota", _quota_line(r.get("quota"))),
+        ("immutable tags", ", ".join(r.get("immutable_tags") or []) or "none (tags may be overwritten)"),
         ("operation", (r.get("links") or {}).get("operation")),
     ])
+
+
+def _quota_line(quota: dict | None) -> str | None:
+    if not quota:
+        return None
+    used = size(quota.get("used_bytes"))
+    if quota.get("limit_bytes") is None:
+        return f"{used} used, no hard limit ({size(quota.get('included_bytes'))} included)"
+    percent = 100 * quota["used_bytes"] / quota["limit_bytes"] if quota["limit_bytes"] else 100.0
+    return (f"{used} of {size(quota['limit_bytes'])} used ({percent:.0f}%), "
+            f"{size(quota.get('remaining_bytes'))} remaining")
 
 
 @http_command
@@ -248,11 +263,78 @@ def registry_show(ctx: Context) -> None:
 
 
 @http_command
-def registry_set(ctx: Context) -> None:
-    registry = ctx.client.json("PATCH", ctx.registry_path(ctx.args.name), json={"visibility": ctx.args.visibility})
+def registry_set(ctx: Context) -> int:
+    args = ctx.args
+    changes: dict = {}
+    if args.visibility:
+        changes["visibility"] = args.visibility
+    if args.sku:
+        changes["sku"] = None if args.sku == "default" else args.sku
+    if args.immutable_tags is not None:
+        changes["immutable_tags"] = [p.strip() for p in args.immutable_tags.split(",") if p.strip()]
+    if not changes:
+        return _fail("nothing to change: give --visibility, --sku or --immutable-tags")
+    registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
         return emit_json(registry)
-    print(f"registry {registry['name']!r} is now {registry['visibility']}")
+    said = []
+    if "visibility" in changes:
+        said.append(f"is now {registry['visibility']}")
+    if "sku" in changes:
+        said.append(f"has SKU {registry.get('sku')!r} ({_quota_line(registry.get('quota')) or '-'})")
+    if "immutable_tags" in changes:
+        patterns = registry.get("immutable_tags") or []
+        said.append(f"has immutable tags in repositories matching {', '.join(patterns)}" if patterns
+                    else "allows tag overwrites in every repository")
+    print(f"registry {registry['name']!r} " + "; ".join(said))
+    return 0
+
+
+def _gib(n) -> str:
+    return "none" if n is None else size(n)
+
+
+@http_command
+def skus(ctx: Context) -> None:
+    catalog = ctx.client.get("/api/v1/skus")
+    if ctx.json:
+        return emit_json(catalog)
+    table(["NAME", "TITLE", "INCLUDED", "HARD LIMIT", "PRICE/GiB OVER", "DEFAULT"],
+          [(s["name"], s.get("title"), size(s.get("included_bytes")), _gib(s.get("hard_limit_bytes")),
+            "-" if s.get("price_per_gib") is None else f"{s['price_per_gib']:g} {s.get('currency', '')}".strip(),
+            "yes" if s.get("default") else "") for s in catalog.get("skus", [])])
+
+
+@http_command
+def usage(ctx: Context) -> None:
+    args = ctx.args
+    params = {k: v for k, v in {"since": args.since, "until": args.until, "repository": args.repository}.items()
+              if v is not None}
+    report = ctx.client.get(ctx.registry_path(args.registry, "/usage"), params=params)
+    if ctx.json:
+        return emit_json(report)
+    storage, traffic = report.get("storage") or {}, report.get("traffic") or {}
+    fields([
+        ("registry", report.get("registry")),
+        ("stored", f"{size(storage.get('stored_bytes'))} in {storage.get('blobs', 0)} blobs"),
+        ("repositories", storage.get("repositories")),
+        ("tags", storage.get("tags")),
+        ("manifests", storage.get("manifests")),
+        ("sku", (report.get("quota") or {}).get("sku")),
+        ("quota", _quota_line(report.get("quota"))),
+        (f"traffic {report.get('since')}..{report.get('until')}",
+         f"{traffic.get('pulls', 0)} pulls ({size(traffic.get('pull_bytes', 0))}), "
+         f"{traffic.get('pushes', 0)} pushes ({size(traffic.get('push_bytes', 0))})"),
+    ])
+    print()
+    table(["REPOSITORY", "STORED", "BLOBS", "TAGS", "MANIFESTS"],
+          [(r["name"], size(r["stored_bytes"]), r["blobs"], r["tags"], r["manifests"])
+           for r in report.get("repositories", [])], empty="no repositories")
+    if report.get("days"):
+        print()
+        table(["DAY", "REPOSITORY", "PULLS", "PULLED", "PUSHES", "PUSHED"],
+              [(d["day"], d["repository"], d["pulls"], size(d["pull_bytes"]), d["pushes"], size(d["push_bytes"]))
+               for d in report["days"]])
 
 
 @http_command
@@ -574,7 +656,11 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=registry_show)
     p = reg.add_parser("set", parents=[g], help="change a registry")
     p.add_argument("name")
-    p.add_argument("--visibility", choices=["public", "private"], required=True)
+    p.add_argument("--visibility", choices=["public", "private"])
+    p.add_argument("--sku", help="a storage SKU from `berth skus` (owner or admin); 'default': the organization's")
+    p.add_argument("--immutable-tags", metavar="PATTERNS",
+                   help="comma-separated repository globs whose tags cannot be overwritten or deleted, "
+                        "e.g. 'release/*,prod-*'; '' allows overwrites everywhere")
     p.set_defaults(func=registry_set)
     p = reg.add_parser("delete", parents=[g, wait], help="delete a registry and everything in it")
     p.add_argument("name")
@@ -591,6 +677,15 @@ def add_parsers(sub) -> None:
     p = ops.add_parser("retry", parents=[g, wait], help="run a failed operation again")
     p.add_argument("id")
     p.set_defaults(func=operation_retry)
+
+    p = sub.add_parser("skus", parents=[g], help="the storage SKUs: included storage, hard limit, price")
+    p.set_defaults(func=skus)
+    p = sub.add_parser("usage", parents=[g], help="a registry's storage, quota and daily pull/push traffic")
+    p.add_argument("registry")
+    p.add_argument("--since", help="first day, YYYY-MM-DD (default: 29 days before --until)")
+    p.add_argument("--until", help="last day, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--repository", help="only this repository")
+    p.set_defaults(func=usage)
 
     repo = sub.add_parser("repo", help="repositories").add_subparsers(dest="action", required=True)
     p = repo.add_parser("list", parents=[g, limit], help="the repositories of a registry, one folder level at a time")

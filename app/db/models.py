@@ -26,6 +26,7 @@ class BaseModel(pw.Model):
 class Organization(BaseModel):
     name = pw.CharField(max_length=63, unique=True)
     created_at = pw.DateTimeField(default=utcnow)
+    sku = pw.CharField(max_length=63, null=True)  # storage SKU (app/services/quotas.py); null: the default
 
 
 class Registry(BaseModel):
@@ -38,6 +39,8 @@ class Registry(BaseModel):
     created_by = pw.CharField(max_length=255, null=True)
     custom_domain = pw.CharField(max_length=253, null=True)
     pull_namespaces = pw.TextField(null=True)  # JSON list of workload namespaces for the pull Secret
+    sku = pw.CharField(max_length=63, null=True)  # overrides the organization's SKU when set
+    immutable_tags = pw.TextField(null=True)  # JSON list of repository globs whose tags never move
 
     @property
     def is_public(self) -> bool:
@@ -231,6 +234,22 @@ class IdempotencyKey(BaseModel):
         indexes = ((("subject", "key"), True),)
 
 
+class UsageDay(BaseModel):
+    """Pull and push traffic of one repository on one (UTC) day, counted by one upsert per
+    request (app/services/metering.py). The repository is a name: counts outlive it."""
+
+    registry = pw.ForeignKeyField(Registry, backref="usage_days", on_delete="CASCADE")
+    repository = pw.CharField(max_length=255)
+    day = pw.DateField()
+    pulls = pw.BigIntegerField(default=0)
+    pull_bytes = pw.BigIntegerField(default=0)
+    pushes = pw.BigIntegerField(default=0)
+    push_bytes = pw.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("registry", "repository", "day"), True),)
+
+
 ALL_MODELS = [
     Organization,
     Registry,
@@ -246,4 +265,5 @@ ALL_MODELS = [
     Operation,
     AuditEvent,
     IdempotencyKey,
+    UsageDay,
 ]

@@ -11,7 +11,7 @@ from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.media_types import OCTET_STREAM
 from app.oci.request import Call
-from app.services import repositories
+from app.services import metering, repositories
 from app.services.blobs import BlobService
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -64,6 +64,7 @@ class BlobResource:
                 resp.set_header("Docker-Content-Digest", blob.digest)
                 resp.set_header("Cache-Control", "no-store")
                 resp.content_length = 0
+                metering.count(call.registry.id, repository.name, pull_bytes=blob.size)
                 return
         resp.content_type = OCTET_STREAM
         resp.set_header("Docker-Content-Digest", blob.digest)
@@ -84,6 +85,7 @@ class BlobResource:
         if start:
             f.seek(start)
         resp.set_stream(f, length)
+        metering.count(call.registry.id, repository.name, pull_bytes=length)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         digest = str(digests.parse(call.arg))

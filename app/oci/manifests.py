@@ -5,9 +5,10 @@ from __future__ import annotations
 import falcon
 
 from app.auth import roles
+from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.request import Call
-from app.services import repositories
+from app.services import immutable_tags, metering, repositories
 from app.services.manifests import ManifestService
 
 
@@ -27,6 +28,7 @@ class ManifestResource:
             resp.content_length = manifest.size
         else:
             resp.data = bytes(manifest.content)
+            metering.count(call.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         limit = self.manifests.max_bytes
@@ -34,7 +36,9 @@ class ManifestResource:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {limit}-byte limit", status=413)
         body = req.bounded_stream.read(limit + 1)
         repository = repositories.get_or_create(call.registry, call.target.repository)
-        manifest = self.manifests.put(repository, call.arg, req.content_type, body)
+        manifest = self.manifests.put(repository, call.arg, req.content_type, body,
+                                      immutable=immutable_tags.applies(call.registry, repository.name))
+        metering.count(call.registry.id, repository.name, pushes=1, push_bytes=len(body))
         req.context.audit_target.update(digest=manifest.digest)
         if manifest.replaced_digest:
             req.context.audit_action = "tag.overwrite"
@@ -48,6 +52,8 @@ class ManifestResource:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         repository = repositories.get(call.registry, call.target.repository)
+        if immutable_tags.applies(call.registry, repository.name):
+            immutable_tags.refuse_delete(repository, call.arg, tag=not digests.is_digest(call.arg))
         self.manifests.delete(repository, call.arg)
         resp.status = falcon.HTTP_202
         resp.content_length = 0

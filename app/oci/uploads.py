@@ -13,11 +13,19 @@ from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.request import Call
 from app.oci.target import same_registry_repository
-from app.services import repositories
+from app.services import metering, quotas, repositories
 from app.services.blobs import BlobService
 from app.services.uploads import UploadService, range_headers
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _canonical(digest: str) -> str | None:
+    """The digest as stored, or None when malformed (finish() then refuses it as it always has)."""
+    try:
+        return str(digests.parse(digest))
+    except RegistryError:
+        return None
 
 
 def _created(resp: falcon.Response, call: Call, digest: str) -> None:
@@ -63,10 +71,13 @@ class UploadsResource:
                     return _created(resp, call, mount)
             # Nothing to mount: fall back to an ordinary upload session, as the spec says.
 
+        if digest is not None and mount is None:
+            quotas.check_push(call.registry, req.content_length, digest)  # before a byte is stored
         upload = self.uploads.start(repository)
         if digest is not None and mount is None:
             blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
                                        spooled_file(req.bounded_stream, req.content_length))
+            metering.count(call.registry.id, repository.name, push_bytes=blob.size)
             return _created(resp, call, blob.digest)
         _in_progress(resp, call, upload.id, 0, falcon.HTTP_202)
 
@@ -105,6 +116,8 @@ class UploadResource:
                     "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}",
                     headers=range_headers(upload.offset),
                 )
+        if req.content_length:  # the upload's bytes so far and this chunk, before it is written
+            quotas.check_push(call.registry, upload.offset + req.content_length)
         offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start,
                                      spooled_file(req.bounded_stream, req.content_length))
         _in_progress(resp, call, upload.id, offset, falcon.HTTP_202)
@@ -114,8 +127,15 @@ class UploadResource:
         if not digest:
             raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
         repository, upload = self._session(call)
+        try:  # the whole blob, before its last bytes are written and it is committed
+            quotas.check_push(call.registry, upload.offset + (req.content_length or 0), _canonical(digest))
+        except RegistryError as refused:
+            if refused.code == "DENIED":
+                self.uploads.cancel(upload)  # its bytes can never become a blob here
+            raise
         blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
                                    spooled_file(req.bounded_stream, req.content_length))
+        metering.count(call.registry.id, repository.name, push_bytes=blob.size)
         _created(resp, call, blob.digest)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:

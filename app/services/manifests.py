@@ -18,6 +18,7 @@ from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
 from app.oci.names import check_tag
+from app.services import immutable_tags
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,10 @@ class ManifestService:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    def put(self, repository: Repository, reference: str, content_type: str | None, body: bytes) -> Manifest:
+    def put(self, repository: Repository, reference: str, content_type: str | None, body: bytes,
+            *, immutable: bool = False) -> Manifest:
+        """Store a manifest, moving `reference` when it is a tag; with `immutable` (the repository
+        matches one of the registry's immutable-tag patterns) an existing tag never moves."""
         if len(body) > self.max_bytes:
             raise RegistryError(
                 "MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413
@@ -171,7 +175,10 @@ class ManifestService:
                 if rows:
                     ManifestReference.insert_many(rows).execute()
             manifest.replaced_digest = None  # the digest a tag push moved the tag away from (audit)
-            if tag is not None:
+            if tag is not None and immutable:
+                # Raises inside the transaction when the tag is held by another digest.
+                immutable_tags.pin(repository, tag, manifest)
+            elif tag is not None:
                 # Write policy: allow. A tag push moves the tag, whatever it pointed at before.
                 previous = (Manifest.select(Manifest.digest).join(Tag, on=(Tag.manifest == Manifest.id))
                             .where((Tag.repository == repository) & (Tag.name == tag)).first())

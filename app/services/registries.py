@@ -16,6 +16,7 @@ from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
 from app.oci.errors import RegistryError
 from app.oci.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
+from app.services import immutable_tags, quotas
 
 VISIBILITIES = ("private", "public")
 BOOTSTRAP_ORG = "default"
@@ -145,9 +146,13 @@ def registries_of(org: Organization) -> pw.ModelSelect:
     return Registry.select().where(Registry.org == org)
 
 
-def update_registry(registry: Registry, changes: dict) -> Registry:
-    """Apply a PATCH: visibility, custom_domain, pull_namespaces. Unknown fields are refused."""
-    allowed = {"visibility", "custom_domain", "pull_namespaces"}
+SKU_ROLES = ("owner", "admin")  # who may change a registry's SKU (it is what the organization pays)
+
+
+def update_registry(registry: Registry, changes: dict, role: str | None = None) -> Registry:
+    """Apply a PATCH: visibility, custom_domain, pull_namespaces, immutable_tags, and `sku` (by an
+    owner or admin only: `role` is the caller's). Unknown fields are refused."""
+    allowed = {"visibility", "custom_domain", "pull_namespaces", "sku", "immutable_tags"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise RegistryError("INVALID", f"cannot change {unknown[0]!r}; changeable: {sorted(allowed)}", field=unknown[0])
@@ -160,6 +165,13 @@ def update_registry(registry: Registry, changes: dict) -> Registry:
         values["custom_domain"] = validate_custom_domain(changes["custom_domain"])
     if "pull_namespaces" in changes:
         values["pull_namespaces"] = json.dumps(validate_pull_namespaces(changes["pull_namespaces"]))
+    if "immutable_tags" in changes:
+        values["immutable_tags"] = json.dumps(immutable_tags.validate(changes["immutable_tags"]))
+    if "sku" in changes:
+        if role not in SKU_ROLES:
+            raise RegistryError("DENIED", f"only an organization owner or admin may change a registry's SKU "
+                                f"(your role: {role or 'none'})", field="sku")
+        values["sku"] = None if changes["sku"] is None else quotas.validate_sku(changes["sku"])
     if values:
         with transaction():
             Registry.update(**values).where(Registry.id == registry.id).execute()

@@ -13,11 +13,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.db.models import Blob, Operation, Registry, Upload
+from app.db.models import Blob, Manifest, Operation, Registry, Repository, Tag, Upload
 
 # Routes that move blob bytes, and which way.
 PUSH_ROUTES = {"oci.uploads", "oci.upload"}
 PULL_ROUTES = {"oci.blob"}
+MANIFEST_ROUTE = "oci.manifest"  # a GET is a pull, a PUT a push (as app/services/metering.py counts)
 
 
 class StoredState:
@@ -35,6 +36,7 @@ class StoredState:
                     .join(Blob, pw.JOIN.LEFT_OUTER).group_by(Registry.name).tuples())
             for name, total in rows:
                 stored.add_metric([name], float(total))
+            families = _registry_counts()
             counts = dict(((k, st), n) for k, st, n in Operation.select(
                 Operation.kind, Operation.state, pw.fn.COUNT(Operation.id)).group_by(
                 Operation.kind, Operation.state).tuples())
@@ -45,7 +47,28 @@ class StoredState:
             return
         yield uploads
         yield stored
+        yield from families
         yield lifecycle
+
+
+def _registry_counts() -> list[GaugeMetricFamily]:
+    """Blobs, tags and manifests per registry (per registry only: a label per repository would
+    grow without bound; the management API's /usage has the per-repository numbers)."""
+    blobs = GaugeMetricFamily("berth_blobs", "Distinct blobs stored per registry", labels=["registry"])
+    tags = GaugeMetricFamily("berth_tags", "Tags per registry", labels=["registry"])
+    manifests = GaugeMetricFamily("berth_manifests", "Manifests per registry", labels=["registry"])
+    names = dict(Registry.select(Registry.id, Registry.name).tuples())
+    counted = [
+        (blobs, Blob.select(Blob.registry, pw.fn.COUNT(Blob.id)).group_by(Blob.registry)),
+        (tags, Tag.select(Repository.registry, pw.fn.COUNT(Tag.id)).join(Repository).group_by(Repository.registry)),
+        (manifests, Manifest.select(Repository.registry, pw.fn.COUNT(Manifest.id)).join(Repository)
+         .group_by(Repository.registry)),
+    ]
+    for family, query in counted:
+        counts = dict(query.tuples())
+        for registry_id, name in names.items():
+            family.add_metric([name], float(counts.get(registry_id, 0)))
+    return [family for family, _ in counted]
 
 
 class Metrics:
@@ -58,6 +81,8 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.pushed = Counter("berth_bytes_pushed", "Blob bytes received", ["registry"], registry=self.registry)
         self.pulled = Counter("berth_bytes_pulled", "Blob bytes served", ["registry"], registry=self.registry)
+        self.pulls = Counter("berth_pulls", "Image pulls (manifest GETs) served", ["registry"], registry=self.registry)
+        self.pushes = Counter("berth_pushes", "Manifest pushes accepted", ["registry"], registry=self.registry)
         self.registry.register(StoredState())
 
     def observe(self, route: str, method: str, status: int, duration: float, registry: str | None,
@@ -69,6 +94,10 @@ class Metrics:
                 self.pushed.labels(registry).inc(bytes_in)
             elif route in PULL_ROUTES and bytes_out and method == "GET":
                 self.pulled.labels(registry).inc(bytes_out)
+            elif route == MANIFEST_ROUTE and method == "GET":
+                self.pulls.labels(registry).inc()
+            elif route == MANIFEST_ROUTE and method == "PUT":
+                self.pushes.labels(registry).inc()
 
 
 class MetricsResource:

@@ -1,0 +1,241 @@
+"""Storage SKUs and the hard quota: the one place that decides whether a push may store bytes.
+
+The catalog is configured with `BERTH_SKUS` (a JSON list, or the path of a file holding one;
+the built-in `BUILTIN` otherwise). Each SKU has:
+
+- `name`: what organizations and registries refer to (`Organization.sku`, `Registry.sku`);
+- `included_bytes`: storage included in its price;
+- `price_per_gib`: the monthly price of each GiB stored beyond that (null: no overage);
+- `hard_limit_bytes`: the hard quota; null means none. A push whose blob would take the
+  registry's stored bytes past it is refused with `DENIED` before the bytes are stored.
+
+A registry's SKU is its own `sku` when set, else its organization's, else the catalog's
+default (`BERTH_DEFAULT_SKU`, else the SKU marked `"default": true`, else the first). A name no
+longer in the catalog reads as the default. The quota is per registry: stored bytes are the
+registry's distinct blobs (`SUM(blob.size)`), exactly the bytes in its part of the blob store.
+
+Where it is checked (app/oci/uploads.py, before any byte of the request is written):
+- `POST .../uploads/?digest=` (monolithic): the body's Content-Length, unless the registry
+  already holds that digest (a blob is stored once per registry);
+- `PATCH` (a chunk): the upload's bytes so far plus the chunk's length (the digest is not
+  known yet, so the chunk counts even if the blob turns out to be stored already);
+- `PUT ...?digest=` (finish): the upload's bytes plus the last chunk, unless the digest is
+  already stored; a refused finish cancels the upload.
+Waitress reads a chunked (Transfer-Encoding) body whole before the app sees it and sets its
+length, so every request has a Content-Length here. Concurrent pushes each see the usage
+before the other's blob is committed, so together they may pass the limit by what they carry
+in flight; the usage numbers themselves are always the stored blobs, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import peewee as pw
+
+from app.db.models import Blob, Organization, Registry
+from app.oci.errors import RegistryError
+
+log = logging.getLogger("berth.quotas")
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+
+
+@dataclass(frozen=True)
+class Sku:
+    name: str
+    title: str
+    included_bytes: int
+    hard_limit_bytes: int | None
+    price_per_gib: float | None
+    currency: str = "USD"
+
+    def render(self, default: bool = False) -> dict:
+        return {**asdict(self), "default": default}
+
+
+BUILTIN: list[Sku] = [
+    Sku("free", "Free", included_bytes=1 * GiB, hard_limit_bytes=1 * GiB, price_per_gib=None),
+    Sku("team", "Team", included_bytes=50 * GiB, hard_limit_bytes=500 * GiB, price_per_gib=0.10),
+    Sku("enterprise", "Enterprise", included_bytes=1 * TiB, hard_limit_bytes=None, price_per_gib=0.05),
+]
+BUILTIN_DEFAULT = "team"
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Catalog:
+    skus: tuple[Sku, ...]
+    default: str
+
+    def get(self, name: str | None) -> Sku | None:
+        return next((s for s in self.skus if s.name == name), None)
+
+    def resolve(self, name: str | None) -> Sku:
+        sku = self.get(name)
+        if sku is None:
+            if name is not None:
+                log.warning("SKU %r is not in the catalog; using the default %r", name, self.default)
+            sku = self.get(self.default)
+        assert sku is not None
+        return sku
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.skus]
+
+
+def _nonnegative_int(entry: dict, key: str, where: str, *, nullable: bool) -> int | None:
+    value = entry.get(key)
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CatalogError(f"{where}: {key} must be a non-negative integer (bytes){' or null' if nullable else ''}")
+    return value
+
+
+def parse_catalog(raw: str, default: str = "") -> Catalog:
+    """A catalog from `BERTH_SKUS`: JSON text, or a path to a file holding it."""
+    text = raw.strip()
+    if not text:
+        skus, marked = list(BUILTIN), BUILTIN_DEFAULT
+    else:
+        if not text.startswith(("[", "{")):
+            try:
+                text = Path(text).read_text()
+            except OSError as e:
+                raise CatalogError(f"BERTH_SKUS: cannot read {raw!r}: {e.strerror}") from None
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise CatalogError(f"BERTH_SKUS is not valid JSON: {e}") from None
+        if isinstance(doc, dict):
+            doc = doc.get("skus")
+        if not isinstance(doc, list) or not doc:
+            raise CatalogError("BERTH_SKUS must be a non-empty JSON list of SKUs")
+        skus, marked = [], None
+        for i, entry in enumerate(doc):
+            where = f"BERTH_SKUS[{i}]"
+            if not isinstance(entry, dict):
+                raise CatalogError(f"{where} must be an object")
+            unknown = sorted(set(entry) - {"name", "title", "included_bytes", "hard_limit_bytes", "price_per_gib",
+                                           "currency", "default"})
+            if unknown:
+                raise CatalogError(f"{where}: unknown field {unknown[0]!r}")
+            name = entry.get("name")
+            if not isinstance(name, str) or not name or len(name) > 63:
+                raise CatalogError(f"{where}: name must be a string of 1-63 characters")
+            price = entry.get("price_per_gib")
+            if price is not None and (not isinstance(price, (int, float)) or isinstance(price, bool) or price < 0):
+                raise CatalogError(f"{where}: price_per_gib must be a non-negative number or null")
+            if name in (s.name for s in skus):
+                raise CatalogError(f"{where}: SKU {name!r} appears twice")
+            skus.append(Sku(
+                name=name, title=str(entry.get("title") or name),
+                included_bytes=_nonnegative_int(entry, "included_bytes", where, nullable=False),
+                hard_limit_bytes=_nonnegative_int(entry, "hard_limit_bytes", where, nullable=True),
+                price_per_gib=float(price) if price is not None else None,
+                currency=str(entry.get("currency") or "USD"),
+            ))
+            if entry.get("default") is True:
+                marked = marked or name
+        marked = marked or skus[0].name
+    chosen = default.strip() or marked
+    if chosen not in (s.name for s in skus):
+        raise CatalogError(f"BERTH_DEFAULT_SKU={chosen!r} is not in the catalog {[s.name for s in skus]}")
+    return Catalog(tuple(skus), chosen)
+
+
+_catalog = parse_catalog("")
+
+
+def install(catalog: Catalog) -> None:
+    """Make `catalog` this process's SKU catalog (at server start, from the settings)."""
+    global _catalog
+    _catalog = catalog
+
+
+def catalog() -> Catalog:
+    return _catalog
+
+
+# -- a registry's SKU and usage -------------------------------------------------------------------
+
+
+def sku_name_of(registry: Registry) -> str:
+    """The SKU name in effect: the registry's own, else its organization's, else the default."""
+    if registry.sku and _catalog.get(registry.sku):
+        return registry.sku
+    org_sku = Organization.select(Organization.sku).where(Organization.id == registry.org_id).scalar()
+    if org_sku and _catalog.get(org_sku):
+        return org_sku
+    if registry.sku or org_sku:
+        log.warning("SKU %r is not in the catalog; registry %r uses the default %r", registry.sku or org_sku,
+                    registry.name, _catalog.default)
+    return _catalog.default
+
+
+def sku_of(registry: Registry) -> Sku:
+    return _catalog.resolve(sku_name_of(registry))
+
+
+def stored_bytes(registry: Registry | int) -> int:
+    registry_id = registry if isinstance(registry, int) else registry.id
+    return int(Blob.select(pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(Blob.registry == registry_id).scalar() or 0)
+
+
+def quota(registry: Registry, used: int | None = None) -> dict:
+    """The registry view's `quota`: limit (null: none), used and remaining bytes."""
+    sku = sku_of(registry)
+    used = stored_bytes(registry) if used is None else used
+    limit = sku.hard_limit_bytes
+    return {"sku": sku.name, "limit_bytes": limit, "included_bytes": sku.included_bytes, "used_bytes": used,
+            "remaining_bytes": None if limit is None else max(limit - used, 0)}
+
+
+def validate_sku(value: object) -> str:
+    if not isinstance(value, str) or _catalog.get(value) is None:
+        raise RegistryError("INVALID", f"sku must be one of {_catalog.names()} (GET /api/v1/skus)", field="sku")
+    return value
+
+
+# -- the rule --------------------------------------------------------------------------------------
+
+
+def check_push(registry: Registry, size: int | None, digest: str | None = None) -> None:
+    """Refuse (403 DENIED) storing a blob of `size` bytes in `registry` when its stored bytes plus
+    `size` would pass the hard limit of its SKU. A `digest` the registry already stores adds
+    nothing, and is never refused."""
+    if not size or size <= 0:
+        return
+    sku = sku_of(registry)
+    limit = sku.hard_limit_bytes
+    if limit is None:
+        return
+    if digest is not None and Blob.select().where(
+            (Blob.registry == registry.id) & (Blob.digest == digest)).exists():
+        return
+    used = stored_bytes(registry)
+    if used + size <= limit:
+        return
+    raise RegistryError(
+        "DENIED",
+        f"storage quota exceeded: registry {registry.name!r} (SKU {sku.name!r}) has a hard limit of "
+        f"{human(limit)} ({limit} bytes) and stores {human(used)}; this upload of {human(size)} would make "
+        f"{human(used + size)}. Delete images you no longer need (then run garbage collection), or move "
+        f"the registry to a larger SKU (berth registry set {registry.name} --sku <name>; see berth skus)",
+        detail={"sku": sku.name, "limit_bytes": limit, "used_bytes": used, "requested_bytes": size},
+    )
+
+
+def human(n: int) -> str:
+    for unit, size in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"

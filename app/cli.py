@@ -71,6 +71,8 @@ def serve(args: argparse.Namespace) -> int:
 def _serve_process(settings: Settings, sock=None) -> int:
     """One server process: waitress threads over the app, the lifecycle worker and the
     garbage collector. With `sock`, it accepts on a listening socket shared with its siblings."""
+    import signal
+
     import waitress
 
     from app.db.models import database
@@ -108,6 +110,9 @@ def _serve_process(settings: Settings, sock=None) -> int:
     server.channel_class = PlainHTTPChannel
     if sock is None:
         print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
+    # SIGTERM (the Deployment stopping a pod) ends the loop like Ctrl-C: background work stops
+    # and buffered counters are written on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -116,6 +121,10 @@ def _serve_process(settings: Settings, sock=None) -> int:
         services.worker.stop()
         services.collector.stop()
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _die_with_parent() -> None:

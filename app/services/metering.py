@@ -10,7 +10,8 @@ Stored state:
   repositories counts in each, so these add up to at least the registry's), `blobs`, `tags`,
   `manifests`.
 
-Traffic, one `INSERT ... ON CONFLICT DO UPDATE` per counted request (no read first):
+Traffic, added up in memory and written every FLUSH_SECONDS with one `INSERT ... ON CONFLICT
+DO UPDATE` per repository and day (no write on the request path):
 - a pull is a manifest GET (by tag or digest), as Docker Hub counts image pulls; its bytes,
   and those of every blob GET (200 or 206: the bytes sent; a 307 to the store: the blob's
   size), are `pull_bytes`. HEAD requests are not counted.
@@ -23,9 +24,12 @@ does not fail the request.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 
 import peewee as pw
@@ -45,20 +49,58 @@ def today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
 
+# Traffic is added up in memory and written every FLUSH_SECONDS, one upsert per (registry,
+# repository, day) that saw traffic, instead of a write per pull: a manifest GET stays a read.
+# A process killed with -9 loses at most that many seconds of counts; stored state is unaffected.
+FLUSH_SECONDS = 2.0
+_pending: dict[tuple[int, str, dt.date], list[int]] = {}
+_pending_lock = threading.Lock()
+_flusher: threading.Thread | None = None
+
+
 def count(registry_id: int, repository: str, *, pulls: int = 0, pull_bytes: int = 0, pushes: int = 0,
           push_bytes: int = 0) -> None:
-    """Add to today's counters of one repository: one upsert."""
-    try:
-        UsageDay.insert(registry=registry_id, repository=repository, day=today(), pulls=pulls,
-                        pull_bytes=pull_bytes, pushes=pushes, push_bytes=push_bytes).on_conflict(
-            conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
-            update={UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
-                    UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
-                    UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
-                    UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes},
-        ).execute()
-    except pw.PeeweeException:
-        log.exception("counting usage of %s in registry %s failed", repository, registry_id)
+    """Add to today's counters of one repository (in memory; `flush` writes them)."""
+    global _flusher
+    with _pending_lock:
+        counters = _pending.setdefault((registry_id, repository, today()), [0, 0, 0, 0])
+        counters[0] += pulls
+        counters[1] += pull_bytes
+        counters[2] += pushes
+        counters[3] += push_bytes
+        if _flusher is None or not _flusher.is_alive():  # started lazily: after a fork, anew
+            _flusher = threading.Thread(target=_flush_forever, name="metering-flush", daemon=True)
+            _flusher.start()
+
+
+def flush() -> None:
+    """Write the counts gathered so far: one upsert per (registry, repository, day)."""
+    with _pending_lock:
+        batch = dict(_pending)
+        _pending.clear()
+    for (registry_id, repository, day), (pulls, pull_bytes, pushes, push_bytes) in batch.items():
+        try:
+            UsageDay.insert(registry=registry_id, repository=repository, day=day, pulls=pulls,
+                            pull_bytes=pull_bytes, pushes=pushes, push_bytes=push_bytes).on_conflict(
+                conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
+                update={UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
+                        UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
+                        UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
+                        UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes},
+            ).execute()
+        except pw.IntegrityError:
+            pass  # the registry was deleted meanwhile: its counts go with it
+        except pw.PeeweeException:
+            log.exception("writing usage of %s in registry %s failed", repository, registry_id)
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        flush()
+
+
+atexit.register(flush)
 
 
 # -- stored state ------------------------------------------------------------------------------
@@ -136,7 +178,9 @@ COUNTERS = ("pulls", "pull_bytes", "pushes", "push_bytes")
 
 
 def traffic(registry: Registry, since: dt.date, until: dt.date, repository: str | None = None) -> list[dict]:
-    """Rows of (day, repository) with any traffic, by day then repository."""
+    """Rows of (day, repository) with any traffic, by day then repository. This process's
+    unwritten counts are written first; other processes' within FLUSH_SECONDS."""
+    flush()
     query = (UsageDay.select().where((UsageDay.registry == registry) & (UsageDay.day >= since)
                                      & (UsageDay.day <= until)))
     if repository is not None:

@@ -497,3 +497,23 @@ def _size(n: int) -> str:
     from app.client.output import size
 
     return size(n)
+
+
+def test_traffic_counted_in_memory_is_written_when_the_server_stops(tmp_path):
+    """Counts are buffered (no write per pull) and flushed every few seconds; a server told to
+    stop (SIGTERM, as a Deployment does) writes what it holds before it exits."""
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32)).start()
+    try:
+        c = RegistryClient(server.url, server.session())
+        c.push_image("default/flushed", "v1")
+        for _ in range(7):
+            assert c.request("GET", "/v2/default/flushed/manifests/v1").status_code == 200
+        server.stop()  # at once: well within the flush interval
+        server.start()
+        rows = Api(server)("GET", "/api/v1/orgs/default/registries/default/usage",
+                           params={"repository": "flushed"}).json()
+        days = rows.get("days") or rows.get("traffic") or rows
+        text = json.dumps(days)
+        assert '"pulls": 7' in text, text
+    finally:
+        server.stop()

@@ -22,6 +22,7 @@ from app.api.operations import OperationResource, OperationRetryResource
 from app.api.openapi import OpenApiResource
 from app.api.orgs import OrgsResource
 from app.api.registries import RegistriesResource, RegistryResource
+from app.api.retention import RetentionApplyResource, RetentionPolicyResource, RetentionPreviewResource
 from app.api.tokens import TokenResource, TokensResource
 from app.api.usage import SkusResource, UsageResource
 from app.auth.identity import Identity
@@ -164,6 +165,11 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/gc", GarbageCollectionResource(services.collector))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/usage", UsageResource())
     app.add_route("/api/v1/skus", SkusResource())
+    grace = dt.timedelta(seconds=settings.gc_grace)  # the collection's, so previews match it
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/retention", RetentionPolicyResource())
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/retention/preview", RetentionPreviewResource(grace))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/retention/apply", RetentionApplyResource(
+        services.store, grace, dt.timedelta(seconds=settings.upload_expiry)))
     app.add_route("/api/v1/orgs/{org}/audit", AuditResource())
     app.add_route("/api/v1/operations/{operation_id}", OperationResource())
     app.add_route("/api/v1/operations/{operation_id}/retry", OperationRetryResource(wake))

@@ -30,6 +30,17 @@ HOSTNAME = r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63
 NAMESPACE = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"}
 CURSOR = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
 
+RETENTION_RULES = {
+    "keep_last": {"type": ["integer", "null"], "minimum": 0, "maximum": 100000,
+                  "description": "Keep the N most recently pushed tags of each repository."},
+    "keep_patterns": {"type": ["array", "null"], "maxItems": 100,
+                      "items": {"type": "string", "minLength": 1, "maxLength": 128},
+                      "description": "Keep tags whose name matches one of these globs."},
+    "expire_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500,
+                    "description": "Keep tags pushed or pulled within D days."},
+    "delete_untagged": {"type": "boolean", "description": "The run itself deletes manifests already untagged."},
+}
+
 SCHEMAS: dict = {
     "Problem": {
         "type": "object",
@@ -220,6 +231,49 @@ SCHEMAS: dict = {
         "type": "object", "required": ["subject", "role"],
         "properties": {"subject": STR, "role": STR, "created_at": TIME, "created_by": {"type": ["string", "null"]}},
     },
+    "RetentionOverride": {
+        "type": "object", "required": ["repositories"], "additionalProperties": False,
+        "description": "Rules for the repositories matching `repositories` (the first matching override wins); "
+                       "fields left out are the registry's, null turns a rule off.",
+        "properties": {"repositories": {"type": "string", "minLength": 1, "maxLength": 255,
+                                        "description": "A glob of repository names: `*` matches `/` too."},
+                       **RETENTION_RULES},
+    },
+    "RetentionPolicyPut": {
+        "type": "object", "additionalProperties": False,
+        "properties": {**RETENTION_RULES, "overrides": {"type": ["array", "null"], "maxItems": 100,
+                                                      "items": _ref("RetentionOverride")}},
+    },
+    "RetentionPolicy": {
+        "type": "object",
+        "required": ["keep_last", "keep_patterns", "expire_days", "delete_untagged", "overrides", "configured",
+                     "updated_at", "updated_by"],
+        "properties": {**RETENTION_RULES, "overrides": {"type": "array", "items": _ref("RetentionOverride")},
+                       "configured": {"type": "boolean"}, "updated_at": {"type": ["string", "null"]},
+                       "updated_by": {"type": ["string", "null"]}},
+    },
+    "RetentionResult": {
+        "type": "object",
+        "required": ["registry", "dry_run", "evaluated_at", "policy", "repositories", "kept_tags", "tags",
+                     "manifests", "summary", "gc"],
+        "properties": {
+            "registry": STR, "dry_run": {"type": "boolean"}, "evaluated_at": TIME, "policy": {"type": "object"},
+            "repositories": INT, "kept_tags": INT,
+            "tags": {"type": "array", "items": {
+                "type": "object", "required": ["repository", "tag", "digest", "pushed_at", "reason"],
+                "properties": {"repository": STR, "tag": STR, "digest": STR, "pushed_at": TIME, "reason": STR}}},
+            "manifests": {"type": "array", "items": {
+                "type": "object",
+                "required": ["repository", "digest", "media_type", "size", "pushed_at", "pulled_at", "reason", "by"],
+                "properties": {"repository": STR, "digest": STR, "media_type": STR, "size": INT, "pushed_at": TIME,
+                               "pulled_at": {"type": ["string", "null"]}, "reason": STR,
+                               "by": {"type": "string", "enum": ["retention", "gc"]}}}},
+            "summary": {"type": "object", "required": ["tags", "manifests", "manifest_bytes"],
+                        "properties": {"tags": INT, "manifests": INT, "manifest_bytes": INT}},
+            "gc": {"type": ["object", "null"], "description": "Apply: what the garbage collection that followed "
+                   "removed (null in a preview, or when it failed)"},
+        },
+    },
     "GcReport": {
         "type": "object",
         "required": ["registry", "dry_run", "manifests_deleted", "blobs_deleted", "bytes_freed",
@@ -377,6 +431,29 @@ PATHS: dict = {
             _param("actor", "query"), _param("action", "query", description="e.g. `registry` or `registry.create`"),
             _param("registry", "query"), _param("since", "query", TIME), _param("until", "query", TIME)] + PAGING,
             "responses": _ok("200", "Audit events, newest first", _page("events", "AuditEvent"))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/retention": {
+        "parameters": [ORG, REGISTRY],
+        "get": {"operationId": "getRetention",
+                "responses": _ok("200", "The retention policy (`configured: false`: none)", _ref("RetentionPolicy"))},
+        "put": {"operationId": "putRetention", "requestBody": _body("RetentionPolicyPut"),
+                "responses": _ok("200", "The policy, as stored", _ref("RetentionPolicy"), ("415",))},
+        "delete": {"operationId": "deleteRetention", "responses": _ok("204", "Removed (or there was none)", None)},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/retention/preview": {
+        "parameters": [ORG, REGISTRY],
+        "post": {"operationId": "previewRetention", "requestBody": {"required": False, "content": {JSON: {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "policy": {"anyOf": [_ref("RetentionPolicyPut"), {"type": "null"}],
+                           "description": "Evaluate this policy instead of the stored one"}}}}}},
+                 "responses": _ok("200", "Dry run: exactly the tags and manifests applying would delete, and why",
+                                  _ref("RetentionResult"), ("409", "415"))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/retention/apply": {
+        "parameters": [ORG, REGISTRY],
+        "post": {"operationId": "applyRetention",
+                 "responses": _ok("200", "Deleted (each audited as retention.delete), then garbage collected",
+                                  _ref("RetentionResult"), ("409",))},
     },
     "/api/v1/orgs/{org}/members": {
         "parameters": [ORG],

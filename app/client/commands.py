@@ -731,3 +731,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--until", help="ISO 8601 time, or 30m / 12h / 7d ago")
     p.add_argument("--limit", type=_positive, default=100, help="at most this many events (default 100; 0: all)")
     p.set_defaults(func=audit)
+
+    from app.client import retention  # its commands build on this module's helpers
+
+    retention.add_parsers(sub, g)

@@ -99,6 +99,9 @@ class Manifest(BaseModel):
     content = pw.BlobField()
     annotations = pw.TextField(null=True)  # JSON, for the referrers API
     created_at = pw.DateTimeField(default=utcnow)
+    # Last fetched (GET or HEAD, by tag or digest), to the hour: written only when the stored
+    # value is older than that (app/services/retention.py record_pull). Null: never pulled since.
+    pulled_at = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("repository", "digest"), True),)
@@ -120,6 +123,16 @@ class Tag(BaseModel):
 
     class Meta:
         indexes = ((("repository", "name"), True),)
+
+
+class RetentionPolicy(BaseModel):
+    """A registry's retention rules (app/services/retention.py), one JSON document: the registry's
+    rules and per-repository-pattern overrides."""
+
+    registry = pw.ForeignKeyField(Registry, backref="retention_policies", on_delete="CASCADE", unique=True)
+    rules = pw.TextField()  # JSON
+    updated_at = pw.DateTimeField(default=utcnow)
+    updated_by = pw.CharField(max_length=255, null=True)
 
 
 class Upload(BaseModel):
@@ -259,6 +272,7 @@ ALL_MODELS = [
     Manifest,
     ManifestReference,
     Tag,
+    RetentionPolicy,
     Upload,
     Member,
     AccessToken,

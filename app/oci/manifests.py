@@ -10,6 +10,7 @@ from app.oci.errors import RegistryError
 from app.oci.request import Call
 from app.services import immutable_tags, metering, repositories
 from app.services.manifests import ManifestService
+from app.services.retention import record_pull
 
 
 class ManifestResource:
@@ -21,6 +22,7 @@ class ManifestResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         repository = repositories.get(call.registry, call.target.repository)
         manifest = self.manifests.get(repository, call.arg)
+        record_pull(manifest)  # GET and HEAD; writes at most once an hour per manifest
         resp.content_type = manifest.media_type
         resp.set_header("Docker-Content-Digest", manifest.digest)
         resp.set_header("ETag", f'"{manifest.digest}"')

@@ -79,7 +79,10 @@ def request_delete(registry: Registry, requested_by: str | None = None) -> Opera
     """Mark the registry `deleting` (the data plane stops answering for it at once) and queue
     its deletion. Asking again while it is queued or running returns the same operation."""
     with transaction():
-        registry = Registry.get_by_id(registry.id)
+        name = registry.name
+        registry = Registry.get_or_none(Registry.id == registry.id)
+        if registry is None:  # deleted by the worker since the caller looked it up
+            raise RegistryError("NOT_FOUND", f"registry {name!r} not found")
         active = (Operation.select().where((Operation.registry_name == registry.name) & Operation.state.in_(ACTIVE))
                   .first())
         if active is not None and active.kind == "delete":

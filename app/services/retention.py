@@ -49,7 +49,7 @@ import peewee as pw
 from app.db.models import Manifest, ManifestReference, Registry, Repository, RetentionPolicy, Tag, utcnow
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci.errors import RegistryError
-from app.services import audit
+from app.services import audit, immutable_tags
 
 log = logging.getLogger("berth.retention")
 
@@ -382,6 +382,16 @@ class Result:
                 "gc": self.gc}
 
 
+def _rules(policy: Policy, registry: Registry, repository: Repository) -> Rules:
+    """The rules for one repository. Tags in a repository with immutable tags are never deleted
+    by retention either (what the registry refuses a user, it does not do itself); its untagged
+    manifests still follow."""
+    rules = policy.for_repository(repository.name)
+    if immutable_tags.applies(registry, repository.name):
+        rules = replace(rules, keep_last=None, expire_days=None)
+    return rules
+
+
 def _repositories(registry: Registry) -> list[Repository]:
     return list(Repository.select().where(Repository.registry == registry).order_by(Repository.name))
 
@@ -391,7 +401,7 @@ def preview(registry: Registry, policy: Policy, *, grace: dt.timedelta, now: dt.
     result = Result(registry.name, now, policy, dry_run=True)
     for repository in _repositories(registry):
         tags, manifests = _snapshot(repository)
-        result.add(repository, evaluate(policy.for_repository(repository.name), tags, manifests, now, grace))
+        result.add(repository, evaluate(_rules(policy, registry, repository), tags, manifests, now, grace))
     return result
 
 
@@ -411,7 +421,7 @@ def apply(registry: Registry, policy: Policy, actor: Actor, *, grace: dt.timedel
     now = now or utcnow()
     result = Result(registry.name, now, policy, dry_run=False)
     for repository in _repositories(registry):
-        rules = policy.for_repository(repository.name)
+        rules = _rules(policy, registry, repository)
         with transaction():
             serialize(repository_lock(repository.id))
             tags, manifests = _snapshot(repository)

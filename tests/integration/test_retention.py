@@ -437,3 +437,19 @@ def test_cli_retention_show_set_preview_apply(env, reg, tmp_path):
     berth("retention", "set", reg.name, "--clear")
     assert "no retention policy" in berth("retention", "show", reg.name).stdout
     assert "expire-days" in berth("retention", "set", reg.name, "--expire-days", "0", check=False).stderr
+
+
+def test_retention_never_deletes_tags_the_registry_holds_immutable(reg):
+    """Immutable tags refuse deletion by users; retention does not delete them either (their
+    repository's untagged manifests still go)."""
+    for i in range(3):
+        reg.push("release/app", f"v{i}")
+        reg.push("scratch", f"v{i}")
+    reg.age("release/app", 10, tags={f"v{i}": 10 - i for i in range(3)})
+    reg.age("scratch", 10, tags={f"v{i}": 10 - i for i in range(3)})
+    r = reg.api("PATCH", f"/registries/{reg.name}", json={"immutable_tags": ["release/*"]})
+    assert r.status_code == 200, r.text
+    reg.set_policy(keep_last=1)
+    result = reg.preview_then_apply()
+    assert sorted((t["repository"], t["tag"]) for t in result["tags"]) == [("scratch", "v0"), ("scratch", "v1")]
+    assert reg.tags("release/app") == ["v0", "v1", "v2"] and reg.tags("scratch") == ["v2"]

@@ -266,3 +266,15 @@ def test_a_failure_at_any_step_is_recorded_and_retry_finishes(world, fail_at):
     assert state(delete).state == "succeeded"
     assert Registry.get_or_none(Registry.id == registry.id) is None
     assert list(store.list_blobs(f"{registry.id}/")) == []
+
+
+def test_a_delete_asked_for_after_the_worker_removed_the_registry_is_not_found(world):
+    org, store, provisioner, runner = world
+    registry, _ = operations.request_create(org, "images")
+    run_all(runner)
+    looked_up = Registry.get_by_id(registry.id)  # what the API gate found a moment earlier
+    operations.request_delete(looked_up)
+    run_all(runner)  # the worker deletes it meanwhile
+    with pytest.raises(RegistryError) as e:
+        operations.request_delete(looked_up)
+    assert e.value.code == "NOT_FOUND"

@@ -164,13 +164,19 @@ class UploadService:
         return offset
 
     def _hasher_at(self, upload_id: str, offset: int):
+        """The hash of an upload's first `offset` bytes. From this process's cached state where
+        it has one, catching up on bytes other processes (workers, replicas) appended since
+        (acknowledged bytes never change), so a chunked upload whose chunks alternate between
+        processes is hashed about once per process, not from the start at every switch."""
         with self._guard:
             cached = self._hashers.pop(upload_id, None)
-        if cached is not None and cached[0] == offset:
-            return cached[1]
-        hasher = hashlib.new(STREAM_ALGORITHM)
-        for chunk in self.store.read_upload(upload_id, offset):
-            hasher.update(chunk)
+        if cached is not None and cached[0] <= offset:
+            start, hasher = cached
+        else:
+            start, hasher = 0, hashlib.new(STREAM_ALGORITHM)
+        if start < offset:
+            for chunk in self.store.read_upload(upload_id, offset, start):
+                hasher.update(chunk)
         return hasher
 
     def _digest(self, upload_id: str, size: int, algorithm: str) -> str:

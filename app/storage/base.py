@@ -47,8 +47,8 @@ class BlobStore(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
-        """The first `length` bytes of an upload, in chunks."""
+    def read_upload(self, upload_id: str, length: int, start: int = 0) -> Iterator[bytes]:
+        """Bytes `start` up to `length` (exclusive) of an upload, in chunks."""
 
     @abc.abstractmethod
     def delete_upload(self, upload_id: str) -> None:

@@ -59,9 +59,10 @@ class FilesystemStore(BlobStore):
         os.replace(staging, target)
         return True
 
-    def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
+    def read_upload(self, upload_id: str, length: int, start: int = 0) -> Iterator[bytes]:
         with open(self._upload_path(upload_id), "rb") as f:
-            remaining = length
+            f.seek(start)
+            remaining = length - start
             while remaining > 0:
                 chunk = f.read(min(CHUNK, remaining))
                 if not chunk:

@@ -189,12 +189,16 @@ class GCSStore(BlobStore):
             position += len(data)
             yield data
 
-    def read_upload(self, upload_id: str, length: int) -> Iterator[bytes]:
+    def read_upload(self, upload_id: str, length: int, start: int = 0) -> Iterator[bytes]:
         if length <= 0:
             self._translated_chain(upload_id, 0)
             return
+        position = 0  # where the current part begins in the upload
         for part, take in self._translated_chain(upload_id, length):
-            yield from _translated_iter(self._read_range(part, 0, take))
+            if position + take > start:
+                skip = max(start - position, 0)
+                yield from _translated_iter(self._read_range(part, skip, take - skip))
+            position += take
 
     @_translated
     def _translated_chain(self, upload_id: str, length: int):

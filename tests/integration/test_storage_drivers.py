@@ -93,6 +93,10 @@ def test_write_append_read_commit(store):
         f.write(b"ld")
     assert b"".join(store.read_upload(upload, 11)) == b"hello world"
     assert b"".join(store.read_upload(upload, 5)) == b"hello"
+    # From an offset: across the boundary of the two appends, inside one, and empty.
+    assert b"".join(store.read_upload(upload, 11, 4)) == b"o world"
+    assert b"".join(store.read_upload(upload, 11, 8)) == b"rld"
+    assert b"".join(store.read_upload(upload, 11, 11)) == b""
     key = key_for(b"hello world")
     assert store.blob_size(key) is None
     store.commit_upload(upload, key, 11)

@@ -28,6 +28,7 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 import peewee as pw
 
@@ -79,6 +80,28 @@ def collect(registry: Registry, store: BlobStore, *, grace: dt.timedelta, dry_ru
 # --- manifests ---------------------------------------------------------------------------------
 
 
+def reachable(manifests: Iterable, roots: set[int], children: Mapping[int, Sequence[str]]) -> set[int]:
+    """The ids of the manifests reachable from `roots`: through index children (digests in
+    `children[id]`) and referrers (manifests whose `subject` is a reachable digest). The one rule
+    of what stays, for garbage collection and retention alike. `manifests` carry id, digest,
+    subject."""
+    rows = list(manifests)
+    by_digest = {m.digest: m for m in rows}
+    referrers: dict[str, list] = defaultdict(list)
+    for m in rows:
+        if m.subject:
+            referrers[m.subject].append(m)
+    pending = [m for m in rows if m.id in roots]
+    found = {m.id for m in pending}
+    while pending:
+        m = pending.pop()
+        for nxt in [by_digest.get(d) for d in children.get(m.id, ())] + referrers.get(m.digest, []):
+            if nxt is not None and nxt.id not in found:
+                found.add(nxt.id)
+                pending.append(nxt)
+    return found
+
+
 def unreachable_manifests(repository: Repository, cutoff: dt.datetime) -> list[Manifest]:
     """Manifests of `repository` that no tag reaches (see the module docstring), pushed before
     `cutoff`."""
@@ -86,26 +109,15 @@ def unreachable_manifests(repository: Repository, cutoff: dt.datetime) -> list[M
                 .where(Manifest.repository == repository))
     if not rows:
         return []
-    by_digest = {m.digest: m for m in rows}
     children: dict[int, list[str]] = defaultdict(list)
     for manifest_id, digest in (ManifestReference.select(ManifestReference.manifest, ManifestReference.digest)
                                 .join(Manifest).where((Manifest.repository == repository)
                                                       & (ManifestReference.kind == "manifest")).tuples()):
         children[manifest_id].append(digest)
-    referrers: dict[str, list[Manifest]] = defaultdict(list)
-    for m in rows:
-        if m.subject:
-            referrers[m.subject].append(m)
     tagged = {manifest_id for (manifest_id,) in Tag.select(Tag.manifest).where(Tag.repository == repository).tuples()}
-    pending = [m for m in rows if m.id in tagged or m.created_at >= cutoff]
-    reachable = {m.id for m in pending}
-    while pending:
-        m = pending.pop()
-        for nxt in [by_digest.get(d) for d in children.get(m.id, ())] + referrers.get(m.digest, []):
-            if nxt is not None and nxt.id not in reachable:
-                reachable.add(nxt.id)
-                pending.append(nxt)
-    return [m for m in rows if m.id not in reachable]
+    roots = {m.id for m in rows if m.id in tagged or m.created_at >= cutoff}
+    keep = reachable(rows, roots, children)
+    return [m for m in rows if m.id not in keep]
 
 
 def _collect_manifests(repository: Repository, cutoff: dt.datetime, dry_run: bool, report: Report) -> set[int]:

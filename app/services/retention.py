@@ -49,7 +49,7 @@ import peewee as pw
 from app.db.models import Manifest, ManifestReference, Registry, Repository, RetentionPolicy, Tag, utcnow
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci.errors import RegistryError
-from app.services import audit, immutable_tags
+from app.services import audit, gc, immutable_tags
 
 log = logging.getLogger("berth.retention")
 
@@ -287,7 +287,7 @@ def evaluate(rules: Rules, tags: list[TagRow], manifests: list[ManifestRow], now
             decision.tags.append((tag, manifest.digest if manifest else "", _tag_reason(rules, tag, last_used)))
     decision.kept_tags = len(tags) - len(doomed_tags)
 
-    # Reachability, exactly as garbage collection computes it, over the tags that remain.
+    # Reachability, by garbage collection's own rule, over the tags that remain.
     by_digest = {m.digest: m for m in manifests}
     referrers: dict[str, list[ManifestRow]] = defaultdict(list)
     for m in manifests:
@@ -295,14 +295,8 @@ def evaluate(rules: Rules, tags: list[TagRow], manifests: list[ManifestRow], now
             referrers[m.subject].append(m)
     cutoff = now - grace
     remaining = {t.manifest_id for t in tags if t.id not in doomed_tags}
-    pending = [m for m in manifests if m.id in remaining or m.created_at >= cutoff]
-    reachable = {m.id for m in pending}
-    while pending:
-        m = pending.pop()
-        for nxt in [by_digest.get(d) for d in m.children] + referrers.get(m.digest, []):
-            if nxt is not None and nxt.id not in reachable:
-                reachable.add(nxt.id)
-                pending.append(nxt)
+    roots = {m.id for m in manifests if m.id in remaining or m.created_at >= cutoff}
+    reachable = gc.reachable(manifests, roots, {m.id: m.children for m in manifests})
     tagged_before = {t.manifest_id for t in tags}
     # What a manifest that goes reached: its children and referrers go with it, for that reason.
     reached_from: dict[int, str] = {}

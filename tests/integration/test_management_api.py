@@ -16,35 +16,9 @@ import pytest
 import requests
 
 from tests.support.components import require_tool
+from tests.support.management import Api, walk_blobs
 from tests.support.registry_client import OCI_INDEX, RegistryClient, sha256
 from tests.support.server import Server
-
-
-class Api:
-    def __init__(self, server: Server, token: str | None = None) -> None:
-        self.server = server
-        self.headers = {"Authorization": f"Bearer {token or server.token}"}
-
-    def __call__(self, method: str, path: str, **kw) -> requests.Response:
-        kw.setdefault("timeout", 30)
-        url = path if path.startswith("http") else f"{self.server.url}{path if path.startswith('/api') else '/api/v1/orgs/default' + path}"
-        return requests.request(method, url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
-
-    def wait(self, operation: dict, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            op = self("GET", operation["links"]["self"]).json()
-            if op["state"] in ("succeeded", "failed"):
-                return op
-            time.sleep(0.05)
-        raise AssertionError(f"operation did not finish: {op}")
-
-    def create(self, name: str, **body) -> dict:
-        r = self("POST", "/registries", json={"name": name, **body})
-        assert r.status_code == 202, r.text
-        op = self.wait(r.json()["operation"])
-        assert op["state"] == "succeeded", op
-        return self("GET", f"/registries/{name}").json()
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +39,6 @@ def client(env, token: str | None = None) -> RegistryClient:
 
 def unique(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(4)}"
-
-
-def walk_blobs(data_dir: Path, registry_id: int) -> list[Path]:
-    root = data_dir / "storage" / "blobs" / str(registry_id)
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 # --- registries ------------------------------------------------------------------------------
@@ -154,7 +123,7 @@ def test_unknown_fields_and_bad_json_are_named(api):
     assert r.status_code == 400 and r.json()["invalid_params"][0]["name"] == "visiblity"
     r = api("POST", "/registries", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
-    r = api("PATCH", f"/registries/default", json={"visibility": "sideways"})
+    r = api("PATCH", "/registries/default", json={"visibility": "sideways"})
     assert r.status_code == 400 and r.json()["invalid_params"][0]["name"] == "visibility"
 
 

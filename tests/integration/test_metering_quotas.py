@@ -6,7 +6,6 @@ immutable tags refuse overwrites and deletes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,6 +20,7 @@ import requests
 from tests.integration.test_cli import Berth
 from tests.support.oci_layout import OCILayout
 from tests.support.registry_client import RegistryClient, sha256
+from tests.support.management import Api
 from tests.support.server import ROOT, Server
 
 TINY_LIMIT = 20_000
@@ -40,29 +39,6 @@ def srv(tmp_path_factory):
                     env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_GC_GRACE": "0", "BERTH_GC_INTERVAL": "0"}).start()
     yield server
     server.stop()
-
-
-class Api:
-    def __init__(self, server: Server, token: str | None = None) -> None:
-        self.server = server
-        self.headers = {"Authorization": f"Bearer {token or server.token}"} if token != "" else {}
-
-    def __call__(self, method: str, path: str, **kw) -> requests.Response:
-        url = f"{self.server.url}{path if path.startswith('/api') else '/api/v1/orgs/default' + path}"
-        return requests.request(method, url, headers=self.headers, timeout=30, **kw)
-
-    def create(self, name: str, **patch) -> dict:
-        r = self("POST", "/registries", json={"name": name})
-        assert r.status_code == 202, r.text
-        op = r.json()["operation"]
-        deadline = time.monotonic() + 30
-        while self("GET", op["links"]["self"]).json()["state"] != "succeeded":
-            assert time.monotonic() < deadline, "registry create did not finish"
-            time.sleep(0.05)
-        if patch:
-            r = self("PATCH", f"/registries/{name}", json=patch)
-            assert r.status_code == 200, r.text
-        return self("GET", f"/registries/{name}").json()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 
 from app.db import models as m
 from app.db.setup import database_for
-from tests.integration.test_management_api import Api, walk_blobs
+from tests.support.management import Api, walk_blobs
 from tests.support.registry_client import OCI_INDEX, OCI_MANIFEST, RegistryClient
 from tests.support.server import ROOT, Server
 

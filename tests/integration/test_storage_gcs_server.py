@@ -4,7 +4,6 @@ cannot sign, and a GCS outage is a 503 OCI error, not a traceback."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import io
 import os
 import re
 from pathlib import Path
@@ -15,6 +17,31 @@ CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$")
 _KEY_PREFIX = re.compile(r"^[0-9a-z/]*$")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+try:
+    _sync_file_range = _libc.sync_file_range
+    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+except AttributeError:  # not Linux
+    _sync_file_range = None
+SYNC_FILE_RANGE_WRITE = 2
+
+
+class _WritebackFile(io.FileIO):
+    """An upload opened for appending. On close it asks the kernel to start writing what was
+    appended to disk (sync_file_range, without waiting), so the fsync that must come before a
+    blob is acknowledged finds most of a chunked upload on disk already instead of all of it
+    dirty in memory."""
+
+    written_from = 0
+
+    def close(self) -> None:
+        if not self.closed and _sync_file_range is not None:
+            end = self.tell()
+            if end > self.written_from:
+                _sync_file_range(self.fileno(), self.written_from, end - self.written_from, SYNC_FILE_RANGE_WRITE)
+        super().close()
 
 
 class FilesystemStore(BlobStore):
@@ -40,7 +67,9 @@ class FilesystemStore(BlobStore):
         self._upload_path(upload_id).touch(exist_ok=False)
 
     def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
-        f = open(self._upload_path(upload_id), "r+b")
+        raw = _WritebackFile(self._upload_path(upload_id), "r+b")
+        raw.written_from = offset
+        f = io.BufferedRandom(raw)  # whole writes (a raw write may be short)
         f.truncate(offset)
         f.seek(offset)
         return f

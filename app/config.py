@@ -46,6 +46,7 @@ class Settings:
     # and the size past which waitress spools a request body to a temp file.
     threads: int = 16
     # Server processes accepting on the one port (`berth serve --workers`); 1: just this one.
+    # With several, `threads` defaults to 16 split across them.
     workers: int = 1
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
@@ -119,6 +120,10 @@ class Settings:
             if value is not None:
                 setattr(settings, name, value)
         settings.data_dir = Path(settings.data_dir)
+        if settings.workers > 1 and not os.environ.get("BERTH_THREADS") and "threads" not in overrides:
+            # The same 16 request threads in all, split across the processes: each thread keeps
+            # a database connection (and its page cache), so more threads cost memory, not speed.
+            settings.threads = max(4, 16 // settings.workers)
         oidc = (settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience)
         if any(oidc) and not all(oidc):
             raise SystemExit("set all of BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE, or none")

@@ -95,6 +95,7 @@ def _serve_process(settings: Settings, sock=None) -> int:
     app = create_app(settings, services)
     services.worker.start()
     services.collector.start()
+    services.retention_schedule.start()
     where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
     server = waitress.create_server(
         app,
@@ -120,6 +121,7 @@ def _serve_process(settings: Settings, sock=None) -> int:
     finally:
         services.worker.stop()
         services.collector.stop()
+        services.retention_schedule.stop()
     return 0
 
 

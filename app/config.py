@@ -80,6 +80,9 @@ class Settings:
     gc_grace: int = 3600
     gc_interval: int = 3600
     upload_expiry: int = 86400
+    # Seconds between scheduled applications of every registry's stored retention policy
+    # (0: only when applied through the API or CLI).
+    retention_interval: int = 86400
     # Provisioning of each registry's Kubernetes footprint (app/lifecycle/select.py):
     # local (YAML under <data dir>/manifests), pulumi (Automation API stacks) or none.
     provisioner: str = "local"

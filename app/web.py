@@ -43,9 +43,9 @@ from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
 from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
+from app.services import quotas, retention
 from app.services.blobs import BlobService
 from app.services.gc import Collector
-from app.services import quotas
 from app.services.manifests import ManifestService
 from app.services.uploads import UploadService
 from app.storage import open_store
@@ -67,6 +67,7 @@ class Services:
     provisioner: Provisioner
     worker: Worker  # started by `berth serve`; resources wake it when they queue an operation
     collector: Collector  # periodic garbage collection, started by `berth serve`
+    retention_schedule: retention.Schedule  # periodic retention, started by `berth serve`
 
 
 def build_services(settings: Settings) -> Services:
@@ -99,6 +100,9 @@ def build_services(settings: Settings) -> Services:
         collector=Collector(store, interval=dt.timedelta(seconds=settings.gc_interval),
                             grace=dt.timedelta(seconds=settings.gc_grace),
                             upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
+        retention_schedule=retention.Schedule(store, interval=dt.timedelta(seconds=settings.retention_interval),
+                                              grace=dt.timedelta(seconds=settings.gc_grace),
+                                              upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
     )
 
 

@@ -445,3 +445,72 @@ def _audit(actor: Actor, registry: Registry, item: dict, tag: str | None) -> Non
 
 def _time(value: dt.datetime | None) -> str | None:
     return value.isoformat() + "Z" if value is not None else None
+
+
+# --- the scheduled run -------------------------------------------------------------------------
+
+SCHEDULE_ACTOR = "retention-schedule"
+
+
+def apply_stored(registry: Registry, store, *, grace: dt.timedelta, upload_expiry: dt.timedelta) -> Result | None:
+    """Apply a registry's stored policy as the schedule does (None without a policy): the
+    deletions audited under SCHEDULE_ACTOR, one `retention.apply` record, then garbage
+    collection."""
+    row = get_policy(registry)
+    if row is None or registry.status == "deleting":
+        return None
+    result = apply(registry, policy_of(row), Actor(registry.org_id, SCHEDULE_ACTOR), grace=grace)
+    report = gc.collect(registry, store, grace=grace, upload_expiry=upload_expiry)
+    result.gc = {"manifests_deleted": len(report.manifests), "blobs_deleted": len(report.blobs),
+                 "bytes_freed": report.bytes_freed}
+    audit.record(org_id=registry.org_id, actor=SCHEDULE_ACTOR, action="retention.apply", status=200,
+                 registry=registry.name, detail={"tags": len(result.tags), "manifests": len(result.manifests),
+                                                 "gc": result.gc})
+    return result
+
+
+class Schedule:
+    """Applies every registry's stored retention policy every `interval` (`BERTH_RETENTION_INTERVAL`;
+    0: only when asked through the API or CLI), in a background thread of `berth serve`. Two
+    replicas applying the same policy at once do the same deletions once: each repository is
+    evaluated again under its lock."""
+
+    def __init__(self, store, *, interval: dt.timedelta, grace: dt.timedelta, upload_expiry: dt.timedelta) -> None:
+        import threading
+
+        self.store, self.interval, self.grace, self.upload_expiry = store, interval, grace, upload_expiry
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Schedule":
+        import threading
+
+        if self.interval.total_seconds() > 0:
+            self._thread = threading.Thread(target=self._loop, name="retention-schedule", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def run_once(self) -> list[Result]:
+        results = []
+        registries = list(Registry.select().join(RetentionPolicy, on=(RetentionPolicy.registry == Registry.id))
+                          .where(Registry.status != "deleting").order_by(Registry.id))
+        for registry in registries:
+            if self._stop.is_set():
+                break
+            try:
+                result = apply_stored(registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry)
+            except Exception:  # noqa: BLE001 - one registry's failure must not stop the others
+                log.exception("scheduled retention of %s failed", registry.name)
+                continue
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval.total_seconds()):
+            self.run_once()

@@ -18,6 +18,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -453,3 +454,29 @@ def test_retention_never_deletes_tags_the_registry_holds_immutable(reg):
     result = reg.preview_then_apply()
     assert sorted((t["repository"], t["tag"]) for t in result["tags"]) == [("scratch", "v0"), ("scratch", "v1")]
     assert reg.tags("release/app") == ["v0", "v1", "v2"] and reg.tags("scratch") == ["v2"]
+
+
+def test_stored_policies_are_applied_on_a_schedule(tmp_path):
+    """`BERTH_RETENTION_INTERVAL`: the server applies every stored policy by itself, audited as
+    the schedule, and collects the garbage after."""
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
+                    env={"BERTH_RETENTION_INTERVAL": "1", "BERTH_GC_GRACE": "0"}).start()
+    try:
+        api = Api(server)
+        reg = Registry(server, api)
+        try:
+            for i in range(1, 4):
+                reg.push("app", f"t{i}")
+            reg.age("app", 10, tags={f"t{i}": 10 - i for i in range(1, 4)})  # t3 is the newest
+            reg.set_policy(keep_last=1)
+            deadline = time.monotonic() + 20
+            while reg.tags("app") != ["t3"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert reg.tags("app") == ["t3"]
+            events = api("GET", "/audit", params={"registry": reg.name, "actor": "retention-schedule"}).json()["events"]
+            actions = sorted(e["action"] for e in events)
+            assert actions.count("retention.delete") >= 2 and "retention.apply" in actions
+        finally:
+            reg.close()
+    finally:
+        server.stop()

@@ -90,7 +90,8 @@ def build_services(settings: Settings) -> Services:
         max_attempts=settings.operation_max_attempts), owner=f"{socket.gethostname()}:{os.getpid()}")
     return Services(
         store=store,
-        blobs=BlobService(store, redirect=settings.storage_redirect),
+        blobs=BlobService(store, redirect=settings.storage_redirect,
+                          gc_grace=dt.timedelta(seconds=settings.gc_grace)),
         uploads=UploadService(store),
         manifests=ManifestService(settings.max_manifest_bytes),
         identity=identity,

@@ -7,6 +7,7 @@ from typing import BinaryIO
 
 from app.db.models import Blob, Repository, RepositoryBlob, utcnow
 from app.db.prepared import Prepared
+from app.db.setup import blob_lock, serialize, transaction
 from app.oci.errors import RegistryError
 from app.storage.base import BlobStore, blob_key
 
@@ -20,29 +21,36 @@ _LINKED = Prepared(
 
 # How long a pull redirect's signed URL stays valid: long enough for a client to follow it.
 REDIRECT_EXPIRY = timedelta(minutes=5)
-# A blob's `touched_at` is refreshed when it is checked or mounted at most this often: one write
-# per blob per minute, not one per HEAD. Garbage collection's grace period is far longer.
+# A blob's `touched_at` is refreshed when it is checked or mounted at most this often (one write
+# per blob per interval, not one per HEAD), and always well inside garbage collection's grace
+# period: a blob whose touch was skipped as recent enough is never old enough to collect.
 TOUCH_EVERY = timedelta(seconds=60)
 
 
-def touch(blob: Blob) -> None:
-    """Mark a blob as just wanted (a client that checked it may push a manifest naming it next)."""
+def touch(blob: Blob, every: timedelta = TOUCH_EVERY) -> bool:
+    """Mark a blob as just wanted: a client that checked it may name it in a manifest next.
+    False when the row is gone (collected since it was read): the caller must then answer as
+    if it never was, so the client uploads it again rather than trusting a blob that is gone."""
     now = utcnow()
-    if (blob.touched_at or blob.created_at) < now - TOUCH_EVERY:
-        Blob.update(touched_at=now).where(Blob.id == blob.id).execute()
-        blob.touched_at = now
+    if (blob.touched_at or blob.created_at) >= now - every:
+        return True
+    # On PostgreSQL this waits for a collection holding the row; on SQLite for its transaction.
+    touched = Blob.update(touched_at=now).where(Blob.id == blob.id).execute()
+    blob.touched_at = now
+    return touched == 1
 
 
 class BlobService:
-    def __init__(self, store: BlobStore, redirect: bool = False) -> None:
+    def __init__(self, store: BlobStore, redirect: bool = False, gc_grace: timedelta | None = None) -> None:
         self.store = store
         self.redirect = redirect
+        self.touch_every = min(TOUCH_EVERY, gc_grace / 4) if gc_grace is not None else TOUCH_EVERY
 
     def find(self, repository: Repository, digest: str) -> Blob | None:
-        """The blob if it is linked to this repository."""
+        """The blob if it is linked to this repository (and still there: see `touch`)."""
         blob = _LINKED.first(repository.id, digest)
-        if blob is not None:
-            touch(blob)
+        if blob is not None and not touch(blob, self.touch_every):
+            return None
         return blob
 
     def get(self, repository: Repository, digest: str) -> Blob:
@@ -74,16 +82,21 @@ class BlobService:
         With a source repository the blob must be linked there. Without one (OCI 1.1 lets a
         registry mount without `from`), any blob of the same registry will do: roles are
         organization-wide, so whoever may push here may read every repository of the registry.
+        Under the blob's lock, which garbage collection takes: a mount and a collection of the
+        same blob never interleave (the client falls back to uploading when it lost).
         """
-        if source is not None:
-            blob = self.find(source, digest)
-        else:
-            blob = Blob.get_or_none((Blob.registry == target.registry_id) & (Blob.digest == digest))
-        if blob is None:
-            return None
-        touch(blob)
-        self.link(target, blob)
-        return blob
+        with transaction():
+            serialize(blob_lock(target.registry_id, digest))
+            if source is not None:
+                blob = self.find(source, digest)
+            else:
+                blob = Blob.get_or_none((Blob.registry == target.registry_id) & (Blob.digest == digest))
+                if blob is not None and not touch(blob, self.touch_every):
+                    blob = None
+            if blob is None:
+                return None
+            self.link(target, blob)
+            return blob
 
     def unlink(self, repository: Repository, digest: str) -> None:
         """DELETE of a blob: the repository stops serving it. Bytes go with garbage collection."""

@@ -1,0 +1,80 @@
+"""A blob being collected while a client checks or mounts it, on a real SQLite database: the
+client must be told the blob is not there (and upload it again), never that it is."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from app.db.models import Blob, Organization, Registry, Repository, RepositoryBlob
+from app.db.setup import open_database, transaction
+from app.services.blobs import BlobService
+from app.storage.filesystem import FilesystemStore
+
+OLD = dt.datetime(2020, 1, 1)
+
+
+@pytest.fixture
+def world(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path / 'berth.db'}")
+    org = Organization.create(name="o")
+    registry = Registry.create(org=org, name="r")
+    seed = Repository.create(registry=registry, name="seed")
+    target = Repository.create(registry=registry, name="target")
+    service = BlobService(FilesystemStore(tmp_path / "storage"), gc_grace=dt.timedelta(seconds=15))
+    yield registry, seed, target, service
+    db.close()
+
+
+def _old_blob(registry, repository, char: str) -> Blob:
+    blob = Blob.create(registry=registry, digest="sha256:" + char * 64, size=1, created_at=OLD, touched_at=OLD)
+    RepositoryBlob.create(repository=repository, blob=blob)
+    return blob
+
+
+def _while_collected(blob: Blob, act):
+    """Run `act` while a collection's transaction deletes `blob` (it read the row just before)."""
+    deleted, outcome = threading.Event(), {}
+
+    def collect():
+        with transaction():
+            Blob.delete().where(Blob.id == blob.id).execute()
+            deleted.set()
+            time.sleep(0.3)
+
+    def run():
+        try:
+            outcome["value"] = act()
+        except Exception as e:  # noqa: BLE001 - the test reports it
+            outcome["error"] = e
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    deleted.wait()
+    actor = threading.Thread(target=run)
+    actor.start()
+    collector.join()
+    actor.join()
+    return outcome
+
+
+@pytest.mark.parametrize("how", ["check", "mount"])
+def test_a_blob_collected_meanwhile_is_reported_gone(world, how):
+    registry, seed, target, service = world
+    blob = _old_blob(registry, seed, "a")
+    act = (lambda: service.find(seed, blob.digest)) if how == "check" else (
+        lambda: service.mount(target, blob.digest, seed))
+    outcome = _while_collected(blob, act)
+    assert outcome == {"value": None}
+    assert RepositoryBlob.select().count() == 0
+
+
+def test_a_checked_blob_is_touched_so_a_collection_keeps_it(world):
+    registry, seed, target, service = world
+    blob = _old_blob(registry, seed, "b")
+    assert service.find(seed, blob.digest) is not None
+    assert Blob.get_by_id(blob.id).touched_at > dt.datetime.utcnow() - dt.timedelta(seconds=5)
+    assert service.touch_every == dt.timedelta(seconds=3.75)  # a quarter of the 15 s grace

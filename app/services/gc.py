@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ import peewee as pw
 
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, Tag, Upload, utcnow
 from app.db.setup import blob_lock, is_postgres, repository_lock, serialize, transaction
+from app.services.periodic import Periodic
 from app.storage.base import BlobStore, blob_key
 
 log = logging.getLogger("berth.gc")
@@ -203,41 +203,23 @@ def _expire_uploads(registry: Registry, store: BlobStore, before: dt.datetime, d
 # --- the periodic run ------------------------------------------------------------------------
 
 
-class Collector:
+class Collector(Periodic):
     """Runs `collect` over every serving registry every `interval`, in a background thread of
     `berth serve`. Replicas may each run one: a collection is safe alongside another."""
 
+    thread_name = "garbage-collector"
+
     def __init__(self, store: BlobStore, *, interval: dt.timedelta, grace: dt.timedelta,
                  upload_expiry: dt.timedelta) -> None:
+        super().__init__(interval)
         self.store = store
-        self.interval = interval
         self.grace = grace
         self.upload_expiry = upload_expiry
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "Collector":
-        if self.interval.total_seconds() > 0:
-            self._thread = threading.Thread(target=self._loop, name="garbage-collector", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
 
     def run_once(self) -> list[Report]:
         reports = []
         for registry in list(Registry.select().where(Registry.status != "deleting").order_by(Registry.id)):
-            if self._stop.is_set():
+            if self.stopping:
                 break
             reports.append(collect(registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry))
         return reports
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval.total_seconds()):
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - the next run tries again
-                log.exception("garbage collection failed; trying again at the next interval")

@@ -50,6 +50,7 @@ from app.db.models import Manifest, ManifestReference, Registry, Repository, Ret
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci.errors import RegistryError
 from app.services import audit, gc, immutable_tags
+from app.services.periodic import Periodic
 
 log = logging.getLogger("berth.retention")
 
@@ -469,38 +470,24 @@ def apply_stored(registry: Registry, store, *, grace: dt.timedelta, upload_expir
     return result
 
 
-class Schedule:
+class Schedule(Periodic):
     """Applies every registry's stored retention policy every `interval` (`BERTH_RETENTION_INTERVAL`;
     0: only when asked through the API or CLI), in a background thread of `berth serve`. Two
     replicas applying the same policy at once do the same deletions once: each repository is
     evaluated again under its lock."""
 
+    thread_name = "retention-schedule"
+
     def __init__(self, store, *, interval: dt.timedelta, grace: dt.timedelta, upload_expiry: dt.timedelta) -> None:
-        import threading
-
-        self.store, self.interval, self.grace, self.upload_expiry = store, interval, grace, upload_expiry
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "Schedule":
-        import threading
-
-        if self.interval.total_seconds() > 0:
-            self._thread = threading.Thread(target=self._loop, name="retention-schedule", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        super().__init__(interval)
+        self.store, self.grace, self.upload_expiry = store, grace, upload_expiry
 
     def run_once(self) -> list[Result]:
         results = []
         registries = list(Registry.select().join(RetentionPolicy, on=(RetentionPolicy.registry == Registry.id))
                           .where(Registry.status != "deleting").order_by(Registry.id))
         for registry in registries:
-            if self._stop.is_set():
+            if self.stopping:
                 break
             try:
                 result = apply_stored(registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry)
@@ -510,7 +497,3 @@ class Schedule:
             if result is not None:
                 results.append(result)
         return results
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval.total_seconds()):
-            self.run_once()

@@ -61,18 +61,11 @@ def request_create(org: Organization, name: str, *, visibility: str = "private",
                    custom_domain: str | None = None, pull_namespaces: list[str] | None = None
                    ) -> tuple[Registry, Operation]:
     """A new registry in `provisioning`, and the operation that provisions it."""
-    registries.validate_name(name)
-    registries.validate_visibility(visibility)
-    custom_domain = registries.validate_custom_domain(custom_domain)
-    pull_namespaces = registries.validate_pull_namespaces(pull_namespaces)
-    try:
-        with transaction():
-            registry = registries.create_registry(
-                org, name, visibility, requested_by, status="provisioning",
-                custom_domain=custom_domain, pull_namespaces=pull_namespaces)
-            return registry, _new(org, registry, "create", requested_by)
-    except pw.IntegrityError:
-        raise RegistryError("CONFLICT", f"registry name {name!r} is taken", field="name") from None
+    with transaction():
+        registry = registries.create_registry(
+            org, name, visibility, requested_by, status="provisioning",
+            custom_domain=custom_domain, pull_namespaces=pull_namespaces)
+        return registry, _new(org, registry, "create", requested_by)
 
 
 def request_delete(registry: Registry, requested_by: str | None = None) -> Operation:

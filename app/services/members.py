@@ -26,10 +26,6 @@ def check_role(role: object) -> str:
     return role  # type: ignore[return-value]
 
 
-def list_members(org: Organization) -> list[Member]:
-    return list(org.members.order_by(Member.subject))
-
-
 def get_member(org: Organization, subject: str) -> Member:
     member = Member.get_or_none((Member.org == org) & (Member.subject == subject))
     if member is None:

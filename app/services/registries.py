@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import peewee as pw
 
 from app.auth.credentials import generate_token, hash_token
-from app.db.models import AccessToken, Blob, Organization, Registry, Repository, Tag
+from app.db.models import AccessToken, Organization, Registry
 from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
 from app.oci.errors import RegistryError
@@ -98,13 +97,16 @@ def create_registry(
     org: Organization, name: str, visibility: str = "private", created_by: str | None = None,
     *, status: str = "ready", custom_domain: str | None = None, pull_namespaces: list[str] | None = None,
 ) -> Registry:
+    """A new registry; every field checked here, each error naming its field."""
     validate_name(name)
     validate_visibility(visibility)
+    custom_domain = validate_custom_domain(custom_domain)
+    pull_namespaces = validate_pull_namespaces(pull_namespaces)
     try:
         with transaction():
             return Registry.create(
                 org=org, name=name, visibility=visibility, created_by=created_by, status=status,
-                custom_domain=custom_domain, pull_namespaces=json.dumps(pull_namespaces or []),
+                custom_domain=custom_domain, pull_namespaces=json.dumps(pull_namespaces),
             )
     except pw.IntegrityError:
         raise RegistryError("CONFLICT", f"registry name {name!r} is taken", field="name") from None
@@ -120,22 +122,6 @@ def get_registry(org: Organization, name: str) -> Registry:
 
 def pull_namespaces(registry: Registry) -> list[str]:
     return json.loads(registry.pull_namespaces or "[]")
-
-
-@dataclass(frozen=True)
-class Usage:
-    stored_bytes: int  # each unique blob once
-    blobs: int
-    repositories: int
-    tags: int
-
-
-def usage(registry: Registry) -> Usage:
-    blobs = Blob.select(pw.fn.COUNT(Blob.id), pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(
-        Blob.registry == registry).tuples().get()
-    repositories = Repository.select().where(Repository.registry == registry).count()
-    tags = Tag.select().join(Repository).where(Repository.registry == registry).count()
-    return Usage(stored_bytes=int(blobs[1]), blobs=int(blobs[0]), repositories=repositories, tags=tags)
 
 
 def list_registries(org: Organization) -> list[Registry]:

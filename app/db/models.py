@@ -141,6 +141,8 @@ class Upload(BaseModel):
     id = pw.CharField(max_length=36, primary_key=True)
     repository = pw.ForeignKeyField(Repository, backref="uploads", on_delete="CASCADE")
     offset = pw.BigIntegerField(default=0)
+    # The running SHA-256 state after `offset` bytes (app/services/hashstate.py), or null.
+    hash_state = pw.BlobField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
 

@@ -24,6 +24,7 @@ from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
 from app.db.setup import atomically, blob_lock, is_postgres, serialize, transaction
 from app.oci import digests
 from app.oci.errors import RegistryError
+from app.services.hashstate import ResumableSha256, new_sha256
 from app.storage.base import BlobStore, blob_key
 
 CHUNK = 1024 * 1024
@@ -74,7 +75,7 @@ class UploadService:
         expected = digests.parse(digest)
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
             size = self._write(upload, stream, length, spooled) if length else upload.offset
-            actual = self._digest(upload.id, size, expected.algorithm)
+            actual = self._digest(upload, size, expected.algorithm)
             if actual != expected.encoded:
                 self._forget(upload.id)
                 self.store.delete_upload(upload.id)
@@ -82,7 +83,11 @@ class UploadService:
                 blob = None  # refused below, once the deletion is committed
             else:
                 key = blob_key(repository.registry_id, str(expected))
-                self.store.prepare_commit(upload.id, size)  # the slow part (fsync), outside any lock
+                if self.store.blob_size(key) != size:
+                    # The slow part (fsync), outside any lock. Skipped when the same bytes are
+                    # stored already (a re-push): the upload is then dropped, not published; if
+                    # the stored copy is collected meanwhile, commit_upload below fsyncs itself.
+                    self.store.prepare_commit(upload.id, size)
                 self._forget(upload.id)
 
                 def publish() -> Blob:
@@ -126,11 +131,11 @@ class UploadService:
         whole (linked, not copied) and only read, to hash it."""
         offset = upload.offset
         if spooled and offset == 0 and length and self.store.adopt_upload(upload.id, spooled):
-            hasher = hashlib.new(STREAM_ALGORITHM)
+            hasher = new_sha256()
             for chunk in self.store.read_upload(upload.id, length):
                 hasher.update(chunk)
             return self._commit_offset(upload, length, hasher)
-        hasher = self._hasher_at(upload.id, offset)
+        hasher = self._hasher_at(upload, offset)
         remaining = length
         with self.store.open_upload_for_append(upload.id, offset) as f:
             while remaining is None or remaining > 0:
@@ -150,8 +155,9 @@ class UploadService:
         return self._commit_offset(upload, offset, hasher)
 
     def _commit_offset(self, upload: Upload, offset: int, hasher) -> int:
+        state = hasher.state() if isinstance(hasher, ResumableSha256) else None
         updated = (
-            Upload.update(offset=offset, updated_at=utcnow())
+            Upload.update(offset=offset, hash_state=state, updated_at=utcnow())
             .where((Upload.id == upload.id) & (Upload.offset == upload.offset))
             .execute()
         )
@@ -160,30 +166,34 @@ class UploadService:
             raise RegistryError("BLOB_UPLOAD_INVALID", "upload changed concurrently; retry from its offset")
         with self._guard:
             self._hashers[upload.id] = (offset, hasher)
-        upload.offset = offset
+        upload.offset, upload.hash_state = offset, state
         return offset
 
-    def _hasher_at(self, upload_id: str, offset: int):
-        """The hash of an upload's first `offset` bytes. From this process's cached state where
-        it has one, catching up on bytes other processes (workers, replicas) appended since
-        (acknowledged bytes never change), so a chunked upload whose chunks alternate between
-        processes is hashed about once per process, not from the start at every switch."""
+    def _hasher_at(self, upload: Upload, offset: int):
+        """The hash of an upload's first `offset` bytes: this process's cached hash when it is at
+        `offset`; else the state saved with the committed offset (the previous chunk was handled
+        by another worker or replica); else the cached hash or a new one, caught up on the bytes
+        stored since (acknowledged bytes never change)."""
         with self._guard:
-            cached = self._hashers.pop(upload_id, None)
-        if cached is not None and cached[0] <= offset:
+            cached = self._hashers.pop(upload.id, None)
+        if cached is not None and cached[0] == offset:
+            return cached[1]
+        if upload.offset == offset and (resumed := ResumableSha256.resume(upload.hash_state)) is not None:
+            return resumed
+        if cached is not None and cached[0] < offset:
             start, hasher = cached
         else:
-            start, hasher = 0, hashlib.new(STREAM_ALGORITHM)
+            start, hasher = 0, new_sha256()
         if start < offset:
-            for chunk in self.store.read_upload(upload_id, offset, start):
+            for chunk in self.store.read_upload(upload.id, offset, start):
                 hasher.update(chunk)
         return hasher
 
-    def _digest(self, upload_id: str, size: int, algorithm: str) -> str:
+    def _digest(self, upload: Upload, size: int, algorithm: str) -> str:
         if algorithm == STREAM_ALGORITHM:
-            return self._hasher_at(upload_id, size).hexdigest()
+            return self._hasher_at(upload, size).hexdigest()
         hasher = hashlib.new(algorithm)
-        for chunk in self.store.read_upload(upload_id, size):
+        for chunk in self.store.read_upload(upload.id, size):
             hasher.update(chunk)
         return hasher.hexdigest()
 

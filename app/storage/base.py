@@ -41,6 +41,14 @@ class BlobStore(abc.ABC):
         copying it; False when this store cannot (the caller then streams the bytes in)."""
         return False
 
+    supports_append_file = False
+
+    def append_file(self, upload_id: str, offset: int, source: str, length: int) -> None:
+        """Append the `length` bytes of the file at `source` (on the store's own filesystem) to
+        an upload whose committed size is `offset`, without passing them through Python: for
+        stores with `supports_append_file`."""
+        raise NotImplementedError
+
     @property
     def spool_dir(self):
         """A directory on the store's own filesystem for request bodies, or None."""

@@ -98,3 +98,41 @@ def test_resumed_state_equals_hashlib(split):
     assert resumed.hexdigest() == hashlib.sha256(data).hexdigest()
     assert ResumableSha256.resume(first.state()[:-1]) is None
     assert ResumableSha256.resume(None) is None
+
+
+def test_spooled_chunks_are_appended_in_the_kernel_and_hashed_alongside(repo, tmp_path):
+    """Bodies waitress spooled whole to files (here: files in the store's spool directory): the
+    first is linked, later ones (>= 4 MiB) copied with copy_file_range while hashed."""
+    repository, store = repo
+    data = os.urandom(13 * 1024 * 1024 + 3)
+    sizes = [5 * 1024 * 1024, 6 * 1024 * 1024, 2 * 1024 * 1024 + 3]  # the last one below the threshold
+    store.spool_dir.mkdir(parents=True, exist_ok=True)
+    service = UploadService(store)
+    upload = service.start(repository)
+    offset = 0
+    for i, n in enumerate(sizes):
+        body = store.spool_dir / f"body-{i}"
+        body.write_bytes(data[offset:offset + n])
+        with open(body, "rb") as stream:
+            assert service.append(upload, stream, n, offset, str(body)) == offset + n
+        body.unlink()  # as waitress does once the request ends: the upload must not depend on it
+        offset += n
+    blob = service.finish(repository, upload, "sha256:" + hashlib.sha256(data).hexdigest(), io.BytesIO(), 0)
+    with store.open_blob(f"{repository.registry_id}/sha256/{blob.digest[7:9]}/{blob.digest[7:]}") as f:
+        assert f.read() == data
+    assert CountingStore.reread == 5 * 1024 * 1024  # only the linked first chunk, read to hash it
+
+
+def test_a_failed_kernel_append_leaves_the_upload_at_its_offset(repo):
+    repository, store = repo
+    service = UploadService(store)
+    upload = service.start(repository)
+    service.append(upload, io.BytesIO(b"a" * 10), 10, 0)
+    missing = str(store.spool_dir / "body-gone")
+    with pytest.raises(OSError):
+        service.append(upload, io.BytesIO(), 8 * 1024 * 1024, 10, missing)
+    assert Upload.get_by_id(upload.id).offset == 10
+    service.append(upload, io.BytesIO(b"b" * 5), 5, 10)
+    blob = service.finish(repository, upload, "sha256:" + hashlib.sha256(b"a" * 10 + b"b" * 5).hexdigest(),
+                          io.BytesIO(), 0)
+    assert blob.size == 15

@@ -25,8 +25,14 @@ def _open(settings: Settings):
     from app.db.setup import open_database
     from app.services.registries import bootstrap
 
+    from app.auth.keys import KeyRing
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
+    # The token signing key, created here, once: `--workers` processes each load the ring after
+    # the fork, and two that found it empty would each sign with a key of their own, refusing
+    # each other's tokens until their next rescan.
+    KeyRing(settings.token_keys_dir).load()
     generated = bootstrap(settings.data_dir, settings.bootstrap_token or None)
     if generated:
         print(

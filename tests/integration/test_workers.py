@@ -100,3 +100,23 @@ def test_a_dead_worker_is_replaced_and_none_outlives_the_supervisor(srv):
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
                    for pid in now)
+
+
+def test_workers_on_a_fresh_data_dir_share_one_signing_key(tmp_path):
+    """Both workers start together on an empty data dir: a registry token that one of them
+    issued must be accepted by the other at once (they once each made a key of their own)."""
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
+                    env={"BERTH_WORKERS": "2"}).start()
+    try:
+        assert len(list((tmp_path / "data").rglob("*.pem"))) == 1
+        statuses = []
+        for _ in range(30):
+            r = requests.get(f"{server.url}/auth/token", params={"scope": "repository:default/x:pull"},
+                             auth=("admin", server.token), headers={"Connection": "close"}, timeout=10)
+            assert r.status_code == 200, r.text
+            check = requests.get(f"{server.url}/v2/default/x/tags/list", timeout=10, headers={
+                "Authorization": f"Bearer {r.json()['token']}", "Connection": "close"})
+            statuses.append(check.status_code)
+        assert set(statuses) == {404}, statuses  # NAME_UNKNOWN: authorized, nothing pushed yet
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 
 from app.config import Settings
@@ -115,6 +116,9 @@ def _serve_process(settings: Settings, sock=None) -> int:
         clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
     )
     server.channel_class = PlainHTTPChannel
+    # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
+    # load, a log line per request, costing the CPU the queue is waiting for.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if sock is None:
         print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
     # SIGTERM (the Deployment stopping a pod) ends the loop like Ctrl-C: background work stops

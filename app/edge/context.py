@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 
 import falcon
 
@@ -12,6 +13,27 @@ from app.edge.proxies import ProxyTrust
 from app.oci.errors import RegistryError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _RequestIds:
+    """Unique request ids without a getrandom(2) call per request: 80 random bits drawn once per
+    process (again after a fork, so `--workers` processes never share them) and a counter. Ids
+    need to be unique, not secret."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(10).hex()
+        self._counter = itertools.count(1)  # next() on it is atomic in CPython
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+_ids = _RequestIds()
 
 
 class RequestContext:
@@ -22,7 +44,7 @@ class RequestContext:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
         incoming = req.get_header("X-Request-ID") or ""
-        req.context.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        req.context.request_id = incoming if _REQUEST_ID.match(incoming) else _ids.next()
         resp.set_header("X-Request-ID", req.context.request_id)
         peer = self.proxies.peer(req)
         req.context.client_ip = peer.client_ip

@@ -43,7 +43,7 @@ from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
 from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
-from app.services import quotas, retention
+from app.services import listings, quotas, retention
 from app.services.blobs import BlobService
 from app.services.gc import Collector
 from app.services.manifests import ManifestService
@@ -76,6 +76,7 @@ def build_services(settings: Settings) -> Services:
     except quotas.CatalogError as e:
         raise SystemExit(str(e)) from None
     store = open_store(settings.storage_url)
+    listings.configure_cache(settings.data_dir / "cache" / "tags")
     if tracing_enabled():  # no per-call wrapper on the blob path when nothing is traced
         store = TracedStore(store)
     registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())

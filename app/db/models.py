@@ -125,6 +125,19 @@ class Tag(BaseModel):
         indexes = ((("repository", "name"), True),)
 
 
+class TagVersion(BaseModel):
+    """A repository's tag-set version: raised by database triggers (migration 8) whenever one of
+    its tags is inserted, moved or deleted, whoever does it (pushes, deletes, retention, GC's
+    cascades), so a cached tag list checks it with one primary-key read. Written only by the
+    triggers: no code saves it."""
+
+    repository = pw.ForeignKeyField(Repository, primary_key=True, on_delete="CASCADE")
+    version = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "tag_version"
+
+
 class RetentionPolicy(BaseModel):
     """A registry's retention rules (app/services/retention.py), one JSON document: the registry's
     rules and per-repository-pattern overrides."""
@@ -274,6 +287,7 @@ ALL_MODELS = [
     Manifest,
     ManifestReference,
     Tag,
+    TagVersion,
     RetentionPolicy,
     Upload,
     Member,

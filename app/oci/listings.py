@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import falcon
@@ -35,6 +36,11 @@ class TagsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         repository = repositories.get(call.registry, call.target.repository)
         n, last = _page_params(req)
+        if n is None and not last:  # the whole list: a large repository's is encoded once, cached
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = (b'{"name":' + json.dumps(call.target.name).encode() + b',"tags":'
+                         + listings.all_tags_json(repository) + b"}")
+            return
         tags, more = listings.tags(repository, n, last)
         if more and tags:
             _link(resp, call.target.url("tags/list"), n, tags[-1])

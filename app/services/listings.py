@@ -7,13 +7,18 @@ the previous page), as the distribution spec requires.
 from __future__ import annotations
 
 import bisect
+import json
+import logging
+import os
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
-import peewee as pw
 
-from app.db.models import Registry, Repository, Tag
+from app.db.models import Registry, Repository, Tag, TagVersion
 from app.db.prepared import Prepared
+
+log = logging.getLogger("berth.listings")
 
 
 _TAGS_AFTER = Prepared(
@@ -22,63 +27,136 @@ _TAGS_AFTER = Prepared(
 )
 
 
-# What a repository's tags look like now, in one indexed aggregate: any tag pushed, moved or
-# deleted changes it (a push sets `updated_at` to now; a delete lowers the count; an insert that
-# reuses a deleted row's id still raises the newest `updated_at`). Every process and replica
-# computes it from the database, so a cached list is never served after the tags changed.
-_TAGS_STAMP = Prepared(
-    lambda repo: Tag.select(pw.fn.COUNT(Tag.id), pw.fn.MAX(Tag.id), pw.fn.MAX(Tag.updated_at))
-    .where(Tag.repository == repo),
-    "i",
-)
+# The version of a repository's tags (raised by triggers on every tag insert, update and delete:
+# migration 8), one primary-key read. With the repository's creation time it names one state of
+# one repository's tags, in every process and replica: a cached list is never served after the
+# tags changed, nor for another repository that reused a deleted one's id.
+_TAG_VERSION = Prepared(lambda repo: TagVersion.select(TagVersion.version).where(TagVersion.repository == repo), "i")
 CACHED_TAG_NAMES = 100_000  # tag names this process keeps in all (about 6 MiB)
 MIN_CACHED_TAGS = 256  # below this, listing costs less than keeping it
 
 
+class _Listing:
+    """One repository's whole tag list at one version, and its JSON array, encoded once."""
+
+    __slots__ = ("key", "names", "_json")
+
+    def __init__(self, key: str, names: list[str]) -> None:
+        self.key, self.names, self._json = key, names, None
+
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = json.dumps(self.names, separators=(",", ":")).encode()
+        return self._json
+
+
 class _TagCache:
+    """Tag lists of large repositories, in this process (LRU, bounded by names) and, when a
+    directory is configured, in files shared by the processes of this machine, so a worker that
+    never listed a repository reads the list another one built rather than querying it again."""
+
     def __init__(self) -> None:
-        self._lists: OrderedDict[int, tuple[tuple, list[str]]] = OrderedDict()
+        self._lists: OrderedDict[int, _Listing] = OrderedDict()
         self._lock = threading.Lock()
         self.big: set[int] = set()  # repositories seen with MIN_CACHED_TAGS tags or more
+        self.directory: Path | None = None
 
-    def get(self, repository_id: int, stamp: tuple) -> list[str] | None:
+    def get(self, repository_id: int, key: str) -> _Listing | None:
         with self._lock:
             hit = self._lists.get(repository_id)
-            if hit is None or hit[0] != stamp:
-                return None
-            self._lists.move_to_end(repository_id)
-            return hit[1]
+            if hit is not None and hit.key == key:
+                self._lists.move_to_end(repository_id)
+                return hit
+        names = self._read(repository_id, key)
+        return self._remember(repository_id, _Listing(key, names)) if names is not None else None
 
-    def put(self, repository_id: int, stamp: tuple, names: list[str]) -> None:
-        if len(names) > CACHED_TAG_NAMES:
-            return
+    def put(self, repository_id: int, key: str, names: list[str]) -> _Listing:
+        listing = _Listing(key, names)
+        self._write(repository_id, key, names)
+        return self._remember(repository_id, listing)
+
+    def _remember(self, repository_id: int, listing: _Listing) -> _Listing:
+        if len(listing.names) > CACHED_TAG_NAMES:
+            return listing
         with self._lock:
-            self._lists[repository_id] = (stamp, names)
+            self._lists[repository_id] = listing
             self._lists.move_to_end(repository_id)
-            while sum(len(v[1]) for v in self._lists.values()) > CACHED_TAG_NAMES:
+            while sum(len(v.names) for v in self._lists.values()) > CACHED_TAG_NAMES:
                 self._lists.popitem(last=False)
+        return listing
+
+    # Files: the key on the first line, then one name per line (tag names have no newlines).
+    def _read(self, repository_id: int, key: str) -> list[str] | None:
+        if self.directory is None:
+            return None
+        try:
+            with open(self.directory / str(repository_id), encoding="utf-8") as f:
+                if f.readline().rstrip("\n") != key:
+                    return None
+                return f.read().split("\n")[:-1]
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+
+    def _write(self, repository_id: int, key: str, names: list[str]) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / str(repository_id)
+        staging = path.with_name(f".{repository_id}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            with open(staging, "w", encoding="utf-8") as f:
+                f.write(key + "\n")
+                f.writelines(name + "\n" for name in names)
+            os.replace(staging, path)  # readers see a whole file, old or new
+        except OSError as e:  # a cache: failing to keep it only costs the next lister a query
+            log.warning("could not write the tag list cache %s: %s", path, e)
+            staging.unlink(missing_ok=True)
 
 
 _tag_cache = _TagCache()
 
 
+def configure_cache(directory: Path | None) -> None:
+    """Share large repositories' tag lists between this machine's processes through files in
+    `directory` (created if missing); None keeps them per process only."""
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    _tag_cache.directory = directory
+
+
+def _key(repository: Repository) -> str:
+    rows = _TAG_VERSION.rows(repository.id)
+    return f"{repository.created_at.isoformat()} {rows[0][0] if rows else 0}"
+
+
+def _listing(repository: Repository) -> _Listing | None:
+    """A repository's whole tag list: from the cache (this process's, or the file another
+    process wrote) when current; else queried, and cached when the repository is large."""
+    key = _key(repository)  # read before the list: a stale (key, list) pair never forms
+    listing = _tag_cache.get(repository.id, key)
+    if listing is not None:
+        return listing
+    names = [row[0] for row in _TAGS_AFTER.rows(repository.id, "")]
+    if len(names) < MIN_CACHED_TAGS:
+        return _Listing(key, names)
+    _tag_cache.big.add(repository.id)
+    return _tag_cache.put(repository.id, key, names)
+
+
 def tags(repository: Repository, n: int | None, last: str | None) -> tuple[list[str], bool]:
-    """(page, more): up to `n` tag names after `last`, and whether more follow. Repositories
-    with many tags are listed from this process's cache once seen, checked against the
-    database's stamp of their tags every time; others cost one query, as before."""
-    if repository.id not in _tag_cache.big:
-        cursor = _TAGS_AFTER.cursor(repository.id, last or "")
-        rows = cursor.fetchall() if n is None else cursor.fetchmany(n + 1)
-        if not last and n is None and len(rows) >= MIN_CACHED_TAGS:
-            _tag_cache.big.add(repository.id)  # next time: through the cache
-        return _page([row[0] for row in rows], n)
-    stamp = tuple(_TAGS_STAMP.rows(repository.id)[0])  # before the list: a stale pair never forms
-    names = _tag_cache.get(repository.id, stamp)
-    if names is None:
-        names = [row[0] for row in _TAGS_AFTER.rows(repository.id, "")]
-        _tag_cache.put(repository.id, stamp, names)
-    start = bisect.bisect_right(names, last) if last else 0
-    return _page(names[start:] if n is None else names[start:start + n + 1], n)
+    """(page, more): up to `n` tag names after `last`, and whether more follow. Whole lists, and
+    pages of repositories known to be large, come from the cache, checked against the tag
+    version every time; other pages cost one query."""
+    if (n is None and not last) or repository.id in _tag_cache.big:
+        names = _listing(repository).names
+        start = bisect.bisect_right(names, last) if last else 0
+        return _page(names[start:] if n is None else names[start:start + n + 1], n)
+    cursor = _TAGS_AFTER.cursor(repository.id, last or "")
+    return _page([row[0] for row in (cursor.fetchall() if n is None else cursor.fetchmany(n + 1))], n)
+
+
+def all_tags_json(repository: Repository) -> bytes:
+    """The JSON array of all of a repository's tags (encoded once per version when large)."""
+    return _listing(repository).json()
 
 
 def repositories(registries: list[Registry], prefixed: bool, n: int | None, last: str | None) -> tuple[list[str], bool]:

@@ -157,21 +157,39 @@ def _close_all(db) -> None:
 
 
 def _serve_workers(settings: Settings) -> int:
-    """`--workers N`: N server processes accepting on one listening socket (one Python process
-    uses about one core; this uses them all). A worker that dies is started again; SIGTERM or
-    SIGINT stops them all. Whatever one worker knows that another needs lives in the database,
-    the blob store, or Redis: rate-limit counters are per process unless BERTH_REDIS_URL is set."""
+    """`--workers N`: N server processes on one port (one Python process uses about one core;
+    this uses them all). A worker that dies is started again; SIGTERM or SIGINT stops them all.
+    Whatever one worker knows that another needs lives in the database, the blob store, or
+    Redis: rate-limit counters are per process unless BERTH_REDIS_URL is set.
+
+    Where the kernel has SO_REUSEPORT (Linux), each worker listens on a socket of its own and
+    the kernel spreads new connections across them. With one shared socket, whichever worker
+    woke first accepted a whole burst of connections (16 at once could go 15 to 1), leaving the
+    other core idle. The supervisor holds a bound, not listening, socket on the port so that it
+    stays reserved while a worker restarts; connections waiting in a dying worker's queue are
+    reset, as with any listener that closes."""
     import os
     import signal
     import socket
     import time
 
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(2048)
-    sock.setblocking(False)
+    reuse_port = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+
+    def bound() -> socket.socket:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((settings.host, port))
+        return s
+
+    port = settings.port
+    sock = bound()
+    port = sock.getsockname()[1]
+    if not reuse_port:  # one listening socket, shared by every worker
+        sock.listen(2048)
+        sock.setblocking(False)
     if not settings.redis_url:
         print(f"note: {settings.workers} workers count rate limits and login failures each on their own; "
               "set BERTH_REDIS_URL to share one budget", file=sys.stderr, flush=True)
@@ -186,7 +204,13 @@ def _serve_workers(settings: Settings) -> int:
             _die_with_parent()
             code = 1
             try:
-                code = _serve_process(settings, sock)
+                listener = sock
+                if reuse_port:
+                    listener = bound()
+                    sock.close()
+                    listener.listen(2048)
+                    listener.setblocking(False)
+                code = _serve_process(settings, listener)
             finally:
                 os._exit(code)
         children[pid] = slot
@@ -204,7 +228,7 @@ def _serve_workers(settings: Settings) -> int:
     signal.signal(signal.SIGINT, stop)
     for slot in range(settings.workers):
         spawn(slot)
-    print(f"Berth listening on http://{settings.host}:{settings.port} ({settings.workers} worker processes)",
+    print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)",
           flush=True)
     while children:
         try:

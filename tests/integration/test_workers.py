@@ -120,3 +120,41 @@ def test_workers_on_a_fresh_data_dir_share_one_signing_key(tmp_path):
         assert set(statuses) == {404}, statuses  # NAME_UNKNOWN: authorized, nothing pushed yet
     finally:
         server.stop()
+
+
+def _established_per_worker(server: Server) -> list[int]:
+    """How many established connections to the server's port each worker process holds (from
+    /proc: its socket fds, matched with /proc/net/tcp)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == server.port and fields[3] == "01":
+                    inodes.add(fields[9])
+    counts = []
+    for pid in children(server.process.pid):
+        fds = os.listdir(f"/proc/{pid}/fd")
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds if os.path.exists(f"/proc/{pid}/fd/{fd}")]
+        counts.append(sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes))
+    return counts
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(srv):
+    """32 keep-alive connections opened in one burst, as a load generator opens them: each
+    worker gets a fair share (the kernel's SO_REUSEPORT hashing), not whatever one worker
+    grabbed first (with one shared socket, 15 of 16 went to one worker)."""
+    import socket
+
+    for attempt in range(3):  # each attempt: a fresh burst
+        conns = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(32)]
+        for c in conns:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        counts = _established_per_worker(srv)
+        for c in conns:
+            c.close()
+        assert sum(counts) == 32, counts
+        assert min(counts) >= 6, counts  # binomial(32, 1/2): below 6 or above 26 about once in 10,000
+        time.sleep(0.2)

@@ -38,6 +38,7 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     # Per connection, and waitress keeps one per worker thread: 4 MiB each bounds the total.
     "cache_size": -4_000,
+    "mmap_size": 256 * 1024 * 1024,
 }
 
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")

@@ -37,17 +37,28 @@ MIN_CACHED_TAGS = 256  # below this, listing costs less than keeping it
 
 
 class _Listing:
-    """One repository's whole tag list at one version, and its JSON array, encoded once."""
+    """One repository's whole tag list at one version: its JSON array (encoded once) and the
+    names (decoded from it only when a page is asked for)."""
 
-    __slots__ = ("key", "names", "_json")
+    __slots__ = ("key", "_names", "_json")
 
-    def __init__(self, key: str, names: list[str]) -> None:
-        self.key, self.names, self._json = key, names, None
+    def __init__(self, key: str, names: list[str] | None = None, array: bytes | None = None) -> None:
+        self.key, self._names, self._json = key, names, array
+
+    @property
+    def names(self) -> list[str]:
+        if self._names is None:
+            self._names = json.loads(self._json)
+        return self._names
 
     def json(self) -> bytes:
         if self._json is None:
-            self._json = json.dumps(self.names, separators=(",", ":")).encode()
+            self._json = json.dumps(self._names, separators=(",", ":")).encode()
         return self._json
+
+    def __len__(self) -> int:
+        # From the array without decoding it: tag names never contain commas (or quotes).
+        return len(self._names) if self._names is not None else self._json.count(b",") + (self._json != b"[]")
 
 
 class _TagCache:
@@ -67,45 +78,44 @@ class _TagCache:
             if hit is not None and hit.key == key:
                 self._lists.move_to_end(repository_id)
                 return hit
-        names = self._read(repository_id, key)
-        return self._remember(repository_id, _Listing(key, names)) if names is not None else None
+        listing = self._read(repository_id, key)
+        return self._remember(repository_id, listing) if listing is not None else None
 
     def put(self, repository_id: int, key: str, names: list[str]) -> _Listing:
         listing = _Listing(key, names)
-        self._write(repository_id, key, names)
+        self._write(repository_id, listing)
         return self._remember(repository_id, listing)
 
     def _remember(self, repository_id: int, listing: _Listing) -> _Listing:
-        if len(listing.names) > CACHED_TAG_NAMES:
+        if len(listing) > CACHED_TAG_NAMES:
             return listing
         with self._lock:
             self._lists[repository_id] = listing
             self._lists.move_to_end(repository_id)
-            while sum(len(v.names) for v in self._lists.values()) > CACHED_TAG_NAMES:
+            while sum(len(v) for v in self._lists.values()) > CACHED_TAG_NAMES:
                 self._lists.popitem(last=False)
         return listing
 
-    # Files: the key on the first line, then one name per line (tag names have no newlines).
-    def _read(self, repository_id: int, key: str) -> list[str] | None:
+    # Files: the key on the first line, then the JSON array of the names.
+    def _read(self, repository_id: int, key: str) -> _Listing | None:
         if self.directory is None:
             return None
         try:
-            with open(self.directory / str(repository_id), encoding="utf-8") as f:
-                if f.readline().rstrip("\n") != key:
+            with open(self.directory / str(repository_id), "rb") as f:
+                if f.readline().rstrip(b"\n") != key.encode():
                     return None
-                return f.read().split("\n")[:-1]
-        except (FileNotFoundError, UnicodeDecodeError):
+                return _Listing(key, array=f.read())
+        except FileNotFoundError:
             return None
 
-    def _write(self, repository_id: int, key: str, names: list[str]) -> None:
+    def _write(self, repository_id: int, listing: _Listing) -> None:
         if self.directory is None:
             return
         path = self.directory / str(repository_id)
         staging = path.with_name(f".{repository_id}.{os.getpid()}.{threading.get_ident()}")
         try:
-            with open(staging, "w", encoding="utf-8") as f:
-                f.write(key + "\n")
-                f.writelines(name + "\n" for name in names)
+            with open(staging, "wb") as f:
+                f.write(listing.key.encode() + b"\n" + listing.json())
             os.replace(staging, path)  # readers see a whole file, old or new
         except OSError as e:  # a cache: failing to keep it only costs the next lister a query
             log.warning("could not write the tag list cache %s: %s", path, e)

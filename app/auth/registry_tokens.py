@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -47,9 +49,19 @@ def parse_scopes(values: list[str]) -> list[Scope]:
     return scopes
 
 
+VERIFIED_CACHE = 4096  # registry tokens whose signature this process has checked
+LEEWAY = 5  # seconds of clock skew allowed on exp/nbf
+
+
 class RegistryTokens:
     def __init__(self, keys: KeyRing) -> None:
         self.keys = keys
+        # A client sends the same token on every request of a pull (for its 5 minutes): its
+        # ES256 signature is checked once (~150 us), then its claims come from here until it
+        # expires or its signing key leaves the ring. A token is immutable, so nothing else
+        # about it can change; what can (its credential revoked) is checked on every request.
+        self._verified: OrderedDict[tuple[str, str], tuple[dict, str]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def issue(self, subject_name: str, service: str, access: list[dict], token_id: int | None,
               roles: dict[str, str] | None = None, registry_id: int | None = None) -> tuple[str, int]:
@@ -77,6 +89,26 @@ class RegistryTokens:
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})
 
     def _decode(self, token: str, audience: str) -> dict | None:
+        with self._verified_lock:
+            hit = self._verified.get((token, audience))
+            if hit is not None:
+                self._verified.move_to_end((token, audience))
+        if hit is not None:
+            claims, kid = hit
+            if claims["exp"] + LEEWAY > time.time() and self.keys.find(kid) is not None:
+                return claims
+            with self._verified_lock:  # expired, or its key was removed: it can never verify again
+                self._verified.pop((token, audience), None)
+            return None
+        claims = self._verify(token, audience)
+        if claims is not None and isinstance(claims.get("exp"), int):
+            with self._verified_lock:
+                self._verified[(token, audience)] = (claims, jwt.get_unverified_header(token)["kid"])
+                while len(self._verified) > VERIFIED_CACHE:
+                    self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str, audience: str) -> dict | None:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -89,7 +121,7 @@ class RegistryTokens:
         try:
             return jwt.decode(
                 token, key.public, algorithms=["ES256"], audience=audience, issuer=ISSUER,
-                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"]}, leeway=5,
+                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"]}, leeway=LEEWAY,
             )
         except jwt.PyJWTError:
             return None

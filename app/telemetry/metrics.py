@@ -71,6 +71,9 @@ def _registry_counts() -> list[GaugeMetricFamily]:
     return [family for family, _ in counted]
 
 
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -84,11 +87,18 @@ class Metrics:
         self.pulls = Counter("berth_pulls", "Image pulls (manifest GETs) served", ["registry"], registry=self.registry)
         self.pushes = Counter("berth_pushes", "Manifest pushes accepted", ["registry"], registry=self.registry)
         self.registry.register(StoredState())
+        self._children: dict[tuple[str, str, int], tuple] = {}  # routes x methods x statuses: bounded
 
     def observe(self, route: str, method: str, status: int, duration: float, registry: str | None,
                 bytes_in: int, bytes_out: int) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(duration)
+        if method not in METHODS:
+            method = "OTHER"  # a client's made-up methods must not grow the series without bound
+        children = self._children.get((route, method, status))
+        if children is None:  # labels() costs a lock and a tuple per call: look each series up once
+            children = self._children[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+        children[0].inc()
+        children[1].observe(duration)
         if registry and status < 400:
             if route in PUSH_ROUTES and bytes_in:
                 self.pushed.labels(registry).inc(bytes_in)

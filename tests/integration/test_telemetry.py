@@ -131,11 +131,16 @@ def test_prometheus_metrics(tmp_path):
         layer = client.request("GET", "/v2/default/metered/manifests/v1").json()["layers"][0]["digest"]
         client.request("GET", f"/v2/default/metered/blobs/{layer}")
         client.request("POST", "/v2/default/metered/blobs/uploads/")  # left open
+        for i in range(3):  # made-up methods: one OTHER series, not one per name
+            requests.request(f"BREW{i}", f"{server.url}/v2/", timeout=10)
         r = requests.get(f"{server.url}/metrics", timeout=10)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
         text = r.text
         assert _metric(text, "berth_http_requests_total", route="oci.manifest", method="GET", status="200") == 2
         assert _metric(text, "berth_http_request_duration_seconds_count", route="oci.manifest", method="GET") == 2
+        assert "BREW" not in text
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("berth_http_requests_total{") and 'method="OTHER"' in line) == 3
         assert _metric(text, "berth_bytes_pushed_total", registry="default") >= 5000
         assert _metric(text, "berth_bytes_pulled_total", registry="default") == 5000
         assert _metric(text, "berth_upload_sessions") == 1

@@ -63,11 +63,13 @@ def _cap_malloc_arenas(arenas: int = 2) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from app.edge import inline
     from app.telemetry import logs
 
     _cap_malloc_arenas()
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)
+    inline.enabled(settings)  # a bad BERTH_INLINE_READS stops here, before any worker starts
     db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
     if settings.workers <= 1:
         return _serve_process(settings)
@@ -83,7 +85,7 @@ def _serve_process(settings: Settings, sock=None) -> int:
     import waitress
 
     from app.db.models import database
-    from app.edge import spool
+    from app.edge import inline, spool
     from app.edge.plain_http import PlainHTTPChannel
     from app.lifecycle.provisioner import ProvisionError
     from app.telemetry import tracing
@@ -104,8 +106,13 @@ def _serve_process(settings: Settings, sock=None) -> int:
     services.collector.start()
     services.retention_schedule.start()
     where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
+    dispatcher = None
+    if inline.enabled(settings):
+        dispatcher = inline.InlineDispatcher()
+        dispatcher.set_thread_count(settings.threads)
     server = waitress.create_server(
         app,
+        _dispatcher=dispatcher,  # None: waitress's own
         **where,
         threads=settings.threads,
         max_request_body_size=settings.max_request_body,
@@ -115,7 +122,7 @@ def _serve_process(settings: Settings, sock=None) -> int:
         ident="",
         clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
     )
-    server.channel_class = PlainHTTPChannel
+    server.channel_class = inline.InlineChannel if dispatcher is not None else PlainHTTPChannel
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
     # load, a log line per request, costing the CPU the queue is waiting for.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

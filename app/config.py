@@ -51,6 +51,10 @@ class Settings:
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
     inbuf_overflow: int = 1024 * 1024
+    # Manifest GET/HEAD and blob HEAD answered on waitress's event-loop thread instead of being
+    # handed to a request thread (app/edge/inline.py): "auto" (when every call they make is
+    # local: SQLite, no Redis, no identity provider), "on" or "off".
+    inline_reads: str = "auto"
     # Edge: requests per client address (limits notation), per-route overrides
     # ("/auth/token=60/minute;/v2=2000/10 minutes"), never-limited CIDRs, and shared counters.
     rate_limit: str = "500/10 minutes"

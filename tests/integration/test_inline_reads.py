@@ -1,0 +1,126 @@
+"""Manifest GET/HEAD and blob HEAD answered on waitress's event-loop thread (app/edge/inline.py;
+on by default with SQLite): correct responses, pipelining kept in order, and answers while the
+only request thread is busy with a push."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.support.registry_client import RegistryClient
+from tests.support.server import Server
+
+MiB = 1024 * 1024
+
+
+def _serve(tmp_path, inline: str) -> Server:
+    return Server(tmp_path / f"data-{inline}", token="berth_" + secrets.token_urlsafe(32),
+                  env={"BERTH_THREADS": "1", "BERTH_INLINE_READS": inline}).start()
+
+
+def _raw(server: Server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+
+def _auth(server: Server) -> bytes:
+    return b"Authorization: Basic " + base64.b64encode(f"admin:{server.token}".encode()) + b"\r\n"
+
+
+@pytest.fixture
+def pushed(tmp_path):
+    server = _serve(tmp_path, "on")
+    client = RegistryClient(server.url, server.session())
+    digest, body, _ = client.push_image("default/app", "v1", layers=[b"layer-bytes" * 100])
+    layer = client.request("GET", "/v2/default/app/manifests/v1").json()["layers"][0]["digest"]
+    yield server, client, digest, layer
+    server.stop()
+
+
+def test_short_reads_answer_as_before(pushed):
+    server, client, digest, layer = pushed
+    r = client.request("GET", "/v2/default/app/manifests/v1")
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
+    assert hashlib.sha256(r.content).hexdigest() == digest.split(":")[1]
+    assert client.request("HEAD", f"/v2/default/app/manifests/{digest}").headers["Docker-Content-Digest"] == digest
+    assert client.request("HEAD", f"/v2/default/app/blobs/{layer}").headers["Content-Length"] == str(1100)
+    assert client.request("GET", "/v2/default/app/manifests/nope").json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    anonymous = RegistryClient(server.url, server.session(token=None))
+    assert anonymous.request("HEAD", "/v2/default/app/manifests/v1").status_code == 401
+
+
+def test_pipelined_requests_keep_their_order(pushed):
+    """Several requests in one write on one connection, inline ones and a blob GET (request
+    threads) mixed: the responses come back in request order."""
+    server, _, digest, layer = pushed
+    auth = _auth(server)
+    requests_ = [
+        (b"HEAD", f"/v2/default/app/manifests/v1"),
+        (b"GET", f"/v2/default/app/blobs/{layer}"),
+        (b"GET", f"/v2/default/app/manifests/{digest}"),
+        (b"HEAD", f"/v2/default/app/blobs/{layer}"),
+        (b"GET", "/v2/default/app/manifests/missing"),
+    ]
+    sock = _raw(server)
+    sock.sendall(b"".join(m + b" " + p.encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n" for m, p in requests_))
+    heads = []
+    buf = b""
+    for method, _ in requests_:
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        heads.append(head)
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        need = 0 if method == b"HEAD" else length
+        while len(buf) < need:
+            buf += sock.recv(65536)
+        buf = buf[need:]
+    sock.close()
+    statuses = [h.split(b"\r\n", 1)[0] for h in heads]
+    assert statuses == [b"HTTP/1.1 200 OK"] * 4 + [b"HTTP/1.1 404 Not Found"], statuses
+    assert b"Docker-Content-Digest: " + layer.encode() in heads[1]
+    assert b"Docker-Content-Digest: " + digest.encode() in heads[2]
+
+
+def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
+    """BERTH_THREADS=1 and a 512 MiB layer being hashed and synced on that thread: a manifest
+    HEAD on another connection is answered before the push is (with BERTH_INLINE_READS=off it
+    waits for the thread, after the push)."""
+    server = _serve(tmp_path, "on")
+    try:
+        client = RegistryClient(server.url, server.session())
+        client.push_image("default/app", "v1", layers=[b"small"])
+        block = secrets.token_bytes(MiB)
+        h = hashlib.sha256()
+        for _ in range(512):
+            h.update(block)
+        location = client.request("POST", "/v2/default/big/blobs/uploads/").headers["Location"]
+        order: list[str] = []
+
+        def push() -> None:
+            sock = _raw(server)
+            sock.sendall(f"PUT {location}{'&' if '?' in location else '?'}digest=sha256:{h.hexdigest()} HTTP/1.1\r\n"
+                         f"Host: x\r\nContent-Length: {512 * MiB}\r\n".encode() + _auth(server) + b"\r\n")
+            for _ in range(512):
+                sock.sendall(block)
+            sent.set()
+            status = sock.recv(4096).split(b"\r\n", 1)[0]
+            order.append(f"push {status.decode()}")
+            sock.close()
+
+        sent = threading.Event()
+        pusher = threading.Thread(target=push)
+        pusher.start()
+        assert sent.wait(120)
+        time.sleep(0.05)  # the last bytes reach the server; it starts hashing on its one thread
+        r = client.request("HEAD", "/v2/default/app/manifests/v1")
+        order.append(f"head {r.status_code}")
+        pusher.join(120)
+        assert order == ["head 200", "push HTTP/1.1 201 Created"], order
+    finally:
+        server.stop()

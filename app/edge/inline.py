@@ -14,6 +14,13 @@ trip, no pool to wait for), counters are in memory (no Redis) and no identity pr
 configured (whose key fetches go over the network). A pipelined request behind an inline one
 goes to the request threads as before.
 
+What these requests may write: pull counts are counted in memory (app/services/metering.py) and
+pull times noted for a background thread (app/services/retention.py), so a pull never waits for
+SQLite's write lock on the loop. A blob HEAD refreshes the blob's `touched_at` itself, at most
+once a minute per blob (garbage collection relies on it being written before the answer), which
+waits for the write lock if another process holds it: write transactions are short (a blob's
+publication, a tag, one repository's retention).
+
 It also means a manifest request is answered while every request thread is busy (say, hashing
 and syncing large pushed layers).
 """

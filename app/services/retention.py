@@ -30,17 +30,19 @@ Rules, per repository:
   its lock (the one pushes and deletes take), deletes what that evaluation lists, and records one
   `retention.delete` audit event per tag and manifest; the caller then runs garbage collection.
 
-Pull times: `Manifest.pulled_at`, written by `record_pull` on a manifest GET or HEAD only when the
-stored value is more than PULL_RESOLUTION old, so the hot read path writes at most once an hour
-per manifest.
+Pull times: `Manifest.pulled_at`, noted by `record_pull` on a manifest GET or HEAD only when the
+stored value is more than PULL_RESOLUTION old, and written a moment later by a background thread,
+so the hot read path never writes (nor waits for the write lock) itself.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import fnmatch
 import json
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
@@ -208,18 +210,53 @@ def render_policy(row: RetentionPolicy | None) -> dict:
 
 
 def record_pull(manifest: Manifest) -> None:
-    """Note that `manifest` was pulled: one conditional UPDATE, and only when the value loaded
-    with it is older than PULL_RESOLUTION (a pull must never fail because of this)."""
-    now = utcnow()
+    """Note that `manifest` was pulled, when the value loaded with it is older than
+    PULL_RESOLUTION. The write happens on a background thread a moment later (batched), so a
+    pull neither waits for the database's write lock nor fails because of it; at exit what is
+    pending is written."""
+    global _pull_writer
     last = manifest.pulled_at
-    if last is not None and now - last < PULL_RESOLUTION:
+    if last is not None and utcnow() - last < PULL_RESOLUTION:
         return
+    with _pulls_lock:
+        _pulls.add(manifest.id)
+        if _pull_writer is None or not _pull_writer.is_alive():  # started lazily: after a fork, anew
+            _pull_writer = threading.Thread(target=_write_pulls_forever, name="pull-times", daemon=True)
+            _pull_writer.start()
+    _pulls_waiting.set()
+
+
+_pulls: set[int] = set()
+_pulls_lock = threading.Lock()
+_pulls_waiting = threading.Event()
+_pull_writer: threading.Thread | None = None
+
+
+def write_pulls() -> None:
+    """Write the pull times noted so far: one UPDATE for the batch."""
+    with _pulls_lock:
+        batch = sorted(_pulls)
+        _pulls.clear()
+    if not batch:
+        return
+    now = utcnow()
     try:
-        Manifest.update(pulled_at=now).where(
-            (Manifest.id == manifest.id)
-            & (Manifest.pulled_at.is_null() | (Manifest.pulled_at < now - PULL_RESOLUTION))).execute()
+        for start in range(0, len(batch), 500):
+            Manifest.update(pulled_at=now).where(
+                Manifest.id.in_(batch[start:start + 500])
+                & (Manifest.pulled_at.is_null() | (Manifest.pulled_at < now - PULL_RESOLUTION))).execute()
     except pw.PeeweeException:
-        log.warning("could not record the pull time of manifest %s", manifest.id, exc_info=True)
+        log.warning("could not record the pull times of %d manifests", len(batch), exc_info=True)
+
+
+def _write_pulls_forever() -> None:
+    while True:
+        _pulls_waiting.wait()
+        _pulls_waiting.clear()
+        write_pulls()
+
+
+atexit.register(write_pulls)
 
 
 # --- evaluation (pure) -------------------------------------------------------------------------

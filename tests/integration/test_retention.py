@@ -233,6 +233,10 @@ def test_expiry_counts_pushes_and_pulls_by_tag_digest_or_head(reg):
     assert c.request("GET", f"{base}/pulled", headers={"Accept": OCI_MANIFEST}).status_code == 200
     assert c.request("GET", f"{base}/{digest['by-digest']}", headers={"Accept": OCI_MANIFEST}).status_code == 200
     assert c.request("HEAD", f"{base}/headed", headers={"Accept": OCI_MANIFEST}).status_code == 200
+    for _ in range(100):  # written by a background thread a moment after the pull
+        if all(reg.pulled_at("app", digest[t]) is not None for t in ("pulled", "by-digest", "headed")):
+            break
+        time.sleep(0.05)
     assert reg.pulled_at("app", digest["pulled"]) is not None and reg.pulled_at("app", digest["old"]) is None
 
     reg.set_policy(expire_days=30)

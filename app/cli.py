@@ -139,6 +139,12 @@ def _serve_process(settings: Settings, sock=None) -> int:
         services.worker.stop()
         services.collector.stop()
         services.retention_schedule.stop()
+        # Buffered pull/push counts and pull times, written here as well as at exit: a
+        # `--workers` process ends with os._exit, which runs no atexit handlers.
+        from app.services import metering, retention
+
+        metering.flush()
+        retention.write_pulls()
     return 0
 
 

@@ -475,14 +475,18 @@ def _size(n: int) -> str:
     return size(n)
 
 
-def test_traffic_counted_in_memory_is_written_when_the_server_stops(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_traffic_counted_in_memory_is_written_when_the_server_stops(tmp_path, workers):
     """Counts are buffered (no write per pull) and flushed every few seconds; a server told to
-    stop (SIGTERM, as a Deployment does) writes what it holds before it exits."""
-    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32)).start()
+    stop (SIGTERM, as a Deployment does) writes what it holds before it exits, in each of its
+    worker processes too (which end with os._exit, past atexit handlers)."""
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
+                    env={"BERTH_WORKERS": workers}).start()
     try:
         c = RegistryClient(server.url, server.session())
         c.push_image("default/flushed", "v1")
         for _ in range(7):
+            c.s.headers["Connection"] = "close"  # new connections: with 2 workers, both serve
             assert c.request("GET", "/v2/default/flushed/manifests/v1").status_code == 200
         server.stop()  # at once: well within the flush interval
         server.start()

@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 
 from app.db.models import Registry, Repository, Tag, TagVersion
 from app.db.prepared import Prepared
+from app.db.setup import release_connection
 
 log = logging.getLogger("berth.listings")
 
@@ -150,6 +152,67 @@ def _listing(repository: Repository) -> _Listing | None:
         return _Listing(key, names)
     _tag_cache.big.add(repository.id)
     return _tag_cache.put(repository.id, key, names)
+
+
+WARM_AFTER = 2.0  # seconds without tag changes in a repository before its list is rebuilt
+
+
+class _Warmer:
+    """Rebuilds the cached list of a large repository shortly after its tags change (once the
+    pushes have paused), on a background thread, so the next listing (on any worker of this
+    machine) reads it instead of querying every tag. A repository with fewer than
+    MIN_CACHED_TAGS tags costs one COUNT and is left alone. Never needed for correctness: a list
+    is always checked against the tag version."""
+
+    def __init__(self) -> None:
+        self._due: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def changed(self, repository_id: int) -> None:
+        if _tag_cache.directory is None:
+            return  # nowhere to share a list: the next listing builds its own
+        with self._lock:
+            self._due[repository_id] = time.monotonic() + WARM_AFTER
+            if self._thread is None or not self._thread.is_alive():  # lazily: after a fork, anew
+                self._thread = threading.Thread(target=self._run, name="tag-lists", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                ready = [r for r, due in self._due.items() if due <= now]
+                for r in ready:
+                    del self._due[r]
+                wait = min(self._due.values(), default=now + 3600) - now
+            for repository_id in ready:
+                try:
+                    self._warm(repository_id)
+                except Exception:  # noqa: BLE001 - a cache: the next listing queries instead
+                    log.warning("rebuilding the tag list of repository %s failed", repository_id, exc_info=True)
+                finally:
+                    release_connection()
+            if not ready:
+                self._wake.wait(max(wait, 0.01))
+                self._wake.clear()
+
+    @staticmethod
+    def _warm(repository_id: int) -> None:
+        repository = Repository.get_or_none(Repository.id == repository_id)
+        if repository is None or Tag.select().where(Tag.repository == repository_id).count() < MIN_CACHED_TAGS:
+            return
+        _listing(repository)
+
+
+_warmer = _Warmer()
+
+
+def tags_changed(repository: Repository) -> None:
+    """Tell the cache that a repository's tags changed (after the change is committed)."""
+    _warmer.changed(repository.id)
 
 
 def tags(repository: Repository, n: int | None, last: str | None) -> tuple[list[str], bool]:

@@ -18,7 +18,7 @@ from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
 from app.oci.names import check_tag
-from app.services import immutable_tags
+from app.services import immutable_tags, listings
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,8 @@ class ManifestService:
                     conflict_target=[Tag.repository, Tag.name],
                     update={Tag.manifest: manifest.id, Tag.updated_at: now},
                 ).execute()
+        if tag is not None:
+            listings.tags_changed(repository)
         return manifest
 
     def _check_references(self, repository: Repository, parsed: ParsedManifest) -> None:
@@ -249,6 +251,7 @@ class ManifestService:
                 deleted = Tag.delete().where((Tag.repository == repository) & (Tag.name == reference)).execute()
         if not deleted:
             raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found", detail={"reference": reference})
+        listings.tags_changed(repository)
 
 
 def referrers(repository: Repository, subject: str, artifact_type: str | None) -> list[dict]:

@@ -51,7 +51,7 @@ import peewee as pw
 from app.db.models import Manifest, ManifestReference, Registry, Repository, RetentionPolicy, Tag, utcnow
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci.errors import RegistryError
-from app.services import audit, gc, immutable_tags
+from app.services import audit, gc, immutable_tags, listings
 from app.services.periodic import Periodic
 
 log = logging.getLogger("berth.retention")
@@ -463,6 +463,8 @@ def apply(registry: Registry, policy: Policy, actor: Actor, *, grace: dt.timedel
             ours = [m.id for m, _, by in decision.manifests if by == "retention"]
             if ours:  # the rest ("by": "gc") go in the collection that follows
                 Manifest.delete().where(Manifest.id.in_(ours)).execute()
+        if decision.tags or ours:
+            listings.tags_changed(repository)
         before = len(result.tags), len(result.manifests)
         result.add(repository, decision)
         for item in result.tags[before[0]:]:

@@ -4,6 +4,8 @@ database (and PostgreSQL, when the suite runs with BERTH_TEST_DATABASE=postgres)
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app.db.models import Manifest, Organization, Registry, Repository, Tag, TagVersion
@@ -80,3 +82,26 @@ def test_a_list_is_never_served_for_an_older_version_or_another_repository(db):
     assert listings.tags(again, None, None) == ([], False)
     Tag.create(repository=again, name="only", manifest=_manifest(again, 9))
     assert listings.tags(again, None, None) == (["only"], False)
+
+
+def test_a_large_repository_list_is_rebuilt_after_its_tags_change(db, tmp_path, monkeypatch):
+    """Once pushes pause, the list is rebuilt in the background, so the next listing on any
+    worker reads the shared file instead of querying every tag; small repositories are left."""
+    monkeypatch.setattr(listings, "WARM_AFTER", 0.05)
+    repo, small = Repository.create(registry=db, name="many"), Repository.create(registry=db, name="few")
+    m = _manifest(repo, 1)
+    Tag.insert_many([{"repository": repo, "name": f"t{i:04d}", "manifest": m} for i in range(300)]).execute()
+    Tag.create(repository=small, name="only", manifest=_manifest(small, 2))
+    listings.tags_changed(repo)
+    listings.tags_changed(small)
+    cached = tmp_path / "cache" / str(repo.id)
+    for _ in range(200):
+        if cached.exists():
+            break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    assert cached.read_bytes().split(b"\n", 1)[0] == listings._key(repo).encode()
+    assert not (tmp_path / "cache" / str(small.id)).exists()
+    listings._tag_cache._lists.clear()  # a worker that never listed it: served from the file
+    assert len(listings.tags(repo, None, None)[0]) == 300
+    assert listings._tag_cache._lists[repo.id].key == listings._key(repo)

@@ -71,10 +71,19 @@ def serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format)
     inline.enabled(settings)  # a bad BERTH_INLINE_READS stops here, before any worker starts
     db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
+    _compile_queries()
     if settings.workers <= 1:
         return _serve_process(settings)
     _close_all(db)  # each worker process opens its own connections
     return _serve_workers(settings)
+
+
+def _compile_queries() -> None:
+    """The hot-path queries, compiled once here (the modules that declare them imported first)."""
+    import app.web  # noqa: F401 - imports every resource and service, so every Prepared exists
+    from app.db.prepared import Prepared
+
+    Prepared.compile_all()
 
 
 def _serve_process(settings: Settings, sock=None) -> int:

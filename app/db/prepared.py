@@ -19,6 +19,8 @@ _INT_BASE = 7_301_000_000_000
 
 
 class Prepared:
+    every: list["Prepared"] = []
+
     def __init__(self, build: Callable[..., pw.Query], kinds: str, model: type[pw.Model] | None = None) -> None:
         """`kinds` gives each argument's type: "i" (integer) or "s" (string), in order."""
         self._build = build
@@ -26,6 +28,14 @@ class Prepared:
         self._model = model
         self._compiled: dict[int, tuple[str, list[int]]] = {}
         self._lock = threading.Lock()
+        Prepared.every.append(self)
+
+    @classmethod
+    def compile_all(cls) -> None:
+        """Compile every hot-path query for the bound database now (at start, before `--workers`
+        fork, so each worker inherits them) rather than in the first request of each."""
+        for prepared in cls.every:
+            prepared._sql()
 
     def _sql(self) -> tuple[str, list[int]]:
         db = database.obj

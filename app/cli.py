@@ -23,10 +23,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open(settings: Settings):
     """Open (and on first use, create and bootstrap) the registry's database."""
+    from app.auth.keys import KeyRing
     from app.db.setup import open_database
     from app.services.registries import bootstrap
-
-    from app.auth.keys import KeyRing
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)

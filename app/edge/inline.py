@@ -23,6 +23,10 @@ publication, a tag, one repository's retention).
 
 It also means a manifest request is answered while every request thread is busy (say, hashing
 and syncing large pushed layers).
+
+This leans on waitress internals (create_server's `_dispatcher`, a channel's `requests` and
+`service()`), so pyproject.toml keeps waitress below 4; tests/integration/test_inline_reads.py
+checks the behaviour, pipelining included.
 """
 
 from __future__ import annotations

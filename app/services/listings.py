@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-
 from app.db.models import Registry, Repository, Tag, TagVersion
 from app.db.prepared import Prepared
 from app.db.setup import release_connection

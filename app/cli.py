@@ -118,18 +118,26 @@ def _serve_process(settings: Settings, sock=None) -> int:
     if inline.enabled(settings):
         dispatcher = inline.InlineDispatcher()
         dispatcher.set_thread_count(settings.threads)
-    server = waitress.create_server(
-        app,
-        _dispatcher=dispatcher,  # None: waitress's own
-        **where,
-        threads=settings.threads,
-        max_request_body_size=settings.max_request_body,
-        recv_bytes=settings.recv_bytes,
-        inbuf_overflow=settings.inbuf_overflow,
-        channel_timeout=300,
-        ident="",
-        clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
-    )
+    try:
+        server = waitress.create_server(
+            app,
+            _dispatcher=dispatcher,  # None: waitress's own
+            **where,
+            threads=settings.threads,
+            max_request_body_size=settings.max_request_body,
+            recv_bytes=settings.recv_bytes,
+            inbuf_overflow=settings.inbuf_overflow,
+            channel_timeout=300,
+            ident="",
+            clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
+        )
+    except OSError as e:
+        if dispatcher is not None:
+            dispatcher.shutdown()
+        services.worker.stop()
+        services.collector.stop()
+        services.retention_schedule.stop()
+        return _cannot_listen(settings, e)
     server.channel_class = inline.InlineChannel if dispatcher is not None else PlainHTTPChannel
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
     # load, a log line per request, costing the CPU the queue is waiting for.
@@ -154,6 +162,12 @@ def _serve_process(settings: Settings, sock=None) -> int:
         metering.flush()
         retention.write_pulls()
     return 0
+
+
+def _cannot_listen(settings: Settings, error: OSError) -> int:
+    print(f"error: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
+          "stop what holds that port or choose another with --port (or BERTH_PORT)", file=sys.stderr, flush=True)
+    return 2
 
 
 def _interrupt(signum, frame) -> None:
@@ -206,7 +220,10 @@ def _serve_workers(settings: Settings) -> int:
         return s
 
     port = settings.port
-    sock = bound()
+    try:
+        sock = bound()
+    except OSError as e:
+        return _cannot_listen(settings, e)
     port = sock.getsockname()[1]
     if not reuse_port:  # one listening socket, shared by every worker
         sock.listen(2048)

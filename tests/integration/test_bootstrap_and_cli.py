@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.support.server import ROOT, Server
@@ -134,3 +135,25 @@ def test_cli_tokens(tmp_path):
     finally:
         server.stop()
     assert berth("admin", "token", "create", "bad", "--registry", "nope", "--data-dir", data, env=env).returncode == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_is_a_clear_error(tmp_path, workers):
+    """`berth serve` on a port something else listens on: one line saying what to do, exit 2,
+    no traceback (with one process and with --workers)."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", workers,
+             "--data-dir", str(tmp_path / "data")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finally:
+        holder.close()
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -110,9 +110,6 @@ def _serve_process(settings: Settings, sock=None) -> int:
         print(f"error: the {services.provisioner.name} provisioner cannot run here: {e}", file=sys.stderr)
         return 2
     app = create_app(settings, services)
-    services.worker.start()
-    services.collector.start()
-    services.retention_schedule.start()
     where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
     dispatcher = None
     if inline.enabled(settings):
@@ -131,13 +128,13 @@ def _serve_process(settings: Settings, sock=None) -> int:
             ident="",
             clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
         )
-    except OSError as e:
+    except OSError as e:  # before any background work started: nothing else to stop
         if dispatcher is not None:
             dispatcher.shutdown()
-        services.worker.stop()
-        services.collector.stop()
-        services.retention_schedule.stop()
         return _cannot_listen(settings, e)
+    services.worker.start()
+    services.collector.start()
+    services.retention_schedule.start()
     server.channel_class = inline.InlineChannel if dispatcher is not None else PlainHTTPChannel
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
     # load, a log line per request, costing the CPU the queue is waiting for.

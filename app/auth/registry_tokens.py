@@ -100,15 +100,19 @@ class RegistryTokens:
             with self._verified_lock:  # expired, or its key was removed: it can never verify again
                 self._verified.pop((token, audience), None)
             return None
-        claims = self._verify(token, audience)
-        if claims is not None and isinstance(claims.get("exp"), int):
+        verified = self._verify(token, audience)
+        if verified is None:
+            return None
+        claims, kid = verified
+        if isinstance(claims.get("exp"), int):
             with self._verified_lock:
-                self._verified[(token, audience)] = (claims, jwt.get_unverified_header(token)["kid"])
+                self._verified[(token, audience)] = (claims, kid)
                 while len(self._verified) > VERIFIED_CACHE:
                     self._verified.popitem(last=False)
         return claims
 
-    def _verify(self, token: str, audience: str) -> dict | None:
+    def _verify(self, token: str, audience: str) -> tuple[dict, str] | None:
+        """(claims, key id) of a token whose signature and claims check out, or None."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -119,12 +123,13 @@ class RegistryTokens:
         if key is None:
             return None
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 token, key.public, algorithms=["ES256"], audience=audience, issuer=ISSUER,
                 options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"]}, leeway=LEEWAY,
             )
         except jwt.PyJWTError:
             return None
+        return claims, key.kid
 
     def verify(self, token: str, service: str) -> dict | None:
         """The claims of a valid registry token for this service, or None."""

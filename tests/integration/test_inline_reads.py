@@ -60,7 +60,7 @@ def test_pipelined_requests_keep_their_order(pushed):
     server, _, digest, layer = pushed
     auth = _auth(server)
     requests_ = [
-        (b"HEAD", f"/v2/default/app/manifests/v1"),
+        (b"HEAD", "/v2/default/app/manifests/v1"),
         (b"GET", f"/v2/default/app/blobs/{layer}"),
         (b"GET", f"/v2/default/app/manifests/{digest}"),
         (b"HEAD", f"/v2/default/app/blobs/{layer}"),

@@ -103,7 +103,7 @@ def _serve_process(settings: Settings, sock=None) -> int:
         tracing.trace_database(database.obj)
     services = build_services(settings)
     if services.store.spool_dir is not None:
-        spool.install(services.store.spool_dir)
+        spool.install(services.store.spool_dir, services.uploads.start_hash)
     try:
         services.provisioner.check()
     except ProvisionError as e:

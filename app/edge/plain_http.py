@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from waitress.channel import HTTPChannel
 
+from app.edge import spool
+
 TLS_HANDSHAKE = 0x16
 REFUSAL = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
@@ -30,4 +32,5 @@ class PlainHTTPChannel(HTTPChannel):
                     self.total_outbufs_len += len(REFUSAL)
                 self.close_when_flushed = True
                 return True
-        return super().received(data)
+        with spool.receiving(self):  # a body that starts spooling now knows its request
+            return super().received(data)

@@ -1,32 +1,64 @@
-"""Where waitress spools request bodies, and how a spooled body becomes an upload without a copy.
+"""Where waitress spools request bodies, how a spooled body becomes an upload without a copy,
+and how an upload's body is hashed while it is still arriving.
 
 waitress reads a whole request body before the application runs, spilling anything past
 `inbuf_overflow` into a temporary file. By default that file is anonymous and elsewhere, so a
 pushed layer was written twice: once by waitress, once more into the blob store. Spooling into a
 named file on the blob store's own filesystem lets the upload take the file over with a hard
-link instead (the bytes are still read once, to hash them, and fsynced before the blob is
-acknowledged).
+link instead (the bytes are still fsynced before the blob is acknowledged).
+
+Hashing while receiving. An upload's digest is SHA-256 over all of its bytes, and the
+application only runs once waitress has the whole body: hashing it then put the hash after the
+transfer, not beside it (a 1 GiB layer: ~0.7 s of hashing after the last byte arrived). So when
+an upload's body (POST/PUT/PATCH under /v2/<name>/blobs/uploads/) starts spooling, a pool
+thread hashes it as waitress writes it, starting from the upload's hash state at the offset the
+chunk will land on: empty for a new upload, else this process's cached hash or the state saved
+with the committed offset (app/services/uploads.py). That lookup happens before the request is
+authorized, so its result is only ever used by the upload service, after authorization, inside
+the upload's claim, and only when the upload is still at that offset: a mismatch, a slow start
+or any failure leaves the service hashing the spooled file itself, as it did before.
 """
 
 from __future__ import annotations
 
+import collections
+import io
 import os
-import tempfile
+import re
+import secrets
+import threading
 import time
+import queue
 from pathlib import Path
+from typing import Callable
 
 from waitress.buffers import TempfileBasedBuffer
 
 _spool_dir: Path | None = None
-
+_start_hash: "Callable[[str | None, int | None], tuple[int, object] | None] | None" = None
+_pool: "_HashThreads | None" = None
+_receiving = threading.local()  # the channel whose received() is running on this (loop) thread
 
 STALE_AFTER = 24 * 3600  # seconds; another process sharing the directory may still be writing newer ones
+HASH_THREADS = 4  # bodies hashed at once per process; more wait, then catch up from the file
+QUEUED_LIMIT = 8 * 1024 * 1024  # received bytes held for the hashing thread; past it, it reads the file
+READ = 1024 * 1024
+STALL = 60.0  # seconds without new bytes before a hashing thread gives a body up
+
+_UPLOAD_PATH = re.compile(
+    r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})$")
 
 
-def install(spool_dir: Path) -> None:
+def install(spool_dir: Path, start_hash=None) -> None:
     """Make waitress spool bodies into `spool_dir`, after removing day-old leftovers (bodies of
-    processes that were killed: a live process unlinks its own)."""
-    global _spool_dir
+    processes that were killed: a live process unlinks its own).
+
+    `start_hash(upload_id, start)`: the hash of an upload's bytes before a chunk, as
+    `(offset, hasher)`, or None; `upload_id` None means a new upload (offset 0), `start` None
+    that the chunk goes at the upload's current offset. Called on a hashing thread. Without it,
+    bodies are not hashed while they arrive."""
+    global _spool_dir, _start_hash, _pool
     spool_dir.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for stale in spool_dir.glob("body-*"):
@@ -36,16 +68,257 @@ def install(spool_dir: Path) -> None:
         except FileNotFoundError:
             pass
     _spool_dir = spool_dir.resolve()
+    _start_hash = start_hash
+    if start_hash is not None and _pool is None:
+        _pool = _HashThreads(HASH_THREADS)
 
     def newfile(self):
-        return tempfile.NamedTemporaryFile("w+b", dir=_spool_dir, prefix="body-", delete=True)
+        spool = SpoolFile(_spool_dir)
+        channel = getattr(_receiving, "channel", None)
+        if channel is not None and _start_hash is not None:
+            spool.body_hash = _hash_body_of(channel.request, spool)
+        return spool
 
     TempfileBasedBuffer.newfile = newfile
 
 
-def spooled_file(stream, length: int | None) -> str | None:
-    """The path of the spool file behind a request body stream, when the file holds exactly the
-    `length` unread bytes of the body from its start; None otherwise (read the stream instead)."""
+class receiving:
+    """Marks the channel whose bytes this (the loop) thread is parsing, so that a request body
+    starting to spool knows its request: `with spool.receiving(channel): ...`."""
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel) -> None:
+        self.channel = channel
+
+    def __enter__(self) -> None:
+        _receiving.channel = self.channel
+
+    def __exit__(self, *exc) -> None:
+        _receiving.channel = None
+
+
+class SpoolFile(io.FileIO):
+    """A request body on the blob store's filesystem, removed when closed."""
+
+    body_hash: "BodyHash | None" = None
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(str(directory / f"body-{secrets.token_hex(12)}"), "x+",
+                         opener=lambda path, flags: os.open(path, flags, 0o600))
+
+    def write(self, data) -> int:
+        at = self.tell() if self.body_hash is not None else 0
+        view = memoryview(data)
+        done = super().write(view)
+        while done < len(view):  # a regular file's write is short only when the disk is full
+            n = super().write(view[done:])
+            if not n:
+                raise OSError(f"could not write {self.name}")
+            done += n
+        if self.body_hash is not None:
+            self.body_hash.wrote(at, data)
+        return done
+
+    def close(self) -> None:
+        if not self.closed:
+            name = self.name
+            try:
+                super().close()
+            finally:
+                if self.body_hash is not None:
+                    self.body_hash.abandon()
+                try:
+                    os.unlink(name)
+                except FileNotFoundError:
+                    pass
+
+
+def _hash_body_of(parser, spool: SpoolFile) -> "BodyHash | None":
+    """A BodyHash for an upload's body that starts spooling now (on the loop thread); None for
+    any other body."""
+    if parser is None or not getattr(parser, "headers_finished", False) or parser.completed:
+        return None
+    command = parser.command
+    m = _UPLOAD_PATH.match(parser.path or "")
+    if m is None or command not in ("POST", "PATCH", "PUT") or (command == "POST") == bool(m.group("id")):
+        return None
+    start = None
+    header = parser.headers.get("CONTENT_RANGE")
+    if header:
+        r = _CONTENT_RANGE.match(header.strip())
+        if r is None:
+            return None  # the service refuses it
+        start = int(r.group(1))
+    if command == "POST":
+        start = 0
+    body_hash = BodyHash(m.group("id"), start, os.dup(spool.fileno()))
+    _pool.submit(body_hash)
+    return body_hash
+
+
+class _HashThreads:
+    """A few daemon threads running BodyHash jobs in turn (daemon: a body that stalls never
+    holds up the process's exit)."""
+
+    def __init__(self, size: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._size, self._threads = size, 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: "BodyHash") -> None:
+        with self._lock:
+            if self._threads < self._size:
+                self._threads += 1
+                threading.Thread(target=self._work, name="body-hash", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get().run()
+
+
+class BodyHash:
+    """The hash of an upload's bytes up to and including one spooled request body, computed on
+    a pool thread while waitress writes the body. `result()` hands it to the upload service."""
+
+    def __init__(self, upload_id: str | None, start: int | None, fd: int) -> None:
+        self.upload_id, self.start = upload_id, start
+        self._fd = fd  # a duplicate of the spool's descriptor: ours to read and close
+        self._cond = threading.Condition()
+        self._queued: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._queued_bytes = 0
+        self._written = 0
+        self._target: int | None = None  # set by result(): the body's final length
+        self._abandoned = False
+        self._hashed = 0
+        self._outcome: tuple[int, object] | None = None  # (offset the body starts at, hasher)
+        self._state = "queued"  # then "running" and "done", or "cancelled" before it ran
+
+    # -- the loop thread ----------------------------------------------------------------------
+
+    def wrote(self, at: int, data) -> None:
+        with self._cond:
+            if at != self._written:  # not an append: nothing waitress does; give up to be safe
+                self._abandoned = True
+            else:
+                self._written += len(data)
+                if self._queued_bytes < QUEUED_LIMIT and isinstance(data, bytes):
+                    self._queued.append((at, data))  # bytes are immutable: shared, not copied
+                    self._queued_bytes += len(data)
+            self._cond.notify()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self._abandoned = True
+            self._queued.clear()
+            self._cond.notify_all()
+        self._cancel()
+
+    def _cancel(self) -> bool:
+        """Cancel the job if no thread has taken it up yet (then nothing reads the descriptor)."""
+        with self._cond:
+            if self._state not in ("queued", "cancelled"):
+                return False
+            self._state = "cancelled"
+        self._close_fd()
+        return True
+
+    # -- the hashing thread -------------------------------------------------------------------
+
+    def run(self) -> None:
+        with self._cond:
+            if self._state != "queued":
+                return
+            self._state = "running"
+        try:
+            begun = _start_hash(self.upload_id, self.start)
+            if begun is None or (self.start is not None and begun[0] != self.start):
+                return
+            offset, hasher = begun
+            while True:
+                with self._cond:
+                    while not self._abandoned and self._hashed >= self._written and self._target != self._hashed:
+                        if not self._cond.wait(STALL):
+                            return
+                    if self._abandoned or (self._target is not None and self._hashed > self._target):
+                        return
+                    if self._target == self._hashed:
+                        self._outcome = (offset, hasher)
+                        return
+                    piece = None
+                    while self._queued and self._queued[0][0] < self._hashed:  # read from the file meanwhile
+                        self._queued_bytes -= len(self._queued.popleft()[1])
+                    if self._queued and self._queued[0][0] == self._hashed:
+                        piece = self._queued.popleft()[1]
+                        self._queued_bytes -= len(piece)
+                        size = len(piece)
+                    else:
+                        until = self._queued[0][0] if self._queued else self._written
+                        size = min(READ, until - self._hashed)
+                if piece is None:
+                    piece = os.pread(self._fd, size, self._hashed)
+                    if len(piece) != size:
+                        return
+                hasher.update(piece)  # without the GIL, beside the loop thread
+                self._hashed += size
+        except Exception:  # the service hashes the file itself
+            return
+        finally:
+            self._close_fd()
+            with self._cond:
+                self._queued.clear()
+                self._state = "done"
+                self._cond.notify_all()
+
+    def _close_fd(self) -> None:
+        with self._cond:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    # -- the request thread -------------------------------------------------------------------
+
+    def result(self, length: int) -> "tuple[int, object] | None":
+        """`(offset, hasher)`: the hash of the upload's first `offset` bytes followed by this
+        body of `length` bytes, and the offset it was started at; None when there is none (the
+        caller then hashes the body itself)."""
+        if self._cancel():  # still waiting for a thread: hashing the file now is as quick
+            return None
+        with self._cond:
+            self._target = length
+            self._cond.notify_all()
+            while self._state != "done":
+                self._cond.wait()
+            return self._outcome
+
+
+class Spooled:
+    """A request body waitress spooled whole to a file: its path, and its hash if one was
+    computed while it arrived (BodyHash)."""
+
+    __slots__ = ("path", "body_hash")
+
+    def __init__(self, path: str, body_hash: BodyHash | None) -> None:
+        self.path, self.body_hash = path, body_hash
+
+    def hashed(self, length: int, upload_id: str, offset: int):
+        """The hasher of an upload's first `offset` bytes and then this body, when the hash
+        computed while it arrived is that one; else None."""
+        if self.body_hash is None:
+            return None
+        outcome = self.body_hash.result(length)
+        if outcome is None:
+            return None
+        start, hasher = outcome
+        if start != offset or (start and self.body_hash.upload_id != upload_id):
+            return None
+        return hasher
+
+
+def spooled_file(stream, length: int | None) -> Spooled | None:
+    """The spool file behind a request body stream, when the file holds exactly the `length`
+    unread bytes of the body from its start; None otherwise (read the stream instead)."""
     if _spool_dir is None or not length:
         return None
     if getattr(stream, "_bytes_remaining", length) != length:  # Falcon's BoundedStream, unread
@@ -59,4 +332,4 @@ def spooled_file(stream, length: int | None) -> str | None:
             return None
     except (OSError, ValueError):
         return None
-    return name
+    return Spooled(name, getattr(raw, "body_hash", None))

@@ -21,14 +21,13 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
-from app.db.setup import atomically, blob_lock, is_postgres, serialize, transaction
+from app.db.setup import atomically, blob_lock, is_postgres, release_connection, serialize, transaction
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.services.hashstate import ResumableSha256, new_sha256
 from app.storage.base import BlobStore, blob_key
 
 CHUNK = 1024 * 1024
-PARALLEL_APPEND = 4 * CHUNK  # smaller spooled chunks are copied in this thread, not worth another
 STREAM_ALGORITHM = "sha256"
 
 
@@ -56,7 +55,7 @@ class UploadService:
 
     def append(
         self, upload: Upload, stream: BinaryIO, length: int | None, start: int | None = None,
-        spooled: str | None = None,
+        spooled=None,
     ) -> int:
         """Append a chunk; `start` (from Content-Range) must be the current offset."""
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
@@ -70,7 +69,7 @@ class UploadService:
 
     def finish(
         self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None,
-        spooled: str | None = None,
+        spooled=None,
     ) -> Blob:
         """The closing PUT: append any last bytes, verify the digest, make the blob visible."""
         expected = digests.parse(digest)
@@ -117,6 +116,29 @@ class UploadService:
             )
         return blob
 
+    def start_hash(self, upload_id: str | None, start: int | None):
+        """Where hashing a chunk that is still arriving starts (app/edge/spool.py, on its hashing
+        thread, before the request is authorized): `(offset, hasher)` holding the hash of the
+        upload's first `offset` bytes, or None. `upload_id` None: a new upload. `start` None: the
+        chunk goes at the current offset. Whatever this returns is only used by `_write`, under
+        the upload's claim, when the upload is still at `offset`."""
+        if upload_id is None:
+            return 0, new_sha256()
+        with self._guard:  # an entry in _hashers is never being updated (see _hasher_at)
+            cached = self._hashers.get(upload_id)
+            if cached is not None and (start is None or cached[0] == start):
+                return cached[0], cached[1].copy()
+        try:
+            row = Upload.select(Upload.offset, Upload.hash_state).where(Upload.id == upload_id).tuples().first()
+        finally:
+            release_connection()
+        if row is None or (start is not None and row[0] != start):
+            return None
+        if row[0] == 0:
+            return 0, new_sha256()
+        resumed = ResumableSha256.resume(row[1])
+        return (row[0], resumed) if resumed is not None else None
+
     def cancel(self, upload: Upload) -> None:
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
             self._forget(upload.id)
@@ -125,21 +147,25 @@ class UploadService:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled: str | None = None) -> int:
+    def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled=None) -> int:
         """Stream the body to storage while hashing; commit the new offset. Returns it.
 
-        `spooled`: a file already holding exactly the body. A first chunk is then taken over
-        whole (linked, not copied) and only read, to hash it."""
+        `spooled` (app/edge/spool.py's Spooled): the body is already whole in a file, maybe
+        hashed while it arrived. A first chunk is then taken over whole (linked, not copied),
+        a later one appended in the kernel; either is read only if it still needs hashing."""
         offset = upload.offset
-        if spooled and offset == 0 and length and self.store.adopt_upload(upload.id, spooled):
-            hasher = new_sha256()
-            for chunk in self.store.read_upload(upload.id, length):
-                hasher.update(chunk)
-            return self._commit_offset(upload, length, hasher)
+        if spooled is not None and length:
+            if offset == 0 and self.store.adopt_upload(upload.id, spooled.path):
+                hashed = spooled.hashed(length, upload.id, offset)
+                if hashed is None:
+                    hashed = new_sha256()
+                    for chunk in self.store.read_upload(upload.id, length):
+                        hashed.update(chunk)
+                return self._commit_offset(upload, length, hashed)
+            if self.store.supports_append_file:
+                hashed = self._append_spooled(upload, offset, spooled, length)
+                return self._commit_offset(upload, offset + length, hashed)
         hasher = self._hasher_at(upload, offset)
-        if spooled and length and length >= PARALLEL_APPEND and self.store.supports_append_file:
-            self._append_spooled(upload, offset, hasher, spooled, length)
-            return self._commit_offset(upload, offset + length, hasher)
         remaining = length
         with self.store.open_upload_for_append(upload.id, offset) as f:
             while remaining is None or remaining > 0:
@@ -158,31 +184,35 @@ class UploadService:
             raise RegistryError("SIZE_INVALID", f"body ended {remaining} bytes short of Content-Length")
         return self._commit_offset(upload, offset, hasher)
 
-    def _append_spooled(self, upload: Upload, offset: int, hasher, spooled: str, length: int) -> None:
+    def _append_spooled(self, upload: Upload, offset: int, spooled, length: int):
         """A later chunk spooled whole to a file: the store appends it (in the kernel) on
-        another thread while this one hashes it; both run without the GIL, so the chunk costs
-        the longer of the two rather than their sum."""
+        another thread while this one takes its hash, computed while it arrived or else read
+        from the file now; both run without the GIL, so the chunk costs the longer of the two
+        rather than their sum. Returns the upload's hasher past the chunk."""
         failed: list[BaseException] = []
 
         def append() -> None:
             try:
-                self.store.append_file(upload.id, offset, spooled, length)
+                self.store.append_file(upload.id, offset, spooled.path, length)
             except BaseException as e:  # noqa: BLE001 - re-raised on the request's thread
                 failed.append(e)
 
         copier = threading.Thread(target=append, name="upload-append", daemon=True)
         copier.start()
         try:
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            with open(spooled, "rb", buffering=0) as f:
-                remaining = length
-                while remaining:
-                    n = f.readinto(view[:min(CHUNK, remaining)])
-                    if not n:
-                        raise IOError(f"{spooled} is shorter than {length} bytes")
-                    hasher.update(view[:n])
-                    remaining -= n
+            hasher = spooled.hashed(length, upload.id, offset)
+            if hasher is None:
+                hasher = self._hasher_at(upload, offset)
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                with open(spooled.path, "rb", buffering=0) as f:
+                    remaining = length
+                    while remaining:
+                        n = f.readinto(view[:min(CHUNK, remaining)])
+                        if not n:
+                            raise IOError(f"{spooled.path} is shorter than {length} bytes")
+                        hasher.update(view[:n])
+                        remaining -= n
         except BaseException:
             copier.join()
             self._forget(upload.id)
@@ -191,6 +221,7 @@ class UploadService:
         if failed:
             self._forget(upload.id)
             raise failed[0]
+        return hasher
 
     def _commit_offset(self, upload: Upload, offset: int, hasher) -> int:
         state = hasher.state() if isinstance(hasher, ResumableSha256) else None

@@ -12,6 +12,7 @@ import pytest
 
 from app.db.models import Blob, Organization, Registry, Repository, Upload
 from app.db.setup import open_database
+from app.edge.spool import Spooled
 from app.oci.errors import RegistryError
 from app.services.hashstate import ResumableSha256
 from app.services.uploads import UploadService
@@ -114,7 +115,7 @@ def test_spooled_chunks_are_appended_in_the_kernel_and_hashed_alongside(repo, tm
         body = store.spool_dir / f"body-{i}"
         body.write_bytes(data[offset:offset + n])
         with open(body, "rb") as stream:
-            assert service.append(upload, stream, n, offset, str(body)) == offset + n
+            assert service.append(upload, stream, n, offset, Spooled(str(body), None)) == offset + n
         body.unlink()  # as waitress does once the request ends: the upload must not depend on it
         offset += n
     blob = service.finish(repository, upload, "sha256:" + hashlib.sha256(data).hexdigest(), io.BytesIO(), 0)
@@ -130,7 +131,7 @@ def test_a_failed_kernel_append_leaves_the_upload_at_its_offset(repo):
     service.append(upload, io.BytesIO(b"a" * 10), 10, 0)
     missing = str(store.spool_dir / "body-gone")
     with pytest.raises(OSError):
-        service.append(upload, io.BytesIO(), 8 * 1024 * 1024, 10, missing)
+        service.append(upload, io.BytesIO(), 8 * 1024 * 1024, 10, Spooled(missing, None))
     assert Upload.get_by_id(upload.id).offset == 10
     service.append(upload, io.BytesIO(b"b" * 5), 5, 10)
     blob = service.finish(repository, upload, "sha256:" + hashlib.sha256(b"a" * 10 + b"b" * 5).hexdigest(),

@@ -7,6 +7,7 @@ import re
 import falcon
 
 from app.auth import roles
+from app.edge.blob_body import BlobBody
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.media_types import OCTET_STREAM
@@ -84,7 +85,7 @@ class BlobResource:
         f = self.blobs.open(repository, blob)
         if start:
             f.seek(start)
-        resp.set_stream(f, length)
+        resp.stream, resp.content_length = BlobBody(f, length), length
         metering.count(call.registry.id, repository.name, pull_bytes=length)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:

@@ -1,0 +1,60 @@
+"""A blob's bytes as waitress sends them: each block read from the file once.
+
+waitress sends a `wsgi.file_wrapper` body from its event loop: it reads as much as the socket's
+send buffer holds (SO_SNDBUF: 4 MiB on loopback here), sends what the socket takes, seeks back
+and, next time the socket is writable, reads again from the first unsent byte. A client that
+reads slower than the loop sends (every pull with several streams on two cores) takes a fraction
+of each read, so the same bytes were read from the page cache several times over. This body
+keeps the unsent rest of its last read instead, and reads at most BLOCK at a time (the memory a
+pull in progress holds).
+
+It is still a ReadOnlyFileBasedBuffer, so waitress hands it to the channel as it would its own
+file wrapper (waitress/task.py), and without `read` Falcon passes it through as the iterable;
+any other WSGI server iterates it in blocks.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from waitress.buffers import ReadOnlyFileBasedBuffer
+
+BLOCK = 1024 * 1024
+
+
+class BlobBody(ReadOnlyFileBasedBuffer):
+    def __init__(self, file: BinaryIO, length: int) -> None:
+        super().__init__(file, BLOCK)
+        self._pending = memoryview(b"")  # read from the file, not yet sent
+        self.remain = length  # waitress's prepare() sets it again from the file and its length
+
+    def get(self, numbytes: int = -1, skip: bool = False):
+        if not self._pending:
+            want = self.remain if numbytes < 0 else min(numbytes, self.remain)
+            data = self.file.read(min(want, BLOCK))
+            if not data:
+                return b""
+            self._pending = memoryview(data)
+        chunk = self._pending if numbytes < 0 else self._pending[:numbytes]
+        if skip:
+            self.skip(len(chunk))
+        return chunk
+
+    def skip(self, numbytes: int, allow_prune: bool = False) -> None:
+        if numbytes > len(self._pending):
+            raise ValueError(f"cannot skip {numbytes} bytes of {len(self._pending)} read")
+        self._pending = self._pending[numbytes:]
+        self.remain -= numbytes
+
+    def __next__(self) -> bytes:  # another WSGI server iterating: stop at the length too
+        data = self.file.read(min(BLOCK, self.remain)) if self.remain > 0 else b""
+        if not data:
+            raise StopIteration
+        self.remain -= len(data)
+        return data
+
+    next = __next__
+
+    def close(self) -> None:
+        self._pending = memoryview(b"")
+        super().close()

@@ -43,6 +43,7 @@ STALE_AFTER = 24 * 3600  # seconds; another process sharing the directory may st
 HASH_THREADS = 4  # bodies hashed at once per process; more wait, then catch up from the file
 QUEUED_LIMIT = 8 * 1024 * 1024  # received bytes held for the hashing thread; past it, it reads the file
 READ = 1024 * 1024
+START_WAIT = 0.05  # seconds a finished body waits for a hashing thread to take it up
 STALL = 60.0  # seconds without new bytes before a hashing thread gives a body up
 
 _UPLOAD_PATH = re.compile(
@@ -231,6 +232,7 @@ class BodyHash:
             if self._state != "queued":
                 return
             self._state = "running"
+            self._cond.notify_all()
         try:
             begun = _start_hash(self.upload_id, self.start)
             if begun is None or (self.start is not None and begun[0] != self.start):
@@ -283,7 +285,9 @@ class BodyHash:
         """`(offset, hasher)`: the hash of the upload's first `offset` bytes followed by this
         body of `length` bytes, and the offset it was started at; None when there is none (the
         caller then hashes the body itself)."""
-        if self._cancel():  # still waiting for a thread: hashing the file now is as quick
+        with self._cond:  # a thread that is free takes a job up at once
+            self._cond.wait_for(lambda: self._state != "queued", timeout=START_WAIT)
+        if self._cancel():  # every thread busy with other bodies: hashing the file here is as quick
             return None
         with self._cond:
             self._target = length

@@ -204,7 +204,9 @@ class BodyHash:
                 self._abandoned = True
             else:
                 self._written += len(data)
-                if self._queued_bytes < QUEUED_LIMIT and isinstance(data, bytes):
+                # Held for a running job only (one waiting for a thread reads the file later),
+                # so at most HASH_THREADS * QUEUED_LIMIT bytes are held per process.
+                if self._state == "running" and self._queued_bytes < QUEUED_LIMIT and isinstance(data, bytes):
                     self._queued.append((at, data))  # bytes are immutable: shared, not copied
                     self._queued_bytes += len(data)
             self._cond.notify()

@@ -165,18 +165,27 @@ class _HashThreads:
     def __init__(self, size: int) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._size, self._threads = size, 0
+        self.idle = 0  # threads waiting for a job
         self._lock = threading.Lock()
 
     def submit(self, job: "BodyHash") -> None:
         with self._lock:
             if self._threads < self._size:
                 self._threads += 1
+                self.idle += 1  # until it takes its first job
                 threading.Thread(target=self._work, name="body-hash", daemon=True).start()
         self._jobs.put(job)
 
     def _work(self) -> None:
         while True:
-            self._jobs.get().run()
+            job = self._jobs.get()
+            with self._lock:
+                self.idle -= 1
+            try:
+                job.run()
+            finally:
+                with self._lock:
+                    self.idle += 1
 
 
 class BodyHash:
@@ -287,8 +296,9 @@ class BodyHash:
         """`(offset, hasher)`: the hash of the upload's first `offset` bytes followed by this
         body of `length` bytes, and the offset it was started at; None when there is none (the
         caller then hashes the body itself)."""
-        with self._cond:  # a thread that is free takes a job up at once
-            self._cond.wait_for(lambda: self._state != "queued", timeout=START_WAIT)
+        if _pool is not None and _pool.idle:  # a free thread takes the job up at once
+            with self._cond:
+                self._cond.wait_for(lambda: self._state != "queued", timeout=START_WAIT)
         if self._cancel():  # every thread busy with other bodies: hashing the file here is as quick
             return None
         with self._cond:

@@ -166,3 +166,21 @@ def test_other_bodies_are_spooled_without_hashing(env):
     stream = parser.get_body_stream()
     assert stream.body_hash is None and spool.spooled_file(stream, 2 * MiB) is not None
     parser.close()
+
+
+def test_with_every_hashing_thread_busy_the_service_hashes_the_file_itself(env, monkeypatch):
+    monkeypatch.setattr(spool, "_pool", spool._HashThreads(1))
+    stalled = HTTPRequestParser(Adjustments(inbuf_overflow=MiB))  # a client that stopped sending
+    with spool.receiving(types.SimpleNamespace(request=stalled)):
+        _feed(stalled, b"POST /v2/o/r/app/blobs/uploads/ HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n")
+        _feed(stalled, os.urandom(2 * MiB))
+    upload = env.service.start(env.repository)
+    body = os.urandom(3 * MiB)
+    parser = receive("PATCH", f"/v2/o/r/app/blobs/uploads/{upload.id}", body)
+    spooled = spooled_of(parser)
+    assert spooled.hashed(len(body), upload.id, 0) is None and spooled.body_hash._state == "cancelled"
+    assert env.service.append(upload, parser.get_body_stream(), len(body), None, spooled) == len(body)
+    blob = env.service.finish(env.repository, upload, "sha256:" + hashlib.sha256(body).hexdigest(), io.BytesIO(), 0)
+    assert blob.size == len(body)
+    parser.close()
+    stalled.close()

@@ -102,11 +102,12 @@ def test_resumed_state_equals_hashlib(split):
 
 
 def test_spooled_chunks_are_appended_in_the_kernel_and_hashed_alongside(repo, tmp_path):
-    """Bodies waitress spooled whole to files (here: files in the store's spool directory): the
-    first is linked, later ones (>= 4 MiB) copied with copy_file_range while hashed."""
+    """Bodies waitress spooled whole to files (here: files in the store's spool directory, with
+    no hash computed while they arrived): the first is linked, later ones copied with
+    copy_file_range while this thread hashes them."""
     repository, store = repo
     data = os.urandom(13 * 1024 * 1024 + 3)
-    sizes = [5 * 1024 * 1024, 6 * 1024 * 1024, 2 * 1024 * 1024 + 3]  # the last one below the threshold
+    sizes = [5 * 1024 * 1024, 6 * 1024 * 1024, 2 * 1024 * 1024 + 3]
     store.spool_dir.mkdir(parents=True, exist_ok=True)
     service = UploadService(store)
     upload = service.start(repository)

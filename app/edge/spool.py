@@ -260,8 +260,6 @@ class BodyHash:
                         self._outcome = (offset, hasher)
                         return
                     piece = None
-                    while self._queued and self._queued[0][0] < self._hashed:  # read from the file meanwhile
-                        self._queued_bytes -= len(self._queued.popleft()[1])
                     if self._queued and self._queued[0][0] == self._hashed:
                         piece = self._queued.popleft()[1]
                         self._queued_bytes -= len(piece)

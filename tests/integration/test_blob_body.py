@@ -10,7 +10,7 @@ import secrets
 import socket
 import time
 
-from tests.support.registry_client import RegistryClient, sha256
+from tests.support.registry_client import RegistryClient
 
 MiB = 1024 * 1024
 
@@ -62,4 +62,3 @@ def test_a_range_ends_where_asked(fresh_server):
     digest = client.push_blob("default/slow", data)
     head, body = slow_get(server, f"/v2/default/slow/blobs/{digest}", {"Range": f"bytes={MiB - 5}-{2 * MiB + 2}"})
     assert head.startswith(b"HTTP/1.1 206") and body == data[MiB - 5:2 * MiB + 3]
-    assert digest == sha256(data)

@@ -44,6 +44,23 @@ def find_token_by_id(token_id: int) -> AccessToken | None:
     return _BY_ID.first(token_id)
 
 
+def fingerprint(token: AccessToken) -> str:
+    """What registry and refresh tokens carry to name one access token: a row id can be reused
+    (SQLite hands out a deleted row's id again), its secret's hash never is. Derived, so the
+    hash itself is not in the JWT."""
+    return hashlib.sha256(b"berth-token-fingerprint:" + token.token_hash.encode()).hexdigest()[:24]
+
+
+def find_live_token(token_id: object, token_fingerprint: object) -> AccessToken | None:
+    """The live access token a registry or refresh token names, or None."""
+    if not isinstance(token_id, int) or not isinstance(token_fingerprint, str):
+        return None
+    token = find_token_by_id(token_id)
+    if token is None or not hmac.compare_digest(fingerprint(token), token_fingerprint) or not is_live(token):
+        return None
+    return token
+
+
 def is_live(token: AccessToken) -> bool:
     """Not revoked and not expired."""
     return token.revoked_at is None and (token.expires_at is None or token.expires_at > utcnow())

@@ -5,8 +5,6 @@ Every data-plane and management route calls it through its router, never from a 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from app.auth import roles
 from app.auth.subject import Subject
 from app.db.models import Registry
@@ -19,20 +17,18 @@ CATALOG = ("registry", "catalog")
 
 
 def is_allowed(subject: Subject, action: str, registry: Registry, repository: str | None = None) -> bool:
-    """May `subject` do `action` in `registry` (on `repository`, named as the client names it)?"""
+    """May `subject` do `action` in `registry` (on `repository`, named as the client names it)?
+
+    A registry token's grant holds in the registry it was issued for, named by its uid, and
+    nowhere else: not in another registry whose repository has the same name, not in a registry
+    created later under the same name."""
     if subject.grants is not None:
-        if (subject.issued_at or 0) < _created_second(registry):
-            return False  # issued for an earlier registry of the same name
         if action == roles.BROWSE:
             # A catalog grant carries the roles it was issued for; judge those.
             return CATALOG in subject.grants and _by_role(subject, action, registry)
-        granted = subject.grants.get(("repository", repository or ""), frozenset())
+        granted = subject.grants.get((registry.uid, repository or ""), frozenset())
         return TOKEN_ACTIONS.get(action) in granted or "*" in granted
     return _by_role(subject, action, registry)
-
-
-def _created_second(registry: Registry) -> int:
-    return int(registry.created_at.replace(tzinfo=dt.timezone.utc).timestamp())
 
 
 def _by_role(subject: Subject, action: str, registry: Registry) -> bool:

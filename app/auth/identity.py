@@ -14,7 +14,8 @@ from __future__ import annotations
 import falcon
 import jwt
 
-from app.auth.credentials import find_token, find_token_by_id, is_live, parse_basic
+from app.auth.credentials import find_live_token, find_token, parse_basic
+from app.auth.gate import CATALOG
 from app.auth.idp import IdentityProvider
 from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
@@ -105,23 +106,34 @@ class Identity:
         if claims is None:
             raise RegistryError("UNAUTHORIZED", "invalid or expired registry token; fetch a new one")
         token_id = claims.get("tid")
-        if token_id is not None and not _token_live(token_id):
+        if token_id is not None and find_live_token(token_id, claims.get("tfp")) is None:
             raise RegistryError("UNAUTHORIZED", "the credential behind this registry token was revoked or expired")
-        grants: dict[tuple[str, str], frozenset[str]] = {}
-        for entry in claims["access"]:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("actions"), list):
-                key = (str(entry.get("type")), entry["name"])
-                grants[key] = grants.get(key, frozenset()) | frozenset(a for a in entry["actions"] if isinstance(a, str))
         roles = claims.get("roles") if isinstance(claims.get("roles"), dict) else {}
         return Subject(
-            name=str(claims["sub"]), token_id=token_id, grants=grants,
+            name=str(claims["sub"]), token_id=token_id, grants=_grants(claims["access"]),
             anonymous=claims["sub"] == ANONYMOUS.name,
-            roles={int(k): v for k, v in roles.items() if str(k).isdigit() and isinstance(v, str)},
+            roles={int(k): v for k, v in roles.items() if _is_ascii_number(k) and isinstance(v, str)},
             registry_id=claims.get("rid") if isinstance(claims.get("rid"), int) else None,
-            issued_at=claims.get("iat") if isinstance(claims.get("iat"), int) else 0,
         )
 
 
-def _token_live(token_id: object) -> bool:
-    token = find_token_by_id(token_id) if isinstance(token_id, int) else None
-    return token is not None and is_live(token)
+def _grants(access: list) -> dict[tuple[str, str], frozenset[str]]:
+    """A token's `access` claim as the gate reads it: repository grants under (registry uid,
+    name); an entry that names no registry grants nothing."""
+    grants: dict[tuple[str, str], frozenset[str]] = {}
+    for entry in access:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("actions"), list):
+            continue
+        actions = frozenset(a for a in entry["actions"] if isinstance(a, str))
+        if entry.get("type") == "registry" and entry["name"] == "catalog":
+            key = CATALOG
+        elif entry.get("type") == "repository" and isinstance(entry.get("registry"), str):
+            key = (entry["registry"], entry["name"])
+        else:
+            continue
+        grants[key] = grants.get(key, frozenset()) | actions
+    return grants
+
+
+def _is_ascii_number(value: object) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit()

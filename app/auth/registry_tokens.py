@@ -22,6 +22,9 @@ ISSUER = "berth-token-service"
 LIFETIME = 300  # seconds; clients fetch a new one when it runs out
 REFRESH_LIFETIME = 30 * 86400
 ACTIONS = ("pull", "push", "delete")
+# The access token a registry token was issued for: its id and its fingerprint
+# (app/auth/credentials.py), so a later token that reuses the id is never mistaken for it.
+Credential = tuple[int, str]
 _SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:([^:]+):([a-z*,]*)$")
 
 
@@ -31,8 +34,13 @@ class Scope:
     name: str  # a repository name as the client writes it, or "catalog"
     actions: tuple[str, ...]
 
-    def claim(self, granted: list[str]) -> dict:
-        return {"type": self.type, "name": self.name, "actions": granted}
+    def claim(self, granted: list[str], registry_uid: str | None = None) -> dict:
+        """The token's `access` entry. A repository grant also names the registry it holds in,
+        by the registry's never-reused uid: the gate honours it there and nowhere else."""
+        entry = {"type": self.type, "name": self.name, "actions": granted}
+        if registry_uid is not None:
+            entry["registry"] = registry_uid
+        return entry
 
 
 def parse_scopes(values: list[str]) -> list[Scope]:
@@ -63,17 +71,18 @@ class RegistryTokens:
         self._verified: OrderedDict[tuple[str, str], tuple[dict, str]] = OrderedDict()
         self._verified_lock = threading.Lock()
 
-    def issue(self, subject_name: str, service: str, access: list[dict], token_id: int | None,
+    def issue(self, subject_name: str, service: str, access: list[dict], credential: "Credential | None",
               roles: dict[str, str] | None = None, registry_id: int | None = None) -> tuple[str, int]:
         """A registry token. `roles`/`registry_id` ride along only with a catalog grant, so the
-        catalog can be filtered to what the caller may browse."""
+        catalog can be filtered to what the caller may browse. `credential` is the access token
+        it was issued for, checked again on every use."""
         now = int(time.time())
         claims = {
             "iss": ISSUER, "sub": subject_name, "aud": service, "iat": now, "nbf": now - 5,
             "exp": now + LIFETIME, "jti": secrets.token_urlsafe(12), "access": access,
         }
-        if token_id is not None:
-            claims["tid"] = token_id
+        if credential is not None:
+            claims["tid"], claims["tfp"] = credential
         if roles:
             claims["roles"] = roles
         if registry_id is not None:
@@ -81,10 +90,11 @@ class RegistryTokens:
         key = self.keys.active
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid}), LIFETIME
 
-    def issue_refresh(self, subject_name: str, service: str, token_id: int) -> str:
+    def issue_refresh(self, subject_name: str, service: str, credential: "Credential") -> str:
         now = int(time.time())
         claims = {"iss": ISSUER, "sub": subject_name, "aud": f"{service}#refresh", "iat": now, "nbf": now - 5,
-                  "exp": now + REFRESH_LIFETIME, "tid": token_id, "jti": secrets.token_urlsafe(12)}
+                  "exp": now + REFRESH_LIFETIME, "tid": credential[0], "tfp": credential[1],
+                  "jti": secrets.token_urlsafe(12)}
         key = self.keys.active
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})
 
@@ -140,7 +150,7 @@ class RegistryTokens:
 
     def verify_refresh(self, token: str, service: str) -> dict | None:
         claims = self._decode(token, f"{service}#refresh")
-        return claims if claims and isinstance(claims.get("tid"), int) else None
+        return claims if claims and isinstance(claims.get("tid"), int) and isinstance(claims.get("tfp"), str) else None
 
 
 def looks_like_jwt(value: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from app.auth.credentials import fingerprint
 from app.db.models import AccessToken, utcnow
 
 
@@ -22,11 +23,11 @@ class Subject:
     registry_id: int | None = None
     anonymous: bool = False
     token_id: int | None = None
-    # Registry-token grants: (scope type, name) -> actions ("pull", "push", "delete", "*").
+    # The access token behind the subject, as registry tokens name it: (id, fingerprint).
+    credential: tuple[int, str] | None = None
+    # Registry-token grants: (registry uid, repository as the client names it) -> actions
+    # ("pull", "push", "delete", "*"); the catalog grant under app.auth.gate.CATALOG.
     grants: dict[tuple[str, str], frozenset[str]] | None = None
-    # When a registry token was issued (its `iat`): grants name registries by name, so a token
-    # issued before a registry of that name was (re)created grants nothing in it.
-    issued_at: int | None = None
 
     def role_in(self, org_id: int, registry_id: int | None = None) -> str | None:
         if self.registry_id is not None and registry_id is not None and registry_id != self.registry_id:
@@ -41,7 +42,7 @@ LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 def for_access_token(token: AccessToken) -> Subject:
     mark_used(token)
     return Subject(name=f"token:{token.id}", roles={token.org_id: token.role},
-                   registry_id=token.registry_id, token_id=token.id)
+                   registry_id=token.registry_id, token_id=token.id, credential=(token.id, fingerprint(token)))
 
 
 def mark_used(token: AccessToken) -> None:

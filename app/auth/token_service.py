@@ -3,23 +3,32 @@
 GET with Basic credentials (or none, for public pulls), as Docker does; POST with the OAuth2
 password or refresh_token grant, as containerd and Podman do. Each requested scope is granted
 the actions the caller may do there, possibly none: a token is downscoped, never refused.
+
+A scope names a repository the way a client names it on the token's `service` (its audience,
+the host the token will be presented to), so it is resolved exactly as the data plane resolves
+a request on that host: the platform host or a verified custom domain names the registry, the
+shared endpoint takes it from the path. When a trusted gateway stamped the registry this
+request came through, a service that is not an endpoint of that registry gets nothing. Each
+grant names its registry by uid (app/auth/gate.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import falcon
 
 from app.auth import roles
-from app.auth.credentials import find_token_by_id, is_live
+from app.auth.credentials import find_live_token
 from app.auth.gate import is_allowed
 from app.auth.identity import Identity, service_of
 from app.auth.registry_tokens import ACTIONS, RegistryTokens, Scope, parse_scopes
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.db.models import Registry
 from app.oci.errors import RegistryError
-from app.oci.target import load_registry, parse_target
+from app.oci.target import load_registry, target_in
+from app.services.endpoints import registry_named_by
 
 GATE_ACTION = {"pull": roles.PULL, "push": roles.PUSH, "delete": roles.DELETE}
 
@@ -31,34 +40,50 @@ def _host(service: str) -> str:
     return service.rsplit(":", 1)[0] if service.count(":") == 1 else service
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    registry: str | None  # the registry the service's host names; None: the shared endpoint
+    usable: bool  # False: the request came through another registry's route
+
+
 class TokenService:
     def __init__(self, identity: Identity, registry_tokens: RegistryTokens, domain: str) -> None:
         self.identity = identity
         self.tokens = registry_tokens
         self.domain = domain
 
-    def _grant(self, subject: Subject, service: str, scope: Scope) -> list[str]:
+    def _grant(self, subject: Subject, endpoint: "_Endpoint", scope: Scope) -> dict:
         if scope.type == "registry":
-            if scope.name != "catalog" or subject.anonymous:
-                return []
+            if scope.name != "catalog" or subject.anonymous or not endpoint.usable:
+                return scope.claim([])
             visible = any(is_allowed(subject, roles.BROWSE, r) for r in Registry.select())
-            return ["*"] if visible else []
+            return scope.claim(["*"] if visible else [])
+        if not endpoint.usable:
+            return scope.claim([])
         try:
-            target = parse_target(scope.name, _host(service), self.domain)
+            target = target_in(scope.name, endpoint.registry)
         except RegistryError:
-            return []
+            return scope.claim([])
         registry = load_registry(target)
         if registry is None or not registry.serves:
-            return []
+            return scope.claim([])
         wanted = ACTIONS if "*" in scope.actions else [a for a in ACTIONS if a in scope.actions]
-        return [a for a in wanted if is_allowed(subject, GATE_ACTION[a], registry)]
+        granted = [a for a in wanted if is_allowed(subject, GATE_ACTION[a], registry)]
+        return scope.claim(granted, registry.uid)
+
+    def endpoint(self, service: str, gateway_registry: str | None) -> "_Endpoint":
+        named = registry_named_by(_host(service), self.domain)
+        # Through a registry's route, the token is for that registry's own hosts only.
+        usable = gateway_registry is None or named == gateway_registry
+        return _Endpoint(named, usable)
 
     def respond(self, resp: falcon.Response, subject: Subject, service: str, scopes: list[Scope],
-                offline: bool) -> None:
-        access = [scope.claim(self._grant(subject, service, scope)) for scope in scopes]
+                offline: bool, gateway_registry: str | None = None) -> None:
+        endpoint = self.endpoint(service, gateway_registry)
+        access = [self._grant(subject, endpoint, scope) for scope in scopes]
         catalog = any(s.type == "registry" and a["actions"] for s, a in zip(scopes, access))
         token, lifetime = self.tokens.issue(
-            subject.name, service, access, subject.token_id,
+            subject.name, service, access, subject.credential,
             roles={str(k): v for k, v in subject.roles.items()} if catalog else None,
             registry_id=subject.registry_id if catalog else None,
         )
@@ -66,8 +91,8 @@ class TokenService:
             "token": token, "access_token": token, "expires_in": lifetime,
             "issued_at": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
         }
-        if offline and subject.token_id is not None:
-            body["refresh_token"] = self.tokens.issue_refresh(subject.name, service, subject.token_id)
+        if offline and subject.credential is not None:
+            body["refresh_token"] = self.tokens.issue_refresh(subject.name, service, subject.credential)
         resp.set_header("Cache-Control", "no-store")
         resp.media = body
 
@@ -85,7 +110,7 @@ class RegistryTokenResource:
         service = req.get_param("service") or service_of(req)
         scopes = parse_scopes(req.get_param_as_list("scope") or [])
         offline = (req.get_param("offline_token") or "").lower() == "true"
-        self.service.respond(resp, subject, service, scopes, offline)
+        self.service.respond(resp, subject, service, scopes, offline, req.context.registry_header)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.content_type is None or not req.content_type.startswith("application/x-www-form-urlencoded"):
@@ -109,12 +134,13 @@ class RegistryTokenResource:
                 raise RegistryError("INVALID", "grant_type must be password or refresh_token")
         scope = form.get("scope") or ""
         scopes = parse_scopes(scope if isinstance(scope, list) else [scope])
-        self.service.respond(resp, subject, service, scopes, form.get("access_type") == "offline")
+        self.service.respond(resp, subject, service, scopes, form.get("access_type") == "offline",
+                             req.context.registry_header)
 
     def _refresh(self, value: object, service: str) -> Subject:
         claims = self.service.tokens.verify_refresh(value, service) if isinstance(value, str) else None
-        token = find_token_by_id(claims["tid"]) if claims else None
-        if token is None or not is_live(token):
+        token = find_live_token(claims["tid"], claims["tfp"]) if claims else None
+        if token is None:
             raise RegistryError("UNAUTHORIZED", "invalid or expired refresh token; log in again")
         return for_access_token(token)
 

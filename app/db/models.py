@@ -7,6 +7,7 @@ repository may serve it. Foreign keys cascade so that deleting a registry remove
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 import peewee as pw
 
@@ -29,15 +30,27 @@ class Organization(BaseModel):
     sku = pw.CharField(max_length=63, null=True)  # storage SKU (app/services/quotas.py); null: the default
 
 
+def new_registry_uid() -> str:
+    return secrets.token_hex(16)
+
+
 class Registry(BaseModel):
     org = pw.ForeignKeyField(Organization, backref="registries", on_delete="CASCADE")
     name = pw.CharField(max_length=63, unique=True)
+    # The registry's identity, never reused (names and, on SQLite, row ids can be): registry
+    # tokens name the registry they grant in by it (app/auth/gate.py).
+    uid = pw.CharField(max_length=32, unique=True, default=new_registry_uid)
     visibility = pw.CharField(max_length=16, default="private")  # private | public
     # provisioning -> ready | failed; deleting (then the row goes). See app.lifecycle.operations.
     status = pw.CharField(max_length=16, default="ready")
     created_at = pw.DateTimeField(default=utcnow)
     created_by = pw.CharField(max_length=255, null=True)
-    custom_domain = pw.CharField(max_length=253, null=True)
+    # A hostname the organization claims (lowercase, no trailing dot; unique), routed only once
+    # verified through DNS (app/services/custom_domains.py).
+    custom_domain = pw.CharField(max_length=253, null=True, unique=True)
+    custom_domain_challenge = pw.CharField(max_length=64, null=True)  # the TXT value that proves it
+    custom_domain_claimed_at = pw.DateTimeField(null=True)
+    custom_domain_verified_at = pw.DateTimeField(null=True)  # null: pending
     pull_namespaces = pw.TextField(null=True)  # JSON list of workload namespaces for the pull Secret
     sku = pw.CharField(max_length=63, null=True)  # overrides the organization's SKU when set
     immutable_tags = pw.TextField(null=True)  # JSON list of repository globs whose tags never move

@@ -12,8 +12,7 @@ from app.auth.gate import is_allowed
 from app.db.models import Registry
 from app.oci.errors import RegistryError
 from app.oci.request import Call
-from app.oci.routes import registry_from_host
-from app.services import listings, repositories
+from app.services import endpoints, listings, repositories
 
 
 def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
@@ -56,7 +55,7 @@ class CatalogResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         n, last = _page_params(req)
-        host_registry = req.context.registry_header or registry_from_host(req.host, self.domain)
+        host_registry = req.context.registry_header or endpoints.registry_named_by(req.host, self.domain)
         if host_registry is not None:
             registry = Registry.get_or_none(Registry.name == host_registry)
             if registry is None:

@@ -1,4 +1,4 @@
-"""The data plane's routes, declared once, and the rule that finds a request's registry.
+"""The data plane's routes, declared once.
 
 Repository names contain slashes, so `/v2/<name>/...` is matched with one anchored pattern (as
 Distribution does) rather than Falcon's URI templates.
@@ -46,13 +46,3 @@ def match(path: str) -> Route | None:
         return Route("blob", name, m["blob"])
     return Route("referrers", name, m["referrers"])
 
-
-def registry_from_host(host: str, domain: str) -> str | None:
-    """`<registry>.<domain>` -> registry (host form); None for any other host (path form)."""
-    host = host.lower().rstrip(".")
-    suffix = "." + domain.lower()
-    if domain and host.endswith(suffix):
-        label = host[: -len(suffix)]
-        if label and "." not in label:
-            return label
-    return None

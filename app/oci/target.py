@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from app.db.models import Registry
 from app.oci.errors import RegistryError
 from app.oci.names import check_repository
-from app.oci.routes import registry_from_host
+from app.services.endpoints import registry_named_by
 from app.services.registries import find_registry
 
 
@@ -24,10 +24,14 @@ class Target:
 
 def parse_target(name: str, host: str, domain: str, gateway_registry: str | None = None) -> Target:
     """In order: the registry the gateway names (a header believed only from trusted proxies),
-    the Host header (`<registry>.<domain>`), else the first path segment
-    (`/v2/<registry>/<repository>`)."""
+    the Host header (`<registry>.<domain>` or a verified custom domain), else the first path
+    segment (`/v2/<registry>/<repository>`)."""
+    return target_in(name, gateway_registry or registry_named_by(host, domain))
+
+
+def target_in(name: str, registry_name: str | None) -> Target:
+    """`name` on an endpoint that names `registry_name` (None: the shared endpoint, path form)."""
     check_repository(name)
-    registry_name = gateway_registry or registry_from_host(host, domain)
     if registry_name is not None:
         return Target(name, registry_name, name, True)
     registry_name, _, repository = name.partition("/")

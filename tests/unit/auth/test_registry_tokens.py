@@ -17,7 +17,7 @@ ACCESS = [{"type": "repository", "name": "default/app", "actions": ["pull"]}]
 
 def test_a_cached_token_expires_on_time(tmp_path, monkeypatch):
     tokens = RegistryTokens(KeyRing(tmp_path).load())
-    token, lifetime = tokens.issue("admin", SERVICE, ACCESS, 1)
+    token, lifetime = tokens.issue("admin", SERVICE, ACCESS, (1, "fp"))
     assert tokens.verify(token, SERVICE)["sub"] == "admin"
     assert (token, SERVICE) in tokens._verified
     issued = time.time()
@@ -30,7 +30,7 @@ def test_a_cached_token_expires_on_time(tmp_path, monkeypatch):
 def test_a_cached_token_dies_with_its_key(tmp_path):
     ring = KeyRing(tmp_path).load()
     tokens = RegistryTokens(ring)
-    token, _ = tokens.issue("admin", SERVICE, ACCESS, 1)
+    token, _ = tokens.issue("admin", SERVICE, ACCESS, (1, "fp"))
     assert tokens.verify(token, SERVICE) is not None
     ring.rotate()
     assert tokens.verify(token, SERVICE) is not None  # older keys keep verifying after a rotation
@@ -40,7 +40,7 @@ def test_a_cached_token_dies_with_its_key(tmp_path):
 
 def test_the_cache_is_per_token_and_audience(tmp_path):
     tokens = RegistryTokens(KeyRing(tmp_path).load())
-    token, _ = tokens.issue("admin", SERVICE, ACCESS, 1)
+    token, _ = tokens.issue("admin", SERVICE, ACCESS, (1, "fp"))
     assert tokens.verify(token, SERVICE) is not None
     assert tokens.verify(token, "other.example") is None
     header, payload, signature = token.split(".")
@@ -54,6 +54,6 @@ def test_the_cache_is_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(registry_tokens, "VERIFIED_CACHE", 8)
     tokens = RegistryTokens(KeyRing(tmp_path).load())
     for _ in range(20):
-        token, _ = tokens.issue(os.urandom(4).hex(), SERVICE, ACCESS, 1)
+        token, _ = tokens.issue(os.urandom(4).hex(), SERVICE, ACCESS, (1, "fp"))
         assert tokens.verify(token, SERVICE) is not None
     assert len(tokens._verified) == 8

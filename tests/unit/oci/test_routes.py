@@ -1,6 +1,7 @@
 import pytest
 
-from app.oci.routes import Route, match, registry_from_host
+from app.oci.routes import Route, match
+from app.services.endpoints import platform_registry as registry_from_host
 
 D = "sha256:" + "a" * 64
 

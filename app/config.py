@@ -61,6 +61,9 @@ class Settings:
     rate_limit_routes: str = ""
     rate_limit_allow: str = ""
     redis_url: str = ""
+    # Where custom-domain TXT records are looked up: "ip[:port]" (comma list); empty: the
+    # machine's resolvers (/etc/resolv.conf).
+    dns_resolver: str = ""
     # CIDRs of the proxies (the gateway) whose forwarding headers are believed.
     trusted_proxies: str = ""
     # Refuse plain HTTP (as reported by a trusted proxy).

@@ -21,7 +21,7 @@ from app.api.members import MemberResource, MembersResource
 from app.api.operations import OperationResource, OperationRetryResource
 from app.api.openapi import OpenApiResource
 from app.api.orgs import OrgsResource
-from app.api.registries import RegistriesResource, RegistryResource
+from app.api.registries import CustomDomainVerificationResource, RegistriesResource, RegistryResource
 from app.api.retention import RetentionApplyResource, RetentionPolicyResource, RetentionPreviewResource
 from app.api.tokens import TokenResource, TokensResource
 from app.api.usage import SkusResource, UsageResource
@@ -45,6 +45,7 @@ from app.oci.errors import RegistryError
 from app.oci.router import DataPlaneRouter
 from app.services import listings, quotas, retention
 from app.services.blobs import BlobService
+from app.services.custom_domains import DnsSettings, DomainVerifier
 from app.services.gc import Collector
 from app.services.manifests import ManifestService
 from app.services.uploads import UploadService
@@ -164,6 +165,8 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/api/v1/orgs", OrgsResource())
     app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain, wake))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}", RegistryResource(settings.domain, wake))
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/custom-domain/verify", CustomDomainVerificationResource(
+        settings.domain, DomainVerifier(DnsSettings(settings.dns_resolver)), wake))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/repositories", RepositoriesResource())
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/repositories/{rest:path}",
                   RepositoryPathResource(services.store))

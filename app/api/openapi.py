@@ -26,7 +26,8 @@ STR = {"type": "string"}
 INT = {"type": "integer"}
 NULLABLE_INT = {"type": ["integer", "null"]}
 TIME = {"type": "string", "format": "date-time"}
-HOSTNAME = r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+# Case and one trailing dot are ignored (stored lowercase, without it); never BERTH_DOMAIN or under it.
+HOSTNAME = r"^(?=.{1,254}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$"
 NAMESPACE = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"}
 CURSOR = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
 
@@ -104,7 +105,12 @@ SCHEMAS: dict = {
             "visibility": {"type": "string", "enum": ["private", "public"]},
             "status": {"type": "string", "enum": ["provisioning", "ready", "failed", "deleting"]},
             "endpoint": STR, "path_endpoint": STR,
-            "custom_domain": {"type": ["string", "null"]},
+            "custom_domain": {"type": ["string", "null"], "description": "Routed only once verified."},
+            "custom_domain_status": {"type": ["string", "null"], "enum": ["pending", "verified", None]},
+            "custom_domain_verification": {
+                "type": ["object", "null"], "required": ["type", "name", "value"],
+                "description": "The DNS record that proves the claim: publish it, then POST .../custom-domain/verify.",
+                "properties": {"type": {"const": "TXT"}, "name": STR, "value": STR}},
             "pull_namespaces": {"type": "array", "items": STR},
             "created_at": TIME, "created_by": {"type": ["string", "null"]},
             "usage": _ref("Usage"),
@@ -144,7 +150,7 @@ SCHEMAS: dict = {
         "type": "object",
         "required": ["id", "kind", "state", "org", "registry", "steps", "attempts", "log", "links"],
         "properties": {
-            "id": STR, "kind": {"type": "string", "enum": ["create", "delete"]},
+            "id": STR, "kind": {"type": "string", "enum": ["create", "update", "delete"]},
             "state": {"type": "string", "enum": ["pending", "running", "succeeded", "failed"]},
             "org": STR, "registry": STR, "steps": {"type": "array", "items": _ref("Step")},
             "attempts": INT, "error": {"type": ["string", "null"]},
@@ -318,7 +324,8 @@ def _ok(status: str, description: str, schema: dict | None, extra: tuple[str, ..
     for code in extra:
         responses[code] = _problem({"409": "Conflict (a name is taken, or an operation is in progress).",
                                     "415": "Send JSON.", "413": "Body too large.",
-                                    "422": "Idempotency key reused with a different request."}[code])
+                                    "422": "Idempotency key reused with a different request.",
+                                    "503": "A dependency (the DNS resolver) did not answer; retry."}[code])
     responses[status] = ({"description": description} if schema is None
                          else {"description": description, "content": {JSON: {"schema": schema}}})
     return responses
@@ -366,11 +373,20 @@ PATHS: dict = {
         "parameters": [ORG, REGISTRY],
         "get": {"operationId": "getRegistry", "responses": _ok("200", "The registry", _ref("Registry"))},
         "patch": {"operationId": "updateRegistry", "requestBody": _body("RegistryPatch"),
-                  "responses": _ok("200", "The changed registry", _ref("Registry"), ("409", "415"))},
+                  "responses": _ok("200", "The changed registry (with `operation` when its footprint is "
+                                   "re-provisioned)", _ref("Registry"), ("409", "415"))},
         "delete": {"operationId": "deleteRegistry",
                    "responses": _ok("202", "Accepted: marked deleting; follow `operation`", {
                        "type": "object", "required": ["operation"], "properties": {"operation": _ref("Operation")}},
                        ("409",))},
+    },
+    "/api/v1/orgs/{org}/registries/{registry}/custom-domain/verify": {
+        "parameters": [ORG, REGISTRY],
+        "post": {"operationId": "verifyCustomDomain",
+                 "summary": "Check the custom domain's TXT record now; once it holds the challenge, route the domain",
+                 "responses": {**_ok("200", "Already verified", _ref("Registry"), ("409", "503")),
+                               "202": {"description": "Verified: `operation` routes the domain",
+                                       "content": {JSON: {"schema": _ref("Registry")}}}}},
     },
     "/api/v1/orgs/{org}/registries/{registry}/repositories": {
         "parameters": [ORG, REGISTRY],

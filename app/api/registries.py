@@ -12,7 +12,7 @@ from app.api import media, pagination
 from app.auth import roles
 from app.db.models import Operation, Registry
 from app.lifecycle import operations
-from app.services import immutable_tags, metering, quotas, registries
+from app.services import custom_domains, immutable_tags, metering, quotas, registries
 
 
 def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: bool = True) -> dict:
@@ -24,6 +24,8 @@ def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: 
         "endpoint": f"{registry.name}.{domain}",
         "path_endpoint": f"{req.netloc}/{registry.name}",
         "custom_domain": registry.custom_domain,
+        "custom_domain_status": custom_domains.status(registry),
+        "custom_domain_verification": custom_domains.challenge(registry),
         "pull_namespaces": registries.pull_namespaces(registry),
         "created_at": registry.created_at.isoformat() + "Z",
         "created_by": registry.created_by,
@@ -63,7 +65,7 @@ class RegistriesResource:
         registry, operation = operations.request_create(
             req.context.org, body.get("name"), visibility=body.get("visibility", "private"),
             requested_by=req.context.subject.name, custom_domain=body.get("custom_domain"),
-            pull_namespaces=body.get("pull_namespaces"),
+            pull_namespaces=body.get("pull_namespaces"), platform_domain=self.domain,
         )
         self.wake()
         resp.status = falcon.HTTP_202
@@ -88,8 +90,14 @@ class RegistryResource:
                                                                                 "pull_namespaces", "sku",
                                                                                 "immutable_tags")}
         subject, registry_ = req.context.subject, req.context.registry
-        updated = registries.update_registry(registry_, changes, role=subject.role_in(registry_.org_id, registry_.id))
-        resp.media = render(updated, req, self.domain)
+        updated, operation = operations.request_change(
+            registry_, changes, role=subject.role_in(registry_.org_id, registry_.id), requested_by=subject.name,
+            platform_domain=self.domain)
+        body = render(updated, req, self.domain)
+        if operation is not None:  # the footprint changes: it is re-provisioned
+            self.wake()
+            body["operation"] = operations.render(operation)
+        resp.media = body
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         operation = operations.request_delete(req.context.registry, requested_by=req.context.subject.name)
@@ -97,3 +105,28 @@ class RegistryResource:
         resp.status = falcon.HTTP_202
         resp.location = f"/api/v1/operations/{operation.id}"
         resp.media = {"operation": operations.render(operation)}
+
+
+class CustomDomainVerificationResource:
+    """`POST .../registries/{registry}/custom-domain/verify`: check the claim's TXT record now; when
+    it holds the challenge, the domain is verified and an update operation routes it (202)."""
+
+    permissions = {"POST": roles.CREATE_REGISTRY}
+    audit = {"POST": "registry.custom_domain.verify"}
+
+    def __init__(self, domain: str, verifier: custom_domains.DomainVerifier, wake) -> None:
+        self.domain = domain
+        self.verifier = verifier
+        self.wake = wake
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
+        req.context.audit_detail = {"custom_domain": req.context.registry.custom_domain}
+        updated, operation = operations.request_domain_verification(
+            req.context.registry, self.verifier, requested_by=req.context.subject.name)
+        body = render(updated, req, self.domain)
+        if operation is not None:
+            self.wake()
+            resp.status = falcon.HTTP_202
+            resp.location = f"/api/v1/operations/{operation.id}"
+            body["operation"] = operations.render(operation)
+        resp.media = body

@@ -215,7 +215,7 @@ class Operation(BaseModel):
     org = pw.ForeignKeyField(Organization, backref="operations", on_delete="CASCADE")
     registry = pw.ForeignKeyField(Registry, null=True, backref="operations", on_delete="SET NULL")
     registry_name = pw.CharField(max_length=63, index=True)
-    kind = pw.CharField(max_length=16)  # create | delete
+    kind = pw.CharField(max_length=16)  # create | update | delete
     state = pw.CharField(max_length=16, default="pending", index=True)  # pending|running|succeeded|failed
     steps = pw.TextField(default="[]")  # JSON: [{"name", "state", "started_at", "finished_at"}]
     log = pw.TextField(default="")

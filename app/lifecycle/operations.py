@@ -7,6 +7,7 @@ interrupted by a crash is resumed by whichever worker claims it next (its lease 
 failed one can be retried. One operation per registry is active at a time.
 
     create:  provision (pull token + Kubernetes footprint) -> activate     registry: provisioning -> ready | failed
+    update:  provision (the footprint again, e.g. its custom domain)       registry: unchanged
     delete:  destroy -> delete_uploads -> delete_blobs -> delete_metadata   registry: deleting -> (gone)
 """
 
@@ -27,7 +28,7 @@ from app.db.models import AccessToken, Operation, Organization, Registry, Reposi
 from app.db.setup import transaction
 from app.lifecycle.provisioner import ProvisionError, Provisioner, RegistrySpec
 from app.oci.errors import RegistryError
-from app.services import registries
+from app.services import custom_domains, registries
 from app.storage.base import BlobStore
 from app.telemetry.tracing import tracer
 
@@ -35,6 +36,7 @@ log = logging.getLogger("berth.lifecycle")
 
 STEPS = {
     "create": ("provision", "activate"),
+    "update": ("provision",),
     "delete": ("destroy", "delete_uploads", "delete_blobs", "delete_metadata"),
 }
 ACTIVE = ("pending", "running")
@@ -58,14 +60,52 @@ def _new(org: Organization, registry: Registry, kind: str, requested_by: str | N
 
 
 def request_create(org: Organization, name: str, *, visibility: str = "private", requested_by: str | None = None,
-                   custom_domain: str | None = None, pull_namespaces: list[str] | None = None
-                   ) -> tuple[Registry, Operation]:
+                   custom_domain: str | None = None, pull_namespaces: list[str] | None = None,
+                   platform_domain: str = "") -> tuple[Registry, Operation]:
     """A new registry in `provisioning`, and the operation that provisions it."""
     with transaction():
         registry = registries.create_registry(
             org, name, visibility, requested_by, status="provisioning",
-            custom_domain=custom_domain, pull_namespaces=pull_namespaces)
+            custom_domain=custom_domain, pull_namespaces=pull_namespaces, platform_domain=platform_domain)
         return registry, _new(org, registry, "create", requested_by)
+
+
+def request_change(registry: Registry, changes: dict, *, role: str | None, requested_by: str | None,
+                   platform_domain: str = "") -> tuple[Registry, Operation | None]:
+    """Apply a PATCH, and when it changes what the footprint routes (the verified custom domain
+    goes or is replaced), queue the update that re-provisions it, in one transaction: the old
+    name's listener, route and certificate go with it."""
+    with transaction():
+        routed_before = custom_domains.routed(registry)
+        registry = registries.update_registry(registry, changes, role=role, platform_domain=platform_domain)
+        if custom_domains.routed(registry) == routed_before:
+            return registry, None
+        return registry, _new(registry.org, registry, "update", requested_by)
+
+
+def request_domain_verification(registry: Registry, verifier: custom_domains.DomainVerifier,
+                                requested_by: str | None = None) -> tuple[Registry, Operation | None]:
+    """Look up the claim's TXT record; when it holds the challenge, mark the domain verified and
+    queue the update that routes it. Already verified: nothing to do (no operation)."""
+    record = custom_domains.challenge(registry)
+    if record is None:
+        raise RegistryError("CONFLICT", f"registry {registry.name!r} has no custom domain to verify: set one "
+                            "first (PATCH custom_domain)", field="custom_domain")
+    if registry.custom_domain_verified_at is not None:
+        return registry, None
+    if not verifier.holds(registry.custom_domain, record["value"]):
+        raise RegistryError("CONFLICT", f"the TXT record {record['name']} does not hold {record['value']!r} (yet): "
+                            "publish it, then verify again (DNS changes can take a few minutes to show)",
+                            field="custom_domain")
+    with transaction():
+        marked = Registry.update(custom_domain_verified_at=utcnow()).where(
+            (Registry.id == registry.id) & (Registry.custom_domain == registry.custom_domain)
+            & (Registry.custom_domain_challenge == registry.custom_domain_challenge)
+            & Registry.custom_domain_verified_at.is_null() & (Registry.status != "deleting")).execute()
+        if marked != 1:
+            raise RegistryError("CONFLICT", "the registry's custom domain changed while it was verified; try again")
+        registry = Registry.get_by_id(registry.id)
+        return registry, _new(registry.org, registry, "update", requested_by)
 
 
 def request_delete(registry: Registry, requested_by: str | None = None) -> Operation:
@@ -276,7 +316,7 @@ class OperationRunner:
         hostname = f"{registry.name}.{self.settings.domain}"
         return RegistrySpec(
             org=registry.org.name, name=registry.name, hostname=hostname, visibility=registry.visibility,
-            custom_domain=registry.custom_domain, pull_namespaces=tuple(registries.pull_namespaces(registry)),
+            custom_domain=custom_domains.routed(registry), pull_namespaces=tuple(registries.pull_namespaces(registry)),
             pull_username=PULL_SECRET_TOKEN, pull_token=pull_token, server=hostname,
         )
 
@@ -300,6 +340,9 @@ class OperationRunner:
         say("issued the pull-only token for the pull Secret")
         outputs = self.provisioner.provision(self._spec(registry, secret), say)
         say("outputs: " + json.dumps({k: v for k, v in outputs.items()}, sort_keys=True))
+
+    def _update_provision(self, operation: Operation, say: Callable) -> None:
+        self._create_provision(operation, say)
 
     def _create_activate(self, operation: Operation, say: Callable) -> None:
         Registry.update(status="ready").where(

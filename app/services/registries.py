@@ -15,7 +15,7 @@ from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
 from app.oci.errors import RegistryError
 from app.oci.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
-from app.services import immutable_tags, quotas
+from app.services import custom_domains, immutable_tags, quotas
 
 VISIBILITIES = ("private", "public")
 BOOTSTRAP_ORG = "default"
@@ -61,7 +61,6 @@ def validate_name(name: object) -> str:
     return name
 
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -69,15 +68,6 @@ def validate_visibility(value: object) -> str:
     if value not in VISIBILITIES:
         raise RegistryError("INVALID", f"visibility must be one of {list(VISIBILITIES)}", field="visibility")
     return value  # type: ignore[return-value]
-
-
-def validate_custom_domain(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _HOSTNAME.match(value):
-        raise RegistryError("INVALID", "custom_domain must be a lowercase DNS hostname such as "
-                            "'images.example.com'", field="custom_domain")
-    return value
 
 
 def validate_pull_namespaces(value: object) -> list[str]:
@@ -96,20 +86,35 @@ def validate_pull_namespaces(value: object) -> list[str]:
 def create_registry(
     org: Organization, name: str, visibility: str = "private", created_by: str | None = None,
     *, status: str = "ready", custom_domain: str | None = None, pull_namespaces: list[str] | None = None,
+    platform_domain: str = "",
 ) -> Registry:
-    """A new registry; every field checked here, each error naming its field."""
+    """A new registry; every field checked here, each error naming its field. A custom domain
+    is claimed pending verification (app/services/custom_domains.py)."""
     validate_name(name)
     validate_visibility(visibility)
-    custom_domain = validate_custom_domain(custom_domain)
+    custom_domain = custom_domains.normalize(custom_domain, platform_domain)
     pull_namespaces = validate_pull_namespaces(pull_namespaces)
     try:
         with transaction():
-            return Registry.create(
+            registry = Registry.create(
                 org=org, name=name, visibility=visibility, created_by=created_by, status=status,
-                custom_domain=custom_domain, pull_namespaces=json.dumps(pull_namespaces),
+                pull_namespaces=json.dumps(pull_namespaces),
             )
+            if custom_domain is not None:
+                _save(registry, custom_domains.claim(registry, custom_domain))
+            return registry
     except pw.IntegrityError:
+        if find_registry(name) is None and custom_domain is not None:  # a concurrent claim won
+            raise RegistryError("CONFLICT", f"custom_domain {custom_domain!r} is claimed by another registry",
+                                field="custom_domain") from None
         raise RegistryError("CONFLICT", f"registry name {name!r} is taken", field="name") from None
+
+
+def _save(registry: Registry, values: dict) -> None:
+    if values:
+        Registry.update(**values).where(Registry.id == registry.id).execute()
+        for key, value in values.items():
+            setattr(registry, key, value)
 
 
 def get_registry(org: Organization, name: str) -> Registry:
@@ -135,9 +140,10 @@ def registries_of(org: Organization) -> pw.ModelSelect:
 SKU_ROLES = ("owner", "admin")  # who may change a registry's SKU (it is what the organization pays)
 
 
-def update_registry(registry: Registry, changes: dict, role: str | None = None) -> Registry:
-    """Apply a PATCH: visibility, custom_domain, pull_namespaces, immutable_tags, and `sku` (by an
-    owner or admin only: `role` is the caller's). Unknown fields are refused."""
+def update_registry(registry: Registry, changes: dict, role: str | None = None, platform_domain: str = "") -> Registry:
+    """Apply a PATCH: visibility, custom_domain (a new claim, pending verification), pull_namespaces,
+    immutable_tags, and `sku` (by an owner or admin only: `role` is the caller's). Unknown fields
+    are refused."""
     allowed = {"visibility", "custom_domain", "pull_namespaces", "sku", "immutable_tags"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
@@ -147,8 +153,7 @@ def update_registry(registry: Registry, changes: dict, role: str | None = None) 
     values: dict = {}
     if "visibility" in changes:
         values["visibility"] = validate_visibility(changes["visibility"])
-    if "custom_domain" in changes:
-        values["custom_domain"] = validate_custom_domain(changes["custom_domain"])
+    domain = custom_domains.normalize(changes["custom_domain"], platform_domain) if "custom_domain" in changes else None
     if "pull_namespaces" in changes:
         values["pull_namespaces"] = json.dumps(validate_pull_namespaces(changes["pull_namespaces"]))
     if "immutable_tags" in changes:
@@ -158,11 +163,14 @@ def update_registry(registry: Registry, changes: dict, role: str | None = None) 
             raise RegistryError("DENIED", f"only an organization owner or admin may change a registry's SKU "
                                 f"(your role: {role or 'none'})", field="sku")
         values["sku"] = None if changes["sku"] is None else quotas.validate_sku(changes["sku"])
-    if values:
+    try:
         with transaction():
-            Registry.update(**values).where(Registry.id == registry.id).execute()
-        for key, value in values.items():
-            setattr(registry, key, value)
+            if "custom_domain" in changes:
+                values.update(custom_domains.claim(registry, domain))
+            _save(registry, values)
+    except pw.IntegrityError:  # a concurrent claim of the same name won
+        raise RegistryError("CONFLICT", f"custom_domain {domain!r} is claimed by another registry",
+                            field="custom_domain") from None
     return registry
 
 

@@ -1,8 +1,14 @@
 """Every route of both planes x every kind of caller x public/private registry, over HTTP
-against the real server: allowed or denied, with the right status.
+against the real server: allowed or denied, with the right status. Data-plane routes are tried
+in every addressing form of the production topology (path, platform host, verified custom
+domain, trusted gateway header) and with both ways of presenting a credential (Basic on the
+request, and the Docker token flow), against two organizations.
 
 The expectations come from the product page's permission table, written out here on their
 own (not read from app/auth), so a change to the gate that breaks the table fails this test.
+The tests after the matrix are the tenant boundary's attacks: tokens presented where they were
+not issued, a registry name deleted and taken by another organization within the second, and
+the custom-domain confusion of issue 15.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.addressing import MODES, Endpoints
+from tests.support.dns_server import DnsServer
 from tests.support.idp import IdentityProvider
 from tests.support.registry_client import OCI_MANIFEST, RegistryClient, sha256
 from tests.support.server import ROOT, Server
+
+CUSTOM_DOMAINS = {"priv": "images.priv-acme.test", "pub": "images.pub-acme.test"}
 
 # The product page: what each role may do, organization-wide.
 PERMISSIONS = {
@@ -58,6 +68,8 @@ class World:
 
     def __init__(self, server: Server, idp: IdentityProvider) -> None:
         self.server, self.idp = server, idp
+        self.endpoints = Endpoints(server.url, custom=dict(CUSTOM_DOMAINS))
+        self.mode, self.flow = "path", "basic"  # how the matrix's data-plane calls are made now
         self.owner = RegistryClient(server.url, server.session())
         self.counter = itertools.count()
         self.manifests = {}
@@ -74,8 +86,7 @@ class World:
 
 
 def v2(world: World, caller: Caller, method: str, path: str, **kw) -> requests.Response:
-    auth = ("user", caller.password) if caller.password is not None else None
-    return requests.request(method, world.server.url + path, auth=auth, timeout=20, allow_redirects=False, **kw)
+    return world.endpoints.request(world.mode, method, path, password=caller.password, flow=world.flow, **kw)
 
 
 def api(world: World, caller: Caller, method: str, path: str, **kw) -> requests.Response:
@@ -167,8 +178,16 @@ GLOBAL_ROUTES = [
 ROUTES = data_routes("priv") + data_routes("pub") + API_ROUTES + REGISTRY_API_ROUTES + GLOBAL_ROUTES
 
 
-def expected(route: Route, caller: Caller) -> int:
-    """The status the permission table gives this caller on this route."""
+def expected(route: Route, caller: Caller, flow: str = "basic") -> int:
+    """The status the permission table gives this caller on this route. Through the token flow,
+    a refusal to an authenticated caller is the token spec's 401 (insufficient_scope)."""
+    if flow == "token" and route.plane == "data" and route.action == "pull" and route.name.startswith("pub:"):
+        return route.ok  # the client tries without credentials first, and a public pull needs none
+    want = _expected(route, caller)
+    return 401 if flow == "token" and want == 403 and route.plane == "data" else want
+
+
+def _expected(route: Route, caller: Caller) -> int:
     if not caller.valid:
         return 401
     anonymous = caller.password is None
@@ -204,9 +223,13 @@ def _b64(data: dict) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     idp = IdentityProvider()
+    dns_server = DnsServer().restart()
     data = tmp_path_factory.mktemp("matrix") / "data"
     owner_token = "berth_owner_" + secrets.token_hex(16)
-    server = Server(data, token=owner_token, env={**idp.env(), "BERTH_LOG_LEVEL": "debug"}).start()
+    # The test client stands in for the gateway too: it is the trusted proxy.
+    server = Server(data, token=owner_token, env={
+        **idp.env(), "BERTH_LOG_LEVEL": "debug", "BERTH_TRUSTED_PROXIES": "127.0.0.1/32",
+        "BERTH_DNS_RESOLVER": dns_server.address}).start()
     for name, visibility in (("priv", "private"), ("pub", "public"), ("third", "private")):
         r = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": name, "visibility": visibility},
                           headers={"Authorization": f"Bearer {owner_token}"}, timeout=20)
@@ -214,13 +237,26 @@ def world(tmp_path_factory):
     other_org = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", "otherorg", "--data-dir", str(data)],
                                cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert other_org.returncode == 0, other_org.stderr
+    other_owner = other_org.stdout.strip()
+    r = requests.post(f"{server.url}/api/v1/orgs/otherorg/registries", json={"name": "bpriv"},
+                      headers={"Authorization": f"Bearer {other_owner}"}, timeout=20)
+    assert r.status_code == 202, r.text
     w = World(server, idp)
+    w.dns, w.other_owner = dns_server, other_owner
+    for registry, domain in CUSTOM_DOMAINS.items():
+        verify_custom_domain(w, registry, domain)
+    RegistryClient(server.url, server.session(other_owner)).push_image("bpriv/app", "v1")
 
     def token(**body):
         body.setdefault("name", w.unique("caller"))
         r = w.owner_api("POST", "/tokens", json=body)
         assert r.status_code == 201, r.text
         return r.json()
+
+    def credentials(registry, push):
+        r = w.owner_api("POST", f"/registries/{registry}/credentials", json={"push": push})
+        assert r.status_code == 201, r.text
+        return r.json()["password"]
 
     expired = token(scope="push", expires_in=1)
     revoked = token(scope="push")
@@ -243,7 +279,12 @@ def world(tmp_path_factory):
         Caller("pull-only token for priv", token(scope="pull", registry="priv")["token"], "reader", registry="priv"),
         Caller("push token of another registry", token(scope="push", registry="third")["token"], "developer",
                registry="third"),
-        Caller("owner of another org", other_org.stdout.strip(), None),
+        Caller("owner of another org", other_owner, None),
+        Caller("IdP owner of another org", idp.token("b-owner", orgs={"otherorg": "owner"}), None),
+        Caller("credentials (pull) for priv", credentials("priv", push=False), "reader", registry="priv"),
+        Caller("credentials (push) for priv", credentials("priv", push=True), "developer", registry="priv"),
+        Caller("a registry token used as a password",
+               w.endpoints.token("path", "priv", "repository:priv/app:pull,push", owner_token), valid=False),
         Caller("IdP user without a role", idp.token("nobody"), None),
         Caller("expired token", expired["token"], valid=False),
         Caller("revoked token", revoked["token"], valid=False),
@@ -260,20 +301,42 @@ def world(tmp_path_factory):
     yield w
     server.stop()
     idp.stop()
+    dns_server.stop()
+
+
+def verify_custom_domain(w: World, registry: str, domain: str, org: str = "default", token: str | None = None) -> None:
+    """Claim `domain` for `registry`, publish its TXT record, verify it."""
+    headers = {"Authorization": f"Bearer {token or w.server.token}"}
+    base = f"{w.server.url}/api/v1/orgs/{org}/registries/{registry}"
+    r = requests.patch(base, json={"custom_domain": domain}, headers=headers, timeout=20)
+    assert r.status_code == 200 and r.json()["custom_domain_status"] == "pending", r.text
+    record = r.json()["custom_domain_verification"]
+    w.dns.set_txt(record["name"], record["value"])
+    r = requests.post(f"{base}/custom-domain/verify", headers=headers, timeout=20)
+    assert r.status_code == 202 and r.json()["custom_domain_status"] == "verified", r.text
 
 
 def test_authorization_matrix(world):
+    """Every caller on every route; the data plane's routes again in every addressing form and
+    through the token flow."""
     failures, cases = [], 0
-    for caller in world.callers:
-        for route in ROUTES:
-            want = expected(route, caller)
-            got = route.run(world, caller).status_code
-            cases += 1
-            if got != want:
-                failures.append(f"{caller.name} / {route.name}: expected {want}, got {got}")
-    print(f"\nauthorization matrix: {cases} cases ({len(world.callers)} callers x {len(ROUTES)} routes)")
-    assert not failures, "\n".join(failures)
-    assert cases == len(world.callers) * len(ROUTES) >= 500
+    data_routes_ = [r for r in ROUTES if r.plane == "data"]
+    for mode in MODES:
+        for flow in ("basic", "token"):
+            world.mode, world.flow = mode, flow
+            routes = ROUTES if (mode, flow) == ("path", "basic") else data_routes_
+            for caller in world.callers:
+                for route in routes:
+                    want = expected(route, caller, flow)
+                    got = route.run(world, caller).status_code
+                    cases += 1
+                    if got != want:
+                        failures.append(f"{caller.name} / {route.name} ({mode}, {flow}): expected {want}, got {got}")
+    world.mode, world.flow = "path", "basic"
+    print(f"\nauthorization matrix: {cases} cases ({len(world.callers)} callers x {len(ROUTES)} routes, "
+          f"data-plane routes in {len(MODES)} addressing forms x 2 ways to present a credential)")
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:200])
+    assert cases == len(world.callers) * (len(ROUTES) + (len(MODES) * 2 - 1) * len(data_routes_)) >= 4000
 
 
 def test_no_credential_reaches_the_log(world):

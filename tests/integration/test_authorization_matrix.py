@@ -366,3 +366,137 @@ def test_no_credential_reaches_the_log(world):
         for piece in (secret, secret[-24:]):
             assert piece not in logs
     assert "Authorization" not in logs and "Basic " not in logs
+
+
+# --- the tenant boundary's attacks -------------------------------------------------------------
+
+
+def _get_manifest(world, mode: str, registry: str, token: str) -> int:
+    return world.endpoints.request(mode, "GET", f"/v2/{registry}/app/manifests/v1", flow="basic",
+                                   headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def _start_upload(world, mode: str, registry: str, token: str) -> int:
+    return world.endpoints.request(mode, "POST", f"/v2/{registry}/app/blobs/uploads/", flow="basic",
+                                   headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_a_registry_token_works_only_on_the_registry_and_endpoint_it_was_issued_for(world):
+    """Push tokens of both organizations' owners, for each registry in each addressing form, tried
+    on every registry in every form: a token works where it was issued (the host form and the
+    gateway share the platform host) and nowhere else."""
+    owners = {"priv": world.server.token, "pub": world.server.token, "bpriv": world.other_owner}
+    modes = {"priv": MODES, "pub": MODES, "bpriv": ("path", "host", "gateway")}
+    tokens = [(registry, mode, world.endpoints.token(mode, registry, f"repository:{_name(mode, registry)}:pull,push",
+                                                     owners[registry]))
+              for registry in owners for mode in modes[registry]]
+    leaks = []
+    for issued_registry, issued_mode, token in tokens:
+        for registry in owners:
+            for mode in modes[registry]:
+                same = (registry == issued_registry and world.endpoints.netloc(mode, registry)
+                        == world.endpoints.netloc(issued_mode, issued_registry))
+                got = (_get_manifest(world, mode, registry, token), _start_upload(world, mode, registry, token))
+                want = (200, 202) if same else (401, 401)
+                if got != want:
+                    leaks.append(f"token for {issued_registry} ({issued_mode}) on {registry} ({mode}): {got}, want {want}")
+    assert not leaks, "\n".join(leaks)
+
+
+def _name(mode: str, registry: str) -> str:
+    return f"{registry}/app" if mode == "path" else "app"
+
+
+def test_another_organization_cannot_read_or_write_through_a_custom_domain(world):
+    """Issue 15's attack: org B asks for a token whose `service` is org A's custom domain and whose
+    scope names B's own registry, then presents it the way A's route delivers requests."""
+    a_domain = CUSTOM_DOMAINS["priv"]
+    world.owner.push_image("priv/bpriv/app", "v1")  # in A's registry: a repository named like B's
+    service = f"{a_domain}:{world.endpoints.port}"
+    as_gateway = {"Host": service, "X-Berth-Registry": "priv"}
+    for headers in ({}, as_gateway):  # asked on the shared endpoint, and through A's route
+        for scope, probe in (("repository:bpriv/app:pull", ("GET", "/v2/bpriv/app/manifests/v1")),
+                             ("repository:evil/planted:pull,push", ("POST", "/v2/evil/planted/blobs/uploads/"))):
+            r = requests.get(f"{world.server.url}/auth/token", params={"service": service, "scope": scope},
+                             auth=("b", world.other_owner), headers=headers, timeout=20)
+            assert r.status_code == 200 and all(not a["actions"] for a in jwt_access(r.json()["token"])), r.text
+            for presented in (as_gateway, {"Host": service}):
+                got = requests.request(probe[0], world.server.url + probe[1], timeout=20, headers={
+                    **presented, "Authorization": f"Bearer {r.json()['token']}"})
+                assert got.status_code == 401, (scope, presented, got.status_code, got.text)
+    catalog = world.owner.request("GET", "/v2/_catalog", params={"n": 1000}).json()["repositories"]
+    assert not any("evil" in name for name in catalog)
+
+
+def jwt_access(token: str) -> list[dict]:
+    import jwt
+
+    return jwt.decode(token, options={"verify_signature": False})["access"]
+
+
+def test_the_owner_logs_in_on_the_custom_domain_and_pushes_a_single_component_name(world):
+    """`docker login images...; docker push images.../app:1` as the token flow runs it; another
+    organization's owner gets nothing there."""
+    client = world.endpoints
+    digest = world.manifests["priv"][0]
+    body = world.manifests["priv"][1]
+    put = client.request("custom", "PUT", "/v2/priv/app/manifests/from-custom", password=world.server.token,
+                         flow="token", data=body, headers={"Content-Type": OCI_MANIFEST})
+    assert put.status_code == 201, put.text
+    got = client.request("custom", "GET", "/v2/priv/app/manifests/from-custom", password=world.server.token, flow="token",
+                         headers={"Accept": OCI_MANIFEST})
+    assert got.status_code == 200 and got.headers["Docker-Content-Digest"] == digest
+    for method, kw in (("GET", {}), ("PUT", {"data": body, "headers": {"Content-Type": OCI_MANIFEST}})):
+        other = client.request("custom", method, "/v2/priv/app/manifests/from-b", password=world.other_owner,
+                               flow="token", **kw)
+        assert other.status_code == 401, other.text
+
+
+def _wait_for_operation(world, operation_id: str, token: str) -> dict:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = requests.get(f"{world.server.url}/api/v1/operations/{operation_id}",
+                         headers={"Authorization": f"Bearer {token}"}, timeout=20)
+        if r.status_code == 404 or r.json()["state"] in ("succeeded", "failed"):
+            return r.json() if r.status_code == 200 else {}
+        time.sleep(0.05)
+    raise AssertionError(f"operation {operation_id} did not finish")
+
+
+def test_no_token_outlives_its_registry_when_another_organization_takes_the_name_at_once(world):
+    """A's owner deletes a registry and B creates one of the same name straight away (the same
+    second, here, and on SQLite the same row id): A's registry tokens, refresh token and
+    registry-scoped access token grant nothing in B's registry."""
+    owner = {"Authorization": f"Bearer {world.server.token}"}
+    api_a = f"{world.server.url}/api/v1/orgs/default"
+    assert requests.post(f"{api_a}/registries", json={"name": "reuse"}, headers=owner, timeout=20).status_code == 202
+    scoped = requests.post(f"{api_a}/tokens", json={"name": "reuse-push", "scope": "push", "registry": "reuse"},
+                           headers=owner, timeout=20).json()
+    tokens = [(mode, world.endpoints.token(mode, "reuse", f"repository:{_name(mode, 'reuse')}:pull,push", secret))
+              for mode in ("path", "host", "gateway") for secret in (world.server.token, scoped["token"])]
+    refresh = requests.get(f"{world.server.url}/auth/token", auth=("a", scoped["token"]), timeout=20, params={
+        "service": world.endpoints.netloc("path", "reuse"), "scope": "repository:reuse/app:pull",
+        "offline_token": "true"}).json()["refresh_token"]
+    assert _start_upload(world, "path", "reuse", tokens[0][1]) == 202
+
+    deleted = requests.delete(f"{api_a}/registries/reuse", headers=owner, timeout=20)
+    _wait_for_operation(world, deleted.json()["operation"]["id"], world.server.token)
+    created = requests.post(f"{world.server.url}/api/v1/orgs/otherorg/registries", json={"name": "reuse"},
+                            headers={"Authorization": f"Bearer {world.other_owner}"}, timeout=20)
+    assert created.status_code == 202, created.text
+    b_token = requests.post(f"{world.server.url}/api/v1/orgs/otherorg/tokens", json={"name": "b", "scope": "push"},
+                            headers={"Authorization": f"Bearer {world.other_owner}"}, timeout=20)
+    assert b_token.status_code == 201  # on SQLite it may take the deleted token's row id
+
+    for mode, token in tokens:
+        assert _start_upload(world, mode, "reuse", token) == 401, mode
+        assert world.endpoints.request(mode, "GET", "/v2/reuse/app/tags/list", flow="basic",
+                                       headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert requests.get(f"{world.server.url}/v2/reuse/app/tags/list", auth=("a", scoped["token"]),
+                        timeout=20).status_code == 401
+    refreshed = requests.post(f"{world.server.url}/auth/token", timeout=20, data={
+        "grant_type": "refresh_token", "refresh_token": refresh, "service": world.endpoints.netloc("path", "reuse"),
+        "scope": "repository:reuse/app:pull,push"})
+    assert refreshed.status_code == 401, refreshed.text

@@ -1,0 +1,163 @@
+"""Custom domains against the real server and a real DNS server (dnsmasq on loopback): what may
+be claimed, how a claim is proven, and that nothing routes a name before it is proven or after
+it is given up (the data plane, the token service, and the rendered footprint)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+import requests
+
+from tests.support.dns_server import DnsServer
+from tests.support.registry_client import RegistryClient
+from tests.support.server import Server
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    dns_server = DnsServer().restart()
+    data = tmp_path_factory.mktemp("domains") / "data"
+    server = Server(data, token="berth_owner_" + secrets.token_hex(16),
+                    env={"BERTH_DNS_RESOLVER": dns_server.address}).start()
+    server.dns = dns_server
+    yield server
+    server.stop()
+    dns_server.stop()
+
+
+def api(server, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(method, f"{server.url}/api/v1/orgs/default{path}", timeout=20,
+                            headers={"Authorization": f"Bearer {server.token}"}, **kw)
+
+
+def new_registry(server, **body) -> str:
+    name = "r" + secrets.token_hex(4)
+    r = api(server, "POST", "/registries", json={"name": name, **body})
+    assert r.status_code == 202, r.text
+    wait(server, r.json()["operation"]["id"])
+    return name
+
+
+def wait(server, operation_id: str) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        op = requests.get(f"{server.url}/api/v1/operations/{operation_id}", timeout=20,
+                          headers={"Authorization": f"Bearer {server.token}"}).json()
+        if op["state"] in ("succeeded", "failed"):
+            assert op["state"] == "succeeded", op
+            return op
+        time.sleep(0.05)
+    raise AssertionError("operation did not finish")
+
+
+def footprint_hosts(server, registry: str) -> str:
+    """Every rendered object of the registry's footprint, as text."""
+    return "\n".join(p.read_text() for p in sorted((server.data_dir / "manifests" / registry).glob("*.yaml")))
+
+
+def manifest_via_host(server, host: str, token: str | None = None) -> int:
+    headers = {"Host": f"{host}:{server.port}"}
+    auth = ("u", token) if token else None
+    return requests.get(f"{server.url}/v2/app/manifests/v1", headers=headers, auth=auth, timeout=20).status_code
+
+
+@pytest.mark.parametrize("value", [
+    "registry.localhost", "victim.registry.localhost", "NOT-YET.registry.localhost.", "a.b.registry.localhost",
+    "images.example.com\n", "\nimages.example.com", "images..example.com", "-images.example.com", "127.0.0.1",
+    "localhost", "images.example.123", "images example.com", "imäges.example.com", "x" * 250 + ".com", 7, ["a.com"],
+])
+def test_a_name_that_is_not_a_hostname_of_ones_own_is_refused_and_nothing_is_stored(env, value):
+    name = new_registry(env)
+    r = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": value})
+    assert r.status_code == 400 and r.json()["invalid_params"][0]["name"] == "custom_domain", r.text
+    assert api(env, "GET", f"/registries/{name}").json()["custom_domain"] is None
+    created = api(env, "POST", "/registries", json={"name": "r" + secrets.token_hex(4), "custom_domain": value})
+    assert created.status_code == 400, created.text
+
+
+def test_a_claim_is_stored_lowercase_without_its_trailing_dot_and_is_unique_whatever_the_case(env):
+    first, second = new_registry(env), new_registry(env)
+    r = api(env, "PATCH", f"/registries/{first}", json={"custom_domain": "Images.Unique-Test.Example."})
+    assert r.status_code == 200 and r.json()["custom_domain"] == "images.unique-test.example"
+    for spelling in ("images.unique-test.example", "IMAGES.unique-test.example."):
+        taken = api(env, "PATCH", f"/registries/{second}", json={"custom_domain": spelling})
+        assert taken.status_code == 409, taken.text
+    create = api(env, "POST", "/registries", json={"name": "r" + secrets.token_hex(4),
+                                                  "custom_domain": "images.unique-test.example"})
+    assert create.status_code == 409
+    assert api(env, "GET", f"/registries/{second}").json()["custom_domain"] is None
+
+
+def test_a_pending_domain_routes_nothing_until_its_txt_record_proves_it(env):
+    name = new_registry(env)
+    RegistryClient(env.url, env.session()).push_image(f"{name}/app", "v1")
+    domain = f"images.{name}.example"
+    claimed = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": domain}).json()
+    record = claimed["custom_domain_verification"]
+    assert claimed["custom_domain_status"] == "pending" and "operation" not in claimed
+    assert record["type"] == "TXT" and record["name"] == f"_berth-challenge.{domain}" and len(record["value"]) > 30
+    assert domain not in footprint_hosts(env, name)
+    assert manifest_via_host(env, domain, env.token) != 200  # not resolved: the shared endpoint's path form
+
+    not_yet = api(env, "POST", f"/registries/{name}/custom-domain/verify")
+    assert not_yet.status_code == 409 and record["name"] in not_yet.json()["detail"], not_yet.text
+    env.dns.set_txt(record["name"], "berth-domain-verification=someone-elses-value")
+    assert api(env, "POST", f"/registries/{name}/custom-domain/verify").status_code == 409
+    assert api(env, "GET", f"/registries/{name}").json()["custom_domain_status"] == "pending"
+
+    env.dns.set_txt(record["name"], "unrelated", record["value"])
+    verified = api(env, "POST", f"/registries/{name}/custom-domain/verify")
+    assert verified.status_code == 202 and verified.json()["custom_domain_status"] == "verified", verified.text
+    wait(env, verified.json()["operation"]["id"])
+    rendered = footprint_hosts(env, name)
+    assert rendered.count(domain) >= 3  # the certificate, the listener, the route
+    assert manifest_via_host(env, domain, env.token) == 200
+    assert manifest_via_host(env, domain) == 401  # private: the custom domain serves it as its own host
+    again = api(env, "POST", f"/registries/{name}/custom-domain/verify")
+    assert again.status_code == 200 and "operation" not in again.json()
+
+
+def test_changing_or_removing_a_verified_domain_reprovisions_and_stops_routing_the_old_name(env):
+    name = new_registry(env)
+    RegistryClient(env.url, env.session()).push_image(f"{name}/app", "v1")
+    old, new = f"old.{name}.example", f"new.{name}.example"
+    record = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": old}).json()["custom_domain_verification"]
+    env.dns.set_txt(record["name"], record["value"])
+    wait(env, api(env, "POST", f"/registries/{name}/custom-domain/verify").json()["operation"]["id"])
+    assert manifest_via_host(env, old, env.token) == 200
+
+    changed = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": new})
+    assert changed.status_code == 200 and changed.json()["custom_domain_status"] == "pending"
+    wait(env, changed.json()["operation"]["id"])
+    rendered = footprint_hosts(env, name)
+    assert old not in rendered and new not in rendered
+    assert manifest_via_host(env, old, env.token) != 200 and manifest_via_host(env, new, env.token) != 200
+    # The old name is free again for anyone.
+    other = new_registry(env)
+    assert api(env, "PATCH", f"/registries/{other}", json={"custom_domain": old}).status_code == 200
+
+    record = api(env, "GET", f"/registries/{name}").json()["custom_domain_verification"]
+    env.dns.set_txt(record["name"], record["value"])
+    wait(env, api(env, "POST", f"/registries/{name}/custom-domain/verify").json()["operation"]["id"])
+    removed = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": None})
+    assert removed.status_code == 200 and removed.json()["custom_domain_status"] is None
+    wait(env, removed.json()["operation"]["id"])
+    assert new not in footprint_hosts(env, name) and manifest_via_host(env, new, env.token) != 200
+
+
+def test_a_resolver_that_does_not_answer_is_a_503_with_retry_after_and_changes_nothing(env):
+    name = new_registry(env)
+    record = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": f"down.{name}.example"}).json()
+    env.dns.stop()
+    try:
+        started = time.monotonic()
+        r = api(env, "POST", f"/registries/{name}/custom-domain/verify")
+        assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+        assert time.monotonic() - started < 10
+    finally:
+        env.dns.restart()
+    assert api(env, "GET", f"/registries/{name}").json()["custom_domain_status"] == "pending"
+    env.dns.set_txt(record["custom_domain_verification"]["name"], record["custom_domain_verification"]["value"])
+    assert api(env, "POST", f"/registries/{name}/custom-domain/verify").status_code == 202

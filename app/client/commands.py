@@ -229,7 +229,7 @@ def _show_registry(r: dict) -> None:
         ("status", r["status"]),
         ("endpoint", r.get("endpoint")),
         ("path endpoint", r.get("path_endpoint")),
-        ("custom domain", r.get("custom_domain")),
+        ("custom domain", _custom_domain_line(r)),
         ("pull namespaces", ", ".join(r.get("pull_namespaces") or [])),
         ("created", f"{when(r.get('created_at'))} by {r.get('created_by') or '-'}"),
         ("repositories", usage.get("repositories")),
@@ -241,6 +241,16 @@ def _show_registry(r: dict) -> None:
         ("immutable tags", ", ".join(r.get("immutable_tags") or []) or "none (tags may be overwritten)"),
         ("operation", (r.get("links") or {}).get("operation")),
     ])
+
+
+def _custom_domain_line(r: dict) -> str | None:
+    if not r.get("custom_domain"):
+        return None
+    if r.get("custom_domain_status") == "verified":
+        return f"{r['custom_domain']} (verified)"
+    record = r.get("custom_domain_verification") or {}
+    return (f"{r['custom_domain']} (pending: publish TXT {record.get('name')} = {record.get('value')!r}, "
+            f"then `berth registry verify-domain {r['name']}`)")
 
 
 def _quota_line(quota: dict | None) -> str | None:
@@ -272,8 +282,10 @@ def registry_set(ctx: Context) -> int:
         changes["sku"] = None if args.sku == "default" else args.sku
     if args.immutable_tags is not None:
         changes["immutable_tags"] = [p.strip() for p in args.immutable_tags.split(",") if p.strip()]
+    if args.custom_domain is not None:
+        changes["custom_domain"] = args.custom_domain or None
     if not changes:
-        return _fail("nothing to change: give --visibility, --sku or --immutable-tags")
+        return _fail("nothing to change: give --visibility, --sku, --immutable-tags or --custom-domain")
     registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
         return emit_json(registry)
@@ -286,7 +298,21 @@ def registry_set(ctx: Context) -> int:
         patterns = registry.get("immutable_tags") or []
         said.append(f"has immutable tags in repositories matching {', '.join(patterns)}" if patterns
                     else "allows tag overwrites in every repository")
+    if "custom_domain" in changes:
+        said.append(f"claims {_custom_domain_line(registry)}" if registry.get("custom_domain")
+                    else "has no custom domain")
     print(f"registry {registry['name']!r} " + "; ".join(said))
+    return 0
+
+
+@http_command
+def registry_verify_domain(ctx: Context) -> int:
+    registry = ctx.client.json("POST", ctx.registry_path(ctx.args.name) + "/custom-domain/verify")
+    if ctx.json:
+        return emit_json(registry)
+    operation = registry.get("operation")
+    print(f"custom domain {registry['custom_domain']} of registry {registry['name']!r} is verified"
+          + (f"; routing it: operation {operation['id']}" if operation else ""))
     return 0
 
 
@@ -661,7 +687,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--immutable-tags", metavar="PATTERNS",
                    help="comma-separated repository globs whose tags cannot be overwritten or deleted, "
                         "e.g. 'release/*,prod-*'; '' allows overwrites everywhere")
+    p.add_argument("--custom-domain", metavar="HOST",
+                   help="claim a hostname of yours (routed once verified: see `registry show`); '' removes it")
     p.set_defaults(func=registry_set)
+    p = reg.add_parser("verify-domain", parents=[g],
+                       help="check the custom domain's TXT record now and, once it proves the claim, route it")
+    p.add_argument("name")
+    p.set_defaults(func=registry_verify_domain)
     p = reg.add_parser("delete", parents=[g, wait], help="delete a registry and everything in it")
     p.add_argument("name")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")

@@ -161,3 +161,29 @@ def test_a_resolver_that_does_not_answer_is_a_503_with_retry_after_and_changes_n
     assert api(env, "GET", f"/registries/{name}").json()["custom_domain_status"] == "pending"
     env.dns.set_txt(record["custom_domain_verification"]["name"], record["custom_domain_verification"]["value"])
     assert api(env, "POST", f"/registries/{name}/custom-domain/verify").status_code == 202
+
+
+def test_the_cli_claims_shows_the_record_to_publish_and_verifies(env):
+    import subprocess
+    import sys
+
+    from tests.support.server import ROOT
+
+    def berth(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, env={"BERTH_URL": env.url, "BERTH_TOKEN": env.token, "BERTH_ORG": "default",
+                                               "BERTH_CONFIG": str(env.data_dir.parent / "cli.json"),
+                                               "PATH": "/usr/bin:/bin"})
+
+    name = new_registry(env)
+    domain = f"cli.{name}.example"
+    claimed = berth("registry", "set", name, "--custom-domain", domain)
+    assert claimed.returncode == 0 and "pending: publish TXT" in claimed.stdout, claimed.stderr
+    record = api(env, "GET", f"/registries/{name}").json()["custom_domain_verification"]
+    shown = berth("registry", "show", name)
+    assert record["name"] in shown.stdout and record["value"] in shown.stdout
+    refused = berth("registry", "verify-domain", name)
+    assert refused.returncode != 0 and record["name"] in refused.stderr, refused
+    env.dns.set_txt(record["name"], record["value"])
+    verified = berth("registry", "verify-domain", name)
+    assert verified.returncode == 0 and "is verified" in verified.stdout, verified.stderr

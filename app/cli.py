@@ -17,7 +17,7 @@ from app.config import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("host", "port", "data_dir", "workers")}
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "data_dir", "workers", "metrics_addr")}
     return Settings.load(**overrides)
 
 
@@ -64,17 +64,24 @@ def _cap_malloc_arenas(arenas: int = 2) -> None:
 def serve(args: argparse.Namespace) -> int:
     from app.edge import inline
     from app.telemetry import logs
+    from app.telemetry.metrics_listener import MetricsListener
 
     _cap_malloc_arenas()
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)
     inline.enabled(settings)  # a bad BERTH_INLINE_READS stops here, before any worker starts
-    db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
-    _compile_queries()
-    if settings.workers <= 1:
-        return _serve_process(settings)
-    _close_all(db)  # each worker process opens its own connections
-    return _serve_workers(settings)
+    # Bound once, before any worker: every worker serves it and counts into its directory.
+    metrics = MetricsListener.open(settings)
+    try:
+        db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
+        _compile_queries()
+        if settings.workers <= 1:
+            return _serve_process(settings, metrics=metrics)
+        _close_all(db)  # each worker process opens its own connections
+        return _serve_workers(settings, metrics)
+    finally:
+        if metrics is not None:  # the supervisor's (or single process's) exit: workers os._exit
+            metrics.close()
 
 
 def _compile_queries() -> None:
@@ -85,9 +92,10 @@ def _compile_queries() -> None:
     Prepared.compile_all()
 
 
-def _serve_process(settings: Settings, sock=None) -> int:
+def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
     """One server process: waitress threads over the app, the lifecycle worker and the
-    garbage collector. With `sock`, it accepts on a listening socket shared with its siblings."""
+    garbage collector. With `sock`, it accepts on a listening socket shared with its siblings;
+    with `metrics` (a MetricsListener), it also answers scrapes on that listener."""
     import signal
 
     import waitress
@@ -135,12 +143,16 @@ def _serve_process(settings: Settings, sock=None) -> int:
     services.worker.start()
     services.collector.start()
     services.retention_schedule.start()
+    if metrics is not None:
+        metrics.serve()
     server.channel_class = inline.InlineChannel if dispatcher is not None else PlainHTTPChannel
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
     # load, a log line per request, costing the CPU the queue is waiting for.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if sock is None:
         print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
+        if metrics is not None:
+            print(f"Metrics on {metrics.url}", flush=True)
     # SIGTERM (the Deployment stopping a pod) ends the loop like Ctrl-C: background work stops
     # and buffered counters are written on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -188,7 +200,7 @@ def _close_all(db) -> None:
     close_all() if close_all else db.close()
 
 
-def _serve_workers(settings: Settings) -> int:
+def _serve_workers(settings: Settings, metrics=None) -> int:
     """`--workers N`: N server processes on one port (one Python process uses about one core;
     this uses them all). A worker that dies is started again; SIGTERM or SIGINT stops them all.
     Whatever one worker knows that another needs lives in the database, the blob store, or
@@ -245,7 +257,7 @@ def _serve_workers(settings: Settings) -> int:
                     sock.close()
                     listener.listen(2048)
                     listener.setblocking(False)
-                code = _serve_process(settings, listener)
+                code = _serve_process(settings, listener, metrics)
             finally:
                 os._exit(code)
         children[pid] = slot
@@ -265,6 +277,8 @@ def _serve_workers(settings: Settings) -> int:
         spawn(slot)
     print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)",
           flush=True)
+    if metrics is not None:
+        print(f"Metrics on {metrics.url} (all workers)", flush=True)
     while children:
         try:
             pid, status = os.wait()
@@ -463,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (BERTH_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (BERTH_PORT, default 5000)")
     p.add_argument("--workers", type=int, help="server processes sharing the port (BERTH_WORKERS, default 1)")
+    p.add_argument("--metrics-addr", help="host:port of the Prometheus /metrics listener, off the public "
+                   "port (BERTH_METRICS_ADDR, default: none)")
     p.set_defaults(func=serve)
 
     from app.client.commands import add_global_options, add_parsers as add_client_parsers

@@ -71,6 +71,9 @@ class Settings:
     # CORS: allowed origins ("*" or a comma list; empty: CORS off) and origins allowed credentials.
     cors_origins: str = ""
     cors_credentials: str = ""
+    # Prometheus `/metrics` on a listener of its own, `host:port` (app/telemetry/metrics_listener.py);
+    # empty: no metrics are served. Never the public port: the series name every tenant.
+    metrics_addr: str = ""
     # Log format: json (default) or text.
     log_format: str = "json"
     # Largest manifest accepted (the distribution spec suggests 4 MiB).

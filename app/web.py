@@ -51,7 +51,7 @@ from app.services.manifests import ManifestService
 from app.services.uploads import UploadService
 from app.storage import open_store
 from app.storage.base import BlobStore
-from app.telemetry.metrics import Metrics, MetricsResource
+from app.telemetry.metrics import Metrics
 from app.telemetry.requests import RequestLog
 from app.telemetry.tracing import TracedStore, TracingMiddleware
 from app.telemetry.tracing import enabled as tracing_enabled
@@ -190,5 +190,6 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(services.store))
-    app.add_route("/metrics", MetricsResource(metrics))
+    # No /metrics here: the series name every tenant, and this app is what every registry
+    # hostname reaches. They are served on BERTH_METRICS_ADDR (app/telemetry/metrics_listener.py).
     return app

@@ -69,6 +69,8 @@ def load_config() -> PlatformConfig:
         egress_ports=tuple(cfg.get_object("egressPorts") or defaults["egress_ports"].default),
         egress_cidrs=tuple(cfg.get_object("egressCidrs") or defaults["egress_cidrs"].default),
         extra_settings=cfg.get_object("settings") or {},
+        metrics_port=number("metricsPort", "metrics_port"),
+        monitoring_namespace=text("monitoringNamespace", "monitoring_namespace"),
     )
 
 

@@ -24,6 +24,7 @@ from app.lifecycle.resources import (
 
 APP_LABELS = {"app.kubernetes.io/name": "berth", "app.kubernetes.io/component": "server"}
 PORT = 5000
+METRICS_PATH = "/metrics"
 DATA_DIR = "/var/lib/berth"
 TOKEN_KEYS_DIR = "/etc/berth/token-keys"
 UID = 10001
@@ -65,6 +66,10 @@ class PlatformConfig:
     egress_ports: tuple[int, ...] = (443, 5432, 6379, 6443)
     egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     extra_settings: dict = field(default_factory=dict)  # more BERTH_* variables, verbatim
+    # Prometheus scrapes each pod on this container port (named `metrics`, BERTH_METRICS_ADDR),
+    # from this namespace only; no Service exposes it, so no registry hostname reaches it.
+    metrics_port: int = 9090
+    monitoring_namespace: str = "monitoring"
 
     @property
     def backend_url(self) -> str:
@@ -80,6 +85,8 @@ def settings_env(config: PlatformConfig) -> dict[str, str]:
     env = {
         "BERTH_HOST": "0.0.0.0",
         "BERTH_PORT": str(PORT),
+        # The series name every tenant: served off the public port, on the pod's `metrics` port.
+        "BERTH_METRICS_ADDR": f"0.0.0.0:{config.metrics_port}",
         "BERTH_DATA_DIR": DATA_DIR,
         "BERTH_TOKEN_KEYS_DIR": TOKEN_KEYS_DIR,
         "BERTH_STORAGE_URL": config.storage_url,
@@ -116,6 +123,8 @@ def platform_resources(config: PlatformConfig) -> list[Manifest]:
     refs = config.refs
     ns = refs.namespace
     labels = {**MANAGED_BY, **APP_LABELS}
+    if config.metrics_port == PORT:
+        raise ValueError(f"metricsPort must differ from the service port {PORT}: the metrics are not for tenants")
 
     def meta(name: str, namespace: str | None = ns) -> dict:
         out = {"name": name, "labels": dict(labels)}
@@ -278,8 +287,12 @@ def _deployment(config: PlatformConfig, metadata: dict, settings_hash: str) -> d
             "selector": {"matchLabels": dict(APP_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": {**MANAGED_BY, **APP_LABELS},
-                             "annotations": {"berth.dev/settings-hash": settings_hash}},
+                "metadata": {"labels": {**MANAGED_BY, **APP_LABELS}, "annotations": {
+                    "berth.dev/settings-hash": settings_hash,
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(config.metrics_port),
+                    "prometheus.io/path": METRICS_PATH,
+                }},
                 "spec": {
                     "serviceAccountName": "berth",
                     "terminationGracePeriodSeconds": 60,
@@ -296,7 +309,8 @@ def _deployment(config: PlatformConfig, metadata: dict, settings_hash: str) -> d
                         "image": config.image,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["berth", "serve"],
-                        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": config.metrics_port, "protocol": "TCP"}],
                         "envFrom": [{"configMapRef": {"name": "berth-settings"}},
                                     {"secretRef": {"name": "berth-secrets"}}],
                         "livenessProbe": probe,
@@ -332,7 +346,8 @@ def _deployment(config: PlatformConfig, metadata: dict, settings_hash: str) -> d
 
 def _network_policies(config: PlatformConfig, meta) -> list[Manifest]:
     """Default deny in the platform namespace; Berth's pods take traffic only from the gateway's
-    proxies and reach only DNS and the ports of what they use."""
+    proxies (on the service port) and the monitoring namespace (on the metrics port), and reach
+    only DNS and the ports of what they use."""
     proxies_peer = {"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": config.gateway_pod_namespace}}}
     if config.gateway_pod_labels:
@@ -350,7 +365,12 @@ def _network_policies(config: PlatformConfig, meta) -> list[Manifest]:
             "spec": {
                 "podSelector": {"matchLabels": dict(APP_LABELS)},
                 "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [proxies_peer], "ports": [{"protocol": "TCP", "port": PORT}]}],
+                "ingress": [
+                    {"from": [proxies_peer], "ports": [{"protocol": "TCP", "port": PORT}]},
+                    {"from": [{"namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": config.monitoring_namespace}}}],
+                     "ports": [{"protocol": "TCP", "port": config.metrics_port}]},
+                ],
                 "egress": [dns, {
                     "to": [{"ipBlock": {"cidr": cidr}} for cidr in config.egress_cidrs],
                     "ports": [{"protocol": "TCP", "port": port} for port in config.egress_ports],

@@ -20,7 +20,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from app.edge.proxies import in_networks
 from app.oci.errors import RegistryError
 
-EXEMPT_PATHS = ("/healthz", "/readyz", "/metrics")
+EXEMPT_PATHS = ("/healthz", "/readyz")
 
 
 def parse_routes(value: str) -> list[tuple[str, limits.RateLimitItem]]:

@@ -1,17 +1,17 @@
-"""Prometheus metrics at `/metrics` (prometheus-client).
+"""Prometheus metrics (prometheus-client): what is counted, and what a scrape reports.
 
 Counters and histograms are updated per request; gauges that describe stored state (upload
 sessions in flight, stored bytes per registry) are read from the database at scrape time, so
-every replica reports the same truth.
+every replica reports the same truth. They are served only on the metrics listener
+(app/telemetry/metrics_listener.py), never on the public port: the series name every tenant.
 """
 
 from __future__ import annotations
 
-import falcon
 import peewee as pw
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.db.models import Blob, Manifest, Operation, Registry, Repository, Tag, Upload
 
@@ -75,6 +75,10 @@ METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class Metrics:
+    """The per-request instruments. Where their values live is prometheus_client's choice, made
+    before they are built: in this process's memory, or, when `berth serve` has a metrics
+    listener, in this process's files of the counters directory (metrics_listener.py)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("berth_http_requests", "HTTP requests", ["route", "method", "status"],
@@ -86,7 +90,6 @@ class Metrics:
         self.pulled = Counter("berth_bytes_pulled", "Blob bytes served", ["registry"], registry=self.registry)
         self.pulls = Counter("berth_pulls", "Image pulls (manifest GETs) served", ["registry"], registry=self.registry)
         self.pushes = Counter("berth_pushes", "Manifest pushes accepted", ["registry"], registry=self.registry)
-        self.registry.register(StoredState())
         self._children: dict[tuple[str, str, int], tuple] = {}  # routes x methods x statuses: bounded
 
     def observe(self, route: str, method: str, status: int, duration: float, registry: str | None,
@@ -110,10 +113,10 @@ class Metrics:
                 self.pushes.labels(registry).inc()
 
 
-class MetricsResource:
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = CONTENT_TYPE_LATEST
-        resp.data = generate_latest(self.metrics.registry)
+def exposition(counters_dir: str) -> CollectorRegistry:
+    """What a scrape reports: the counters of every server process (their files in
+    `counters_dir`, summed) and the stored state, read from the database now."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, counters_dir)
+    registry.register(StoredState())
+    return registry

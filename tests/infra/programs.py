@@ -41,6 +41,8 @@ PLATFORM_CONFIG = {
     "berth:gatewayPodLabels": json.dumps({"gateway.envoyproxy.io/owning-gateway-name": "berth"}),
     "berth:gatewayPodNamespace": "envoy-gateway-system",
     "berth:settings": json.dumps({"BERTH_RATE_LIMIT": "2000/10 minutes"}),
+    "berth:metricsPort": "9464",
+    "berth:monitoringNamespace": "observability",
 }
 PLATFORM_SECRETS = ["berth:databaseUrl", "berth:tokenSigningKey", "berth:pulumiPassphrase", "berth:redisUrl"]
 

@@ -250,10 +250,51 @@ def test_platform_network_policies(platform_run):
     deny = resources["networkpolicy-default-deny"].manifest
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     berth = resources["networkpolicy-berth"].manifest["spec"]
-    (ingress,) = berth["ingress"]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 5000}]
-    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {
+    proxies, monitoring = berth["ingress"]
+    assert proxies["ports"] == [{"protocol": "TCP", "port": 5000}]
+    assert proxies["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "envoy-gateway-system"}
+    # The metrics port only from the monitoring namespace (berth:monitoringNamespace).
+    assert monitoring == {"from": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "observability"}}}], "ports": [{"protocol": "TCP", "port": 9464}]}
+
+
+def test_platform_pods_are_scraped_on_a_metrics_port_of_their_own(platform_run):
+    resources = by_name(platform_run)
+    template = resources["deployment"].manifest["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 5000, "metrics": 9464}
+    assert resources["configmap"].manifest["data"]["BERTH_METRICS_ADDR"] == "0.0.0.0:9464"
+    annotations = template["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if k.startswith("prometheus.io/")} == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9464", "prometheus.io/path": "/metrics"}
+
+
+def test_no_service_a_route_reaches_exposes_the_metrics_port(platform_run, registry_runs):
+    """Every registry hostname's HTTPRoute (and the shared endpoint's) sends `/` to a Service:
+    none of those may lead to the metrics port, by name or by number."""
+    manifests = [r.manifest for r in platform_run]
+    for registered, _ in registry_runs.values():
+        manifests += [r.manifest for r in registered]
+    backends = {(ref.get("namespace", m["metadata"]["namespace"]), ref["name"])
+                for m in manifests if m["kind"] == "HTTPRoute"
+                for rule in m["spec"]["rules"] for ref in rule.get("backendRefs", [])}
+    services = {(m["metadata"]["namespace"], m["metadata"]["name"]): m for m in manifests if m["kind"] == "Service"}
+    assert backends and backends <= services.keys()
+    for key in backends:
+        for port in services[key]["spec"]["ports"]:
+            assert port["targetPort"] == "http" and port["port"] != 9464, (key, port)
+
+
+def test_the_metrics_port_cannot_be_the_service_port():
+    from infra.platform_resources import PORT, PlatformConfig, platform_resources
+
+    config = PlatformConfig(image="i", domain="d.test", gateway_class="eg", storage_url="gs://b",
+                            trusted_proxies="10.0.0.0/8", database_url="postgresql://x", token_signing_key="k",
+                            metrics_port=PORT)
+    with pytest.raises(ValueError, match="metricsPort"):
+        platform_resources(config)
 
 
 def test_platform_needs_its_required_config():

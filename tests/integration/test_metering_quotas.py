@@ -36,7 +36,7 @@ SKUS = [
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("meter") / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_GC_GRACE": "0", "BERTH_GC_INTERVAL": "0"}).start()
+                    metrics=True, env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_GC_GRACE": "0", "BERTH_GC_INTERVAL": "0"}).start()
     yield server
     server.stop()
 
@@ -189,7 +189,7 @@ def test_metrics_carry_stored_bytes_counts_and_pull_push_counters(srv, api):
     c = client(srv)
     c.push_image(f"{name}/app", "v1", layers=[os.urandom(2000)])
     assert c.request("GET", f"/v2/{name}/app/manifests/v1").status_code == 200
-    text = requests.get(f"{srv.url}/metrics", timeout=10).text
+    text = requests.get(srv.metrics_url, timeout=10).text
     stored = sum(walk(srv, name).values())
 
     def value(metric: str) -> float:

@@ -123,7 +123,7 @@ def _metric(text: str, name: str, **labels) -> float | None:
 
 
 def test_prometheus_metrics(tmp_path):
-    server = Server(tmp_path / "data", token=OWNER).start()
+    server = Server(tmp_path / "data", token=OWNER, metrics=True).start()
     try:
         client = RegistryClient(server.url, server.session())
         client.push_image("default/metered", "v1", layers=[b"m" * 5000])
@@ -133,7 +133,7 @@ def test_prometheus_metrics(tmp_path):
         client.request("POST", "/v2/default/metered/blobs/uploads/")  # left open
         for i in range(3):  # made-up methods: one OTHER series, not one per name
             requests.request(f"BREW{i}", f"{server.url}/v2/", timeout=10)
-        r = requests.get(f"{server.url}/metrics", timeout=10)
+        r = requests.get(server.metrics_url, timeout=10)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
         text = r.text
         assert _metric(text, "berth_http_requests_total", route="oci.manifest", method="GET", status="200") == 2
@@ -156,7 +156,7 @@ def test_prometheus_metrics(tmp_path):
             if requests.get(f"{server.url}{op['links']['self']}", headers=api, timeout=10).json()["state"] == "succeeded":
                 break
             time.sleep(0.05)
-        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        text = requests.get(server.metrics_url, timeout=10).text
         assert _metric(text, "berth_lifecycle_operations", kind="create", state="succeeded") == 1
         assert _metric(text, "berth_lifecycle_operations", kind="delete", state="pending") == 0
         steps = [json.loads(line) for line in server.log_path.read_text().splitlines()

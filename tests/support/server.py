@@ -33,6 +33,10 @@ class Server:
     # BERTH_DATABASE_URL; with BERTH_TEST_DATABASE=postgres a fresh PostgreSQL database is made
     # at first start (tests/support/postgres.py) and kept across restarts.
     database_url: str | None = None
+    # With metrics=True, the server also answers Prometheus scrapes on metrics_port
+    # (BERTH_METRICS_ADDR); the public port never does.
+    metrics: bool = False
+    metrics_port: int = field(default_factory=free_port)
 
     @property
     def host(self) -> str:
@@ -41,6 +45,10 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def session(self, token: str | None = "default") -> requests.Session:
         s = requests.Session()
@@ -62,6 +70,8 @@ class Server:
                 self.database_url = postgres.create_database()
         if self.database_url:
             env["BERTH_DATABASE_URL"] = self.database_url
+        if self.metrics:
+            env["BERTH_METRICS_ADDR"] = f"127.0.0.1:{self.metrics_port}"
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

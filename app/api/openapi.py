@@ -322,7 +322,8 @@ ERRORS = {
 def _ok(status: str, description: str, schema: dict | None, extra: tuple[str, ...] = ()) -> dict:
     responses = {k: v for k, v in ERRORS.items()}
     for code in extra:
-        responses[code] = _problem({"409": "Conflict (a name is taken, or an operation is in progress).",
+        responses[code] = _problem({"409": "Conflict (a name is taken, an operation is in progress, "
+                                           "or the organization's last owner would go).",
                                     "415": "Send JSON.", "413": "Body too large.",
                                     "422": "Idempotency key reused with a different request.",
                                     "503": "A dependency (the DNS resolver) did not answer; retry."}[code])
@@ -495,7 +496,7 @@ PATHS: dict = {
     },
     "/api/v1/orgs/{org}/tokens/{token_id}": {
         "parameters": [ORG, _param("token_id", schema={"type": "integer", "minimum": 1})],
-        "delete": {"operationId": "revokeToken", "responses": _ok("204", "Revoked", None)},
+        "delete": {"operationId": "revokeToken", "responses": _ok("204", "Revoked", None, ("409",))},
     },
     "/api/v1/operations/{operation_id}": {
         "parameters": [_param("operation_id")],

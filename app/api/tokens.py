@@ -43,5 +43,6 @@ class TokenResource:
     audit = {"DELETE": "token.revoke"}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: int) -> None:
+        req.context.audit_detail = {"token_id": token_id}  # refusals too: which token someone tried
         tokens.revoke_token(req.context.org, req.context.subject, token_id)
         resp.status = falcon.HTTP_204

@@ -1,4 +1,4 @@
-"""Organization members: who holds which role. The rules about owners live here, once."""
+"""Organization members: who holds which role. The rules about owners are in app/services/owners.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 from app.auth import roles
 from app.auth.subject import Subject
 from app.db.models import Member, Organization
-from app.db.setup import transaction
 from app.oci.errors import RegistryError
+from app.services import owners
 
 _SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}$")
 
@@ -34,36 +34,29 @@ def get_member(org: Organization, subject: str) -> Member:
 
 
 def _owner_rule(actor: Subject, org: Organization, *roles_touched: str | None) -> None:
-    if "owner" in roles_touched and actor.roles.get(org.id) != "owner":
-        raise RegistryError("DENIED", "only an owner may grant or remove the owner role")
-
-
-def _keep_an_owner(org: Organization, leaving: Member) -> None:
-    if leaving.role == "owner":
-        owners = Member.select().where((Member.org == org) & (Member.role == "owner")).count()
-        if owners <= 1:
-            raise RegistryError("CONFLICT", "the last owner cannot be removed or demoted; make another owner first")
+    if "owner" in roles_touched:
+        owners.require_owner(actor, org, "grant or remove the owner role")
 
 
 def put_member(org: Organization, subject: str, role: object, actor: Subject) -> tuple[Member, bool]:
     """Grant `role` to `subject` (creating or changing the membership). Returns (member, created)."""
     check_subject(subject)
     role = check_role(role)
-    with transaction():
+    with owners.changing_owners(org):
         existing = Member.get_or_none((Member.org == org) & (Member.subject == subject))
         _owner_rule(actor, org, role, existing.role if existing else None)
         if existing is None:
             return Member.create(org=org, subject=subject, role=role, created_by=actor.name), True
         if existing.role != role:
-            _keep_an_owner(org, existing)
+            owners.keep_an_owner(org, member=existing)
             existing.role = role
             existing.save()
         return existing, False
 
 
 def remove_member(org: Organization, subject: str, actor: Subject) -> None:
-    with transaction():
+    with owners.changing_owners(org):
         member = get_member(org, subject)
         _owner_rule(actor, org, member.role)
-        _keep_an_owner(org, member)
+        owners.keep_an_owner(org, member=member)
         member.delete_instance()

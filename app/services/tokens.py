@@ -11,6 +11,7 @@ from app.auth.credentials import generate_token, hash_token
 from app.auth.subject import Subject
 from app.db.models import AccessToken, Organization, Registry, utcnow
 from app.oci.errors import RegistryError
+from app.services import owners
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 MAX_LIFETIME = dt.timedelta(days=3650)
@@ -92,13 +93,19 @@ def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
 
 
 def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToken:
-    token = AccessToken.get_or_none((AccessToken.id == token_id) & (AccessToken.org == org))
-    manager = roles.allows(actor.roles.get(org.id), roles.MANAGE_MEMBERS)
-    if token is None or not (manager or token.created_by == actor.name):
-        raise RegistryError("NOT_FOUND", f"token {token_id} not found")
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        token.save()
+    """Revoke a token (again: a no-op). Owner tokens are revoked only by an owner, and never the
+    organization's last owner (app/services/owners.py)."""
+    with owners.changing_owners(org):
+        token = AccessToken.get_or_none((AccessToken.id == token_id) & (AccessToken.org == org))
+        manager = roles.allows(actor.roles.get(org.id), roles.MANAGE_MEMBERS)
+        if token is None or not (manager or token.created_by == actor.name):
+            raise RegistryError("NOT_FOUND", f"token {token_id} not found")
+        if token.role == "owner":
+            owners.require_owner(actor, org, f"revoke an owner token (token {token.id} acts as owner)")
+        if token.revoked_at is None:
+            owners.keep_an_owner(org, token=token)
+            token.revoked_at = utcnow()
+            token.save()
     return token
 
 

@@ -366,9 +366,10 @@ def test_server_down_and_rejected_tokens(tmp_path):
     try:
         cli("login", srv.url, "--token-stdin", input=srv.token)
         assert cli.json("registry", "list")["registries"][0]["name"] == "default"
-        # The token is revoked behind the CLI's back.
-        requests.delete(f"{srv.url}/api/v1/orgs/default/tokens/1", headers={"Authorization": f"Bearer {srv.token}"},
-                        timeout=10)
+        # The token is revoked behind the CLI's back (after another owner is made: the last cannot go).
+        tokens, owner = f"{srv.url}/api/v1/orgs/default/tokens", {"Authorization": f"Bearer {srv.token}"}
+        assert requests.post(tokens, json={"name": "spare", "role": "owner"}, headers=owner, timeout=10).ok
+        assert requests.delete(f"{tokens}/1", headers=owner, timeout=10).status_code == 204
         assert f"not logged in or token rejected: run berth login {srv.url}" in cli.fails("registry", "list")
     finally:
         srv.stop()

@@ -37,7 +37,7 @@ HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z)(?:{_LABEL}\.)+[a-z]{{2,63}}")
 
 def normalize(value: object, platform_domain: str) -> str | None:
     """The claim a request asks for (None removes it), or INVALID saying why not."""
-    if value is None or value == "":
+    if value is None:
         return None
     if not isinstance(value, str) or len(value) > 254:
         raise _invalid("custom_domain must be a DNS hostname such as 'images.example.com'")

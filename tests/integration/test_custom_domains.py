@@ -66,7 +66,7 @@ def manifest_via_host(server, host: str, token: str | None = None) -> int:
 @pytest.mark.parametrize("value", [
     "registry.localhost", "victim.registry.localhost", "NOT-YET.registry.localhost.", "a.b.registry.localhost",
     "images.example.com\n", "\nimages.example.com", "images..example.com", "-images.example.com", "127.0.0.1",
-    "localhost", "images.example.123", "images example.com", "imäges.example.com", "x" * 250 + ".com", 7, ["a.com"],
+    "localhost", "", "images.example.123", "images example.com", "imäges.example.com", "x" * 250 + ".com", 7, ["a.com"],
 ])
 def test_a_name_that_is_not_a_hostname_of_ones_own_is_refused_and_nothing_is_stored(env, value):
     name = new_registry(env)

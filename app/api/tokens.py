@@ -42,6 +42,6 @@ class TokenResource:
     permissions = {"DELETE": roles.CREATE_TOKEN}
     audit = {"DELETE": "token.revoke"}
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: int) -> None:
-        tokens.revoke_token(req.context.org, req.context.subject, token_id)
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: str) -> None:
+        tokens.revoke_token(req.context.org, req.context.subject, tokens.parse_id(token_id))
         resp.status = falcon.HTTP_204

@@ -12,7 +12,7 @@ import falcon
 from app.edge.proxies import ProxyTrust
 from app.oci.errors import RegistryError
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 
 class _RequestIds:
@@ -44,7 +44,7 @@ class RequestContext:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
         incoming = req.get_header("X-Request-ID") or ""
-        req.context.request_id = incoming if _REQUEST_ID.match(incoming) else _ids.next()
+        req.context.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else _ids.next()
         resp.set_header("X-Request-ID", req.context.request_id)
         peer = self.proxies.peer(req)
         req.context.client_ip = peer.client_ip

@@ -158,6 +158,7 @@ def test_a_registry_the_api_accepts_is_never_refused_by_its_provisioning(name, n
 
 @SETTINGS
 @given(spoiled(LABEL, longest=63))
+@examples("evil\n")
 def test_the_provisioner_refuses_a_spec_whose_names_hold_a_hostile_character(name):
     with pytest.raises(ValueError):
         check_spec(RegistrySpec(org="default", name=name, hostname="ok.registry.example.com", pull_token="t"))

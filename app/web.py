@@ -185,7 +185,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/api/v1/orgs/{org}/members", MembersResource())
     app.add_route("/api/v1/orgs/{org}/members/{subject}", MemberResource())
     app.add_route("/api/v1/orgs/{org}/tokens", TokensResource())
-    app.add_route("/api/v1/orgs/{org}/tokens/{token_id:int}", TokenResource())
+    app.add_route("/api/v1/orgs/{org}/tokens/{token_id}", TokenResource())
     app.add_route("/auth/token", RegistryTokenResource(services.token_service))
     app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
     app.add_route("/healthz", HealthResource())

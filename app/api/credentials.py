@@ -13,8 +13,8 @@ from app.auth import roles
 from app.oci.errors import RegistryError
 from app.services import credentials
 
-_K8S_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$")
-_K8S_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_K8S_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\Z")
+_K8S_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 
 class CredentialsResource:
@@ -34,10 +34,10 @@ class CredentialsResource:
         registry_ = req.context.registry
         secret_name = media.string_field(body, "k8s_secret_name", max_length=253) or f"{registry_.name}-pull"
         namespace = media.string_field(body, "namespace", max_length=63)
-        if not _K8S_NAME.match(secret_name):
+        if not _K8S_NAME.fullmatch(secret_name):
             raise RegistryError("INVALID", "k8s_secret_name must be a Kubernetes object name (lowercase letters, "
                                 "digits, '-' and '.')", field="k8s_secret_name")
-        if namespace is not None and not _K8S_LABEL.match(namespace):
+        if namespace is not None and not _K8S_LABEL.fullmatch(namespace):
             raise RegistryError("INVALID", "namespace must be a Kubernetes namespace name", field="namespace")
         servers = [f"{registry_.name}.{self.domain}", req.netloc]
         token, issued = credentials.issue(

@@ -22,7 +22,7 @@ from app.oci.errors import RegistryError
 
 HEADER = "Idempotency-Key"
 KEEP = dt.timedelta(days=1)
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 REPLAYED_HEADERS = ("Location", "Content-Type")
 
 
@@ -34,7 +34,7 @@ class Idempotency:
         subject = getattr(req.context, "subject", None)
         if key is None or subject is None:
             return
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise RegistryError("INVALID", f"{HEADER} must be 1-255 printable ASCII characters", field=HEADER)
         fingerprint = _fingerprint(req)
         stored = IdempotencyKey.get_or_none((IdempotencyKey.subject == subject.name) & (IdempotencyKey.key == key)

@@ -33,7 +33,8 @@ def limit_of(req: falcon.Request) -> int:
     raw = media.query(req, "limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isdigit() alone takes "²" and "①", which int() then refuses: ASCII digits only.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= MAX_LIMIT:
         raise RegistryError("INVALID", f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     return int(raw)
 

@@ -42,7 +42,8 @@ class TokenResource:
     permissions = {"DELETE": roles.CREATE_TOKEN}
     audit = {"DELETE": "token.revoke"}
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: int) -> None:
-        req.context.audit_detail = {"token_id": token_id}  # refusals too: which token someone tried
-        tokens.revoke_token(req.context.org, req.context.subject, token_id)
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: str) -> None:
+        token_id_ = tokens.parse_id(token_id)
+        req.context.audit_detail = {"token_id": token_id_}  # refusals too: which token someone tried
+        tokens.revoke_token(req.context.org, req.context.subject, token_id_)
         resp.status = falcon.HTTP_204

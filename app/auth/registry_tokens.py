@@ -49,7 +49,7 @@ def parse_scopes(values: list[str]) -> list[Scope]:
     scopes = []
     for value in values:
         for item in value.split():
-            m = _SCOPE.match(item)
+            m = _SCOPE.fullmatch(item)
             if m is None:
                 continue
             actions = tuple(a for a in m.group(3).split(",") if a)

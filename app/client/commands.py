@@ -582,14 +582,16 @@ def token_revoke(ctx: Context) -> None:
 
 # --- audit -------------------------------------------------------------------------------------
 
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+# ASCII digits, few enough to stay on the calendar (99999d is 273 years); anything else goes to
+# the server as given, which refuses it.
+_RELATIVE = re.compile(r"([0-9]{1,5})([smhd])")
 
 
 def _time_arg(value: str | None) -> str | None:
     """An ISO 8601 time as given, or `30m`, `12h`, `7d`: that long ago."""
     if value is None:
         return None
-    m = _RELATIVE.match(value.strip())
+    m = _RELATIVE.fullmatch(value.strip())
     if not m:
         return value
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]

@@ -1,4 +1,5 @@
-"""The first middleware: a request id, the real client address and scheme, HTTPS enforcement."""
+"""The first middleware: a request id, the real client address and scheme, HTTPS enforcement,
+and no NUL in the path or query."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import falcon
 from app.edge.proxies import ProxyTrust
 from app.oci.errors import RegistryError
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 
 class _RequestIds:
@@ -44,8 +45,13 @@ class RequestContext:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
         incoming = req.get_header("X-Request-ID") or ""
-        req.context.request_id = incoming if _REQUEST_ID.match(incoming) else _ids.next()
+        req.context.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else _ids.next()
         resp.set_header("X-Request-ID", req.context.request_id)
+        if "\x00" in req.path or "%00" in req.query_string:
+            # No name, reference, cursor or filter holds a NUL, and PostgreSQL refuses one in any
+            # text it is sent: refused here, it never reaches a query (a 500 there).
+            raise RegistryError("NAME_INVALID" if req.path.startswith("/v2") else "INVALID",
+                                "a NUL character is not allowed in the path or query")
         peer = self.proxies.peer(req)
         req.context.client_ip = peer.client_ip
         req.context.scheme = peer.scheme

@@ -38,7 +38,7 @@ from waitress.task import ThreadedTaskDispatcher
 from app.config import Settings
 from app.edge.plain_http import PlainHTTPChannel
 
-_INLINE = re.compile(r"^/v2/.+/(?:manifests/[^/]+|blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$")
+_INLINE = re.compile(r"^/v2/.+/(?:manifests/[^/]+|blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)\Z", re.DOTALL)
 
 
 def enabled(settings: Settings) -> bool:
@@ -57,7 +57,7 @@ def is_short_read(request) -> bool:
     """Manifest GET or HEAD, or blob HEAD, without a body."""
     if request.command not in ("GET", "HEAD") or request.content_length:
         return False
-    m = _INLINE.match(request.path)
+    m = _INLINE.fullmatch(request.path)
     return m is not None and (request.command == "HEAD" or "/manifests/" in request.path)
 
 

@@ -47,8 +47,8 @@ START_WAIT = 0.05  # seconds a finished body waits for a hashing thread to take 
 STALL = 60.0  # seconds without new bytes before a hashing thread gives a body up
 
 _UPLOAD_PATH = re.compile(
-    r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?$")
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})$")
+    r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?\Z", re.DOTALL)
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})\Z")
 
 
 def install(spool_dir: Path, start_hash=None) -> None:
@@ -141,13 +141,13 @@ def _hash_body_of(parser, spool: SpoolFile) -> "BodyHash | None":
     if parser is None or not getattr(parser, "headers_finished", False) or parser.completed:
         return None
     command = parser.command
-    m = _UPLOAD_PATH.match(parser.path or "")
+    m = _UPLOAD_PATH.fullmatch(parser.path or "")
     if m is None or command not in ("POST", "PATCH", "PUT") or (command == "POST") == bool(m.group("id")):
         return None
     start = None
     header = parser.headers.get("CONTENT_RANGE")
     if header:
-        r = _CONTENT_RANGE.match(header.strip())
+        r = _CONTENT_RANGE.fullmatch(header.strip())
         if r is None:
             return None  # the service refuses it
         start = int(r.group(1))

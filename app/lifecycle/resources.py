@@ -82,13 +82,13 @@ def hostnames(spec: RegistrySpec) -> list[str]:
 
 def check_spec(spec: RegistrySpec) -> None:
     """Refuse a spec that would render invalid or unsafe objects (ValueError says which field)."""
-    if not _DNS_LABEL.match(spec.name) or not _DNS_LABEL.match(spec.org):
+    if not _DNS_LABEL.fullmatch(spec.name) or not _DNS_LABEL.fullmatch(spec.org):
         raise ValueError(f"org {spec.org!r} and registry {spec.name!r} must be DNS labels")
     for host in hostnames(spec):
-        if not _HOSTNAME.match(host):
+        if not _HOSTNAME.fullmatch(host):
             raise ValueError(f"{host!r} is not a lowercase DNS hostname")
     for ns in spec.pull_namespaces:
-        if not _DNS_LABEL.match(ns):
+        if not _DNS_LABEL.fullmatch(ns):
             raise ValueError(f"pull namespace {ns!r} is not a namespace name (a DNS label)")
     if not spec.pull_token:
         raise ValueError("the spec has no pull token: the pull Secret needs a pull-only access token")

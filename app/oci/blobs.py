@@ -15,12 +15,14 @@ from app.oci.request import Call
 from app.services import metering, repositories
 from app.services.blobs import BlobService
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only: `\d` takes other scripts' digits too.
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)\Z")
+_HUGE = 2**63  # past any blob's size; a position longer than 19 digits reads as this
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """(first, last) byte of a single `bytes=` range; RANGE_INVALID when unsatisfiable."""
-    m = _RANGE.match(header.strip())
+    m = _RANGE.fullmatch(header.strip())
     unsatisfiable = RegistryError(
         "RANGE_INVALID", f"range {header[:100]!r} cannot be served from {size} bytes",
         headers={"Content-Range": f"bytes */{size}"},
@@ -29,15 +31,21 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
         raise unsatisfiable
     first, last = m.groups()
     if first == "":  # suffix: the last N bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             raise unsatisfiable
         return max(size - n, 0), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or (last != "" and int(last) < start):
+    start = _position(first)
+    end = size - 1 if last == "" else min(_position(last), size - 1)
+    if start >= size or (last != "" and _position(last) < start):
         raise unsatisfiable
     return start, end
+
+
+def _position(digits: str) -> int:
+    """A byte position as sent: RFC 9110 puts no bound on its length, but int() refuses strings
+    past 4300 digits, and every position past 19 digits is beyond the blob anyway."""
+    return int(digits) if len(digits) <= 19 else _HUGE
 
 
 class BlobResource:

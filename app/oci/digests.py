@@ -10,8 +10,8 @@ from app.oci.errors import RegistryError
 
 # Encoded lengths per algorithm (lowercase hex), as the OCI image spec registers them.
 ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
-_HEX = re.compile(r"^[a-f0-9]+$")
+_DIGEST = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
+_HEX = re.compile(r"^[a-f0-9]+\Z")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def parse(value: str | None) -> Digest:
     """Parse and validate a digest string; raise DIGEST_INVALID otherwise."""
     if not value:
         raise RegistryError("DIGEST_INVALID", "digest is missing")
-    match = _DIGEST.match(value)
+    match = _DIGEST.fullmatch(value)
     if not match:
         raise RegistryError("DIGEST_INVALID", f"malformed digest {value[:200]!r}")
     algorithm, encoded = match.groups()
@@ -37,7 +37,7 @@ def parse(value: str | None) -> Digest:
             "DIGEST_INVALID",
             f"unsupported digest algorithm {algorithm!r}; use one of {sorted(ALGORITHMS)}",
         )
-    if len(encoded) != expected or not _HEX.match(encoded):
+    if len(encoded) != expected or not _HEX.fullmatch(encoded):
         raise RegistryError(
             "DIGEST_INVALID", f"{algorithm} digests are {expected} lowercase hex characters"
         )

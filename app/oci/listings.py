@@ -19,7 +19,8 @@ def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
     raw = req.get_param("n")
     n = None
     if raw is not None:
-        if not raw.isdigit() or len(raw) > 9:
+        # isdigit() alone takes "²" and "①", which int() then refuses: ASCII digits only.
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
             raise RegistryError("PAGINATION_NUMBER_INVALID", f"n must be a non-negative integer, not {raw[:20]!r}")
         n = int(raw)
     return n, req.get_param("last")

@@ -10,19 +10,21 @@ import re
 
 from app.oci.errors import RegistryError
 
+# Every grammar here is checked with `fullmatch` and ends in `\Z`, not `$`: Python's `$` also
+# matches before a final newline, so `re.match` on `^...$` lets "v1\n" through as a tag.
 # distribution-spec: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
+TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\Z")
 # A registry name is a DNS label: it becomes `<registry>.<domain>`.
-REGISTRY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+REGISTRY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 MAX_REPOSITORY_LENGTH = 255
 # Names that would collide with routes on the shared endpoint or with well-known hosts.
 RESERVED_REGISTRY_NAMES = frozenset({"v2", "api", "auth", "www", "admin", "static", "_catalog"})
 
 
 def check_repository(name: str) -> str:
-    if len(name) > MAX_REPOSITORY_LENGTH or not REPOSITORY.match(name):
+    if len(name) > MAX_REPOSITORY_LENGTH or not REPOSITORY.fullmatch(name):
         raise RegistryError(
             "NAME_INVALID",
             f"invalid repository name {name[:300]!r}: lowercase components of [a-z0-9] "
@@ -32,7 +34,7 @@ def check_repository(name: str) -> str:
 
 
 def check_tag(tag: str) -> str:
-    if not TAG.match(tag):
+    if not TAG.fullmatch(tag):
         raise RegistryError(
             "MANIFEST_INVALID" if tag else "NAME_INVALID",
             f"invalid tag {tag[:200]!r}: up to 128 characters of [A-Za-z0-9_.-], "
@@ -42,7 +44,7 @@ def check_tag(tag: str) -> str:
 
 
 def check_registry(name: str) -> str:
-    if not REGISTRY.match(name or ""):
+    if not REGISTRY.fullmatch(name or ""):
         raise RegistryError(
             "NAME_INVALID",
             f"invalid registry name {str(name)[:100]!r}: a DNS label of 1-63 lowercase letters, "

@@ -16,7 +16,8 @@ _ROUTE = re.compile(
     r"|(?P<uploads>blobs/uploads/?)(?P<upload>[^/]+)?"
     r"|blobs/(?P<blob>[^/]+)"
     r"|referrers/(?P<referrers>[^/]+)"
-    r")$"
+    r")",
+    re.DOTALL,  # a newline in a name or reference must reach the name checks, not fall through
 )
 
 
@@ -32,7 +33,7 @@ def match(path: str) -> Route | None:
         return Route("base")
     if path == "/v2/_catalog":
         return Route("catalog")
-    m = _ROUTE.match(path)
+    m = _ROUTE.fullmatch(path)
     if m is None:
         return None
     name = m["name"]

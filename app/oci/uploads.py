@@ -17,7 +17,8 @@ from app.services import metering, quotas, repositories
 from app.services.blobs import BlobService
 from app.services.uploads import UploadService, range_headers
 
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+# ASCII digits, at most 19 (an int64): `\d` takes other scripts' digits, and int() refuses past 4300.
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?\Z")
 
 
 def _canonical(digest: str) -> str | None:
@@ -105,7 +106,7 @@ class UploadResource:
         start = None
         header = req.get_header("Content-Range")
         if header:
-            m = _CONTENT_RANGE.match(header.strip())
+            m = _CONTENT_RANGE.fullmatch(header.strip())
             if m is None:
                 raise RegistryError("RANGE_INVALID", f"malformed Content-Range {header[:100]!r}",
                                     headers=range_headers(upload.offset))

@@ -61,11 +61,11 @@ def parse_time(value: str | None, field: str) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is not None:  # OverflowError: a day-1 or year-9999 time whose UTC is off the calendar
+            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise RegistryError("INVALID", f"{field} must be an ISO 8601 time such as 2026-11-29T12:00:00Z",
                             field=field) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return parsed
 
 

@@ -48,7 +48,7 @@ def validate(value: object) -> list[str]:
         raise RegistryError("INVALID", f"immutable_tags must be a list of up to {MAX_PATTERNS} repository patterns "
                             "such as \"release/*\"", field="immutable_tags")
     for item in value:
-        if not isinstance(item, str) or not PATTERN.match(item):
+        if not isinstance(item, str) or not PATTERN.fullmatch(item):
             raise RegistryError("INVALID", f"immutable_tags: {str(item)[:80]!r} is not a repository pattern "
                                 f"(1-{MAX_PATTERN_LENGTH} printable ASCII characters, no spaces)",
                                 field="immutable_tags")

@@ -10,11 +10,11 @@ from app.db.models import Member, Organization
 from app.oci.errors import RegistryError
 from app.services import owners
 
-_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}$")
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}\Z")  # \Z: `$` passes "alice\n"
 
 
 def check_subject(subject: str) -> str:
-    if not _SUBJECT.match(subject or ""):
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
         raise RegistryError("INVALID", "a member is an identity-provider subject or user name: "
                             "1-255 of letters, digits and @ . _ : + | -")
     return subject

@@ -40,7 +40,7 @@ from app.oci.errors import RegistryError
 
 log = logging.getLogger("berth.metering")
 
-_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 
@@ -156,7 +156,7 @@ def parse_day(value: str | None, field: str) -> dt.date | None:
     if value is None:
         return None
     try:
-        if not _DAY.match(value):
+        if not _DAY.fullmatch(value):
             raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:

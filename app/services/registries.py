@@ -52,7 +52,7 @@ def validate_name(name: object) -> str:
         raise RegistryError("INVALID", "name is required: a DNS label such as 'team-images'", field="name")
     if len(name) > 63:
         raise RegistryError("INVALID", f"name is {len(name)} characters long; at most 63 are allowed", field="name")
-    if not REGISTRY.match(name):
+    if not REGISTRY.fullmatch(name):
         raise RegistryError(
             "INVALID", f"name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit", field="name")
@@ -77,7 +77,7 @@ def validate_pull_namespaces(value: object) -> list[str]:
         raise RegistryError("INVALID", "pull_namespaces must be a list of up to 50 Kubernetes namespace names",
                             field="pull_namespaces")
     for item in value:
-        if not isinstance(item, str) or not _NAMESPACE.match(item):
+        if not isinstance(item, str) or not _NAMESPACE.fullmatch(item):
             raise RegistryError("INVALID", f"pull_namespaces: {str(item)[:80]!r} is not a Kubernetes namespace "
                                 "name (a DNS label)", field="pull_namespaces")
     return sorted(set(value))

@@ -42,6 +42,7 @@ import datetime as dt
 import fnmatch
 import json
 import logging
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,10 @@ MAX_PATTERNS = 100
 MAX_OVERRIDES = 100
 MAX_KEEP_LAST = 100_000
 MAX_EXPIRE_DAYS = 36_500
+# Tag and repository names are ASCII without spaces; so are the glob characters. A pattern with a
+# newline or control character could never match one, and would only be stored to mislead.
+_TAG_GLOB = re.compile(r"[!-~]{1,128}")
+_REPOSITORY_GLOB = re.compile(r"[!-~]{1,255}")
 EXAMPLE = '{"keep_last": 10, "keep_patterns": ["latest", "v*"], "expire_days": 30, "delete_untagged": true}'
 
 
@@ -131,8 +136,9 @@ def _rule_fields(body: dict, where: str) -> dict:
         if v is None:
             v = []
         if (not isinstance(v, list) or len(v) > MAX_PATTERNS
-                or not all(isinstance(p, str) and 0 < len(p) <= 128 for p in v)):
-            raise _invalid(f"keep_patterns must be a list of at most {MAX_PATTERNS} tag globs (1-128 characters) "
+                or not all(isinstance(p, str) and _TAG_GLOB.fullmatch(p) for p in v)):
+            raise _invalid(f"keep_patterns must be a list of at most {MAX_PATTERNS} tag globs (1-128 printable "
+                           "ASCII characters, no spaces) "
                            "such as [\"latest\", \"v*\"]", where + "keep_patterns")
         out["keep_patterns"] = tuple(dict.fromkeys(v))
     if "delete_untagged" in body:
@@ -169,8 +175,9 @@ def parse_policy(body: object) -> Policy:
             raise _invalid(f"unknown field {unknown[0]!r} in an override; fields: "
                            f"{sorted(set(RULE_FIELDS) | {'repositories'})}", where + unknown[0])
         pattern = item.get("repositories")
-        if not isinstance(pattern, str) or not 0 < len(pattern) <= 255:
-            raise _invalid("repositories is required: a glob of repository names such as \"ci/*\"",
+        if not isinstance(pattern, str) or not _REPOSITORY_GLOB.fullmatch(pattern):
+            raise _invalid("repositories is required: a glob of repository names such as \"ci/*\" (1-255 "
+                           "printable ASCII characters, no spaces)",
                            where + "repositories")
         overrides.append(Override(pattern, _rule_fields(item, where)))
     return Policy(rules, tuple(overrides))

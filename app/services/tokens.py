@@ -13,9 +13,10 @@ from app.db.models import AccessToken, Organization, Registry, utcnow
 from app.oci.errors import RegistryError
 from app.services import owners
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")  # \Z: `$` passes "ci\n"
 MAX_LIFETIME = dt.timedelta(days=3650)
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+# ASCII digits (`\d` takes any script's), few enough that int() never refuses them.
+_DURATION = re.compile(r"^([0-9]{1,12})([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -25,8 +26,8 @@ def parse_duration(value: object) -> dt.timedelta | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and _DURATION.match(value):
-        n, unit = _DURATION.match(value).groups()
+    elif isinstance(value, str) and _DURATION.fullmatch(value):
+        n, unit = _DURATION.fullmatch(value).groups()
         seconds = int(n) * _UNITS[unit]
     else:
         raise RegistryError("INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)", field="expires_in")
@@ -58,7 +59,7 @@ def create_token(
     expires_in: object = None,
 ) -> tuple[AccessToken, str]:
     """Issue a token; returns (row, secret). The secret is never stored and never shown again."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise RegistryError("INVALID", "name: 1-100 letters, digits, spaces and . _ -", field="name")
     wanted = token_role(scope, role)
     creator_role = creator.roles.get(org.id)
@@ -90,6 +91,14 @@ def tokens_visible_to(org: Organization, viewer: Subject):
 
 def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
     return list(tokens_visible_to(org, viewer).order_by(AccessToken.id))
+
+
+def parse_id(raw: str) -> int:
+    """A token id from a URL; NOT_FOUND unless ASCII digits. (Falcon's `int` converter uses int(),
+    which reads "١" and "0_1" as 1, and a 20-digit id overflows the database's integer.)"""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise RegistryError("NOT_FOUND", f"token {raw[:40]!r} not found")
+    return int(raw)
 
 
 def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToken:

@@ -14,9 +14,9 @@ from typing import BinaryIO, Iterator
 from app.storage.base import BlobStore
 
 CHUNK = 1024 * 1024
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$")
-_KEY_PREFIX = re.compile(r"^[0-9a-z/]*$")
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+\Z")
+_KEY_PREFIX = re.compile(r"^[0-9a-z/]*\Z")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -54,12 +54,12 @@ class FilesystemStore(BlobStore):
 
     # Paths are built only from validated ids and keys: nothing outside the root is reachable.
     def _upload_path(self, upload_id: str) -> Path:
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise ValueError(f"bad upload id {upload_id!r}")
         return self.uploads / upload_id
 
     def _blob_path(self, key: str) -> Path:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError(f"bad blob key {key!r}")
         return self.blobs / key
 
@@ -166,7 +166,7 @@ class FilesystemStore(BlobStore):
         self._blob_path(key).unlink(missing_ok=True)
 
     def list_blobs(self, prefix: str) -> Iterator[tuple[str, int]]:
-        if not _KEY_PREFIX.match(prefix) or "//" in prefix or prefix.startswith("/"):
+        if not _KEY_PREFIX.fullmatch(prefix) or "//" in prefix or prefix.startswith("/"):
             raise ValueError(f"bad key prefix {prefix!r}")
         # Walk only the deepest directory the prefix names whole, then filter on the rest.
         top = self.blobs / prefix.rsplit("/", 1)[0] if "/" in prefix else self.blobs
@@ -175,7 +175,7 @@ class FilesystemStore(BlobStore):
             base = Path(dirpath).relative_to(self.blobs).as_posix()
             for name in sorted(filenames):
                 key = name if base == "." else f"{base}/{name}"
-                if not key.startswith(prefix) or not _KEY.match(key):
+                if not key.startswith(prefix) or not _KEY.fullmatch(key):
                     continue
                 try:
                     yield key, os.stat(os.path.join(dirpath, name)).st_size

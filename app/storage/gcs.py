@@ -49,10 +49,10 @@ log = logging.getLogger("berth.storage.gcs")
 CHUNK = 8 * 1024 * 1024
 READ_CHUNK = 4 * 1024 * 1024
 COMPOSE_LIMIT = 32
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$")
-_KEY_PREFIX = re.compile(r"^[0-9a-z/]*$")
-_PART = re.compile(r"^[0-9]{20}$")
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_KEY = re.compile(r"^[0-9]+/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+\Z")
+_KEY_PREFIX = re.compile(r"^[0-9a-z/]*\Z")
+_PART = re.compile(r"^[0-9]{20}\Z")
 MARKER = "started"
 _SIGNING_RETRY_AFTER = 300.0  # seconds before trying again to sign after signing failed
 
@@ -102,12 +102,12 @@ class GCSStore(BlobStore):
     # -- names ---------------------------------------------------------------------------------
 
     def _blob_name(self, key: str) -> str:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError(f"bad blob key {key!r}")
         return f"{self.prefix}blobs/{key}"
 
     def _upload_dir(self, upload_id: str) -> str:
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise ValueError(f"bad upload id {upload_id!r}")
         return f"{self.prefix}uploads/{upload_id}/"
 
@@ -119,7 +119,7 @@ class GCSStore(BlobStore):
             leaf = obj.name[len(directory):]
             if leaf == MARKER:
                 exists = True
-            elif _PART.match(leaf):
+            elif _PART.fullmatch(leaf):
                 exists = True
                 parts.append(obj)
         parts.sort(key=lambda o: o.name)
@@ -263,13 +263,13 @@ class GCSStore(BlobStore):
         self._delete_quietly(self.bucket.blob(self._blob_name(key)))
 
     def list_blobs(self, prefix: str) -> Iterator[tuple[str, int]]:
-        if not _KEY_PREFIX.match(prefix) or "//" in prefix or prefix.startswith("/"):
+        if not _KEY_PREFIX.fullmatch(prefix) or "//" in prefix or prefix.startswith("/"):
             raise ValueError(f"bad key prefix {prefix!r}")
         base = f"{self.prefix}blobs/"
         listing = self.client.list_blobs(self.bucket, prefix=base + prefix, retry=self.retry)
         for obj in _translated_iter(iter(listing)):
             key = obj.name[len(base):]
-            if _KEY.match(key):
+            if _KEY.fullmatch(key):
                 yield key, obj.size or 0
 
     def signed_url(self, key: str, expires: timedelta) -> str | None:

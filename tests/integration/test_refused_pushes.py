@@ -272,6 +272,18 @@ def test_a_repository_appears_once_a_blob_is_uploaded_or_mounted(srv, api, clien
     assert_visible(srv, api, "default", mounted)
 
 
+def test_a_repository_whose_only_blob_is_deleted_is_listed_no_more(srv, api, client):
+    repo, before = fresh(), storage(api, "default")
+    digest = client.push_blob(f"default/{repo}", b"soon unlinked")
+    assert_visible(srv, api, "default", repo)
+    assert client.request("DELETE", f"/v2/default/{repo}/blobs/{digest}").status_code == 202
+    c = RegistryClient(srv.url, srv.session())
+    assert f"default/{repo}" not in c.request("GET", "/v2/_catalog").json()["repositories"]
+    assert api("GET", f"/registries/default/repositories/{repo}").status_code == 404
+    assert c.request("GET", f"/v2/default/{repo}/tags/list").json()["errors"][0]["code"] == "NAME_UNKNOWN"
+    assert storage(api, "default")["repositories"] == before["repositories"]
+
+
 # --- concurrency, expiry ---------------------------------------------------------------------------
 
 

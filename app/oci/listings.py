@@ -30,6 +30,13 @@ def _link(resp: falcon.Response, path: str, n: int, last: str) -> None:
     resp.set_header("Link", f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"')
 
 
+def _known(repository, call: Call) -> None:
+    """A repository without tags is still known when it holds something; one that holds nothing
+    (only an upload session in progress, or everything deleted) is not, as in the catalog."""
+    if not repositories.is_visible(repository):
+        raise RegistryError("NAME_UNKNOWN", f"repository {call.target.repository!r} not found")
+
+
 class TagsResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL}
 
@@ -37,11 +44,15 @@ class TagsResource:
         repository = repositories.get(call.registry, call.target.repository)
         n, last = _page_params(req)
         if n is None and not last:  # the whole list: a large repository's is encoded once, cached
+            array = listings.all_tags_json(repository)
+            if array == b"[]":
+                _known(repository, call)
             resp.content_type = falcon.MEDIA_JSON
-            resp.data = (b'{"name":' + json.dumps(call.target.name).encode() + b',"tags":'
-                         + listings.all_tags_json(repository) + b"}")
+            resp.data = b'{"name":' + json.dumps(call.target.name).encode() + b',"tags":' + array + b"}"
             return
         tags, more = listings.tags(repository, n, last)
+        if not tags:
+            _known(repository, call)
         if more and tags:
             _link(resp, call.target.url("tags/list"), n, tags[-1])
         resp.media = {"name": call.target.name, "tags": tags}

@@ -37,10 +37,10 @@ class ManifestResource:
         if req.content_length is not None and req.content_length > limit:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {limit}-byte limit", status=413)
         body = req.bounded_stream.read(limit + 1)
-        repository = repositories.get_or_create(call.registry, call.target.repository)
-        manifest = self.manifests.put(repository, call.arg, req.content_type, body,
-                                      immutable=immutable_tags.applies(call.registry, repository.name))
-        metering.count(call.registry.id, repository.name, pushes=1, push_bytes=len(body))
+        name = call.target.repository
+        manifest = self.manifests.put(call.registry, name, call.arg, req.content_type, body,
+                                      immutable=immutable_tags.applies(call.registry, name))
+        metering.count(call.registry.id, name, pushes=1, push_bytes=len(body))
         req.context.audit_target.update(digest=manifest.digest)
         if manifest.replaced_digest:
             req.context.audit_action = "tag.overwrite"

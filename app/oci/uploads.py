@@ -8,6 +8,7 @@ import re
 import falcon
 
 from app.auth import roles
+from app.auth.gate import is_allowed
 from app.edge.spool import spooled_file
 from app.oci import digests
 from app.oci.errors import RegistryError
@@ -60,27 +61,38 @@ class UploadsResource:
             mount = str(digests.parse(mount))
         if digest is not None:
             digest = str(digests.parse(digest))
-        repository = repositories.get_or_create(call.registry, call.target.repository)
+        if digest is not None and mount is None:
+            quotas.check_push(call.registry, req.content_length, digest)  # before a byte or a row is stored
+        name = call.target.repository
 
         if mount is not None:
-            source = None
-            if source_name:
-                source_repo = same_registry_repository(call.target, source_name)
-                source = repositories.find(call.registry, source_repo) if source_repo else None
+            source = self._mount_source(call, source_name)
             if source is not None or not source_name:
-                if self.blobs.mount(repository, mount, source) is not None:
+                blob = repositories.pushing(call.registry, name, lambda target: self.blobs.mount(target, mount, source))
+                if blob is not None:
                     return _created(resp, call, mount)
             # Nothing to mount: fall back to an ordinary upload session, as the spec says.
 
-        if digest is not None and mount is None:
-            quotas.check_push(call.registry, req.content_length, digest)  # before a byte is stored
-        upload = self.uploads.start(repository)
+        # The session's repository row stays unseen until a blob or manifest is committed to it,
+        # and goes with the session if none is (app/services/repositories.py).
+        repository, upload = repositories.pushing(call.registry, name, lambda found: (found, self.uploads.start(found)))
         if digest is not None and mount is None:
             blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
                                        spooled_file(req.bounded_stream, req.content_length))
             metering.count(call.registry.id, repository.name, push_bytes=blob.size)
             return _created(resp, call, blob.digest)
         _in_progress(resp, call, upload.id, 0, falcon.HTTP_202)
+
+    @staticmethod
+    def _mount_source(call: Call, source_name: str | None):
+        """The `from=` repository, when it is in this registry, exists, and the caller may pull
+        from it (a registry token is scoped per repository); else None, and no mount."""
+        if not source_name:
+            return None
+        source_repo = same_registry_repository(call.target, source_name)
+        if source_repo is None or not is_allowed(call.subject, roles.PULL, call.registry, source_name):
+            return None
+        return repositories.find(call.registry, source_repo)
 
 
 class UploadResource:

@@ -16,6 +16,7 @@ from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, 
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.media_types import INDEXES as INDEX_TYPES
+from app.services import repositories
 from app.storage.base import BlobStore, blob_key
 
 CONFIG_PREVIEW_BYTES = 1024 * 1024
@@ -40,7 +41,8 @@ def tree(registry: Registry, prefix: str) -> list[Node]:
     folders for deeper names, repositories for names at this level."""
     if prefix and not prefix.endswith("/"):
         raise RegistryError("INVALID", "path must be a folder path ending in '/', such as 'team/'", field="path")
-    names = Repository.select(Repository.id, Repository.name).where(Repository.registry == registry)
+    names = Repository.select(Repository.id, Repository.name).where(
+        (Repository.registry == registry) & repositories.visible())
     if prefix:
         names = names.where(Repository.name.startswith(prefix))
     folders: dict[str, Node] = {}
@@ -88,7 +90,8 @@ def _as_dt(value):
 
 
 def get_repository(registry: Registry, name: str) -> Repository:
-    repo = Repository.get_or_none((Repository.registry == registry) & (Repository.name == name))
+    repo = Repository.get_or_none((Repository.registry == registry) & (Repository.name == name)
+                                  & repositories.visible())
     if repo is None:
         raise RegistryError("NOT_FOUND", f"repository {name!r} not found in registry {registry.name!r}")
     return repo

@@ -18,6 +18,7 @@ from pathlib import Path
 from app.db.models import Registry, Repository, Tag, TagVersion
 from app.db.prepared import Prepared
 from app.db.setup import release_connection
+from app.services.repositories import visible
 
 log = logging.getLogger("berth.listings")
 
@@ -241,7 +242,8 @@ def repositories(registries: list[Registry], prefixed: bool, n: int | None, last
     else:
         full = Repository.name
         query = Repository.select(full.alias("full"))
-    query = query.where(Repository.registry.in_([r.id for r in registries]))
+    # Only repositories holding something committed: a row an upload session made is not one yet.
+    query = query.where(Repository.registry.in_([r.id for r in registries]) & visible())
     if last:
         query = query.where(full > last)
     rows = _limit(query.order_by(full), n).tuples()

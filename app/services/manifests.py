@@ -12,13 +12,13 @@ import json
 from dataclasses import dataclass
 
 
-from app.db.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, utcnow
+from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
 from app.oci.names import check_tag
-from app.services import immutable_tags, listings
+from app.services import immutable_tags, listings, repositories
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,12 @@ class ManifestService:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    def put(self, repository: Repository, reference: str, content_type: str | None, body: bytes,
+    def put(self, registry: Registry, name: str, reference: str, content_type: str | None, body: bytes,
             *, immutable: bool = False) -> Manifest:
-        """Store a manifest, moving `reference` when it is a tag; with `immutable` (the repository
-        matches one of the registry's immutable-tag patterns) an existing tag never moves."""
+        """Store a manifest in the repository `name`, moving `reference` when it is a tag; with
+        `immutable` (the repository matches one of the registry's immutable-tag patterns) an
+        existing tag never moves. A new repository is created with the manifest, in the same
+        transaction: a refused manifest leaves no repository behind."""
         if len(body) > self.max_bytes:
             raise RegistryError(
                 "MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413
@@ -151,8 +153,14 @@ class ManifestService:
             tag = check_tag(reference)
             digest = digests.of_bytes(body)
         parsed = parse_manifest(content_type, body)
+        return repositories.committing(registry, name, lambda found: self._store(
+            registry, name, found, tag, str(digest), body, parsed, immutable))
 
+    def _store(self, registry: Registry, name: str, repository: Repository | None, tag: str | None, digest: str,
+               body: bytes, parsed: ParsedManifest, immutable: bool) -> Manifest:
         with transaction():
+            if repository is None:  # created here: a refusal below undoes it with the rest
+                repository = repositories.get_or_create(registry, name)
             # Garbage collection of this repository waits for this push and vice versa; what the
             # manifest references is checked (and its blobs touched) inside, so a collection can
             # never remove a blob or child manifest between the check and the insert.

@@ -37,6 +37,7 @@ from peewee import EXCLUDED
 
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag, UsageDay
 from app.oci.errors import RegistryError
+from app.services.repositories import visible
 
 log = logging.getLogger("berth.metering")
 
@@ -118,7 +119,7 @@ class Stored:
 def stored(registry: Registry) -> Stored:
     blobs, size = Blob.select(pw.fn.COUNT(Blob.id), pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(
         Blob.registry == registry).tuples().get()
-    repositories = Repository.select().where(Repository.registry == registry).count()
+    repositories = Repository.select().where((Repository.registry == registry) & visible()).count()
     tags = Tag.select().join(Repository).where(Repository.registry == registry).count()
     manifests = Manifest.select().join(Repository).where(Repository.registry == registry).count()
     return Stored(stored_bytes=int(size or 0), blobs=int(blobs), repositories=repositories, tags=tags,
@@ -127,7 +128,7 @@ def stored(registry: Registry) -> Stored:
 
 def repositories(registry: Registry, only: str | None = None) -> list[dict]:
     """Per repository, by name: stored bytes of its distinct blobs, blobs, tags, manifests."""
-    query = Repository.select(Repository.id, Repository.name).where(Repository.registry == registry)
+    query = Repository.select(Repository.id, Repository.name).where((Repository.registry == registry) & visible())
     if only is not None:
         query = query.where(Repository.name == only)
     rows = {r.id: {"name": r.name, "stored_bytes": 0, "blobs": 0, "tags": 0, "manifests": 0}

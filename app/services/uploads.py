@@ -20,10 +20,13 @@ import uuid
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
+import peewee as pw
+
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
 from app.db.setup import atomically, blob_lock, is_postgres, release_connection, serialize, transaction
 from app.oci import digests
 from app.oci.errors import RegistryError
+from app.services import repositories
 from app.services.hashstate import ResumableSha256, new_sha256
 from app.storage.base import BlobStore, blob_key
 
@@ -41,7 +44,13 @@ class UploadService:
     def start(self, repository: Repository) -> Upload:
         upload_id = str(uuid.uuid4())
         self.store.create_upload(upload_id)
-        return Upload.create(id=upload_id, repository=repository)
+        try:
+            return Upload.create(id=upload_id, repository=repository)
+        except pw.IntegrityError:
+            # The repository row went meanwhile (app/services/repositories.py): the caller
+            # starts again on a new one; this attempt's storage must not linger.
+            self.store.delete_upload(upload_id)
+            raise
 
     def get(self, repository: Repository, upload_id: str) -> Upload:
         try:
@@ -109,6 +118,7 @@ class UploadService:
 
                 blob = atomically(publish)
         if blob is None:
+            repositories.discard_if_empty(repository.id)  # the session made it; it stored nothing
             raise RegistryError(
                 "DIGEST_INVALID",
                 f"uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
@@ -144,6 +154,7 @@ class UploadService:
             self._forget(upload.id)
             Upload.delete_by_id(upload.id)
             self.store.delete_upload(upload.id)
+        repositories.discard_if_empty(upload.repository_id)  # made for this session, maybe
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -39,6 +39,13 @@ def _by_role(subject: Subject, action: str, registry: Registry) -> bool:
     return roles.allows(subject.role_in(registry.org_id, registry.id), action)
 
 
+def may_pull_every_repository(subject: Subject, registry: Registry) -> bool:
+    """Whether `subject` may pull from every repository of `registry`: roles are registry-wide,
+    a registry token's grants are per repository. A blob mount without `from=` takes the blob
+    from whichever repository holds it, so only such a subject may do one."""
+    return subject.grants is None and _by_role(subject, roles.PULL, registry)
+
+
 def is_allowed_in_org(subject: Subject, action: str, org_id: int) -> bool:
     if subject.anonymous or subject.registry_id is not None or subject.grants is not None:
         return False

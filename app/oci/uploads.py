@@ -8,7 +8,7 @@ import re
 import falcon
 
 from app.auth import roles
-from app.auth.gate import is_allowed
+from app.auth.gate import is_allowed, may_pull_every_repository
 from app.edge.spool import spooled_file
 from app.oci import digests
 from app.oci.errors import RegistryError
@@ -67,7 +67,7 @@ class UploadsResource:
 
         if mount is not None:
             source = self._mount_source(call, source_name)
-            if source is not None or not source_name:
+            if source is not None or (not source_name and may_pull_every_repository(call.subject, call.registry)):
                 blob = repositories.pushing(call.registry, name, lambda target: self.blobs.mount(target, mount, source))
                 if blob is not None:
                     return _created(resp, call, mount)

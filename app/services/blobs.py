@@ -80,8 +80,8 @@ class BlobService:
         """Link a blob already in this registry into `target`; None when there is nothing to mount.
 
         With a source repository the blob must be linked there. Without one (OCI 1.1 lets a
-        registry mount without `from`), any blob of the same registry will do: roles are
-        organization-wide, so whoever may push here may read every repository of the registry.
+        registry mount without `from`), any blob of the same registry will do: the caller's
+        rights cover every repository of the registry (app.auth.gate.may_pull_every_repository).
         Under the blob's lock, which garbage collection takes: a mount and a collection of the
         same blob never interleave (the client falls back to uploading when it lost).
         """

@@ -500,3 +500,23 @@ def test_no_token_outlives_its_registry_when_another_organization_takes_the_name
         "grant_type": "refresh_token", "refresh_token": refresh, "service": world.endpoints.netloc("path", "reuse"),
         "scope": "repository:reuse/app:pull,push"})
     assert refreshed.status_code == 401, refreshed.text
+
+
+def test_a_token_for_one_repository_cannot_mount_another_repositorys_blob_without_from(world):
+    """OCI 1.1 lets a registry mount without `from=`; with a registry token scoped to one
+    repository that would hand over blobs of repositories it may not pull. It gets an ordinary
+    upload session instead, and the blob stays unreadable through that repository."""
+    secret = secrets.token_bytes(64)
+    digest = world.owner.push_blob("priv/secret-only", secret)
+    dev = requests.post(f"{world.server.url}/api/v1/orgs/default/tokens", json={"name": "mount-dev", "scope": "push"},
+                        headers={"Authorization": f"Bearer {world.server.token}"}, timeout=20).json()["token"]
+    token = world.endpoints.token("path", "priv", "repository:priv/mine:pull,push", dev)
+    bearer = {"Authorization": f"Bearer {token}"}
+    r = requests.post(f"{world.server.url}/v2/priv/mine/blobs/uploads/", params={"mount": digest}, headers=bearer,
+                      timeout=20)
+    assert r.status_code == 202, r.text
+    assert requests.get(f"{world.server.url}/v2/priv/mine/blobs/{digest}", headers=bearer, timeout=20).status_code == 404
+    # Basic credentials of the same developer act with its role, which reads the whole registry.
+    r = requests.post(f"{world.server.url}/v2/priv/mine2/blobs/uploads/", params={"mount": digest},
+                      auth=("u", dev), timeout=20)
+    assert r.status_code == 201, r.text

@@ -11,6 +11,7 @@ from app.auth.credentials import generate_token, hash_token
 from app.auth.subject import Subject
 from app.db.models import AccessToken, Organization, Registry, utcnow
 from app.oci.errors import RegistryError
+from app.oci.names import REGISTRY
 from app.services import owners
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")  # \Z: `$` passes "ci\n"
@@ -67,6 +68,9 @@ def create_token(
         raise RegistryError("DENIED", f"a token cannot hold {wanted!r}: its creator holds {creator_role!r}")
     registry_row = None
     if registry is not None:
+        if not isinstance(registry, str) or not REGISTRY.fullmatch(registry):
+            raise RegistryError("INVALID", "registry must be the name of one of the organization's registries",
+                                field="registry")
         registry_row = Registry.get_or_none((Registry.name == registry) & (Registry.org == org))
         if registry_row is None:
             raise RegistryError("NOT_FOUND", f"registry {registry!r} not found in {org.name!r}")

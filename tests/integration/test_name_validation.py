@@ -256,6 +256,16 @@ def test_a_token_with_a_hostile_name_is_refused_and_not_stored(srv, name):
 
 
 @SETTINGS
+@given(registry=spoiled("default", longest=100))
+@example(registry="default\x00")
+def test_a_token_for_a_hostile_registry_name_is_refused_and_not_stored(srv, registry):
+    """The name reaches a query only once it is a registry name (PostgreSQL refuses NUL outright)."""
+    with nothing_stored(srv):
+        refused_on_api(srv, "POST", "/api/v1/orgs/default/tokens", headers={"Content-Type": "application/json"},
+                       body=json.dumps({"name": "scoped", "registry": registry}).encode())
+
+
+@SETTINGS
 @given(name=spoiled("pull", longest=253))
 @example(name="pull\n")
 def test_credentials_under_a_hostile_secret_name_are_refused_and_issue_no_token(srv, name):

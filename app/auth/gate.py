@@ -17,7 +17,7 @@ CATALOG = ("registry", "catalog")
 
 
 def is_allowed(subject: Subject, action: str, registry: Registry, repository: str | None = None) -> bool:
-    """May `subject` do `action` in `registry` (on `repository`, named as the client names it)?
+    """May `subject` do `action` in `registry` (on `repository`, its name inside the registry)?
 
     A registry token's grant holds in the registry it was issued for, named by its uid, and
     nowhere else: not in another registry whose repository has the same name, not in a registry

@@ -119,7 +119,7 @@ class Identity:
 
 def _grants(access: list) -> dict[tuple[str, str], frozenset[str]]:
     """A token's `access` claim as the gate reads it: repository grants under (registry uid,
-    name); an entry that names no registry grants nothing."""
+    repository inside it); an entry that names no registry grants nothing."""
     grants: dict[tuple[str, str], frozenset[str]] = {}
     for entry in access:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("actions"), list):
@@ -127,8 +127,9 @@ def _grants(access: list) -> dict[tuple[str, str], frozenset[str]]:
         actions = frozenset(a for a in entry["actions"] if isinstance(a, str))
         if entry.get("type") == "registry" and entry["name"] == "catalog":
             key = CATALOG
-        elif entry.get("type") == "repository" and isinstance(entry.get("registry"), str):
-            key = (entry["registry"], entry["name"])
+        elif (entry.get("type") == "repository" and isinstance(entry.get("registry"), str)
+              and isinstance(entry.get("repository"), str)):
+            key = (entry["registry"], entry["repository"])
         else:
             continue
         grants[key] = grants.get(key, frozenset()) | actions

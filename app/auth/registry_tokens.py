@@ -34,12 +34,13 @@ class Scope:
     name: str  # a repository name as the client writes it, or "catalog"
     actions: tuple[str, ...]
 
-    def claim(self, granted: list[str], registry_uid: str | None = None) -> dict:
-        """The token's `access` entry. A repository grant also names the registry it holds in,
-        by the registry's never-reused uid: the gate honours it there and nowhere else."""
+    def claim(self, granted: list[str], registry_uid: str | None = None, repository: str | None = None) -> dict:
+        """The token's `access` entry. A repository grant also names the repository it holds for
+        exactly: the registry by its never-reused uid and the repository's name inside it. The
+        gate honours it there and nowhere else, however the request addresses it."""
         entry = {"type": self.type, "name": self.name, "actions": granted}
-        if registry_uid is not None:
-            entry["registry"] = registry_uid
+        if registry_uid is not None and repository is not None:
+            entry["registry"], entry["repository"] = registry_uid, repository
         return entry
 
 

@@ -25,7 +25,7 @@ class Subject:
     token_id: int | None = None
     # The access token behind the subject, as registry tokens name it: (id, fingerprint).
     credential: tuple[int, str] | None = None
-    # Registry-token grants: (registry uid, repository as the client names it) -> actions
+    # Registry-token grants: (registry uid, repository inside the registry) -> actions
     # ("pull", "push", "delete", "*"); the catalog grant under app.auth.gate.CATALOG.
     grants: dict[tuple[str, str], frozenset[str]] | None = None
 

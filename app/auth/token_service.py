@@ -69,7 +69,7 @@ class TokenService:
             return scope.claim([])
         wanted = ACTIONS if "*" in scope.actions else [a for a in ACTIONS if a in scope.actions]
         granted = [a for a in wanted if is_allowed(subject, GATE_ACTION[a], registry)]
-        return scope.claim(granted, registry.uid)
+        return scope.claim(granted, registry.uid, target.repository)
 
     def endpoint(self, service: str, gateway_registry: str | None) -> "_Endpoint":
         named = registry_named_by(_host(service), self.domain)

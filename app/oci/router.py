@@ -83,7 +83,7 @@ class DataPlaneRouter:
                     raise RegistryError("UNAUTHORIZED", "authentication required")
                 raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
             req.context.audit_org_id = registry.org_id
-            authorize(subject, action, registry, target.name)
+            authorize(subject, action, registry, target.repository)
         responder(req, resp, Call(subject, target, registry, route.arg))
 
 

@@ -90,7 +90,7 @@ class UploadsResource:
         if not source_name:
             return None
         source_repo = same_registry_repository(call.target, source_name)
-        if source_repo is None or not is_allowed(call.subject, roles.PULL, call.registry, source_name):
+        if source_repo is None or not is_allowed(call.subject, roles.PULL, call.registry, source_repo):
             return None
         return repositories.find(call.registry, source_repo)
 

@@ -155,6 +155,9 @@ API_ROUTES = [
     Route("api: create pull token", "api", "create_token", 201,
           lambda w, c: api(w, c, "POST", "/tokens", json={"name": w.unique("tok"), "scope": "pull"})),
     Route("api: read audit", "api", "manage_members", 200, lambda w, c: api(w, c, "GET", "/audit")),
+    Route("api: follow an operation", "api", "browse", 200, lambda w, c: requests.get(
+        f"{w.server.url}/api/v1/operations/{w.operation_id}", timeout=20,
+        headers={"Authorization": f"Bearer {c.password}"} if c.password is not None else {})),
 ]
 # Routes on one registry: the caller's role there decides; a registry out of reach is not found.
 REGISTRY_API_ROUTES = [
@@ -170,7 +173,30 @@ REGISTRY_API_ROUTES = [
           lambda w, c: api(w, c, "POST", "/registries/priv/credentials", json={})),
     Route("priv: api change registry", "api-registry", "create_registry", 200,
           lambda w, c: api(w, c, "PATCH", "/registries/priv", json={"visibility": "private"})),
+    Route("priv: api usage", "api-registry", "browse", 200, lambda w, c: api(w, c, "GET", "/registries/priv/usage")),
+    Route("priv: api repository", "api-registry", "browse", 200,
+          lambda w, c: api(w, c, "GET", "/registries/priv/repositories/app")),
+    Route("priv: api manifest", "api-registry", "browse", 200,
+          lambda w, c: api(w, c, "GET", f"/registries/priv/repositories/app/manifests/{w.manifests['priv'][0]}")),
+    Route("priv: api retention policy", "api-registry", "browse", 200,
+          lambda w, c: api(w, c, "GET", "/registries/priv/retention")),
+    Route("priv: api set retention policy", "api-registry", "push", 200,
+          lambda w, c: api(w, c, "PUT", "/registries/priv/retention", json={"keep_last": 100000})),
+    Route("priv: api retention preview", "api-registry", "browse", 200,
+          lambda w, c: api(w, c, "POST", "/registries/priv/retention/preview", json={})),
+    Route("priv: api garbage collection (dry run)", "api-registry", "delete_registry", 200,
+          lambda w, c: api(w, c, "POST", "/registries/priv/gc", json={"dry_run": True})),
+    Route("priv: api verify custom domain", "api-registry", "create_registry", 200,
+          lambda w, c: api(w, c, "POST", "/registries/priv/custom-domain/verify")),
+    Route("fresh: api delete registry", "api-registry", "delete_registry", 202, lambda w, c: delete_registry(w, c)),
 ]
+
+
+def delete_registry(w, c):
+    name = w.unique("del")
+    r = w.owner_api("POST", "/registries", json={"name": name})
+    assert r.status_code == 202, r.text
+    return api(w, c, "DELETE", f"/registries/{name}")
 GLOBAL_ROUTES = [
     Route("v2 base", "base", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/")),
     Route("catalog", "catalog", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/_catalog")),
@@ -243,6 +269,8 @@ def world(tmp_path_factory):
     assert r.status_code == 202, r.text
     w = World(server, idp)
     w.dns, w.other_owner = dns_server, other_owner
+    w.operation_id = requests.get(f"{server.url}/api/v1/orgs/default/registries/third", timeout=20, headers={
+        "Authorization": f"Bearer {owner_token}"}).json()["links"]["operation"].rsplit("/", 1)[1]
     for registry, domain in CUSTOM_DOMAINS.items():
         verify_custom_domain(w, registry, domain)
     RegistryClient(server.url, server.session(other_owner)).push_image("bpriv/app", "v1")

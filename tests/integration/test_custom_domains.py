@@ -187,3 +187,66 @@ def test_the_cli_claims_shows_the_record_to_publish_and_verifies(env):
     env.dns.set_txt(record["name"], record["value"])
     verified = berth("registry", "verify-domain", name)
     assert verified.returncode == 0 and "is verified" in verified.stdout, verified.stderr
+
+
+@pytest.fixture
+def hosts_entry():
+    """Adds `127.0.0.1 <name>` lines to /etc/hosts for this test (real clients resolve through
+    it), and takes exactly those lines out again. Needs root: CI runs as root."""
+    import os
+
+    from tests.support.components import IN_CI
+
+    if os.geteuid() != 0:
+        message = "the custom-domain client test edits /etc/hosts: run it as root"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    added: list[str] = []
+
+    def add(name: str) -> None:
+        line = f"127.0.0.1 {name}  # berth test\n"
+        with open("/etc/hosts", "a") as f:
+            f.write(line)
+        added.append(line)
+
+    yield add
+    with open("/etc/hosts") as f:
+        lines = f.readlines()
+    with open("/etc/hosts", "w") as f:
+        f.writelines(line for line in lines if line not in added)
+
+
+@pytest.mark.clients
+def test_skopeo_logs_in_on_a_verified_custom_domain_and_pushes_and_pulls_app(env, skopeo, hosts_entry, tmp_path):
+    """The token flow as a real client runs it on a custom domain, for a single-component name:
+    the owner pushes and pulls `app`; another organization's owner gets nothing there."""
+    import subprocess
+    import sys
+
+    from tests.support.oci_layout import OCILayout, tagged
+    from tests.support.server import ROOT
+
+    name = new_registry(env)
+    domain = f"skopeo-{name}.example"
+    hosts_entry(domain)
+    record = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": domain}).json()["custom_domain_verification"]
+    env.dns.set_txt(record["name"], record["value"])
+    wait(env, api(env, "POST", f"/registries/{name}/custom-domain/verify").json()["operation"]["id"])
+
+    source = OCILayout(tmp_path / "source")
+    image = source.add_image({"hello.txt": b"on a custom domain\n"}, tag="v1")
+    remote = f"docker://{domain}:{env.port}/app:v1"
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"owner:{env.token}", f"oci:{source.root}:v1", remote,
+           timeout=300)
+    skopeo("copy", "--src-tls-verify=false", "--src-creds", f"owner:{env.token}", remote, f"oci:{tmp_path / 'back'}:v1",
+           timeout=300)
+    assert tagged(tmp_path / "back", "v1").digest == image.digest
+    # The same image, by the path form on the shared endpoint: one registry, two addresses.
+    assert RegistryClient(env.url, env.session()).request("HEAD", f"/v2/{name}/app/manifests/v1").status_code == 200
+
+    other = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", "o" + secrets.token_hex(3),
+                            "--data-dir", str(env.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0, other.stderr
+    refused = skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"b:{other.stdout.strip()}", remote,
+                     check=False, timeout=120)
+    assert refused.returncode != 0 and ("unauthorized" in refused.stderr.lower() or "denied" in refused.stderr.lower()), \
+        refused.stderr

@@ -10,8 +10,10 @@ safe: outside a transaction, or a whole transaction run by `atomically`.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
+import threading
 import time
 import zlib
 from contextlib import contextmanager
@@ -21,9 +23,10 @@ from urllib.parse import urlparse
 
 import peewee as pw
 from playhouse.db_url import connect, parse
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import MaxConnectionsExceeded, PoolConnection, PooledPostgresqlDatabase
 
 from app.db import migrations
+from app.db.circuit import ConnectCircuit
 from app.db.models import database
 from app.oci.errors import CODES, RegistryError
 
@@ -47,14 +50,26 @@ POSTGRES_DEFAULTS = {
     "max_connections": 32,  # per process; at least BERTH_THREADS plus a few for background work
     "stale_timeout": 300,  # seconds: older connections are closed when handed back
     "timeout": 30,  # seconds a request waits for a free pooled connection before failing
-    "connect_timeout": 5,
+    "connect_timeout": 2,  # libpq's least: an unreachable server costs a request at most this
     "keepalives": 1,  # notice a dead server or network path on idle connections
     "keepalives_idle": 30,
     "keepalives_interval": 10,
     "keepalives_count": 3,
+    # ... and on busy ones: a statement whose bytes the server's host stops acknowledging fails
+    # after this many milliseconds instead of waiting out TCP's retransmissions (~15 minutes).
+    "tcp_user_timeout": 10_000,
     "application_name": "berth",
 }
-CONNECT_RETRY_DELAYS = (0.1, 0.3, 0.6, 1.0, 2.0, 3.0)  # ~7 s: a PostgreSQL restart or failover
+# A request that cannot connect tries again after these pauses, for at most CONNECT_BUDGET
+# seconds in all (a server still starting, a connection cut during its handshake); then it is
+# answered 503 and the circuit opens: for CIRCUIT_OPEN_FOR seconds the others fail fast too.
+CONNECT_RETRY_DELAYS = (0.05, 0.2, 0.5)
+CONNECT_BUDGET = 1.0
+CIRCUIT_OPEN_FOR = 1.0
+# A statement outside a transaction whose connection was cut is run again on a new connection,
+# at most this many times, while the first attempt is less than this many seconds old.
+STATEMENT_ATTEMPTS = 6
+STATEMENT_BUDGET = 2.0
 
 
 def _is_driver_operational_error(exc: BaseException) -> bool:
@@ -62,31 +77,109 @@ def _is_driver_operational_error(exc: BaseException) -> bool:
 
 
 CODES.setdefault("UNAVAILABLE", (503, "the service is unavailable; retry later"))
-STATEMENT_ATTEMPTS = 3
 
 
-class DatabaseUnavailable(RegistryError):
-    """The database connection was lost where the work could not simply be run again (inside a
-    transaction, or on every attempt): 503, the client retries."""
+class DatabaseUnavailable(RegistryError, pw.OperationalError):
+    """The database cannot be reached, or the connection was lost where the work could not
+    simply be run again (inside a transaction, or on every attempt): 503, the client retries.
+    Also a peewee OperationalError, so that background work which shrugs off database errors
+    (audit records, usage counters, lease renewals) shrugs off this one too."""
 
-    def __init__(self, message: str = "the database connection was lost; retry") -> None:
-        super().__init__("UNAVAILABLE", message, headers={"Retry-After": "1"})
+    def __init__(self, message: str = "the database connection was lost; retry", retry_after: int = 1) -> None:
+        RegistryError.__init__(self, "UNAVAILABLE", message, headers={"Retry-After": str(retry_after)})
+
+
+class _OpenOne(Exception):
+    """Raised inside peewee's connect (under its locks) to leave them and open a connection."""
 
 
 class PostgresDatabase(PooledPostgresqlDatabase):
-    """PostgreSQL through peewee's pool, replacing connections the server dropped."""
+    """PostgreSQL through peewee's pool, replacing connections the server dropped.
+
+    peewee opens a new connection under a process-wide lock (and the pool's): one slow or
+    refused connect would hold up every thread, even those with a pooled connection to take.
+    Here `connect` opens it first, with no lock held, and `_connect` (under the locks) only hands
+    out a pooled or an already opened connection."""
+
+    def __init__(self, database, **kwargs) -> None:
+        self._checkout = threading.local()  # .opened: a connection opened for this thread; .fresh
+        self._opening = 0  # connections being opened outside the pool lock: they count as in use
+        connect_timeout = float(kwargs.get("connect_timeout") or 2)
+        self.circuit = ConnectCircuit(open_for=CIRCUIT_OPEN_FOR, probe_for=max(connect_timeout, 2) + 1)
+        super().__init__(database, **kwargs)
+
+    def connect(self, reuse_if_open=False):
+        try:
+            while True:
+                try:
+                    return super().connect(reuse_if_open)
+                except _OpenOne:
+                    self._checkout.opened = self._open_connection()
+        finally:
+            self._checkout.fresh = False
+            leftover = getattr(self._checkout, "opened", None)
+            if leftover is not None:  # connect failed after opening one: it never entered the pool
+                self._checkout.opened = None
+                self._unreserve()
+                self._close_raw(leftover)
 
     def _connect(self):
-        for delay in (*CONNECT_RETRY_DELAYS, None):
-            try:
-                return super()._connect()
-            except Exception as exc:  # the driver's own OperationalError: refused, starting up, ...
-                if not _is_driver_operational_error(exc):
-                    raise
-                if delay is None:
-                    raise DatabaseUnavailable("the database cannot be reached; retry") from exc
-                log.warning("connecting to PostgreSQL failed (%s); retrying in %.1fs", str(exc).strip(), delay)
-                time.sleep(delay)
+        with self._pool_lock:
+            opened = getattr(self._checkout, "opened", None)
+            if opened is not None:
+                self._checkout.opened = None
+                self._opening -= 1
+                self._in_use[self.conn_key(opened)] = PoolConnection(time.time(), opened, time.time())
+                return opened
+            if not getattr(self._checkout, "fresh", False):
+                while self._connections:
+                    timestamp, _, conn = heapq.heappop(self._connections)
+                    if self._is_closed(conn):
+                        continue
+                    if self._stale_timeout and self._is_stale(timestamp):
+                        self._close_raw(conn)
+                        continue
+                    self._in_use[self.conn_key(conn)] = PoolConnection(timestamp, conn, time.time())
+                    return conn
+            if self._max_connections and len(self._in_use) + self._opening >= self._max_connections:
+                raise MaxConnectionsExceeded("Exceeded maximum connections.")
+            self._opening += 1  # a reservation, kept until the opened connection is handed over
+            raise _OpenOne
+
+    def _unreserve(self) -> None:
+        with self._pool_lock:
+            self._opening -= 1
+            self._pool_available.notify()
+
+    def _open_connection(self):
+        """A new driver connection, or DatabaseUnavailable within about CONNECT_BUDGET seconds
+        (plus one connect_timeout at worst). No lock is held here."""
+        started = time.monotonic()
+        try:
+            for delay in (*CONNECT_RETRY_DELAYS, None):
+                if not self.circuit.admit():
+                    raise DatabaseUnavailable("the database cannot be reached; retry",
+                                              retry_after=self.circuit.retry_after())
+                probing = self.circuit.is_open
+                try:
+                    conn = pw.PostgresqlDatabase._connect(self)
+                except Exception as exc:  # the driver's own OperationalError: refused, starting up, ...
+                    if not _is_driver_operational_error(exc):
+                        raise
+                    # The probe of an open circuit tries once; others until their budget is spent.
+                    if probing or delay is None or time.monotonic() - started + delay > CONNECT_BUDGET:
+                        self.circuit.failed()
+                        raise DatabaseUnavailable("the database cannot be reached; retry",
+                                                  retry_after=self.circuit.retry_after()) from exc
+                    log.info("connecting to PostgreSQL failed (%s); retrying in %.2fs", str(exc).strip(), delay)
+                    time.sleep(delay)
+                else:
+                    self.circuit.succeeded()
+                    return conn
+        except BaseException:
+            self._unreserve()
+            raise
+        raise AssertionError("unreachable")
 
     def _is_closed(self, conn) -> bool:
         # No round trip on every checkout: a connection that died idle in the pool fails on its
@@ -104,11 +197,12 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             self.manual_close()
 
     def _retry_lost(self, run: Callable[[], T]) -> T:
+        started = time.monotonic()
         for attempt in range(1, STATEMENT_ATTEMPTS + 1):
             try:
                 return run()
             except (pw.OperationalError, pw.InterfaceError) as exc:
-                if not self.connection_lost():
+                if isinstance(exc, DatabaseUnavailable) or not self.connection_lost():
                     raise
                 # What dropped this connection (a restart, failover, a network cut) most likely
                 # dropped the idle ones too: do not hand those out next.
@@ -118,10 +212,13 @@ class PostgresDatabase(PooledPostgresqlDatabase):
                     # can be run again (`atomically` does; elsewhere the client retries on 503).
                     raise DatabaseUnavailable("the database connection was lost mid-transaction; retry") from exc
                 self.discard_connection()
-                if attempt == STATEMENT_ATTEMPTS:
+                if attempt == STATEMENT_ATTEMPTS or time.monotonic() - started > STATEMENT_BUDGET:
                     raise DatabaseUnavailable() from exc
                 log.warning("PostgreSQL connection lost; running the statement again on a new connection")
-                time.sleep(0.02 * (attempt - 1))
+                # A new connection, not another pooled one: requests that end hand back
+                # connections that died with this one, and nothing tells them apart unasked.
+                self._checkout.fresh = True
+                time.sleep(0.01 * (attempt - 1))
         raise AssertionError("unreachable")
 
     def execute_sql(self, sql, params=None):

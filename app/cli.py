@@ -103,6 +103,7 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
     from app.db.models import database
     from app.edge import inline, spool
     from app.edge.plain_http import PlainHTTPChannel
+    from app.edge.spool_dirs import SpoolSweeper
     from app.lifecycle.provisioner import ProvisionError
     from app.telemetry import tracing
     from app.web import build_services, create_app
@@ -110,8 +111,11 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
     if tracing.setup() is not None:
         tracing.trace_database(database.obj)
     services = build_services(settings)
+    spool_sweeper = None
     if services.store.spool_dir is not None:
-        spool.install(services.store.spool_dir, services.uploads.start_hash)
+        own = spool.install(services.store.spool_dir, services.uploads.start_hash)
+        # Other processes' bodies left by a kill -9, found while this one runs (app/edge/spool_dirs.py).
+        spool_sweeper = SpoolSweeper(services.store.spool_dir, own.path, settings.spool_sweep_interval)
     try:
         services.provisioner.check()
     except ProvisionError as e:
@@ -143,6 +147,9 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
     services.worker.start()
     services.collector.start()
     services.retention_schedule.start()
+    services.upload_reaper.start()
+    if spool_sweeper is not None:
+        spool_sweeper.start()
     if metrics is not None:
         metrics.serve()
     server.channel_class = inline.InlineChannel if dispatcher is not None else PlainHTTPChannel
@@ -164,6 +171,10 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
         services.worker.stop()
         services.collector.stop()
         services.retention_schedule.stop()
+        services.upload_reaper.stop()
+        if spool_sweeper is not None:
+            spool_sweeper.stop()
+        spool.release()
         # Buffered pull/push counts and pull times, written here as well as at exit: a
         # `--workers` process ends with os._exit, which runs no atexit handlers.
         from app.services import metering, retention

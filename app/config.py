@@ -90,6 +90,11 @@ class Settings:
     gc_grace: int = 3600
     gc_interval: int = 3600
     upload_expiry: int = 86400
+    # Open upload sessions a registry may have at once (0: no cap); past it a new one gets 429.
+    # Idle sessions past upload_expiry are reaped every tenth of it (app/services/upload_expiry.py).
+    max_upload_sessions: int = 1000
+    # Seconds between sweeps of the spool for dead processes' request bodies (app/edge/spool_dirs.py).
+    spool_sweep_interval: int = 60
     # Seconds between scheduled applications of every registry's stored retention policy
     # (0: only when applied through the API or CLI).
     retention_interval: int = 86400

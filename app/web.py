@@ -48,6 +48,7 @@ from app.services.blobs import BlobService
 from app.services.custom_domains import DnsSettings, DomainVerifier
 from app.services.gc import Collector
 from app.services.manifests import ManifestService
+from app.services.upload_expiry import UploadReaper
 from app.services.uploads import UploadService
 from app.storage import open_store
 from app.storage.base import BlobStore
@@ -69,6 +70,7 @@ class Services:
     worker: Worker  # started by `berth serve`; resources wake it when they queue an operation
     collector: Collector  # periodic garbage collection, started by `berth serve`
     retention_schedule: retention.Schedule  # periodic retention, started by `berth serve`
+    upload_reaper: UploadReaper  # expires idle upload sessions, started by `berth serve`
 
 
 def build_services(settings: Settings) -> Services:
@@ -90,11 +92,12 @@ def build_services(settings: Settings) -> Services:
     runner = OperationRunner(provisioner, store, RunnerSettings(
         domain=settings.domain, lease=dt.timedelta(seconds=settings.operation_lease),
         max_attempts=settings.operation_max_attempts), owner=f"{socket.gethostname()}:{os.getpid()}")
+    uploads = UploadService(store)
     return Services(
         store=store,
         blobs=BlobService(store, redirect=settings.storage_redirect,
                           gc_grace=dt.timedelta(seconds=settings.gc_grace)),
-        uploads=UploadService(store),
+        uploads=uploads,
         manifests=ManifestService(settings.max_manifest_bytes),
         identity=identity,
         token_service=TokenService(identity, registry_tokens, settings.domain),
@@ -106,6 +109,7 @@ def build_services(settings: Settings) -> Services:
         retention_schedule=retention.Schedule(store, interval=dt.timedelta(seconds=settings.retention_interval),
                                               grace=dt.timedelta(seconds=settings.gc_grace),
                                               upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
+        upload_reaper=UploadReaper(store, expiry=dt.timedelta(seconds=settings.upload_expiry), forget=uploads.forget),
     )
 
 

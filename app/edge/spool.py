@@ -5,7 +5,9 @@ waitress reads a whole request body before the application runs, spilling anythi
 `inbuf_overflow` into a temporary file. By default that file is anonymous and elsewhere, so a
 pushed layer was written twice: once by waitress, once more into the blob store. Spooling into a
 named file on the blob store's own filesystem lets the upload take the file over with a hard
-link instead (the bytes are still fsynced before the blob is acknowledged).
+link instead (the bytes are still fsynced before the blob is acknowledged). Each process spools
+into a directory of its own, locked while it lives, so a killed process's bodies are found and
+removed by the others within minutes (app/edge/spool_dirs.py).
 
 Hashing while receiving. An upload's digest is SHA-256 over all of its bytes, and the
 application only runs once waitress has the whole body: hashing it then put the hash after the
@@ -27,19 +29,20 @@ import os
 import re
 import secrets
 import threading
-import time
 import queue
 from pathlib import Path
 from typing import Callable
 
 from waitress.buffers import TempfileBasedBuffer
 
+from app.edge import spool_dirs
+
 _spool_dir: Path | None = None
 _start_hash: "Callable[[str | None, int | None], tuple[int, object] | None] | None" = None
 _pool: "_HashThreads | None" = None
 _receiving = threading.local()  # the channel whose received() is running on this (loop) thread
+_process_spool: "spool_dirs.ProcessSpool | None" = None
 
-STALE_AFTER = 24 * 3600  # seconds; another process sharing the directory may still be writing newer ones
 HASH_THREADS = 4  # bodies hashed at once per process; more wait, then catch up from the file
 QUEUED_LIMIT = 8 * 1024 * 1024  # received bytes held for the hashing thread; past it, it reads the file
 READ = 1024 * 1024
@@ -51,24 +54,20 @@ _UPLOAD_PATH = re.compile(
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})\Z")
 
 
-def install(spool_dir: Path, start_hash=None) -> None:
-    """Make waitress spool bodies into `spool_dir`, after removing day-old leftovers (bodies of
-    processes that were killed: a live process unlinks its own).
+def install(spool_dir: Path, start_hash=None) -> "spool_dirs.ProcessSpool":
+    """Make waitress spool bodies into a directory of this process's own under `spool_dir`
+    (app/edge/spool_dirs.py), after removing those of processes that are gone (bodies of
+    processes that were killed: a live process unlinks its own). Returns that directory.
 
     `start_hash(upload_id, start)`: the hash of an upload's bytes before a chunk, as
     `(offset, hasher)`, or None; `upload_id` None means a new upload (offset 0), `start` None
     that the chunk goes at the upload's current offset. Called on a hashing thread. Without it,
     bodies are not hashed while they arrive."""
-    global _spool_dir, _start_hash, _pool
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for stale in spool_dir.glob("body-*"):
-        try:
-            if now - stale.stat().st_mtime > STALE_AFTER:
-                stale.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
-    _spool_dir = spool_dir.resolve()
+    global _spool_dir, _start_hash, _pool, _process_spool
+    release()
+    _process_spool = spool_dirs.ProcessSpool.claim(spool_dir)
+    spool_dirs.sweep(spool_dir, keep=_process_spool.path)
+    _spool_dir = _process_spool.path
     _start_hash = start_hash
     if start_hash is not None and _pool is None:
         _pool = _HashThreads(HASH_THREADS)
@@ -81,6 +80,15 @@ def install(spool_dir: Path, start_hash=None) -> None:
         return spool
 
     TempfileBasedBuffer.newfile = newfile
+    return _process_spool
+
+
+def release() -> None:
+    """Remove this process's spool directory (at a clean exit; a killed process's is swept)."""
+    global _process_spool
+    if _process_spool is not None:
+        _process_spool.release()
+        _process_spool = None
 
 
 class receiving:

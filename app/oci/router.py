@@ -40,7 +40,7 @@ class DataPlaneRouter:
             "tags": TagsResource(),
             "manifest": ManifestResource(services.manifests),
             "blob": BlobResource(services.blobs),
-            "uploads": UploadsResource(services.uploads, services.blobs),
+            "uploads": UploadsResource(services.uploads, services.blobs, settings.max_upload_sessions),
             "upload": UploadResource(services.uploads),
             "referrers": ReferrersResource(),
         }

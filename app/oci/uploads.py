@@ -51,9 +51,10 @@ class UploadsResource:
 
     actions = {"POST": roles.PUSH}
 
-    def __init__(self, uploads: UploadService, blobs: BlobService) -> None:
+    def __init__(self, uploads: UploadService, blobs: BlobService, max_sessions: int = 0) -> None:
         self.uploads = uploads
         self.blobs = blobs
+        self.max_sessions = max_sessions  # open sessions per registry (0: no cap)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         mount, source_name, digest = req.get_param("mount"), req.get_param("from"), req.get_param("digest")
@@ -61,7 +62,8 @@ class UploadsResource:
             mount = str(digests.parse(mount))
         if digest is not None:
             digest = str(digests.parse(digest))
-        if digest is not None and mount is None:
+        monolithic = digest is not None and mount is None
+        if monolithic:
             quotas.check_push(call.registry, req.content_length, digest)  # before a byte or a row is stored
         name = call.target.repository
 
@@ -73,10 +75,12 @@ class UploadsResource:
                     return _created(resp, call, mount)
             # Nothing to mount: fall back to an ordinary upload session, as the spec says.
 
+        if not monolithic:  # a session left open (a monolithic one ends with this request)
+            quotas.check_new_session(call.registry, self.max_sessions)
         # The session's repository row stays unseen until a blob or manifest is committed to it,
         # and goes with the session if none is (app/services/repositories.py).
         repository, upload = repositories.pushing(call.registry, name, lambda found: (found, self.uploads.start(found)))
-        if digest is not None and mount is None:
+        if monolithic:
             blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
                                        spooled_file(req.bounded_stream, req.content_length))
             metering.count(call.registry.id, repository.name, push_bytes=blob.size)
@@ -129,8 +133,8 @@ class UploadResource:
                     "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}",
                     headers=range_headers(upload.offset),
                 )
-        if req.content_length:  # the upload's bytes so far and this chunk, before it is written
-            quotas.check_push(call.registry, upload.offset + req.content_length)
+        if req.content_length:  # this chunk, before it is written (the upload's bytes so far count as held)
+            quotas.check_push(call.registry, req.content_length)
         offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start,
                                      spooled_file(req.bounded_stream, req.content_length))
         _in_progress(resp, call, upload.id, offset, falcon.HTTP_202)
@@ -140,8 +144,8 @@ class UploadResource:
         if not digest:
             raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
         repository, upload = self._session(call)
-        try:  # the whole blob, before its last bytes are written and it is committed
-            quotas.check_push(call.registry, upload.offset + (req.content_length or 0), _canonical(digest))
+        try:  # the last bytes, before they are written and the blob is committed
+            quotas.check_push(call.registry, req.content_length, _canonical(digest))
         except RegistryError as refused:
             if refused.code == "DENIED":
                 self.uploads.cancel(upload)  # its bytes can never become a blob here

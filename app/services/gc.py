@@ -14,7 +14,8 @@ Per registry:
    transaction, so it and a collection can never both succeed on the same blob.
 3. Bytes without a row (left by a crash mid-publish) are deleted, under the blob's lock.
 4. Upload sessions idle past the upload expiry are cancelled, and with them a repository row
-   that only they kept (one nothing was ever committed to: app/services/repositories.py).
+   that only they kept (one nothing was ever committed to: app/services/repositories.py). The
+   server's upload reaper does this far more often (app/services/upload_expiry.py).
 
 A push that takes longer than the grace period between uploading a blob and pushing the
 manifest that names it can lose that blob (the manifest push then fails with
@@ -32,9 +33,9 @@ from typing import Iterable, Mapping, Sequence
 
 import peewee as pw
 
-from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, Tag, Upload, utcnow
+from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, Tag, utcnow
 from app.db.setup import blob_lock, is_postgres, repository_lock, serialize, transaction
-from app.services import repositories
+from app.services import upload_expiry
 from app.services.periodic import Periodic
 from app.storage.base import BlobStore, blob_key
 
@@ -191,16 +192,7 @@ def _collect_orphan_files(registry: Registry, store: BlobStore, dry_run: bool, r
 
 
 def _expire_uploads(registry: Registry, store: BlobStore, before: dt.datetime, dry_run: bool, report: Report) -> None:
-    stale = list(Upload.select(Upload.id, Upload.repository).join(Repository).where(
-        (Repository.registry == registry) & (Upload.updated_at < before)).tuples())
-    for upload_id, repository_id in stale:
-        if not dry_run:
-            with transaction():
-                if not Upload.delete().where((Upload.id == upload_id) & (Upload.updated_at < before)).execute():
-                    continue  # written to since
-            store.delete_upload(upload_id)
-            repositories.discard_if_empty(repository_id)  # a row only this session kept
-        report.expired_uploads += 1
+    report.expired_uploads += upload_expiry.expire_idle(store, before, registry=registry, dry_run=dry_run)
 
 
 # --- the periodic run ------------------------------------------------------------------------

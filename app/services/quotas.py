@@ -14,17 +14,30 @@ default (`BERTH_DEFAULT_SKU`, else the SKU marked `"default": true`, else the fi
 longer in the catalog reads as the default. The quota is per registry: stored bytes are the
 registry's distinct blobs (`SUM(blob.size)`), exactly the bytes in its part of the blob store.
 
-Where it is checked (app/oci/uploads.py, before any byte of the request is written):
+Bytes in flight count too: the bytes the registry's open upload sessions hold (their committed
+offsets) are on disk as surely as its blobs, and an unfinished upload would otherwise be a way
+around the limit (30 never-finished 9 MiB uploads under a 10 MiB limit). So a push is refused
+when stored bytes + bytes held by open sessions + the request's bytes would pass the limit. The
+usage numbers shown (`quota.used_bytes`) stay the stored blobs; the refusal says how much the
+open sessions hold.
+
+Where it is checked (app/oci/uploads.py, before any byte of the request is written), with one
+query that sums both (and looks the digest up) at once:
 - `POST .../uploads/?digest=` (monolithic): the body's Content-Length, unless the registry
   already holds that digest (a blob is stored once per registry);
-- `PATCH` (a chunk): the upload's bytes so far plus the chunk's length (the digest is not
-  known yet, so the chunk counts even if the blob turns out to be stored already);
-- `PUT ...?digest=` (finish): the upload's bytes plus the last chunk, unless the digest is
-  already stored; a refused finish cancels the upload.
+- `PATCH` (a chunk): the chunk's length (the upload's bytes so far are among the held bytes;
+  the digest is not known yet, so the chunk counts even if the blob turns out to be stored);
+- `PUT ...?digest=` (finish): the last chunk, unless the digest is already stored; a refused
+  finish cancels the upload.
 Waitress reads a chunked (Transfer-Encoding) body whole before the app sees it and sets its
-length, so every request has a Content-Length here. Concurrent pushes each see the usage
-before the other's blob is committed, so together they may pass the limit by what they carry
-in flight; the usage numbers themselves are always the stored blobs, exactly.
+length, so every request has a Content-Length here. Concurrent requests each see the usage
+before the other's bytes are committed, so together they may pass the limit by what they carry
+at that moment (at most one request body per request thread).
+
+Open sessions are also capped in number per registry (`BERTH_MAX_UPLOAD_SESSIONS`,
+`check_new_session`): each holds a row and a file until it ends or expires
+(app/services/upload_expiry.py), and a client that never finishes them should run out of
+sessions, not the disk or the database.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from app.db.models import Blob, Organization, Registry
+from app.db.models import Blob, Organization, Registry, Repository, Upload
 from app.oci.errors import RegistryError
 
 log = logging.getLogger("berth.quotas")
@@ -207,29 +220,74 @@ def validate_sku(value: object) -> str:
 # -- the rule --------------------------------------------------------------------------------------
 
 
+def _held_by_uploads(registry_id: int) -> pw.SelectQuery:
+    """The bytes the registry's open upload sessions hold (their committed offsets), as a scalar
+    subquery."""
+    return (Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), 0)).join(Repository)
+            .where(Repository.registry == registry_id))
+
+
+def _footprint(registry_id: int, digest: str | None) -> tuple[int, int, bool]:
+    """(stored bytes, bytes held by open uploads, whether `digest` is stored), in one query."""
+    stored = Blob.select(pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(Blob.registry == registry_id)
+    has_digest = pw.Value(False)
+    if digest is not None:
+        has_digest = pw.fn.EXISTS(Blob.select(pw.SQL("1")).where(
+            (Blob.registry == registry_id) & (Blob.digest == digest)))
+    row = (Registry.select(stored.alias("stored"), _held_by_uploads(registry_id).alias("held"),
+                           has_digest.alias("has_digest"))
+           .where(Registry.id == registry_id).tuples().first())
+    if row is None:
+        return 0, 0, False
+    return int(row[0] or 0), int(row[1] or 0), bool(row[2])
+
+
 def check_push(registry: Registry, size: int | None, digest: str | None = None) -> None:
-    """Refuse (403 DENIED) storing a blob of `size` bytes in `registry` when its stored bytes plus
-    `size` would pass the hard limit of its SKU. A `digest` the registry already stores adds
-    nothing, and is never refused."""
+    """Refuse (403 DENIED) `size` more bytes for `registry` when its stored bytes, plus the bytes
+    its open upload sessions hold, plus `size` would pass the hard limit of its SKU. A `digest`
+    the registry already stores adds nothing, and is never refused."""
     if not size or size <= 0:
         return
     sku = sku_of(registry)
     limit = sku.hard_limit_bytes
     if limit is None:
         return
-    if digest is not None and Blob.select().where(
-            (Blob.registry == registry.id) & (Blob.digest == digest)).exists():
+    used, held, already_stored = _footprint(registry.id, digest)
+    if already_stored or used + held + size <= limit:
         return
-    used = stored_bytes(registry)
-    if used + size <= limit:
-        return
+    in_flight = f" and holds {human(held)} more in unfinished uploads" if held else ""
     raise RegistryError(
         "DENIED",
         f"storage quota exceeded: registry {registry.name!r} (SKU {sku.name!r}) has a hard limit of "
-        f"{human(limit)} ({limit} bytes) and stores {human(used)}; this upload of {human(size)} would make "
-        f"{human(used + size)}. Delete images you no longer need (then run garbage collection), or move "
-        f"the registry to a larger SKU (berth registry set {registry.name} --sku <name>; see berth skus)",
-        detail={"sku": sku.name, "limit_bytes": limit, "used_bytes": used, "requested_bytes": size},
+        f"{human(limit)} ({limit} bytes) and stores {human(used)}{in_flight}; this upload of {human(size)} "
+        f"would make {human(used + held + size)}. Delete images you no longer need (then run garbage collection), "
+        + ("finish or cancel unfinished uploads (idle ones expire), " if held else "")
+        + f"or move the registry to a larger SKU (berth registry set {registry.name} --sku <name>; see berth skus)",
+        detail={"sku": sku.name, "limit_bytes": limit, "used_bytes": used, "uploading_bytes": held,
+                "requested_bytes": size},
+    )
+
+
+SESSION_RETRY_AFTER = 60  # seconds: sessions end as pushes finish, and idle ones expire
+
+
+def check_new_session(registry: Registry, limit: int) -> None:
+    """Refuse (429 TOOMANYREQUESTS, with Retry-After) a new upload session in `registry` when it
+    already has `limit` open ones (`BERTH_MAX_UPLOAD_SESSIONS`; 0: no cap). Concurrent starts
+    may pass the cap by the number of requests in flight."""
+    if limit <= 0:
+        return
+    open_sessions = Upload.select(pw.fn.COUNT(Upload.id)).join(Repository).where(
+        Repository.registry == registry.id).scalar() or 0
+    if open_sessions < limit:
+        return
+    raise RegistryError(
+        "TOOMANYREQUESTS",
+        f"too many upload sessions: registry {registry.name!r} has {open_sessions} unfinished uploads, "
+        f"the most it may have at once is {limit}. Finish or cancel some (DELETE the upload's location); "
+        f"idle ones expire",
+        detail={"open_sessions": open_sessions, "limit": limit},
+        headers={"Retry-After": str(SESSION_RETRY_AFTER)},
     )
 
 

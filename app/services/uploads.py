@@ -302,6 +302,10 @@ class UploadService:
         with self._guard:
             self._hashers.pop(upload_id, None)
 
+    def forget(self, upload_id: str) -> None:
+        """Drop this process's cached hash of an upload that ended elsewhere (expired)."""
+        self._forget(upload_id)
+
     def _exclusive(self, upload_id: str) -> "_UploadLock":
         with self._guard:
             lock = self._locks.get(upload_id)

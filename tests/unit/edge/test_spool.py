@@ -33,6 +33,7 @@ def env(tmp_path):
     saved = spool._spool_dir, spool._start_hash, TempfileBasedBuffer.newfile
     spool.install(store.spool_dir, service.start_hash)
     yield types.SimpleNamespace(repository=repository, store=store, service=service)
+    spool.release()
     spool._spool_dir, spool._start_hash, TempfileBasedBuffer.newfile = saved
     db.close()
 
@@ -81,7 +82,7 @@ def test_a_new_uploads_body_is_hashed_as_it_arrives(env):
     hasher = spooled_of(parser).hashed(len(body), "any-upload", 0)
     assert hasher is not None and hasher.hexdigest() == hashlib.sha256(body).hexdigest()
     parser.close()
-    assert not list(env.store.spool_dir.iterdir())
+    assert not list(env.store.spool_dir.rglob("body-*"))
 
 
 def test_a_later_chunk_continues_from_the_uploads_saved_state(env):
@@ -158,7 +159,7 @@ def test_an_abandoned_body_leaves_no_thread_waiting_and_no_descriptor_open(env):
         assert body_hash._cond.wait_for(lambda: body_hash._state in ("done", "cancelled"), timeout=10)
     assert body_hash._outcome is None
     assert len(os.listdir("/proc/self/fd")) == fds
-    assert not list(env.store.spool_dir.iterdir())
+    assert not list(env.store.spool_dir.rglob("body-*"))
 
 
 def test_other_bodies_are_spooled_without_hashing(env):

@@ -130,8 +130,10 @@ class SigningKeys:
             raise ValueError("not a JWKS: no 'keys' list")
         keys = {}
         for entry in document["keys"]:
-            if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str) or entry.get("use") not in (None, "sig"):
+            if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
                 continue
+            if entry.get("use") not in (None, "sig"):
+                continue  # an encryption key
             try:
                 keys[entry["kid"]] = jwt.PyJWK(entry)
             except jwt.PyJWTError:

@@ -38,6 +38,7 @@ from app.lifecycle.provisioner import Provisioner
 from app.lifecycle.select import open_provisioner
 from app.lifecycle.worker import Worker
 from app.edge.context import RequestContext
+from app.edge.counters import Counters
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
@@ -71,6 +72,7 @@ class Services:
     collector: Collector  # periodic garbage collection, started by `berth serve`
     retention_schedule: retention.Schedule  # periodic retention, started by `berth serve`
     upload_reaper: UploadReaper  # expires idle upload sessions, started by `berth serve`
+    counters: Counters  # rate-limit and login-failure counters (Redis, or this process's memory)
 
 
 def build_services(settings: Settings) -> Services:
@@ -87,7 +89,8 @@ def build_services(settings: Settings) -> Services:
     if settings.oidc_jwks_url:
         idp = IdentityProvider(IdpSettings(
             settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
-    identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters_uri(settings)))
+    counters = Counters(counters_uri(settings))
+    identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters))
     provisioner = open_provisioner(settings)
     runner = OperationRunner(provisioner, store, RunnerSettings(
         domain=settings.domain, lease=dt.timedelta(seconds=settings.operation_lease),
@@ -110,6 +113,7 @@ def build_services(settings: Settings) -> Services:
                                               grace=dt.timedelta(seconds=settings.gc_grace),
                                               upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
         upload_reaper=UploadReaper(store, expiry=dt.timedelta(seconds=settings.upload_expiry), forget=uploads.forget),
+        counters=counters,
     )
 
 
@@ -135,12 +139,13 @@ def _cors(settings: Settings) -> list:
 def middleware(settings: Settings, services: Services, metrics: Metrics) -> list:
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
+    services.counters.on_fallback = metrics.dependency_fallback("redis")
     return [
         ReleaseConnection(),  # first: its process_response runs last, after any database work
         RequestContext(ProxyTrust(parse_networks(settings.trusted_proxies)), settings.require_https),
         SecurityHeaders(),
         RateLimiter(settings.rate_limit, settings.rate_limit_routes, parse_networks(settings.rate_limit_allow),
-                    counters_uri(settings)),
+                    services.counters),
         TracingMiddleware(),
         RequestLog(metrics),
         *_cors(settings),

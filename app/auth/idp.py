@@ -1,9 +1,11 @@
 """The platform identity provider: verify its JWTs and map their claims to organization roles.
 
-Keys come from `BERTH_OIDC_JWKS_URL` (cached; fetched again, at most once per cool-down, when a
-token names an unknown `kid`; every fetch has a timeout). Issuer, audience, expiry and
+Keys come from `BERTH_OIDC_JWKS_URL` (app/auth/jwks.py: cached, fetched again at most once per
+cool-down when a token names an unknown `kid`, on a thread of its own with a timeout, so that a
+hanging provider holds up no request whose key is cached). Issuer, audience, expiry and
 not-before are checked; only RS256 and ES256 are accepted, so neither `none` nor an HMAC keyed
-with a public key can pass.
+with a public key can pass, and the token's algorithm must be its key's. Whatever does not
+verify is UNAUTHORIZED, never a 500.
 
 Roles: a subject's role in an organization is the stronger of its stored membership
 (`/api/v1/orgs/{org}/members/{sub}`) and the role the token's roles claim gives it (by default
@@ -13,17 +15,16 @@ what the other gives.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import jwt
 
 from app.auth import roles
+from app.auth.jwks import KeysUnavailable, SigningKeys, UnknownKey
 from app.auth.subject import Subject
 from app.db.models import Member, Organization
 from app.oci.errors import RegistryError
 
-log = logging.getLogger("berth.idp")
 ALGORITHMS = ["RS256", "ES256"]
 SUBJECT_PREFIX = "user:"
 
@@ -34,16 +35,17 @@ class IdpSettings:
     issuer: str
     audience: str
     roles_claim: str = "orgs"
-    timeout: float = 5.0
+    timeout: float = 3.0  # one JWKS fetch
     leeway: float = 30.0
+    cooldown: float = 10.0  # between the starts of two JWKS fetches
+    lifespan: float = 300.0  # cached keys older than this are fetched again (in the background)
 
 
 class IdentityProvider:
     def __init__(self, settings: IdpSettings) -> None:
         self.settings = settings
-        self.jwks = jwt.PyJWKClient(
-            settings.jwks_url, cache_jwk_set=True, lifespan=300, timeout=settings.timeout, cooldown_duration=10,
-        )
+        self.keys = SigningKeys(settings.jwks_url, timeout=settings.timeout, cooldown=settings.cooldown,
+                                lifespan=settings.lifespan)
 
     def verify(self, token: str) -> dict:
         """The claims of a valid IdP token; UNAUTHORIZED otherwise (never a 500)."""
@@ -53,20 +55,26 @@ class IdentityProvider:
             raise RegistryError("UNAUTHORIZED", "malformed identity token") from None
         if header.get("alg") not in ALGORITHMS:
             raise RegistryError("UNAUTHORIZED", f"identity tokens must be signed with one of {ALGORITHMS}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise RegistryError("UNAUTHORIZED", "identity token names no key (kid)")
         try:
-            key = self.jwks.get_signing_key_from_jwt(token)
-        except jwt.PyJWKClientConnectionError as e:
-            log.warning("identity provider keys unavailable: %s", e)
+            key = self.keys.get(kid)
+        except KeysUnavailable:
             raise RegistryError("UNAUTHORIZED", "the identity provider's keys cannot be fetched right now") from None
-        except jwt.PyJWTError:
+        except UnknownKey:
             raise RegistryError("UNAUTHORIZED", "identity token signed by an unknown key") from None
+        if key.algorithm_name != header["alg"]:
+            # pyjwt raises TypeError when handed a key of another type (ES256 naming an RSA key).
+            raise RegistryError("UNAUTHORIZED", f"identity token is {header['alg']}, but its key is for "
+                                                f"{key.algorithm_name}")
         try:
             return jwt.decode(
                 token, key.key, algorithms=[header["alg"]], audience=self.settings.audience,
                 issuer=self.settings.issuer, leeway=self.settings.leeway,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
-        except jwt.PyJWTError as e:
+        except (jwt.PyJWTError, TypeError, ValueError) as e:
             raise RegistryError("UNAUTHORIZED", f"invalid identity token: {e}") from None
 
     def subject(self, token: str) -> Subject:

@@ -1,7 +1,8 @@
 """Slowing down credential guessing: failed logins are counted per client address, and past
 the limit (`BERTH_LOGIN_FAILURE_LIMIT`, default 10 per minute) that address gets 429 for every
 credential it presents until the window moves on. Only failures count; anonymous requests and
-good credentials never do."""
+good credentials never do. The counts are shared through Redis when it is configured, and kept per
+process while it cannot be reached (app/edge/counters.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,21 @@ import time
 from contextlib import contextmanager
 
 import limits
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from app.edge.counters import Counters
 from app.oci.errors import RegistryError
 
 NAMESPACE = "berth-login-failures"
 
 
 class LoginThrottle:
-    def __init__(self, limit: str = "10/minute", storage_uri: str = "memory://") -> None:
+    def __init__(self, limit: str = "10/minute", counters: Counters | None = None) -> None:
         try:
             self.item = limits.parse(limit)
         except ValueError:
             raise SystemExit(f"BERTH_LOGIN_FAILURE_LIMIT={limit!r} is not a rate such as '10/minute'") from None
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self.limiter = (counters or Counters()).limiter(MovingWindowRateLimiter)
 
     @contextmanager
     def attempt(self, client: str):

@@ -4,7 +4,8 @@ The default budget is the product page's: 500 requests per 10 minutes per IP
 (`BERTH_RATE_LIMIT`). `BERTH_RATE_LIMIT_ROUTES` overrides it by path prefix
 (`/auth/token=60/minute;/v2=2000/10 minutes`; the longest matching prefix wins) and
 `BERTH_RATE_LIMIT_ALLOW` lists CIDRs that are never limited. Counters live in memory, or in
-Redis when `BERTH_REDIS_URL` is set, so that replicas share one budget.
+Redis when `BERTH_REDIS_URL` is set, so that replicas share one budget (app/edge/counters.py:
+per process while Redis cannot be reached).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import time
 
 import falcon
 import limits
-from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from app.edge.counters import Counters
 from app.edge.proxies import in_networks
 from app.oci.errors import RegistryError
 
@@ -43,7 +44,7 @@ def _parse(rate: str) -> limits.RateLimitItem:
 
 
 class RateLimiter:
-    def __init__(self, default: str, routes: str = "", allow: tuple = (), storage_uri: str = "memory://") -> None:
+    def __init__(self, default: str, routes: str = "", allow: tuple = (), counters: Counters | None = None) -> None:
         self.default = _parse(default)
         self.routes = parse_routes(routes)
         self.allow = allow
@@ -51,7 +52,7 @@ class RateLimiter:
         # current window has run. O(1) time and memory per hit, unlike a moving window, which
         # keeps (and scans) a timestamp per request allowed: 500 per address by default, but
         # millions under a generous limit.
-        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(storage_uri))
+        self.limiter = (counters or Counters()).limiter(SlidingWindowCounterRateLimiter)
 
     def _item(self, path: str) -> tuple[str, limits.RateLimitItem]:
         for prefix, item in self.routes:

@@ -90,7 +90,15 @@ class Metrics:
         self.pulled = Counter("berth_bytes_pulled", "Blob bytes served", ["registry"], registry=self.registry)
         self.pulls = Counter("berth_pulls", "Image pulls (manifest GETs) served", ["registry"], registry=self.registry)
         self.pushes = Counter("berth_pushes", "Manifest pushes accepted", ["registry"], registry=self.registry)
+        self.fallbacks = Counter("berth_dependency_fallback",
+                                 "Operations done without a dependency that could not be reached (redis: "
+                                 "rate-limit and login-failure counts kept in this process's memory)",
+                                 ["dependency"], registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple] = {}  # routes x methods x statuses: bounded
+
+    def dependency_fallback(self, dependency: str):
+        """The callable that counts one fallback for `dependency`."""
+        return self.fallbacks.labels(dependency).inc
 
     def observe(self, route: str, method: str, status: int, duration: float, registry: str | None,
                 bytes_in: int, bytes_out: int) -> None:

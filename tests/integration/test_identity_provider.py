@@ -10,6 +10,9 @@ import json
 import secrets
 import time
 
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -113,6 +116,10 @@ def test_bad_identity_tokens_are_refused(env, idp):
         "HS256 keyed with the public key": hs_input + "." + hs_signature,
         "tampered": header + "." + _b64({**claims, "sub": "someone-else"}) + "." + signature,
         "unknown kid": good.replace(header, _b64({"alg": "RS256", "kid": "nope", "typ": "JWT"})),
+        "no kid": jwt.encode(claims, idp.keys["rsa-1"], algorithm="RS256"),
+        # Signed for real, each with its own key, but naming a key of the other type.
+        "ES256 naming an RSA key": jwt.encode(claims, idp.keys["ec-1"], algorithm="ES256", headers={"kid": "rsa-1"}),
+        "RS256 naming an EC key": jwt.encode(claims, idp.keys["rsa-1"], algorithm="RS256", headers={"kid": "ec-1"}),
     }
     assert pull(env, good) == 200
     for name, token in bad.items():
@@ -145,6 +152,44 @@ def test_a_hanging_jwks_endpoint_times_out(tmp_path):
         assert "cannot be fetched" in r.json()["errors"][0]["message"]
         # Access tokens keep working meanwhile.
         assert requests.get(f"{server.url}/v2/", auth=("x", server.token), timeout=10).status_code == 200
+    finally:
+        server.stop()
+        provider.stop()
+
+
+# Far longer than these requests take, far shorter than the stall (no answer in 20 s).
+PROMPT = 5
+
+
+def _wait_for(condition, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_hanging_identity_provider_holds_up_only_tokens_naming_unknown_keys(tmp_path):
+    provider = IdentityProvider()
+    server = Server(tmp_path / "data", token="berth_owner_" + secrets.token_hex(16), env=provider.env()).start()
+    try:
+        alice = {"Authorization": f"Bearer {provider.token('alice', orgs={'default': 'reader'})}"}
+        registries = f"{server.url}/api/v1/orgs/default/registries"
+        assert requests.get(registries, headers=alice, timeout=20).status_code == 200  # its key is cached now
+        time.sleep(10.5)  # past the cool-down of that first fetch, so that a made-up key sets off one
+        provider.hang = True
+        before = provider.fetches
+        made_up = [provider.token("mallory", header_kid=f"made-up-{n}") for n in range(24)]
+        with ThreadPoolExecutor(len(made_up)) as pool:
+            flood = [pool.submit(requests.get, f"{server.url}/v2/", auth=("m", token), timeout=60) for token in made_up]
+            _wait_for(lambda: provider.fetches > before)  # a fetch hangs, with 24 requests in flight
+            assert requests.get(registries, headers=alice, timeout=PROMPT).status_code == 200
+            assert requests.get(f"{server.url}/auth/token", auth=("ci", server.token), timeout=PROMPT,
+                                params={"service": server.host}).status_code == 200
+            assert requests.get(f"{server.url}/healthz", timeout=PROMPT).status_code == 200
+            refused = [f.result() for f in flood]
+        assert [r.status_code for r in refused] == [401] * len(made_up)
+        # One fetch for all of them, though it never answered: the cool-down started with it.
+        assert provider.fetches == before + 1
     finally:
         server.stop()
         provider.stop()

@@ -28,8 +28,10 @@ class IdentityProvider:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 provider.fetches += 1
-                if provider.hang:
-                    time.sleep(30)
+                # hang: accept the request and say nothing until the switch is turned off (at most 60 s)
+                deadline = time.monotonic() + 60
+                while provider.hang and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 body = json.dumps(provider.jwks()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -63,11 +65,15 @@ class IdentityProvider:
         self.keys[kid] = ec.generate_private_key(ec.SECP256R1()) if kid.startswith("ec") else \
             rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
-    def token(self, sub: str, kid: str = "rsa-1", lifetime: int = 300, **claims) -> str:
+    def token(self, sub: str, kid: str = "rsa-1", lifetime: int = 300, header_kid: str | None = None,
+              **claims) -> str:
+        """A token signed with key `kid`; `header_kid` names another key in its header (one the
+        JWKS may not have)."""
         now = int(time.time())
         body = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now, "exp": now + lifetime, **claims}
         alg = "RS256" if kid.startswith("rsa") else "ES256"
-        return jwt.encode(body, self.keys[kid], algorithm=alg, headers={"kid": kid})
+        return jwt.encode(body, self.keys[kid], algorithm=alg, headers={"kid": header_kid or kid})
 
     def stop(self) -> None:
+        self.hang = False
         self.httpd.shutdown()

@@ -95,6 +95,22 @@ class Pusher:
         self._record(r, data)
         return r.status_code
 
+    def streamed(self, size: int) -> int:
+        """POST, one PATCH with `Transfer-Encoding: chunked` (as docker sends layers), PUT."""
+        data = secrets.token_bytes(size)
+        r = self._answer(self.client.request("POST", f"/v2/{REPO}/blobs/uploads/"))
+        if r.status_code != 202:
+            return r.status_code
+        pieces = (data[i:i + 256 * 1024] for i in range(0, size, 256 * 1024))
+        r = self._answer(self.client.request("PATCH", r.headers["Location"], data=pieces,
+                                             headers={"Content-Type": "application/octet-stream"}))
+        if r.status_code != 202:
+            self.refused.append(sha256(data))
+            return r.status_code
+        r = self._answer(self.client.request("PUT", r.headers["Location"], params={"digest": sha256(data)}))
+        self._record(r, data)
+        return r.status_code
+
     def _record(self, response: requests.Response, data: bytes) -> None:
         if response.status_code == 201:
             self.acknowledged[sha256(data)] = data
@@ -135,7 +151,8 @@ def test_pushes_that_fill_the_disk_are_refused_with_507_and_nothing_acknowledged
     assert _ready(server) == 200
     # Fill the disk by pushing: spooled and in-memory monolithic bodies, and chunked uploads.
     for _ in range(40):
-        answers = {pusher.monolithic(3 * MiB), pusher.monolithic(300 * 1024), pusher.chunked(5 * MiB)}
+        answers = {pusher.monolithic(3 * MiB), pusher.monolithic(300 * 1024), pusher.chunked(5 * MiB),
+                   pusher.streamed(4 * MiB)}
         if answers == {507}:
             break
     else:
@@ -150,6 +167,7 @@ def test_pushes_that_fill_the_disk_are_refused_with_507_and_nothing_acknowledged
         assert pusher.monolithic(3 * MiB) == 507
         assert pusher.monolithic(1024) == 507
         assert pusher.chunked(64 * 1024) == 507
+        assert pusher.streamed(2 * MiB) == 507
     pusher.assert_intact()
 
     ballast.unlink()
@@ -158,6 +176,7 @@ def test_pushes_that_fill_the_disk_are_refused_with_507_and_nothing_acknowledged
     assert pusher.monolithic(3 * MiB) == 201
     assert pusher.monolithic(1024) == 201
     assert pusher.chunked(5 * MiB) == 201
+    assert pusher.streamed(4 * MiB) == 201
     pusher.assert_intact()
 
 

@@ -20,6 +20,7 @@ import requests
 
 from tests.support import postgres
 from tests.support.components import IN_CI
+from tests.support.management import Api
 from tests.support.registry_client import OCI_MANIFEST, RegistryClient, sha256
 from tests.support.server import Server
 
@@ -199,6 +200,9 @@ def test_pushes_work_again_without_a_restart_once_the_disk_is_made_bigger(server
         assert pusher._answer(pusher.client.push_manifest(REPO, "latest", manifest)).status_code == 507
         assert pusher.client.request("GET", f"/v2/{REPO}/manifests/latest",
                                      headers={"Accept": OCI_MANIFEST}).status_code == 404
+        refused = Api(server)("POST", "/tokens", json={"name": "ci"})  # the management API: problem JSON
+        assert refused.status_code == 507 and refused.headers["Content-Type"] == "application/problem+json"
+        assert refused.json()["type"] == "https://berth.dev/problems/storage-full"
 
     subprocess.run(["mount", "-o", f"remount,size={4 * DISK}", str(small_disk)], check=True)
     assert _ready(server) == 200

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 
 from app.config import Settings
@@ -28,6 +29,7 @@ def _open(settings: Settings):
     from app.services.registries import bootstrap
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _make_private(settings.data_dir)
     db = open_database(settings.database_url)
     # The token signing key, created here, once: `--workers` processes each load the ring after
     # the fork, and two that found it empty would each sign with a key of their own, refusing
@@ -43,6 +45,22 @@ def _open(settings: Settings):
             flush=True,
         )
     return db
+
+
+def _keep_files_private() -> None:
+    """What Berth writes under its data directory (database, blobs, spool, keys, pull Secrets,
+    caches) is for its own process only: files 0600 and directories 0700, whatever umask it was
+    started with. Set before anything is opened, and inherited by `--workers` and Pulumi."""
+    os.umask(0o077)
+
+
+def _make_private(data_dir) -> None:
+    """A data directory made by an earlier version (or by hand) may be 0755: closing it keeps
+    what is inside, whatever its own modes, from other users."""
+    try:
+        os.chmod(data_dir, 0o700)
+    except OSError as e:  # not ours (a mount point): say so, the operator decides
+        print(f"warning: could not make {data_dir} private (0700): {e.strerror or e}", file=sys.stderr, flush=True)
 
 
 M_ARENA_MAX = -8  # glibc mallopt parameter
@@ -559,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _keep_files_private()
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -123,6 +123,9 @@ class Settings:
     # catalog's SKU marked "default", else its first).
     skus: str = ""
     default_sku: str = ""
+    # /readyz fails while the data directory's or the filesystem blob store's disk has fewer free
+    # bytes than this (0: never), so pushes go to other replicas before the disk fills.
+    min_free_bytes: int = 256 * 1024 * 1024
 
     ENV_PREFIX = "BERTH_"
 

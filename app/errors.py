@@ -10,6 +10,7 @@ import falcon
 
 from app.auth.identity import challenge
 from app.oci.errors import CODES, RegistryError
+from app.storage.capacity import is_storage_full
 
 log = logging.getLogger("berth.errors")
 
@@ -72,5 +73,11 @@ def handle_http_error(req, resp, ex: falcon.HTTPError, params) -> None:
 
 
 def handle_unexpected(req, resp, ex: Exception, params) -> None:
+    if is_storage_full(ex):
+        # The disk under the blob store, the spool or the database: an answer the client can act
+        # on (what it sent is not kept), and one warning rather than a traceback per request.
+        log.warning("storage full on %s %s: %s", req.method, req.path, ex)
+        render(req, resp, RegistryError("STORAGE_FULL"))
+        return
     log.exception("unhandled error on %s %s", req.method, req.path)
     render(req, resp, RegistryError("UNKNOWN", "internal error; see the server log"))

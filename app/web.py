@@ -51,7 +51,7 @@ from app.services.gc import Collector
 from app.services.manifests import ManifestService
 from app.services.upload_expiry import UploadReaper
 from app.services.uploads import UploadService
-from app.storage import open_store
+from app.storage import capacity, open_store
 from app.storage.base import BlobStore
 from app.telemetry.metrics import Metrics
 from app.telemetry.requests import RequestLog
@@ -198,7 +198,8 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/auth/token", RegistryTokenResource(services.token_service))
     app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
     app.add_route("/healthz", HealthResource())
-    app.add_route("/readyz", ReadyResource(services.store))
+    app.add_route("/readyz", ReadyResource(services.store, capacity.FreeSpace(
+        capacity.watched_paths(settings.data_dir, settings.storage_url), settings.min_free_bytes)))
     # No /metrics here: the series name every tenant, and this app is what every registry
     # hostname reaches. They are served on BERTH_METRICS_ADDR (app/telemetry/metrics_listener.py).
     return app

@@ -20,6 +20,8 @@ _K8S_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
 class CredentialsResource:
     permissions = {"POST": roles.CREATE_TOKEN}
     idempotent = ("POST",)
+    # Withheld from Idempotency-Key replays (app/api/idempotency.py): each holds the password.
+    secret_fields = ("password", "dockerconfigjson", "kubernetes_secret")
     audit = {"POST": "credentials.create"}
 
     def __init__(self, domain: str) -> None:
@@ -46,6 +48,7 @@ class CredentialsResource:
             namespace=namespace,
         )
         req.context.audit_detail = {"token_id": token.id, "push": push}
+        req.context.secret = issued["password"]
         resp.status = falcon.HTTP_201
         resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
         resp.media = issued

@@ -5,6 +5,14 @@ per caller for a day.
 
 A resource opts in with `idempotent = ("POST",)`; this middleware runs after the gate, so the
 caller is known and a replay never bypasses authorization.
+
+Secrets are not kept for replays. A resource whose answer carries one (a new token, its
+docker login password and the documents built from it) names those fields in
+`secret_fields` and puts the secret in `req.context.secret`; the stored answer has those fields
+null, says why in `secret_withheld`, and is replayed with `Secret-Withheld: true`. A retry thus
+still never creates a second token, and the database (and its backups) never holds a usable
+credential: the client that lost the first answer revokes that token and issues another. Should
+the secret still appear in what would be stored (a field nobody named), nothing is stored.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ HEADER = "Idempotency-Key"
 KEEP = dt.timedelta(days=1)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 REPLAYED_HEADERS = ("Location", "Content-Type")
+WITHHELD_HEADER = "Secret-Withheld"
+WITHHELD_NOTE = ("this is a replay of the first answer to this request without its secret, which is shown only "
+                 "once and never stored: if it was lost, revoke this token and issue another")
 
 
 class Idempotency:
@@ -61,6 +72,12 @@ class Idempotency:
         key, fingerprint = pending
         body = resp.render_body() or b""
         headers = {name: resp.get_header(name) for name in REPLAYED_HEADERS if resp.get_header(name)}
+        secret_fields = getattr(resource, "secret_fields", ())
+        if secret_fields:
+            body = _without_secrets(body, secret_fields, getattr(req.context, "secret", None))
+            if body is None:
+                return  # the secret is somewhere it was not expected: better no replay than a stored secret
+            headers[WITHHELD_HEADER] = "true"
         subject = req.context.subject.name
         try:
             IdempotencyKey.delete().where((IdempotencyKey.subject == subject) & (IdempotencyKey.key == key)).execute()
@@ -69,6 +86,25 @@ class Idempotency:
                                   status=status, headers=json.dumps(headers), body=body.decode()).execute()
         except pw.PeeweeException:
             pass  # the create happened; only the replay of its answer is lost
+
+
+def _without_secrets(body: bytes, fields: tuple[str, ...], secret: str | None) -> bytes | None:
+    """The answer to store for replays: `fields` null and a note saying so; None when the
+    answer is not a JSON object or the secret is still in it."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    for name in fields:
+        if name in answer:
+            answer[name] = None
+    answer["secret_withheld"] = WITHHELD_NOTE
+    stored = json.dumps(answer).encode()
+    if not secret or secret.encode() in stored:
+        return None
+    return stored
 
 
 def _fingerprint(req: falcon.Request) -> str:

@@ -201,7 +201,9 @@ SCHEMAS: dict = {
         "properties": {"id": INT, "name": STR, "role": STR, "registry": {"type": ["string", "null"]},
                        "created_at": TIME, "created_by": {"type": ["string", "null"]},
                        "expires_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]},
-                       "last_used_at": {"type": ["string", "null"]}, "token": STR},
+                       "last_used_at": {"type": ["string", "null"]},
+                       # null, with `secret_withheld` saying why, in an Idempotency-Key replay
+                       "token": {"type": ["string", "null"]}, "secret_withheld": STR},
     },
     "TokenCreate": {
         "type": "object", "required": ["name"],
@@ -227,10 +229,14 @@ SCHEMAS: dict = {
         "required": ["token", "username", "password", "servers", "docker_login", "dockerconfigjson",
                      "kubernetes_secret"],
         "properties": {
-            "token": _ref("Token"), "username": STR, "password": STR, "servers": {"type": "array", "items": STR},
+            "token": _ref("Token"), "username": STR, "servers": {"type": "array", "items": STR},
             "docker_login": STR,
-            "dockerconfigjson": {"type": "object", "required": ["auths"]},
-            "kubernetes_secret": {"type": "object", "required": ["apiVersion", "kind", "type", "metadata", "data"]},
+            # The next three are null, with `secret_withheld` saying why, in an Idempotency-Key replay.
+            "password": {"type": ["string", "null"]},
+            "dockerconfigjson": {"type": ["object", "null"], "required": ["auths"]},
+            "kubernetes_secret": {"type": ["object", "null"],
+                                  "required": ["apiVersion", "kind", "type", "metadata", "data"]},
+            "secret_withheld": STR,
         },
     },
     "Member": {

@@ -14,6 +14,7 @@ from app.services import tokens
 class TokensResource:
     permissions = {"GET": roles.CREATE_TOKEN, "POST": roles.CREATE_TOKEN}
     idempotent = ("POST",)
+    secret_fields = ("token",)  # withheld from Idempotency-Key replays (app/api/idempotency.py)
     audit = {"POST": "token.create"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
@@ -33,6 +34,7 @@ class TokensResource:
             req.context.org, req.context.subject, body.get("name"), scope=body.get("scope"),
             role=body.get("role"), registry=registry, expires_in=body.get("expires_in"),
         )
+        req.context.secret = secret
         resp.status = falcon.HTTP_201
         resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
         resp.media = {**tokens.render(token), "token": secret}

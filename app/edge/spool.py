@@ -24,6 +24,7 @@ or any failure leaves the service hashing the spooled file itself, as it did bef
 from __future__ import annotations
 
 import collections
+import errno
 import io
 import os
 import re
@@ -36,6 +37,7 @@ from typing import Callable
 from waitress.buffers import TempfileBasedBuffer
 
 from app.edge import spool_dirs
+from app.storage.capacity import FULL_ERRNOS
 
 _spool_dir: Path | None = None
 _start_hash: "Callable[[str | None, int | None], tuple[int, object] | None] | None" = None
@@ -73,7 +75,12 @@ def install(spool_dir: Path, start_hash=None) -> "spool_dirs.ProcessSpool":
         _pool = _HashThreads(HASH_THREADS)
 
     def newfile(self):
-        spool = SpoolFile(_spool_dir)
+        try:
+            spool = SpoolFile(_spool_dir)
+        except OSError as e:
+            if e.errno not in FULL_ERRNOS:
+                raise
+            return DroppedBody()  # not even room for the file's name
         channel = getattr(_receiving, "channel", None)
         if channel is not None and _start_hash is not None:
             spool.body_hash = _hash_body_of(channel.request, spool)
@@ -108,26 +115,46 @@ class receiving:
 
 
 class SpoolFile(io.FileIO):
-    """A request body on the blob store's filesystem, removed when closed."""
+    """A request body on the blob store's filesystem, removed when closed.
+
+    When the disk fills while the body arrives, the bytes are dropped instead (the file is
+    emptied, giving back what it held) and the body marked `storage_full`: waitress then reads
+    the request to its end as usual and the application answers 507 (`body_lost`), where an
+    exception here would make waitress close the connection without a word."""
 
     body_hash: "BodyHash | None" = None
+    storage_full = False
 
     def __init__(self, directory: Path) -> None:
         super().__init__(str(directory / f"body-{secrets.token_hex(12)}"), "x+",
                          opener=lambda path, flags: os.open(path, flags, 0o600))
 
     def write(self, data) -> int:
+        if self.storage_full:
+            return len(data)
         at = self.tell() if self.body_hash is not None else 0
         view = memoryview(data)
-        done = super().write(view)
-        while done < len(view):  # a regular file's write is short only when the disk is full
-            n = super().write(view[done:])
-            if not n:
-                raise OSError(f"could not write {self.name}")
-            done += n
+        try:
+            done = super().write(view)
+            while done < len(view):  # a regular file's write is short only when the disk is full
+                n = super().write(view[done:])
+                if not n:
+                    raise OSError(errno.ENOSPC, f"could not write {self.name}")
+                done += n
+        except OSError as e:
+            if e.errno not in FULL_ERRNOS:
+                raise
+            self._drop()
+            return len(data)
         if self.body_hash is not None:
             self.body_hash.wrote(at, data)
         return done
+
+    def _drop(self) -> None:
+        self.storage_full = True
+        if self.body_hash is not None:
+            self.body_hash.abandon()
+        self.truncate(0)
 
     def close(self) -> None:
         if not self.closed:
@@ -141,6 +168,22 @@ class SpoolFile(io.FileIO):
                     os.unlink(name)
                 except FileNotFoundError:
                     pass
+
+
+class DroppedBody(io.BytesIO):
+    """The body of a request whose spool file could not even be created on a full disk: its
+    bytes are dropped as they arrive, and the application answers 507 (`body_lost`)."""
+
+    storage_full = True
+
+    def write(self, data) -> int:
+        return len(data)
+
+
+def body_lost(stream) -> bool:
+    """Whether the request body behind `stream` (Falcon's stream or waitress's file) was dropped
+    because the disk was full while it arrived."""
+    return bool(getattr(getattr(stream, "stream", stream), "storage_full", False))
 
 
 def _hash_body_of(parser, spool: SpoolFile) -> "BodyHash | None":

@@ -26,6 +26,8 @@ CODES: dict[str, tuple[int, str]] = {
     "RANGE_INVALID": (416, "requested range not satisfiable"),
     "METHOD_UNKNOWN": (405, "the method is not supported for this resource"),
     "PAYLOAD_TOO_LARGE": (413, "request body too large"),
+    # The disk under the blob store, the spool or the database is full (app/storage/capacity.py).
+    "STORAGE_FULL": (507, "the registry's storage is full; nothing of this request was kept, retry later"),
     # Management-plane codes.
     "CONFLICT": (409, "the resource already exists"),
     "NOT_FOUND": (404, "not found"),

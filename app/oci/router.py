@@ -10,6 +10,7 @@ import falcon
 from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
+from app.edge import spool
 from app.oci import digests, routes
 from app.oci.blobs import BlobResource
 from app.oci.errors import RegistryError
@@ -84,6 +85,9 @@ class DataPlaneRouter:
                 raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
             req.context.audit_org_id = registry.org_id
             authorize(subject, action, registry, target.repository)
+        if spool.body_lost(req.stream):
+            raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
+                                "was kept: retry once space is freed")
         responder(req, resp, Call(subject, target, registry, route.arg))
 
 

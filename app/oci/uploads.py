@@ -17,6 +17,7 @@ from app.oci.target import same_registry_repository
 from app.services import metering, quotas, repositories
 from app.services.blobs import BlobService
 from app.services.uploads import UploadService, range_headers
+from app.storage.capacity import is_storage_full
 
 # ASCII digits, at most 19 (an int64): `\d` takes other scripts' digits, and int() refuses past 4300.
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?\Z")
@@ -81,8 +82,13 @@ class UploadsResource:
         # and goes with the session if none is (app/services/repositories.py).
         repository, upload = repositories.pushing(call.registry, name, lambda found: (found, self.uploads.start(found)))
         if monolithic:
-            blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
-                                       spooled_file(req.bounded_stream, req.content_length))
+            try:
+                blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
+                                           spooled_file(req.bounded_stream, req.content_length))
+            except Exception as e:
+                if is_storage_full(e):  # no one has this session's id to resume it: give its space back
+                    self.uploads.abandon(upload)
+                raise
             metering.count(call.registry.id, repository.name, push_bytes=blob.size)
             return _created(resp, call, blob.digest)
         _in_progress(resp, call, upload.id, 0, falcon.HTTP_202)

@@ -192,6 +192,7 @@ def bootstrap(data_dir: Path, token: str | None) -> str | None:
     if generated:
         path = Path(data_dir) / "bootstrap-token"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file left from an earlier database keeps its mode through O_CREAT
         with os.fdopen(fd, "w") as f:
             f.write(secret + "\n")
         return secret

@@ -15,6 +15,7 @@ that offset stays true wherever the next chunk lands.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
 from contextlib import contextmanager
@@ -29,6 +30,9 @@ from app.oci.errors import RegistryError
 from app.services import repositories
 from app.services.hashstate import ResumableSha256, new_sha256
 from app.storage.base import BlobStore, blob_key
+from app.storage.capacity import is_storage_full
+
+log = logging.getLogger("berth.uploads")
 
 CHUNK = 1024 * 1024
 STREAM_ALGORITHM = "sha256"
@@ -46,9 +50,9 @@ class UploadService:
         self.store.create_upload(upload_id)
         try:
             return Upload.create(id=upload_id, repository=repository)
-        except pw.IntegrityError:
-            # The repository row went meanwhile (app/services/repositories.py): the caller
-            # starts again on a new one; this attempt's storage must not linger.
+        except Exception:
+            # The repository row went meanwhile (app/services/repositories.py: the caller starts
+            # again on a new one), or the database is full: this attempt's storage must not linger.
             self.store.delete_upload(upload_id)
             raise
 
@@ -74,7 +78,8 @@ class UploadService:
                     f"chunk starts at {start} but the upload has {upload.offset} bytes",
                     headers=range_headers(upload.offset),
                 )
-            return self._write(upload, stream, length, spooled)
+            with self._dropping_on_full_disk(upload):
+                return self._write(upload, stream, length, spooled)
 
     def finish(
         self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None,
@@ -83,7 +88,8 @@ class UploadService:
         """The closing PUT: append any last bytes, verify the digest, make the blob visible."""
         expected = digests.parse(digest)
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
-            size = self._write(upload, stream, length, spooled) if length else upload.offset
+            with self._dropping_on_full_disk(upload):
+                size = self._write(upload, stream, length, spooled) if length else upload.offset
             actual = self._digest(upload, size, expected.algorithm)
             if actual != expected.encoded:
                 self._forget(upload.id)
@@ -149,6 +155,19 @@ class UploadService:
         resumed = ResumableSha256.resume(row[1])
         return (row[0], resumed) if resumed is not None else None
 
+    def abandon(self, upload: Upload) -> None:
+        """Drop a session nobody can resume, after its request failed for want of space (a
+        monolithic push: the client never learnt its id): the bytes first, which gives the space
+        back, then the row, if the database can take a write now; if not, the expiry of idle
+        uploads removes it later."""
+        self._forget(upload.id)
+        self.store.delete_upload(upload.id)
+        try:
+            Upload.delete_by_id(upload.id)
+            repositories.discard_if_empty(upload.repository_id)
+        except pw.PeeweeException as e:
+            log.warning("could not remove abandoned upload %s yet: %s", upload.id, e)
+
     def cancel(self, upload: Upload) -> None:
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
             self._forget(upload.id)
@@ -157,6 +176,21 @@ class UploadService:
         repositories.discard_if_empty(upload.repository_id)  # made for this session, maybe
 
     # -- internals ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _dropping_on_full_disk(self, upload: Upload) -> Iterator[None]:
+        """A write that ran out of space leaves nothing past the committed offset: the bytes it
+        got down would otherwise hold their space until the next chunk or the upload's expiry."""
+        try:
+            yield
+        except Exception as e:
+            if is_storage_full(e):
+                self._forget(upload.id)
+                try:
+                    self.store.discard_past(upload.id, upload.offset)
+                except OSError as failed:
+                    log.warning("could not drop the unacknowledged bytes of upload %s: %s", upload.id, failed)
+            raise
 
     def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled=None) -> int:
         """Stream the body to storage while hashing; commit the new offset. Returns it.

@@ -58,6 +58,10 @@ class BlobStore(abc.ABC):
     def read_upload(self, upload_id: str, length: int, start: int = 0) -> Iterator[bytes]:
         """Bytes `start` up to `length` (exclusive) of an upload, in chunks."""
 
+    def discard_past(self, upload_id: str, size: int) -> None:
+        """Drop an upload's bytes past `size` now (a write that failed part-way, e.g. on a full
+        disk), giving their space back. Nothing by default: the next append drops them anyway."""
+
     @abc.abstractmethod
     def delete_upload(self, upload_id: str) -> None:
         """Remove an upload's bytes; no error when absent."""

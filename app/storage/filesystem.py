@@ -119,6 +119,12 @@ class FilesystemStore(BlobStore):
                 remaining -= len(chunk)
                 yield chunk
 
+    def discard_past(self, upload_id: str, size: int) -> None:
+        try:
+            os.truncate(self._upload_path(upload_id), size)
+        except FileNotFoundError:
+            pass
+
     def delete_upload(self, upload_id: str) -> None:
         path = self._upload_path(upload_id)
         path.unlink(missing_ok=True)

@@ -172,7 +172,7 @@ def test_health_and_readiness(tmp_path):
     try:
         assert requests.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
         r = requests.get(f"{server.url}/readyz", timeout=10)
-        assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "storage": "ok"}
+        assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "storage": "ok", "disk": "ok"}
         blobs = server.data_dir / "storage" / "blobs"
         shutil.move(blobs, server.data_dir / "storage" / "moved")
         r = requests.get(f"{server.url}/readyz", timeout=10)

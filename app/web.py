@@ -37,6 +37,7 @@ from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import Provisioner
 from app.lifecycle.select import open_provisioner
 from app.lifecycle.worker import Worker
+from app.edge.bodies import request_handlers
 from app.edge.context import RequestContext
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
@@ -95,7 +96,7 @@ def build_services(settings: Settings) -> Services:
         blobs=BlobService(store, redirect=settings.storage_redirect,
                           gc_grace=dt.timedelta(seconds=settings.gc_grace)),
         uploads=UploadService(store),
-        manifests=ManifestService(settings.max_manifest_bytes),
+        manifests=ManifestService(settings.max_manifest_bytes, settings.max_json_depth),
         identity=identity,
         token_service=TokenService(identity, registry_tokens, settings.domain),
         provisioner=provisioner,
@@ -154,6 +155,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.req_options.auto_parse_qs_csv = False
     app.req_options.keep_blank_qs_values = False
     app.resp_options.default_media_type = "application/json"
+    app.req_options.media_handlers = request_handlers(settings.max_api_body_bytes, settings.max_json_depth)
 
     app.add_error_handler(Exception, errors.handle_unexpected)
     app.add_error_handler(falcon.HTTPError, errors.handle_http_error)

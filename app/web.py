@@ -43,6 +43,7 @@ from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
 from app.oci.errors import RegistryError
+from app.oci.openapi import DistributionOpenApiResource
 from app.oci.router import DataPlaneRouter
 from app.services import listings, quotas, retention
 from app.services.blobs import BlobService
@@ -164,6 +165,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
     wake = services.worker.wake
     app.add_route("/api/v1/openapi.json", OpenApiResource())
+    app.add_route("/api/v1/openapi/distribution.json", DistributionOpenApiResource())
     app.add_route("/api/v1/orgs", OrgsResource())
     app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain, wake))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}", RegistryResource(settings.domain, wake))

@@ -78,6 +78,10 @@ class Settings:
     log_format: str = "json"
     # Largest manifest accepted (the distribution spec suggests 4 MiB).
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Client-written JSON (manifests, /api/v1 bodies) nested deeper than this is refused (400),
+    # and the largest /api/v1 JSON body or /auth/token form accepted (413 above it).
+    max_json_depth: int = 64
+    max_api_body_bytes: int = 1024 * 1024
     log_level: str = "info"
     # Lifecycle operations: a worker's lease on a running operation (seconds; a crashed worker's
     # operation is resumed by another after it), attempts for transient failures, poll interval.

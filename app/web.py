@@ -37,12 +37,14 @@ from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import Provisioner
 from app.lifecycle.select import open_provisioner
 from app.lifecycle.worker import Worker
+from app.edge.bodies import request_handlers
 from app.edge.context import RequestContext
 from app.edge.counters import Counters
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
 from app.oci.errors import RegistryError
+from app.oci.openapi import DistributionOpenApiResource
 from app.oci.router import DataPlaneRouter
 from app.services import listings, quotas, retention
 from app.services.blobs import BlobService
@@ -101,7 +103,7 @@ def build_services(settings: Settings) -> Services:
         blobs=BlobService(store, redirect=settings.storage_redirect,
                           gc_grace=dt.timedelta(seconds=settings.gc_grace)),
         uploads=uploads,
-        manifests=ManifestService(settings.max_manifest_bytes),
+        manifests=ManifestService(settings.max_manifest_bytes, settings.max_json_depth),
         identity=identity,
         token_service=TokenService(identity, registry_tokens, settings.domain),
         provisioner=provisioner,
@@ -163,6 +165,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.req_options.auto_parse_qs_csv = False
     app.req_options.keep_blank_qs_values = False
     app.resp_options.default_media_type = "application/json"
+    app.req_options.media_handlers = request_handlers(settings.max_api_body_bytes, settings.max_json_depth)
 
     app.add_error_handler(Exception, errors.handle_unexpected)
     app.add_error_handler(falcon.HTTPError, errors.handle_http_error)
@@ -171,6 +174,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
     wake = services.worker.wake
     app.add_route("/api/v1/openapi.json", OpenApiResource())
+    app.add_route("/api/v1/openapi/distribution.json", DistributionOpenApiResource())
     app.add_route("/api/v1/orgs", OrgsResource())
     app.add_route("/api/v1/orgs/{org}/registries", RegistriesResource(settings.domain, wake))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}", RegistryResource(settings.domain, wake))

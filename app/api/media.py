@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from app import untrusted_json
 from app.oci.errors import RegistryError
 
 
@@ -13,8 +14,9 @@ def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = N
     unknown field is refused by name (a typo must not be silently ignored)."""
     try:
         body = req.get_media(default_when_empty=None)
-    except falcon.MediaMalformedError:
-        raise RegistryError("INVALID", f"the body is not valid JSON; send an object such as {example}") from None
+    except falcon.MediaMalformedError as e:
+        why = e.__cause__ if isinstance(e.__cause__, untrusted_json.UntrustedJsonError) else "is not valid JSON"
+        raise RegistryError("INVALID", f"the body {why}; send an object such as {example}") from None
     if body is None and optional and not req.content_length:
         return {}  # no body at all (a literal `null` is not an object)
     if not isinstance(body, dict):

@@ -517,6 +517,11 @@ PATHS: dict = {
         "operationId": "getOpenApi", "security": [], "responses": {"200": {"description": "This document",
                                                                           "content": {JSON: {"schema": {"type": "object"}}}}},
     }},
+    "/api/v1/openapi/distribution.json": {"get": {
+        "operationId": "getDistributionOpenApi", "security": [],
+        "responses": {"200": {"description": "The data plane's (/v2) OpenAPI document",
+                              "content": {JSON: {"schema": {"type": "object"}}}}},
+    }},
 }
 
 DOCUMENT = {

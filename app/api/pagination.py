@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import falcon
 import peewee as pw
 
+from app import untrusted_json
 from app.api import media
 from app.oci.errors import RegistryError
 
@@ -43,25 +44,35 @@ def encode(key) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode(req: falcon.Request):
+def decode(req: falcon.Request, kind: type):
+    """The `cursor` parameter's key, of the list's key type (`int` or `str`); INVALID for
+    anything else, since the client, not this server, may have written it."""
     raw = media.query(req, "cursor")
     if raw is None:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, UnicodeDecodeError):
+        after = untrusted_json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), max_depth=0)
+    except ValueError:  # not base64 (binascii.Error), not JSON, not a scalar
+        after = None
+    if not _is_key(after, kind):
         raise RegistryError("INVALID", "cursor is not one this server issued; start again without it",
-                            field="cursor") from None
+                            field="cursor")
+    return after
+
+
+def _is_key(value, kind: type) -> bool:
+    if kind is int:  # what an integer column can hold (bool is an int too, but no key)
+        return type(value) is int and -(2**63) <= value < 2**63
+    # Printable: no NUL (PostgreSQL refuses it in text) and no lone surrogate (not encodable).
+    return type(value) is str and value.isprintable()
 
 
 def page(req: falcon.Request, key: pw.Field, query: pw.ModelSelect, *, descending: bool = False,
          key_of=None) -> Page:
     """One page of `query` ordered by the unique `key` field."""
     limit = limit_of(req)
-    after = decode(req)
+    after = decode(req, int if isinstance(key, pw.IntegerField) else str)
     if after is not None:
-        if not isinstance(after, (str, int)):
-            raise RegistryError("INVALID", "cursor is not one this server issued", field="cursor")
         query = query.where(key < after if descending else key > after)
     rows = list(query.order_by(key.desc() if descending else key).limit(limit + 1))
     more = len(rows) > limit
@@ -71,9 +82,9 @@ def page(req: falcon.Request, key: pw.Field, query: pw.ModelSelect, *, descendin
 
 
 def slice_sorted(req: falcon.Request, items: list, key_of) -> Page:
-    """A page of an already sorted in-memory list (for computed views such as the folder tree)."""
+    """A page of an already sorted in-memory list of `str` keys (e.g. the folder tree)."""
     limit = limit_of(req)
-    after = decode(req)
+    after = decode(req, str)
     if after is not None:
         items = [i for i in items if key_of(i) > after]
     more = len(items) > limit

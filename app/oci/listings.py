@@ -17,6 +17,8 @@ from app.services import endpoints, listings, repositories
 
 def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
     raw = req.get_param("n")
+    if raw is None and "n" in falcon.uri.parse_query_string(req.query_string, keep_blank=True):
+        raw = ""  # falcon drops blank values: `?n=` is refused, not read as "no limit"
     n = None
     if raw is not None:
         # isdigit() alone takes "²" and "①", which int() then refuses: ASCII digits only.

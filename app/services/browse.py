@@ -7,11 +7,11 @@ platform's image and the total of the distinct blobs behind them.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 
 import peewee as pw
 
+from app import untrusted_json
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag
 from app.oci import digests
 from app.oci.errors import RegistryError
@@ -131,7 +131,7 @@ class Sizes:
 
 def _json(manifest: Manifest) -> dict:
     try:
-        doc = json.loads(bytes(manifest.content))
+        doc = untrusted_json.loads(bytes(manifest.content))
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -212,7 +212,7 @@ def _config_preview(registry: Registry, config: dict, store: BlobStore) -> dict 
         return None
     try:
         with store.open_blob(blob_key(registry.id, str(digests.parse(digest)))) as f:
-            doc = json.loads(f.read(CONFIG_PREVIEW_BYTES + 1))
+            doc = untrusted_json.loads(f.read(CONFIG_PREVIEW_BYTES + 1))  # anyone with push wrote it
     except (OSError, ValueError, RegistryError):
         return None
     if not isinstance(doc, dict):

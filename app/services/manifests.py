@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-
+from app import untrusted_json
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import repository_lock, serialize, transaction
@@ -52,7 +52,8 @@ def _descriptor(value: object, where: str) -> dict:
     return value
 
 
-def parse_manifest(content_type: str | None, body: bytes) -> ParsedManifest:
+def parse_manifest(content_type: str | None, body: bytes, *,
+                   max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH) -> ParsedManifest:
     """Validate a manifest body against its Content-Type; raise MANIFEST_INVALID otherwise."""
     media_type = mt.base(content_type)
     if media_type not in mt.MANIFESTS:
@@ -61,9 +62,9 @@ def parse_manifest(content_type: str | None, body: bytes) -> ParsedManifest:
             f"use one of {sorted(mt.MANIFESTS)}"
         )
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise _invalid("manifest is not valid JSON") from None
+        doc = untrusted_json.loads(body, max_depth=max_depth)
+    except untrusted_json.UntrustedJsonError as e:
+        raise _invalid(f"manifest {e}") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
     if doc.get("schemaVersion") != 2:
@@ -127,8 +128,9 @@ _BY_TAG = Prepared(
 
 
 class ManifestService:
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH) -> None:
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     def put(self, registry: Registry, name: str, reference: str, content_type: str | None, body: bytes,
             *, immutable: bool = False) -> Manifest:
@@ -152,7 +154,7 @@ class ManifestService:
         else:
             tag = check_tag(reference)
             digest = digests.of_bytes(body)
-        parsed = parse_manifest(content_type, body)
+        parsed = parse_manifest(content_type, body, max_depth=self.max_depth)
         return repositories.committing(registry, name, lambda found: self._store(
             registry, name, found, tag, str(digest), body, parsed, immutable))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 
 import peewee as pw
 
@@ -56,10 +57,15 @@ def query(org_id: int, *, actor: str | None = None, action: str | None = None, r
     return q
 
 
+_TIME_CHARACTERS = re.compile(r"[0-9T:.+\-Z ]{1,40}")
+
+
 def parse_time(value: str | None, field: str) -> dt.datetime | None:
     if value is None:
         return None
     try:
+        if not _TIME_CHARACTERS.fullmatch(value):  # fromisoformat lets a newline or other scripts' digits by
+            raise ValueError(value)
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         if parsed.tzinfo is not None:  # OverflowError: a day-1 or year-9999 time whose UTC is off the calendar
             parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)

@@ -17,6 +17,7 @@ import limits
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from app.edge import preflight
 from app.edge.proxies import in_networks
 from app.oci.errors import RegistryError
 
@@ -61,6 +62,8 @@ class RateLimiter:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.path in EXEMPT_PATHS or req.method == "OPTIONS":
+            return
+        if req.env.get(preflight.PREFLIGHTED):  # counted once already: its preflight was
             return
         client = req.context.client_ip
         if self.allow and in_networks(client, self.allow):

@@ -32,6 +32,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 from waitress.task import WSGITask
+from waitress.utilities import RequestEntityTooLarge
 
 from app.config import Settings
 from app.edge import preflight, spool
@@ -43,7 +44,7 @@ REFUSAL = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
     b"Client sent a TLS handshake to a plain-HTTP port: use http://, or TLS at the gateway.\n"
 )
-PREFLIGHT_ABOVE = 1024 * 1024  # bodies up to this are read (into memory) before authorization
+PREFLIGHT_ABOVE = preflight.SMALL_BODY  # bodies up to this are read (into memory) before authorization
 LINGER = 5.0  # seconds a refused request's unread body is read and dropped, so the refusal arrives
 BODY_STALL = 300  # seconds without a byte before a connection receiving a body is closed (waitress's)
 FD_RESERVE = 256  # open files kept for the database, spool and blob files, logs, beside connections
@@ -130,10 +131,15 @@ class HeadersFirstParser(HTTPRequestParser):
     preflight = False
     preflighted = False
     held = b""
+    body_limit: int | None = None  # set by a preflight that let a chunked body of unknown size in
     _expect_continue = False
 
     def received(self, data) -> int:
         if self.headers_finished or self.completed:
+            if self.body_limit is not None and not self.completed and self.body_bytes_received + len(data) > self.body_limit:
+                self.error = RequestEntityTooLarge(f"exceeds {self.body_limit} bytes")
+                self.completed = True
+                return len(data)
             return super().received(data)
         consumed = super().received(data)
         if (self.headers_finished and not self.completed and self.body_rcv is not None
@@ -145,9 +151,10 @@ class HeadersFirstParser(HTTPRequestParser):
             return len(data)
         return consumed
 
-    def resume(self) -> bytes:
+    def resume(self, body_limit: int | None) -> bytes:
         """Back to receiving the body, after the preflight passed; the bytes held meanwhile."""
         self.preflight, self.completed, self.preflighted = False, False, True
+        self.body_limit = body_limit
         self.expect_continue = self._expect_continue
         held, self.held = self.held, b""
         return held
@@ -249,21 +256,21 @@ class PlainHTTPChannel(HTTPChannel):
         if not request.preflight:
             return super().service()
         try:
-            refusal = self._preflight(request)
+            marker, refusal = self._preflight(request)
         except Exception:
             self.logger.exception("Exception while deciding %s on its headers", request.path)
-            refusal = _response(request.version, "500 Internal Server Error", [], b"", head=True)
+            marker, refusal = None, _response(request.version, "500 Internal Server Error", [], b"", head=True)
         if refusal is None:
-            self._read_body(request)
+            self._read_body(request, marker.body_limit)
         else:
             self._refuse(request, refusal)
         if self.connected:
             self.server.pull_trigger()
         self.last_activity = time.time()
 
-    def _preflight(self, request: HeadersFirstParser) -> bytes | None:
-        """Run the application on the request's headers: None if it was let through, else the
-        refusal to send."""
+    def _preflight(self, request: HeadersFirstParser) -> tuple[preflight.Preflight, bytes | None]:
+        """Run the application on the request's headers: its decision, and the refusal to send
+        (None if it let the request through)."""
         environ = _Task(self, request).get_environment()
         environ["wsgi.input"] = io.BytesIO()
         marker = environ[preflight.KEY] = preflight.Preflight()
@@ -281,15 +288,15 @@ class PlainHTTPChannel(HTTPChannel):
             if close is not None:
                 close()
         if marker.passed:
-            return None
-        return _response(request.version, answer["status"], answer["headers"], data,
-                         head=request.command == "HEAD")
+            return marker, None
+        return marker, _response(request.version, answer["status"], answer["headers"], data,
+                                 head=request.command == "HEAD")
 
-    def _read_body(self, request: HeadersFirstParser) -> None:
+    def _read_body(self, request: HeadersFirstParser, body_limit: int | None) -> None:
         """Let the body in: the parser takes the bytes held and the loop reads the rest. The
         preflight stays first in `requests` until then, so the loop reads nothing meanwhile."""
         with self.requests_lock:
-            held = request.resume()
+            held = request.resume(body_limit)
             self.request = request
         if held:
             self.received(held)  # may complete the request (and more pipelined ones)

@@ -21,17 +21,20 @@ import falcon
 
 from app.oci.errors import RegistryError
 
+SMALL_BODY = 1024 * 1024  # bodies up to this are read (into memory) before authorization
 KEY = "berth.preflight"  # WSGI environ: a Preflight, present only on a preflight run
 PREFLIGHTED = "berth.preflighted"  # WSGI environ: True on a request whose preflight passed
 
 
 class Preflight:
-    """What a preflight run decided: `passed`, or else its response is the refusal."""
+    """What a preflight run decided: `passed` (with `body_limit`: at most that many bytes of
+    body may follow), or else its response is the refusal."""
 
-    __slots__ = ("passed",)
+    __slots__ = ("passed", "body_limit")
 
     def __init__(self) -> None:
         self.passed = False
+        self.body_limit: int | None = None
 
 
 class Passed(Exception):
@@ -50,12 +53,16 @@ def passed(req: falcon.Request) -> bool:
 
 def allow(req: falcon.Request, takes_body: bool = True) -> None:
     """Called by a front door once it has authorized the request: on a preflight, the body may
-    now be read (raises Passed), unless the route `takes_body` not, when a large body is refused
-    (413) instead. On a request, nothing."""
-    if KEY not in req.env:
+    now be read (raises Passed). A route that `takes_body` not (a small one at most) refuses a
+    large body (413), and lets a chunked one, whose length is unknown, through with a limit of
+    SMALL_BODY (the server answers 413 past it). On a request, nothing."""
+    marker = req.env.get(KEY)
+    if marker is None:
         return
     if not takes_body:
-        raise RegistryError("PAYLOAD_TOO_LARGE", f"{req.method} {req.path[:200]} takes no request body this large")
+        if req.content_length is not None:
+            raise RegistryError("PAYLOAD_TOO_LARGE", f"{req.method} {req.path[:200]} takes no request body this large")
+        marker.body_limit = SMALL_BODY
     raise Passed()
 
 

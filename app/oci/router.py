@@ -10,7 +10,7 @@ import falcon
 from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
-from app.edge import spool
+from app.edge import preflight, spool
 from app.oci import digests, routes
 from app.oci.blobs import BlobResource
 from app.oci.errors import RegistryError
@@ -71,6 +71,7 @@ class DataPlaneRouter:
         if route.kind in ("base", "catalog"):
             # /v2/ needs any valid identity; the catalog filters by what the caller may browse.
             with _challenging(req, "registry:catalog:*" if route.kind == "catalog" else None):
+                preflight.allow(req, takes_body=False)  # credentials checked; neither takes a body
                 return responder(req, resp, Call(subject))
 
         target = parse_target(route.name, req.host, self.domain, req.context.registry_header)
@@ -85,6 +86,7 @@ class DataPlaneRouter:
                 raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
             req.context.audit_org_id = registry.org_id
             authorize(subject, action, registry, target.repository)
+        preflight.allow(req, takes_body=action == roles.PUSH)  # only a push carries a body
         if spool.body_lost(req.stream):
             raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
                                 "was kept: retry once space is freed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from app.edge import preflight
 from app.telemetry.logs import access_log, access_record
 from app.telemetry.metrics import Metrics
 
@@ -20,6 +21,8 @@ class RequestLog:
         self.metrics = metrics
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if preflight.passed(req):  # not a request: the one it let through is logged
+            return
         started = getattr(req.context, "started", None)
         duration = time.perf_counter() - started if started else 0.0
         bytes_in = req.content_length or 0

@@ -321,7 +321,10 @@ ERRORS = {
     "403": _problem("Authenticated, but the caller's role does not allow this."),
     "404": _problem("Not found, or not visible to the caller (the two are indistinguishable)."),
     "405": _problem("Method not allowed."),
+    "413": _problem("Body larger than BERTH_MAX_API_BODY_BYTES (or, where the route takes none, than 1 MiB)."),
     "429": _problem("Rate limited; see `Retry-After`."),
+    "503": _problem("A dependency (the database, the DNS resolver) did not answer; see `Retry-After`."),
+    "507": _problem("Storage is full (`STORAGE_FULL`); retry once space is freed."),
 }
 
 

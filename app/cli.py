@@ -186,6 +186,11 @@ def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # One stop is enough: a second SIGTERM or Ctrl-C (a supervisor and `timeout` both
+        # signalling, an impatient operator) must not cut the orderly shutdown short and lose
+        # the buffered counts written below.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         services.worker.stop()
         services.collector.stop()
         services.retention_schedule.stop()

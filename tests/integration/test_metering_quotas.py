@@ -497,3 +497,28 @@ def test_traffic_counted_in_memory_is_written_when_the_server_stops(tmp_path, wo
         assert '"pulls": 7' in text, text
     finally:
         server.stop()
+
+
+def test_a_second_stop_signal_does_not_cut_the_shutdown_short(tmp_path):
+    """A supervisor and a wrapper both signalling (or an impatient Ctrl-C) send SIGTERM twice: the
+    first stop still completes, writing the buffered counts, with no traceback."""
+    import signal
+    import time
+
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32)).start()
+    try:
+        c = RegistryClient(server.url, server.session())
+        c.push_image("default/twice", "v1")
+        for _ in range(3):
+            assert c.request("GET", "/v2/default/twice/manifests/v1").status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)  # into the shutdown
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0
+        assert "Traceback" not in server.logs()
+        server.start()
+        usage = Api(server)("GET", "/api/v1/orgs/default/registries/default/usage",
+                            params={"repository": "twice"}).json()
+        assert '"pulls": 3' in json.dumps(usage.get("days") or usage.get("traffic") or usage)
+    finally:
+        server.stop()

@@ -107,6 +107,7 @@ class RegistryTokenResource:
         if header:
             with self.service.identity.guarded(req):
                 subject = self.service.identity.from_basic(header)
+        req.context.subject = subject  # the access log says whom the token was issued to
         service = req.get_param("service") or service_of(req)
         scopes = parse_scopes(req.get_param_as_list("scope") or [])
         offline = (req.get_param("offline_token") or "").lower() == "true"
@@ -132,6 +133,7 @@ class RegistryTokenResource:
                 subject = self._refresh(form.get("refresh_token"), service)
             else:
                 raise RegistryError("INVALID", "grant_type must be password or refresh_token")
+        req.context.subject = subject
         scope = form.get("scope") or ""
         scopes = parse_scopes(scope if isinstance(scope, list) else [scope])
         self.service.respond(resp, subject, service, scopes, form.get("access_type") == "offline",

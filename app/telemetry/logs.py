@@ -11,6 +11,10 @@ from pythonjsonlogger.json import JsonFormatter
 
 access_log = logging.getLogger("berth.access")
 
+# Enough for any real client's User-Agent ("containerd/1.6.20~ds1", "docker/24.0.5 go/... os/...");
+# a longer one is cut so that no caller can make the log lines arbitrarily long.
+USER_AGENT_LIMIT = 256
+
 
 def configure(level: str = "info", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -43,4 +47,6 @@ def access_record(req, resp, duration: float, bytes_in: int, bytes_out: int) -> 
         "client_ip": getattr(ctx, "client_ip", req.remote_addr),
         "subject": subject.name if subject is not None else None,
         "trace_id": getattr(ctx, "trace_id", None),
+        # Which client made the request: operators tell a node's containerd from a CI's docker.
+        "user_agent": (req.user_agent or "")[:USER_AGENT_LIMIT] or None,
     }

@@ -31,8 +31,19 @@ def test_one_json_line_per_request(server):
         "method": "GET", "route": "oci.manifest", "registry": "default", "repository": "logged/app", "status": 200,
         "subject": "token:1", "client_ip": "127.0.0.1"}
     assert line["bytes_out"] > 0 and line["duration_ms"] >= 0 and "trace_id" in line
+    assert line["user_agent"].startswith("python-requests/")
     pushes = [r for r in records if r.get("route") == "oci.uploads" and r.get("repository") == "logged/app"]
     assert any(r["bytes_in"] == 1000 for r in pushes)
+
+
+def test_the_request_log_names_the_client_and_cuts_a_long_user_agent(server):
+    """Operators tell a node's containerd from a CI's docker by it; no caller makes lines unbounded."""
+    for rid, agent in (("ua-short", "containerd/1.6.20~ds1"), ("ua-long", "x" * 5000)):
+        requests.get(f"{server.url}/v2/", headers={"X-Request-ID": rid, "User-Agent": agent}, timeout=30)
+    records = {r.get("request_id"): r for r in map(json.loads, filter(lambda l: l.startswith("{"),
+                                                                     server.logs().splitlines()))}
+    assert records["ua-short"]["user_agent"] == "containerd/1.6.20~ds1"
+    assert records["ua-long"]["user_agent"] == "x" * 256
 
 
 class Collector:

@@ -121,8 +121,9 @@ def build_services(settings: Settings) -> Services:
 
 
 CORS_EXPOSED = ["Docker-Content-Digest", "Docker-Upload-UUID", "Docker-Distribution-API-Version", "Link",
-                "Location", "Range", "Content-Range", "OCI-Subject", "OCI-Filters-Applied", "WWW-Authenticate",
-                "X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+                "Location", "Range", "Content-Range", "OCI-Subject", "OCI-Tag", "OCI-Filters-Applied",
+                "WWW-Authenticate", "X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                "RateLimit-Reset"]
 
 
 def counters_uri(settings: Settings) -> str:

@@ -1,15 +1,20 @@
-"""`/v2/<name>/manifests/<reference>`: PUT, GET, HEAD, DELETE by tag or digest."""
+"""`/v2/<name>/manifests/<reference>`: PUT, GET, HEAD, DELETE by tag or digest.
+
+A PUT by digest may carry `tag` query parameters. It is audited as one record: `detail.tags`
+lists the tags asked for (also when the push is refused), `tag` names the tag when there is one,
+and the action is `tag.overwrite` with `previous_digests` (tag -> digest) when any tag moved."""
 
 from __future__ import annotations
 
 import falcon
+from falcon.uri import parse_query_string
 
 from app.auth import roles
 from app.oci import digests
 from app.oci.errors import RegistryError
 from app.oci.request import Call
 from app.services import immutable_tags, metering, repositories
-from app.services.manifests import ManifestService
+from app.services.manifests import ManifestService, tag_parameters
 from app.services.retention import record_pull
 
 
@@ -36,15 +41,25 @@ class ManifestResource:
         limit = self.manifests.max_bytes
         if req.content_length is not None and req.content_length > limit:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {limit}-byte limit", status=413)
+        tags = tag_parameters(call.arg, _tag_query(req))
+        if tags:
+            req.context.audit_detail = {"tags": tags}
+            if len(tags) == 1:
+                req.context.audit_target.update(tag=tags[0])
         body = req.bounded_stream.read(limit + 1)
         name = call.target.repository
         manifest = self.manifests.put(call.registry, name, call.arg, req.content_type, body,
-                                      immutable=immutable_tags.applies(call.registry, name))
-        metering.count(call.registry.id, name, pushes=1, push_bytes=len(body))
+                                      immutable=immutable_tags.applies(call.registry, name), tags=tags)
+        metering.count(call.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
         req.context.audit_target.update(digest=manifest.digest)
-        if manifest.replaced_digest:
+        if manifest.replaced:
             req.context.audit_action = "tag.overwrite"
-            req.context.audit_detail = {"previous_digest": manifest.replaced_digest}
+            if tags:
+                req.context.audit_detail["previous_digests"] = manifest.replaced
+            else:
+                req.context.audit_detail = {"previous_digest": manifest.replaced[call.arg]}
+        for tag in tags:  # a header line per tag applied (distribution-spec: "for each accepted tag")
+            _add_header_line(resp, "OCI-Tag", tag)
         resp.status = falcon.HTTP_201
         resp.location = call.target.url(f"manifests/{manifest.digest}")
         resp.set_header("Docker-Content-Digest", manifest.digest)
@@ -59,3 +74,19 @@ class ManifestResource:
         self.manifests.delete(repository, call.arg)
         resp.status = falcon.HTTP_202
         resp.content_length = 0
+
+
+def _tag_query(req: falcon.Request) -> list[str]:
+    """Every `tag` query parameter as sent: blank ones kept (they are refused, not skipped) and
+    never split at commas (`tag=a,b` is one invalid tag, not two)."""
+    value = parse_query_string(req.query_string, keep_blank=True, csv=False).get("tag", [])
+    return [value] if isinstance(value, str) else value
+
+
+def _add_header_line(resp: falcon.Response, name: str, value: str) -> None:
+    # Falcon folds a repeated header into one comma-joined line (Set-Cookie excepted). RFC 9110
+    # makes the two forms equal, but a client reading header values one by one (Go's
+    # Header.Values) sees only separate lines as separate tags, so each gets its own line.
+    if resp._extra_headers is None:
+        resp._extra_headers = []
+    resp._extra_headers.append((name, value))

@@ -13,6 +13,7 @@ import falcon
 
 from app.oci import media_types as mt
 from app.oci.errors import CODES
+from app.services.manifests import MAX_TAGS_PER_PUSH
 
 JSON = "application/json"
 STR = {"type": "string"}
@@ -106,6 +107,7 @@ ERROR_DESCRIPTIONS = {
     "405": "Not allowed here (UNSUPPORTED), e.g. deleting by tag when the registry does not allow it.",
     "409": "In conflict with the registry's state.",
     "413": "The body is larger than the limit (a manifest: BERTH_MAX_MANIFEST_BYTES).",
+    "414": f"More than {MAX_TAGS_PER_PUSH} `tag` parameters on one manifest push (MANIFEST_INVALID).",
     "415": "Unsupported media type.",
     "416": "The Range or Content-Range cannot be served or does not continue the upload (RANGE_INVALID).",
     "429": "Too many requests from this address (TOOMANYREQUESTS); `Retry-After` says when to retry.",
@@ -158,6 +160,13 @@ LINK = {"Link": _header('`<...?n=N&last=L>; rel="next"` when there are more.')}
 DIGEST_QUERY = _param("digest", "query", {"type": "string", "pattern": DIGEST}, required=False)
 # On POST an empty `digest=` or `mount=` is no digest, as in Distribution: a session is opened.
 DIGEST_OR_EMPTY = {"type": "string", "pattern": f"^(?:{DIGEST[1:-1]})?$"}
+# A push by digest may tag it too (distribution-spec, "Pushing Manifests": `?tag=a&tag=b`).
+TAGS_QUERY = {**_param("tag", "query", {"type": "array", "items": {"type": "string", "pattern": f"^{TAG}$"},
+                                        "maxItems": MAX_TAGS_PER_PUSH},
+                       f"Tags to point at the manifest, with a push by digest only (400 with a push by tag): "
+                       f"each a tag, at most {MAX_TAGS_PER_PUSH} (414 past it). All are applied or none: one "
+                       "that is not a tag, or an immutable tag held by another digest, refuses the push.",
+                       required=False), "style": "form", "explode": True}
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 MANIFEST_CONTENT = {t: {"schema": _ref("Manifest")} for t in MANIFEST_TYPES}
 
@@ -217,11 +226,15 @@ PATHS: dict = {
         "put": {
             "operationId": "putManifest",
             "description": "The Content-Type must be the manifest's type. By tag it moves the tag (unless "
-                           "the repository's tags are immutable); by digest the body must hash to it.",
+                           "the repository's tags are immutable); by digest the body must hash to it, and "
+                           "`tag` parameters tag it in the same request, all or none.",
+            "parameters": [TAGS_QUERY],
             "requestBody": {"required": True, "content": MANIFEST_CONTENT},
             "responses": _responses({"201": {"description": "Stored", "headers": {
                 "Location": LOCATION, "Docker-Content-Digest": DIGEST_HEADER,
-                "OCI-Subject": _header("The subject's digest, when the manifest has one.")}}}, "413", "415"),
+                "OCI-Subject": _header("The subject's digest, when the manifest has one."),
+                "OCI-Tag": _header("One header line per tag applied by the `tag` parameters, in their order "
+                                   "(absent without them).")}}}, "413", "414", "415"),
         },
         "delete": {
             "operationId": "deleteManifest", "description": "By digest: the manifest and its tags. By tag: the tag.",

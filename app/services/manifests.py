@@ -4,6 +4,11 @@ Rules, once: the Content-Type must be a known manifest type and agree with the b
 `mediaType`; the body must be a well-formed manifest of that type; everything it references
 must already be in the repository (non-distributable layers excepted); a push by digest must
 hash to that digest.
+
+A push by digest may also name tags, `?tag=a&tag=b` (distribution-spec, "Pushing Manifests"):
+each is checked as a tag, at most MAX_TAGS_PER_PUSH of them, and they are applied in the
+manifest's own transaction under the same write policy as a push by tag (immutable tags
+included), so a refusal of any one leaves nothing stored: no manifest, no tag.
 """
 
 from __future__ import annotations
@@ -17,8 +22,14 @@ from app.db.prepared import Prepared
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
-from app.oci.names import check_tag
+from app.oci.names import TAG, check_tag
 from app.services import immutable_tags, listings, repositories
+
+# The spec asks a registry to take at least 10 tags per push and lets it answer 414 past its
+# limit. 50 covers every real release scheme (1.2.3, 1.2, 1, latest, a date, a commit...) and
+# bounds the rows one request writes in one transaction; it also keeps the answer, an `OCI-Tag`
+# line per tag beside the other headers, under the 100 header lines Python's http.client takes.
+MAX_TAGS_PER_PUSH = 50
 
 
 @dataclass(frozen=True)
@@ -127,17 +138,42 @@ _BY_TAG = Prepared(
 )
 
 
+def tag_parameters(reference: str, values: list[str]) -> list[str]:
+    """The `tag` query parameters of a manifest push, checked: only with a push by digest, at most
+    MAX_TAGS_PER_PUSH, each a whole tag. A tag named twice is applied (and reported) once."""
+    if not values:
+        return []
+    if not digests.is_digest(reference):
+        # The spec defines tag parameters for a push by digest only; a push by tag that named
+        # more tags would otherwise be taken for one that applied them.
+        raise _invalid(f"tag parameters go with a push by digest (PUT .../manifests/<digest>?tag=...), "
+                       f"not a push by tag {reference[:200]!r}")
+    tags = list(dict.fromkeys(values))
+    if len(tags) > MAX_TAGS_PER_PUSH:
+        raise RegistryError("MANIFEST_INVALID", f"{len(tags)} tag parameters: at most {MAX_TAGS_PER_PUSH} "
+                            "per push; push the rest in another request", status=414,
+                            detail={"max_tags": MAX_TAGS_PER_PUSH})
+    for tag in tags:
+        if not TAG.fullmatch(tag):
+            raise _invalid(f"tag parameter {tag[:200]!r} is not a tag: up to 128 characters of "
+                           "[A-Za-z0-9_.-], not starting with '.' or '-'; nothing was stored")
+    return tags
+
+
 class ManifestService:
     def __init__(self, max_bytes: int, max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH) -> None:
         self.max_bytes = max_bytes
         self.max_depth = max_depth
 
     def put(self, registry: Registry, name: str, reference: str, content_type: str | None, body: bytes,
-            *, immutable: bool = False) -> Manifest:
-        """Store a manifest in the repository `name`, moving `reference` when it is a tag; with
-        `immutable` (the repository matches one of the registry's immutable-tag patterns) an
-        existing tag never moves. A new repository is created with the manifest, in the same
-        transaction: a refused manifest leaves no repository behind."""
+            *, immutable: bool = False, tags: list[str] = ()) -> Manifest:
+        """Store a manifest in the repository `name`, moving `reference` when it is a tag, and each
+        of `tags` (a push by digest's tag parameters); with `immutable` (the repository matches one
+        of the registry's immutable-tag patterns) an existing tag never moves. A new repository is
+        created with the manifest, in the same transaction: a refused manifest leaves no
+        repository behind. The result carries `applied_tags` and `replaced` (tag -> the digest
+        it moved away from)."""
+        extra = tag_parameters(reference, list(tags))
         if len(body) > self.max_bytes:
             raise RegistryError(
                 "MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413
@@ -150,15 +186,15 @@ class ManifestService:
                     "DIGEST_INVALID", f"manifest content has digest {digest}, not {reference}",
                     detail={"digest": reference},
                 )
-            tag = None
+            to_apply = extra
         else:
-            tag = check_tag(reference)
+            to_apply = [check_tag(reference)]
             digest = digests.of_bytes(body)
         parsed = parse_manifest(content_type, body, max_depth=self.max_depth)
         return repositories.committing(registry, name, lambda found: self._store(
-            registry, name, found, tag, str(digest), body, parsed, immutable))
+            registry, name, found, to_apply, str(digest), body, parsed, immutable))
 
-    def _store(self, registry: Registry, name: str, repository: Repository | None, tag: str | None, digest: str,
+    def _store(self, registry: Registry, name: str, repository: Repository | None, tags: list[str], digest: str,
                body: bytes, parsed: ParsedManifest, immutable: bool) -> Manifest:
         with transaction():
             if repository is None:  # created here: a refusal below undoes it with the rest
@@ -184,22 +220,25 @@ class ManifestService:
                 rows += [{"manifest": manifest, "digest": d, "kind": "manifest"} for d in parsed.children]
                 if rows:
                     ManifestReference.insert_many(rows).execute()
-            manifest.replaced_digest = None  # the digest a tag push moved the tag away from (audit)
-            if tag is not None and immutable:
-                # Raises inside the transaction when the tag is held by another digest.
-                immutable_tags.pin(repository, tag, manifest)
-            elif tag is not None:
+            manifest.applied_tags = tags
+            manifest.replaced = {}  # tag -> the digest the push moved it away from (audit)
+            for tag in tags:
+                if immutable:
+                    # Raises inside the transaction when the tag is held by another digest: the
+                    # manifest and the tags applied before it in this push are undone with it.
+                    immutable_tags.pin(repository, tag, manifest)
+                    continue
                 # Write policy: allow. A tag push moves the tag, whatever it pointed at before.
                 previous = (Manifest.select(Manifest.digest).join(Tag, on=(Tag.manifest == Manifest.id))
                             .where((Tag.repository == repository) & (Tag.name == tag)).first())
                 if previous is not None and previous.digest != manifest.digest:
-                    manifest.replaced_digest = previous.digest
+                    manifest.replaced[tag] = previous.digest
                 now = utcnow()
                 Tag.insert(repository=repository, name=tag, manifest=manifest, updated_at=now).on_conflict(
                     conflict_target=[Tag.repository, Tag.name],
                     update={Tag.manifest: manifest.id, Tag.updated_at: now},
                 ).execute()
-        if tag is not None:
+        if tags:
             listings.tags_changed(repository)
         return manifest
 

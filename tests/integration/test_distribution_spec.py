@@ -13,6 +13,7 @@ import secrets
 import pytest
 import requests
 
+from tests.support.management import Api
 from tests.support.registry_client import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -462,6 +463,173 @@ def test_delete_manifest_by_digest_removes_its_tags(client, repo_name):
     assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == []
     r = client.request("DELETE", f"/v2/{repo_name}/manifests/{digest}")
     assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+
+
+# -- manifests: tag parameters on a push by digest ---------------------------------------------
+# spec.md, "Pushing Manifests": "When pushing a manifest by digest, the registry MAY support the
+# pushing of tags specified by addition of `tag` query parameters. If a registry supports this, it:
+# SHOULD support pushing at least 10 tags per request. MAY return a `414 Request-URI Too Long`
+# status if too many tags are included in the request. MUST include an `OCI-Tag` response header,
+# in accordance with RFC 9110 (section 5) semantics, for each accepted tag."
+
+def unpushed_manifest(client: RegistryClient, repo: str, note: str = "tagged") -> bytes:
+    """A manifest whose blobs are in `repo` but which is not stored itself."""
+    _, _, manifest = client.push_image(repo, None)
+    return json.dumps({**manifest, "annotations": {"note": note}}).encode()
+
+
+def put_with_tags(client: RegistryClient, repo: str, reference: str, body: bytes, tags: list[str]) -> requests.Response:
+    return client.request("PUT", f"/v2/{repo}/manifests/{reference}", params={"tag": tags}, data=body,
+                          headers={"Content-Type": OCI_MANIFEST})
+
+
+def oci_tag_lines(r: requests.Response) -> list[str]:
+    """The `OCI-Tag` header lines as sent (requests folds repeated headers into one value)."""
+    return r.raw.headers.getlist("OCI-Tag")
+
+
+def tag_of(client: RegistryClient, repo: str, tag: str) -> str | None:
+    """The digest `tag` points at, None when it points nowhere."""
+    r = client.request("HEAD", f"/v2/{repo}/manifests/{tag}")
+    return r.headers["Docker-Content-Digest"] if r.status_code == 200 else None
+
+
+def audit_events(server, digest: str) -> list[dict]:
+    events = Api(server)("GET", "/audit", params={"registry": "default", "limit": 100}).json()["events"]
+    return [e for e in events if e["digest"] == digest]
+
+
+def test_a_push_by_digest_with_tag_parameters_applies_each_tag_and_answers_an_oci_tag_header_per_tag(
+        client, repo_name):
+    """"For example, if the client pushed a manifest with the following tags:
+    `PUT /v2/<name>/manifests/<digest>?tag=1.2.3&tag=1.2&tag=1&tag=latest`": each is applied, and
+    the registry "MUST include an `OCI-Tag` response header ... for each accepted tag"."""
+    body = unpushed_manifest(client, repo_name)
+    tags = ["1.2.3", "1.2", "1", "latest"]
+    r = put_with_tags(client, repo_name, sha256(body), body, tags + ["1.2"])  # a repeated tag counts once
+    assert r.status_code == 201, r.text
+    assert oci_tag_lines(r) == tags
+    assert r.headers["Location"] == f"/v2/{repo_name}/manifests/{sha256(body)}"
+    assert r.headers["Docker-Content-Digest"] == sha256(body)
+    for tag in tags:
+        got = client.request("GET", f"/v2/{repo_name}/manifests/{tag}")
+        assert got.status_code == 200 and got.content == body
+    assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == sorted(tags)
+
+
+def test_a_push_by_digest_without_tag_parameters_answers_no_oci_tag_header(client, repo_name):
+    """The header is "for each accepted tag": none when none was asked for."""
+    body = unpushed_manifest(client, repo_name)
+    r = client.push_manifest(repo_name, sha256(body), body)
+    assert r.status_code == 201 and "OCI-Tag" not in r.headers
+    assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == []
+
+
+def test_a_sha512_manifest_pushed_with_tag_parameters_is_found_under_each_tag_by_its_sha512_digest(
+        client, repo_name):
+    """Pushing by digest with `tag` parameters is how a manifest addressed by another algorithm
+    than sha256 gets tags: a push by tag would name it by its sha256."""
+    body = unpushed_manifest(client, repo_name, "sha512")
+    r = put_with_tags(client, repo_name, sha512(body), body, ["v1", "stable"])
+    assert r.status_code == 201, r.text
+    assert oci_tag_lines(r) == ["v1", "stable"] and r.headers["Docker-Content-Digest"] == sha512(body)
+    for tag in ("v1", "stable"):
+        got = client.request("GET", f"/v2/{repo_name}/manifests/{tag}")
+        assert got.status_code == 200 and got.content == body
+        assert got.headers["Docker-Content-Digest"] == sha512(body)
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/{sha256(body)}").status_code == 404
+
+
+def test_a_push_may_carry_fifty_tags_and_one_more_is_refused_with_414_storing_nothing(client, repo_name):
+    """A registry "SHOULD support pushing at least 10 tags per request" and "MAY return a `414
+    Request-URI Too Long` status if too many tags are included in the request". Berth takes 50."""
+    body = unpushed_manifest(client, repo_name, "many")
+    too_many = [f"t{i}" for i in range(51)]
+    r = put_with_tags(client, repo_name, sha256(body), body, too_many)
+    assert r.status_code == 414 and error_code(r) == "MANIFEST_INVALID" and "at most 50" in r.text
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/{sha256(body)}").status_code == 404
+    assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == []
+    r = put_with_tags(client, repo_name, sha256(body), body, too_many[:50])
+    assert r.status_code == 201, r.text
+    assert oci_tag_lines(r) == too_many[:50]
+    assert len(client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"]) == 50
+
+
+@pytest.mark.parametrize("bad", ["", ".hidden", "-dash", "a,b", "has space", "x" * 129, "v1\n", "caf\u00e9"])
+def test_a_bad_tag_among_good_ones_refuses_the_push_and_stores_nothing(client, repo_name, bad):
+    """"`<reference>` as a tag MUST be at most 128 characters in length and MUST match the
+    following regular expression: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`". One tag parameter that
+    does not is a bad request for the whole push: neither the manifest nor the good tags are stored."""
+    body = unpushed_manifest(client, repo_name, "bad")
+    r = put_with_tags(client, repo_name, sha256(body), body, ["good", bad, "also-good"])
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID", r.text
+    assert "OCI-Tag" not in r.headers
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/{sha256(body)}").status_code == 404
+    assert tag_of(client, repo_name, "good") is None and tag_of(client, repo_name, "also-good") is None
+
+
+def test_tag_parameters_on_a_push_by_tag_are_refused(client, repo_name):
+    """The spec defines `tag` parameters "when pushing a manifest by digest" only. On a push by
+    tag they are refused (400) rather than ignored, so a client never takes them as applied."""
+    body = unpushed_manifest(client, repo_name, "by-tag")
+    r = put_with_tags(client, repo_name, "v1", body, ["v2"])
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID" and "push by digest" in r.text
+    assert tag_of(client, repo_name, "v1") is None and tag_of(client, repo_name, "v2") is None
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/{sha256(body)}").status_code == 404
+
+
+def test_an_immutable_tag_held_by_another_digest_refuses_every_tag_of_the_push(server, client):
+    """Each tag parameter is a tag push under the registry's write policy: in a repository whose
+    tags are immutable, one tag already held by another digest refuses the whole push (403
+    DENIED), and no other tag of it, nor the manifest, is stored."""
+    registry = create_registry(server)
+    assert Api(server)("PATCH", f"/registries/{registry}", json={"immutable_tags": ["*"]}).status_code == 200
+    repo = f"{registry}/app"
+    held, _, _ = client.push_image(repo, "v1")
+    body = unpushed_manifest(client, repo, "second")
+    r = put_with_tags(client, repo, sha256(body), body, ["new-1", "v1", "new-2"])
+    assert r.status_code == 403 and error_code(r) == "DENIED" and "immutable" in r.text, r.text
+    assert "OCI-Tag" not in r.headers
+    assert tag_of(client, repo, "v1") == held
+    assert tag_of(client, repo, "new-1") is None and tag_of(client, repo, "new-2") is None
+    assert client.request("HEAD", f"/v2/{repo}/manifests/{sha256(body)}").status_code == 404
+    # The same digest again under its own tag, with new tags beside it, is allowed.
+    held_body = client.request("GET", f"/v2/{repo}/manifests/{held}").content
+    r = put_with_tags(client, repo, held, held_body, ["v1", "v1.0"])
+    assert r.status_code == 201 and oci_tag_lines(r) == ["v1", "v1.0"]
+    assert tag_of(client, repo, "v1.0") == held
+
+
+def test_a_push_with_tag_parameters_is_audited_as_one_record_listing_its_tags(server, client, repo_name):
+    """One audit record per request: `detail.tags` lists the tags asked for, a refused push's too;
+    a push that moves tags is `tag.overwrite` with each moved tag's previous digest."""
+    first = unpushed_manifest(client, repo_name, "first")
+    assert put_with_tags(client, repo_name, sha256(first), first, ["a", "b"]).status_code == 201
+    second = unpushed_manifest(client, repo_name, "second")
+    assert put_with_tags(client, repo_name, sha256(second), second, ["b", "c"]).status_code == 201
+    third = unpushed_manifest(client, repo_name, "third")
+    assert put_with_tags(client, repo_name, sha256(third), third, ["only"]).status_code == 201
+
+    [pushed] = audit_events(server, sha256(first))
+    assert pushed["action"] == "manifest.push" and pushed["outcome"] == "success"
+    assert pushed["detail"] == {"tags": ["a", "b"]} and pushed["tag"] is None
+    [moved] = audit_events(server, sha256(second))
+    assert moved["action"] == "tag.overwrite"
+    assert moved["detail"] == {"tags": ["b", "c"], "previous_digests": {"b": sha256(first)}}
+    [single] = audit_events(server, sha256(third))
+    assert single["tag"] == "only" and single["detail"] == {"tags": ["only"]}
+
+
+def test_a_refused_push_with_tag_parameters_is_audited_with_the_tags_it_asked_for(server, client):
+    registry = create_registry(server)
+    assert Api(server)("PATCH", f"/registries/{registry}", json={"immutable_tags": ["*"]}).status_code == 200
+    client.push_image(f"{registry}/app", "v1")
+    body = unpushed_manifest(client, f"{registry}/app", "refused")
+    assert put_with_tags(client, f"{registry}/app", sha256(body), body, ["v2", "v1"]).status_code == 403
+    events = Api(server)("GET", "/audit", params={"registry": registry, "limit": 100}).json()["events"]
+    [refused] = [e for e in events if e["digest"] == sha256(body)]
+    assert refused["action"] == "manifest.push" and refused["outcome"] == "denied" and refused["status"] == 403
+    assert refused["detail"] == {"tags": ["v2", "v1"]}
 
 
 # -- tags and catalog --------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_cors(tmp_path):
         assert r.headers["Access-Control-Allow-Origin"] == "https://ui.example"
         assert r.headers["Access-Control-Allow-Credentials"] == "true"
         exposed = r.headers["Access-Control-Expose-Headers"]
-        for name in ("Docker-Content-Digest", "Link", "Location", "Range", "X-Request-ID"):
+        for name in ("Docker-Content-Digest", "Link", "Location", "Range", "X-Request-ID", "OCI-Tag"):
             assert name in exposed
         for path in ("/v2/default/app/manifests/v1", "/api/v1/orgs/default/registries"):
             pre = requests.options(server.url + path, timeout=20, headers={

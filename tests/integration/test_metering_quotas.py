@@ -175,6 +175,27 @@ def usage_of(usage: dict, repository: str) -> dict:
     return {k: sum(d[k] for d in rows) for k in ("pulls", "pull_bytes", "pushes", "push_bytes")}
 
 
+def test_a_push_with_tag_parameters_is_metered_as_one_push_stores_no_bytes_and_counts_each_tag(srv, api):
+    """Tags are rows, not bytes: a push by digest with `tag` parameters is one push (its manifest's
+    bytes), passes a full hard quota as any manifest push does, and each tag counts in the usage."""
+    name = unique("tagq")
+    api.create(name, sku="tiny")
+    c = client(srv)
+    repo = f"{name}/app"
+    digest, body, _ = c.push_image(repo, None, layers=[os.urandom(TINY_LIMIT - 1000)])
+    config = json.loads(body)["config"]["size"]
+    c.push_blob(repo, os.urandom(1000 - config))
+    assert api("GET", f"/registries/{name}").json()["quota"]["remaining_bytes"] == 0
+    before = usage_of(api("GET", f"/registries/{name}/usage").json(), "app")
+    r = c.request("PUT", f"/v2/{repo}/manifests/{digest}", params={"tag": ["1.0.0", "1.0", "1", "latest"]},
+                  data=body, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 201, r.text
+    usage = assert_usage_matches_store(api, srv, name)
+    assert usage["storage"]["tags"] == 4 and usage["storage"]["stored_bytes"] == TINY_LIMIT
+    after = usage_of(usage, "app")
+    assert after["pushes"] - before["pushes"] == 1 and after["push_bytes"] - before["push_bytes"] == len(body)
+
+
 def test_usage_parameters_are_checked(api):
     for params, field in (({"since": "yesterday"}, "since"), ({"until": "2026-13-01"}, "until"),
                           ({"since": "2026-02-01", "until": "2026-01-01"}, "since"),

@@ -215,12 +215,12 @@ def _upload_with_first_chunk(client, repo_name) -> str:
     return r.headers["Location"]
 
 
-@pytest.mark.parametrize("algorithm", [sha256, sha512])
+@pytest.mark.parametrize("algorithm", [sha256, sha512], ids=["sha256", "sha512"])
 @pytest.mark.parametrize("content_range,body", [
     ("2048-3071", CHUNKED_BLOB[2048:]),  # skips the second chunk (the conformance suite's case)
     ("0-1023", CHUNKED_BLOB[:1024]),  # sends the first chunk again
     ("1024-1030", CHUNKED_BLOB[1024:2048]),  # says 7 bytes, carries 1024
-])
+], ids=["skips-a-chunk", "repeats-the-first-chunk", "length-disagrees"])
 def test_closing_put_with_an_out_of_order_chunk_is_refused_with_416_and_the_upload_goes_on(
         client, repo_name, algorithm, content_range, body):
     """spec.md, closing a chunked upload: "issue a `PUT` request ... with the following headers

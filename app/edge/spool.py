@@ -37,6 +37,7 @@ from typing import Callable
 from waitress.buffers import TempfileBasedBuffer
 
 from app.edge import spool_dirs
+from app.oci import content_range
 from app.storage.capacity import FULL_ERRNOS
 
 _spool_dir: Path | None = None
@@ -53,7 +54,6 @@ STALL = 60.0  # seconds without new bytes before a hashing thread gives a body u
 
 _UPLOAD_PATH = re.compile(
     r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?\Z", re.DOTALL)
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})\Z")
 
 
 def install(spool_dir: Path, start_hash=None) -> "spool_dirs.ProcessSpool":
@@ -198,11 +198,13 @@ def _hash_body_of(parser, spool: SpoolFile) -> "BodyHash | None":
     start = None
     header = parser.headers.get("CONTENT_RANGE")
     if header:
-        r = _CONTENT_RANGE.fullmatch(header.strip())
-        if r is None:
-            return None  # the service refuses it
-        start = int(r.group(1))
+        parsed = content_range.parse(header)
+        if parsed is None:
+            return None  # the upload routes refuse it
+        start = parsed[0]
     if command == "POST":
+        if start not in (None, 0):
+            return None  # a new upload's first chunk starts at 0: the upload routes refuse it
         start = 0
     body_hash = BodyHash(m.group("id"), start, os.dup(spool.fileno()))
     _pool.submit(body_hash)

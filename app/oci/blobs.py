@@ -48,6 +48,20 @@ def _position(digits: str) -> int:
     return int(digits) if len(digits) <= 19 else _HUGE
 
 
+def _stored_digest(reference: str) -> str:
+    """The digest a blob would be stored under. spec.md lists only 404 for `GET`/`HEAD` of
+    `/blobs/<digest>` (and 404/400/405 for `DELETE`, the 400 and 405 for disabled deletion):
+    a reference that is no digest taken here names no blob, so the blob is not found."""
+    digest = digests.canonical(reference)
+    if digest is None:
+        raise _unknown(reference)
+    return digest
+
+
+def _unknown(digest: str) -> RegistryError:
+    return RegistryError("BLOB_UNKNOWN", f"blob {digest[:200]!r} not found", detail={"digest": digest[:200]})
+
+
 class BlobResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL, "DELETE": roles.DELETE}
 
@@ -55,10 +69,10 @@ class BlobResource:
         self.blobs = blobs
 
     def _blob(self, call: Call):
-        digest = str(digests.parse(call.arg))
+        digest = _stored_digest(call.arg)
         repository = repositories.find(call.registry, call.target.repository)
         if repository is None:
-            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found", detail={"digest": digest})
+            raise _unknown(digest)
         return repository, self.blobs.get(repository, digest)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
@@ -97,7 +111,7 @@ class BlobResource:
         metering.count(call.registry.id, repository.name, pull_bytes=length)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        digest = str(digests.parse(call.arg))
+        digest = _stored_digest(call.arg)
         repository = repositories.get(call.registry, call.target.repository)
         self.blobs.unlink(repository, digest)
         resp.status = falcon.HTTP_202

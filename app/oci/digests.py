@@ -44,6 +44,15 @@ def parse(value: str | None) -> Digest:
     return Digest(algorithm, encoded)
 
 
+def canonical(value: str | None) -> str | None:
+    """The digest as stored, or None when `value` is not a digest this registry takes (so
+    nothing is stored under it)."""
+    try:
+        return str(parse(value))
+    except RegistryError:
+        return None
+
+
 def is_digest(reference: str) -> bool:
     """True when a manifest reference looks like a digest rather than a tag."""
     return ":" in reference

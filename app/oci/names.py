@@ -33,6 +33,10 @@ def check_repository(name: str) -> str:
     return name
 
 
+def is_tag(reference: str) -> bool:
+    return TAG.fullmatch(reference) is not None
+
+
 def check_tag(tag: str) -> str:
     if not TAG.fullmatch(tag):
         raise RegistryError(

@@ -254,7 +254,9 @@ PATHS: dict = {
                        "(201), or open a session when it cannot be mounted (202).",
         "parameters": [_param("digest", "query", DIGEST_OR_EMPTY, required=False),
                        _param("mount", "query", DIGEST_OR_EMPTY, required=False),
-                       _param("from", "query", STR, "The repository to mount from.", required=False)],
+                       _param("from", "query", STR, "The repository to mount from.", required=False),
+                       _param("Content-Range", "header", STR, "`0-last` of the body, when sent: the first chunk "
+                              "of an upload starts at 0.", required=False)],
         "requestBody": {"required": False, "content": BINARY},
         "responses": _responses({**CREATED_BLOB, "202": {"description": "A session is open", "headers": UPLOAD_HEADERS}},
                                 "413", "416"),
@@ -273,7 +275,9 @@ PATHS: dict = {
         "put": {
             "operationId": "finishUpload",
             "description": "The body (possibly empty) is the last bytes; the whole must hash to `digest`.",
-            "parameters": [{**DIGEST_QUERY, "required": True}],
+            "parameters": [{**DIGEST_QUERY, "required": True},
+                           _param("Content-Range", "header", STR, "`first-last` of the last bytes, when sent: "
+                                  "they must continue where the session stands.", required=False)],
             "requestBody": {"required": False, "content": BINARY},
             "responses": _responses(CREATED_BLOB, "413", "416"),
         },

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import re
-
 import falcon
 
 from app.auth import roles
 from app.auth.gate import is_allowed, may_pull_every_repository
 from app.edge.spool import spooled_file
-from app.oci import digests
+from app.oci import content_range, digests
 from app.oci.errors import RegistryError
 from app.oci.request import Call
 from app.oci.target import same_registry_repository
@@ -19,16 +17,28 @@ from app.services.blobs import BlobService
 from app.services.uploads import UploadService, range_headers
 from app.storage.capacity import is_storage_full
 
-# ASCII digits, at most 19 (an int64): `\d` takes other scripts' digits, and int() refuses past 4300.
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?\Z")
-
-
-def _canonical(digest: str) -> str | None:
-    """The digest as stored, or None when malformed (finish() then refuses it as it always has)."""
-    try:
-        return str(digests.parse(digest))
-    except RegistryError:
+def _chunk_start(req: falcon.Request, offset: int, headers: dict[str, str]) -> int | None:
+    """Where the request's chunk starts by its Content-Range; None without one. Every method that
+    carries a chunk (POST, PATCH, the closing PUT) is held to the same rule, spec.md: "Chunks MUST
+    be uploaded in order ... If a chunk is uploaded out of order, the registry MUST respond with a
+    `416`". So RANGE_INVALID, before a byte is stored, when the range is malformed, disagrees with
+    the body's length, or does not start at `offset`: the upload's committed bytes as read here
+    (the upload service checks again under the upload's claim), which `headers` report."""
+    header = req.get_header("Content-Range")
+    if not header:
         return None
+    parsed = content_range.parse(header)
+    if parsed is None:
+        raise RegistryError("RANGE_INVALID", f"malformed Content-Range {header[:100]!r}", headers=headers)
+    start, end = parsed
+    length = req.content_length
+    if end < start or (length is not None and end - start + 1 != length):
+        raise RegistryError(
+            "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}", headers=headers)
+    if start != offset:
+        raise RegistryError("RANGE_INVALID", f"chunk starts at {start} but the upload has {offset} bytes",
+                            headers=headers)
+    return start
 
 
 def _created(resp: falcon.Response, call: Call, digest: str) -> None:
@@ -64,6 +74,8 @@ class UploadsResource:
         if digest is not None:
             digest = str(digests.parse(digest))
         monolithic = digest is not None and mount is None
+        # The body of a POST is the first chunk of the upload it starts (no upload yet: no Range).
+        _chunk_start(req, 0, {})
         if monolithic:
             quotas.check_push(call.registry, req.content_length, digest)  # before a byte or a row is stored
         name = call.target.repository
@@ -125,20 +137,7 @@ class UploadResource:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         _, upload = self._session(call)
-        start = None
-        header = req.get_header("Content-Range")
-        if header:
-            m = _CONTENT_RANGE.fullmatch(header.strip())
-            if m is None:
-                raise RegistryError("RANGE_INVALID", f"malformed Content-Range {header[:100]!r}",
-                                    headers=range_headers(upload.offset))
-            start, end = int(m.group(1)), int(m.group(2))
-            length = req.content_length
-            if end < start or (length is not None and end - start + 1 != length):
-                raise RegistryError(
-                    "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}",
-                    headers=range_headers(upload.offset),
-                )
+        start = _chunk_start(req, upload.offset, range_headers(upload.offset))
         if req.content_length:  # this chunk, before it is written (the upload's bytes so far count as held)
             quotas.check_push(call.registry, req.content_length)
         offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start,
@@ -150,14 +149,16 @@ class UploadResource:
         if not digest:
             raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
         repository, upload = self._session(call)
-        try:  # the last bytes, before they are written and the blob is committed
-            quotas.check_push(call.registry, req.content_length, _canonical(digest))
+        start = _chunk_start(req, upload.offset, range_headers(upload.offset))
+        try:  # the last bytes, before they are written and the blob is committed (a malformed
+              # digest is refused by finish() below)
+            quotas.check_push(call.registry, req.content_length, digests.canonical(digest))
         except RegistryError as refused:
             if refused.code == "DENIED":
                 self.uploads.cancel(upload)  # its bytes can never become a blob here
             raise
         blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
-                                   spooled_file(req.bounded_stream, req.content_length))
+                                   spooled_file(req.bounded_stream, req.content_length), start)
         metering.count(call.registry.id, repository.name, push_bytes=blob.size)
         _created(resp, call, blob.digest)
 

@@ -22,7 +22,7 @@ from app.db.prepared import Prepared
 from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
-from app.oci.names import TAG, check_tag
+from app.oci.names import TAG, check_tag, is_tag
 from app.services import immutable_tags, listings, repositories
 
 # The spec asks a registry to take at least 10 tags per push and lets it answer 414 past its
@@ -278,29 +278,48 @@ class ManifestService:
                 )
 
     def get(self, repository: Repository, reference: str) -> Manifest:
-        if digests.is_digest(reference):
-            manifest = _BY_DIGEST.first(repository.id, str(digests.parse(reference)))
-        else:
-            manifest = _BY_TAG.first(repository.id, check_tag(reference))
+        kind, key = _lookup(reference)
+        manifest = None
+        if kind == "digest":
+            manifest = _BY_DIGEST.first(repository.id, key)
+        elif kind == "tag":
+            manifest = _BY_TAG.first(repository.id, key)
         if manifest is None:
-            raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found", detail={"reference": reference})
+            raise _unknown(reference)
         return manifest
 
     def delete(self, repository: Repository, reference: str) -> None:
         """By digest: the manifest and every tag on it. By tag: just the tag."""
+        kind, key = _lookup(reference)
+        if kind is None:
+            raise _unknown(reference)
         with transaction():
             serialize(repository_lock(repository.id))
-            if digests.is_digest(reference):
-                digest = str(digests.parse(reference))
+            if kind == "digest":
                 deleted = Manifest.delete().where(
-                    (Manifest.repository == repository) & (Manifest.digest == digest)
+                    (Manifest.repository == repository) & (Manifest.digest == key)
                 ).execute()
             else:
-                check_tag(reference)
-                deleted = Tag.delete().where((Tag.repository == repository) & (Tag.name == reference)).execute()
+                deleted = Tag.delete().where((Tag.repository == repository) & (Tag.name == key)).execute()
         if not deleted:
-            raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found", detail={"reference": reference})
+            raise _unknown(reference)
         listings.tags_changed(repository)
+
+
+def _lookup(reference: str) -> tuple[str | None, str]:
+    """("digest", canonical digest) or ("tag", tag) for a reference a manifest can be stored
+    under; (None, "") for any other. spec.md lists only 404 for reads and deletes of
+    `/manifests/<reference>`: a reference that is neither a tag nor a digest taken here names
+    nothing stored, so it is not found (as in Distribution), where a push under it is refused."""
+    if digests.is_digest(reference):
+        digest = digests.canonical(reference)
+        return ("digest", digest) if digest is not None else (None, "")
+    return ("tag", reference) if is_tag(reference) else (None, "")
+
+
+def _unknown(reference: str) -> RegistryError:
+    return RegistryError("MANIFEST_UNKNOWN", f"manifest {reference[:200]!r} not found",
+                         detail={"reference": reference[:200]})
 
 
 def referrers(repository: Repository, subject: str, artifact_type: str | None) -> list[dict]:

@@ -72,22 +72,19 @@ class UploadService:
     ) -> int:
         """Append a chunk; `start` (from Content-Range) must be the current offset."""
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
-            if start is not None and start != upload.offset:
-                raise RegistryError(
-                    "RANGE_INVALID",
-                    f"chunk starts at {start} but the upload has {upload.offset} bytes",
-                    headers=range_headers(upload.offset),
-                )
+            _check_start(upload, start)
             with self._dropping_on_full_disk(upload):
                 return self._write(upload, stream, length, spooled)
 
     def finish(
         self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None,
-        spooled=None,
+        spooled=None, start: int | None = None,
     ) -> Blob:
-        """The closing PUT: append any last bytes, verify the digest, make the blob visible."""
+        """The closing PUT: append any last bytes (`start`, from Content-Range, must be the current
+        offset, as for a chunk), verify the digest, make the blob visible."""
         expected = digests.parse(digest)
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
+            _check_start(upload, start)
             with self._dropping_on_full_disk(upload):
                 size = self._write(upload, stream, length, spooled) if length else upload.offset
             actual = self._digest(upload, size, expected.algorithm)
@@ -369,6 +366,14 @@ class _UploadLock:
             if self.users == 0:
                 self._service._locks.pop(self._id, None)
         return False
+
+
+def _check_start(upload: Upload, start: int | None) -> None:
+    """RANGE_INVALID unless a chunk said to start at `start` continues the upload (None: it goes
+    wherever the upload ends). Checked under the upload's claim, so it holds when the bytes land."""
+    if start is not None and start != upload.offset:
+        raise RegistryError("RANGE_INVALID", f"chunk starts at {start} but the upload has {upload.offset} bytes",
+                            headers=range_headers(upload.offset))
 
 
 def range_headers(offset: int) -> dict[str, str]:

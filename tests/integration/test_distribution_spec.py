@@ -201,6 +201,89 @@ def test_sha512_chunked_upload(client, repo_name):
     assert client.request("GET", f"/v2/{repo_name}/blobs/{sha512(data)}").content == data
 
 
+# The closing PUT and the monolithic POST carry a chunk too, and the spec's chunk rules hold for
+# them as for PATCH: "Chunks MUST be uploaded in order, with the first byte of a chunk being the
+# last chunk's `<end-of-range>` plus one. If a chunk is uploaded out of order, the registry MUST
+# respond with a `416 Requested Range Not Satisfiable` code."
+CHUNKED_BLOB = bytes(range(256)) * 12  # 3072 bytes: chunks 0-1023, 1024-2047, 2048-3071
+
+
+def _upload_with_first_chunk(client, repo_name) -> str:
+    location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
+    r = client.request("PATCH", location, data=CHUNKED_BLOB[:1024], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "0-1023"})
+    assert r.status_code == 202 and r.headers["Range"] == "0-1023", r.text
+    return r.headers["Location"]
+
+
+@pytest.mark.parametrize("algorithm", [sha256, sha512], ids=["sha256", "sha512"])
+@pytest.mark.parametrize("content_range,body", [
+    ("2048-3071", CHUNKED_BLOB[2048:]),  # skips the second chunk (the conformance suite's case)
+    ("0-1023", CHUNKED_BLOB[:1024]),  # sends the first chunk again
+    ("1024-1030", CHUNKED_BLOB[1024:2048]),  # says 7 bytes, carries 1024
+], ids=["skips-a-chunk", "repeats-the-first-chunk", "length-disagrees"])
+def test_closing_put_with_an_out_of_order_chunk_is_refused_with_416_and_the_upload_goes_on(
+        client, repo_name, algorithm, content_range, body):
+    """spec.md, closing a chunked upload: "issue a `PUT` request ... with the following headers
+    ... `Content-Range: <range of chunk, if present>`", and "If a chunk is uploaded out of order,
+    the registry MUST respond with a `416 Requested Range Not Satisfiable` code. A GET request
+    may be used to retrieve the current valid offset". A refused chunk leaves nothing behind:
+    the upload still holds its first 1024 bytes and takes the right next chunk."""
+    location = _upload_with_first_chunk(client, repo_name)
+    digest = algorithm(CHUNKED_BLOB)
+    r = client.request("PUT", location, params={"digest": digest}, data=body, headers={
+        "Content-Type": "application/octet-stream", "Content-Range": content_range})
+    assert r.status_code == 416, r.text
+    assert error_code(r) == "RANGE_INVALID"
+    assert r.headers["Range"] == "0-1023"
+    assert client.request("HEAD", f"/v2/{repo_name}/blobs/{digest}").status_code == 404
+    r = client.request("GET", location)
+    assert r.status_code == 204 and r.headers["Range"] == "0-1023"
+
+    r = client.request("PATCH", location, data=CHUNKED_BLOB[1024:2048], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "1024-2047"})
+    assert r.status_code == 202 and r.headers["Range"] == "0-2047", r.text
+    r = client.request("PUT", r.headers["Location"], params={"digest": digest}, data=CHUNKED_BLOB[2048:], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "2048-3071"})
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{digest}").content == CHUNKED_BLOB
+
+
+def test_closing_put_whose_content_range_starts_at_the_upload_offset_completes_it(client, repo_name):
+    """spec.md: "The final chunk MAY be uploaded using a `PATCH` request or it MAY be uploaded in
+    the closing `PUT` request", with "`Content-Range: <range of chunk, if present>`"; the chunk
+    that continues the upload is taken, and "The response to a successful closing of the session
+    MUST be `201 Created`"."""
+    location = _upload_with_first_chunk(client, repo_name)
+    r = client.request("PUT", location, params={"digest": sha256(CHUNKED_BLOB)}, data=CHUNKED_BLOB[1024:], headers={
+        "Content-Type": "application/octet-stream", "Content-Range": "1024-3071"})
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == f"/v2/{repo_name}/blobs/{sha256(CHUNKED_BLOB)}"
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(CHUNKED_BLOB)}").content == CHUNKED_BLOB
+
+
+@pytest.mark.parametrize("content_range", ["1024-2047", "1-1024", "0-10"])
+def test_monolithic_post_whose_content_range_is_not_the_whole_blob_from_zero_is_refused_with_416(
+        client, repo_name, content_range):
+    """spec.md, chunks: "The first chunk's range MUST begin with `0`", and "If a chunk is uploaded
+    out of order, the registry MUST respond with a `416 Requested Range Not Satisfiable` code".
+    A single POST's body is the first chunk of the upload it starts: one that claims to start
+    elsewhere (or to be another length than it is) is refused, and nothing of it is stored. No
+    `Range` is reported: no upload was started."""
+    data = CHUNKED_BLOB[:1024]
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha256(data)}, data=data,
+                       headers={"Content-Type": "application/octet-stream", "Content-Range": content_range})
+    assert r.status_code == 416, r.text
+    assert error_code(r) == "RANGE_INVALID"
+    assert "Range" not in r.headers and "Location" not in r.headers
+    assert client.request("HEAD", f"/v2/{repo_name}/blobs/{sha256(data)}").status_code == 404
+    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha256(data)}, data=data,
+                       headers={"Content-Type": "application/octet-stream", "Content-Range": "0-1023"})
+    assert r.status_code == 201, r.text
+    assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}").content == data
+
+
 # -- blobs: pull -------------------------------------------------------------------------------
 
 def test_blob_head_and_get_headers(client, repo_name):
@@ -250,6 +333,21 @@ def test_blob_unknown(client, repo_name):
         r = client.request(method, f"/v2/{repo_name}/blobs/{missing}")
         assert r.status_code == 404
     assert error_code(client.request("GET", f"/v2/{repo_name}/blobs/{missing}")) == "BLOB_UNKNOWN"
+
+
+@pytest.mark.parametrize("reference", ["sha256:totallywrong", "sha256:" + "A" * 64, "sha384:" + "a" * 96,
+                                       "notadigest", ".INVALID_MANIFEST_NAME"])
+def test_blob_by_a_reference_that_is_not_a_digest_is_not_found(client, repo_name, reference):
+    """spec.md lists `404` as the only failure of `GET` / `HEAD /v2/<name>/blobs/<digest>`
+    (end-2): "If the blob is not found in the repository, the response code MUST be `404 Not
+    Found`"; and for `DELETE` (end-10): "If the blob is not found, a `404 Not Found` code MUST be
+    returned". No blob is stored under something that is not a digest this registry supports."""
+    client.push_blob(repo_name, b"the repository exists")
+    for method in ("GET", "HEAD", "DELETE"):
+        r = client.request(method, f"/v2/{repo_name}/blobs/{reference}")
+        assert r.status_code == 404, (method, r.status_code, r.text)
+        if method != "HEAD":
+            assert error_code(r) == "BLOB_UNKNOWN"
 
 
 def test_blob_delete(client, repo_name):
@@ -442,6 +540,50 @@ def test_manifest_unknown(client, repo_name):
         assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
     r = client.request("GET", "/v2/default/never/pushed/manifests/latest")
     assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
+
+
+INVALID_REFERENCES = [".INVALID_MANIFEST_NAME", "-dash-first", "t" * 129, "sha256:totallywrong",
+                      "sha256:" + "A" * 64, "sha384:" + "a" * 96, "md5:0123456789abcdef"]
+
+
+@pytest.mark.parametrize("reference", INVALID_REFERENCES)
+def test_manifest_get_and_head_by_a_reference_that_is_neither_tag_nor_digest_is_not_found(
+        client, repo_name, reference):
+    """spec.md, pulling manifests: "`<reference>` MUST be either (a) the digest of the manifest or
+    (b) a tag. The `<reference>` MUST NOT be in any other format", and "If the manifest is not
+    found in the repository, the response code MUST be `404 Not Found`"; the endpoints table
+    lists `404` as the only failure of `GET` / `HEAD /v2/<name>/manifests/<reference>` (end-3).
+    Nothing can be found under such a reference, so it is not found (as Distribution answers)."""
+    client.push_image(repo_name, "exists")
+    r = client.request("GET", f"/v2/{repo_name}/manifests/{reference}")
+    assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN", r.text
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/{reference}").status_code == 404
+
+
+@pytest.mark.parametrize("reference", INVALID_REFERENCES)
+def test_manifest_delete_by_a_reference_that_is_neither_tag_nor_digest_is_not_found(
+        client, repo_name, reference):
+    """spec.md, endpoints table: `DELETE /v2/<name>/manifests/<reference>` (end-9) fails with
+    `404`/`400`/`405`, the `400` and `405` being for "If tag deletion is disabled" and "If
+    manifest deletion is disabled"; a reference that can name no tag and no manifest names
+    nothing to delete: `404`, and nothing is deleted."""
+    digest, _, _ = client.push_image(repo_name, "exists")
+    r = client.request("DELETE", f"/v2/{repo_name}/manifests/{reference}")
+    assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN", r.text
+    assert client.request("HEAD", f"/v2/{repo_name}/manifests/exists").headers["Docker-Content-Digest"] == digest
+
+
+@pytest.mark.parametrize("reference", [".INVALID_MANIFEST_NAME", "-dash-first", "t" * 129])
+def test_manifest_push_under_an_invalid_tag_is_refused_with_400(client, repo_name, reference):
+    """spec.md, pushing manifests: "the `<reference>` MUST be either a) a digest or b) a tag", and
+    "`<reference>` as a tag MUST be at most 128 characters in length and MUST match the following
+    regular expression: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`". A push is a request with a body to
+    judge, unlike a read: an invalid tag is the client's error (400 MANIFEST_INVALID), and
+    nothing is stored."""
+    _, body, _ = client.push_image(repo_name, "base")
+    r = client.push_manifest(repo_name, reference, body)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID", r.text
+    assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == ["base"]
 
 
 def test_delete_tag_keeps_manifest(client, repo_name):
@@ -663,6 +805,27 @@ def test_tags_list_sorted_and_paginated(client, repo_name):
     assert r.json()["tags"] == []
 
 
+@pytest.mark.parametrize("last,expected", [
+    (".INVALID_MANIFEST_NAME", ["a", "b", "c"]),  # sorts before every tag
+    ("b.", ["c"]),
+    ("~" * 300, []),  # sorts after every tag, and is longer than any tag may be
+    ("\u00e9t\u00e9", []),
+])
+def test_tags_list_after_a_last_that_is_not_a_tag_is_still_a_page(client, repo_name, last, expected):
+    """spec.md, listing tags: "`<tagname>` MUST NOT be a numerical index, but rather it MUST be a
+    proper tag. A request of this sort will return up to `<int>` tags, beginning non-inclusively
+    with `<tagname>`"; the endpoints table lists `404` as the only failure of
+    `GET /v2/<name>/tags/list?n=<integer>&last=<tagname>` (end-8b). A `last` that is no tag is
+    still a place in the lexical order: the page is the tags after it."""
+    _, body, _ = client.push_image(repo_name, "a")
+    for tag in ("b", "c"):
+        assert client.push_manifest(repo_name, tag, body).status_code == 201
+    for params in ({"last": last}, {"n": 10, "last": last}):
+        r = client.request("GET", f"/v2/{repo_name}/tags/list", params=params)
+        assert r.status_code == 200, (params, r.text)
+        assert r.json() == {"name": repo_name, "tags": expected}
+
+
 def test_tags_list_of_unknown_repository(client):
     r = client.request("GET", "/v2/default/no/such/repo/tags/list")
     assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
@@ -751,6 +914,19 @@ def test_referrer_artifact_type_defaults_to_config_media_type(client, repo_name)
     assert client.push_manifest(repo_name, "sig", manifest).status_code == 201
     r = client.request("GET", f"/v2/{repo_name}/referrers/{subject_digest}")
     assert [m["artifactType"] for m in r.json()["manifests"]] == ["application/vnd.example.signature.config"]
+
+
+@pytest.mark.parametrize("reference", ["sha256:nothex", "sha384:" + "a" * 96, "notadigest", ".INVALID_MANIFEST_NAME"])
+def test_referrers_of_a_malformed_digest_is_a_bad_request_never_not_found(client, repo_name, reference):
+    """spec.md, listing referrers: "If the request is invalid, such as a `<digest>` with an invalid
+    syntax, a `400 Bad Request` MUST be returned", and "If the registry supports the referrers API,
+    the registry MUST NOT return a `404 Not Found` to a referrers API requests" - not even for a
+    repository that does not exist, whose list is empty."""
+    client.push_image(repo_name, "app")
+    r = client.request("GET", f"/v2/{repo_name}/referrers/{reference}")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID", r.text
+    r = client.request("GET", f"/v2/{repo_name}-never-pushed/referrers/{sha256(b'x')}")
+    assert r.status_code == 200 and r.json()["manifests"] == []
 
 
 # -- addressing and isolation ------------------------------------------------------------------

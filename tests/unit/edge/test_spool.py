@@ -137,6 +137,32 @@ def test_a_hash_for_another_offset_is_not_used(env):
     parser.close()
 
 
+def test_a_new_uploads_body_that_says_it_starts_past_zero_is_not_hashed(env):
+    """A POST's body is the first chunk of a new upload: one whose Content-Range starts past 0
+    is refused by the upload routes (416), so no thread spends time hashing it."""
+    body = os.urandom(2 * MiB)
+    parser = receive("POST", "/v2/o/r/app/blobs/uploads/", body, {"Content-Range": f"7-{7 + len(body) - 1}"})
+    assert spool.spooled_file(parser.get_body_stream(), len(body)).body_hash is None
+    parser.close()
+    parser = receive("POST", "/v2/o/r/app/blobs/uploads/", body, {"Content-Range": f"bytes 0-{len(body) - 1}/*"})
+    hasher = spooled_of(parser).hashed(len(body), "any-upload", 0)
+    assert hasher is not None and hasher.hexdigest() == hashlib.sha256(body).hexdigest()
+    parser.close()
+
+
+def test_a_closing_put_is_hashed_from_the_start_its_content_range_names(env):
+    """The closing PUT's last bytes are hashed on from the offset its Content-Range names (the
+    upload routes read the header with the same grammar, and refuse any other start)."""
+    first, last = os.urandom(MiB + 1), os.urandom(2 * MiB)
+    upload = env.service.start(env.repository)
+    env.service.append(upload, io.BytesIO(first), len(first), 0)
+    parser = receive("PUT", f"/v2/o/r/app/blobs/uploads/{upload.id}?digest=x", last,
+                     {"Content-Range": f"bytes {len(first)}-{len(first) + len(last) - 1}/{len(first) + len(last)}"})
+    hasher = spooled_of(parser).hashed(len(last), upload.id, len(first))
+    assert hasher is not None and hasher.hexdigest() == hashlib.sha256(first + last).hexdigest()
+    parser.close()
+
+
 def test_past_the_queue_limit_the_hashing_thread_reads_the_file(env, monkeypatch):
     monkeypatch.setattr(spool, "QUEUED_LIMIT", 64 * 1024)
     body = os.urandom(6 * MiB + 1)

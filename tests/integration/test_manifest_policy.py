@@ -181,10 +181,13 @@ def test_a_strict_registry_refuses_an_image_manifest_whose_blobs_are_absent(api,
     MANIFEST_BLOB_UNKNOWN errors": a strict registry holds every blob a manifest references."""
     repo = f"{registry(api)}/app"
     _, _, manifest = client.push_image(repo, None)
-    manifest, missing = with_absent_layer(manifest)
+    manifest, one = with_absent_layer(manifest)
+    manifest, two = with_absent_layer(manifest)
     r = client.push_manifest(repo, "v1", manifest)
     assert r.status_code == 400 and error(r)["code"] == "MANIFEST_BLOB_UNKNOWN"
-    assert error(r)["detail"]["digest"] == missing and missing in error(r)["message"]
+    assert error(r)["detail"] == {"digest": min(one, two), "missing": sorted([one, two])}
+    assert "references 2 blobs not in repository 'app'" in error(r)["message"]
+    assert one in error(r)["message"] and two in error(r)["message"]
 
 
 @pytest.mark.parametrize("list_type", [OCI_INDEX, DOCKER_LIST])

@@ -115,6 +115,7 @@ SCHEMAS: dict = {
             "created_at": TIME, "created_by": {"type": ["string", "null"]},
             "usage": _ref("Usage"),
             "sku": STR, "quota": _ref("Quota"), "immutable_tags": {"type": "array", "items": STR},
+            "manifest_policy": _ref("ManifestPolicy"),
             "links": {"type": "object", "additionalProperties": STR},
             "operation": _ref("Operation"),
         },
@@ -140,6 +141,21 @@ SCHEMAS: dict = {
             "immutable_tags": {"type": ["array", "null"], "maxItems": 100, "items": {
                 "type": "string", "pattern": "^[!-~]{1,255}$"},
                 "description": "Repository globs whose tags never move once pushed."},
+            "manifest_policy": {"oneOf": [_ref("ManifestPolicy"), {"type": "null"}],
+                                "description": "Replaces the whole policy; null: strict."},
+        },
+    },
+    "ManifestPolicy": {
+        "type": "object", "required": ["mode"], "additionalProperties": False,
+        "description": "What a manifest push may reference without the repository holding it: strict (everything "
+                       "must be present), index-sparse (an index's children may be absent, except those of "
+                       "required_platforms), sparse (blobs too).",
+        "properties": {
+            "mode": {"type": "string", "enum": ["strict", "index-sparse", "sparse"]},
+            "required_platforms": {"type": ["array", "null"], "maxItems": 50, "items": {
+                "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,31}/[a-z0-9][a-z0-9._-]{0,31}"
+                                             "(/[a-z0-9][a-z0-9._-]{0,31})?$"},
+                "description": "os/architecture[/variant]; only with index-sparse or sparse."},
         },
     },
     "Step": {
@@ -183,7 +199,9 @@ SCHEMAS: dict = {
     },
     "Descriptor": {
         "type": "object",
-        "properties": {"digest": {}, "media_type": {}, "size": {}, "annotations": {}, "image": {}},
+        "properties": {"digest": {}, "media_type": {}, "size": {}, "annotations": {}, "image": {},
+                       "present": {"type": "boolean", "description": "Whether the repository holds the blob "
+                                   "(a sparse manifest policy lets manifests reference absent ones)."}},
     },
     "ManifestDetail": {
         "type": "object", "required": ["repository", "digest", "media_type", "size", "platforms", "tags"],

@@ -12,7 +12,7 @@ from app.api import media, pagination
 from app.auth import roles
 from app.db.models import Operation, Registry
 from app.lifecycle import operations
-from app.services import custom_domains, immutable_tags, metering, quotas, registries
+from app.services import custom_domains, immutable_tags, manifest_policy, metering, quotas, registries
 
 
 def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: bool = True) -> dict:
@@ -33,6 +33,7 @@ def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: 
     }
     body["sku"] = quotas.sku_name_of(registry)
     body["immutable_tags"] = immutable_tags.patterns(registry)
+    body["manifest_policy"] = manifest_policy.of(registry).render()
     if with_usage:
         usage = metering.stored(registry)
         body["usage"] = {"stored_bytes": usage.stored_bytes, "blobs": usage.blobs,
@@ -88,7 +89,8 @@ class RegistryResource:
         changes = media.object_of(req, example='{"visibility": "public"}')
         req.context.audit_detail = {k: v for k, v in changes.items() if k in ("visibility", "custom_domain",
                                                                                 "pull_namespaces", "sku",
-                                                                                "immutable_tags")}
+                                                                                "immutable_tags",
+                                                                                "manifest_policy")}
         subject, registry_ = req.context.subject, req.context.registry
         updated, operation = operations.request_change(
             registry_, changes, role=subject.role_in(registry_.org_id, registry_.id), requested_by=subject.name,

@@ -239,6 +239,7 @@ def _show_registry(r: dict) -> None:
         ("sku", r.get("sku")),
         ("quota", _quota_line(r.get("quota"))),
         ("immutable tags", ", ".join(r.get("immutable_tags") or []) or "none (tags may be overwritten)"),
+        ("manifest policy", _manifest_policy_line(r.get("manifest_policy"))),
         ("operation", (r.get("links") or {}).get("operation")),
     ])
 
@@ -251,6 +252,16 @@ def _custom_domain_line(r: dict) -> str | None:
     record = r.get("custom_domain_verification") or {}
     return (f"{r['custom_domain']} (pending: publish TXT {record.get('name')} = {record.get('value')!r}, "
             f"then `berth registry verify-domain {r['name']}`)")
+
+
+def _manifest_policy_line(policy: dict | None) -> str | None:
+    if not policy:
+        return None
+    line = {"strict": "strict (every referenced blob and child manifest must be pushed first)",
+            "index-sparse": "index-sparse (an index's child manifests may be absent)",
+            "sparse": "sparse (referenced blobs and child manifests may be absent)"}.get(policy["mode"], policy["mode"])
+    platforms = policy.get("required_platforms") or []
+    return line + (f"; required platforms: {', '.join(platforms)}" if platforms else "")
 
 
 def _quota_line(quota: dict | None) -> str | None:
@@ -284,8 +295,13 @@ def registry_set(ctx: Context) -> int:
         changes["immutable_tags"] = [p.strip() for p in args.immutable_tags.split(",") if p.strip()]
     if args.custom_domain is not None:
         changes["custom_domain"] = args.custom_domain or None
+    if args.require_platform and not args.manifest_policy:
+        return _fail("--require-platform goes with --manifest-policy index-sparse or sparse")
+    if args.manifest_policy:
+        changes["manifest_policy"] = {"mode": args.manifest_policy, "required_platforms": args.require_platform or []}
     if not changes:
-        return _fail("nothing to change: give --visibility, --sku, --immutable-tags or --custom-domain")
+        return _fail("nothing to change: give --visibility, --sku, --immutable-tags, --custom-domain "
+                     "or --manifest-policy")
     registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
         return emit_json(registry)
@@ -301,6 +317,8 @@ def registry_set(ctx: Context) -> int:
     if "custom_domain" in changes:
         said.append(f"claims {_custom_domain_line(registry)}" if registry.get("custom_domain")
                     else "has no custom domain")
+    if "manifest_policy" in changes:
+        said.append(f"has manifest policy {_manifest_policy_line(registry.get('manifest_policy'))}")
     print(f"registry {registry['name']!r} " + "; ".join(said))
     return 0
 
@@ -691,6 +709,12 @@ def add_parsers(sub) -> None:
                         "e.g. 'release/*,prod-*'; '' allows overwrites everywhere")
     p.add_argument("--custom-domain", metavar="HOST",
                    help="claim a hostname of yours (routed once verified: see `registry show`); '' removes it")
+    p.add_argument("--manifest-policy", choices=["strict", "index-sparse", "sparse"],
+                   help="what a manifest push may reference without it being pushed first: strict (nothing), "
+                        "index-sparse (an index's child manifests), sparse (blobs too)")
+    p.add_argument("--require-platform", action="append", metavar="OS/ARCH[/VARIANT]",
+                   help="with index-sparse or sparse: an index's child for this platform must be present "
+                        "(repeatable)")
     p.set_defaults(func=registry_set)
     p = reg.add_parser("verify-domain", parents=[g],
                        help="check the custom domain's TXT record now and, once it proves the claim, route it")

@@ -54,6 +54,8 @@ class Registry(BaseModel):
     pull_namespaces = pw.TextField(null=True)  # JSON list of workload namespaces for the pull Secret
     sku = pw.CharField(max_length=63, null=True)  # overrides the organization's SKU when set
     immutable_tags = pw.TextField(null=True)  # JSON list of repository globs whose tags never move
+    # JSON {"mode", "required_platforms"}; null: strict (app/services/manifest_policy.py)
+    manifest_policy = pw.TextField(null=True)
 
     @property
     def is_public(self) -> bool:

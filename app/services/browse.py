@@ -1,7 +1,9 @@
 """Browsing a registry: the repository folder tree, tags with sizes and platforms, manifests.
 
 Sizes come from the manifests themselves (config + layers, as pushed); an index's size is each
-platform's image and the total of the distinct blobs behind them.
+platform's image and the total of the distinct blobs behind them. A registry whose manifest policy
+is sparse (app/services/manifest_policy.py) may hold manifests whose children or blobs are absent:
+each child and blob carries `present`, and an absent child adds nothing to its index's size.
 """
 
 from __future__ import annotations
@@ -192,16 +194,27 @@ def manifest_detail(registry: Registry, repository: Repository, reference: str, 
     }
     if manifest.media_type not in INDEX_TYPES:
         config = doc.get("config") if isinstance(doc.get("config"), dict) else None
-        body["config"] = _descriptor(config) if config else None
-        body["layers"] = [_descriptor(d) for d in doc.get("layers") or [] if isinstance(d, dict)]
+        layers = [d for d in doc.get("layers") or [] if isinstance(d, dict)]
+        held = _held(repository, [d.get("digest") for d in [config, *layers] if d])
+        body["config"] = _descriptor(config, held) if config else None
+        body["layers"] = [_descriptor(d, held) for d in layers]
         if config and body["config"]:
             body["config"]["image"] = _config_preview(registry, config, store)
     return body
 
 
-def _descriptor(d: dict) -> dict:
+def _held(repository: Repository, wanted: list) -> set[str]:
+    """Which of the digests `wanted` the repository holds (a blob linked to it)."""
+    wanted = sorted({d for d in wanted if isinstance(d, str)})
+    if not wanted:
+        return set()
+    return {d for (d,) in Blob.select(Blob.digest).join(RepositoryBlob)
+            .where((RepositoryBlob.repository == repository) & Blob.digest.in_(wanted)).tuples()}
+
+
+def _descriptor(d: dict, held: set[str]) -> dict:
     return {"digest": d.get("digest"), "media_type": d.get("mediaType"), "size": d.get("size"),
-            "annotations": d.get("annotations")}
+            "annotations": d.get("annotations"), "present": d.get("digest") in held}
 
 
 def _config_preview(registry: Registry, config: dict, store: BlobStore) -> dict | None:

@@ -2,8 +2,9 @@
 
 Rules, once: the Content-Type must be a known manifest type and agree with the body's
 `mediaType`; the body must be a well-formed manifest of that type; everything it references
-must already be in the repository (non-distributable layers excepted); a push by digest must
-hash to that digest.
+must already be in the repository (non-distributable layers excepted), unless the registry's
+manifest policy lets it be absent (app/services/manifest_policy.py); a push by digest must hash
+to that digest.
 
 A push by digest may also name tags, `?tag=a&tag=b` (distribution-spec, "Pushing Manifests"):
 each is checked as a tag, at most MAX_TAGS_PER_PUSH of them, and they are applied in the
@@ -14,7 +15,7 @@ included), so a refusal of any one leaves nothing stored: no manifest, no tag.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app import untrusted_json
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
@@ -23,7 +24,7 @@ from app.db.setup import repository_lock, serialize, transaction
 from app.oci import digests, media_types as mt
 from app.oci.errors import RegistryError
 from app.oci.names import TAG, check_tag, is_tag
-from app.services import immutable_tags, listings, repositories
+from app.services import immutable_tags, listings, manifest_policy, repositories
 
 # The spec asks a registry to take at least 10 tags per push and lets it answer 414 past its
 # limit. 50 covers every real release scheme (1.2.3, 1.2, 1, latest, a date, a commit...) and
@@ -40,6 +41,7 @@ class ParsedManifest:
     subject: str | None
     artifact_type: str | None
     annotations: dict | None
+    platforms: list[str | None] = field(default_factory=list)  # each child's os/arch[/variant], by position
 
 
 def _invalid(message: str) -> RegistryError:
@@ -101,6 +103,7 @@ def parse_manifest(content_type: str | None, body: bytes, *,
 
     blobs: list[str] = []
     children: list[str] = []
+    platforms: list[str | None] = []
     if media_type in mt.IMAGE_MANIFESTS:
         if "manifests" in doc:
             raise _invalid("an image manifest has no 'manifests'; is this an index?")
@@ -124,7 +127,8 @@ def parse_manifest(content_type: str | None, body: bytes, *,
             raise _invalid("manifests must be a list")
         for i, entry in enumerate(entries):
             children.append(_descriptor(entry, f"manifests[{i}]")["digest"])
-    return ParsedManifest(media_type, blobs, children, subject, artifact_type, annotations)
+            platforms.append(manifest_policy.platform_name(entry.get("platform")))
+    return ParsedManifest(media_type, blobs, children, subject, artifact_type, annotations, platforms)
 
 
 _BY_DIGEST = Prepared(
@@ -203,7 +207,7 @@ class ManifestService:
             # manifest references is checked (and its blobs touched) inside, so a collection can
             # never remove a blob or child manifest between the check and the insert.
             serialize(repository_lock(repository.id))
-            self._check_references(repository, parsed)
+            self._check_references(repository, parsed, manifest_policy.of(registry))
             Manifest.insert(
                 repository=repository,
                 digest=str(digest),
@@ -242,7 +246,11 @@ class ManifestService:
             listings.tags_changed(repository)
         return manifest
 
-    def _check_references(self, repository: Repository, parsed: ParsedManifest) -> None:
+    def _check_references(self, repository: Repository, parsed: ParsedManifest,
+                          policy: manifest_policy.Policy) -> None:
+        """MANIFEST_BLOB_UNKNOWN for what `parsed` references that is not in `repository` and that
+        `policy` does not let be absent. Absent references are recorded all the same (the
+        manifest's references), so what is pushed later is reachable from the manifest."""
         wanted = set(parsed.blobs)
         if wanted:
             # Touch first: on PostgreSQL this takes the rows' locks, so a collection deciding
@@ -257,11 +265,8 @@ class ManifestService:
                 .where((RepositoryBlob.repository == repository) & (Blob.digest.in_(list(wanted))))
             }
             missing = sorted(wanted - present)
-            if missing:
-                raise RegistryError(
-                    "MANIFEST_BLOB_UNKNOWN", f"blob {missing[0]} is not in this repository; push it first",
-                    detail={"digest": missing[0]}, status=400,
-                )
+            if missing and not policy.blobs_may_be_absent:
+                raise manifest_policy.missing_blobs(repository.name, missing)
         children = set(parsed.children)
         if children:
             present = {
@@ -270,12 +275,10 @@ class ManifestService:
                     (Manifest.repository == repository) & (Manifest.digest.in_(list(children)))
                 )
             }
-            missing = sorted(children - present)
+            missing = list({d: p for d, p in zip(parsed.children, parsed.platforms)
+                            if d not in present and policy.requires(p)}.items())
             if missing:
-                raise RegistryError(
-                    "MANIFEST_BLOB_UNKNOWN", f"manifest {missing[0]} is not in this repository; push it first",
-                    detail={"digest": missing[0]}, status=400,
-                )
+                raise manifest_policy.missing_children(repository.name, missing, policy)
 
     def get(self, repository: Repository, reference: str) -> Manifest:
         kind, key = _lookup(reference)

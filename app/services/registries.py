@@ -15,7 +15,7 @@ from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
 from app.oci.errors import RegistryError
 from app.oci.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
-from app.services import custom_domains, immutable_tags, quotas
+from app.services import custom_domains, immutable_tags, manifest_policy, quotas
 
 VISIBILITIES = ("private", "public")
 BOOTSTRAP_ORG = "default"
@@ -142,9 +142,9 @@ SKU_ROLES = ("owner", "admin")  # who may change a registry's SKU (it is what th
 
 def update_registry(registry: Registry, changes: dict, role: str | None = None, platform_domain: str = "") -> Registry:
     """Apply a PATCH: visibility, custom_domain (a new claim, pending verification), pull_namespaces,
-    immutable_tags, and `sku` (by an owner or admin only: `role` is the caller's). Unknown fields
-    are refused."""
-    allowed = {"visibility", "custom_domain", "pull_namespaces", "sku", "immutable_tags"}
+    immutable_tags, manifest_policy (the whole policy, replaced), and `sku` (by an owner or admin
+    only: `role` is the caller's). Unknown fields are refused."""
+    allowed = {"visibility", "custom_domain", "pull_namespaces", "sku", "immutable_tags", "manifest_policy"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise RegistryError("INVALID", f"cannot change {unknown[0]!r}; changeable: {sorted(allowed)}", field=unknown[0])
@@ -158,6 +158,8 @@ def update_registry(registry: Registry, changes: dict, role: str | None = None, 
         values["pull_namespaces"] = json.dumps(validate_pull_namespaces(changes["pull_namespaces"]))
     if "immutable_tags" in changes:
         values["immutable_tags"] = json.dumps(immutable_tags.validate(changes["immutable_tags"]))
+    if "manifest_policy" in changes:
+        values["manifest_policy"] = manifest_policy.stored(manifest_policy.validate(changes["manifest_policy"]))
     if "sku" in changes:
         if role not in SKU_ROLES:
             raise RegistryError("DENIED", f"only an organization owner or admin may change a registry's SKU "

@@ -253,8 +253,7 @@ PATHS: dict = {
                        "(and `from`, a repository of the same registry): link a blob the caller may pull "
                        "(201), or open a session when it cannot be mounted (202).",
         "parameters": [_param("digest", "query", DIGEST_OR_EMPTY, required=False),
-                       _param("mount", "query", STR, "The blob to mount; a value that is not a digest this "
-                              "registry takes mounts nothing (202, a session opens).", required=False),
+                       _param("mount", "query", DIGEST_OR_EMPTY, required=False),
                        _param("from", "query", STR, "The repository to mount from.", required=False),
                        _param("Content-Range", "header", STR, "`0-last` of the body, when sent: the first chunk "
                               "of an upload starts at 0.", required=False)],

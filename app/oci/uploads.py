@@ -70,10 +70,7 @@ class UploadsResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
         mount, source_name, digest = req.get_param("mount"), req.get_param("from"), req.get_param("digest")
         if mount is not None:
-            # The spec answers a mount with 201, or 202 when the registry will not mount: a
-            # `mount=` that is not a digest this registry takes mounts nothing (""), and the
-            # request opens an upload session as a mount that found nothing does.
-            mount = digests.canonical(mount) or ""
+            mount = str(digests.parse(mount))
         if digest is not None:
             digest = str(digests.parse(digest))
         monolithic = digest is not None and mount is None
@@ -83,7 +80,7 @@ class UploadsResource:
             quotas.check_push(call.registry, req.content_length, digest)  # before a byte or a row is stored
         name = call.target.repository
 
-        if mount:
+        if mount is not None:
             source = self._mount_source(call, source_name)
             if source is not None or (not source_name and may_pull_every_repository(call.subject, call.registry)):
                 blob = repositories.pushing(call.registry, name, lambda target: self.blobs.mount(target, mount, source))

@@ -33,7 +33,7 @@ _BY_NAME = Prepared(
 )
 # A push whose repository row was removed under it runs again at most this often (a row is only
 # removed while it holds nothing, so a second removal needs yet another refused push in between).
-ATTEMPTS = 3
+ATTEMPTS = 5
 
 
 def _has_manifest() -> pw.Expression:
@@ -92,8 +92,12 @@ def committing(registry: Registry, name: str, work: Callable[[Repository | None]
         try:
             return work(repository)
         except pw.IntegrityError:
-            if attempt == ATTEMPTS or repository is None or _exists(repository.id):
-                raise
+            if repository is not None and _exists(repository.id):
+                raise  # the row is there: a conflict of another kind
+            # The row `work` was given, or the one it made itself (found None), was removed first.
+            if attempt == ATTEMPTS:
+                raise RegistryError("UNAVAILABLE", "the repository was changed by concurrent pushes; retry",
+                                    status=503, headers={"Retry-After": "1"}) from None
 
 
 def pushing(registry: Registry, name: str, work: Callable[[Repository], T]) -> T:

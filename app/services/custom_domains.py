@@ -14,12 +14,14 @@ the claim is proven through DNS.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 
 import dns.exception
 import dns.name
+import dns.nameserver
 import dns.resolver
 
 from app.db.models import Registry, utcnow
@@ -125,19 +127,16 @@ class DomainVerifier:
 
     def __init__(self, settings: DnsSettings) -> None:
         self.settings = settings
+        # Parsed once, at start: a bad BERTH_DNS_RESOLVER stops the server with a message
+        # instead of failing each verification.
+        self.nameservers = parse_resolvers(settings.resolver)
 
     def _resolver(self) -> dns.resolver.Resolver:
-        if not self.settings.resolver.strip():
+        if not self.nameservers:
             resolver = dns.resolver.Resolver()
         else:
             resolver = dns.resolver.Resolver(configure=False)
-            servers, ports = [], set()
-            for item in self.settings.resolver.split(","):
-                host, port = _server(item.strip())
-                servers.append(host)
-                ports.add(port)
-            resolver.nameservers = servers
-            resolver.port = ports.pop() if len(ports) == 1 else 53
+            resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in self.nameservers]
         resolver.lifetime = resolver.timeout = self.settings.timeout
         return resolver
 
@@ -157,12 +156,27 @@ class DomainVerifier:
         return False
 
 
-def _server(item: str) -> tuple[str, int]:
-    """`1.2.3.4`, `1.2.3.4:5353`, `[::1]:5353` or `::1`."""
-    if item.startswith("["):
-        host, _, port = item[1:].partition("]")
-        return host, int(port.lstrip(":") or 53)
-    if item.count(":") == 1:
-        host, port = item.split(":")
-        return host, int(port)
-    return item, 53
+def parse_resolvers(value: str) -> list[tuple[str, int]]:
+    """`BERTH_DNS_RESOLVER`: IP addresses, each with an optional port (`1.2.3.4`, `1.2.3.4:5353`,
+    `::1`, `[::1]:5353`), comma-separated; empty: the machine's resolvers."""
+    servers = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        if item.startswith("["):
+            host, _, port = item[1:].partition("]")
+            port = port[1:] if port.startswith(":") else (port or "53")
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        else:
+            host, port = item, "53"
+        try:
+            ipaddress.ip_address(host)
+            number = int(port) if port.isascii() and port.isdigit() else -1
+        except ValueError:
+            number = -1
+        if not 0 < number < 65536:
+            raise SystemExit(f"BERTH_DNS_RESOLVER={value!r}: {item!r} is not an IP address with an optional port "
+                             "(e.g. 10.0.0.10 or 127.0.0.1:5353)")
+        servers.append((host, number))
+    return servers

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Cli
+from tests.support import processes
 from tests.support.components import IN_CI, require_tool
 from tests.support.management import Api
 from tests.support.oci_layout import OCI_INDEX, OCI_MANIFEST, OCILayout, layer_files
@@ -111,13 +112,7 @@ class Containerd:
                    {"snapshotter": self.snapshotter})
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process, timeout=15)
         shutil.rmtree(self.state, ignore_errors=True)
 
 

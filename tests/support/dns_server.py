@@ -4,7 +4,6 @@ start, so changing them restarts it on the same port."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -12,6 +11,7 @@ import time
 import dns.message
 import dns.query
 
+from tests.support import processes
 from tests.support.components import require_tool
 
 INSTALL = "apt-get install dnsmasq-base"
@@ -83,9 +83,7 @@ class DnsServer:
         raise RuntimeError("dnsmasq did not answer within 10 s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(5)
+        processes.stop(self.process, timeout=5)
         self.process = None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import processes
 from tests.support.components import IN_CI
 from tests.support.server import free_port
 
@@ -72,13 +73,7 @@ class GCSEmulator:
         assert r.status_code in (200, 409), r.text
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support import processes
 from tests.support.components import require_tool
 from tests.support.server import free_port
 
@@ -50,10 +51,4 @@ class RedisServer:
         return client
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)

@@ -334,7 +334,7 @@ def _local_command(fn):
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        from app.oci.errors import RegistryError
+        from app.spec.errors import RegistryError
 
         settings = _settings(args)
         _open(settings)

@@ -109,7 +109,7 @@ class Settings:
     # Seconds between scheduled applications of every registry's stored retention policy
     # (0: only when applied through the API or CLI).
     retention_interval: int = 86400
-    # Provisioning of each registry's Kubernetes footprint (app/lifecycle/select.py):
+    # Provisioning of each registry's Kubernetes footprint (app/lifecycle/from_settings.py):
     # local (YAML under <data dir>/manifests), pulumi (Automation API stacks) or none.
     provisioner: str = "local"
     # Pulumi: state backend (file://... or gs://...; default file://<data dir>/pulumi-state), the

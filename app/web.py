@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import falcon
 
-from app import errors
+from app.edge import error_responses
 from app.api.audit import AuditResource, AuditTrail
 from app.api.browse import RepositoriesResource, RepositoryPathResource
 from app.api.credentials import CredentialsResource
@@ -30,21 +30,21 @@ from app.auth.idp import IdentityProvider, IdpSettings
 from app.auth.keys import KeyRing
 from app.auth.registry_tokens import RegistryTokens
 from app.auth.throttle import LoginThrottle
-from app.auth.token_service import JwksResource, RegistryTokenResource, TokenService
+from app.oci.token_endpoint import JwksResource, RegistryTokenResource, TokenService
 from app.config import Settings
 from app.db.setup import ReleaseConnection
 from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import Provisioner
-from app.lifecycle.select import open_provisioner
+from app.lifecycle.from_settings import open_provisioner
 from app.lifecycle.worker import Worker
 from app.edge import preflight
 from app.edge.bodies import request_handlers
 from app.edge.context import RequestContext
-from app.edge.counters import Counters
+from app.counters import Counters
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.oci.openapi import DistributionOpenApiResource
 from app.oci.router import DataPlaneRouter
 from app.services import listings, quotas, retention
@@ -57,7 +57,7 @@ from app.services.uploads import UploadService
 from app.storage import capacity, open_store
 from app.storage.base import BlobStore
 from app.telemetry.metrics import Metrics
-from app.telemetry.requests import RequestLog
+from app.edge.request_log import RequestLog
 from app.telemetry.tracing import TracedStore, TracingMiddleware
 from app.telemetry.tracing import enabled as tracing_enabled
 
@@ -170,9 +170,9 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.resp_options.default_media_type = "application/json"
     app.req_options.media_handlers = request_handlers(settings.max_api_body_bytes, settings.max_json_depth)
 
-    app.add_error_handler(Exception, errors.handle_unexpected)
-    app.add_error_handler(falcon.HTTPError, errors.handle_http_error)
-    app.add_error_handler(RegistryError, errors.handle_registry_error)
+    app.add_error_handler(Exception, error_responses.handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, error_responses.handle_http_error)
+    app.add_error_handler(RegistryError, error_responses.handle_registry_error)
     app.add_error_handler(preflight.Passed, preflight.handle_passed)
 
     app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")

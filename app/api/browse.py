@@ -16,8 +16,8 @@ import falcon
 from app.api import pagination
 from app.auth import roles
 from app.db.models import Tag
-from app.oci.errors import RegistryError
-from app.oci.names import check_repository
+from app.spec.errors import RegistryError
+from app.spec.names import check_repository
 from app.services import browse, immutable_tags, metering
 from app.storage.base import BlobStore
 

@@ -10,8 +10,8 @@ import falcon
 
 from app.api import media
 from app.auth import roles
-from app.oci.errors import RegistryError
-from app.services import credentials
+from app.spec.errors import RegistryError
+from app.services import docker_config
 
 _K8S_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\Z")
 _K8S_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
@@ -42,7 +42,7 @@ class CredentialsResource:
         if namespace is not None and not _K8S_LABEL.fullmatch(namespace):
             raise RegistryError("INVALID", "namespace must be a Kubernetes namespace name", field="namespace")
         servers = [f"{registry_.name}.{self.domain}", req.netloc]
-        token, issued = credentials.issue(
+        token, issued = docker_config.issue(
             registry_, req.context.subject, name=body.get("name", f"{registry_.name}-{'push' if push else 'pull'}"),
             push=push, expires_in=body.get("expires_in"), servers=servers, secret_name=secret_name,
             namespace=namespace,

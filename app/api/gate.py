@@ -22,7 +22,7 @@ from app.auth.identity import Identity
 from app.auth.subject import Subject
 from app.db.models import Organization, Registry
 from app.edge import preflight
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 class ManagementGate:

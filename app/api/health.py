@@ -6,7 +6,7 @@ from __future__ import annotations
 import falcon
 
 from app.db.models import database
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.storage.capacity import FreeSpace
 
 

@@ -26,7 +26,7 @@ import falcon
 import peewee as pw
 
 from app.db.models import IdempotencyKey, utcnow
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 HEADER = "Idempotency-Key"
 KEEP = dt.timedelta(days=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from app import untrusted_json
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import falcon
 
-from app.oci.errors import CODES
+from app.spec.errors import CODES
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"

@@ -17,7 +17,7 @@ import peewee as pw
 
 from app import untrusted_json
 from app.api import media
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -11,7 +11,7 @@ import falcon
 
 from app.api import media
 from app.auth import roles
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services import retention
 
 log = logging.getLogger("berth.retention")

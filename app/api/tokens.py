@@ -7,7 +7,7 @@ import falcon
 from app.api import pagination
 from app.auth import roles
 from app.db.models import AccessToken
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services import tokens
 
 

@@ -8,7 +8,7 @@ import falcon
 
 from app.api import media
 from app.auth import roles
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services import metering, quotas
 
 

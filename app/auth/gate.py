@@ -8,7 +8,7 @@ from __future__ import annotations
 from app.auth import roles
 from app.auth.subject import Subject
 from app.db.models import Registry
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 # Registry-token action names for the gate's actions.

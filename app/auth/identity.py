@@ -14,13 +14,13 @@ from __future__ import annotations
 import falcon
 import jwt
 
-from app.auth.credentials import find_live_token, find_token, parse_basic
+from app.auth.token_secrets import find_live_token, find_token, parse_basic
 from app.auth.gate import CATALOG
 from app.auth.idp import IdentityProvider
 from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.auth.throttle import LoginThrottle
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 BAD_CREDENTIALS = "invalid credentials: use an access token as the password (berth token create)"
 

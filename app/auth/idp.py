@@ -23,7 +23,7 @@ from app.auth import roles
 from app.auth.jwks import KeysUnavailable, SigningKeys, UnknownKey
 from app.auth.subject import Subject
 from app.db.models import Member, Organization
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 ALGORITHMS = ["RS256", "ES256"]
 SUBJECT_PREFIX = "user:"

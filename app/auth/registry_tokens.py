@@ -23,7 +23,7 @@ LIFETIME = 300  # seconds; clients fetch a new one when it runs out
 REFRESH_LIFETIME = 30 * 86400
 ACTIONS = ("pull", "push", "delete")
 # The access token a registry token was issued for: its id and its fingerprint
-# (app/auth/credentials.py), so a later token that reuses the id is never mistaken for it.
+# (app/auth/token_secrets.py), so a later token that reuses the id is never mistaken for it.
 Credential = tuple[int, str]
 _SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:([^:]+):([a-z*,]*)$")
 

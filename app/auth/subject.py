@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from app.auth.credentials import fingerprint
+from app.auth.token_secrets import fingerprint
 from app.db.models import AccessToken, utcnow
 
 

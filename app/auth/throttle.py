@@ -2,7 +2,7 @@
 the limit (`BERTH_LOGIN_FAILURE_LIMIT`, default 10 per minute) that address gets 429 for every
 credential it presents until the window moves on. Only failures count; anonymous requests and
 good credentials never do. The counts are shared through Redis when it is configured, and kept per
-process while it cannot be reached (app/edge/counters.py)."""
+process while it cannot be reached (app/counters.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import limits
 from limits.strategies import MovingWindowRateLimiter
 
-from app.edge.counters import Counters
-from app.oci.errors import RegistryError
+from app.counters import Counters
+from app.spec.errors import RegistryError
 
 NAMESPACE = "berth-login-failures"
 

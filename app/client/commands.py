@@ -6,79 +6,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import getpass
-import os
 import re
 import sys
 import uuid
 from urllib.parse import quote
 
-from app.client import config
+from app.client import config, retention
+from app.client.context import Context, fail, guarded, http_command
 from app.client.http import ApiError, Client, stderr
 from app.client.output import emit_json, fields, short_digest, size, table, when
 
 OPERATION_TIMEOUT = 1800.0  # seconds `registry create|delete` wait (Pulumi stacks can take minutes)
-
-
-class Context:
-    def __init__(self, args: argparse.Namespace, login: config.Login) -> None:
-        self.args = args
-        self.json = bool(getattr(args, "json", False))
-        self.org = login.org
-        self.url = login.url
-        self.client = Client(login.url, login.token)
-
-    def org_path(self, suffix: str = "") -> str:
-        return f"/api/v1/orgs/{quote(self.org, safe='')}{suffix}"
-
-    def registry_path(self, name: str, suffix: str = "") -> str:
-        return self.org_path(f"/registries/{quote(name, safe='')}{suffix}")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
-def guarded(fn):
-    """Every expected failure as `error: ...` and exit 1; never a traceback (BERTH_DEBUG=1 shows
-    one for what we did not expect)."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            status = fn(args) or 0
-            sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
-            return status
-        except (ApiError, config.ConfigError) as e:
-            return _fail(str(e))
-        except KeyboardInterrupt:
-            print(file=sys.stderr)
-            return 130
-        except BrokenPipeError:  # `berth registry list | head`: the reader has gone, which is fine
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
-        except Exception as e:  # a bug of ours: still one line, unless asked for the traceback
-            if os.environ.get("BERTH_DEBUG"):
-                raise
-            return _fail(f"unexpected {type(e).__name__}: {e} (BERTH_DEBUG=1 shows the traceback)")
-
-    return run
-
-
-def http_command(fn):
-    """A command on the saved (or BERTH_URL/BERTH_TOKEN) login."""
-
-    @guarded
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        login = config.resolve(getattr(args, "org", None))
-        if not login.url:
-            return _fail("not logged in: run berth login <url> (or set BERTH_URL and BERTH_TOKEN)")
-        return fn(Context(args, login))
-
-    return run
 
 
 # --- login ---------------------------------------------------------------------------------
@@ -89,7 +28,7 @@ def login(args: argparse.Namespace) -> int:
     try:
         url = config.normalize_url(args.url)
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     if args.token is not None:
         token = args.token
     elif args.token_stdin:
@@ -101,10 +40,10 @@ def login(args: argparse.Namespace) -> int:
             print(file=sys.stderr)
             return 1
     else:
-        return _fail("no token: give --token-stdin (and pipe the token in) or --token")
+        return fail("no token: give --token-stdin (and pipe the token in) or --token")
     token = token.strip()
     if not token:
-        return _fail("the token is empty")
+        return fail("the token is empty")
     client = Client(url, token)
     try:
         orgs = client.get("/api/v1/orgs").get("orgs") or []
@@ -112,18 +51,18 @@ def login(args: argparse.Namespace) -> int:
         message = str(e)
         if message.startswith("not logged in or token rejected"):
             message = f"{url} rejected the token; nothing was saved"
-        return _fail(message)
+        return fail(message)
     names = [o["name"] for o in orgs]
     org = args.org
     if org and org not in names:
-        return _fail(f"the token is not a member of organization {org!r} (its organizations: "
+        return fail(f"the token is not a member of organization {org!r} (its organizations: "
                      f"{', '.join(names) or 'none'}); nothing was saved")
     if not org and names:
         org = config.DEFAULT_ORG if config.DEFAULT_ORG in names else names[0]
     try:
         saved = config.save(url, token, org)
     except OSError as e:
-        return _fail(f"cannot save the login: {e}")
+        return fail(f"cannot save the login: {e}")
     if args.json:
         emit_json({"url": url, "org": org, "orgs": orgs, "config": str(saved)})
     else:
@@ -195,7 +134,7 @@ def registry_create(ctx: Context) -> int:
     if op["state"] != "succeeded":
         if ctx.json:
             emit_json({**created, "operation": op})
-        return _fail(f"creating registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
+        return fail(f"creating registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
                      f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
     registry = ctx.client.get(ctx.registry_path(args.name))
     if ctx.json:
@@ -296,11 +235,11 @@ def registry_set(ctx: Context) -> int:
     if args.custom_domain is not None:
         changes["custom_domain"] = args.custom_domain or None
     if args.require_platform and not args.manifest_policy:
-        return _fail("--require-platform goes with --manifest-policy index-sparse or sparse")
+        return fail("--require-platform goes with --manifest-policy index-sparse or sparse")
     if args.manifest_policy:
         changes["manifest_policy"] = {"mode": args.manifest_policy, "required_platforms": args.require_platform or []}
     if not changes:
-        return _fail("nothing to change: give --visibility, --sku, --immutable-tags, --custom-domain "
+        return fail("nothing to change: give --visibility, --sku, --immutable-tags, --custom-domain "
                      "or --manifest-policy")
     registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
@@ -386,7 +325,7 @@ def registry_delete(ctx: Context) -> int:
     args = ctx.args
     if not args.yes:
         if not sys.stdin.isatty():
-            return _fail(f"deleting registry {args.name!r} removes all its repositories and images: "
+            return fail(f"deleting registry {args.name!r} removes all its repositories and images: "
                          "add --yes to confirm")
         try:
             typed = input(f"Delete registry {args.name!r} with all its repositories and images? "
@@ -394,7 +333,7 @@ def registry_delete(ctx: Context) -> int:
         except EOFError:
             typed = ""
         if typed.strip() != args.name:
-            return _fail("not confirmed; nothing deleted")
+            return fail("not confirmed; nothing deleted")
     answer = ctx.client.json("DELETE", ctx.registry_path(args.name))
     operation = answer.get("operation") or {}
     if args.no_wait:
@@ -407,7 +346,7 @@ def registry_delete(ctx: Context) -> int:
     if ctx.json:
         emit_json({"operation": op})
     if op["state"] != "succeeded":
-        return _fail(f"deleting registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
+        return fail(f"deleting registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
                      f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
     if not ctx.json:
         print(f"deleted registry {args.name!r}")
@@ -456,7 +395,7 @@ def operation_retry(ctx: Context) -> int:
     elif ctx.args.no_wait:
         print(f"operation {op['id']} is {op.get('state')} again")
     if op["state"] == "failed":
-        return _fail(f"operation {op['id']} failed again: {op.get('error') or 'see its log'}")
+        return fail(f"operation {op['id']} failed again: {op.get('error') or 'see its log'}")
     if not ctx.json and not ctx.args.no_wait:
         print(f"operation {op['id']} succeeded")
     return 0
@@ -488,7 +427,7 @@ def repo_list(ctx: Context) -> None:
 def tags(ctx: Context) -> int:
     registry, slash, repo = ctx.args.reference.partition("/")
     if not slash or not registry or not repo:
-        return _fail(f"give REGISTRY/REPOSITORY, such as default/team/app (not {ctx.args.reference!r})")
+        return fail(f"give REGISTRY/REPOSITORY, such as default/team/app (not {ctx.args.reference!r})")
     repo = repo.split("@", 1)[0]
     items = ctx.client.paged(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/tags"), "tags",
                              limit=ctx.args.limit)
@@ -790,6 +729,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--limit", type=_positive, default=100, help="at most this many events (default 100; 0: all)")
     p.set_defaults(func=audit)
 
-    from app.client import retention  # its commands build on this module's helpers
 
     retention.add_parsers(sub, g)

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from app.client.commands import Context, _fail, http_command
+from app.client.context import Context, fail, http_command
 from app.client.output import emit_json, fields, short_digest, size, table, when
 
 RULES = ("keep_last", "keep_patterns", "expire_days", "delete_untagged")
@@ -118,7 +118,7 @@ def set_(ctx: Context) -> int:
             text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
             body = json.loads(text)
         except (OSError, ValueError) as e:
-            return _fail(f"cannot read a JSON policy from {args.file}: {e}")
+            return fail(f"cannot read a JSON policy from {args.file}: {e}")
     else:
         current = ctx.client.get(_path(ctx))
         body = {k: current[k] for k in (*RULES, "overrides") if k in current} if current.get("configured") else {}
@@ -132,7 +132,7 @@ def set_(ctx: Context) -> int:
         if args.override is not None or args.no_overrides:
             body["overrides"], changed = ([] if args.no_overrides else args.override), True
         if not changed:
-            return _fail("nothing to change: give --keep-last, --keep, --expire-days, --delete-untagged, "
+            return fail("nothing to change: give --keep-last, --keep, --expire-days, --delete-untagged, "
                          "--override, --file or --clear")
     stored = ctx.client.json("PUT", _path(ctx), json=body)
     if ctx.json:
@@ -171,7 +171,7 @@ def apply(ctx: Context) -> int:
     args = ctx.args
     if not args.yes:
         if not sys.stdin.isatty():
-            return _fail(f"applying the retention policy deletes tags and manifests of registry {args.registry!r} "
+            return fail(f"applying the retention policy deletes tags and manifests of registry {args.registry!r} "
                          f"(berth retention preview {args.registry} lists them): add --yes to confirm")
         plan = ctx.client.json("POST", _path(ctx, "/preview"))
         _result(plan, "would delete")
@@ -180,7 +180,7 @@ def apply(ctx: Context) -> int:
         except EOFError:
             typed = ""
         if typed.strip() != args.registry:
-            return _fail("not confirmed; nothing deleted")
+            return fail("not confirmed; nothing deleted")
     result = ctx.client.json("POST", _path(ctx, "/apply"), timeout=3600)
     if ctx.json:
         return emit_json(result)

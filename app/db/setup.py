@@ -28,7 +28,7 @@ from playhouse.pool import MaxConnectionsExceeded, PoolConnection, PooledPostgre
 from app.db import migrations
 from app.db.circuit import ConnectCircuit
 from app.db.models import database
-from app.oci.errors import CODES, RegistryError
+from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.db")
 T = TypeVar("T")
@@ -74,9 +74,6 @@ STATEMENT_BUDGET = 2.0
 
 def _is_driver_operational_error(exc: BaseException) -> bool:
     return type(exc).__name__ == "OperationalError"
-
-
-CODES.setdefault("UNAVAILABLE", (503, "the service is unavailable; retry later"))
 
 
 class DatabaseUnavailable(RegistryError, pw.OperationalError):

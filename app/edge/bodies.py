@@ -11,7 +11,7 @@ import falcon
 import falcon.media
 
 from app import untrusted_json
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 def _read_at_most(stream, content_length: int | None, limit: int) -> bytes:

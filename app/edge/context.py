@@ -11,7 +11,7 @@ import time
 import falcon
 
 from app.edge.proxies import ProxyTrust
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import falcon
 
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 SMALL_BODY = 1024 * 1024  # bodies up to this are read (into memory) before authorization
 KEY = "berth.preflight"  # WSGI environ: a Preflight, present only on a preflight run

@@ -4,7 +4,7 @@ The default budget is the product page's: 500 requests per 10 minutes per IP
 (`BERTH_RATE_LIMIT`). `BERTH_RATE_LIMIT_ROUTES` overrides it by path prefix
 (`/auth/token=60/minute;/v2=2000/10 minutes`; the longest matching prefix wins) and
 `BERTH_RATE_LIMIT_ALLOW` lists CIDRs that are never limited. Counters live in memory, or in
-Redis when `BERTH_REDIS_URL` is set, so that replicas share one budget (app/edge/counters.py:
+Redis when `BERTH_REDIS_URL` is set, so that replicas share one budget (app/counters.py:
 per process while Redis cannot be reached).
 """
 
@@ -18,9 +18,9 @@ import limits
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from app.edge import preflight
-from app.edge.counters import Counters
+from app.counters import Counters
 from app.edge.proxies import in_networks
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 EXEMPT_PATHS = ("/healthz", "/readyz")
 

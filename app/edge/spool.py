@@ -37,7 +37,7 @@ from typing import Callable
 from waitress.buffers import TempfileBasedBuffer
 
 from app.edge import spool_dirs
-from app.oci import content_range
+from app.spec import content_range
 from app.storage.capacity import FULL_ERRNOS
 
 _spool_dir: Path | None = None

@@ -23,11 +23,11 @@ from typing import Callable
 
 import peewee as pw
 
-from app.auth.credentials import generate_token, hash_token
+from app.auth.token_secrets import generate_token, hash_token
 from app.db.models import AccessToken, Operation, Organization, Registry, Repository, Upload, utcnow
 from app.db.setup import transaction
 from app.lifecycle.provisioner import ProvisionError, Provisioner, RegistrySpec
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services import custom_domains, registries
 from app.storage.base import BlobStore
 from app.telemetry.tracing import tracer
@@ -251,7 +251,7 @@ class OperationRunner:
 
     def _run(self, operation: Operation) -> None:
         steps = json.loads(operation.steps)
-        say = self._logger(operation)
+        progress = self._logger(operation)
         with tracer().start_as_current_span(f"lifecycle.{operation.kind}",
                                             attributes={"berth.operation": operation.id,
                                                         "berth.registry": operation.registry_name}):
@@ -260,32 +260,32 @@ class OperationRunner:
                     continue
                 step.update(state="running", started_at=_iso(utcnow()))
                 self._save_steps(operation, steps)
-                say(f"step {step['name']}: started", step=step["name"], state="running")
+                progress(f"step {step['name']}: started", step=step["name"], state="running")
                 try:
                     with tracer().start_as_current_span(f"lifecycle.step.{step['name']}"):
-                        getattr(self, f"_{operation.kind}_{step['name']}")(operation, say)
+                        getattr(self, f"_{operation.kind}_{step['name']}")(operation, progress)
                 except Exception as exc:  # noqa: BLE001 - every failure is recorded on the operation
                     step.update(state="failed", finished_at=_iso(utcnow()))
                     self._save_steps(operation, steps)
-                    self._failed(operation, step["name"], exc, say)
+                    self._failed(operation, step["name"], exc, progress)
                     return
                 step.update(state="succeeded", finished_at=_iso(utcnow()))
                 self._save_steps(operation, steps)
-                say(f"step {step['name']}: done", step=step["name"], state="succeeded")
+                progress(f"step {step['name']}: done", step=step["name"], state="succeeded")
                 if not self.renew(operation):
-                    say("lease lost to another worker; stopping here", step=step["name"], state="interrupted")
+                    progress("lease lost to another worker; stopping here", step=step["name"], state="interrupted")
                     return
         _finish(operation, "succeeded")
         log.info("operation succeeded", extra={"operation": operation.id, "kind": operation.kind,
                                                 "registry": operation.registry_name, "state": "succeeded"})
 
-    def _failed(self, operation: Operation, step: str, exc: Exception, say: Callable) -> None:
+    def _failed(self, operation: Operation, step: str, exc: Exception, progress: Callable) -> None:
         transient = isinstance(exc, ProvisionError) and exc.transient
         message = str(exc) or exc.__class__.__name__
         attempts = Operation.get_by_id(operation.id).attempts
         if transient and attempts < self.settings.max_attempts:
             delay = min(self.settings.backoff_base * 2 ** (attempts - 1), self.settings.backoff_max)
-            say(f"step {step}: transient failure ({message}); retrying in {delay:.0f}s "
+            progress(f"step {step}: transient failure ({message}); retrying in {delay:.0f}s "
                 f"(attempt {attempts} of {self.settings.max_attempts})", step=step, state="retrying")
             Operation.update(state="pending", next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
                              lease_owner=None, lease_until=None, updated_at=utcnow()).where(
@@ -293,21 +293,21 @@ class OperationRunner:
             return
         if not isinstance(exc, ProvisionError):
             log.exception("operation %s step %s failed", operation.id, step)
-        say(f"step {step}: failed: {message}", step=step, state="failed")
+        progress(f"step {step}: failed: {message}", step=step, state="failed")
         _finish(operation, "failed", error=f"{step}: {message}")
         if operation.kind == "create" and operation.registry_id is not None:
             Registry.update(status="failed").where(
                 (Registry.id == operation.registry_id) & (Registry.status == "provisioning")).execute()
 
     def _logger(self, operation: Operation) -> Callable[..., None]:
-        def say(message: str, *, step: str | None = None, state: str | None = None) -> None:
+        def progress(message: str, *, step: str | None = None, state: str | None = None) -> None:
             for line in str(message).splitlines() or [""]:
                 # The stored log stops growing at MAX_LOG_CHARS; the JSON log line below still goes out.
                 Operation.update(log=Operation.log.concat(_line(line)), updated_at=utcnow()).where(
                     (Operation.id == operation.id) & (pw.fn.LENGTH(Operation.log) < MAX_LOG_CHARS)).execute()
             log.info(message, extra={"operation": operation.id, "kind": operation.kind,
                                      "registry": operation.registry_name, "step": step, "state": state})
-        return say
+        return progress
 
     def _save_steps(self, operation: Operation, steps: list[dict]) -> None:
         Operation.update(steps=json.dumps(steps), updated_at=utcnow()).where(Operation.id == operation.id).execute()
@@ -328,7 +328,7 @@ class OperationRunner:
 
     # create
 
-    def _create_provision(self, operation: Operation, say: Callable) -> None:
+    def _create_provision(self, operation: Operation, progress: Callable) -> None:
         registry = self._registry(operation)
         secret = generate_token()
         with transaction():  # one live pull-secret token per registry: the newest
@@ -337,49 +337,49 @@ class OperationRunner:
                 & AccessToken.revoked_at.is_null()).execute()
             AccessToken.create(org=registry.org_id, registry=registry, name=PULL_SECRET_TOKEN,
                                token_hash=hash_token(secret), role="reader", created_by=f"operation:{operation.id}")
-        say("issued the pull-only token for the pull Secret")
-        outputs = self.provisioner.provision(self._spec(registry, secret), say)
-        say("outputs: " + json.dumps({k: v for k, v in outputs.items()}, sort_keys=True))
+        progress("issued the pull-only token for the pull Secret")
+        outputs = self.provisioner.provision(self._spec(registry, secret), progress)
+        progress("outputs: " + json.dumps({k: v for k, v in outputs.items()}, sort_keys=True))
 
-    def _update_provision(self, operation: Operation, say: Callable) -> None:
-        self._create_provision(operation, say)
+    def _update_provision(self, operation: Operation, progress: Callable) -> None:
+        self._create_provision(operation, progress)
 
-    def _create_activate(self, operation: Operation, say: Callable) -> None:
+    def _create_activate(self, operation: Operation, progress: Callable) -> None:
         Registry.update(status="ready").where(
             (Registry.id == operation.registry_id) & (Registry.status.in_(("provisioning", "failed")))).execute()
 
     # delete
 
-    def _delete_destroy(self, operation: Operation, say: Callable) -> None:
-        self.provisioner.destroy(self._spec(self._registry(operation)), say)
+    def _delete_destroy(self, operation: Operation, progress: Callable) -> None:
+        self.provisioner.destroy(self._spec(self._registry(operation)), progress)
 
-    def _delete_delete_uploads(self, operation: Operation, say: Callable) -> None:
+    def _delete_delete_uploads(self, operation: Operation, progress: Callable) -> None:
         registry = self._registry(operation)
         ids = [u.id for u in Upload.select(Upload.id).join(Repository).where(Repository.registry == registry)]
         for upload_id in ids:
             self.store.delete_upload(upload_id)
-        say(f"removed {len(ids)} upload session(s)")
+        progress(f"removed {len(ids)} upload session(s)")
 
-    def _delete_delete_blobs(self, operation: Operation, say: Callable) -> None:
+    def _delete_delete_blobs(self, operation: Operation, progress: Callable) -> None:
         registry = self._registry(operation)
         count = total = 0
         for key, size in self.store.list_blobs(f"{registry.id}/"):
             self.store.delete_blob(key)
             count, total = count + 1, total + size
             if count % 1000 == 0:
-                say(f"removed {count} blobs so far")
+                progress(f"removed {count} blobs so far")
                 self.renew(operation)
-        say(f"removed {count} blob(s), {total} bytes")
+        progress(f"removed {count} blob(s), {total} bytes")
 
-    def _delete_delete_metadata(self, operation: Operation, say: Callable) -> None:
+    def _delete_delete_metadata(self, operation: Operation, progress: Callable) -> None:
         registry = Registry.get_or_none(Registry.id == operation.registry_id) if operation.registry_id else None
         if registry is None:
-            say("registry metadata already removed")
+            progress("registry metadata already removed")
             return
         with transaction():
             # Foreign keys cascade: repositories, blobs, manifests, tags, uploads, tokens.
             registry.delete_instance()
-        say(f"removed registry {operation.registry_name!r} and everything it held")
+        progress(f"removed registry {operation.registry_name!r} and everything it held")
 
 
 class _Heartbeat:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from app.lifecycle.provisioner import RegistrySpec
-from app.services import credentials
+from app.services import docker_config
 
 LABEL_PREFIX = "berth.dev/"
 ORG_LABEL = LABEL_PREFIX + "org"
@@ -73,7 +73,7 @@ def pull_secret_name(registry: str) -> str:
 
 
 def dockerconfigjson(server: str, username: str, token: str) -> str:
-    return json.dumps(credentials.dockerconfig([server], username, token), sort_keys=True, separators=(",", ":"))
+    return json.dumps(docker_config.dockerconfig([server], username, token), sort_keys=True, separators=(",", ":"))
 
 
 def hostnames(spec: RegistrySpec) -> list[str]:

@@ -8,10 +8,10 @@ import falcon
 
 from app.auth import roles
 from app.edge.blob_body import BlobBody
-from app.oci import digests
-from app.oci.errors import RegistryError
-from app.oci.media_types import OCTET_STREAM
-from app.oci.request import Call
+from app.spec import digests
+from app.spec.errors import RegistryError
+from app.spec.media_types import OCTET_STREAM
+from app.oci.resolved_request import ResolvedRequest
 from app.services import metering, repositories
 from app.services.blobs import BlobService
 
@@ -68,15 +68,15 @@ class BlobResource:
     def __init__(self, blobs: BlobService) -> None:
         self.blobs = blobs
 
-    def _blob(self, call: Call):
-        digest = _stored_digest(call.arg)
-        repository = repositories.find(call.registry, call.target.repository)
+    def _blob(self, resolved: ResolvedRequest):
+        digest = _stored_digest(resolved.arg)
+        repository = repositories.find(resolved.registry, resolved.target.repository)
         if repository is None:
             raise _unknown(digest)
         return repository, self.blobs.get(repository, digest)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        repository, blob = self._blob(call)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        repository, blob = self._blob(resolved)
         if req.method == "GET":
             location = self.blobs.redirect_url(repository, blob)
             if location:
@@ -87,7 +87,7 @@ class BlobResource:
                 resp.set_header("Docker-Content-Digest", blob.digest)
                 resp.set_header("Cache-Control", "no-store")
                 resp.content_length = 0
-                metering.count(call.registry.id, repository.name, pull_bytes=blob.size)
+                metering.count(resolved.registry.id, repository.name, pull_bytes=blob.size)
                 return
         resp.content_type = OCTET_STREAM
         resp.set_header("Docker-Content-Digest", blob.digest)
@@ -108,11 +108,11 @@ class BlobResource:
         if start:
             f.seek(start)
         resp.stream, resp.content_length = BlobBody(f, length), length
-        metering.count(call.registry.id, repository.name, pull_bytes=length)
+        metering.count(resolved.registry.id, repository.name, pull_bytes=length)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        digest = _stored_digest(call.arg)
-        repository = repositories.get(call.registry, call.target.repository)
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        digest = _stored_digest(resolved.arg)
+        repository = repositories.get(resolved.registry, resolved.target.repository)
         self.blobs.unlink(repository, digest)
         resp.status = falcon.HTTP_202
         resp.content_length = 0

@@ -10,8 +10,8 @@ import falcon
 from app.auth import roles
 from app.auth.gate import is_allowed
 from app.db.models import Registry
-from app.oci.errors import RegistryError
-from app.oci.request import Call
+from app.spec.errors import RegistryError
+from app.oci.resolved_request import ResolvedRequest
 from app.services import endpoints, listings, repositories
 
 
@@ -32,32 +32,32 @@ def _link(resp: falcon.Response, path: str, n: int, last: str) -> None:
     resp.set_header("Link", f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"')
 
 
-def _known(repository, call: Call) -> None:
+def _known(repository, resolved: ResolvedRequest) -> None:
     """A repository without tags is still known when it holds something; one that holds nothing
     (only an upload session in progress, or everything deleted) is not, as in the catalog."""
     if not repositories.is_visible(repository):
-        raise RegistryError("NAME_UNKNOWN", f"repository {call.target.repository!r} not found")
+        raise RegistryError("NAME_UNKNOWN", f"repository {resolved.target.repository!r} not found")
 
 
 class TagsResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        repository = repositories.get(call.registry, call.target.repository)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        repository = repositories.get(resolved.registry, resolved.target.repository)
         n, last = _page_params(req)
         if n is None and not last:  # the whole list: a large repository's is encoded once, cached
             array = listings.all_tags_json(repository)
             if array == b"[]":
-                _known(repository, call)
+                _known(repository, resolved)
             resp.content_type = falcon.MEDIA_JSON
-            resp.data = b'{"name":' + json.dumps(call.target.name).encode() + b',"tags":' + array + b"}"
+            resp.data = b'{"name":' + json.dumps(resolved.target.name).encode() + b',"tags":' + array + b"}"
             return
         tags, more = listings.tags(repository, n, last)
         if not tags:
-            _known(repository, call)
+            _known(repository, resolved)
         if more and tags:
-            _link(resp, call.target.url("tags/list"), n, tags[-1])
-        resp.media = {"name": call.target.name, "tags": tags}
+            _link(resp, resolved.target.url("tags/list"), n, tags[-1])
+        resp.media = {"name": resolved.target.name, "tags": tags}
 
 
 class CatalogResource:
@@ -67,21 +67,21 @@ class CatalogResource:
     def __init__(self, domain: str) -> None:
         self.domain = domain
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         n, last = _page_params(req)
         host_registry = req.context.registry_header or endpoints.registry_named_by(req.host, self.domain)
         if host_registry is not None:
             registry = Registry.get_or_none(Registry.name == host_registry)
             if registry is None:
                 raise RegistryError("NAME_UNKNOWN", f"registry {host_registry!r} not found")
-            if not is_allowed(call.subject, roles.BROWSE, registry):
-                raise RegistryError("UNAUTHORIZED" if call.subject.anonymous else "DENIED",
+            if not is_allowed(resolved.subject, roles.BROWSE, registry):
+                raise RegistryError("UNAUTHORIZED" if resolved.subject.anonymous else "DENIED",
                                     "browsing this registry's catalog is not allowed")
             visible = [registry]
         else:
-            if call.subject.anonymous:
+            if resolved.subject.anonymous:
                 raise RegistryError("UNAUTHORIZED", "the catalog is not available anonymously")
-            visible = [r for r in Registry.select() if is_allowed(call.subject, roles.BROWSE, r)]
+            visible = [r for r in Registry.select() if is_allowed(resolved.subject, roles.BROWSE, r)]
         names, more = listings.repositories(visible, host_registry is None, n, last)
         if more and names:
             _link(resp, "/v2/_catalog", n, names[-1])

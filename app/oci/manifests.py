@@ -10,9 +10,9 @@ import falcon
 from falcon.uri import parse_query_string
 
 from app.auth import roles
-from app.oci import digests
-from app.oci.errors import RegistryError
-from app.oci.request import Call
+from app.spec import digests
+from app.spec.errors import RegistryError
+from app.oci.resolved_request import ResolvedRequest
 from app.services import immutable_tags, metering, repositories
 from app.services.manifests import ManifestService, tag_parameters
 from app.services.retention import record_pull
@@ -24,9 +24,9 @@ class ManifestResource:
     def __init__(self, manifests: ManifestService) -> None:
         self.manifests = manifests
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        repository = repositories.get(call.registry, call.target.repository)
-        manifest = self.manifests.get(repository, call.arg)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        repository = repositories.get(resolved.registry, resolved.target.repository)
+        manifest = self.manifests.get(repository, resolved.arg)
         record_pull(manifest)  # GET and HEAD; writes at most once an hour per manifest
         resp.content_type = manifest.media_type
         resp.set_header("Docker-Content-Digest", manifest.digest)
@@ -35,43 +35,43 @@ class ManifestResource:
             resp.content_length = manifest.size
         else:
             resp.data = bytes(manifest.content)
-            metering.count(call.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
+            metering.count(resolved.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         limit = self.manifests.max_bytes
         if req.content_length is not None and req.content_length > limit:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {limit}-byte limit", status=413)
-        tags = tag_parameters(call.arg, _tag_query(req))
+        tags = tag_parameters(resolved.arg, _tag_query(req))
         if tags:
             req.context.audit_detail = {"tags": tags}
             if len(tags) == 1:
                 req.context.audit_target.update(tag=tags[0])
         body = req.bounded_stream.read(limit + 1)
-        name = call.target.repository
-        manifest = self.manifests.put(call.registry, name, call.arg, req.content_type, body,
-                                      immutable=immutable_tags.applies(call.registry, name), tags=tags)
-        metering.count(call.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
+        name = resolved.target.repository
+        manifest = self.manifests.put(resolved.registry, name, resolved.arg, req.content_type, body,
+                                      immutable=immutable_tags.applies(resolved.registry, name), tags=tags)
+        metering.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
         req.context.audit_target.update(digest=manifest.digest)
         if manifest.replaced:
             req.context.audit_action = "tag.overwrite"
             if tags:
                 req.context.audit_detail["previous_digests"] = manifest.replaced
             else:
-                req.context.audit_detail = {"previous_digest": manifest.replaced[call.arg]}
+                req.context.audit_detail = {"previous_digest": manifest.replaced[resolved.arg]}
         for tag in tags:  # a header line per tag applied (distribution-spec: "for each accepted tag")
             _add_header_line(resp, "OCI-Tag", tag)
         resp.status = falcon.HTTP_201
-        resp.location = call.target.url(f"manifests/{manifest.digest}")
+        resp.location = resolved.target.url(f"manifests/{manifest.digest}")
         resp.set_header("Docker-Content-Digest", manifest.digest)
         if manifest.subject:
             resp.set_header("OCI-Subject", manifest.subject)
         resp.content_length = 0
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        repository = repositories.get(call.registry, call.target.repository)
-        if immutable_tags.applies(call.registry, repository.name):
-            immutable_tags.refuse_delete(repository, call.arg, tag=not digests.is_digest(call.arg))
-        self.manifests.delete(repository, call.arg)
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        repository = repositories.get(resolved.registry, resolved.target.repository)
+        if immutable_tags.applies(resolved.registry, repository.name):
+            immutable_tags.refuse_delete(repository, resolved.arg, tag=not digests.is_digest(resolved.arg))
+        self.manifests.delete(repository, resolved.arg)
         resp.status = falcon.HTTP_202
         resp.content_length = 0
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import falcon
 
-from app.oci import media_types as mt
-from app.oci.errors import CODES
+from app.spec import media_types as mt
+from app.spec.errors import CODES
 from app.services.manifests import MAX_TAGS_PER_PUSH
 
 JSON = "application/json"
 STR = {"type": "string"}
 MANIFEST_TYPES = sorted(mt.MANIFESTS)
-# app/oci/digests.py and app/oci/names.py, as JSON Schema patterns.
+# app/spec/digests.py and app/spec/names.py, as JSON Schema patterns.
 # Digests: the two algorithms served (any other is DIGEST_INVALID).
 DIGEST = r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"

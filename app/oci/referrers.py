@@ -7,8 +7,9 @@ import json
 import falcon
 
 from app.auth import roles
-from app.oci import digests, media_types as mt
-from app.oci.request import Call
+from app.spec import media_types as mt
+from app.spec import digests
+from app.oci.resolved_request import ResolvedRequest
 from app.services import repositories
 from app.services.manifests import referrers
 
@@ -16,10 +17,10 @@ from app.services.manifests import referrers
 class ReferrersResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        subject = str(digests.parse(call.arg))
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        subject = str(digests.parse(resolved.arg))
         artifact_type = req.get_param("artifactType")
-        repository = repositories.find(call.registry, call.target.repository)
+        repository = repositories.find(resolved.registry, resolved.target.repository)
         manifests = referrers(repository, subject, artifact_type) if repository else []
         if artifact_type is not None:
             resp.set_header("OCI-Filters-Applied", "artifactType")

@@ -1,5 +1,5 @@
 """The data plane's front door: match the route, identify the caller, find the registry,
-authorize once, then hand the call to the resource."""
+authorize once, then hand the resolved request to the resource."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
 from app.edge import preflight, spool
-from app.oci import digests, routes
+from app.oci import routes
+from app.spec import digests
 from app.oci.blobs import BlobResource
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.oci.listings import CatalogResource, TagsResource
 from app.oci.manifests import ManifestResource
 from app.oci.referrers import ReferrersResource
-from app.oci.request import Call
+from app.oci.resolved_request import ResolvedRequest
 from app.oci.target import load_registry, parse_target
 from app.oci.uploads import UploadResource, UploadsResource
 
@@ -25,8 +26,8 @@ from app.oci.uploads import UploadResource, UploadsResource
 class BaseResource:
     """`GET /v2/`: tells clients this is a registry, and whether their credentials work."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        if call.subject.anonymous and call.subject.grants is None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        if resolved.subject.anonymous and resolved.subject.grants is None:
             raise RegistryError("UNAUTHORIZED", "authentication required")
         resp.media = {}  # any valid registry token will do, an anonymous one included
 
@@ -72,7 +73,7 @@ class DataPlaneRouter:
             # /v2/ needs any valid identity; the catalog filters by what the caller may browse.
             with _challenging(req, "registry:catalog:*" if route.kind == "catalog" else None):
                 preflight.allow(req, takes_body=False)  # credentials checked; neither takes a body
-                return responder(req, resp, Call(subject))
+                return responder(req, resp, ResolvedRequest(subject))
 
         target = parse_target(route.name, req.host, self.domain, req.context.registry_header)
         req.context.registry_name, req.context.repository = target.registry_name, target.repository
@@ -90,7 +91,7 @@ class DataPlaneRouter:
         if spool.body_lost(req.stream):
             raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
                                 "was kept: retry once space is freed")
-        responder(req, resp, Call(subject, target, registry, route.arg))
+        responder(req, resp, ResolvedRequest(subject, target, registry, route.arg))
 
 
 # What the audit trail records on the data plane: pushes, tag moves and deletes (not reads).

@@ -8,9 +8,10 @@ import falcon
 from app.auth import roles
 from app.auth.gate import is_allowed, may_pull_every_repository
 from app.edge.spool import spooled_file
-from app.oci import content_range, digests
-from app.oci.errors import RegistryError
-from app.oci.request import Call
+from app.spec import content_range
+from app.spec import digests
+from app.spec.errors import RegistryError
+from app.oci.resolved_request import ResolvedRequest
 from app.oci.target import same_registry_repository
 from app.services import metering, quotas, repositories
 from app.services.blobs import BlobService
@@ -41,16 +42,16 @@ def _chunk_start(req: falcon.Request, offset: int, headers: dict[str, str]) -> i
     return start
 
 
-def _created(resp: falcon.Response, call: Call, digest: str) -> None:
+def _created(resp: falcon.Response, resolved: ResolvedRequest, digest: str) -> None:
     resp.status = falcon.HTTP_201
-    resp.location = call.target.url(f"blobs/{digest}")
+    resp.location = resolved.target.url(f"blobs/{digest}")
     resp.set_header("Docker-Content-Digest", digest)
     resp.content_length = 0
 
 
-def _in_progress(resp: falcon.Response, call: Call, upload_id: str, offset: int, status) -> None:
+def _in_progress(resp: falcon.Response, resolved: ResolvedRequest, upload_id: str, offset: int, status) -> None:
     resp.status = status
-    resp.location = call.target.url(f"blobs/uploads/{upload_id}")
+    resp.location = resolved.target.url(f"blobs/uploads/{upload_id}")
     resp.set_header("Docker-Upload-UUID", upload_id)
     for name, value in range_headers(offset).items():
         resp.set_header(name, value)
@@ -67,7 +68,7 @@ class UploadsResource:
         self.blobs = blobs
         self.max_sessions = max_sessions  # open sessions per registry (0: no cap)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         mount, source_name, digest = req.get_param("mount"), req.get_param("from"), req.get_param("digest")
         if mount is not None:
             mount = str(digests.parse(mount))
@@ -77,22 +78,22 @@ class UploadsResource:
         # The body of a POST is the first chunk of the upload it starts (no upload yet: no Range).
         _chunk_start(req, 0, {})
         if monolithic:
-            quotas.check_push(call.registry, req.content_length, digest)  # before a byte or a row is stored
-        name = call.target.repository
+            quotas.check_push(resolved.registry, req.content_length, digest)  # before a byte or a row is stored
+        name = resolved.target.repository
 
         if mount is not None:
-            source = self._mount_source(call, source_name)
-            if source is not None or (not source_name and may_pull_every_repository(call.subject, call.registry)):
-                blob = repositories.pushing(call.registry, name, lambda target: self.blobs.mount(target, mount, source))
+            source = self._mount_source(resolved, source_name)
+            if source is not None or (not source_name and may_pull_every_repository(resolved.subject, resolved.registry)):
+                blob = repositories.pushing(resolved.registry, name, lambda target: self.blobs.mount(target, mount, source))
                 if blob is not None:
-                    return _created(resp, call, mount)
+                    return _created(resp, resolved, mount)
             # Nothing to mount: fall back to an ordinary upload session, as the spec says.
 
         if not monolithic:  # a session left open (a monolithic one ends with this request)
-            quotas.check_new_session(call.registry, self.max_sessions)
+            quotas.check_new_session(resolved.registry, self.max_sessions)
         # The session's repository row stays unseen until a blob or manifest is committed to it,
         # and goes with the session if none is (app/services/repositories.py).
-        repository, upload = repositories.pushing(call.registry, name, lambda found: (found, self.uploads.start(found)))
+        repository, upload = repositories.pushing(resolved.registry, name, lambda found: (found, self.uploads.start(found)))
         if monolithic:
             try:
                 blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
@@ -101,20 +102,20 @@ class UploadsResource:
                 if is_storage_full(e):  # no one has this session's id to resume it: give its space back
                     self.uploads.abandon(upload)
                 raise
-            metering.count(call.registry.id, repository.name, push_bytes=blob.size)
-            return _created(resp, call, blob.digest)
-        _in_progress(resp, call, upload.id, 0, falcon.HTTP_202)
+            metering.count(resolved.registry.id, repository.name, push_bytes=blob.size)
+            return _created(resp, resolved, blob.digest)
+        _in_progress(resp, resolved, upload.id, 0, falcon.HTTP_202)
 
     @staticmethod
-    def _mount_source(call: Call, source_name: str | None):
+    def _mount_source(resolved: ResolvedRequest, source_name: str | None):
         """The `from=` repository, when it is in this registry, exists, and the caller may pull
         from it (a registry token is scoped per repository); else None, and no mount."""
         if not source_name:
             return None
-        source_repo = same_registry_repository(call.target, source_name)
-        if source_repo is None or not is_allowed(call.subject, roles.PULL, call.registry, source_repo):
+        source_repo = same_registry_repository(resolved.target, source_name)
+        if source_repo is None or not is_allowed(resolved.subject, roles.PULL, resolved.registry, source_repo):
             return None
-        return repositories.find(call.registry, source_repo)
+        return repositories.find(resolved.registry, source_repo)
 
 
 class UploadResource:
@@ -125,44 +126,44 @@ class UploadResource:
     def __init__(self, uploads: UploadService) -> None:
         self.uploads = uploads
 
-    def _session(self, call: Call):
-        repository = repositories.find(call.registry, call.target.repository)
+    def _session(self, resolved: ResolvedRequest):
+        repository = repositories.find(resolved.registry, resolved.target.repository)
         if repository is None:
-            raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {call.arg[:64]!r} not found")
-        return repository, self.uploads.get(repository, call.arg)
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {resolved.arg[:64]!r} not found")
+        return repository, self.uploads.get(repository, resolved.arg)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        _, upload = self._session(call)
-        _in_progress(resp, call, upload.id, upload.offset, falcon.HTTP_204)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        _, upload = self._session(resolved)
+        _in_progress(resp, resolved, upload.id, upload.offset, falcon.HTTP_204)
 
-    def on_patch(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        _, upload = self._session(call)
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        _, upload = self._session(resolved)
         start = _chunk_start(req, upload.offset, range_headers(upload.offset))
         if req.content_length:  # this chunk, before it is written (the upload's bytes so far count as held)
-            quotas.check_push(call.registry, req.content_length)
+            quotas.check_push(resolved.registry, req.content_length)
         offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start,
                                      spooled_file(req.bounded_stream, req.content_length))
-        _in_progress(resp, call, upload.id, offset, falcon.HTTP_202)
+        _in_progress(resp, resolved, upload.id, offset, falcon.HTTP_202)
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         digest = req.get_param("digest")
         if not digest:
             raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
-        repository, upload = self._session(call)
+        repository, upload = self._session(resolved)
         start = _chunk_start(req, upload.offset, range_headers(upload.offset))
         try:  # the last bytes, before they are written and the blob is committed (a malformed
               # digest is refused by finish() below)
-            quotas.check_push(call.registry, req.content_length, digests.canonical(digest))
+            quotas.check_push(resolved.registry, req.content_length, digests.canonical(digest))
         except RegistryError as refused:
             if refused.code == "DENIED":
                 self.uploads.cancel(upload)  # its bytes can never become a blob here
             raise
         blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
                                    spooled_file(req.bounded_stream, req.content_length), start)
-        metering.count(call.registry.id, repository.name, push_bytes=blob.size)
-        _created(resp, call, blob.digest)
+        metering.count(resolved.registry.id, repository.name, push_bytes=blob.size)
+        _created(resp, resolved, blob.digest)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, call: Call) -> None:
-        _, upload = self._session(call)
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+        _, upload = self._session(resolved)
         self.uploads.cancel(upload)
         resp.status = falcon.HTTP_204

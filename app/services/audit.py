@@ -15,7 +15,7 @@ import re
 import peewee as pw
 
 from app.db.models import AuditEvent
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.audit")
 

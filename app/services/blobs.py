@@ -8,7 +8,7 @@ from typing import BinaryIO
 from app.db.models import Blob, Repository, RepositoryBlob, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import blob_lock, serialize, transaction
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.storage.base import BlobStore, blob_key
 
 

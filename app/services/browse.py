@@ -15,9 +15,9 @@ import peewee as pw
 
 from app import untrusted_json
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag
-from app.oci import digests
-from app.oci.errors import RegistryError
-from app.oci.media_types import INDEXES as INDEX_TYPES
+from app.spec import digests
+from app.spec.errors import RegistryError
+from app.spec.media_types import INDEXES as INDEX_TYPES
 from app.services import repositories
 from app.storage.base import BlobStore, blob_key
 

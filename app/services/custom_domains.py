@@ -26,7 +26,7 @@ import dns.resolver
 
 from app.db.models import Registry, utcnow
 from app.db.prepared import Prepared
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 CHALLENGE_LABEL = "_berth-challenge"
 CHALLENGE_PREFIX = "berth-domain-verification="

@@ -23,7 +23,7 @@ import json
 import re
 
 from app.db.models import Manifest, Registry, Repository, Tag, utcnow
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 MAX_PATTERNS = 100
 MAX_PATTERN_LENGTH = 255

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from app.db.models import Registry
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 STRICT, INDEX_SPARSE, SPARSE = "strict", "index-sparse", "sparse"
 MODES = (STRICT, INDEX_SPARSE, SPARSE)

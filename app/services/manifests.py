@@ -21,9 +21,10 @@ from app import untrusted_json
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import repository_lock, serialize, transaction
-from app.oci import digests, media_types as mt
-from app.oci.errors import RegistryError
-from app.oci.names import TAG, check_tag, is_tag
+from app.spec import media_types as mt
+from app.spec import digests
+from app.spec.errors import RegistryError
+from app.spec.names import TAG, check_tag, is_tag
 from app.services import immutable_tags, listings, manifest_policy, repositories
 
 # The spec asks a registry to take at least 10 tags per push and lets it answer 414 past its

@@ -7,7 +7,7 @@ import re
 from app.auth import roles
 from app.auth.subject import Subject
 from app.db.models import Member, Organization
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services import owners
 
 _SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}\Z")  # \Z: `$` passes "alice\n"

@@ -36,7 +36,7 @@ import peewee as pw
 from peewee import EXCLUDED
 
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag, UsageDay
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services.repositories import visible
 
 log = logging.getLogger("berth.metering")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from app.auth.credentials import is_live
+from app.auth.token_secrets import is_live
 from app.auth.subject import Subject
 from app.db.models import AccessToken, Member, Organization, utcnow
 from app.db.setup import serialize, transaction
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 def is_owner(actor: Subject, org: Organization) -> bool:

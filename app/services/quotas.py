@@ -50,7 +50,7 @@ from pathlib import Path
 import peewee as pw
 
 from app.db.models import Blob, Organization, Registry, Repository, Upload
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.quotas")
 

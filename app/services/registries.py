@@ -9,12 +9,12 @@ from pathlib import Path
 
 import peewee as pw
 
-from app.auth.credentials import generate_token, hash_token
+from app.auth.token_secrets import generate_token, hash_token
 from app.db.models import AccessToken, Organization, Registry
 from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
-from app.oci.errors import RegistryError
-from app.oci.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
+from app.spec.errors import RegistryError
+from app.spec.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
 from app.services import custom_domains, immutable_tags, manifest_policy, quotas
 
 VISIBILITIES = ("private", "public")

@@ -23,7 +23,7 @@ import peewee as pw
 from app.db.models import Manifest, Registry, Repository, RepositoryBlob, Upload
 from app.db.prepared import Prepared
 from app.db.setup import atomically, is_postgres
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 T = TypeVar("T")
 

@@ -51,7 +51,7 @@ import peewee as pw
 
 from app.db.models import Manifest, ManifestReference, Registry, Repository, RetentionPolicy, Tag, utcnow
 from app.db.setup import repository_lock, serialize, transaction
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services import audit, gc, immutable_tags, listings
 from app.services.periodic import Periodic
 

@@ -7,11 +7,11 @@ import datetime as dt
 import re
 
 from app.auth import roles
-from app.auth.credentials import generate_token, hash_token
+from app.auth.token_secrets import generate_token, hash_token
 from app.auth.subject import Subject
 from app.db.models import AccessToken, Organization, Registry, utcnow
-from app.oci.errors import RegistryError
-from app.oci.names import REGISTRY
+from app.spec.errors import RegistryError
+from app.spec.names import REGISTRY
 from app.services import owners
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")  # \Z: `$` passes "ci\n"

@@ -25,8 +25,8 @@ import peewee as pw
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
 from app.db.setup import atomically, blob_lock, is_postgres, release_connection, serialize, transaction
-from app.oci import digests
-from app.oci.errors import RegistryError
+from app.spec import digests
+from app.spec.errors import RegistryError
 from app.services import repositories
 from app.services.hashstate import ResumableSha256, new_sha256
 from app.storage.base import BlobStore, blob_key

@@ -15,9 +15,7 @@ import contextlib
 from datetime import timedelta
 from typing import BinaryIO, ContextManager, Iterator
 
-from app.oci.errors import CODES, RegistryError
-
-CODES.setdefault("UNAVAILABLE", (503, "the blob store is unavailable; retry later"))
+from app.spec.errors import RegistryError
 
 
 class StorageUnavailable(RegistryError):
@@ -110,7 +108,7 @@ class BlobStore(abc.ABC):
 def blob_key(registry_id: int, digest: str) -> str:
     """Where a registry's blob lives: `<registry id>/<algorithm>/<2 hex>/<hex>`.
 
-    `digest` must already be validated (app.oci.digests.parse), which is what keeps this key
+    `digest` must already be validated (app.spec.digests.parse), which is what keeps this key
     free of path tricks.
     """
     algorithm, encoded = digest.split(":", 1)

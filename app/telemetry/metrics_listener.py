@@ -35,10 +35,10 @@ import falcon
 from prometheus_client import values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from app import errors
+from app.edge import error_responses
 from app.config import Settings
 from app.db.setup import ReleaseConnection
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.telemetry.metrics import exposition
 
 METRICS_PATH = "/metrics"
@@ -72,9 +72,9 @@ class Scrape:
 
 def create_metrics_app(counters_dir: str) -> falcon.App:
     app = falcon.App(middleware=[ReleaseConnection()])  # the stored-state queries' connection
-    app.add_error_handler(Exception, errors.handle_unexpected)
-    app.add_error_handler(falcon.HTTPError, errors.handle_http_error)
-    app.add_error_handler(RegistryError, errors.handle_registry_error)
+    app.add_error_handler(Exception, error_responses.handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, error_responses.handle_http_error)
+    app.add_error_handler(RegistryError, error_responses.handle_registry_error)
     app.add_sink(Scrape(counters_dir), prefix="/")
     return app
 

@@ -20,7 +20,7 @@ from app.lifecycle.local import LocalProvisioner
 from app.lifecycle.provisioner import NoProvisioner, ProvisionError, RegistrySpec
 from app.lifecycle.pulumi_provisioner import PulumiProvisioner, _translated, stack_name
 from app.lifecycle.resources import PlatformRefs, registry_outputs, registry_resources
-from app.lifecycle.select import open_provisioner
+from app.lifecycle.from_settings import open_provisioner
 from tests.infra.programs import ROOT, run_registry_program
 from tests.support.components import require_tool
 from tests.support.oci_layout import OCILayout, layer_files, tagged

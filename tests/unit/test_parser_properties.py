@@ -19,13 +19,14 @@ from hypothesis import strategies as st
 
 from app import untrusted_json
 from app.api import pagination
-from app.auth.credentials import parse_basic
+from app.auth.token_secrets import parse_basic
 from app.auth.registry_tokens import ACTIONS, parse_scopes
 from app.edge.bodies import BoundedFormHandler, BoundedJSONHandler
-from app.oci import content_range, digests
-from app.oci import media_types as mt
+from app.spec import content_range
+from app.spec import digests
+from app.spec import media_types as mt
 from app.oci.blobs import parse_range
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services.manifests import parse_manifest
 
 SETTINGS = settings(max_examples=300, deadline=None)

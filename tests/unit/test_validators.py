@@ -26,10 +26,10 @@ from app.db.models import AccessToken, Member, Organization
 from app.db.setup import open_database
 from app.lifecycle.provisioner import RegistrySpec
 from app.lifecycle.resources import check_spec
-from app.oci import digests
+from app.spec import digests
 from app.oci.blobs import parse_range
-from app.oci.errors import RegistryError
-from app.oci.names import RESERVED_REGISTRY_NAMES, check_registry, check_repository, check_tag
+from app.spec.errors import RegistryError
+from app.spec.names import RESERVED_REGISTRY_NAMES, check_registry, check_repository, check_tag
 from app.services import audit, custom_domains, immutable_tags, members, metering, registries, retention, tokens
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -15,7 +15,7 @@ from app.db.setup import open_database
 from app.lifecycle import operations
 from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import ProvisionError, Provisioner
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.storage.base import blob_key
 from app.storage.filesystem import FilesystemStore
 

@@ -1,7 +1,7 @@
 import pytest
 
 from app.oci.blobs import parse_range
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 @pytest.mark.parametrize("header,size,expected", [

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from app.oci import media_types as mt
-from app.oci.errors import RegistryError
+from app.spec import media_types as mt
+from app.spec.errors import RegistryError
 from app.services.manifests import parse_manifest
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")

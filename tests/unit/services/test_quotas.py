@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app.services import immutable_tags, quotas
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 
 def test_the_builtin_catalog_and_its_default():

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services.retention import ManifestRow, Rules, TagRow, evaluate, parse_policy
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, 0)

@@ -13,7 +13,7 @@ import pytest
 from app.db.models import Blob, Organization, Registry, Repository, Upload
 from app.db.setup import open_database
 from app.edge.spool import Spooled
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.services.hashstate import ResumableSha256
 from app.services.uploads import UploadService
 from app.storage.filesystem import FilesystemStore

@@ -1,4 +1,5 @@
-"""What the router hands a data-plane responder: the resolved call."""
+"""What the router hands a data-plane responder: who is calling, what they address (the
+repository and registry, already resolved and authorized), and the route's argument."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from app.oci.target import Target
 
 
 @dataclass(frozen=True)
-class Call:
+class ResolvedRequest:
     subject: Subject
     target: Target | None = None
     registry: Registry | None = None

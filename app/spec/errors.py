@@ -1,4 +1,4 @@
-"""The registry's error vocabulary: OCI distribution-spec error codes.
+"""The registry's error vocabulary: OCI distribution-spec error codes, and ours, in one table.
 
 Domain services raise `RegistryError`; the data plane renders it as the OCI error envelope,
 the management plane as problem JSON. One class, two renderings.
@@ -25,9 +25,13 @@ CODES: dict[str, tuple[int, str]] = {
     # Not in the spec's table, used by Distribution for bad ranges and method mismatches.
     "RANGE_INVALID": (416, "requested range not satisfiable"),
     "METHOD_UNKNOWN": (405, "the method is not supported for this resource"),
+    "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
     "PAYLOAD_TOO_LARGE": (413, "request body too large"),
     # The disk under the blob store, the spool or the database is full (app/storage/capacity.py).
     "STORAGE_FULL": (507, "the registry's storage is full; nothing of this request was kept, retry later"),
+    # A dependency (the database, the blob store) failed and kept failing through retries: the
+    # message of each raise says which; the default names none, so the title never misleads.
+    "UNAVAILABLE": (503, "the registry is temporarily unavailable; retry later"),
     # Management-plane codes.
     "CONFLICT": (409, "the resource already exists"),
     "NOT_FOUND": (404, "not found"),
@@ -69,5 +73,3 @@ class RegistryError(Exception):
         if self.detail is not None:
             error["detail"] = self.detail
         return {"errors": [error]}
-
-CODES["PAGINATION_NUMBER_INVALID"] = (400, "invalid number of results requested")

@@ -1,7 +1,7 @@
 import pytest
 
-from app.oci.errors import RegistryError
-from app.oci.names import check_registry, check_repository, check_tag
+from app.spec.errors import RegistryError
+from app.spec.names import check_registry, check_repository, check_tag
 
 
 @pytest.mark.parametrize("name", ["a", "a/b", "a-b/c_d", "a__b", "a.b/c--d/e", "x" * 255])

@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 # Encoded lengths per algorithm (lowercase hex), as the OCI image spec registers them.
 ALGORITHMS = {"sha256": 64, "sha512": 128}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 
 # Every grammar here is checked with `fullmatch` and ends in `\Z`, not `$`: Python's `$` also
 # matches before a final newline, so `re.match` on `^...$` lets "v1\n" through as a tag.

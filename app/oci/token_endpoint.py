@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import falcon
 
 from app.auth import roles
-from app.auth.credentials import find_live_token
+from app.auth.token_secrets import find_live_token
 from app.auth.gate import is_allowed
 from app.auth.identity import Identity, service_of
 from app.auth.registry_tokens import ACTIONS, RegistryTokens, Scope, parse_scopes
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.db.models import Registry
-from app.oci.errors import RegistryError
+from app.spec.errors import RegistryError
 from app.oci.target import load_registry, target_in
 from app.services.endpoints import registry_named_by
 

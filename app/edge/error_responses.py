@@ -9,7 +9,7 @@ import logging
 import falcon
 
 from app.auth.identity import challenge
-from app.oci.errors import CODES, RegistryError
+from app.spec.errors import CODES, RegistryError
 from app.storage.capacity import is_storage_full
 
 log = logging.getLogger("berth.errors")

@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from app.oci import digests
-from app.oci.errors import RegistryError
+from app.spec import digests
+from app.spec.errors import RegistryError
 
 
 def test_parse_valid():

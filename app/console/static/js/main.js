@@ -101,5 +101,4 @@ async function start() {
   await render();
 }
 
-consoleConfig(); // warm
 start();

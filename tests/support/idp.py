@@ -54,6 +54,7 @@ class IdentityProvider:
         self.user_claims: dict = {}
         self.grants: dict[str, Grant] = {}
         self.exchanges: list[dict] = []  # each /token request's form, for tests to inspect
+        self.authorizations: list[dict] = []  # each /authorize request's query (its state, ...)
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +110,7 @@ class IdentityProvider:
 
     def _authorize(self, handler: BaseHTTPRequestHandler) -> None:
         q = {k: v[0] for k, v in parse_qs(urlsplit(handler.path).query).items()}
+        self.authorizations.append(q)
         ok = (q.get("response_type") == "code" and q.get("code_challenge_method") == "S256"
               and q.get("code_challenge") and q.get("redirect_uri") and q.get("state"))
         if not ok:

@@ -66,8 +66,8 @@ export async function follow(operation, onUpdate) {
 // What each role may do; mirrors app/auth/roles.py so pages hide what the API would refuse.
 const WRITE = ["push", "pull", "delete", "create_registry", "delete_registry", "browse", "create_token"];
 const MATRIX = {
-  owner: [...WRITE, "manage_members"],
-  admin: [...WRITE, "manage_members"],
+  owner: [...WRITE, "manage_members", "change_sku"],
+  admin: [...WRITE, "manage_members", "change_sku"],
   developer: WRITE,
   reader: ["pull", "browse", "create_token"],
 };

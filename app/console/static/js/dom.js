@@ -68,8 +68,12 @@ export function table(caption, headings, rows) {
     h("table", {},
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows.length ? rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))
+      h("tbody", {}, rows.length ? rows.map(tableRow)
         : h("tr", {}, h("td", { colspan: headings.length, class: "empty" }, "Nothing here yet.")))));
+}
+
+export function tableRow(cells) {
+  return h("tr", {}, cells.map((c) => h("td", {}, c)));
 }
 
 // A <pre> of text with a button that copies it.

@@ -43,7 +43,7 @@ function drawNav(segments) {
     items.push([orgHref(org), "Registries"], [orgHref(org, "members"), "Members"],
       [orgHref(org, "tokens"), "Access tokens"], [orgHref(org, "audit"), "Audit log"]);
   }
-  const here = location.hash || "#/";
+  const here = (location.hash || "#/").split("?")[0];
   replace(nav, h("ul", {}, items.map(([target, text]) =>
     h("li", {}, h("a", { href: target, "aria-current": here === target ? "page" : null }, text)))));
 }

@@ -1,7 +1,8 @@
 // Members of an organization and its access tokens.
 
-import { h, field, select, table, when, copyable, errorBox, replace } from "../dom.js";
-import { api, get, can, roleIn, orgPath } from "../api.js";
+import { h, field, select, when, copyable, liveRegion, errorBox, replace } from "../dom.js";
+import { api, can, roleIn, orgPath } from "../api.js";
+import { pagedTable } from "../paging.js";
 
 const ROLES = [["reader", "reader"], ["developer", "developer"], ["admin", "admin"], ["owner", "owner"]];
 
@@ -9,26 +10,49 @@ export async function membersPage(org) {
   const role = await roleIn(org);
   const manage = can(role, "manage_members");
   const page = h("section", {}, h("h1", {}, `Members of ${org}`));
-  const list = h("div");
   const problem = h("div");
+  const changed = liveRegion({ id: "member-status" });
+  const memberPath = (subject) => orgPath(org, `/members/${encodeURIComponent(subject)}`);
 
-  async function refresh() {
-    const { members } = await get(orgPath(org, "/members?limit=500"));
-    replace(list, table("Members", ["Subject", "Role", "Added", ...(manage ? [""] : [])], members.map((m) => {
-      const cells = [m.subject, m.role, `${when(m.created_at)} by ${m.created_by || "—"}`];
-      if (manage) {
-        cells.push(h("button", { type: "button", class: "danger", "aria-label": `Remove ${m.subject}`, onclick: async () => {
-          try {
-            await api("DELETE", orgPath(org, `/members/${encodeURIComponent(m.subject)}`));
-            await refresh();
-          } catch (error) {
-            problem.replaceChildren(errorBox(error));
-          }
-        } }, "Remove"));
+  // The role, changed in place: the API's PUT, which refuses what the caller may not do (only an
+  // owner makes or unmakes an owner; never the last one), and then the select shows the old role.
+  function roleControl(m) {
+    const control = select(ROLES, m.role, { "aria-label": `Role of ${m.subject}`, "data-member": m.subject });
+    control.addEventListener("change", async () => {
+      problem.replaceChildren();
+      changed.textContent = "";
+      try {
+        const updated = await api("PUT", memberPath(m.subject), { role: control.value });
+        m.role = updated.role;
+        changed.textContent = `${m.subject} is now ${updated.role}.`;
+      } catch (error) {
+        control.value = m.role;
+        problem.replaceChildren(errorBox(error));
       }
-      return cells;
-    })));
+    });
+    return control;
   }
+
+  function removeControl(m) {
+    return h("button", { type: "button", class: "danger", "aria-label": `Remove ${m.subject}`, onclick: async () => {
+      problem.replaceChildren();
+      try {
+        await api("DELETE", memberPath(m.subject));
+        changed.textContent = `${m.subject} removed.`;
+        await list.reload();
+      } catch (error) {
+        problem.replaceChildren(errorBox(error));
+      }
+    } }, "Remove");
+  }
+
+  const list = pagedTable({
+    id: "member-list", caption: "Members", path: orgPath(org, "/members"), items: "members",
+    headings: ["Subject", "Role", "Added", ...(manage ? [""] : [])],
+    row: (m) => [m.subject, manage ? roleControl(m) : m.role, `${when(m.created_at)} by ${m.created_by || "—"}`,
+      ...(manage ? [removeControl(m)] : [])],
+  });
+  const refresh = list.reload;
 
   if (manage) {
     const subject = h("input", { id: "member-subject", required: true, autocomplete: "off" });
@@ -40,7 +64,7 @@ export async function membersPage(org) {
       event.preventDefault();
       problem.replaceChildren();
       try {
-        await api("PUT", orgPath(org, `/members/${encodeURIComponent(subject.value.trim())}`), { role: memberRole.value });
+        await api("PUT", memberPath(subject.value.trim()), { role: memberRole.value });
         subject.value = "";
         await refresh();
       } catch (error) {
@@ -49,7 +73,7 @@ export async function membersPage(org) {
     });
     page.append(form);
   }
-  page.append(problem, list);
+  page.append(problem, changed, list.element);
   await refresh();
   return page;
 }
@@ -58,24 +82,24 @@ export async function tokensPage(org) {
   const role = await roleIn(org);
   const page = h("section", {}, h("h1", {}, `Access tokens of ${org}`));
   if (!can(role, "create_token")) return page;
-  const list = h("div");
   const problem = h("div");
   const secret = h("div", { id: "token-secret" });
-
-  async function refresh() {
-    const { tokens } = await get(orgPath(org, "/tokens?limit=500"));
-    replace(list, table("Access tokens", ["Name", "Scope", "Registry", "Created", "Expires", "Last used", ""],
-      tokens.map((t) => [t.name, t.scope || t.role, t.registry || "all", when(t.created_at), when(t.expires_at),
-        when(t.last_used_at), t.revoked_at ? `revoked ${when(t.revoked_at)}`
-          : h("button", { type: "button", class: "danger", "aria-label": `Revoke ${t.name}`, onclick: async () => {
-            try {
-              await api("DELETE", orgPath(org, `/tokens/${t.id}`));
-              await refresh();
-            } catch (error) {
-              problem.replaceChildren(errorBox(error));
-            }
-          } }, "Revoke")])));
-  }
+  const list = pagedTable({
+    id: "token-list", caption: "Access tokens", path: orgPath(org, "/tokens"), items: "tokens",
+    headings: ["Name", "Scope", "Registry", "Created", "Expires", "Last used", ""],
+    row: (t) => [t.name, t.scope || t.role, t.registry || "all", when(t.created_at), when(t.expires_at),
+      when(t.last_used_at), t.revoked_at ? `revoked ${when(t.revoked_at)}`
+        : h("button", { type: "button", class: "danger", "aria-label": `Revoke ${t.name}`, onclick: async () => {
+          problem.replaceChildren();
+          try {
+            await api("DELETE", orgPath(org, `/tokens/${t.id}`));
+            await refresh();
+          } catch (error) {
+            problem.replaceChildren(errorBox(error));
+          }
+        } }, "Revoke")],
+  });
+  const refresh = list.reload;
 
   const name = h("input", { id: "token-name", required: true, autocomplete: "off" });
   const scope = select([["pull", "pull"], ...(can(role, "push") ? [["push", "push"]] : [])], "pull", { id: "token-scope" });
@@ -99,7 +123,7 @@ export async function tokensPage(org) {
       problem.replaceChildren(errorBox(error));
     }
   });
-  page.append(form, secret, problem, list);
+  page.append(form, secret, problem, list.element);
   await refresh();
   return page;
 }

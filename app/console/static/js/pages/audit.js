@@ -1,5 +1,6 @@
-import { h, field, table, when, errorBox, replace } from "../dom.js";
-import { get, orgPath } from "../api.js";
+import { h, field, when, errorBox, replace } from "../dom.js";
+import { orgPath } from "../api.js";
+import { pagedTable } from "../paging.js";
 
 export async function auditPage(org) {
   const inputs = {
@@ -9,44 +10,41 @@ export async function auditPage(org) {
     since: h("input", { id: "audit-since", type: "date" }),
     until: h("input", { id: "audit-until", type: "date" }),
   };
-  const results = h("div", { id: "audit-results" });
-  let cursor = null;
-  const more = h("button", { type: "button", hidden: true }, "Older events");
-
-  function query() {
-    const q = new URLSearchParams({ limit: "50" });
+  // The filters as the API's query; `until` is a whole day.
+  function filters() {
+    const q = {};
     for (const [key, input] of Object.entries(inputs)) {
-      if (input.value.trim()) q.set(key, key === "until" ? `${input.value}T23:59:59Z` : input.value.trim());
+      if (input.value.trim()) q[key] = key === "until" ? `${input.value}T23:59:59Z` : input.value.trim();
     }
-    if (cursor) q.set("cursor", cursor);
     return q;
   }
 
-  async function load(reset) {
-    if (reset) cursor = null;
+  const results = h("div", { id: "audit-results" });
+  const list = pagedTable({
+    id: "audit-list", caption: "Audit events, newest first", path: orgPath(org, "/audit"), items: "events",
+    params: filters, more: "Older events",
+    headings: ["Time", "Actor", "Action", "Registry", "Target", "Outcome", "Detail"],
+    row: (e) => [when(e.time), e.actor, e.action, e.registry || "—",
+      [e.repository, e.tag || e.digest].filter(Boolean).join(":") || "—", `${e.outcome} (${e.status})`,
+      e.detail ? JSON.stringify(e.detail) : "—"],
+  });
+
+  async function load() {
     try {
-      const page = await get(orgPath(org, `/audit?${query()}`));
-      const rows = page.events.map((e) => [when(e.time), e.actor, e.action, e.registry || "—",
-        [e.repository, e.tag || e.digest].filter(Boolean).join(":") || "—", `${e.outcome} (${e.status})`,
-        e.detail ? JSON.stringify(e.detail) : "—"]);
-      const shown = table("Audit events, newest first", ["Time", "Actor", "Action", "Registry", "Target", "Outcome", "Detail"], rows);
-      if (reset) replace(results, shown);
-      else results.append(shown);
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
+      await list.reload();
+      replace(results, list.element);
     } catch (error) {
       replace(results, errorBox(error));
     }
   }
 
-  more.addEventListener("click", () => load(false));
   const form = h("form", { id: "audit-filters", class: "inline-form" }, h("h2", {}, "Filters"),
     field("Actor", inputs.actor), field("Action", inputs.action), field("Registry", inputs.registry),
     field("Since", inputs.since), field("Until", inputs.until), h("button", { type: "submit" }, "Apply filters"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    load(true);
+    load();
   });
-  await load(true);
-  return h("section", {}, h("h1", {}, `Audit log of ${org}`), form, results, more);
+  await load();
+  return h("section", {}, h("h1", {}, `Audit log of ${org}`), form, results);
 }

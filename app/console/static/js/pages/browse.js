@@ -3,6 +3,7 @@
 import { h, table, link, bytes, when, shortDigest, copyable } from "../dom.js";
 import { get, registryPath, repositoryPath } from "../api.js";
 import { registryHref } from "../routes.js";
+import { pagedTable } from "../paging.js";
 import { registryTabs } from "./registry.js";
 
 function breadcrumbs(org, registry, path) {
@@ -17,15 +18,17 @@ function breadcrumbs(org, registry, path) {
 }
 
 export async function treePage(org, registry, path) {
-  const query = path ? `?path=${encodeURIComponent(path)}&limit=500` : "?limit=500";
-  const listing = await get(registryPath(org, registry, `/repositories${query}`));
+  const list = pagedTable({
+    id: "tree-list", caption: path ? `Folder ${path}` : "Top level", path: registryPath(org, registry, "/repositories"),
+    params: () => (path ? { path } : {}), items: "entries", headings: ["Name", "Kind", "Tags", "Stored", "Last push"],
+    row: (e) => e.type === "folder"
+      ? [link(registryHref(org, registry, "tree", e.path), `${e.name}/`), `folder (${e.repositories} repositories)`, "", "", ""]
+      : [link(registryHref(org, registry, "repo", e.path), e.name), "repository", String(e.tags), bytes(e.size),
+        when(e.last_push)],
+  });
+  await list.reload();
   return h("section", {}, h("h1", {}, `Repositories in ${registry}`), registryTabs(org, registry),
-    breadcrumbs(org, registry, path),
-    table(path ? `Folder ${path}` : "Top level", ["Name", "Kind", "Tags", "Stored", "Last push"],
-      listing.entries.map((e) => e.type === "folder"
-        ? [link(registryHref(org, registry, "tree", e.path), `${e.name}/`), `folder (${e.repositories} repositories)`, "", "", ""]
-        : [link(registryHref(org, registry, "repo", e.path), e.name), "repository", String(e.tags), bytes(e.size),
-          when(e.last_push)])));
+    breadcrumbs(org, registry, path), list.element);
 }
 
 function pullHost(registryDoc) {
@@ -37,21 +40,25 @@ function platforms(list) {
 }
 
 export async function repositoryPage(org, registry, repository) {
-  const [registryDoc, repo, tags] = await Promise.all([
+  const [registryDoc, repo] = await Promise.all([
     get(registryPath(org, registry)), get(repositoryPath(org, registry, repository)),
-    get(repositoryPath(org, registry, repository, "/tags?limit=500")),
   ]);
   const host = pullHost(registryDoc);
-  const page = h("section", {}, h("h1", {}, `Repository ${repo.name}`), registryTabs(org, registry),
-    breadcrumbs(org, registry, repository.split("/").slice(0, -1).map((s) => `${s}/`).join("")),
-    h("p", {}, `${repo.tags} tags, ${bytes(repo.stored_bytes ?? repo.size)} stored, last push ${when(repo.last_push)}`));
-  page.append(table("Tags", ["Tag", "Digest", "Size", "Platforms", "Pushed", "Artifact type", "Pull"],
-    tags.tags.map((t) => [
+  const tags = pagedTable({
+    id: "tag-list", caption: "Tags", path: repositoryPath(org, registry, repository, "/tags"), items: "tags",
+    headings: ["Tag", "Digest", "Size", "Platforms", "Pushed", "Artifact type", "Pull"],
+    row: (t) => [
       link(registryHref(org, registry, "repo", repository, t.digest), t.name),
       h("code", { title: t.digest }, shortDigest(t.digest)), bytes(t.size), platforms(t.platforms), when(t.pushed_at),
       t.artifact_type || "image",
       copyable(`docker pull ${t.name}`, `docker pull ${host}/${repository}:${t.name}`, { class: "pull" }),
-    ])));
+    ],
+  });
+  await tags.reload();
+  const page = h("section", {}, h("h1", {}, `Repository ${repo.name}`), registryTabs(org, registry),
+    breadcrumbs(org, registry, repository.split("/").slice(0, -1).map((s) => `${s}/`).join("")),
+    h("p", {}, `${repo.tags} tags, ${bytes(repo.stored_bytes ?? repo.size)} stored, last push ${when(repo.last_push)}`));
+  page.append(tags.element);
   return page;
 }
 

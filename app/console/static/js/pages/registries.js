@@ -1,27 +1,26 @@
-import { h, field, select, table, link, bytes, liveRegion, errorBox, replace } from "../dom.js";
-import { api, get, can, roleIn, orgPath, registryPath } from "../api.js";
+import { h, field, select, link, bytes, liveRegion, errorBox, replace } from "../dom.js";
+import { api, can, roleIn, orgPath, registryPath } from "../api.js";
 import { registryHref } from "../routes.js";
+import { pagedTable } from "../paging.js";
 import { followInto } from "./operation.js";
 
 export async function registriesPage(org) {
   const role = await roleIn(org);
   const progress = liveRegion({ id: "operation-progress" });
-  const list = h("div");
   const page = h("section", {}, h("h1", {}, `Registries of ${org}`));
+  const list = pagedTable({
+    id: "registry-list", caption: "Registries", path: orgPath(org, "/registries"), items: "registries",
+    headings: ["Name", "Visibility", "Status", "SKU", "Repositories", "Stored", ""],
+    row: (r) => [
+      link(registryHref(org, r.name), r.name), r.visibility, r.status, r.sku,
+      r.usage ? String(r.usage.repositories) : "—", r.usage ? bytes(r.usage.stored_bytes) : "—",
+      can(role, "delete_registry") ? deleteControl(org, r.name, progress, list.reload) : "",
+    ],
+  });
 
-  async function refresh() {
-    const { registries } = await get(orgPath(org, "/registries?limit=200"));
-    replace(list, table("Registries", ["Name", "Visibility", "Status", "SKU", "Repositories", "Stored", ""],
-      registries.map((r) => [
-        link(registryHref(org, r.name), r.name), r.visibility, r.status, r.sku,
-        r.usage ? String(r.usage.repositories) : "—", r.usage ? bytes(r.usage.stored_bytes) : "—",
-        can(role, "delete_registry") ? deleteControl(org, r.name, progress, refresh) : "",
-      ])));
-  }
-
-  if (can(role, "create_registry")) page.append(createForm(org, progress, refresh));
-  page.append(progress, list);
-  await refresh();
+  if (can(role, "create_registry")) page.append(createForm(org, progress, list.reload));
+  page.append(progress, list.element);
+  await list.reload();
   return page;
 }
 

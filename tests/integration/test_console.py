@@ -466,6 +466,7 @@ def test_lists_longer_than_a_page_are_paged_with_more(signed_out, console_server
     for repo in ("lib/a", "lib/b", "tools", "web"):
         client.push_image(f"{name}/{repo}", "v1")
     sign_in_with_token(browser, server.token)
+    page_errors(browser)  # from here on, none
 
     go(browser, server, "#/orgs/default?limit=2", "Registries of default")
     wait_for(browser, "#registry-list .page-status", "more to load")
@@ -487,6 +488,7 @@ def test_lists_longer_than_a_page_are_paged_with_more(signed_out, console_server
     go(browser, server, f"#/orgs/default/registries/{name}/tree?limit=2", f"Repositories in {name}")
     assert page_through(browser, "tree-list", 2) == ["app", "lib/", "tools", "web"]
     screenshot(browser, "25-tree-paged")
+    assert page_errors(browser) == []
 
 
 def test_the_audit_log_pages_to_older_events(signed_out, console_server):

@@ -167,23 +167,13 @@ def _line(message: str) -> str:
     return f"{utcnow().isoformat(timespec='milliseconds')}Z {message}\n"
 
 
-def render(operation: Operation) -> dict:
-    return {
-        "id": operation.id,
-        "kind": operation.kind,
-        "state": operation.state,
-        "org": operation.org.name,
-        "registry": operation.registry_name,
-        "steps": json.loads(operation.steps),
-        "attempts": operation.attempts,
-        "error": operation.error,
-        "requested_by": operation.requested_by,
-        "created_at": _iso(operation.created_at),
-        "updated_at": _iso(operation.updated_at),
-        "finished_at": _iso(operation.finished_at),
-        "log": operation.log.splitlines(),
-        "links": {"self": f"/api/v1/operations/{operation.id}"},
-    }
+def find(operation_id: str) -> Operation | None:
+    return Operation.get_or_none(Operation.id == operation_id)
+
+
+def latest(registry: Registry) -> Operation | None:
+    """The registry's most recent operation, whatever its state."""
+    return Operation.select().where(Operation.registry == registry).order_by(Operation.created_at.desc()).first()
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -12,7 +12,7 @@ from app.auth.subject import Subject
 from app.db.models import AccessToken, Organization, Registry, utcnow
 from app.spec.errors import RegistryError
 from app.spec.names import REGISTRY
-from app.services import owners
+from app.services import owners, paging
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")  # \Z: `$` passes "ci\n"
 MAX_LIFETIME = dt.timedelta(days=3650)
@@ -93,6 +93,11 @@ def tokens_visible_to(org: Organization, viewer: Subject):
     return query
 
 
+def page_of_tokens(org: Organization, viewer: Subject, page: paging.Page) -> paging.Rows:
+    """The tokens `viewer` may see (tokens_visible_to), by id."""
+    return paging.keyset(tokens_visible_to(org, viewer), AccessToken.id, page)
+
+
 def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
     return list(tokens_visible_to(org, viewer).order_by(AccessToken.id))
 
@@ -121,21 +126,3 @@ def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToke
             token.save()
     return token
 
-
-def render(token: AccessToken) -> dict:
-    def iso(t):
-        return t.isoformat() + "Z" if t else None
-
-    scope = next((s for s, r in roles.SCOPES.items() if r == token.role), None)
-    return {
-        "id": token.id,
-        "name": token.name,
-        "role": token.role,
-        "scope": scope,
-        "registry": token.registry.name if token.registry_id else None,
-        "created_at": iso(token.created_at),
-        "created_by": token.created_by,
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-    }

@@ -137,7 +137,9 @@ class RegistryTokens:
         try:
             claims = jwt.decode(
                 token, key.public, algorithms=["ES256"], audience=audience, issuer=ISSUER,
-                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"], **_TIMES_CHECKED_BELOW},
+                # pyjwt would check iat/nbf/exp against the system clock; _in_time does, against ours.
+                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"],
+                         "verify_iat": False, "verify_nbf": False, "verify_exp": False},
             )
         except jwt.PyJWTError:
             return None
@@ -153,10 +155,6 @@ class RegistryTokens:
     def verify_refresh(self, token: str, service: str) -> dict | None:
         claims = self._decode(token, f"{service}#refresh")
         return claims if claims and isinstance(claims.get("tid"), int) and isinstance(claims.get("tfp"), str) else None
-
-
-# pyjwt reads the system clock for these; _in_time checks them as it does, against ours.
-_TIMES_CHECKED_BELOW = {"verify_iat": False, "verify_nbf": False, "verify_exp": False}
 
 
 def _in_time(claims: dict, now: float) -> bool:

@@ -11,7 +11,7 @@ class FakeClock:
     def __init__(self, start: dt.datetime | None = None) -> None:
         # Starts at the real time, so rows written by code that reads the system clock
         # (timestamps nobody here decides on) still sort sensibly against it.
-        self._now = start or dt.datetime.now(dt.timezone.utc)
+        self._now = start or dt.datetime.now(dt.UTC)
         self._monotonic = 1000.0
         self._lock = threading.Lock()
 
@@ -33,4 +33,3 @@ class FakeClock:
     def monotonic(self) -> float:
         with self._lock:
             return self._monotonic
-

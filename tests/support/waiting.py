@@ -4,7 +4,7 @@ clear failure if it does not hold by the deadline (what a fixed sleep turns into
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def until(condition: Callable[[], object], seconds: float = 20.0, interval: float = 0.05, what: str = "") -> None:

@@ -22,8 +22,9 @@ SERVICE = "registry.example:5000"
 
 
 def _bearer(token: str):
-    return falcon.testing.create_req(host="registry.example", port=5000, path="/v2/",
-                                     headers={"Authorization": f"Bearer {token}"})
+    return falcon.testing.create_req(
+        host="registry.example", port=5000, path="/v2/", headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.fixture

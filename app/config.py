@@ -45,6 +45,10 @@ class Settings:
     oidc_token_url: str = ""
     oidc_client_id: str = ""
     oidc_scope: str = "openid"
+    # Seconds between the starts of two fetches of the JWKS (a token naming an unknown key sets
+    # one off): a rotated key is picked up after at most this long, and made-up keys cannot
+    # flood the provider.
+    oidc_jwks_cooldown: int = 10
     # Failed logins allowed per client address before it gets 429 (limits notation).
     login_failure_limit: str = "10/minute"
     # Owner credential created on first start; generated when empty.

@@ -92,7 +92,8 @@ def build_services(settings: Settings) -> Services:
     idp = None
     if settings.oidc_jwks_url:
         idp = IdentityProvider(IdpSettings(
-            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
+            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim,
+            cooldown=settings.oidc_jwks_cooldown))
     counters = Counters(counters_uri(settings))
     identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters))
     provisioner = open_provisioner(settings)

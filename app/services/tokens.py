@@ -9,6 +9,7 @@ import re
 from app.auth import roles
 from app.auth.token_secrets import generate_token, hash_token
 from app.auth.subject import Subject
+from app.clock import SYSTEM, Clock
 from app.db.models import AccessToken, Organization, Registry, utcnow
 from app.spec.errors import RegistryError
 from app.spec.names import REGISTRY
@@ -58,6 +59,7 @@ def create_token(
     role: object = None,
     registry: str | None = None,
     expires_in: object = None,
+    clock: Clock = SYSTEM,
 ) -> tuple[AccessToken, str]:
     """Issue a token; returns (row, secret). The secret is never stored and never shown again."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -80,7 +82,7 @@ def create_token(
     secret = generate_token()
     token = AccessToken.create(
         org=org, registry=registry_row, name=name, token_hash=hash_token(secret), role=wanted,
-        created_by=creator.name, expires_at=utcnow() + lifetime if lifetime else None,
+        created_by=creator.name, expires_at=clock.utcnow() + lifetime if lifetime else None,
     )
     return token, secret
 

@@ -51,6 +51,7 @@ class ResumableSha256:
         self._ctx = _ctx
 
     def update(self, data) -> None:
+        pointer: bytes | int | None
         if isinstance(data, bytes):
             pointer, size = data, len(data)  # ctypes passes a bytes object's buffer, uncopied
         else:

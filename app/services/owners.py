@@ -48,21 +48,24 @@ def changing_owners(org: Organization):
 def keep_an_owner(org: Organization, *, member: Member | None = None, token: AccessToken | None = None) -> None:
     """Inside `changing_owners`: CONFLICT if `member` or `token` is an owner and, without it, the
     organization would have none left."""
-    leaving_member = member is not None and member.role == "owner"
-    leaving_token = token is not None and counts_as_owner(token)
-    if not (leaving_member or leaving_token):
+    leaving_member = member if member is not None and member.role == "owner" else None
+    leaving_token = token if token is not None and counts_as_owner(token) else None
+    if leaving_member is not None:
+        what = f"member {leaving_member.subject!r}"
+    elif leaving_token is not None:
+        what = f"token {leaving_token.id}"
+    else:
         return
     members = Member.select().where((Member.org == org) & (Member.role == "owner"))
-    if leaving_member:
-        members = members.where(Member.id != member.id)
+    if leaving_member is not None:
+        members = members.where(Member.id != leaving_member.id)
     now = utcnow()
     tokens = AccessToken.select().where(
         (AccessToken.org == org) & (AccessToken.role == "owner") & AccessToken.registry.is_null()
         & AccessToken.revoked_at.is_null() & (AccessToken.expires_at.is_null() | (AccessToken.expires_at > now)))
-    if leaving_token:
-        tokens = tokens.where(AccessToken.id != token.id)
+    if leaving_token is not None:
+        tokens = tokens.where(AccessToken.id != leaving_token.id)
     if not members.exists() and not tokens.exists():
-        what = f"member {member.subject!r}" if leaving_member else f"token {token.id}"
         raise RegistryError("CONFLICT", f"{what} is the last owner of {org.name!r}; create another owner first: "
                             "a member with role owner, or a token with role owner "
                             "(berth token create <name> --role owner)")

@@ -42,7 +42,7 @@ class UploadService:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
         self._hashers: dict[str, tuple[int, "hashlib._Hash"]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, _UploadLock] = {}
         self._guard = threading.Lock()
 
     def start(self, repository: Repository) -> Upload:

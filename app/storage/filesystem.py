@@ -9,7 +9,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from app.storage.base import BlobStore
 
@@ -20,6 +20,7 @@ _KEY_PREFIX = re.compile(r"^[0-9a-z/]*\Z")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_sync_file_range: Any
 try:
     _sync_file_range = _libc.sync_file_range
     _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)

@@ -48,13 +48,18 @@ def test_two_removals_of_the_last_two_owners_leave_one_on_postgres():
     try:
         org = Organization.create(name="o")
         alice, bob = (Member.create(org=org, subject=s, role="owner") for s in ("alice", "bob"))
-        barrier, outcomes = threading.Barrier(2), []
+        # Both check before either deletes, unless the first holds the other off until it commits:
+        # then the barrier breaks after 2 s and the first goes on alone.
+        checked, outcomes = threading.Barrier(2, timeout=2), []
 
         def remove(member):
-            barrier.wait()
             try:
                 with owners.changing_owners(org):
                     owners.keep_an_owner(org, member=member)
+                    try:
+                        checked.wait()
+                    except threading.BrokenBarrierError:
+                        pass
                     Member.delete().where(Member.id == member.id).execute()
                 outcomes.append("removed")
             except RegistryError as error:

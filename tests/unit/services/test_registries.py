@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from app.auth.token_secrets import find_token
-from app.db.models import AccessToken, Organization, Registry, utcnow
+from app.db.models import AccessToken, Organization, Registry
 from app.db.setup import open_database
 from app.services import registries
 from app.spec.errors import RegistryError

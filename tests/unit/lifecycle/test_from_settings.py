@@ -7,7 +7,7 @@ import pytest
 from app.config import Settings
 from app.lifecycle.from_settings import open_provisioner, platform_refs
 from app.lifecycle.local import LocalProvisioner
-from app.lifecycle.provisioner import NoProvisioner, RegistrySpec
+from app.lifecycle.provisioner import NoProvisioner
 from app.lifecycle.pulumi_provisioner import PulumiProvisioner
 
 
@@ -38,11 +38,3 @@ def test_the_platform_names_come_from_settings(tmp_path):
     settings.platform_namespace, settings.cert_issuer_kind = "infra", "Issuer"
     refs = platform_refs(settings)
     assert refs.namespace == "infra" and refs.issuer_kind == "Issuer" and refs.service == settings.platform_service
-
-
-def test_with_provisioning_off_nothing_is_made():
-    lines = []
-    spec = RegistrySpec(org="o", name="r", hostname="r.example")
-    assert NoProvisioner().provision(spec, lines.append) == {"endpoint": "r.example"}
-    NoProvisioner().destroy(spec, lines.append)
-    assert len(lines) == 2 and all("provisioning is off" in line for line in lines)

@@ -34,13 +34,13 @@ def test_depth_counts_brackets_outside_strings(text, depth):
     assert untrusted_json.depth(text.encode()) == depth
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(JSON_VALUES)
 def test_depth_agrees_with_the_structure_of_any_document(value):
     assert untrusted_json.depth(json.dumps(value).encode()) == _depth(value)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(JSON_VALUES)
 def test_what_a_client_wrote_reads_back(value):
     text = json.dumps(value, ensure_ascii=False)
@@ -71,7 +71,7 @@ def test_a_utf8_byte_order_mark_is_taken():
     assert untrusted_json.loads(b"\xef\xbb\xbf{}") == {}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=100) | st.text(alphabet='[]{}",:\\ 0123456789.eENaI', max_size=100))
 def test_any_input_is_a_value_or_an_untrusted_json_error(data):
     try:

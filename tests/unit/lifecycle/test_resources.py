@@ -22,7 +22,7 @@ def _by_key(manifests):
     return {m.key: m for m in manifests}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True))
 def test_the_registry_namespace_is_a_dns_label_distinct_per_registry(name):
     namespace = resources.registry_namespace(name)

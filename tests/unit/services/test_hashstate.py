@@ -15,7 +15,7 @@ from app.services.hashstate import ResumableSha256
 pytestmark = pytest.mark.skipif(not hashstate.available, reason="libcrypto cannot be loaded here")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.binary(max_size=300), max_size=6))
 def test_a_hash_resumed_between_any_chunks_is_hashlib_s(chunks):
     h = ResumableSha256()

@@ -41,7 +41,7 @@ def test_immutable_tag_patterns():
         assert raised.value.field == "immutable_tags"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(max_size=10), max_size=5))
 def test_any_list_is_refused_or_kept_as_sorted_printable_ascii(value):
     try:

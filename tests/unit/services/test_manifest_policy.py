@@ -52,7 +52,7 @@ def test_a_bad_policy_is_invalid_saying_which_rule(value, message):
     assert raised.value.field == "manifest_policy"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["mode", "required_platforms", "x"]),
                        st.one_of(st.sampled_from(mp.MODES), st.lists(st.text(max_size=20), max_size=3), st.none()),
                        max_size=3))

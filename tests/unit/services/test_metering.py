@@ -37,6 +37,8 @@ def test_a_blob_linked_twice_is_stored_once_by_the_registry_and_counted_in_each_
         RepositoryBlob.create(repository=repo, blob=blob)
     m = Manifest.create(repository=a, digest="sha256:" + "3" * 64, media_type="x", size=1, content=b"{}")
     Tag.create(repository=a, name="latest", manifest=m)
+    elsewhere = Registry.create(org=registry.org, name="elsewhere")
+    Blob.create(registry=elsewhere, digest="sha256:" + "4" * 64, size=1000)
 
     assert metering.stored(registry) == metering.Stored(stored_bytes=110, blobs=2, repositories=2, tags=1, manifests=1)
     assert metering.repositories(registry) == [

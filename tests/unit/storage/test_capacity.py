@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import threading
 from pathlib import Path
 
 import peewee as pw
@@ -35,6 +36,13 @@ def test_full_disks_are_recognised_however_wrapped():
     assert capacity.is_storage_full(_raised_from(full))
     assert capacity.is_storage_full(_raised_from(sqlite3.OperationalError("database or disk is full")))
     assert capacity.is_storage_full(_raised_from(PgError("could not extend file")))
+    try:
+        try:
+            raise full
+        except OSError:
+            raise RuntimeError("cleaning up after the failed write failed too")  # noqa: B904 - the point
+    except RuntimeError as implicit:
+        assert capacity.is_storage_full(implicit)
 
 
 def test_other_errors_are_not_a_full_disk():
@@ -43,7 +51,11 @@ def test_other_errors_are_not_a_full_disk():
     looping = ValueError("a")
     looping.__context__ = ValueError("b")
     looping.__context__.__context__ = looping
-    assert not capacity.is_storage_full(looping)  # a cycle ends
+    answers = []
+    check = threading.Thread(target=lambda: answers.append(capacity.is_storage_full(looping)), daemon=True)
+    check.start()
+    check.join(10)
+    assert answers == [False]  # a cycle ends
 
 
 def test_free_space_is_measured_on_the_nearest_existing_directory(tmp_path):

@@ -33,7 +33,7 @@ def test_overrides_and_counts_as_typed(parse):
 
 @pytest.mark.parametrize("argv", [
     ["--override", ":keep_last=3"],
-    ["--override", "ci/*:colour=red"],
+    ["--override", "ci/*:colour=3"],
     ["--override", "ci/*:keep_last=many"],
     ["--override", "ci/*:delete_untagged=maybe"],
     ["--expire-days", "0"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.lifecycle import resources
@@ -24,6 +24,8 @@ def _by_key(manifests):
 
 @settings(max_examples=100, deadline=None)
 @given(st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True))
+@example("a" * 55)  # past 63 characters with its prefix: shortened, and still its own
+@example("a" * 62)
 def test_the_registry_namespace_is_a_dns_label_distinct_per_registry(name):
     namespace = resources.registry_namespace(name)
     assert len(namespace) <= 63 and resources._DNS_LABEL.fullmatch(namespace)

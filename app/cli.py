@@ -395,11 +395,12 @@ def token_create(args: argparse.Namespace, settings: Settings) -> None:
 
 @_local_command
 def token_list(args: argparse.Namespace, settings: Settings) -> None:
+    from app.api.tokens import render_token
     from app.services import registries, tokens
 
     org = registries.get_org(args.org)
     for t in tokens.list_tokens(org, _operator(org)):
-        r = tokens.render(t)
+        r = render_token(t)
         state = "revoked" if r["revoked_at"] else "active"
         print(f"{r['id']}\t{r['name']}\t{r['role']}\t{r['registry'] or '*'}\t{state}\t"
               f"expires={r['expires_at'] or 'never'}\tlast_used={r['last_used_at'] or 'never'}")
@@ -451,6 +452,7 @@ def gc_command(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
     import json
 
+    from app.api.gc import render_report
     from app.db.models import Registry
     from app.services import gc
     from app.storage import open_store
@@ -470,7 +472,7 @@ def gc_command(args: argparse.Namespace, settings: Settings) -> int:
               f"{', dry run' if args.dry_run else ''} ...", file=sys.stderr, flush=True)
         report = gc.collect(registry, store, grace=grace, dry_run=args.dry_run,
                             upload_expiry=dt.timedelta(seconds=settings.upload_expiry))
-        reports.append(report.render())
+        reports.append(render_report(report))
         if not args.json:
             verb = "would delete" if args.dry_run else "deleted"
             print(f"{registry.name}: {verb} {len(report.manifests)} manifest(s), {len(report.blobs)} blob(s) "

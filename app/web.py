@@ -32,6 +32,7 @@ from app.auth.registry_tokens import RegistryTokens
 from app.auth.throttle import LoginThrottle
 from app.oci.token_endpoint import JwksResource, RegistryTokenResource, TokenService
 from app.config import Settings
+from app.console import routes as console_routes
 from app.db.setup import ReleaseConnection
 from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import Provisioner
@@ -91,7 +92,8 @@ def build_services(settings: Settings) -> Services:
     idp = None
     if settings.oidc_jwks_url:
         idp = IdentityProvider(IdpSettings(
-            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim))
+            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim,
+            cooldown=settings.oidc_jwks_cooldown))
     counters = Counters(counters_uri(settings))
     identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters))
     provisioner = open_provisioner(settings)
@@ -205,6 +207,7 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/api/v1/orgs/{org}/tokens/{token_id}", TokenResource())
     app.add_route("/auth/token", RegistryTokenResource(services.token_service))
     app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
+    console_routes.add_routes(app, settings)
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(services.store, capacity.FreeSpace(
         capacity.watched_paths(settings.data_dir, settings.storage_url), settings.min_free_bytes)))

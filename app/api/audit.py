@@ -8,13 +8,36 @@ Requests that never authenticated (the 401 that starts every token handshake) ar
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.api import media, pagination
 from app.auth import roles
-from app.db.models import AuditEvent
 from app.edge import preflight
 from app.services import audit
+
+if TYPE_CHECKING:
+    from app.db.models import AuditEvent
+
+
+def render_event(event: AuditEvent) -> dict:
+    return {
+        "id": event.id,
+        "time": event.time.isoformat() + "Z",
+        "actor": event.actor,
+        "action": event.action,
+        "registry": event.registry,
+        "repository": event.repository,
+        "digest": event.digest,
+        "tag": event.tag,
+        "detail": json.loads(event.detail) if event.detail else None,
+        "outcome": event.outcome,
+        "status": event.status,
+        "client_ip": event.client_ip,
+        "request_id": event.request_id,
+    }
 
 
 class AuditTrail:
@@ -47,11 +70,11 @@ class AuditResource:
     permissions = {"GET": roles.MANAGE_MEMBERS}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        query = audit.query(
-            req.context.org.id, actor=req.get_param("actor"), action=req.get_param("action"),
-            registry=req.get_param("registry"), since=audit.parse_time(media.query(req, "since"), "since"),
-            until=audit.parse_time(media.query(req, "until"), "until"),
+        since = audit.parse_time(media.query(req, "since"), "since")
+        until = audit.parse_time(media.query(req, "until"), "until")
+        rows = audit.page_of_events(
+            req.context.org.id, pagination.page_of(req, int), actor=req.get_param("actor"),
+            action=req.get_param("action"), registry=req.get_param("registry"), since=since, until=until,
         )
-        page = pagination.page(req, AuditEvent.id, query, descending=True)
-        resp.media = pagination.body("events", [audit.render(e) for e in page.items], page)
-        pagination.link(req, resp, page)
+        resp.media = pagination.body("events", [render_event(e) for e in rows.items], rows)
+        pagination.link(req, resp, rows)

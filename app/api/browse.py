@@ -11,15 +11,37 @@ trailing `/tags` or `/manifests/<digest>` says what is asked (URL-encoded slashe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.api import pagination
 from app.auth import roles
-from app.db.models import Tag
 from app.spec.errors import RegistryError
 from app.spec.names import check_repository
 from app.services import browse, immutable_tags, metering
 from app.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from app.db.models import Tag
+
+
+def render_tag(tag: Tag, sizes: browse.Sizes) -> dict:
+    described = sizes.describe(tag.manifest)
+    return {
+        "name": tag.name,
+        "digest": tag.manifest.digest,
+        "media_type": tag.manifest.media_type,
+        "artifact_type": tag.manifest.artifact_type,
+        "size": described["size"],
+        "manifest_size": tag.manifest.size,
+        "platforms": described["platforms"],
+        "pushed_at": _iso(tag.updated_at),
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
 
 
 def _repository_entry(node: browse.Node, stats: dict) -> dict:
@@ -33,12 +55,11 @@ class RepositoriesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         prefix = req.get_param("path") or ""
-        nodes = browse.tree(req.context.registry, prefix)
-        page = pagination.slice_sorted(req, nodes, key_of=lambda n: n.path)
-        stats = browse.repository_stats([n.repository for n in page.items if n.kind == "repository"])
-        resp.media = {"path": prefix, **pagination.body("entries", [_repository_entry(n, stats) for n in page.items],
-                                                         page)}
-        pagination.link(req, resp, page)
+        rows = browse.page_of_tree(req.context.registry, prefix, pagination.page_of(req, str))
+        stats = browse.repository_stats([n.repository for n in rows.items if n.kind == "repository"])
+        resp.media = {"path": prefix, **pagination.body("entries", [_repository_entry(n, stats) for n in rows.items],
+                                                         rows)}
+        pagination.link(req, resp, rows)
 
 
 class RepositoryPathResource:
@@ -52,10 +73,10 @@ class RepositoryPathResource:
         if rest.endswith("/tags"):
             repo = self._repository(registry_, rest[: -len("/tags")])
             sizes = browse.Sizes(repo)
-            page = pagination.page(req, Tag.name, browse.tags_query(repo))
+            rows = browse.page_of_tags(repo, pagination.page_of(req, str))
             resp.media = {"repository": repo.name,
-                          **pagination.body("tags", [browse.render_tag(t, sizes) for t in page.items], page)}
-            pagination.link(req, resp, page)
+                          **pagination.body("tags", [render_tag(t, sizes) for t in rows.items], rows)}
+            pagination.link(req, resp, rows)
             return
         name, marker, digest = rest.rpartition("/manifests/")
         if marker:

@@ -9,6 +9,7 @@ import re
 import falcon
 
 from app.api import media
+from app.api.tokens import render_token
 from app.auth import roles
 from app.spec.errors import RegistryError
 from app.services import docker_config
@@ -51,4 +52,4 @@ class CredentialsResource:
         req.context.secret = issued["password"]
         resp.status = falcon.HTTP_201
         resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
-        resp.media = issued
+        resp.media = {"token": render_token(token), **issued}

@@ -14,15 +14,20 @@ refused.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.auth import roles
 from app.auth.gate import authorize_org
 from app.auth.identity import Identity
 from app.auth.subject import Subject
-from app.db.models import Organization, Registry
 from app.edge import preflight
+from app.services import registries
 from app.spec.errors import RegistryError
+
+if TYPE_CHECKING:
+    from app.db.models import Organization
 
 
 class ManagementGate:
@@ -43,7 +48,7 @@ class ManagementGate:
         if subject.anonymous:
             raise RegistryError("UNAUTHORIZED", "send Authorization: Bearer <token>")
         if "org" in params:
-            org = Organization.get_or_none(Organization.name == params["org"])
+            org = registries.find_org(params["org"])
         elif hasattr(resource, "org_for"):
             org = resource.org_for(params)
         else:
@@ -53,7 +58,7 @@ class ManagementGate:
             raise RegistryError("NOT_FOUND", _not_found(params))
         req.context.org = org
         if "registry" in params:
-            registry = Registry.get_or_none((Registry.org == org) & (Registry.name == params["registry"]))
+            registry = registries.find(org, params["registry"])
             if registry is None or subject.role_in(org.id, registry.id) is None:
                 raise RegistryError("NOT_FOUND", f"registry {params['registry']!r} not found in organization {org.name!r}")
             if not roles.allows(subject.role_in(org.id, registry.id), action):

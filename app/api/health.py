@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon
 
-from app.db.models import database
+from app.db.setup import ping
 from app.spec.errors import RegistryError
 from app.storage.capacity import FreeSpace
 
@@ -23,7 +23,7 @@ class ReadyResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         checks = {}
         try:
-            database.obj.execute_sql("SELECT 1").fetchone()
+            ping()
             checks["database"] = "ok"
         except Exception as e:  # noqa: BLE001 - any failure means not ready
             checks["database"] = f"unavailable: {type(e).__name__}"

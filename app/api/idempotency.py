@@ -17,19 +17,16 @@ the secret still appear in what would be stored (a field nobody named), nothing 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
 
 import falcon
-import peewee as pw
 
-from app.db.models import IdempotencyKey, utcnow
+from app.services import idempotency
 from app.spec.errors import RegistryError
 
 HEADER = "Idempotency-Key"
-KEEP = dt.timedelta(days=1)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 REPLAYED_HEADERS = ("Location", "Content-Type")
 WITHHELD_HEADER = "Secret-Withheld"
@@ -48,8 +45,7 @@ class Idempotency:
         if not _KEY.fullmatch(key):
             raise RegistryError("INVALID", f"{HEADER} must be 1-255 printable ASCII characters", field=HEADER)
         fingerprint = _fingerprint(req)
-        stored = IdempotencyKey.get_or_none((IdempotencyKey.subject == subject.name) & (IdempotencyKey.key == key)
-                                            & (IdempotencyKey.created_at > utcnow() - KEEP))
+        stored = idempotency.find(subject.name, key)
         if stored is None:
             req.context.idempotency = (key, fingerprint)
             return
@@ -57,7 +53,7 @@ class Idempotency:
             raise RegistryError("IDEMPOTENCY_KEY_REUSED", f"{HEADER} {key!r} was used for a different request; "
                                 "use a new key for a new request", field=HEADER)
         resp.status = stored.status
-        for name, value in json.loads(stored.headers).items():
+        for name, value in stored.headers.items():
             resp.set_header(name, value)
         resp.set_header("Idempotent-Replayed", "true")
         resp.data = stored.body.encode()
@@ -78,14 +74,9 @@ class Idempotency:
             if body is None:
                 return  # the secret is somewhere it was not expected: better no replay than a stored secret
             headers[WITHHELD_HEADER] = "true"
-        subject = req.context.subject.name
-        try:
-            IdempotencyKey.delete().where((IdempotencyKey.subject == subject) & (IdempotencyKey.key == key)).execute()
-            IdempotencyKey.delete().where(IdempotencyKey.created_at < utcnow() - KEEP).execute()
-            IdempotencyKey.insert(subject=subject, key=key, method=req.method, path=req.path, fingerprint=fingerprint,
-                                  status=status, headers=json.dumps(headers), body=body.decode()).execute()
-        except pw.PeeweeException:
-            pass  # the create happened; only the replay of its answer is lost
+        # Should the database refuse, the create happened all the same; only the replay of its answer is lost.
+        idempotency.keep(req.context.subject.name, key,
+                         idempotency.Answer(req.method, req.path, fingerprint, status, headers, body.decode()))
 
 
 def _without_secrets(body: bytes, fields: tuple[str, ...], secret: str | None) -> bytes | None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.api import pagination
 from app.auth import roles
-from app.db.models import Member
 from app.spec.errors import RegistryError
 from app.services import members
 
+if TYPE_CHECKING:
+    from app.db.models import Member
 
-def render(member: Member) -> dict:
+
+def render_member(member: Member) -> dict:
     return {"subject": member.subject, "role": member.role,
             "created_at": member.created_at.isoformat() + "Z", "created_by": member.created_by}
 
@@ -20,9 +24,9 @@ class MembersResource:
     permissions = {"GET": roles.BROWSE}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        page = pagination.page(req, Member.subject, Member.select().where(Member.org == req.context.org))
-        resp.media = pagination.body("members", [render(m) for m in page.items], page)
-        pagination.link(req, resp, page)
+        rows = members.page_of_members(req.context.org, pagination.page_of(req, str))
+        resp.media = pagination.body("members", [render_member(m) for m in rows.items], rows)
+        pagination.link(req, resp, rows)
 
 
 class MemberResource:
@@ -30,7 +34,7 @@ class MemberResource:
     audit = {"PUT": "member.set", "DELETE": "member.remove"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
-        resp.media = render(members.get_member(req.context.org, subject))
+        resp.media = render_member(members.get_member(req.context.org, subject))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
         body = req.get_media(default_when_empty=None)
@@ -39,7 +43,7 @@ class MemberResource:
         req.context.audit_detail = {"subject": subject, "role": body.get("role")}
         member, created = members.put_member(req.context.org, subject, body.get("role"), req.context.subject)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
-        resp.media = render(member)
+        resp.media = render_member(member)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, subject: str) -> None:
         req.context.audit_detail = {"subject": subject}

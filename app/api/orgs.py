@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.auth import roles
-from app.db.models import Organization
+from app.services import registries
+
+if TYPE_CHECKING:
+    from app.db.models import Organization
+
+
+def render_org(org: Organization, role: str) -> dict:
+    return {"name": org.name, "role": role, "created_at": org.created_at.isoformat() + "Z",
+            "links": {"registries": f"/api/v1/orgs/{org.name}/registries"}}
 
 
 class OrgsResource:
@@ -15,7 +25,4 @@ class OrgsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         subject = req.context.subject
         ids = [org_id for org_id, role in subject.roles.items() if roles.allows(role, roles.BROWSE)]
-        orgs = Organization.select().where(Organization.id.in_(ids)).order_by(Organization.name) if ids else []
-        resp.media = {"orgs": [{"name": o.name, "role": subject.roles[o.id],
-                                "created_at": o.created_at.isoformat() + "Z",
-                                "links": {"registries": f"/api/v1/orgs/{o.name}/registries"}} for o in orgs]}
+        resp.media = {"orgs": [render_org(o, subject.roles[o.id]) for o in registries.orgs_with_ids(ids)]}

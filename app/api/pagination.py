@@ -2,32 +2,26 @@
 a `Link: <...>; rel="next"` header.
 
 Keyset, not offset: the cursor is the sort key of the last item returned, so rows inserted or
-removed while a client pages (concurrent pushes) never shift, repeat or skip the others.
+removed while a client pages (concurrent pushes) never shift, repeat or skip the others. This
+module reads and writes the HTTP side (limit, cursor, Link); the services apply the page to their
+queries (app/services/paging.py).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import falcon
-import peewee as pw
 
 from app import untrusted_json
 from app.api import media
 from app.spec.errors import RegistryError
+from app.services import paging
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-
-
-@dataclass
-class Page:
-    items: list
-    next_cursor: str | None
-    limit: int
 
 
 def limit_of(req: falcon.Request) -> int:
@@ -55,8 +49,7 @@ def decode(req: falcon.Request, kind: type):
     except ValueError:  # not base64 (binascii.Error), not JSON, not a scalar
         after = None
     if not _is_key(after, kind):
-        raise RegistryError("INVALID", "cursor is not one this server issued; start again without it",
-                            field="cursor")
+        raise paging.refused_cursor()
     return after
 
 
@@ -67,37 +60,22 @@ def _is_key(value, kind: type) -> bool:
     return type(value) is str and value.isprintable()
 
 
-def page(req: falcon.Request, key: pw.Field, query: pw.ModelSelect, *, descending: bool = False,
-         key_of=None) -> Page:
-    """One page of `query` ordered by the unique `key` field."""
-    limit = limit_of(req)
-    after = decode(req, int if isinstance(key, pw.IntegerField) else str)
-    if after is not None:
-        query = query.where(key < after if descending else key > after)
-    rows = list(query.order_by(key.desc() if descending else key).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    key_of = key_of or (lambda row: getattr(row, key.name))
-    return Page(rows, encode(key_of(rows[-1])) if more and rows else None, limit)
+def page_of(req: falcon.Request, kind: type) -> paging.Page:
+    """The page a list request asks for; `kind` is the type of the list's key (`int` or `str`)."""
+    return paging.Page(limit_of(req), decode(req, kind))
 
 
-def slice_sorted(req: falcon.Request, items: list, key_of) -> Page:
-    """A page of an already sorted in-memory list of `str` keys (e.g. the folder tree)."""
-    limit = limit_of(req)
-    after = decode(req, str)
-    if after is not None:
-        items = [i for i in items if key_of(i) > after]
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, encode(key_of(items[-1])) if more and items else None, limit)
+def next_cursor(rows: paging.Rows) -> str | None:
+    return encode(rows.next_key) if rows.next_key is not None else None
 
 
-def body(name: str, items: list, page_: Page) -> dict:
-    return {name: items, "next_cursor": page_.next_cursor}
+def body(name: str, items: list, rows: paging.Rows) -> dict:
+    return {name: items, "next_cursor": next_cursor(rows)}
 
 
-def link(req: falcon.Request, resp: falcon.Response, page_: Page) -> None:
-    if page_.next_cursor:
+def link(req: falcon.Request, resp: falcon.Response, rows: paging.Rows) -> None:
+    cursor = next_cursor(rows)
+    if cursor:
         params = {k: v for k, v in req.params.items() if k not in ("cursor", "limit")}
-        params.update(limit=page_.limit, cursor=page_.next_cursor)
+        params.update(limit=rows.limit, cursor=cursor)
         resp.append_header("Link", f'<{req.path}?{urlencode(params)}>; rel="next"')

@@ -6,16 +6,25 @@ Create and delete answer 202 with the lifecycle operation that carries them out
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.api import media, pagination
+from app.api.operations import render_operation
 from app.auth import roles
-from app.db.models import Operation, Registry
 from app.lifecycle import operations
 from app.services import custom_domains, immutable_tags, manifest_policy, metering, quotas, registries
 
+if TYPE_CHECKING:
+    from app.db.models import Registry
 
-def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: bool = True) -> dict:
+
+def render_manifest_policy(policy: manifest_policy.Policy) -> dict:
+    return {"mode": policy.mode, "required_platforms": list(policy.required_platforms)}
+
+
+def render_registry(registry: Registry, req: falcon.Request, domain: str, *, with_usage: bool = True) -> dict:
     body = {
         "name": registry.name,
         "org": registry.org.name,
@@ -33,13 +42,13 @@ def render(registry: Registry, req: falcon.Request, domain: str, *, with_usage: 
     }
     body["sku"] = quotas.sku_name_of(registry)
     body["immutable_tags"] = immutable_tags.patterns(registry)
-    body["manifest_policy"] = manifest_policy.of(registry).render()
+    body["manifest_policy"] = render_manifest_policy(manifest_policy.of(registry))
     if with_usage:
         usage = metering.stored(registry)
         body["usage"] = {"stored_bytes": usage.stored_bytes, "blobs": usage.blobs,
                          "repositories": usage.repositories, "tags": usage.tags, "manifests": usage.manifests}
         body["quota"] = quotas.quota(registry, used=usage.stored_bytes)
-    latest = (Operation.select().where(Operation.registry == registry).order_by(Operation.created_at.desc()).first())
+    latest = operations.latest(registry)
     if latest is not None:
         body["links"]["operation"] = f"/api/v1/operations/{latest.id}"
     return body
@@ -55,9 +64,9 @@ class RegistriesResource:
         self.wake = wake
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        page = pagination.page(req, Registry.name, registries.registries_of(req.context.org))
-        resp.media = pagination.body("registries", [render(r, req, self.domain) for r in page.items], page)
-        pagination.link(req, resp, page)
+        rows = registries.page_of_registries(req.context.org, pagination.page_of(req, str))
+        resp.media = pagination.body("registries", [render_registry(r, req, self.domain) for r in rows.items], rows)
+        pagination.link(req, resp, rows)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         body = media.object_of(req, example='{"name": "team-images", "visibility": "private"}',
@@ -71,7 +80,7 @@ class RegistriesResource:
         self.wake()
         resp.status = falcon.HTTP_202
         resp.location = f"/api/v1/orgs/{org}/registries/{registry.name}"
-        resp.media = {**render(registry, req, self.domain), "operation": operations.render(operation)}
+        resp.media = {**render_registry(registry, req, self.domain), "operation": render_operation(operation)}
 
 
 class RegistryResource:
@@ -83,7 +92,7 @@ class RegistryResource:
         self.wake = wake
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
-        resp.media = render(req.context.registry, req, self.domain)
+        resp.media = render_registry(req.context.registry, req, self.domain)
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         changes = media.object_of(req, example='{"visibility": "public"}')
@@ -95,10 +104,10 @@ class RegistryResource:
         updated, operation = operations.request_change(
             registry_, changes, role=subject.role_in(registry_.org_id, registry_.id), requested_by=subject.name,
             platform_domain=self.domain)
-        body = render(updated, req, self.domain)
+        body = render_registry(updated, req, self.domain)
         if operation is not None:  # the footprint changes: it is re-provisioned
             self.wake()
-            body["operation"] = operations.render(operation)
+            body["operation"] = render_operation(operation)
         resp.media = body
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
@@ -106,7 +115,7 @@ class RegistryResource:
         self.wake()
         resp.status = falcon.HTTP_202
         resp.location = f"/api/v1/operations/{operation.id}"
-        resp.media = {"operation": operations.render(operation)}
+        resp.media = {"operation": render_operation(operation)}
 
 
 class CustomDomainVerificationResource:
@@ -125,10 +134,10 @@ class CustomDomainVerificationResource:
         req.context.audit_detail = {"custom_domain": req.context.registry.custom_domain}
         updated, operation = operations.request_domain_verification(
             req.context.registry, self.verifier, requested_by=req.context.subject.name)
-        body = render(updated, req, self.domain)
+        body = render_registry(updated, req, self.domain)
         if operation is not None:
             self.wake()
             resp.status = falcon.HTTP_202
             resp.location = f"/api/v1/operations/{operation.id}"
-            body["operation"] = operations.render(operation)
+            body["operation"] = render_operation(operation)
         resp.media = body

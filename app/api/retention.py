@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 import falcon
 
@@ -14,7 +15,45 @@ from app.auth import roles
 from app.spec.errors import RegistryError
 from app.services import retention
 
+if TYPE_CHECKING:
+    from app.db.models import RetentionPolicy
+
 log = logging.getLogger("berth.retention")
+
+
+def render_rules(rules: retention.Rules) -> dict:
+    return {"keep_last": rules.keep_last, "keep_patterns": list(rules.keep_patterns),
+            "expire_days": rules.expire_days, "delete_untagged": rules.delete_untagged}
+
+
+def render_override(override: retention.Override) -> dict:
+    return {"repositories": override.repositories,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in override.fields.items()}}
+
+
+def render_policy(policy: retention.Policy) -> dict:
+    return {**render_rules(policy.rules), "overrides": [render_override(o) for o in policy.overrides]}
+
+
+def render_stored_policy(row: RetentionPolicy | None) -> dict:
+    """A registry's policy (the empty one when it has none) with who set it, and when."""
+    if row is None:
+        return {**render_policy(retention.Policy()), "configured": False, "updated_at": None, "updated_by": None}
+    return {**render_policy(retention.policy_of(row)), "configured": True, "updated_at": _time(row.updated_at),
+            "updated_by": row.updated_by}
+
+
+def render_result(result: retention.Result) -> dict:
+    return {"registry": result.registry, "dry_run": result.dry_run, "evaluated_at": _time(result.evaluated_at),
+            "policy": render_policy(result.policy), "repositories": result.repositories,
+            "kept_tags": result.kept_tags, "tags": result.tags, "manifests": result.manifests,
+            "summary": {"tags": len(result.tags), "manifests": len(result.manifests),
+                        "manifest_bytes": sum(m["size"] for m in result.manifests)},
+            "gc": result.gc}
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
 
 
 def _stored(registry) -> retention.Policy:
@@ -30,14 +69,14 @@ class RetentionPolicyResource:
     audit = {"PUT": "retention.set", "DELETE": "retention.remove"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
-        resp.media = retention.render_policy(retention.get_policy(req.context.registry))
+        resp.media = render_stored_policy(retention.get_policy(req.context.registry))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         body = media.object_of(req, example=retention.EXAMPLE)
         policy = retention.parse_policy(body)
-        req.context.audit_detail = policy.render()
+        req.context.audit_detail = policy.document()
         row = retention.set_policy(req.context.registry, policy, req.context.subject.name)
-        resp.media = retention.render_policy(row)
+        resp.media = render_stored_policy(row)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         retention.delete_policy(req.context.registry)
@@ -63,7 +102,7 @@ class RetentionPreviewResource:
                 raise
         else:
             policy = _stored(req.context.registry)
-        resp.media = retention.preview(req.context.registry, policy, grace=self.grace).render()
+        resp.media = render_result(retention.preview(req.context.registry, policy, grace=self.grace))
 
 
 class RetentionApplyResource:
@@ -88,7 +127,7 @@ class RetentionApplyResource:
         result = retention.apply(target, policy, actor, grace=self.grace)
         result.gc = self._collect(target)
         req.context.audit_detail = {"tags": len(result.tags), "manifests": len(result.manifests), "gc": result.gc}
-        resp.media = result.render()
+        resp.media = render_result(result)
 
     def _collect(self, registry) -> dict | None:
         """Garbage collection of the registry, right after the deletions (app/services/gc.py)."""

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from app.api import pagination
 from app.auth import roles
-from app.db.models import AccessToken
 from app.spec.errors import RegistryError
 from app.services import tokens
+
+if TYPE_CHECKING:
+    from app.db.models import AccessToken
+
+
+def render_token(token: AccessToken) -> dict:
+    def iso(t):
+        return t.isoformat() + "Z" if t else None
+
+    scope = next((s for s, r in roles.SCOPES.items() if r == token.role), None)
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "scope": scope,
+        "registry": token.registry.name if token.registry_id else None,
+        "created_at": iso(token.created_at),
+        "created_by": token.created_by,
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }
 
 
 class TokensResource:
@@ -18,9 +41,9 @@ class TokensResource:
     audit = {"POST": "token.create"}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        page = pagination.page(req, AccessToken.id, tokens.tokens_visible_to(req.context.org, req.context.subject))
-        resp.media = pagination.body("tokens", [tokens.render(t) for t in page.items], page)
-        pagination.link(req, resp, page)
+        rows = tokens.page_of_tokens(req.context.org, req.context.subject, pagination.page_of(req, int))
+        resp.media = pagination.body("tokens", [render_token(t) for t in rows.items], rows)
+        pagination.link(req, resp, rows)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         body = req.get_media(default_when_empty=None)
@@ -37,7 +60,7 @@ class TokensResource:
         req.context.secret = secret
         resp.status = falcon.HTTP_201
         resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
-        resp.media = {**tokens.render(token), "token": secret}
+        resp.media = {**render_token(token), "token": secret}
 
 
 class TokenResource:

@@ -12,13 +12,19 @@ from app.spec.errors import RegistryError
 from app.services import metering, quotas
 
 
+def render_sku(sku: quotas.Sku, *, default: bool) -> dict:
+    return {"name": sku.name, "title": sku.title, "included_bytes": sku.included_bytes,
+            "hard_limit_bytes": sku.hard_limit_bytes, "price_per_gib": sku.price_per_gib, "currency": sku.currency,
+            "default": default}
+
+
 class SkusResource:
     # Any authenticated caller: the gate checks the credentials; no organization is involved.
     permissions = {"GET": roles.BROWSE}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         catalog = quotas.catalog()
-        resp.media = {"skus": [s.render(default=s.name == catalog.default) for s in catalog.skus],
+        resp.media = {"skus": [render_sku(s, default=s.name == catalog.default) for s in catalog.skus],
                       "default": catalog.default}
 
 

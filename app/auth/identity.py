@@ -20,6 +20,7 @@ from app.auth.idp import IdentityProvider
 from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.auth.throttle import LoginThrottle
+from app.clock import SYSTEM, Clock
 from app.spec.errors import RegistryError
 
 BAD_CREDENTIALS = "invalid credentials: use an access token as the password (berth token create)"
@@ -37,8 +38,9 @@ def challenge(req: falcon.Request, scope: str | None = None) -> str:
 
 class Identity:
     def __init__(self, registry_tokens: RegistryTokens, idp: IdentityProvider | None = None,
-                 throttle: LoginThrottle | None = None) -> None:
+                 throttle: LoginThrottle | None = None, clock: Clock = SYSTEM) -> None:
         self.registry_tokens = registry_tokens
+        self.clock = clock  # access tokens' expiry
         self.idp = idp
         self.throttle = throttle or LoginThrottle()
 
@@ -50,7 +52,7 @@ class Identity:
         """The subject behind a password: an access token, or an identity-provider JWT."""
         if self.idp is not None and looks_like_jwt(password):
             return self.idp.subject(password)
-        token = find_token(password)
+        token = find_token(password, self.clock)
         if token is None:
             raise RegistryError("UNAUTHORIZED", BAD_CREDENTIALS)
         return for_access_token(token)
@@ -106,7 +108,7 @@ class Identity:
         if claims is None:
             raise RegistryError("UNAUTHORIZED", "invalid or expired registry token; fetch a new one")
         token_id = claims.get("tid")
-        if token_id is not None and find_live_token(token_id, claims.get("tfp")) is None:
+        if token_id is not None and find_live_token(token_id, claims.get("tfp"), self.clock) is None:
             raise RegistryError("UNAUTHORIZED", "the credential behind this registry token was revoked or expired")
         roles = claims.get("roles") if isinstance(claims.get("roles"), dict) else {}
         return Subject(

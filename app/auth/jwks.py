@@ -27,6 +27,8 @@ from typing import Any
 
 import jwt
 
+from app.clock import SYSTEM, Clock
+
 log = logging.getLogger("berth.idp")
 
 JOIN_SECONDS = 1.0
@@ -48,8 +50,10 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class SigningKeys:
-    def __init__(self, url: str, timeout: float = 3.0, cooldown: float = 10.0, lifespan: float = 300.0) -> None:
+    def __init__(self, url: str, timeout: float = 3.0, cooldown: float = 10.0, lifespan: float = 300.0,
+                 clock: Clock = SYSTEM) -> None:
         self.url = url
+        self.clock = clock  # the cache's age, the cool-down and the join wait; not the download's deadline
         self.timeout = timeout
         self.cooldown = cooldown
         self.lifespan = lifespan
@@ -67,12 +71,12 @@ class SigningKeys:
     def get(self, kid: str) -> jwt.PyJWK:
         key = self._keys.get(kid)
         if key is not None:
-            if self._fetched_at is not None and time.monotonic() - self._fetched_at > self.lifespan:
+            if self._fetched_at is not None and self.clock.monotonic() - self._fetched_at > self.lifespan:
                 with self._lock:
                     self._start()  # refresh in the background; this request goes on with the cached key
             return key
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             done = self._running
             if done is not None:
                 wait = self._started_at + JOIN_SECONDS - now
@@ -90,7 +94,7 @@ class SigningKeys:
 
     def _start(self) -> threading.Event | None:
         """Start a fetch unless one runs or the cool-down has not passed (call with the lock held)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._running is not None or now - self._started_at < self.cooldown:
             return None
         self._started_at = now
@@ -109,7 +113,7 @@ class SigningKeys:
                 self._running = None
         else:
             with self._lock:
-                self._keys, self._fetched_at, self._failure = keys, time.monotonic(), None
+                self._keys, self._fetched_at, self._failure = keys, self.clock.monotonic(), None
                 self._running = None
         done.set()
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
 
 from app.auth.keys import KeyRing
+from app.clock import SYSTEM, Clock
 
 ISSUER = "berth-token-service"
 LIFETIME = 300  # seconds; clients fetch a new one when it runs out
@@ -63,8 +63,9 @@ LEEWAY = 5  # seconds of clock skew allowed on exp/nbf
 
 
 class RegistryTokens:
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(self, keys: KeyRing, clock: Clock = SYSTEM) -> None:
         self.keys = keys
+        self.clock = clock  # iat/nbf/exp, issued and checked
         # A client sends the same token on every request of a pull (for its 5 minutes): its
         # ES256 signature is checked once (~150 us), then its claims come from here until it
         # expires or its signing key leaves the ring. A token is immutable, so nothing else
@@ -77,7 +78,7 @@ class RegistryTokens:
         """A registry token. `roles`/`registry_id` ride along only with a catalog grant, so the
         catalog can be filtered to what the caller may browse. `credential` is the access token
         it was issued for, checked again on every use."""
-        now = int(time.time())
+        now = int(self.clock.time())
         claims = {
             "iss": ISSUER, "sub": subject_name, "aud": service, "iat": now, "nbf": now - 5,
             "exp": now + LIFETIME, "jti": secrets.token_urlsafe(12), "access": access,
@@ -92,7 +93,7 @@ class RegistryTokens:
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid}), LIFETIME
 
     def issue_refresh(self, subject_name: str, service: str, credential: "Credential") -> str:
-        now = int(time.time())
+        now = int(self.clock.time())
         claims = {"iss": ISSUER, "sub": subject_name, "aud": f"{service}#refresh", "iat": now, "nbf": now - 5,
                   "exp": now + REFRESH_LIFETIME, "tid": credential[0], "tfp": credential[1],
                   "jti": secrets.token_urlsafe(12)}
@@ -106,7 +107,7 @@ class RegistryTokens:
                 self._verified.move_to_end((token, audience))
         if hit is not None:
             claims, kid = hit
-            if claims["exp"] + LEEWAY > time.time() and self.keys.find(kid) is not None:
+            if claims["exp"] + LEEWAY > self.clock.time() and self.keys.find(kid) is not None:
                 return claims
             with self._verified_lock:  # expired, or its key was removed: it can never verify again
                 self._verified.pop((token, audience), None)
@@ -136,11 +137,13 @@ class RegistryTokens:
         try:
             claims = jwt.decode(
                 token, key.public, algorithms=["ES256"], audience=audience, issuer=ISSUER,
-                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"]}, leeway=LEEWAY,
+                # pyjwt would check iat/nbf/exp against the system clock; _in_time does, against ours.
+                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"],
+                         "verify_iat": False, "verify_nbf": False, "verify_exp": False},
             )
         except jwt.PyJWTError:
             return None
-        return claims, key.kid
+        return (claims, key.kid) if _in_time(claims, self.clock.time()) else None
 
     def verify(self, token: str, service: str) -> dict | None:
         """The claims of a valid registry token for this service, or None."""
@@ -152,6 +155,15 @@ class RegistryTokens:
     def verify_refresh(self, token: str, service: str) -> dict | None:
         claims = self._decode(token, f"{service}#refresh")
         return claims if claims and isinstance(claims.get("tid"), int) and isinstance(claims.get("tfp"), str) else None
+
+
+def _in_time(claims: dict, now: float) -> bool:
+    """pyjwt's iat, nbf and exp checks (jwt.api_jwt._validate_iat/_nbf/_exp), with LEEWAY."""
+    try:
+        iat, nbf, exp = int(claims["iat"]), int(claims["nbf"]), int(claims["exp"])
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return iat <= now + LEEWAY and nbf <= now + LEEWAY and exp > now - LEEWAY
 
 
 def looks_like_jwt(value: str) -> bool:

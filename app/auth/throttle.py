@@ -32,6 +32,7 @@ class LoginThrottle:
         """Wrap one credential check from `client` (an IP address)."""
         if not self.limiter.test(self.item, NAMESPACE, client):
             reset = self.limiter.get_window_stats(self.item, NAMESPACE, client).reset_time
+            # time.time, not an app.clock.Clock: the `limits` storage reads it itself and takes no clock.
             wait = max(1, math.ceil(reset - time.time()))
             raise RegistryError(
                 "TOOMANYREQUESTS", f"too many failed logins from {client}; retry in {wait} s",

@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import secrets
 
-from app.db.models import AccessToken, utcnow
+from app.clock import SYSTEM, Clock
+from app.db.models import AccessToken
 from app.db.prepared import Prepared
 
 TOKEN_PREFIX = "berth_"
@@ -29,7 +30,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def find_token(secret: str) -> AccessToken | None:
+def find_token(secret: str, clock: Clock = SYSTEM) -> AccessToken | None:
     """The live AccessToken for a presented secret, or None."""
     if not secret or len(secret) > 4096:
         return None
@@ -37,7 +38,7 @@ def find_token(secret: str) -> AccessToken | None:
     token = _BY_HASH.first(digest)
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
-    return token if is_live(token) else None
+    return token if is_live(token, clock) else None
 
 
 def find_token_by_id(token_id: int) -> AccessToken | None:
@@ -51,19 +52,19 @@ def fingerprint(token: AccessToken) -> str:
     return hashlib.sha256(b"berth-token-fingerprint:" + token.token_hash.encode()).hexdigest()[:24]
 
 
-def find_live_token(token_id: object, token_fingerprint: object) -> AccessToken | None:
+def find_live_token(token_id: object, token_fingerprint: object, clock: Clock = SYSTEM) -> AccessToken | None:
     """The live access token a registry or refresh token names, or None."""
     if not isinstance(token_id, int) or not isinstance(token_fingerprint, str):
         return None
     token = find_token_by_id(token_id)
-    if token is None or not hmac.compare_digest(fingerprint(token), token_fingerprint) or not is_live(token):
+    if token is None or not hmac.compare_digest(fingerprint(token), token_fingerprint) or not is_live(token, clock):
         return None
     return token
 
 
-def is_live(token: AccessToken) -> bool:
+def is_live(token: AccessToken, clock: Clock = SYSTEM) -> bool:
     """Not revoked and not expired."""
-    return token.revoked_at is None and (token.expires_at is None or token.expires_at > utcnow())
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > clock.utcnow())
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:

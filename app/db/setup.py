@@ -277,6 +277,11 @@ def is_postgres() -> bool:
     return isinstance(database.obj, pw.PostgresqlDatabase)
 
 
+def ping() -> None:
+    """One round trip to the database (readiness); raises what the driver raises when it cannot."""
+    database.obj.execute_sql("SELECT 1").fetchone()
+
+
 @contextmanager
 def transaction():
     """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so

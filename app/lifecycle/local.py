@@ -23,7 +23,7 @@ def manifest_file_name(index: int, manifest: Manifest) -> str:
     return f"{index:02d}-{manifest.key}.yaml"
 
 
-def render(manifest: Manifest) -> str:
+def to_yaml(manifest: Manifest) -> str:
     return yaml.safe_dump(manifest.body, sort_keys=False, default_flow_style=False)
 
 
@@ -57,7 +57,7 @@ class LocalProvisioner(Provisioner):
             for index, manifest in enumerate(manifests):
                 name = manifest_file_name(index, manifest)
                 wanted.add(name)
-                _write_atomically(target / name, render(manifest))
+                _write_atomically(target / name, to_yaml(manifest))
                 meta = manifest.body["metadata"]
                 where = f" in {meta['namespace']}" if "namespace" in meta else ""
                 log(f"wrote {target / name}: {manifest.body['kind']} {meta['name']}{where}")

@@ -24,6 +24,7 @@ from typing import Callable
 import peewee as pw
 
 from app.auth.token_secrets import generate_token, hash_token
+from app.clock import SYSTEM, Clock
 from app.db.models import AccessToken, Operation, Organization, Registry, Repository, Upload, utcnow
 from app.db.setup import transaction
 from app.lifecycle.provisioner import ProvisionError, Provisioner, RegistrySpec
@@ -167,23 +168,13 @@ def _line(message: str) -> str:
     return f"{utcnow().isoformat(timespec='milliseconds')}Z {message}\n"
 
 
-def render(operation: Operation) -> dict:
-    return {
-        "id": operation.id,
-        "kind": operation.kind,
-        "state": operation.state,
-        "org": operation.org.name,
-        "registry": operation.registry_name,
-        "steps": json.loads(operation.steps),
-        "attempts": operation.attempts,
-        "error": operation.error,
-        "requested_by": operation.requested_by,
-        "created_at": _iso(operation.created_at),
-        "updated_at": _iso(operation.updated_at),
-        "finished_at": _iso(operation.finished_at),
-        "log": operation.log.splitlines(),
-        "links": {"self": f"/api/v1/operations/{operation.id}"},
-    }
+def find(operation_id: str) -> Operation | None:
+    return Operation.get_or_none(Operation.id == operation_id)
+
+
+def latest(registry: Registry) -> Operation | None:
+    """The registry's most recent operation, whatever its state."""
+    return Operation.select().where(Operation.registry == registry).order_by(Operation.created_at.desc()).first()
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -206,14 +197,16 @@ class OperationRunner:
     """Claims due operations and runs their steps. Safe with several workers (replicas): an
     operation is claimed with a compare-and-set on its state and lease."""
 
-    def __init__(self, provisioner: Provisioner, store: BlobStore, settings: RunnerSettings, owner: str) -> None:
+    def __init__(self, provisioner: Provisioner, store: BlobStore, settings: RunnerSettings, owner: str,
+                 clock: Clock = SYSTEM) -> None:
         self.provisioner = provisioner
         self.store = store
         self.settings = settings
         self.owner = owner
+        self.clock = clock  # what is due, and leases (the log's and steps' timestamps read the system clock)
 
     def due(self) -> pw.Expression:
-        now = utcnow()
+        now = self.clock.utcnow()
         return (((Operation.state == "pending") & (Operation.next_attempt_at <= now))
                 | ((Operation.state == "running") & (Operation.lease_until < now)))
 
@@ -223,7 +216,7 @@ class OperationRunner:
             resumed = candidate.state == "running"
             with transaction():
                 claimed = Operation.update(
-                    state="running", lease_owner=self.owner, lease_until=utcnow() + self.settings.lease,
+                    state="running", lease_owner=self.owner, lease_until=self.clock.utcnow() + self.settings.lease,
                     attempts=Operation.attempts + 1, updated_at=utcnow(),
                     log=Operation.log.concat(_line(
                         "resuming: the worker running it stopped (lease expired)" if resumed else
@@ -235,7 +228,7 @@ class OperationRunner:
 
     def renew(self, operation: Operation) -> bool:
         """Extend this worker's lease; False when another worker has taken the operation over."""
-        return Operation.update(lease_until=utcnow() + self.settings.lease, updated_at=utcnow()).where(
+        return Operation.update(lease_until=self.clock.utcnow() + self.settings.lease, updated_at=utcnow()).where(
             (Operation.id == operation.id) & (Operation.lease_owner == self.owner)
             & (Operation.state == "running")).execute() == 1
 
@@ -287,7 +280,7 @@ class OperationRunner:
             delay = min(self.settings.backoff_base * 2 ** (attempts - 1), self.settings.backoff_max)
             progress(f"step {step}: transient failure ({message}); retrying in {delay:.0f}s "
                 f"(attempt {attempts} of {self.settings.max_attempts})", step=step, state="retrying")
-            Operation.update(state="pending", next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+            Operation.update(state="pending", next_attempt_at=self.clock.utcnow() + dt.timedelta(seconds=delay),
                              lease_owner=None, lease_until=None, updated_at=utcnow()).where(
                 Operation.id == operation.id).execute()
             return

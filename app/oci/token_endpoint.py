@@ -141,7 +141,7 @@ class RegistryTokenResource:
 
     def _refresh(self, value: object, service: str) -> Subject:
         claims = self.service.tokens.verify_refresh(value, service) if isinstance(value, str) else None
-        token = find_live_token(claims["tid"], claims["tfp"]) if claims else None
+        token = find_live_token(claims["tid"], claims["tfp"], self.service.tokens.clock) if claims else None
         if token is None:
             raise RegistryError("UNAUTHORIZED", "invalid or expired refresh token; log in again")
         return for_access_token(token)

@@ -16,6 +16,7 @@ import peewee as pw
 
 from app.db.models import AuditEvent
 from app.spec.errors import RegistryError
+from app.services import paging
 
 log = logging.getLogger("berth.audit")
 
@@ -40,8 +41,16 @@ def record(*, org_id: int, actor: str, action: str, status: int, registry: str |
         log.exception("could not write the audit record for %s by %s", action, actor)
 
 
-def query(org_id: int, *, actor: str | None = None, action: str | None = None, registry: str | None = None,
-          since: dt.datetime | None = None, until: dt.datetime | None = None) -> pw.ModelSelect:
+def page_of_events(org_id: int, page: paging.Page, *, actor: str | None = None, action: str | None = None,
+                   registry: str | None = None, since: dt.datetime | None = None,
+                   until: dt.datetime | None = None) -> paging.Rows:
+    """The organization's events matching the filters, newest first."""
+    query = _query(org_id, actor=actor, action=action, registry=registry, since=since, until=until)
+    return paging.keyset(query, AuditEvent.id, page, descending=True)
+
+
+def _query(org_id: int, *, actor: str | None = None, action: str | None = None, registry: str | None = None,
+           since: dt.datetime | None = None, until: dt.datetime | None = None) -> pw.ModelSelect:
     q = AuditEvent.select().where(AuditEvent.org == org_id)
     if actor:
         q = q.where(AuditEvent.actor == actor)
@@ -74,21 +83,4 @@ def parse_time(value: str | None, field: str) -> dt.datetime | None:
                             field=field) from None
     return parsed
 
-
-def render(event: AuditEvent) -> dict:
-    return {
-        "id": event.id,
-        "time": event.time.isoformat() + "Z",
-        "actor": event.actor,
-        "action": event.action,
-        "registry": event.registry,
-        "repository": event.repository,
-        "digest": event.digest,
-        "tag": event.tag,
-        "detail": json.loads(event.detail) if event.detail else None,
-        "outcome": event.outcome,
-        "status": event.status,
-        "client_ip": event.client_ip,
-        "request_id": event.request_id,
-    }
 

@@ -18,7 +18,7 @@ from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, 
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.spec.media_types import INDEXES as INDEX_TYPES
-from app.services import repositories
+from app.services import manifests, paging, repositories
 from app.storage.base import BlobStore, blob_key
 
 CONFIG_PREVIEW_BYTES = 1024 * 1024
@@ -60,6 +60,11 @@ def tree(registry: Registry, prefix: str) -> list[Node]:
     if prefix and not folders and not repos:
         raise RegistryError("NOT_FOUND", f"no repositories under {prefix!r}")
     return sorted([*folders.values(), *repos], key=lambda n: n.path)
+
+
+def page_of_tree(registry: Registry, prefix: str, page: paging.Page) -> paging.Rows:
+    """A page of `tree(registry, prefix)`, by path."""
+    return paging.sorted_list(tree(registry, prefix), lambda node: node.path, page)
 
 
 def repository_stats(repositories: list[Repository]) -> dict[int, dict]:
@@ -155,22 +160,10 @@ def _platform(p) -> str | None:
     return value + (f"/{p['variant']}" if p.get("variant") else "")
 
 
-def tags_query(repository: Repository) -> pw.ModelSelect:
-    return Tag.select(Tag, Manifest).join(Manifest).where(Tag.repository == repository)
+def page_of_tags(repository: Repository, page: paging.Page) -> paging.Rows:
+    """The repository's tags with their manifests, by name."""
+    return paging.keyset(Tag.select(Tag, Manifest).join(Manifest).where(Tag.repository == repository), Tag.name, page)
 
-
-def render_tag(tag: Tag, sizes: Sizes) -> dict:
-    described = sizes.describe(tag.manifest)
-    return {
-        "name": tag.name,
-        "digest": tag.manifest.digest,
-        "media_type": tag.manifest.media_type,
-        "artifact_type": tag.manifest.artifact_type,
-        "size": described["size"],
-        "manifest_size": tag.manifest.size,
-        "platforms": described["platforms"],
-        "pushed_at": _iso(tag.updated_at),
-    }
 
 
 def manifest_detail(registry: Registry, repository: Repository, reference: str, store: BlobStore) -> dict:
@@ -191,6 +184,7 @@ def manifest_detail(registry: Registry, repository: Repository, reference: str, 
         "tags": [t.name for t in manifest.tags.order_by(Tag.name)],
         **sizes.describe(manifest),
         "annotations": doc.get("annotations"),
+        "referrers": referrers_of(repository, manifest.digest),
     }
     if manifest.media_type not in INDEX_TYPES:
         config = doc.get("config") if isinstance(doc.get("config"), dict) else None
@@ -201,6 +195,14 @@ def manifest_detail(registry: Registry, repository: Repository, reference: str, 
         if config and body["config"]:
             body["config"]["image"] = _config_preview(registry, config, store)
     return body
+
+
+def referrers_of(repository: Repository, digest: str) -> list[dict]:
+    """The manifests whose subject is `digest` (signatures, SBOMs, attestations), in the
+    management API's field names."""
+    return [{"digest": d["digest"], "media_type": d["mediaType"], "artifact_type": d.get("artifactType"),
+             "size": d["size"], "annotations": d.get("annotations")}
+            for d in manifests.referrers(repository, digest, None)]
 
 
 def _held(repository: Repository, wanted: list) -> set[str]:

@@ -55,11 +55,6 @@ class Report:
     def bytes_freed(self) -> int:
         return sum(b["size"] for b in self.blobs)
 
-    def render(self) -> dict:
-        return {"registry": self.registry, "dry_run": self.dry_run, "manifests_deleted": self.manifests,
-                "blobs_deleted": self.blobs, "bytes_freed": self.bytes_freed, "orphan_files_deleted": self.orphan_files,
-                "expired_uploads": self.expired_uploads}
-
 
 def collect(registry: Registry, store: BlobStore, *, grace: dt.timedelta, dry_run: bool = False,
             upload_expiry: dt.timedelta = dt.timedelta(days=1)) -> Report:

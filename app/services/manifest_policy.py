@@ -57,9 +57,6 @@ class Policy:
         return any(platform == p or (p.count("/") == 1 and platform.startswith(p + "/"))
                    for p in self.required_platforms)
 
-    def render(self) -> dict:
-        return {"mode": self.mode, "required_platforms": list(self.required_platforms)}
-
 
 def of(registry: Registry) -> Policy:
     """The registry's policy. No query."""
@@ -99,7 +96,9 @@ def validate(value: object) -> Policy:
 
 def stored(policy: Policy) -> str | None:
     """The column's value: null for the default, so registries that never set one read as strict."""
-    return None if policy == Policy() else json.dumps(policy.render())
+    if policy == Policy():
+        return None
+    return json.dumps({"mode": policy.mode, "required_platforms": list(policy.required_platforms)})
 
 
 def platform_name(platform: object) -> str | None:

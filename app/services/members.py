@@ -8,7 +8,7 @@ from app.auth import roles
 from app.auth.subject import Subject
 from app.db.models import Member, Organization
 from app.spec.errors import RegistryError
-from app.services import owners
+from app.services import owners, paging
 
 _SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}\Z")  # \Z: `$` passes "alice\n"
 
@@ -24,6 +24,11 @@ def check_role(role: object) -> str:
     if role not in roles.ROLES:
         raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}")
     return role  # type: ignore[return-value]
+
+
+def page_of_members(org: Organization, page: paging.Page) -> paging.Rows:
+    """The members of `org`, by subject."""
+    return paging.keyset(Member.select().where(Member.org == org), Member.subject, page)
 
 
 def get_member(org: Organization, subject: str) -> Member:

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import peewee as pw
@@ -65,9 +65,6 @@ class Sku:
     hard_limit_bytes: int | None
     price_per_gib: float | None
     currency: str = "USD"
-
-    def render(self, default: bool = False) -> dict:
-        return {**asdict(self), "default": default}
 
 
 BUILTIN: list[Sku] = [

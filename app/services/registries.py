@@ -15,15 +15,19 @@ from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
 from app.spec.errors import RegistryError
 from app.spec.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
-from app.services import custom_domains, immutable_tags, manifest_policy, quotas
+from app.services import custom_domains, immutable_tags, manifest_policy, paging, quotas
 
 VISIBILITIES = ("private", "public")
 BOOTSTRAP_ORG = "default"
 BOOTSTRAP_REGISTRY = "default"
 
 
+def find_org(name: str) -> Organization | None:
+    return Organization.get_or_none(Organization.name == name)
+
+
 def get_org(name: str) -> Organization:
-    org = Organization.get_or_none(Organization.name == name)
+    org = find_org(name)
     if org is None:
         raise RegistryError("NOT_FOUND", f"organization {name!r} not found")
     return org
@@ -117,9 +121,14 @@ def _save(registry: Registry, values: dict) -> None:
             setattr(registry, key, value)
 
 
+def find(org: Organization, name: str) -> Registry | None:
+    """A registry of `org` by name, None when it has none such (see get_registry for the refusal)."""
+    return Registry.get_or_none((Registry.org == org) & (Registry.name == name))
+
+
 def get_registry(org: Organization, name: str) -> Registry:
     """A registry of `org` by name; NOT_FOUND (never a hint of another org's registry)."""
-    registry = Registry.get_or_none((Registry.org == org) & (Registry.name == name))
+    registry = find(org, name)
     if registry is None:
         raise RegistryError("NOT_FOUND", f"registry {name!r} not found in organization {org.name!r}")
     return registry
@@ -133,8 +142,16 @@ def list_registries(org: Organization) -> list[Registry]:
     return list(org.registries.order_by(Registry.name))
 
 
-def registries_of(org: Organization) -> pw.ModelSelect:
-    return Registry.select().where(Registry.org == org)
+def page_of_registries(org: Organization, page: paging.Page) -> paging.Rows:
+    """The registries of `org`, by name."""
+    return paging.keyset(Registry.select().where(Registry.org == org), Registry.name, page)
+
+
+def orgs_with_ids(ids: list[int]) -> list[Organization]:
+    """The organizations with these ids, sorted by name."""
+    if not ids:
+        return []
+    return list(Organization.select().where(Organization.id.in_(ids)).order_by(Organization.name))
 
 
 SKU_ROLES = ("owner", "admin")  # who may change a registry's SKU (it is what the organization pays)

@@ -84,7 +84,7 @@ class Rules:
     def limits_tags(self) -> bool:
         return self.keep_last is not None or self.expire_days is not None
 
-    def render(self) -> dict:
+    def document(self) -> dict:
         return {"keep_last": self.keep_last, "keep_patterns": list(self.keep_patterns),
                 "expire_days": self.expire_days, "delete_untagged": self.delete_untagged}
 
@@ -94,7 +94,7 @@ class Override:
     repositories: str
     fields: dict  # the rule fields it sets, already validated
 
-    def render(self) -> dict:
+    def document(self) -> dict:
         return {"repositories": self.repositories,
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in self.fields.items()}}
 
@@ -110,8 +110,9 @@ class Policy:
                 return replace(self.rules, **override.fields)
         return self.rules
 
-    def render(self) -> dict:
-        return {**self.rules.render(), "overrides": [o.render() for o in self.overrides]}
+    def document(self) -> dict:
+        """The policy as the JSON object `parse_policy` reads: what is stored, and what is audited."""
+        return {**self.rules.document(), "overrides": [o.document() for o in self.overrides]}
 
 
 def _invalid(message: str, name: str) -> RegistryError:
@@ -192,7 +193,7 @@ def policy_of(row: RetentionPolicy) -> Policy:
 
 
 def set_policy(registry: Registry, policy: Policy, updated_by: str) -> RetentionPolicy:
-    document = json.dumps(policy.render(), sort_keys=True)
+    document = json.dumps(policy.document(), sort_keys=True)
     now = utcnow()
     RetentionPolicy.insert(registry=registry, rules=document, updated_at=now, updated_by=updated_by).on_conflict(
         conflict_target=[RetentionPolicy.registry],
@@ -204,13 +205,6 @@ def set_policy(registry: Registry, policy: Policy, updated_by: str) -> Retention
 
 def delete_policy(registry: Registry) -> bool:
     return bool(RetentionPolicy.delete().where(RetentionPolicy.registry == registry).execute())
-
-
-def render_policy(row: RetentionPolicy | None) -> dict:
-    if row is None:
-        return {**Policy().render(), "configured": False, "updated_at": None, "updated_by": None}
-    return {**policy_of(row).render(), "configured": True, "updated_at": _time(row.updated_at),
-            "updated_by": row.updated_by}
 
 
 # --- pull times --------------------------------------------------------------------------------
@@ -411,14 +405,6 @@ class Result:
             self.manifests.append({"repository": repository.name, "digest": m.digest, "media_type": m.media_type,
                                    "size": m.size, "pushed_at": _time(m.created_at),
                                    "pulled_at": _time(m.pulled_at), "reason": reason, "by": by})
-
-    def render(self) -> dict:
-        return {"registry": self.registry, "dry_run": self.dry_run, "evaluated_at": _time(self.evaluated_at),
-                "policy": self.policy.render(), "repositories": self.repositories, "kept_tags": self.kept_tags,
-                "tags": self.tags, "manifests": self.manifests,
-                "summary": {"tags": len(self.tags), "manifests": len(self.manifests),
-                            "manifest_bytes": sum(m["size"] for m in self.manifests)},
-                "gc": self.gc}
 
 
 def _rules(policy: Policy, registry: Registry, repository: Repository) -> Rules:

@@ -9,10 +9,11 @@ import re
 from app.auth import roles
 from app.auth.token_secrets import generate_token, hash_token
 from app.auth.subject import Subject
+from app.clock import SYSTEM, Clock
 from app.db.models import AccessToken, Organization, Registry, utcnow
 from app.spec.errors import RegistryError
 from app.spec.names import REGISTRY
-from app.services import owners
+from app.services import owners, paging
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")  # \Z: `$` passes "ci\n"
 MAX_LIFETIME = dt.timedelta(days=3650)
@@ -58,6 +59,7 @@ def create_token(
     role: object = None,
     registry: str | None = None,
     expires_in: object = None,
+    clock: Clock = SYSTEM,
 ) -> tuple[AccessToken, str]:
     """Issue a token; returns (row, secret). The secret is never stored and never shown again."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -80,7 +82,7 @@ def create_token(
     secret = generate_token()
     token = AccessToken.create(
         org=org, registry=registry_row, name=name, token_hash=hash_token(secret), role=wanted,
-        created_by=creator.name, expires_at=utcnow() + lifetime if lifetime else None,
+        created_by=creator.name, expires_at=clock.utcnow() + lifetime if lifetime else None,
     )
     return token, secret
 
@@ -91,6 +93,11 @@ def tokens_visible_to(org: Organization, viewer: Subject):
     if not roles.allows(viewer.roles.get(org.id), roles.MANAGE_MEMBERS):
         query = query.where(AccessToken.created_by == viewer.name)
     return query
+
+
+def page_of_tokens(org: Organization, viewer: Subject, page: paging.Page) -> paging.Rows:
+    """The tokens `viewer` may see (tokens_visible_to), by id."""
+    return paging.keyset(tokens_visible_to(org, viewer), AccessToken.id, page)
 
 
 def list_tokens(org: Organization, viewer: Subject) -> list[AccessToken]:
@@ -121,21 +128,3 @@ def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToke
             token.save()
     return token
 
-
-def render(token: AccessToken) -> dict:
-    def iso(t):
-        return t.isoformat() + "Z" if t else None
-
-    scope = next((s for s, r in roles.SCOPES.items() if r == token.role), None)
-    return {
-        "id": token.id,
-        "name": token.name,
-        "role": token.role,
-        "scope": scope,
-        "registry": token.registry.name if token.registry_id else None,
-        "created_at": iso(token.created_at),
-        "created_by": token.created_by,
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-    }

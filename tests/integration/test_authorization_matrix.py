@@ -33,6 +33,7 @@ from tests.support.dns_server import DnsServer
 from tests.support.idp import IdentityProvider
 from tests.support.registry_client import OCI_MANIFEST, RegistryClient, sha256
 from tests.support.server import ROOT, Server
+from tests.support.waiting import until
 
 CUSTOM_DOMAINS = {"priv": "images.priv-acme.test", "pub": "images.pub-acme.test"}
 
@@ -323,9 +324,8 @@ def world(tmp_path_factory):
         Caller("HS256 JWT keyed with the public key", hs_input + "." + hs, valid=False),
     ]
     assert w.owner_api("PUT", "/members/member-reader", json={"role": "reader"}).status_code == 201
-    import time
-
-    time.sleep(1.2)  # let the expired token expire
+    until(lambda: requests.get(f"{server.url}/v2/", auth=("x", expired["token"]), timeout=20).status_code == 401,
+          seconds=5, what="the expired token expires")
     yield w
     server.stop()
     idp.stop()

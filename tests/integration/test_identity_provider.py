@@ -31,7 +31,9 @@ def idp():
 
 @pytest.fixture(scope="module")
 def env(idp, tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("idp") / "data", token="berth_owner_" + secrets.token_hex(16), env=idp.env()).start()
+    # A cool-down of 1 s (the default is 10 s) lets a test see a rotated key picked up without a long wait.
+    server = Server(tmp_path_factory.mktemp("idp") / "data", token="berth_owner_" + secrets.token_hex(16),
+                    env={**idp.env(), "BERTH_OIDC_JWKS_COOLDOWN": "1"}).start()
     RegistryClient(server.url, server.session()).push_image("default/app", "v1")
     yield server
     server.stop()
@@ -133,8 +135,9 @@ def test_rotated_idp_key_is_fetched_on_unknown_kid(env, idp):
     assert pull(env, idp.token("rot", orgs={"default": "reader"})) == 200  # keys cached now
     before = idp.fetches
     idp.add_key("ec-2")
-    time.sleep(10.5)  # past the refetch cool-down, which stops a flood of made-up kids
-    assert pull(env, idp.token("rot", kid="ec-2", orgs={"default": "reader"})) == 200
+    # Refused while the cool-down of the last fetch lasts, then fetched for: well before the
+    # default 10 s cool-down would have passed, so BERTH_OIDC_JWKS_COOLDOWN is what held.
+    _wait_for(lambda: pull(env, idp.token("rot", kid="ec-2", orgs={"default": "reader"})) == 200, seconds=5)
     assert idp.fetches == before + 1
     assert pull(env, idp.token("rot", kid="ec-2", orgs={"default": "reader"})) == 200
     assert idp.fetches == before + 1  # cached
@@ -168,26 +171,45 @@ def _wait_for(condition, seconds: float = 20) -> None:
         time.sleep(0.02)
 
 
+def _set_off_a_fetch(pool, server, provider):
+    """Send made-up keys one at a time until one sets off a fetch (the cool-down of the last one
+    has passed): the request that did, still in flight while the provider hangs."""
+    before = provider.fetches
+    deadline = time.monotonic() + 20
+    while True:
+        token = provider.token("mallory", header_kid=f"probe-{secrets.token_hex(4)}")
+        request = pool.submit(requests.get, f"{server.url}/v2/", auth=("m", token), timeout=60)
+        while not request.done() and provider.fetches == before:
+            time.sleep(0.02)
+        if provider.fetches > before:
+            return request
+        assert request.result().status_code == 401  # unknown, and no fetch during the cool-down
+        assert time.monotonic() < deadline, "no fetch after 20 s"
+        time.sleep(0.1)
+
+
 def test_a_hanging_identity_provider_holds_up_only_tokens_naming_unknown_keys(tmp_path):
     provider = IdentityProvider()
-    server = Server(tmp_path / "data", token="berth_owner_" + secrets.token_hex(16), env=provider.env()).start()
+    # A cool-down of 4 s (the default is 10 s): longer than the flood below takes to be answered.
+    server = Server(tmp_path / "data", token="berth_owner_" + secrets.token_hex(16),
+                    env={**provider.env(), "BERTH_OIDC_JWKS_COOLDOWN": "4"}).start()
     try:
         alice = {"Authorization": f"Bearer {provider.token('alice', orgs={'default': 'reader'})}"}
         registries = f"{server.url}/api/v1/orgs/default/registries"
         assert requests.get(registries, headers=alice, timeout=20).status_code == 200  # its key is cached now
-        time.sleep(10.5)  # past the cool-down of that first fetch, so that a made-up key sets off one
         provider.hang = True
         before = provider.fetches
         made_up = [provider.token("mallory", header_kid=f"made-up-{n}") for n in range(24)]
-        with ThreadPoolExecutor(len(made_up)) as pool:
+        with ThreadPoolExecutor(len(made_up) + 1) as pool:
+            probe = _set_off_a_fetch(pool, server, provider)  # it hangs
             flood = [pool.submit(requests.get, f"{server.url}/v2/", auth=("m", token), timeout=60) for token in made_up]
-            _wait_for(lambda: provider.fetches > before)  # a fetch hangs, with 24 requests in flight
             assert requests.get(registries, headers=alice, timeout=PROMPT).status_code == 200
             assert requests.get(f"{server.url}/auth/token", auth=("ci", server.token), timeout=PROMPT,
                                 params={"service": server.host}).status_code == 200
             assert requests.get(f"{server.url}/healthz", timeout=PROMPT).status_code == 200
             refused = [f.result() for f in flood]
         assert [r.status_code for r in refused] == [401] * len(made_up)
+        assert probe.result().status_code == 401
         # One fetch for all of them, though it never answered: the cool-down started with it.
         assert provider.fetches == before + 1
     finally:

@@ -289,6 +289,35 @@ def test_tags_with_sizes_platforms_and_manifest_detail(env, api):
     assert api("GET", f"/registries/{name}/repositories/multi/manifests/latest").status_code == 400
 
 
+def test_manifest_detail_lists_its_referrers_and_only_its_own(env, api):
+    name = unique("refs")
+    api.create(name)
+    c = client(env)
+    subject_digest, subject_bytes, subject = c.push_image(f"{name}/app", "v1", layers=[secrets.token_bytes(100)])
+    other_digest, _, _ = c.push_image(f"{name}/app", "v2", layers=[secrets.token_bytes(100)])
+    pointer = {"mediaType": subject["mediaType"], "digest": subject_digest, "size": len(subject_bytes)}
+    sbom = b'{"spdxVersion": "SPDX-2.3"}'
+    sbom_digest, sbom_bytes, _ = c.push_image(f"{name}/app", None, layers=[sbom], subject=pointer,
+                                              artifactType="application/spdx+json",
+                                              annotations={"org.opencontainers.image.created": "2026-01-01T00:00:00Z"})
+    signature_digest, signature_bytes, _ = c.push_image(f"{name}/app", None, layers=[b"a signature"], subject=pointer,
+                                                        artifactType="application/vnd.dev.cosign.artifact.sig.v1+json")
+    c.push_image(f"{name}/app", None, layers=[b"about v2"], artifactType="application/spdx+json",
+                 subject={**pointer, "digest": other_digest})
+
+    detail = api("GET", f"/registries/{name}/repositories/app/manifests/{subject_digest}").json()
+    referrers = {r["digest"]: r for r in detail["referrers"]}
+    assert set(referrers) == {sbom_digest, signature_digest}
+    assert referrers[sbom_digest] == {
+        "digest": sbom_digest, "media_type": subject["mediaType"], "artifact_type": "application/spdx+json",
+        "size": len(sbom_bytes), "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}}
+    assert referrers[signature_digest]["artifact_type"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
+    assert referrers[signature_digest]["size"] == len(signature_bytes)
+    # The referrer's own detail names its subject and has no referrers of its own.
+    sbom_detail = api("GET", f"/registries/{name}/repositories/app/manifests/{sbom_digest}").json()
+    assert sbom_detail["subject"] == subject_digest and sbom_detail["referrers"] == []
+
+
 def test_tag_pages_are_stable_under_concurrent_pushes(env, api):
     name = unique("pages")
     api.create(name)

@@ -14,6 +14,7 @@ import pytest
 from tests.support.private_postgres import running_cluster
 from tests.support.registry_client import RegistryClient
 from tests.support.server import Server
+from tests.support.waiting import until
 
 OWNER = "berth_" + "r" * 43
 
@@ -60,8 +61,9 @@ def test_requests_while_it_is_down_get_503_then_succeed(setup):
     puller = threading.Thread(target=pull)
     puller.start()
     time.sleep(5)  # an outage, not a blip: far longer than a request's reconnect attempts
+    during = len(statuses)
     cluster.pg_ctl("start")
-    time.sleep(2)
+    until(lambda: 200 in statuses[during:], seconds=30, what="a pull succeeds after the restart")
     stop.set()
     puller.join(60)
     assert 503 in statuses and 200 in statuses, sorted(set(statuses))

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from app.auth.jwks import KeysUnavailable, SigningKeys, UnknownKey
+from tests.support.clock import FakeClock
 from tests.support.idp import IdentityProvider
 
 
@@ -28,10 +29,14 @@ def _wait_for(condition, seconds: float = 20) -> None:
 
 
 def test_a_cached_key_is_used_at_once_while_its_refresh_hangs(provider):
-    keys = SigningKeys(provider.jwks_url, timeout=30, cooldown=0, lifespan=0.2)
+    clock = FakeClock()
+    keys = SigningKeys(provider.jwks_url, timeout=30, cooldown=0, lifespan=300, clock=clock)
     assert keys.get("rsa-1").key_id == "rsa-1"
     provider.hang = True
-    time.sleep(0.3)  # the cached keys are past their lifespan now
+    clock.advance(299)
+    assert keys.get("rsa-1").key_id == "rsa-1"
+    assert provider.fetches == 1 and not keys.fetching  # within their lifespan: no refresh
+    clock.advance(2)  # the cached keys are past their lifespan now
     assert keys.get("rsa-1").key_id == "rsa-1"  # and a refresh starts behind this answer
     _wait_for(lambda: provider.fetches == 2)
     assert keys.get("ec-1").key_id == "ec-1"
@@ -71,6 +76,20 @@ def test_an_unknown_kid_is_fetched_for_once_per_cool_down(provider):
         with pytest.raises(UnknownKey):
             keys.get("made-up")
     assert provider.fetches == 1
+
+
+def test_an_unknown_kid_is_fetched_for_again_once_the_cool_down_has_passed(provider):
+    clock = FakeClock()
+    keys = SigningKeys(provider.jwks_url, timeout=5, cooldown=10, clock=clock)
+    keys.get("rsa-1")
+    provider.add_key("ec-2")  # the provider rotates its keys
+    clock.advance(9.9)
+    with pytest.raises(UnknownKey):
+        keys.get("ec-2")
+    assert provider.fetches == 1
+    clock.advance(0.2)
+    assert keys.get("ec-2").key_id == "ec-2"
+    assert provider.fetches == 2
 
 
 def test_a_key_the_provider_drops_stops_working_after_the_next_fetch(provider):

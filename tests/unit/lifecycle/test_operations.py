@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from app.lifecycle.provisioner import ProvisionError, Provisioner
 from app.spec.errors import RegistryError
 from app.storage.base import blob_key
 from app.storage.filesystem import FilesystemStore
+from tests.support.clock import FakeClock
 
 
 class FaultyProvisioner(Provisioner):
@@ -181,12 +181,15 @@ def test_delete_resumes_from_the_failed_step(world):
 def test_an_operation_whose_worker_died_is_resumed_by_another(world):
     org, store, provisioner, runner = world
     registry, op = operations.request_create(org, "images")
-    runner.settings.lease = dt.timedelta(milliseconds=200)
-    claimed = runner.claim()  # worker A takes it ... and dies before running it
+    clock = FakeClock()
+    settings = RunnerSettings(domain="registry.test", lease=dt.timedelta(seconds=30), backoff_base=0)
+    dying = OperationRunner(provisioner, store, settings, owner="worker-a", clock=clock)
+    claimed = dying.claim()  # worker A takes it ... and dies before running it
     assert claimed.id == op.id and state(op).lease_owner == "worker-a"
-    other = OperationRunner(provisioner, store, RunnerSettings(domain="registry.test", backoff_base=0), owner="worker-b")
+    other = OperationRunner(provisioner, store, settings, owner="worker-b", clock=clock)
+    clock.advance(29.9)
     assert other.claim() is None  # the lease still holds
-    time.sleep(0.3)
+    clock.advance(0.2)
     run_all(other)
     done = state(op)
     assert done.state == "succeeded" and "resuming: the worker running it stopped" in done.log

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 
 import pytest
 
@@ -36,20 +35,35 @@ def _old_blob(registry, repository, char: str) -> Blob:
 
 
 def _while_collected(blob: Blob, act):
-    """Run `act` while a collection's transaction deletes `blob` (it read the row just before)."""
-    deleted, outcome = threading.Event(), {}
+    """Run `act` while a collection's transaction deletes `blob` (it read the row just before),
+    the collection committing exactly when `act` first asks for the write lock: after whatever
+    it read first, before its write (a touch's UPDATE, or a mount's BEGIN IMMEDIATE) runs."""
+    deleted, writing, outcome = threading.Event(), threading.Event(), {}
+    writes = []
 
     def collect():
         with transaction():
             Blob.delete().where(Blob.id == blob.id).execute()
             deleted.set()
-            time.sleep(0.3)
+            if not writing.wait(30):
+                outcome["collector"] = "act neither wrote nor ended in 30 s"
+
+    def on_statement(sql: str) -> None:
+        # sqlite3's trace callback runs as a statement starts, before it waits for the lock.
+        if sql.lstrip().upper().startswith(("BEGIN IMMEDIATE", "UPDATE")):
+            writes.append(sql.split('"')[0].strip())
+            writing.set()
 
     def run():
+        connection = Blob._meta.database.connection()  # this thread's own
+        connection.set_trace_callback(on_statement)
         try:
             outcome["value"] = act()
         except Exception as e:  # noqa: BLE001 - the test reports it
             outcome["error"] = e
+        finally:
+            connection.set_trace_callback(None)
+            writing.set()  # an act that never wrote still lets the collection end
 
     collector = threading.Thread(target=collect)
     collector.start()
@@ -58,7 +72,7 @@ def _while_collected(blob: Blob, act):
     actor.start()
     collector.join()
     actor.join()
-    return outcome
+    return outcome, writes[:1]
 
 
 @pytest.mark.parametrize("how", ["check", "mount"])
@@ -67,8 +81,11 @@ def test_a_blob_collected_meanwhile_is_reported_gone(world, how):
     blob = _old_blob(registry, seed, "a")
     act = (lambda: service.find(seed, blob.digest)) if how == "check" else (
         lambda: service.mount(target, blob.digest, seed))
-    outcome = _while_collected(blob, act)
+    outcome, first_write = _while_collected(blob, act)
     assert outcome == {"value": None}
+    # A check reads the row before the collection commits and touches it after (the race); a
+    # mount waits for the collection under the write lock and reads the row gone.
+    assert first_write == (["UPDATE"] if how == "check" else ["BEGIN IMMEDIATE"])
     assert RepositoryBlob.select().count() == 0
 
 

@@ -101,7 +101,7 @@ def test_overrides_inherit_and_the_first_match_wins():
     assert policy.for_repository("ci/app") == Rules(1, (), 30, False)
     assert policy.for_repository("ci/tools/lint") == Rules(None, ("v*",), 30, False)
     assert policy.for_repository("CI/app") == Rules(5, ("v*",), 30, False)  # case-sensitive
-    assert parse_policy(policy.render()) == policy
+    assert parse_policy(policy.document()) == policy
 
 
 @pytest.mark.parametrize("body, field", [

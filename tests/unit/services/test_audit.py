@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.db.models import AuditEvent, Organization
-from app.services import audit
+from app.db.models import Organization
+from app.services import audit, paging
 from app.spec.errors import RegistryError
 
 
@@ -28,17 +28,31 @@ def test_records_are_filtered_by_actor_action_family_registry_and_time(database)
     audit.record(org_id=org.id, actor="alice", action="registryx", status=200)
     audit.record(org_id=org.id, actor="alice", action="token.create", status=201)
 
+    def events(**filters):
+        return audit.page_of_events(org.id, paging.Page(limit=100), **filters).items
+
     def actions(**filters):
-        return [e.action for e in audit.query(org.id, **filters).order_by(AuditEvent.id)]
+        return [e.action for e in reversed(events(**filters))]  # newest first: read oldest first
 
     assert actions(action="registry") == ["registry.create", "registry.delete"]
     assert actions(actor="alice", action="registry.create") == ["registry.create"]
     assert actions(registry="s") == ["registry.delete"]
-    assert audit.query(org.id, action="registry.delete").get().outcome == "denied"
-    assert audit.query(org.id, registry="r").get().detail == '{"a": 2, "b": 1}'
+    assert [e.outcome for e in events(action="registry.delete")] == ["denied"]
+    assert [e.detail for e in events(registry="r")] == ['{"a": 2, "b": 1}']
     future = dt.datetime.utcnow() + dt.timedelta(minutes=1)
     assert actions(since=future) == [] and len(actions(until=future)) == 4
-    assert actions(actor="alice") and not audit.query(org.id + 1).exists()
+    assert actions(actor="alice") and audit.page_of_events(org.id + 1, paging.Page(limit=10)).items == []
+
+
+def test_events_come_newest_first_a_page_at_a_time(database):
+    org = Organization.create(name="o")
+    for n in range(5):
+        audit.record(org_id=org.id, actor="a", action=f"a.{n}", status=200)
+    first = audit.page_of_events(org.id, paging.Page(limit=2))
+    second = audit.page_of_events(org.id, paging.Page(limit=2, after=first.next_key))
+    last = audit.page_of_events(org.id, paging.Page(limit=2, after=second.next_key))
+    assert [e.action for e in first.items + second.items + last.items] == ["a.4", "a.3", "a.2", "a.1", "a.0"]
+    assert last.next_key is None
 
 
 def test_a_record_that_cannot_be_written_is_logged_not_raised(database, caplog):

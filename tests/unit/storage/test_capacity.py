@@ -59,7 +59,9 @@ def test_other_errors_are_not_a_full_disk():
 
 
 def test_free_space_is_measured_on_the_nearest_existing_directory(tmp_path):
-    assert capacity.free_bytes(tmp_path / "not" / "yet") == capacity.free_bytes(tmp_path) > 0
+    # The same filesystem; others write to it meanwhile, so the two readings may differ a little.
+    assert abs(capacity.free_bytes(tmp_path / "not" / "yet") - capacity.free_bytes(tmp_path)) < 256 * 2**20
+    assert capacity.free_bytes(tmp_path) > 0
 
 
 def test_readiness_fails_below_the_minimum_and_never_without_one(tmp_path):

@@ -1,6 +1,8 @@
 """The provisioners: the local one writes exactly what the Pulumi program declares; the Pulumi
-one fails at start with what to do, and sorts failures into transient and permanent; the
-selection by BERTH_PROVISIONER; and the pull Secret it renders really pulls from a Berth server."""
+one fails at start with what to do, and sorts failures into transient and permanent; and the
+pull Secret it renders really pulls from a Berth server. (The local provisioner on its own:
+tests/unit/lifecycle/test_local.py; the selection by BERTH_PROVISIONER:
+tests/unit/lifecycle/test_from_settings.py.)"""
 
 from __future__ import annotations
 
@@ -15,12 +17,10 @@ import pytest
 import requests
 import yaml
 
-from app.config import Settings
 from app.lifecycle.local import LocalProvisioner
-from app.lifecycle.provisioner import NoProvisioner, ProvisionError, RegistrySpec
+from app.lifecycle.provisioner import ProvisionError, RegistrySpec
 from app.lifecycle.pulumi_provisioner import PulumiProvisioner, _translated, stack_name
 from app.lifecycle.resources import PlatformRefs, registry_outputs, registry_resources
-from app.lifecycle.from_settings import open_provisioner
 from tests.infra.programs import ROOT, run_registry_program
 from tests.support.components import require_tool
 from tests.support.oci_layout import OCILayout, layer_files, tagged
@@ -50,85 +50,6 @@ def test_local_manifests_equal_the_pulumi_programs_resources(tmp_path):
     assert len(lines) == len(files) + 1 and all("wrote" in line for line in lines[:-1])
     for path in (tmp_path / "manifests" / "team-a").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, "pull Secrets hold a live token"
-
-
-def test_local_provision_is_idempotent_and_drops_what_left_the_spec(tmp_path):
-    provisioner = LocalProvisioner(tmp_path)
-    directory = tmp_path / "manifests" / "team-a"
-    provisioner.provision(SPEC, lambda line: None)
-    first = read_dir(directory)
-    provisioner.provision(SPEC, lambda line: None)
-    assert read_dir(directory) == first
-
-    lines = []
-    fewer = RegistrySpec(**{**SPEC.__dict__, "pull_namespaces": ("apps",)})
-    provisioner.provision(fewer, lines.append)
-    names = set(read_dir(directory))
-    assert not any("web" in name for name in names)
-    assert any(line.startswith("removed") and "pull-secret.web" in line for line in lines)
-    assert not list(directory.glob(".*")), "no temporary files left behind"
-
-
-def test_local_destroy_removes_the_directory_and_is_idempotent(tmp_path):
-    provisioner = LocalProvisioner(tmp_path)
-    provisioner.provision(SPEC, lambda line: None)
-    other = RegistrySpec(org="acme", name="team-b", hostname="team-b.cr.example.test", pull_token="t")
-    provisioner.provision(other, lambda line: None)
-    lines = []
-    provisioner.destroy(SPEC, lines.append)
-    assert not (tmp_path / "manifests" / "team-a").exists()
-    assert (tmp_path / "manifests" / "team-b").is_dir()
-    assert lines == [f"removed {tmp_path / 'manifests' / 'team-a'}"]
-    lines.clear()
-    provisioner.destroy(SPEC, lines.append)
-    assert "nothing to remove" in lines[0]
-    assert list((tmp_path / "manifests").iterdir()) == [tmp_path / "manifests" / "team-b"]
-
-
-def test_local_refuses_a_spec_it_cannot_render(tmp_path):
-    bad = [
-        RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", pull_token=""),
-        RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", pull_token="t",
-                     pull_namespaces=("Not_A_Namespace",)),
-        RegistrySpec(org="acme", name="team-a", hostname="bad host", pull_token="t"),
-    ]
-    for spec in bad:
-        with pytest.raises(ProvisionError) as caught:
-            LocalProvisioner(tmp_path).provision(spec, lambda line: None)
-        assert caught.value.step == "render" and not caught.value.transient
-    assert not (tmp_path / "manifests" / "team-a").exists()
-
-
-def test_local_check_says_when_the_data_dir_is_not_writable(tmp_path):
-    LocalProvisioner(tmp_path).check()
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    with pytest.raises(ProvisionError, match="cannot create"):
-        LocalProvisioner(blocker).check()
-
-
-# -- selection --------------------------------------------------------------------------------------
-
-def test_open_provisioner_follows_the_setting(tmp_path, monkeypatch):
-    monkeypatch.delenv("BERTH_PROVISIONER", raising=False)
-    settings = Settings.load(data_dir=tmp_path)
-    assert settings.provisioner == "local"
-    local = open_provisioner(settings)
-    assert isinstance(local, LocalProvisioner) and local.root == tmp_path / "manifests"
-    assert isinstance(open_provisioner(Settings.load(data_dir=tmp_path, provisioner="none")), NoProvisioner)
-
-    monkeypatch.setenv("BERTH_PROVISIONER", "pulumi")
-    monkeypatch.setenv("BERTH_PLATFORM_NAMESPACE", "berth-system")
-    monkeypatch.setenv("BERTH_CERT_ISSUER", "corp-ca")
-    pulumi = open_provisioner(Settings.load(data_dir=tmp_path))
-    assert isinstance(pulumi, PulumiProvisioner)
-    assert pulumi.backend_url == f"file://{(tmp_path / 'pulumi-state').resolve()}"
-    assert pulumi.platform.namespace == "berth-system" and pulumi.platform.issuer == "corp-ca"
-    assert pulumi.timeout_seconds == 900 and pulumi.policy_pack == ""
-
-    monkeypatch.setenv("BERTH_PROVISIONER", "terraform")
-    with pytest.raises(SystemExit, match="local, pulumi or none"):
-        Settings.load(data_dir=tmp_path)
 
 
 # -- pulumi ---------------------------------------------------------------------------------------

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from app.services import immutable_tags, quotas
-from app.spec.errors import RegistryError
+from app.services import quotas
 
 
 def test_the_builtin_catalog_and_its_default():
@@ -54,10 +53,3 @@ def test_sizes_read_well():
     assert quotas.human(1000) == "1000 bytes"
     assert quotas.human(1536) == "1.5 KiB" and quotas.human(quotas.GiB) == "1 GiB"
 
-
-def test_immutable_tag_patterns():
-    assert immutable_tags.validate(["rel/*", "prod-*", "rel/*"]) == ["prod-*", "rel/*"]
-    assert immutable_tags.validate(None) == []
-    for bad in ("x", [""], ["a b"], ["é"], ["x" * 256], [None]):
-        with pytest.raises(RegistryError):
-            immutable_tags.validate(bad)

@@ -133,8 +133,8 @@ def test_the_image_is_configured_as_the_platform_deployment_runs_it(docker, imag
     labels = config["Labels"]
     for key in ("source", "revision", "version", "licenses"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
-    assert labels["org.opencontainers.image.revision"].startswith(
-        subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
+    revision = labels["org.opencontainers.image.revision"].removesuffix("-dirty")
+    assert subprocess.run(["git", "cat-file", "-e", f"{revision}^{{commit}}"], cwd=ROOT).returncode == 0, revision
 
 
 def test_the_image_serves_read_only_as_non_root_with_probes_and_a_healthcheck(docker, container):

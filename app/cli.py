@@ -91,6 +91,10 @@ def serve(args: argparse.Namespace) -> int:
     # Bound once, before any worker: every worker serves it and counts into its directory.
     metrics = MetricsListener.open(settings)
     try:
+        problem = _provisioner_problem(settings)
+        if problem:  # before bootstrapping: no owner token is printed for a server that cannot start
+            print(problem, file=sys.stderr)
+            return 2
         db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
         _compile_queries()
         if settings.workers <= 1:
@@ -100,6 +104,19 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if metrics is not None:  # the supervisor's (or single process's) exit: workers os._exit
             metrics.close()
+
+
+def _provisioner_problem(settings: Settings) -> str | None:
+    """What stops the configured provisioner from running here (e.g. BERTH_PROVISIONER=pulumi
+    without the pulumi CLI), or None."""
+    from app.lifecycle.from_settings import open_provisioner
+    from app.lifecycle.provisioner import ProvisionError
+
+    try:
+        open_provisioner(settings).check()
+    except (ProvisionError, ValueError) as e:
+        return f"error: the {settings.provisioner} provisioner cannot run here: {e}"
+    return None
 
 
 def _compile_queries() -> None:

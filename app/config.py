@@ -17,6 +17,11 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# BERTH_DOMAIN's default: nothing resolves `<registry>.registry.localhost`, so clients are shown
+# the path form while it is in use (app/client/endpoints.py, app/api/credentials.py).
+DEFAULT_DOMAIN = "registry.localhost"
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -29,7 +34,7 @@ class Settings:
     # Answer blob GETs with a 307 to a short-lived signed URL when the store can sign one (GCS).
     storage_redirect: bool = False
     # Registries are also addressed as <registry>.<domain>.
-    domain: str = "registry.localhost"
+    domain: str = DEFAULT_DOMAIN
     # Registry-token signing keys (ES256 PEM files; newest signs). Default: <data dir>/token-keys.
     token_keys_dir: Path | None = None
     # The platform identity provider (all three set, or none: then only access tokens work).

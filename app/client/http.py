@@ -13,7 +13,12 @@ from app import __version__
 
 
 class ApiError(Exception):
-    """A failure the CLI reports as `error: <message>` and exit status 1."""
+    """A failure the CLI reports as `error: <message>` and exit status 1; `status` is the HTTP
+    status the server answered (None when it did not answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _login_hint(url: str) -> str:
@@ -46,7 +51,7 @@ class Client:
         except requests.exceptions.RequestException as e:
             raise ApiError(f"request to {url} failed: {_reason(e)}") from None
         if resp.status_code not in ok:
-            raise ApiError(self.describe_failure(resp))
+            raise ApiError(self.describe_failure(resp), resp.status_code)
         return resp
 
     def json(self, method: str, path: str, **kw) -> dict:

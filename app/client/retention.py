@@ -74,9 +74,10 @@ def _parse_value(field: str, raw: str):
 
 
 def _override(text: str) -> dict:
-    """`GLOB:field=value,field=value`, e.g. `ci/*:keep_last=3,expire_days=7,keep_patterns=v*|latest`."""
+    """`GLOB:field=value,field=value`, e.g. `ci/*:keep_last=3,expire_days=7,keep_patterns=v*|latest`;
+    `GLOB:` alone: those repositories keep the registry-wide rules (no later override applies)."""
     pattern, colon, rest = text.partition(":")  # repository names never hold ':'
-    if not pattern or not colon or not rest.strip(" ,"):
+    if not pattern or not colon:
         raise argparse.ArgumentTypeError(f"{text!r}: give GLOB:field=value,... such as 'ci/*:expire_days=7' "
                                          f"(fields: {', '.join(RULES)})")
     override: dict = {"repositories": pattern}

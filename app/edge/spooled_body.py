@@ -24,7 +24,7 @@ class HashInProgress(Protocol):
         None when there is none."""
 
 
-class SpoolFile:
+class SpooledBodyFile:
     """What the server's spool files are: a body received whole into a file of the server's
     spool directory (on the blob store's filesystem), with the hash computed while it arrived
     (or None), and `storage_full` when the disk filled meanwhile and the bytes were dropped."""
@@ -64,7 +64,7 @@ def spooled_file(stream, length: int | None) -> Spooled | None:
     if getattr(stream, "_bytes_remaining", length) != length:  # Falcon's BoundedStream, unread
         return None
     raw = getattr(stream, "stream", stream)
-    if not isinstance(raw, SpoolFile):  # in memory, or a server that does not spool
+    if not isinstance(raw, SpooledBodyFile):  # in memory, or a server that does not spool
         return None
     name = getattr(raw, "name", None)
     if not isinstance(name, str):

@@ -8,7 +8,7 @@ named file on the blob store's own filesystem lets the upload take the file over
 link instead (the bytes are still fsynced before the blob is acknowledged). Each process spools
 into a directory of its own, locked while it lives, so a killed process's bodies are found and
 removed by the others within minutes (app/server/spool_dirs.py). The application sees a spooled
-body only through the seam in app/edge/spooled_body.py (a SpoolFile is one of its SpoolFiles).
+body only through the seam in app/edge/spooled_body.py (a SpoolFile is its SpooledBodyFile).
 
 Hashing while receiving. An upload's digest is SHA-256 over all of its bytes, and the
 application only runs once waitress has the whole body: hashing it then put the hash after the
@@ -135,7 +135,7 @@ class receiving:
         _receiving.channel = None
 
 
-class SpoolFile(io.FileIO, spooled_body.SpoolFile):
+class SpoolFile(io.FileIO, spooled_body.SpooledBodyFile):
     """A request body on the blob store's filesystem, removed when closed.
 
     When the disk fills while the body arrives, the bytes are dropped instead (the file is
@@ -191,7 +191,7 @@ class SpoolFile(io.FileIO, spooled_body.SpoolFile):
                     pass
 
 
-class DroppedBody(io.BytesIO, spooled_body.SpoolFile):
+class DroppedBody(io.BytesIO, spooled_body.SpooledBodyFile):
     """The body of a request whose spool file could not even be created on a full disk: its
     bytes are dropped as they arrive, and the application answers 507 (`body_lost`)."""
 

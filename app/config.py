@@ -38,6 +38,13 @@ class Settings:
     oidc_audience: str = ""
     # The claim that carries org roles: {"<org>": "owner"|"admin"|"developer"|"reader"}.
     oidc_roles_claim: str = "orgs"
+    # Console sign-in (app/console/sign_in.py): the provider's authorization and token endpoints
+    # (both, or neither: then the console asks for an access token), the console's client id
+    # (default: the audience) and the scopes it asks for.
+    oidc_authorization_url: str = ""
+    oidc_token_url: str = ""
+    oidc_client_id: str = ""
+    oidc_scope: str = "openid"
     # Failed logins allowed per client address before it gets 429 (limits notation).
     login_failure_limit: str = "10/minute"
     # Owner credential created on first start; generated when empty.
@@ -159,6 +166,10 @@ class Settings:
         oidc = (settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience)
         if any(oidc) and not all(oidc):
             raise SystemExit("set all of BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE, or none")
+        if bool(settings.oidc_authorization_url) != bool(settings.oidc_token_url) or \
+                (settings.oidc_authorization_url and not all(oidc)):
+            raise SystemExit("console sign-in needs BERTH_OIDC_AUTHORIZATION_URL and BERTH_OIDC_TOKEN_URL together, "
+                             "with BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE")
         if not settings.database_url:
             settings.database_url = f"sqlite:///{(settings.data_dir / 'berth.db').resolve()}"
         if not settings.token_keys_dir:

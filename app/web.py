@@ -26,6 +26,7 @@ from app.api.tokens import TokenResource, TokensResource
 from app.api.usage import SkusResource, UsageResource
 from app.oci.token_endpoint import JwksResource, RegistryTokenResource
 from app.config import Settings
+from app.console import routes as console_routes
 from app.db.setup import ReleaseConnection
 from app.edge import preflight
 from app.edge.bodies import request_handlers
@@ -128,6 +129,7 @@ def create_app(settings: Settings, services: "Services | None" = None, metrics: 
     app.add_route("/api/v1/orgs/{org}/tokens/{token_id}", TokenResource())
     app.add_route("/auth/token", RegistryTokenResource(services.token_service))
     app.add_route("/auth/jwks.json", JwksResource(services.token_service.tokens))
+    console_routes.add_routes(app, settings)
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(services.store, capacity.FreeSpace(
         capacity.watched_paths(settings.data_dir, settings.storage_url), settings.min_free_bytes)))

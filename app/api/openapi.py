@@ -212,7 +212,14 @@ SCHEMAS: dict = {
             "platforms": {"type": "array", "items": _ref("Platform")},
             "config": _nullable(_ref("Descriptor")), "layers": {"type": "array", "items": _ref("Descriptor")},
             "annotations": {},
+            "referrers": {"type": "array", "description": "Manifests in the repository whose subject is this one "
+                          "(signatures, SBOMs, attestations)", "items": _ref("Referrer")},
         },
+    },
+    "Referrer": {
+        "type": "object", "required": ["digest", "media_type", "size"],
+        "properties": {"digest": STR, "media_type": STR, "artifact_type": {"type": ["string", "null"]},
+                       "size": INT, "annotations": {}},
     },
     "Token": {
         "type": "object", "required": ["id", "name", "role"],
@@ -437,7 +444,7 @@ PATHS: dict = {
     },
     "/api/v1/orgs/{org}/registries/{registry}/repositories/{repository}/manifests/{digest}": {
         "parameters": [ORG, REGISTRY, REPOSITORY, _param("digest")],
-        "get": {"operationId": "getManifest", "responses": _ok("200", "Config, layers, platforms", _ref("ManifestDetail"))},
+        "get": {"operationId": "getManifest", "responses": _ok("200", "Config, layers, platforms, referrers", _ref("ManifestDetail"))},
     },
     "/api/v1/orgs/{org}/registries/{registry}/credentials": {
         "parameters": [ORG, REGISTRY],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import TYPE_CHECKING
 
 import peewee as pw
 
@@ -19,12 +20,16 @@ def utcnow() -> dt.datetime:
 
 
 class BaseModel(pw.Model):
+    """Each model declares its primary key (`id = pw.AutoField()` is what peewee would add
+    unasked) and, for the type checker, the `<foreign key>_id` attributes peewee adds."""
+
     class Meta:
         database = database
         legacy_table_names = False
 
 
 class Organization(BaseModel):
+    id = pw.AutoField()
     name = pw.CharField(max_length=63, unique=True)
     created_at = pw.DateTimeField(default=utcnow)
     sku = pw.CharField(max_length=63, null=True)  # storage SKU (app/services/quotas.py); null: the default
@@ -35,6 +40,9 @@ def new_registry_uid() -> str:
 
 
 class Registry(BaseModel):
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        org_id: int
     org = pw.ForeignKeyField(Organization, backref="registries", on_delete="CASCADE")
     name = pw.CharField(max_length=63, unique=True)
     # The registry's identity, never reused (names and, on SQLite, row ids can be): registry
@@ -69,6 +77,9 @@ class Registry(BaseModel):
 
 
 class Repository(BaseModel):
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        registry_id: int
     registry = pw.ForeignKeyField(Registry, backref="repositories", on_delete="CASCADE")
     name = pw.CharField(max_length=255)
     created_at = pw.DateTimeField(default=utcnow)
@@ -79,6 +90,9 @@ class Repository(BaseModel):
 
 class Blob(BaseModel):
     """A blob stored once per registry (content-addressed under the registry's prefix)."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        registry_id: int
 
     registry = pw.ForeignKeyField(Registry, backref="blobs", on_delete="CASCADE")
     digest = pw.CharField(max_length=200)
@@ -95,6 +109,10 @@ class Blob(BaseModel):
 
 class RepositoryBlob(BaseModel):
     """A blob is served from a repository only when linked to it (pushed or mounted there)."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        repository_id: int
+        blob_id: int
 
     repository = pw.ForeignKeyField(Repository, backref="blob_links", on_delete="CASCADE")
     blob = pw.ForeignKeyField(Blob, backref="repository_links", on_delete="CASCADE")
@@ -105,6 +123,9 @@ class RepositoryBlob(BaseModel):
 
 
 class Manifest(BaseModel):
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        repository_id: int
     repository = pw.ForeignKeyField(Repository, backref="manifests", on_delete="CASCADE")
     digest = pw.CharField(max_length=200)
     media_type = pw.CharField(max_length=255)
@@ -124,6 +145,9 @@ class Manifest(BaseModel):
 
 class ManifestReference(BaseModel):
     """What a manifest points at: its config and layers (blobs) or its children (manifests)."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        manifest_id: int
 
     manifest = pw.ForeignKeyField(Manifest, backref="references", on_delete="CASCADE")
     digest = pw.CharField(max_length=200, index=True)
@@ -131,6 +155,10 @@ class ManifestReference(BaseModel):
 
 
 class Tag(BaseModel):
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        repository_id: int
+        manifest_id: int
     repository = pw.ForeignKeyField(Repository, backref="tags", on_delete="CASCADE")
     name = pw.CharField(max_length=128)
     manifest = pw.ForeignKeyField(Manifest, backref="tags", on_delete="CASCADE")
@@ -145,6 +173,8 @@ class TagVersion(BaseModel):
     its tags is inserted, moved or deleted, whoever does it (pushes, deletes, retention, GC's
     cascades), so a cached tag list checks it with one primary-key read. Written only by the
     triggers: no code saves it."""
+    if TYPE_CHECKING:
+        repository_id: int
 
     repository = pw.ForeignKeyField(Repository, primary_key=True, on_delete="CASCADE")
     version = pw.BigIntegerField(default=0)
@@ -156,6 +186,9 @@ class TagVersion(BaseModel):
 class RetentionPolicy(BaseModel):
     """A registry's retention rules (app/services/retention.py), one JSON document: the registry's
     rules and per-repository-pattern overrides."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        registry_id: int
 
     registry = pw.ForeignKeyField(Registry, backref="retention_policies", on_delete="CASCADE", unique=True)
     rules = pw.TextField()  # JSON
@@ -165,6 +198,8 @@ class RetentionPolicy(BaseModel):
 
 class Upload(BaseModel):
     """An upload session; its bytes are in the blob store's upload area under the same id."""
+    if TYPE_CHECKING:
+        repository_id: int
 
     id = pw.CharField(max_length=36, primary_key=True)
     repository = pw.ForeignKeyField(Repository, backref="uploads", on_delete="CASCADE")
@@ -178,6 +213,9 @@ class Upload(BaseModel):
 class Member(BaseModel):
     """A stored membership: a subject (an identity-provider `sub` or user name) holds a role in
     an organization, on every registry of it."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        org_id: int
 
     org = pw.ForeignKeyField(Organization, backref="members", on_delete="CASCADE")
     subject = pw.CharField(max_length=255)
@@ -192,6 +230,10 @@ class Member(BaseModel):
 class AccessToken(BaseModel):
     """A credential: only the SHA-256 of the secret is stored. `role` is what it acts with
     (pull-scoped tokens act as readers, push-scoped as developers), never more than its creator's."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        org_id: int
+        registry_id: int | None
 
     org = pw.ForeignKeyField(Organization, backref="tokens", on_delete="CASCADE")
     registry = pw.ForeignKeyField(Registry, null=True, backref="tokens", on_delete="CASCADE")
@@ -212,6 +254,9 @@ class Operation(BaseModel):
     `lease_*` let one worker (of several replicas) own it at a time; an expired lease means its
     worker died and the operation is picked up again.
     """
+    if TYPE_CHECKING:
+        org_id: int
+        registry_id: int | None
 
     id = pw.CharField(max_length=36, primary_key=True)
     org = pw.ForeignKeyField(Organization, backref="operations", on_delete="CASCADE")
@@ -235,6 +280,9 @@ class Operation(BaseModel):
 class AuditEvent(BaseModel):
     """Who did what, where, from which address, with what outcome. Registry and repository are
     names, not links: the record outlives them."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        org_id: int
 
     org = pw.ForeignKeyField(Organization, backref="audit_events", on_delete="CASCADE")
     time = pw.DateTimeField(default=utcnow)
@@ -262,6 +310,7 @@ class AuditEvent(BaseModel):
 class IdempotencyKey(BaseModel):
     """A create request's `Idempotency-Key`: a retry with the same key and body gets the first
     answer again instead of creating twice."""
+    id = pw.AutoField()
 
     subject = pw.CharField(max_length=255)
     key = pw.CharField(max_length=255)
@@ -280,6 +329,9 @@ class IdempotencyKey(BaseModel):
 class UsageDay(BaseModel):
     """Pull and push traffic of one repository on one (UTC) day, counted by one upsert per
     request (app/services/metering.py). The repository is a name: counts outlive it."""
+    id = pw.AutoField()
+    if TYPE_CHECKING:
+        registry_id: int
 
     registry = pw.ForeignKeyField(Registry, backref="usage_days", on_delete="CASCADE")
     repository = pw.CharField(max_length=255)

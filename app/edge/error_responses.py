@@ -33,7 +33,7 @@ def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> 
     resp.status = error.status
     for name, value in error.headers.items():
         resp.set_header(name, value)
-    if req.path.startswith("/api/"):
+    if req.path.startswith(("/api/", "/console/")):  # the console's sign-in answers problems too
         body = {
             "type": problem_type(error.code),
             "title": CODES.get(error.code, (0, error.code))[1],

@@ -9,7 +9,8 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    # No HTML is served; should any be, it may load nothing and be framed by no one.
+    # Only the console serves HTML (with its own policy); anything else may load nothing and be
+    # framed by no one.
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-site",
@@ -22,6 +23,8 @@ HEADERS = {
 class SecurityHeaders:
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         for name, value in HEADERS.items():
+            if name == "Content-Security-Policy" and resp.get_header(name):
+                continue  # a resource that serves HTML (app/console/) set its own
             resp.set_header(name, value)
         if req.path.startswith(("/api/", "/auth/")):
             resp.set_header("Cache-Control", resp.get_header("Cache-Control") or "no-store")

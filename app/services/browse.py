@@ -18,7 +18,7 @@ from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, 
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.spec.media_types import INDEXES as INDEX_TYPES
-from app.services import repositories
+from app.services import manifests, repositories
 from app.storage.base import BlobStore, blob_key
 
 CONFIG_PREVIEW_BYTES = 1024 * 1024
@@ -191,6 +191,7 @@ def manifest_detail(registry: Registry, repository: Repository, reference: str, 
         "tags": [t.name for t in manifest.tags.order_by(Tag.name)],
         **sizes.describe(manifest),
         "annotations": doc.get("annotations"),
+        "referrers": referrers_of(repository, manifest.digest),
     }
     if manifest.media_type not in INDEX_TYPES:
         config = doc.get("config") if isinstance(doc.get("config"), dict) else None
@@ -201,6 +202,14 @@ def manifest_detail(registry: Registry, repository: Repository, reference: str, 
         if config and body["config"]:
             body["config"]["image"] = _config_preview(registry, config, store)
     return body
+
+
+def referrers_of(repository: Repository, digest: str) -> list[dict]:
+    """The manifests whose subject is `digest` (signatures, SBOMs, attestations), in the
+    management API's field names."""
+    return [{"digest": d["digest"], "media_type": d["mediaType"], "artifact_type": d.get("artifactType"),
+             "size": d["size"], "annotations": d.get("annotations")}
+            for d in manifests.referrers(repository, digest, None)]
 
 
 def _held(repository: Repository, wanted: list) -> set[str]:

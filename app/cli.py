@@ -82,6 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     from app.server import process, workers
     from app.server.metrics_listener import MetricsListener
     from app.telemetry import logs
+    from app.web import create_app
 
     _cap_malloc_arenas()
     settings = _settings(args)
@@ -93,9 +94,9 @@ def serve(args: argparse.Namespace) -> int:
         db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
         _compile_queries()
         if settings.workers <= 1:
-            return process.serve_process(settings, metrics=metrics)
+            return process.serve_process(settings, create_app, metrics=metrics)
         _close_all(db)  # each worker process opens its own connections
-        return workers.serve_workers(settings, metrics)
+        return workers.serve_workers(settings, create_app, metrics)
     finally:
         if metrics is not None:  # the supervisor's (or single process's) exit: workers os._exit
             metrics.close()

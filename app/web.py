@@ -1,10 +1,11 @@
-"""create_app(settings) -> falcon.App: routes and middleware order live here; the services they
-are given are made by the composition root (app/server/composition.py)."""
+"""create_app(settings, services) -> falcon.App: routes and middleware order live here. The
+services come from the composition root (app/server/composition.py's build_services), which also
+starts and stops what they run in the background; `berth serve` hands this function to the server
+(app/cli.py), so neither package imports the other."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 import falcon
 
@@ -43,9 +44,6 @@ from app.telemetry.metrics import Metrics
 from app.edge.request_log import RequestLog
 from app.telemetry.tracing import TracingMiddleware
 
-if TYPE_CHECKING:
-    from app.server.composition import Services
-
 
 CORS_EXPOSED = ["Docker-Content-Digest", "Docker-Upload-UUID", "Docker-Distribution-API-Version", "Link",
                 "Location", "Range", "Content-Range", "OCI-Subject", "OCI-Tag", "OCI-Filters-Applied",
@@ -61,7 +59,7 @@ def _cors(settings: Settings) -> list:
     return [falcon.CORSMiddleware(allow_origins=origins, expose_headers=CORS_EXPOSED, allow_credentials=credentials)]
 
 
-def middleware(settings: Settings, services: "Services", metrics: Metrics) -> list:
+def middleware(settings: Settings, services, metrics: Metrics) -> list:
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
     services.counters.on_fallback = metrics.dependency_fallback("redis")
@@ -81,11 +79,8 @@ def middleware(settings: Settings, services: "Services", metrics: Metrics) -> li
     ]
 
 
-def create_app(settings: Settings, services: "Services | None" = None, metrics: Metrics | None = None) -> falcon.App:
-    if services is None:  # not started: the server's Runtime starts and stops what runs in the background
-        from app.server.composition import build_services
-
-        services = build_services(settings)
+def create_app(settings: Settings, services, metrics: Metrics | None = None) -> falcon.App:
+    """The application over `services` (app/server/composition.py's Services)."""
     metrics = metrics or Metrics()
     app = falcon.App(middleware=middleware(settings, services, metrics))
     app.req_options.strip_url_path_trailing_slash = False

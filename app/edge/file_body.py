@@ -20,7 +20,7 @@ class FileBody:
         self.file, self.length = file, length
         self._left = length
 
-    def __iter__(self) -> "FileBody":
+    def __iter__(self) -> FileBody:
         return self
 
     def __next__(self) -> bytes:

@@ -11,7 +11,7 @@ its WSGI library) can change behind it.
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import BinaryIO, Protocol, cast
 
 
 class HashInProgress(Protocol):
@@ -19,7 +19,7 @@ class HashInProgress(Protocol):
 
     upload_id: str | None
 
-    def result(self, length: int) -> "tuple[int, object] | None":
+    def result(self, length: int) -> tuple[int, object] | None:
         """`(offset the hash started at, hasher)` once the body's `length` bytes are hashed;
         None when there is none."""
 
@@ -29,7 +29,7 @@ class SpooledBodyFile:
     spool directory (on the blob store's filesystem), with the hash computed while it arrived
     (or None), and `storage_full` when the disk filled meanwhile and the bytes were dropped."""
 
-    body_hash: "HashInProgress | None" = None
+    body_hash: HashInProgress | None = None
     storage_full = False
 
 
@@ -69,8 +69,9 @@ def spooled_file(stream, length: int | None) -> Spooled | None:
     name = getattr(raw, "name", None)
     if not isinstance(name, str):
         return None
+    file = cast(BinaryIO, raw)  # a SpooledBodyFile with a name is a file (the server's SpoolFile)
     try:
-        if raw.tell() != 0 or os.fstat(raw.fileno()).st_size != length:
+        if file.tell() != 0 or os.fstat(file.fileno()).st_size != length:
             return None
     except (OSError, ValueError):
         return None

@@ -153,7 +153,7 @@ class Runtime:
             self.spool.open()
             self.spool_sweeper.keep = self.spool.directory
 
-    def start(self) -> "Runtime":
+    def start(self) -> Runtime:
         """Start every background thread: first what requests feed (traffic counts, pull times,
         tag-list rebuilds), then the periodic jobs, then the metrics listener."""
         self._threads_before = set(threading.enumerate())

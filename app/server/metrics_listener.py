@@ -123,7 +123,8 @@ class MetricsListener:
         self._map: dict = {}
         self._server = waitress.create_server(create_metrics_app(self.counters_dir), map=self._map,
                                               sockets=[self.sock], threads=1, ident="", asyncore_use_poll=True)
-        self._thread = threading.Thread(target=self._server.run, name="metrics-listener", daemon=True)
+        self._thread: threading.Thread | None = threading.Thread(target=self._server.run, name="metrics-listener",
+                                                                 daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 import waitress
 
@@ -22,12 +23,15 @@ def check(settings: Settings) -> None:
     inline.enabled(settings)
 
 
-def serve_process(settings: Settings, sock=None, metrics: MetricsListener | None = None) -> int:
-    """Serve until SIGTERM or Ctrl-C, then shut down in order. With `sock`, accept on a listening
-    socket shared with sibling processes; with `metrics`, also answer scrapes on that listener."""
+AppFactory = Callable  # (settings, services) -> the WSGI application: app/web.py's create_app
+
+
+def serve_process(settings: Settings, create_app: AppFactory, sock=None, metrics: MetricsListener | None = None) -> int:
+    """Serve `create_app(settings, services)` until SIGTERM or Ctrl-C, then shut down in order.
+    With `sock`, accept on a listening socket shared with sibling processes; with `metrics`, also
+    answer scrapes on that listener."""
     from app.db.models import database
     from app.telemetry import tracing
-    from app.web import create_app
 
     if tracing.setup() is not None:
         tracing.trace_database(database.obj)

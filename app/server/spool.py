@@ -97,6 +97,7 @@ class Spool:
         return self
 
     def newfile(self) -> "SpoolFile | DroppedBody":
+        assert self.directory is not None, "open() first"
         try:
             file = SpoolFile(self.directory)
         except OSError as e:

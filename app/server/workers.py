@@ -10,7 +10,7 @@ import time
 
 from app.config import Settings
 from app.server.metrics_listener import MetricsListener
-from app.server.process import cannot_listen, serve_process
+from app.server.process import AppFactory, cannot_listen, serve_process
 
 
 def _die_with_parent() -> None:
@@ -24,7 +24,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def serve_workers(settings: Settings, metrics: MetricsListener | None = None) -> int:
+def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsListener | None = None) -> int:
     """`--workers N`: N server processes on one port (one Python process uses about one core;
     this uses them all). A worker that dies is started again; SIGTERM or SIGINT stops them all.
     Whatever one worker knows that another needs lives in the database, the blob store, or
@@ -76,7 +76,7 @@ def serve_workers(settings: Settings, metrics: MetricsListener | None = None) ->
                     sock.close()
                     listener.listen(2048)
                     listener.setblocking(False)
-                code = serve_process(settings, listener, metrics)
+                code = serve_process(settings, create_app, listener, metrics)
             finally:
                 os._exit(code)
         children[pid] = slot

@@ -13,6 +13,7 @@ from app.db.models import Registry
 from app.spec.errors import RegistryError
 from app.oci.resolved_request import ResolvedRequest
 from app.services import endpoints, listings, repositories
+from app.services.listings import TagLists
 
 
 def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
@@ -42,17 +43,20 @@ def _known(repository, resolved: ResolvedRequest) -> None:
 class TagsResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL}
 
+    def __init__(self, tag_lists: TagLists) -> None:
+        self.tag_lists = tag_lists
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         n, last = _page_params(req)
         if n is None and not last:  # the whole list: a large repository's is encoded once, cached
-            array = listings.all_tags_json(repository)
+            array = self.tag_lists.all_tags_json(repository)
             if array == b"[]":
                 _known(repository, resolved)
             resp.content_type = falcon.MEDIA_JSON
             resp.data = b'{"name":' + json.dumps(resolved.target.name).encode() + b',"tags":' + array + b"}"
             return
-        tags, more = listings.tags(repository, n, last)
+        tags, more = self.tag_lists.tags(repository, n, last)
         if not tags:
             _known(repository, resolved)
         if more and tags:

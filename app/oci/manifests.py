@@ -13,21 +13,24 @@ from app.auth import roles
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.oci.resolved_request import ResolvedRequest
-from app.services import immutable_tags, metering, repositories
+from app.services import immutable_tags, repositories
 from app.services.manifests import ManifestService, tag_parameters
-from app.services.retention import record_pull
+from app.services.metering import Meter
+from app.services.retention import PullTimes
 
 
 class ManifestResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL, "PUT": roles.PUSH, "DELETE": roles.DELETE}
 
-    def __init__(self, manifests: ManifestService) -> None:
+    def __init__(self, manifests: ManifestService, meter: Meter, pull_times: PullTimes) -> None:
         self.manifests = manifests
+        self.meter = meter
+        self.pull_times = pull_times
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         manifest = self.manifests.get(repository, resolved.arg)
-        record_pull(manifest)  # GET and HEAD; writes at most once an hour per manifest
+        self.pull_times.record(manifest)  # GET and HEAD; writes at most once an hour per manifest
         resp.content_type = manifest.media_type
         resp.set_header("Docker-Content-Digest", manifest.digest)
         resp.set_header("ETag", f'"{manifest.digest}"')
@@ -35,7 +38,7 @@ class ManifestResource:
             resp.content_length = manifest.size
         else:
             resp.data = bytes(manifest.content)
-            metering.count(resolved.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
+            self.meter.count(resolved.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
         limit = self.manifests.max_bytes
@@ -50,7 +53,7 @@ class ManifestResource:
         name = resolved.target.repository
         manifest = self.manifests.put(resolved.registry, name, resolved.arg, req.content_type, body,
                                       immutable=immutable_tags.applies(resolved.registry, name), tags=tags)
-        metering.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
+        self.meter.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
         req.context.audit_target.update(digest=manifest.digest)
         if manifest.replaced:
             req.context.audit_action = "tag.overwrite"

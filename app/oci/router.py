@@ -10,7 +10,8 @@ import falcon
 from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
-from app.edge import preflight, spool
+from app.edge import preflight
+from app.edge.spooled_body import body_lost
 from app.oci import routes
 from app.spec import digests
 from app.oci.blobs import BlobResource
@@ -39,11 +40,11 @@ class DataPlaneRouter:
         self.resources = {
             "base": BaseResource(),
             "catalog": CatalogResource(settings.domain),
-            "tags": TagsResource(),
-            "manifest": ManifestResource(services.manifests),
-            "blob": BlobResource(services.blobs),
-            "uploads": UploadsResource(services.uploads, services.blobs, settings.max_upload_sessions),
-            "upload": UploadResource(services.uploads),
+            "tags": TagsResource(services.tag_lists),
+            "manifest": ManifestResource(services.manifests, services.meter, services.pull_times),
+            "blob": BlobResource(services.blobs, services.meter),
+            "uploads": UploadsResource(services.uploads, services.blobs, services.meter, settings.max_upload_sessions),
+            "upload": UploadResource(services.uploads, services.meter),
             "referrers": ReferrersResource(),
         }
 
@@ -88,7 +89,7 @@ class DataPlaneRouter:
             req.context.audit_org_id = registry.org_id
             authorize(subject, action, registry, target.repository)
         preflight.allow(req, takes_body=action == roles.PUSH)  # only a push carries a body
-        if spool.body_lost(req.stream):
+        if body_lost(req.stream):
             raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
                                 "was kept: retry once space is freed")
         responder(req, resp, ResolvedRequest(subject, target, registry, route.arg))

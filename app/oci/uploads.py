@@ -7,14 +7,15 @@ import falcon
 
 from app.auth import roles
 from app.auth.gate import is_allowed, may_pull_every_repository
-from app.edge.spool import spooled_file
+from app.edge.spooled_body import spooled_file
 from app.spec import content_range
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.oci.resolved_request import ResolvedRequest
 from app.oci.target import same_registry_repository
-from app.services import metering, quotas, repositories
+from app.services import quotas, repositories
 from app.services.blobs import BlobService
+from app.services.metering import Meter
 from app.services.uploads import UploadService, range_headers
 from app.storage.capacity import is_storage_full
 
@@ -63,9 +64,10 @@ class UploadsResource:
 
     actions = {"POST": roles.PUSH}
 
-    def __init__(self, uploads: UploadService, blobs: BlobService, max_sessions: int = 0) -> None:
+    def __init__(self, uploads: UploadService, blobs: BlobService, meter: Meter, max_sessions: int = 0) -> None:
         self.uploads = uploads
         self.blobs = blobs
+        self.meter = meter
         self.max_sessions = max_sessions  # open sessions per registry (0: no cap)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
@@ -102,7 +104,7 @@ class UploadsResource:
                 if is_storage_full(e):  # no one has this session's id to resume it: give its space back
                     self.uploads.abandon(upload)
                 raise
-            metering.count(resolved.registry.id, repository.name, push_bytes=blob.size)
+            self.meter.count(resolved.registry.id, repository.name, push_bytes=blob.size)
             return _created(resp, resolved, blob.digest)
         _in_progress(resp, resolved, upload.id, 0, falcon.HTTP_202)
 
@@ -123,8 +125,9 @@ class UploadResource:
 
     actions = {"GET": roles.PUSH, "PATCH": roles.PUSH, "PUT": roles.PUSH, "DELETE": roles.PUSH}
 
-    def __init__(self, uploads: UploadService) -> None:
+    def __init__(self, uploads: UploadService, meter: Meter) -> None:
         self.uploads = uploads
+        self.meter = meter
 
     def _session(self, resolved: ResolvedRequest):
         repository = repositories.find(resolved.registry, resolved.target.repository)
@@ -160,7 +163,7 @@ class UploadResource:
             raise
         blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
                                    spooled_file(req.bounded_stream, req.content_length), start)
-        metering.count(resolved.registry.id, repository.name, push_bytes=blob.size)
+        self.meter.count(resolved.registry.id, repository.name, push_bytes=blob.size)
         _created(resp, resolved, blob.digest)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:

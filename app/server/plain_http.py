@@ -35,7 +35,8 @@ from waitress.task import WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from app.config import Settings
-from app.edge import preflight, spool
+from app.edge import preflight
+from app.server import spool
 
 log = logging.getLogger("berth.connections")
 

@@ -33,7 +33,7 @@ def _open(settings: Settings):
     # The token signing key, created here, once: `--workers` processes each load the ring after
     # the fork, and two that found it empty would each sign with a key of their own, refusing
     # each other's tokens until their next rescan.
-    KeyRing(settings.token_keys_dir).load()
+    KeyRing(settings.signing_keys_dir).load()
     generated = bootstrap(settings.data_dir, settings.bootstrap_token or None)
     if generated:
         print(
@@ -293,7 +293,7 @@ def keys_command(args: argparse.Namespace) -> int:
     from app.auth.keys import KeyRing
 
     settings = _settings(args)
-    ring = KeyRing(settings.token_keys_dir).load()
+    ring = KeyRing(settings.signing_keys_dir).load()
     if args.action == "rotate":
         key = ring.rotate()
         print(f"new signing key {key.kid}; older keys keep verifying until pruned "

@@ -156,6 +156,11 @@ class Settings:
 
     ENV_PREFIX = "BERTH_"
 
+    @property
+    def signing_keys_dir(self) -> Path:
+        """Where the registry-token signing keys live (BERTH_TOKEN_KEYS_DIR; set by `load`)."""
+        return Path(self.token_keys_dir) if self.token_keys_dir else self.data_dir / "token-keys"
+
     @classmethod
     def load(cls, **overrides) -> "Settings":
         """Defaults, then BERTH_* environment variables, then explicit overrides (CLI flags)."""

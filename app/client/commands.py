@@ -124,7 +124,8 @@ def registry_create(ctx: Context) -> int:
     operation = created.get("operation") or {}
     if args.no_wait:
         if ctx.json:
-            return emit_json(created)
+            emit_json(created)
+            return 0
         print(f"creating {created['visibility']} registry {created['name']!r} in organization {ctx.org!r}: "
               f"operation {operation.get('id')} ({operation.get('state')})")
         print(f"  follow: berth registry show {created['name']}")
@@ -139,7 +140,8 @@ def registry_create(ctx: Context) -> int:
                      f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
     registry = ctx.client.get(ctx.registry_path(args.name))
     if ctx.json:
-        return emit_json({**registry, "operation": op})
+        emit_json({**registry, "operation": op})
+        return 0
     print(f"created {registry['visibility']} registry {registry['name']!r} in organization {ctx.org!r}")
     print(f"  push to: {registry['path_endpoint']}/<repository>:<tag>")
     if host_form_works(registry.get("endpoint")):
@@ -248,7 +250,8 @@ def registry_set(ctx: Context) -> int:
                      "or --manifest-policy")
     registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
-        return emit_json(registry)
+        emit_json(registry)
+        return 0
     said = []
     if "visibility" in changes:
         said.append(f"is now {registry['visibility']}")
@@ -271,7 +274,8 @@ def registry_set(ctx: Context) -> int:
 def registry_verify_domain(ctx: Context) -> int:
     registry = ctx.client.json("POST", ctx.registry_path(ctx.args.name) + "/custom-domain/verify")
     if ctx.json:
-        return emit_json(registry)
+        emit_json(registry)
+        return 0
     operation = registry.get("operation")
     print(f"custom domain {registry['custom_domain']} of registry {registry['name']!r} is verified"
           + (f"; routing it: operation {operation['id']}" if operation else ""))
@@ -343,7 +347,8 @@ def registry_delete(ctx: Context) -> int:
     operation = answer.get("operation") or {}
     if args.no_wait:
         if ctx.json:
-            return emit_json(answer)
+            emit_json(answer)
+            return 0
         print(f"deleting registry {args.name!r}: operation {operation.get('id')} ({operation.get('state')})")
         return 0
     stderr(f"deleting registry {args.name!r} (operation {operation.get('id')})")
@@ -430,7 +435,7 @@ def repo_list(ctx: Context) -> None:
                                params={"path": path or None}, limit=ctx.args.limit)
     if ctx.json:
         return emit_json({"path": path, "entries": entries})
-    rows = []
+    rows: list[tuple] = []
     for e in entries:
         if e["type"] == "folder":
             rows.append((e["path"], "folder", e.get("repositories"), None, None, None))
@@ -486,7 +491,8 @@ def tags(ctx: Context) -> int:
     items = ctx.client.paged(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/tags"), "tags",
                              limit=ctx.args.limit)
     if ctx.json:
-        return emit_json({"repository": repo, "tags": items})
+        emit_json({"repository": repo, "tags": items})
+        return 0
     rows, platform_of = [], {}
     for t in items:
         kind = _kind(t)
@@ -542,7 +548,8 @@ def credentials(ctx: Context) -> int:
         ctx.client.json("DELETE", ctx.org_path(f"/tokens/{revoke['id']}"))
     fmt = args.format or ("k8s" if args.k8s_secret or args.namespace else "login")
     if ctx.json:
-        return emit_json(issued if revoke is None else {**issued, "revoked_token": revoke["id"]})
+        emit_json(issued if revoke is None else {**issued, "revoked_token": revoke["id"]})
+        return 0
     token = issued.get("token") or {}
     if fmt == "dockerconfigjson":
         emit_json(issued["dockerconfigjson"])
@@ -576,7 +583,8 @@ def credentials(ctx: Context) -> int:
 def _credentials_list(ctx: Context) -> int:
     items = _registry_tokens(ctx, ctx.args.registry)
     if ctx.json:
-        return emit_json({"registry": ctx.args.registry, "tokens": items})
+        emit_json({"registry": ctx.args.registry, "tokens": items})
+        return 0
     table(["ID", "NAME", "ACCESS", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
           [(t["id"], t["name"], t.get("scope") or t["role"], _token_state(t),
             when(t.get("expires_at")) if t.get("expires_at") else "never",

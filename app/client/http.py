@@ -79,8 +79,9 @@ class Client:
             return f"not logged in or token rejected: run {_login_hint(self.url)}"
         if isinstance(problem, dict) and problem.get("detail"):
             message = str(problem["detail"])
-            fields = [p.get("name") for p in problem.get("invalid_params") or [] if isinstance(p, dict)]
-            fields = [f for f in fields if f and f not in message]
+            fields = [str(p.get("name")) for p in problem.get("invalid_params") or []
+                      if isinstance(p, dict) and p.get("name")]
+            fields = [f for f in fields if f not in message]
             if fields:
                 message += f" (field: {', '.join(fields)})"
             if resp.status_code >= 500 and problem.get("request_id"):

@@ -113,7 +113,8 @@ def set_(ctx: Context) -> int:
     if args.clear:
         ctx.client.json("DELETE", _path(ctx))
         if ctx.json:
-            return emit_json({"registry": args.registry, "configured": False})
+            emit_json({"registry": args.registry, "configured": False})
+            return 0
         print(f"removed the retention policy of registry {args.registry!r}")
         return 0
     if args.file:
@@ -139,7 +140,8 @@ def set_(ctx: Context) -> int:
                          "--override, --file or --clear")
     stored = ctx.client.json("PUT", _path(ctx), json=body)
     if ctx.json:
-        return emit_json(stored)
+        emit_json(stored)
+        return 0
     _show(stored, args.registry)
     return 0
 
@@ -198,7 +200,8 @@ def apply(ctx: Context) -> int:
             return fail("not confirmed; nothing deleted")
     result = _run(ctx, "/apply", timeout=3600)
     if ctx.json:
-        return emit_json(result)
+        emit_json(result)
+        return 0
     _result(result, "deleted")
     gc = result.get("gc")
     print()

@@ -11,7 +11,7 @@ from app.edge.file_body import FileBody
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.spec.media_types import OCTET_STREAM
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest
 from app.services import repositories
 from app.services.blobs import BlobService
 from app.services.metering import Meter
@@ -70,14 +70,14 @@ class BlobResource:
         self.blobs = blobs
         self.meter = meter
 
-    def _blob(self, resolved: ResolvedRequest):
+    def _blob(self, resolved: RepositoryRequest):
         digest = _stored_digest(resolved.arg)
         repository = repositories.find(resolved.registry, resolved.target.repository)
         if repository is None:
             raise _unknown(digest)
         return repository, self.blobs.get(repository, digest)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository, blob = self._blob(resolved)
         if req.method == "GET":
             location = self.blobs.redirect_url(repository, blob)
@@ -112,7 +112,7 @@ class BlobResource:
         resp.stream, resp.content_length = FileBody(f, length), length
         self.meter.count(resolved.registry.id, repository.name, pull_bytes=length)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         digest = _stored_digest(resolved.arg)
         repository = repositories.get(resolved.registry, resolved.target.repository)
         self.blobs.unlink(repository, digest)

@@ -11,7 +11,7 @@ from app.auth import roles
 from app.auth.gate import is_allowed
 from app.db.models import Registry
 from app.spec.errors import RegistryError
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest, ResolvedRequest
 from app.services import endpoints, listings, repositories
 from app.services.listings import TagLists
 
@@ -33,7 +33,7 @@ def _link(resp: falcon.Response, path: str, n: int, last: str) -> None:
     resp.set_header("Link", f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"')
 
 
-def _known(repository, resolved: ResolvedRequest) -> None:
+def _known(repository, resolved: RepositoryRequest) -> None:
     """A repository without tags is still known when it holds something; one that holds nothing
     (only an upload session in progress, or everything deleted) is not, as in the catalog."""
     if not repositories.is_visible(repository):
@@ -46,7 +46,7 @@ class TagsResource:
     def __init__(self, tag_lists: TagLists) -> None:
         self.tag_lists = tag_lists
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         n, last = _page_params(req)
         if n is None and not last:  # the whole list: a large repository's is encoded once, cached
@@ -59,7 +59,7 @@ class TagsResource:
         tags, more = self.tag_lists.tags(repository, n, last)
         if not tags:
             _known(repository, resolved)
-        if more and tags:
+        if more and tags and n is not None:
             _link(resp, resolved.target.url("tags/list"), n, tags[-1])
         resp.media = {"name": resolved.target.name, "tags": tags}
 
@@ -87,6 +87,6 @@ class CatalogResource:
                 raise RegistryError("UNAUTHORIZED", "the catalog is not available anonymously")
             visible = [r for r in Registry.select() if is_allowed(resolved.subject, roles.BROWSE, r)]
         names, more = listings.repositories(visible, host_registry is None, n, last)
-        if more and names:
+        if more and names and n is not None:
             _link(resp, "/v2/_catalog", n, names[-1])
         resp.media = {"repositories": names}

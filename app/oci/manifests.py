@@ -12,7 +12,7 @@ from falcon.uri import parse_query_string
 from app.auth import roles
 from app.spec import digests
 from app.spec.errors import RegistryError
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest
 from app.services import immutable_tags, repositories
 from app.services.manifests import ManifestService, tag_parameters
 from app.services.metering import Meter
@@ -27,7 +27,7 @@ class ManifestResource:
         self.meter = meter
         self.pull_times = pull_times
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         manifest = self.manifests.get(repository, resolved.arg)
         self.pull_times.record(manifest)  # GET and HEAD; writes at most once an hour per manifest
@@ -40,7 +40,7 @@ class ManifestResource:
             resp.data = bytes(manifest.content)
             self.meter.count(resolved.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         limit = self.manifests.max_bytes
         if req.content_length is not None and req.content_length > limit:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {limit}-byte limit", status=413)
@@ -70,7 +70,7 @@ class ManifestResource:
             resp.set_header("OCI-Subject", manifest.subject)
         resp.content_length = 0
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         if immutable_tags.applies(resolved.registry, repository.name):
             immutable_tags.refuse_delete(repository, resolved.arg, tag=not digests.is_digest(resolved.arg))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from typing import Any
+
 import falcon
 
 from app.auth import roles
@@ -19,7 +21,7 @@ from app.spec.errors import RegistryError
 from app.oci.listings import CatalogResource, TagsResource
 from app.oci.manifests import ManifestResource
 from app.oci.referrers import ReferrersResource
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest, ResolvedRequest
 from app.oci.target import load_registry, parse_target
 from app.oci.uploads import UploadResource, UploadsResource
 
@@ -37,7 +39,7 @@ class DataPlaneRouter:
     def __init__(self, services, settings) -> None:
         self.domain = settings.domain
         self.identity = services.identity
-        self.resources = {
+        self.resources: dict[str, Any] = {  # each a Falcon resource with `actions`
             "base": BaseResource(),
             "catalog": CatalogResource(settings.domain),
             "tags": TagsResource(services.tag_lists),
@@ -92,7 +94,7 @@ class DataPlaneRouter:
         if body_lost(req.stream):
             raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
                                 "was kept: retry once space is freed")
-        responder(req, resp, ResolvedRequest(subject, target, registry, route.arg))
+        responder(req, resp, RepositoryRequest(subject, target, registry, route.arg))
 
 
 # What the audit trail records on the data plane: pushes, tag moves and deletes (not reads).

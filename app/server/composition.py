@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any, cast
 
 import peewee as pw
 
@@ -88,10 +89,10 @@ def build_services(settings: Settings) -> Services:
         quotas.install(quotas.parse_catalog(settings.skus, settings.default_sku))
     except quotas.CatalogError as e:
         raise SystemExit(str(e)) from None
-    store = open_store(settings.storage_url)
+    store: BlobStore = open_store(settings.storage_url)
     if tracing_enabled():  # no per-call wrapper on the blob path when nothing is traced
-        store = TracedStore(store)
-    registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())
+        store = cast(BlobStore, TracedStore(store))  # a proxy that forwards every BlobStore method
+    registry_tokens = RegistryTokens(KeyRing(settings.signing_keys_dir).load())
     idp = None
     if settings.oidc_jwks_url:
         idp = IdentityProvider(IdpSettings(
@@ -152,7 +153,8 @@ class Runtime:
         made: a body may arrive as soon as it listens)."""
         if self.spool is not None and self.spool.process_spool is None:
             self.spool.open()
-            self.spool_sweeper.keep = self.spool.directory
+            if self.spool_sweeper is not None:
+                self.spool_sweeper.keep = self.spool.directory
 
     def start(self) -> Runtime:
         """Start every background thread: first what requests feed (traffic counts, pull times,
@@ -160,7 +162,7 @@ class Runtime:
         self._threads_before = set(threading.enumerate())
         self.open_spool()
         s = self.services
-        background = [s.meter, s.pull_times, s.tag_lists, s.worker, s.collector, s.retention_schedule,
+        background: list[Any] = [s.meter, s.pull_times, s.tag_lists, s.worker, s.collector, s.retention_schedule,
                       s.upload_reaper]
         if self.spool_sweeper is not None:
             background.append(self.spool_sweeper)

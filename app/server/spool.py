@@ -33,7 +33,7 @@ import secrets
 import threading
 import queue
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from waitress.buffers import TempfileBasedBuffer
 
@@ -42,7 +42,7 @@ from app.server import spool_dirs
 from app.spec import content_range
 from app.storage.capacity import FULL_ERRNOS
 
-StartHash = Callable[[str | None, int | None], "tuple[int, object] | None"]
+StartHash = Callable[[str | None, int | None], "tuple[int, Any] | None"]  # (offset, a hashlib-like hasher)
 
 _receiving = threading.local()  # the channel whose received() is running on this (loop) thread
 _waitress_newfile = TempfileBasedBuffer.newfile
@@ -288,7 +288,7 @@ class BodyHash:
         self._target: int | None = None  # set by result(): the body's final length
         self._abandoned = False
         self._hashed = 0
-        self._outcome: tuple[int, object] | None = None  # (offset the body starts at, hasher)
+        self._outcome: tuple[int, Any] | None = None  # (offset the body starts at, hasher)
         self._state = "queued"  # then "running" and "done", or "cancelled" before it ran
 
     # -- the loop thread ----------------------------------------------------------------------

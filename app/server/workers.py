@@ -105,9 +105,9 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
             break
         except InterruptedError:
             continue
-        slot = children.pop(pid, None)
-        if slot is not None and not stopping:
+        gone = children.pop(pid) if pid in children else None
+        if gone is not None and not stopping:
             print(f"worker {pid} exited ({status}); starting another", file=sys.stderr, flush=True)
             time.sleep(1)
-            spawn(slot)
+            spawn(gone)
     return 0

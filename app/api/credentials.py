@@ -8,7 +8,7 @@ import re
 
 import falcon
 
-from app.api import media
+from app.edge import media
 from app.api.tokens import render_token
 from app.auth import roles
 from app.config import DEFAULT_DOMAIN

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.api import media
+from app.edge import media
 from app.auth import roles
 from app.spec.errors import RegistryError
 from app.services import retention

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import os
 import sys
 
@@ -34,7 +33,7 @@ def _open(settings: Settings):
     # The token signing key, created here, once: `--workers` processes each load the ring after
     # the fork, and two that found it empty would each sign with a key of their own, refusing
     # each other's tokens until their next rescan.
-    KeyRing(settings.token_keys_dir).load()
+    KeyRing(settings.signing_keys_dir).load()
     generated = bootstrap(settings.data_dir, settings.bootstrap_token or None)
     if generated:
         print(
@@ -80,252 +79,58 @@ def _cap_malloc_arenas(arenas: int = 2) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from app.edge import inline
+    from app.server import process, workers
+    from app.server.metrics_listener import MetricsListener
     from app.telemetry import logs
-    from app.telemetry.metrics_listener import MetricsListener
+    from app.web import create_app
 
     _cap_malloc_arenas()
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)
-    inline.enabled(settings)  # a bad BERTH_INLINE_READS stops here, before any worker starts
+    process.check(settings)  # a bad BERTH_INLINE_READS stops here, before any worker starts
     # Bound once, before any worker: every worker serves it and counts into its directory.
     metrics = MetricsListener.open(settings)
     try:
+        problem = _provisioner_problem(settings)
+        if problem:  # before bootstrapping: no owner token is printed for a server that cannot start
+            print(problem, file=sys.stderr)
+            return 2
         db = _open(settings)  # migrations and the first-start bootstrap, once, before any worker
         _compile_queries()
         if settings.workers <= 1:
-            return _serve_process(settings, metrics=metrics)
+            return process.serve_process(settings, create_app, metrics=metrics)
         _close_all(db)  # each worker process opens its own connections
-        return _serve_workers(settings, metrics)
+        return workers.serve_workers(settings, create_app, metrics)
     finally:
         if metrics is not None:  # the supervisor's (or single process's) exit: workers os._exit
             metrics.close()
 
 
+def _provisioner_problem(settings: Settings) -> str | None:
+    """What stops the configured provisioner from running here (e.g. BERTH_PROVISIONER=pulumi
+    without the pulumi CLI), or None."""
+    from app.lifecycle.from_settings import open_provisioner
+    from app.lifecycle.provisioner import ProvisionError
+
+    try:
+        open_provisioner(settings).check()
+    except (ProvisionError, ValueError) as e:
+        return f"error: the {settings.provisioner} provisioner cannot run here: {e}"
+    return None
+
+
 def _compile_queries() -> None:
     """The hot-path queries, compiled once here (the modules that declare them imported first)."""
-    import app.web  # noqa: F401 - imports every resource and service, so every Prepared exists
+    import app.server.composition  # noqa: F401 - with app.web: every service and resource, so every Prepared exists
+    import app.web  # noqa: F401
     from app.db.prepared import Prepared
 
     Prepared.compile_all()
 
 
-def _serve_process(settings: Settings, sock=None, metrics=None) -> int:
-    """One server process: waitress threads over the app, the lifecycle worker and the
-    garbage collector. With `sock`, it accepts on a listening socket shared with its siblings;
-    with `metrics` (a MetricsListener), it also answers scrapes on that listener."""
-    import signal
-
-    import waitress
-
-    from app.db.models import database
-    from app.edge import inline, plain_http, spool
-    from app.edge.spool_dirs import SpoolSweeper
-    from app.lifecycle.provisioner import ProvisionError
-    from app.telemetry import tracing
-    from app.web import build_services, create_app
-
-    if tracing.setup() is not None:
-        tracing.trace_database(database.obj)
-    services = build_services(settings)
-    spool_sweeper = None
-    if services.store.spool_dir is not None:
-        own = spool.install(services.store.spool_dir, services.uploads.start_hash)
-        # Other processes' bodies left by a kill -9, found while this one runs (app/edge/spool_dirs.py).
-        spool_sweeper = SpoolSweeper(services.store.spool_dir, own.path, settings.spool_sweep_interval)
-    try:
-        services.provisioner.check()
-    except ProvisionError as e:
-        print(f"error: the {services.provisioner.name} provisioner cannot run here: {e}", file=sys.stderr)
-        return 2
-    app = create_app(settings, services)
-    limits = plain_http.ConnectionLimits.of(settings)  # raises the open-file limit first
-    where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
-    dispatcher = None
-    if inline.enabled(settings):
-        dispatcher = inline.InlineDispatcher()
-        dispatcher.set_thread_count(settings.threads)
-    try:
-        server = waitress.create_server(
-            app,
-            _dispatcher=dispatcher,  # None: waitress's own
-            **where,
-            threads=settings.threads,
-            max_request_body_size=settings.max_request_body,
-            recv_bytes=settings.recv_bytes,
-            inbuf_overflow=settings.inbuf_overflow,
-            **plain_http.server_options(),
-            ident="",
-            clear_untrusted_proxy_headers=False,  # app/edge/proxies.py decides whom to believe
-        )
-    except OSError as e:  # before any background work started: nothing else to stop
-        if dispatcher is not None:
-            dispatcher.shutdown()
-        return _cannot_listen(settings, e)
-    services.worker.start()
-    services.collector.start()
-    services.retention_schedule.start()
-    services.upload_reaper.start()
-    if spool_sweeper is not None:
-        spool_sweeper.start()
-    if metrics is not None:
-        metrics.serve()
-    plain_http.install(server, inline.InlineChannel if dispatcher is not None else plain_http.PlainHTTPChannel, limits)
-    # waitress warns "Task queue depth is N" on every request that waits for a free thread: under
-    # load, a log line per request, costing the CPU the queue is waiting for.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    if sock is None:
-        print(f"Berth listening on http://{settings.host}:{settings.port}", flush=True)
-        if metrics is not None:
-            print(f"Metrics on {metrics.url}", flush=True)
-    # SIGTERM (the Deployment stopping a pod) ends the loop like Ctrl-C: background work stops
-    # and buffered counters are written on the way out.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        # One stop is enough: a second SIGTERM or Ctrl-C (a supervisor and `timeout` both
-        # signalling, an impatient operator) must not cut the orderly shutdown short and lose
-        # the buffered counts written below.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        services.worker.stop()
-        services.collector.stop()
-        services.retention_schedule.stop()
-        services.upload_reaper.stop()
-        if spool_sweeper is not None:
-            spool_sweeper.stop()
-        spool.release()
-        # Buffered pull/push counts and pull times, written here as well as at exit: a
-        # `--workers` process ends with os._exit, which runs no atexit handlers.
-        from app.services import metering, retention
-
-        metering.flush()
-        retention.write_pulls()
-    return 0
-
-
-def _cannot_listen(settings: Settings, error: OSError) -> int:
-    print(f"error: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
-          "stop what holds that port or choose another with --port (or BERTH_PORT)", file=sys.stderr, flush=True)
-    return 2
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this worker when the supervising process dies, even by kill -9, so no
-    orphan keeps the port."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def _close_all(db) -> None:
     close_all = getattr(db, "close_all", None)
     close_all() if close_all else db.close()
-
-
-def _serve_workers(settings: Settings, metrics=None) -> int:
-    """`--workers N`: N server processes on one port (one Python process uses about one core;
-    this uses them all). A worker that dies is started again; SIGTERM or SIGINT stops them all.
-    Whatever one worker knows that another needs lives in the database, the blob store, or
-    Redis: rate-limit counters are per process unless BERTH_REDIS_URL is set.
-
-    Where the kernel has SO_REUSEPORT (Linux), each worker listens on a socket of its own and
-    the kernel spreads new connections across them. With one shared socket, whichever worker
-    woke first accepted a whole burst of connections (16 at once could go 15 to 1), leaving the
-    other core idle. The supervisor holds a bound, not listening, socket on the port so that it
-    stays reserved while a worker restarts; connections waiting in a dying worker's queue are
-    reset, as with any listener that closes."""
-    import os
-    import signal
-    import socket
-    import time
-
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    reuse_port = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
-
-    def bound() -> socket.socket:
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind((settings.host, port))
-        return s
-
-    port = settings.port
-    try:
-        sock = bound()
-    except OSError as e:
-        return _cannot_listen(settings, e)
-    port = sock.getsockname()[1]
-    if not reuse_port:  # one listening socket, shared by every worker
-        sock.listen(2048)
-        sock.setblocking(False)
-    if not settings.redis_url:
-        print(f"note: {settings.workers} workers count rate limits and login failures each on their own; "
-              "set BERTH_REDIS_URL to share one budget", file=sys.stderr, flush=True)
-    children: dict[int, int] = {}
-    stopping = False
-
-    def spawn(slot: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _die_with_parent()
-            code = 1
-            try:
-                listener = sock
-                if reuse_port:
-                    listener = bound()
-                    sock.close()
-                    listener.listen(2048)
-                    listener.setblocking(False)
-                code = _serve_process(settings, listener, metrics)
-            finally:
-                os._exit(code)
-        children[pid] = slot
-
-    def stop(signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for slot in range(settings.workers):
-        spawn(slot)
-    print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)",
-          flush=True)
-    if metrics is not None:
-        print(f"Metrics on {metrics.url} (all workers)", flush=True)
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        slot = children.pop(pid, None)
-        if slot is not None and not stopping:
-            print(f"worker {pid} exited ({status}); starting another", file=sys.stderr, flush=True)
-            time.sleep(1)
-            spawn(slot)
-    return 0
 
 
 def _local_command(fn):
@@ -488,7 +293,7 @@ def keys_command(args: argparse.Namespace) -> int:
     from app.auth.keys import KeyRing
 
     settings = _settings(args)
-    ring = KeyRing(settings.token_keys_dir).load()
+    ring = KeyRing(settings.signing_keys_dir).load()
     if args.action == "rotate":
         key = ring.rotate()
         print(f"new signing key {key.kid}; older keys keep verifying until pruned "

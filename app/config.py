@@ -17,6 +17,11 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# BERTH_DOMAIN's default: nothing resolves `<registry>.registry.localhost`, so clients are shown
+# the path form while it is in use (app/client/endpoints.py, app/api/credentials.py).
+DEFAULT_DOMAIN = "registry.localhost"
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -29,7 +34,7 @@ class Settings:
     # Answer blob GETs with a 307 to a short-lived signed URL when the store can sign one (GCS).
     storage_redirect: bool = False
     # Registries are also addressed as <registry>.<domain>.
-    domain: str = "registry.localhost"
+    domain: str = DEFAULT_DOMAIN
     # Registry-token signing keys (ES256 PEM files; newest signs). Default: <data dir>/token-keys.
     token_keys_dir: Path | None = None
     # The platform identity provider (all three set, or none: then only access tokens work).
@@ -62,7 +67,7 @@ class Settings:
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
     inbuf_overflow: int = 1024 * 1024
-    # Connections (per server process; app/edge/plain_http.py): seconds a request's line and
+    # Connections (per server process; app/server/plain_http.py): seconds a request's line and
     # headers may take to arrive, seconds an idle keep-alive connection is kept, and the most
     # connections held open (past it, the longest-idle connection waiting for a request is
     # closed to admit the new one).
@@ -70,7 +75,7 @@ class Settings:
     keepalive_timeout: int = 60
     max_connections: int = 2048
     # Manifest GET/HEAD and blob HEAD answered on waitress's event-loop thread instead of being
-    # handed to a request thread (app/edge/inline.py): "auto" (when every call they make is
+    # handed to a request thread (app/server/inline.py): "auto" (when every call they make is
     # local: SQLite, no Redis, no identity provider), "on" or "off".
     inline_reads: str = "auto"
     # Edge: requests per client address (limits notation), per-route overrides
@@ -89,7 +94,7 @@ class Settings:
     # CORS: allowed origins ("*" or a comma list; empty: CORS off) and origins allowed credentials.
     cors_origins: str = ""
     cors_credentials: str = ""
-    # Prometheus `/metrics` on a listener of its own, `host:port` (app/telemetry/metrics_listener.py);
+    # Prometheus `/metrics` on a listener of its own, `host:port` (app/server/metrics_listener.py);
     # empty: no metrics are served. Never the public port: the series name every tenant.
     metrics_addr: str = ""
     # Log format: json (default) or text.
@@ -115,7 +120,7 @@ class Settings:
     # Open upload sessions a registry may have at once (0: no cap); past it a new one gets 429.
     # Idle sessions past upload_expiry are reaped every tenth of it (app/services/upload_expiry.py).
     max_upload_sessions: int = 1000
-    # Seconds between sweeps of the spool for dead processes' request bodies (app/edge/spool_dirs.py).
+    # Seconds between sweeps of the spool for dead processes' request bodies (app/server/spool_dirs.py).
     spool_sweep_interval: int = 60
     # Seconds between scheduled applications of every registry's stored retention policy
     # (0: only when applied through the API or CLI).
@@ -150,6 +155,11 @@ class Settings:
     min_free_bytes: int = 256 * 1024 * 1024
 
     ENV_PREFIX = "BERTH_"
+
+    @property
+    def signing_keys_dir(self) -> Path:
+        """Where the registry-token signing keys live (BERTH_TOKEN_KEYS_DIR; set by `load`)."""
+        return Path(self.token_keys_dir) if self.token_keys_dir else self.data_dir / "token-keys"
 
     @classmethod
     def load(cls, **overrides) -> "Settings":

@@ -1,11 +1,11 @@
-"""create_app(settings) -> falcon.App: wiring, routes and middleware order live here."""
+"""create_app(settings, services) -> falcon.App: routes and middleware order live here. The
+services come from the composition root (app/server/composition.py's build_services), which also
+starts and stops what they run in the background; `berth serve` hands this function to the server
+(app/cli.py), so neither package imports the other."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-from dataclasses import dataclass
 
 import falcon
 
@@ -25,113 +25,30 @@ from app.api.registries import CustomDomainVerificationResource, RegistriesResou
 from app.api.retention import RetentionApplyResource, RetentionPolicyResource, RetentionPreviewResource
 from app.api.tokens import TokenResource, TokensResource
 from app.api.usage import SkusResource, UsageResource
-from app.auth.identity import Identity
-from app.auth.idp import IdentityProvider, IdpSettings
-from app.auth.keys import KeyRing
-from app.auth.registry_tokens import RegistryTokens
-from app.auth.throttle import LoginThrottle
-from app.oci.token_endpoint import JwksResource, RegistryTokenResource, TokenService
+from app.oci.token_endpoint import JwksResource, RegistryTokenResource
 from app.config import Settings
 from app.console import routes as console_routes
 from app.db.setup import ReleaseConnection
-from app.lifecycle.operations import OperationRunner, RunnerSettings
-from app.lifecycle.provisioner import Provisioner
-from app.lifecycle.from_settings import open_provisioner
-from app.lifecycle.worker import Worker
 from app.edge import preflight
 from app.edge.bodies import request_handlers
 from app.edge.context import RequestContext
-from app.counters import Counters
 from app.edge.headers import SecurityHeaders
 from app.edge.proxies import ProxyTrust, parse_networks
 from app.edge.rate_limit import RateLimiter
 from app.spec.errors import RegistryError
 from app.oci.openapi import DistributionOpenApiResource
 from app.oci.router import DataPlaneRouter
-from app.services import listings, quotas, retention
-from app.services.blobs import BlobService
 from app.services.custom_domains import DnsSettings, DomainVerifier
-from app.services.gc import Collector
-from app.services.manifests import ManifestService
-from app.services.upload_expiry import UploadReaper
-from app.services.uploads import UploadService
-from app.storage import capacity, open_store
-from app.storage.base import BlobStore
+from app.storage import capacity
 from app.telemetry.metrics import Metrics
 from app.edge.request_log import RequestLog
-from app.telemetry.tracing import TracedStore, TracingMiddleware
-from app.telemetry.tracing import enabled as tracing_enabled
-
-
-@dataclass
-class Services:
-    store: BlobStore
-    blobs: BlobService
-    uploads: UploadService
-    manifests: ManifestService
-    identity: Identity
-    token_service: TokenService
-    provisioner: Provisioner
-    worker: Worker  # started by `berth serve`; resources wake it when they queue an operation
-    collector: Collector  # periodic garbage collection, started by `berth serve`
-    retention_schedule: retention.Schedule  # periodic retention, started by `berth serve`
-    upload_reaper: UploadReaper  # expires idle upload sessions, started by `berth serve`
-    counters: Counters  # rate-limit and login-failure counters (Redis, or this process's memory)
-
-
-def build_services(settings: Settings) -> Services:
-    try:
-        quotas.install(quotas.parse_catalog(settings.skus, settings.default_sku))
-    except quotas.CatalogError as e:
-        raise SystemExit(str(e)) from None
-    store = open_store(settings.storage_url)
-    listings.configure_cache(settings.data_dir / "cache" / "tags")
-    if tracing_enabled():  # no per-call wrapper on the blob path when nothing is traced
-        store = TracedStore(store)
-    registry_tokens = RegistryTokens(KeyRing(settings.token_keys_dir).load())
-    idp = None
-    if settings.oidc_jwks_url:
-        idp = IdentityProvider(IdpSettings(
-            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim,
-            cooldown=settings.oidc_jwks_cooldown))
-    counters = Counters(counters_uri(settings))
-    identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters))
-    provisioner = open_provisioner(settings)
-    runner = OperationRunner(provisioner, store, RunnerSettings(
-        domain=settings.domain, lease=dt.timedelta(seconds=settings.operation_lease),
-        max_attempts=settings.operation_max_attempts), owner=f"{socket.gethostname()}:{os.getpid()}")
-    uploads = UploadService(store)
-    return Services(
-        store=store,
-        blobs=BlobService(store, redirect=settings.storage_redirect,
-                          gc_grace=dt.timedelta(seconds=settings.gc_grace)),
-        uploads=uploads,
-        manifests=ManifestService(settings.max_manifest_bytes, settings.max_json_depth),
-        identity=identity,
-        token_service=TokenService(identity, registry_tokens, settings.domain),
-        provisioner=provisioner,
-        worker=Worker(runner, poll_interval=settings.operation_poll),
-        collector=Collector(store, interval=dt.timedelta(seconds=settings.gc_interval),
-                            grace=dt.timedelta(seconds=settings.gc_grace),
-                            upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
-        retention_schedule=retention.Schedule(store, interval=dt.timedelta(seconds=settings.retention_interval),
-                                              grace=dt.timedelta(seconds=settings.gc_grace),
-                                              upload_expiry=dt.timedelta(seconds=settings.upload_expiry)),
-        upload_reaper=UploadReaper(store, expiry=dt.timedelta(seconds=settings.upload_expiry), forget=uploads.forget),
-        counters=counters,
-    )
+from app.telemetry.tracing import TracingMiddleware
 
 
 CORS_EXPOSED = ["Docker-Content-Digest", "Docker-Upload-UUID", "Docker-Distribution-API-Version", "Link",
                 "Location", "Range", "Content-Range", "OCI-Subject", "OCI-Tag", "OCI-Filters-Applied",
                 "WWW-Authenticate", "X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
                 "RateLimit-Reset"]
-
-
-def counters_uri(settings: Settings) -> str:
-    """Where rate-limit and login-failure counters live: Redis when configured (shared by
-    replicas), else this process's memory."""
-    return settings.redis_url or "memory://"
 
 
 def _cors(settings: Settings) -> list:
@@ -142,7 +59,7 @@ def _cors(settings: Settings) -> list:
     return [falcon.CORSMiddleware(allow_origins=origins, expose_headers=CORS_EXPOSED, allow_credentials=credentials)]
 
 
-def middleware(settings: Settings, services: Services, metrics: Metrics) -> list:
+def middleware(settings: Settings, services, metrics: Metrics) -> list:
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
     services.counters.on_fallback = metrics.dependency_fallback("redis")
@@ -162,8 +79,8 @@ def middleware(settings: Settings, services: Services, metrics: Metrics) -> list
     ]
 
 
-def create_app(settings: Settings, services: Services | None = None, metrics: Metrics | None = None) -> falcon.App:
-    services = services or build_services(settings)
+def create_app(settings: Settings, services, metrics: Metrics | None = None) -> falcon.App:
+    """The application over `services` (app/server/composition.py's Services)."""
     metrics = metrics or Metrics()
     app = falcon.App(middleware=middleware(settings, services, metrics))
     app.req_options.strip_url_path_trailing_slash = False
@@ -191,13 +108,13 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
                   RepositoryPathResource(services.store))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/credentials", CredentialsResource(settings.domain))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/gc", GarbageCollectionResource(services.collector))
-    app.add_route("/api/v1/orgs/{org}/registries/{registry}/usage", UsageResource())
+    app.add_route("/api/v1/orgs/{org}/registries/{registry}/usage", UsageResource(services.meter))
     app.add_route("/api/v1/skus", SkusResource())
     grace = dt.timedelta(seconds=settings.gc_grace)  # the collection's, so previews match it
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/retention", RetentionPolicyResource())
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/retention/preview", RetentionPreviewResource(grace))
     app.add_route("/api/v1/orgs/{org}/registries/{registry}/retention/apply", RetentionApplyResource(
-        services.store, grace, dt.timedelta(seconds=settings.upload_expiry)))
+        services.store, grace, dt.timedelta(seconds=settings.upload_expiry), services.tag_lists))
     app.add_route("/api/v1/orgs/{org}/audit", AuditResource())
     app.add_route("/api/v1/operations/{operation_id}", OperationResource())
     app.add_route("/api/v1/operations/{operation_id}/retry", OperationRetryResource(wake))
@@ -212,5 +129,5 @@ def create_app(settings: Settings, services: Services | None = None, metrics: Me
     app.add_route("/readyz", ReadyResource(services.store, capacity.FreeSpace(
         capacity.watched_paths(settings.data_dir, settings.storage_url), settings.min_free_bytes)))
     # No /metrics here: the series name every tenant, and this app is what every registry
-    # hostname reaches. They are served on BERTH_METRICS_ADDR (app/telemetry/metrics_listener.py).
+    # hostname reaches. They are served on BERTH_METRICS_ADDR (app/server/metrics_listener.py).
     return app

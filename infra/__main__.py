@@ -2,7 +2,9 @@
 
 Reads the stack's config (`berth:*`, see Pulumi.example.yaml) into a PlatformConfig and declares
 infra/platform_resources.py's manifests. Needs the `berth` package importable (Pulumi.yaml points
-the runtime at the repository's .venv, where `pip install -e .` put it).
+the runtime at the repository's .venv, where `pip install -e .` put it). `berth:image` names
+the image by digest (`scripts/image --push REPO` prints it). Not run in CI (no cluster there):
+tests/infra runs it under Pulumi's mocks; scripts/e2e-cluster runs it for real.
 """
 
 from __future__ import annotations

@@ -3,13 +3,18 @@
 `infra/__main__.py` reads the stack's config into a PlatformConfig and declares these with
 `app.lifecycle.pulumi_program.declare_all`. Secret values (database URL, signing key, ...) may be
 Pulumi Outputs: they are only placed, never read, so they stay secret. Topology and reasons:
-docs/provisioning.md.
+docs/provisioning.md; the operator's path (image, prerequisites, `pulumi up`): docs/operations.md.
+
+Pulumi cannot run against a cluster on the development machines: these objects are checked under
+Pulumi's mocks and against the CRD schemas in tests/infra, and the Deployment against the built
+image in tests/integration/test_image.py. scripts/e2e-cluster runs them on a real cluster.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +32,8 @@ PORT = 5000
 METRICS_PATH = "/metrics"
 DATA_DIR = "/var/lib/berth"
 TOKEN_KEYS_DIR = "/etc/berth/token-keys"
-UID = 10001
+UID = 10001  # the Dockerfile's user; DATA_DIR is its volume, PORT its BERTH_PORT
+IMAGE_BY_DIGEST = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ def platform_resources(config: PlatformConfig) -> list[Manifest]:
     labels = {**MANAGED_BY, **APP_LABELS}
     if config.metrics_port == PORT:
         raise ValueError(f"metricsPort must differ from the service port {PORT}: the metrics are not for tenants")
+    if not IMAGE_BY_DIGEST.fullmatch(config.image):
+        raise ValueError(f"image {config.image!r} must be named by digest (registry/berth@sha256:<64 hex>, as "
+                         "`scripts/image --push REPO` prints it): a tag may move, and replicas would differ")
 
     def meta(name: str, namespace: str | None = ns) -> dict:
         out = {"name": name, "labels": dict(labels)}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.api import media, pagination
+from app.edge import media, pagination
 from app.auth import roles
 from app.edge import preflight
 from app.services import audit

@@ -8,12 +8,16 @@ import re
 
 import falcon
 
-from app.api import media
+from app.edge import media
 from app.api.tokens import render_token
 from app.auth import roles
+from app.config import DEFAULT_DOMAIN
 from app.spec.errors import RegistryError
 from app.services import docker_config
 
+# Credentials expire unless asked otherwise (`"expires_in": null` for never): a forgotten pull
+# Secret should not hold a working password for ever.
+DEFAULT_EXPIRY = "90d"
 _K8S_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\Z")
 _K8S_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
 
@@ -43,12 +47,14 @@ class CredentialsResource:
         if namespace is not None and not _K8S_LABEL.fullmatch(namespace):
             raise RegistryError("INVALID", "namespace must be a Kubernetes namespace name", field="namespace")
         servers = [f"{registry_.name}.{self.domain}", req.netloc]
+        if self.domain == DEFAULT_DOMAIN:  # nothing resolves the host form: the one that works first
+            servers.reverse()
         token, issued = docker_config.issue(
             registry_, req.context.subject, name=body.get("name", f"{registry_.name}-{'push' if push else 'pull'}"),
-            push=push, expires_in=body.get("expires_in"), servers=servers, secret_name=secret_name,
+            push=push, expires_in=body.get("expires_in", DEFAULT_EXPIRY), servers=servers, secret_name=secret_name,
             namespace=namespace,
         )
-        req.context.audit_detail = {"token_id": token.id, "push": push}
+        req.context.audit_detail = {"token_id": token.id, "token_name": token.name, "push": push}
         req.context.secret = issued["password"]
         resp.status = falcon.HTTP_201
         resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon
 
-from app.api import media
+from app.edge import media
 from app.auth import roles
 from app.spec.errors import RegistryError
 from app.services import gc

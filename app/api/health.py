@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon
 
-from app.db.setup import ping
+from app.services import readiness
 from app.spec.errors import RegistryError
 from app.storage.capacity import FreeSpace
 
@@ -21,15 +21,7 @@ class ReadyResource:
         self.free_space = free_space
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        checks = {}
-        try:
-            ping()
-            checks["database"] = "ok"
-        except Exception as e:  # noqa: BLE001 - any failure means not ready
-            checks["database"] = f"unavailable: {type(e).__name__}"
-        checks["storage"] = "ok" if self.store.healthy() else "unavailable"
-        if self.free_space is not None:
-            checks["disk"] = self.free_space.shortfall() or "ok"
+        checks = readiness.checks(self.store, self.free_space)
         ready = all(v == "ok" for v in checks.values())
         if not ready:
             raise RegistryError("UNKNOWN", f"not ready: {checks}", status=503)

@@ -245,7 +245,10 @@ SCHEMAS: dict = {
         "properties": {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9 ._-]{1,100}$"},
             "push": {"type": "boolean", "default": False},
-            "expires_in": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+[smhd]?$"}]},
+            # Default 90d (app/api/credentials.py DEFAULT_EXPIRY); null: never expires.
+            "expires_in": {"default": "90d", "oneOf": [{"type": "integer", "minimum": 1},
+                                                       {"type": "string", "pattern": "^[0-9]+[smhd]?$"},
+                                                       {"type": "null"}]},
             "k8s_secret_name": STR, "namespace": STR,
         },
     },

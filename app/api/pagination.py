@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import falcon
 
 from app import untrusted_json
-from app.api import media
+from app.edge import media
 from app.spec.errors import RegistryError
 from app.services import paging
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.api import media, pagination
+from app.edge import media, pagination
 from app.api.operations import render_operation
 from app.auth import roles
 from app.lifecycle import operations

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.api import media
+from app.edge import media
 from app.auth import roles
 from app.spec.errors import RegistryError
 from app.services import retention
+from app.services.listings import TagLists
 
 if TYPE_CHECKING:
     from app.db.models import RetentionPolicy
@@ -111,8 +112,9 @@ class RetentionApplyResource:
     permissions = {"POST": roles.DELETE}
     audit = {"POST": "retention.apply"}
 
-    def __init__(self, store, grace: dt.timedelta, upload_expiry: dt.timedelta) -> None:
+    def __init__(self, store, grace: dt.timedelta, upload_expiry: dt.timedelta, tag_lists: TagLists) -> None:
         self.store = store
+        self.tag_lists = tag_lists
         self.grace = grace
         self.upload_expiry = upload_expiry
 
@@ -124,7 +126,7 @@ class RetentionApplyResource:
         policy = _stored(target)
         actor = retention.Actor(req.context.org.id, req.context.subject.name,
                                 getattr(req.context, "client_ip", None), getattr(req.context, "request_id", None))
-        result = retention.apply(target, policy, actor, grace=self.grace)
+        result = retention.apply(target, policy, actor, grace=self.grace, tag_lists=self.tag_lists)
         result.gc = self._collect(target)
         req.context.audit_detail = {"tags": len(result.tags), "manifests": len(result.manifests), "gc": result.gc}
         resp.media = render_result(result)

@@ -58,6 +58,7 @@ class TokensResource:
             role=body.get("role"), registry=registry, expires_in=body.get("expires_in"),
         )
         req.context.secret = secret
+        req.context.audit_detail = {"token_id": token.id, "token_name": token.name, "role": token.role}
         resp.status = falcon.HTTP_201
         resp.location = f"/api/v1/orgs/{org}/tokens/{token.id}"
         resp.media = {**render_token(token), "token": secret}
@@ -70,5 +71,6 @@ class TokenResource:
     def on_delete(self, req: falcon.Request, resp: falcon.Response, org: str, token_id: str) -> None:
         token_id_ = tokens.parse_id(token_id)
         req.context.audit_detail = {"token_id": token_id_}  # refusals too: which token someone tried
-        tokens.revoke_token(req.context.org, req.context.subject, token_id_)
+        token = tokens.revoke_token(req.context.org, req.context.subject, token_id_)
+        req.context.audit_detail = {"token_id": token.id, "token_name": token.name}
         resp.status = falcon.HTTP_204

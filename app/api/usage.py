@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import falcon
 
-from app.api import media
+from app.edge import media
 from app.auth import roles
 from app.spec.errors import RegistryError
 from app.services import metering, quotas
+from app.services.metering import Meter
 
 
 def render_sku(sku: quotas.Sku, *, default: bool) -> dict:
@@ -31,6 +32,9 @@ class SkusResource:
 class UsageResource:
     permissions = {"GET": roles.BROWSE}
 
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         registry_ = req.context.registry
         since, until = metering.window(metering.parse_day(media.query(req, "since"), "since"),
@@ -39,7 +43,7 @@ class UsageResource:
         if repository == "":
             raise RegistryError("INVALID", "repository must be a repository name", field="repository")
         stored = metering.stored(registry_)
-        days = metering.traffic(registry_, since, until, repository)
+        days = self.meter.traffic(registry_, since, until, repository)
         resp.media = {
             "registry": registry_.name,
             "since": since.isoformat(),

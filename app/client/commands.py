@@ -13,6 +13,7 @@ import uuid
 from urllib.parse import quote
 
 from app.client import config, retention
+from app.client.endpoints import HOST_FORM_HINT, host_form_works
 from app.client.context import Context, fail, guarded, http_command
 from app.client.http import ApiError, Client, stderr
 from app.client.output import emit_json, fields, short_digest, size, table, when
@@ -123,7 +124,8 @@ def registry_create(ctx: Context) -> int:
     operation = created.get("operation") or {}
     if args.no_wait:
         if ctx.json:
-            return emit_json(created)
+            emit_json(created)
+            return 0
         print(f"creating {created['visibility']} registry {created['name']!r} in organization {ctx.org!r}: "
               f"operation {operation.get('id')} ({operation.get('state')})")
         print(f"  follow: berth registry show {created['name']}")
@@ -138,10 +140,14 @@ def registry_create(ctx: Context) -> int:
                      f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
     registry = ctx.client.get(ctx.registry_path(args.name))
     if ctx.json:
-        return emit_json({**registry, "operation": op})
+        emit_json({**registry, "operation": op})
+        return 0
     print(f"created {registry['visibility']} registry {registry['name']!r} in organization {ctx.org!r}")
     print(f"  push to: {registry['path_endpoint']}/<repository>:<tag>")
-    print(f"  or:      {registry['endpoint']}/<repository>:<tag>")
+    if host_form_works(registry.get("endpoint")):
+        print(f"  or:      {registry['endpoint']}/<repository>:<tag>")
+    else:
+        print(f"  ({HOST_FORM_HINT})")
     return 0
 
 
@@ -166,8 +172,9 @@ def _show_registry(r: dict) -> None:
         ("organization", r.get("org")),
         ("visibility", r["visibility"]),
         ("status", r["status"]),
-        ("endpoint", r.get("endpoint")),
-        ("path endpoint", r.get("path_endpoint")),
+        ("endpoint", r.get("endpoint") if host_form_works(r.get("endpoint")) else r.get("path_endpoint")),
+        ("path endpoint", r.get("path_endpoint") if host_form_works(r.get("endpoint")) else None),
+        ("host form", None if host_form_works(r.get("endpoint")) else f"{r.get('endpoint')}: off ({HOST_FORM_HINT})"),
         ("custom domain", _custom_domain_line(r)),
         ("pull namespaces", ", ".join(r.get("pull_namespaces") or [])),
         ("created", f"{when(r.get('created_at'))} by {r.get('created_by') or '-'}"),
@@ -243,7 +250,8 @@ def registry_set(ctx: Context) -> int:
                      "or --manifest-policy")
     registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
-        return emit_json(registry)
+        emit_json(registry)
+        return 0
     said = []
     if "visibility" in changes:
         said.append(f"is now {registry['visibility']}")
@@ -266,7 +274,8 @@ def registry_set(ctx: Context) -> int:
 def registry_verify_domain(ctx: Context) -> int:
     registry = ctx.client.json("POST", ctx.registry_path(ctx.args.name) + "/custom-domain/verify")
     if ctx.json:
-        return emit_json(registry)
+        emit_json(registry)
+        return 0
     operation = registry.get("operation")
     print(f"custom domain {registry['custom_domain']} of registry {registry['name']!r} is verified"
           + (f"; routing it: operation {operation['id']}" if operation else ""))
@@ -338,7 +347,8 @@ def registry_delete(ctx: Context) -> int:
     operation = answer.get("operation") or {}
     if args.no_wait:
         if ctx.json:
-            return emit_json(answer)
+            emit_json(answer)
+            return 0
         print(f"deleting registry {args.name!r}: operation {operation.get('id')} ({operation.get('state')})")
         return 0
     stderr(f"deleting registry {args.name!r} (operation {operation.get('id')})")
@@ -372,9 +382,20 @@ def _operation_path(op_id: str) -> str:
     return f"/api/v1/operations/{quote(op_id, safe='')}"
 
 
+def _get_operation(ctx: Context, op_id: str) -> dict:
+    try:
+        return ctx.client.get(_operation_path(op_id))
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        raise ApiError(f"operation {op_id!r} not found (or not in your organizations): operation ids are printed "
+                       f"by berth registry create|delete, and berth registry show NAME links a registry's latest "
+                       f"one", 404) from None
+
+
 @http_command
 def operation_show(ctx: Context) -> int:
-    op = ctx.client.get(_operation_path(ctx.args.id))
+    op = _get_operation(ctx, ctx.args.id)
     if ctx.args.follow:
         op = _follow(ctx, op)
     if ctx.json:
@@ -386,6 +407,7 @@ def operation_show(ctx: Context) -> int:
 
 @http_command
 def operation_retry(ctx: Context) -> int:
+    _get_operation(ctx, ctx.args.id)  # an unknown id is told where ids come from
     op = ctx.client.json("POST", _operation_path(ctx.args.id) + "/retry")
     if not ctx.args.no_wait:
         stderr(f"retrying operation {op['id']} ({op.get('kind')} registry {op.get('registry')!r})")
@@ -413,7 +435,7 @@ def repo_list(ctx: Context) -> None:
                                params={"path": path or None}, limit=ctx.args.limit)
     if ctx.json:
         return emit_json({"path": path, "entries": entries})
-    rows = []
+    rows: list[tuple] = []
     for e in entries:
         if e["type"] == "folder":
             rows.append((e["path"], "folder", e.get("repositories"), None, None, None))
@@ -421,6 +443,43 @@ def repo_list(ctx: Context) -> None:
             rows.append((e["path"], "repository", None, e.get("tags"), size(e.get("size")), when(e.get("last_push"))))
     table(["PATH", "TYPE", "REPOS", "TAGS", "SIZE", "LAST PUSH"], rows,
           empty=f"no repositories in {ctx.args.registry!r}" + (f" under {path!r}" if path else ""))
+
+
+# Artifact types by their manifest's artifactType or config media type (app/services/manifests.py).
+_IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+_KINDS = {
+    "application/vnd.cncf.helm.config.v1+json": "helm chart",
+    "application/vnd.dev.cosign.artifact.sig.v1+json": "signature (cosign)",
+    "application/vnd.dev.sigstore.bundle.v0.3+json": "signature (sigstore)",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3": "signature (sigstore)",
+    "application/vnd.cncf.notary.signature": "signature (notation)",
+    "application/vnd.in-toto+json": "attestation",
+    "application/spdx+json": "sbom (spdx)",
+    "application/vnd.cyclonedx+json": "sbom (cyclonedx)",
+}
+
+
+def _kind(tag: dict) -> str:
+    """What a tag holds: an image, an index, or an artifact (by its type)."""
+    if tag.get("platforms") or "index" in (tag.get("media_type") or "") or "list" in (tag.get("media_type") or ""):
+        return "index"
+    artifact = tag.get("artifact_type")
+    if not artifact or artifact in _IMAGE_CONFIGS:
+        return "image"
+    return _KINDS.get(artifact, artifact)
+
+
+def _single_platform(ctx: Context, registry: str, repo: str, digest: str) -> str:
+    """An image manifest's platform, from its config (the manifest detail's preview)."""
+    try:
+        detail = ctx.client.get(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/manifests/"
+                                                  f"{quote(digest, safe=':')}"))
+    except ApiError:
+        return ""
+    image = (detail.get("config") or {}).get("image") or {}
+    if not image.get("os"):
+        return ""
+    return "/".join(p for p in (image.get("os"), image.get("architecture"), image.get("variant")) if p)
 
 
 @http_command
@@ -432,32 +491,65 @@ def tags(ctx: Context) -> int:
     items = ctx.client.paged(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/tags"), "tags",
                              limit=ctx.args.limit)
     if ctx.json:
-        return emit_json({"repository": repo, "tags": items})
-    rows = []
+        emit_json({"repository": repo, "tags": items})
+        return 0
+    rows, platform_of = [], {}
     for t in items:
-        platforms = ", ".join(p.get("platform", "?") for p in t.get("platforms") or [])
-        rows.append((t["name"], short_digest(t.get("digest")), size(t.get("size")), platforms,
+        kind = _kind(t)
+        if t.get("platforms"):
+            platforms = ", ".join(p.get("platform") or "?" for p in t["platforms"])
+        elif kind == "image":
+            if t.get("digest") not in platform_of:
+                platform_of[t.get("digest")] = _single_platform(ctx, registry, repo, t.get("digest") or "")
+            platforms = platform_of[t.get("digest")]
+        else:
+            platforms = ""
+        rows.append((t["name"], kind, short_digest(t.get("digest")), size(t.get("size")), platforms,
                      when(t.get("pushed_at"))))
-    table(["TAG", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"], rows, empty=f"{registry}/{repo} has no tags")
+    table(["TAG", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"], rows, empty=f"{registry}/{repo} has no tags")
     return 0
 
 
 # --- credentials and tokens ---------------------------------------------------------------------
 
 
+def _expires_body(value: str | None) -> dict:
+    """`--expires-in`: absent leaves the server's default (90 days), `never` asks for none."""
+    if value is None:
+        return {}
+    return {"expires_in": None if value.lower() == "never" else value}
+
+
+def _registry_tokens(ctx: Context, registry: str) -> list[dict]:
+    return [t for t in ctx.client.paged(ctx.org_path("/tokens"), "tokens") if t.get("registry") == registry]
+
+
 @http_command
-def credentials(ctx: Context) -> None:
+def credentials(ctx: Context) -> int:
     args = ctx.args
-    body: dict = {"push": bool(args.push)}
-    for key, value in (("k8s_secret_name", args.k8s_secret), ("namespace", args.namespace),
-                       ("expires_in", args.expires_in), ("name", args.name)):
+    if args.list:
+        return _credentials_list(ctx)
+    push, name, revoke = bool(args.push), args.name, None
+    if args.rotate is not None:
+        old = next((t for t in _registry_tokens(ctx, args.registry) if t["id"] == args.rotate), None)
+        if old is None:
+            return fail(f"registry {args.registry!r} has no credentials with token id {args.rotate} "
+                        f"(berth credentials {args.registry} --list shows them)")
+        if _token_state(old) == "revoked":
+            return fail(f"token {old['id']} ({old['name']}) is already revoked: issue new credentials instead")
+        push, name, revoke = old.get("scope") == "push", name or old["name"], old
+    body: dict = {"push": push, **_expires_body(args.expires_in)}
+    for key, value in (("k8s_secret_name", args.k8s_secret), ("namespace", args.namespace), ("name", name)):
         if value is not None:
             body[key] = value
     issued = ctx.client.json("POST", ctx.registry_path(args.registry, "/credentials"), json=body,
                              headers={"Idempotency-Key": str(uuid.uuid4())})
+    if revoke is not None:  # the new password exists before the old one stops working
+        ctx.client.json("DELETE", ctx.org_path(f"/tokens/{revoke['id']}"))
     fmt = args.format or ("k8s" if args.k8s_secret or args.namespace else "login")
     if ctx.json:
-        return emit_json(issued)
+        emit_json(issued if revoke is None else {**issued, "revoked_token": revoke["id"]})
+        return 0
     token = issued.get("token") or {}
     if fmt == "dockerconfigjson":
         emit_json(issued["dockerconfigjson"])
@@ -467,19 +559,38 @@ def credentials(ctx: Context) -> None:
         sys.stdout.write(yaml.safe_dump(issued["kubernetes_secret"], sort_keys=False, default_flow_style=False))
     else:
         servers = issued.get("servers") or []
+        usable = [s for s in servers if host_form_works(s)]
         fields([
-            ("server", servers[0] if servers else None),
-            ("also", ", ".join(servers[1:])),
+            ("server", usable[0] if usable else None),
+            ("also", ", ".join(usable[1:])),
             ("username", issued["username"]),
             ("password", issued["password"]),
-            ("access", f"{'push and pull' if args.push else 'pull only'} on registry {args.registry!r}"),
+            ("access", f"{'push and pull' if push else 'pull only'} on registry {args.registry!r}"),
             ("expires", when(token.get("expires_at")) if token.get("expires_at") else "never"),
         ])
         print()
         print(f"  {issued['docker_login']}")
+        if usable and len(usable) < len(servers):
+            print(f"  images: {usable[0]}/{args.registry}/<repository>:<tag>  ({HOST_FORM_HINT})")
     what = "" if fmt == "login" else " inside this document"
     stderr(f"token {token.get('id')} ({token.get('name')}): the password{what} is shown once; "
            f"revoke with berth token revoke {token.get('id')}")
+    if revoke is not None:
+        stderr(f"revoked the old token {revoke['id']} ({revoke['name']})")
+    return 0
+
+
+def _credentials_list(ctx: Context) -> int:
+    items = _registry_tokens(ctx, ctx.args.registry)
+    if ctx.json:
+        emit_json({"registry": ctx.args.registry, "tokens": items})
+        return 0
+    table(["ID", "NAME", "ACCESS", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
+          [(t["id"], t["name"], t.get("scope") or t["role"], _token_state(t),
+            when(t.get("expires_at")) if t.get("expires_at") else "never",
+            when(t.get("last_used_at")) if t.get("last_used_at") else "never", t.get("created_by"))
+           for t in items], empty=f"no credentials for registry {ctx.args.registry!r}")
+    return 0
 
 
 def _token_state(t: dict) -> str:
@@ -519,7 +630,7 @@ def token_create(ctx: Context) -> None:
 
 @http_command
 def token_list(ctx: Context) -> None:
-    items = ctx.client.get(ctx.org_path("/tokens")).get("tokens") or []
+    items = ctx.client.paged(ctx.org_path("/tokens"), "tokens")
     if ctx.json:
         return emit_json({"tokens": items})
     table(["ID", "NAME", "ROLE", "REGISTRY", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
@@ -531,10 +642,16 @@ def token_list(ctx: Context) -> None:
 
 @http_command
 def token_revoke(ctx: Context) -> None:
-    ctx.client.json("DELETE", ctx.org_path(f"/tokens/{ctx.args.id}"))
+    known = next((t for t in ctx.client.paged(ctx.org_path("/tokens"), "tokens") if t["id"] == ctx.args.id), None)
+    if known is not None and known.get("revoked_at"):
+        if ctx.json:
+            return emit_json({"id": ctx.args.id, "revoked": True, "already_revoked": True})
+        print(f"token {known['id']} ({known['name']}) was already revoked on {when(known['revoked_at'])}")
+        return None
+    ctx.client.json("DELETE", ctx.org_path(f"/tokens/{ctx.args.id}"))  # unknown ids: the server's 404
     if ctx.json:
         return emit_json({"id": ctx.args.id, "revoked": True})
-    print(f"revoked token {ctx.args.id}")
+    print(f"revoked token {ctx.args.id}" + (f" ({known['name']})" if known else ""))
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -557,6 +674,10 @@ def _time_arg(value: str | None) -> str | None:
 
 
 def _target(e: dict) -> str:
+    detail = e.get("detail") or {}
+    if "token_id" in detail and not e.get("repository"):  # token and credentials events: which token
+        name = f" ({detail['token_name']})" if detail.get("token_name") else ""
+        return f"{e.get('registry') or ''} token {detail['token_id']}{name}".strip()
     target = e.get("registry") or ""
     if e.get("repository"):
         target += f"/{e['repository']}"
@@ -698,7 +819,10 @@ def add_parsers(sub) -> None:
                                                          "dockerconfigjson or a Kubernetes pull Secret")
     p.add_argument("registry")
     p.add_argument("--push", action="store_true", help="push as well as pull (default: pull only)")
-    p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d (default: never)")
+    p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d, or never (default: 90d)")
+    p.add_argument("--list", action="store_true", help="the registry's credentials (tokens), with their state")
+    p.add_argument("--rotate", type=int, metavar="TOKEN_ID",
+                   help="issue a new password for these credentials (same name and access), then revoke the old")
     p.add_argument("--name", help="the token's name (default: <registry>-pull or -push)")
     p.add_argument("--k8s-secret", metavar="NAME", help="the Secret's name (implies --format k8s)")
     p.add_argument("--namespace", help="the Secret's namespace (implies --format k8s)")

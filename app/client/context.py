@@ -17,8 +17,10 @@ class Context:
     def __init__(self, args: argparse.Namespace, login: config.Login) -> None:
         self.args = args
         self.json = bool(getattr(args, "json", False))
+        if not login.url:  # http_command says so before it gets here
+            raise config.ConfigError("not logged in: run berth login <url> (or set BERTH_URL and BERTH_TOKEN)")
         self.org = login.org
-        self.url = login.url
+        self.url: str = login.url
         self.client = Client(login.url, login.token)
 
     def org_path(self, suffix: str = "") -> str:

@@ -13,7 +13,12 @@ from app import __version__
 
 
 class ApiError(Exception):
-    """A failure the CLI reports as `error: <message>` and exit status 1."""
+    """A failure the CLI reports as `error: <message>` and exit status 1; `status` is the HTTP
+    status the server answered (None when it did not answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _login_hint(url: str) -> str:
@@ -46,7 +51,7 @@ class Client:
         except requests.exceptions.RequestException as e:
             raise ApiError(f"request to {url} failed: {_reason(e)}") from None
         if resp.status_code not in ok:
-            raise ApiError(self.describe_failure(resp))
+            raise ApiError(self.describe_failure(resp), resp.status_code)
         return resp
 
     def json(self, method: str, path: str, **kw) -> dict:
@@ -74,8 +79,9 @@ class Client:
             return f"not logged in or token rejected: run {_login_hint(self.url)}"
         if isinstance(problem, dict) and problem.get("detail"):
             message = str(problem["detail"])
-            fields = [p.get("name") for p in problem.get("invalid_params") or [] if isinstance(p, dict)]
-            fields = [f for f in fields if f and f not in message]
+            fields = [str(p.get("name")) for p in problem.get("invalid_params") or []
+                      if isinstance(p, dict) and p.get("name")]
+            fields = [f for f in fields if f not in message]
             if fields:
                 message += f" (field: {', '.join(fields)})"
             if resp.status_code >= 500 and problem.get("request_id"):

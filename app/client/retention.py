@@ -8,6 +8,7 @@ import json
 import sys
 
 from app.client.context import Context, fail, http_command
+from app.client.http import ApiError
 from app.client.output import emit_json, fields, short_digest, size, table, when
 
 RULES = ("keep_last", "keep_patterns", "expire_days", "delete_untagged")
@@ -73,10 +74,12 @@ def _parse_value(field: str, raw: str):
 
 
 def _override(text: str) -> dict:
-    """`GLOB:field=value,field=value`, e.g. `ci/*:keep_last=3,expire_days=7,keep_patterns=v*|latest`."""
-    pattern, _, rest = text.partition(":")  # repository names never hold ':'
-    if not pattern:
-        raise argparse.ArgumentTypeError(f"{text!r}: give GLOB:field=value,... such as 'ci/*:expire_days=7'")
+    """`GLOB:field=value,field=value`, e.g. `ci/*:keep_last=3,expire_days=7,keep_patterns=v*|latest`;
+    `GLOB:` alone: those repositories keep the registry-wide rules (no later override applies)."""
+    pattern, colon, rest = text.partition(":")  # repository names never hold ':'
+    if not pattern or not colon:
+        raise argparse.ArgumentTypeError(f"{text!r}: give GLOB:field=value,... such as 'ci/*:expire_days=7' "
+                                         f"(fields: {', '.join(RULES)})")
     override: dict = {"repositories": pattern}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         field, eq, value = item.partition("=")
@@ -110,7 +113,8 @@ def set_(ctx: Context) -> int:
     if args.clear:
         ctx.client.json("DELETE", _path(ctx))
         if ctx.json:
-            return emit_json({"registry": args.registry, "configured": False})
+            emit_json({"registry": args.registry, "configured": False})
+            return 0
         print(f"removed the retention policy of registry {args.registry!r}")
         return 0
     if args.file:
@@ -136,7 +140,8 @@ def set_(ctx: Context) -> int:
                          "--override, --file or --clear")
     stored = ctx.client.json("PUT", _path(ctx), json=body)
     if ctx.json:
-        return emit_json(stored)
+        emit_json(stored)
+        return 0
     _show(stored, args.registry)
     return 0
 
@@ -158,9 +163,21 @@ def _result(result: dict, verb: str) -> None:
                for x in result["manifests"]])
 
 
+def _run(ctx: Context, suffix: str, **kw) -> dict:
+    """POST .../preview or .../apply; a registry without a policy is told how to set one."""
+    try:
+        return ctx.client.json("POST", _path(ctx, suffix), **kw)
+    except ApiError as e:
+        if e.status != 409 or "no retention policy" not in str(e):
+            raise
+        registry = ctx.args.registry
+        raise ApiError(f"registry {registry!r} has no retention policy yet: set one first, e.g. "
+                       f"berth retention set {registry} --keep-last 10 --expire-days 30", e.status) from None
+
+
 @http_command
 def preview(ctx: Context) -> None:
-    result = ctx.client.json("POST", _path(ctx, "/preview"))
+    result = _run(ctx, "/preview")
     if ctx.json:
         return emit_json(result)
     _result(result, "would delete")
@@ -173,7 +190,7 @@ def apply(ctx: Context) -> int:
         if not sys.stdin.isatty():
             return fail(f"applying the retention policy deletes tags and manifests of registry {args.registry!r} "
                          f"(berth retention preview {args.registry} lists them): add --yes to confirm")
-        plan = ctx.client.json("POST", _path(ctx, "/preview"))
+        plan = _run(ctx, "/preview")
         _result(plan, "would delete")
         try:
             typed = input(f"Apply it to registry {args.registry!r}? Type its name to confirm: ")
@@ -181,9 +198,10 @@ def apply(ctx: Context) -> int:
             typed = ""
         if typed.strip() != args.registry:
             return fail("not confirmed; nothing deleted")
-    result = ctx.client.json("POST", _path(ctx, "/apply"), timeout=3600)
+    result = _run(ctx, "/apply", timeout=3600)
     if ctx.json:
-        return emit_json(result)
+        emit_json(result)
+        return 0
     _result(result, "deleted")
     gc = result.get("gc")
     print()

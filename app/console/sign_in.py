@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import falcon
 import requests
 
-from app.api import media
+from app.edge import media
 from app.console.assets import console_headers
 from app.spec.errors import RegistryError
 

@@ -136,7 +136,7 @@ class Manifest(BaseModel):
     annotations = pw.TextField(null=True)  # JSON, for the referrers API
     created_at = pw.DateTimeField(default=utcnow)
     # Last fetched (GET or HEAD, by tag or digest), to the hour: written only when the stored
-    # value is older than that (app/services/retention.py record_pull). Null: never pulled since.
+    # value is older than that (app/services/retention.py PullTimes.record). Null: never pulled since.
     pulled_at = pw.DateTimeField(null=True)
 
     class Meta:

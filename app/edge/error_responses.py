@@ -57,7 +57,7 @@ def render(req: falcon.Request, resp: falcon.Response, error: RegistryError) -> 
             else:
                 resp.set_header("WWW-Authenticate", challenge(req))
     resp.data = json.dumps(body).encode()
-    resp.stream = None  # waitress has buffered the request body: nothing to drain
+    resp.stream = None  # the server has read the request body whole (or refused it unread): nothing to drain
 
 
 def handle_registry_error(req, resp, ex: RegistryError, params) -> None:

@@ -2,7 +2,7 @@
 
 waitress reads a whole request body (spooling it to disk) before the application runs, so an
 anonymous 300 MiB POST cost 300 MiB of disk before its 401. Now, when a request's headers are in
-and a large body follows (app/edge/plain_http.py), the application first runs on the headers
+and a large body follows (app/server/plain_http.py), the application first runs on the headers
 alone: a *preflight*, the same request with an empty body and `berth.preflight` in its WSGI
 environment. It goes through the same middleware and front doors as any request (the data
 plane's router, the management gate), so there is one set of rules. Where a front door lets the

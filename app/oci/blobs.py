@@ -7,13 +7,14 @@ import re
 import falcon
 
 from app.auth import roles
-from app.edge.blob_body import BlobBody
+from app.edge.file_body import FileBody
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.spec.media_types import OCTET_STREAM
-from app.oci.resolved_request import ResolvedRequest
-from app.services import metering, repositories
+from app.oci.resolved_request import RepositoryRequest
+from app.services import repositories
 from app.services.blobs import BlobService
+from app.services.metering import Meter
 
 # ASCII digits only: `\d` takes other scripts' digits too.
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)\Z")
@@ -65,17 +66,18 @@ def _unknown(digest: str) -> RegistryError:
 class BlobResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL, "DELETE": roles.DELETE}
 
-    def __init__(self, blobs: BlobService) -> None:
+    def __init__(self, blobs: BlobService, meter: Meter) -> None:
         self.blobs = blobs
+        self.meter = meter
 
-    def _blob(self, resolved: ResolvedRequest):
+    def _blob(self, resolved: RepositoryRequest):
         digest = _stored_digest(resolved.arg)
         repository = repositories.find(resolved.registry, resolved.target.repository)
         if repository is None:
             raise _unknown(digest)
         return repository, self.blobs.get(repository, digest)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository, blob = self._blob(resolved)
         if req.method == "GET":
             location = self.blobs.redirect_url(repository, blob)
@@ -87,7 +89,7 @@ class BlobResource:
                 resp.set_header("Docker-Content-Digest", blob.digest)
                 resp.set_header("Cache-Control", "no-store")
                 resp.content_length = 0
-                metering.count(resolved.registry.id, repository.name, pull_bytes=blob.size)
+                self.meter.count(resolved.registry.id, repository.name, pull_bytes=blob.size)
                 return
         resp.content_type = OCTET_STREAM
         resp.set_header("Docker-Content-Digest", blob.digest)
@@ -107,10 +109,10 @@ class BlobResource:
         f = self.blobs.open(repository, blob)
         if start:
             f.seek(start)
-        resp.stream, resp.content_length = BlobBody(f, length), length
-        metering.count(resolved.registry.id, repository.name, pull_bytes=length)
+        resp.stream, resp.content_length = FileBody(f, length), length
+        self.meter.count(resolved.registry.id, repository.name, pull_bytes=length)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         digest = _stored_digest(resolved.arg)
         repository = repositories.get(resolved.registry, resolved.target.repository)
         self.blobs.unlink(repository, digest)

@@ -11,8 +11,9 @@ from app.auth import roles
 from app.auth.gate import is_allowed
 from app.db.models import Registry
 from app.spec.errors import RegistryError
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest, ResolvedRequest
 from app.services import endpoints, listings, repositories
+from app.services.listings import TagLists
 
 
 def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
@@ -32,7 +33,7 @@ def _link(resp: falcon.Response, path: str, n: int, last: str) -> None:
     resp.set_header("Link", f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"')
 
 
-def _known(repository, resolved: ResolvedRequest) -> None:
+def _known(repository, resolved: RepositoryRequest) -> None:
     """A repository without tags is still known when it holds something; one that holds nothing
     (only an upload session in progress, or everything deleted) is not, as in the catalog."""
     if not repositories.is_visible(repository):
@@ -42,20 +43,23 @@ def _known(repository, resolved: ResolvedRequest) -> None:
 class TagsResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def __init__(self, tag_lists: TagLists) -> None:
+        self.tag_lists = tag_lists
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         n, last = _page_params(req)
         if n is None and not last:  # the whole list: a large repository's is encoded once, cached
-            array = listings.all_tags_json(repository)
+            array = self.tag_lists.all_tags_json(repository)
             if array == b"[]":
                 _known(repository, resolved)
             resp.content_type = falcon.MEDIA_JSON
             resp.data = b'{"name":' + json.dumps(resolved.target.name).encode() + b',"tags":' + array + b"}"
             return
-        tags, more = listings.tags(repository, n, last)
+        tags, more = self.tag_lists.tags(repository, n, last)
         if not tags:
             _known(repository, resolved)
-        if more and tags:
+        if more and tags and n is not None:
             _link(resp, resolved.target.url("tags/list"), n, tags[-1])
         resp.media = {"name": resolved.target.name, "tags": tags}
 
@@ -83,6 +87,6 @@ class CatalogResource:
                 raise RegistryError("UNAUTHORIZED", "the catalog is not available anonymously")
             visible = [r for r in Registry.select() if is_allowed(resolved.subject, roles.BROWSE, r)]
         names, more = listings.repositories(visible, host_registry is None, n, last)
-        if more and names:
+        if more and names and n is not None:
             _link(resp, "/v2/_catalog", n, names[-1])
         resp.media = {"repositories": names}

@@ -12,22 +12,25 @@ from falcon.uri import parse_query_string
 from app.auth import roles
 from app.spec import digests
 from app.spec.errors import RegistryError
-from app.oci.resolved_request import ResolvedRequest
-from app.services import immutable_tags, metering, repositories
+from app.oci.resolved_request import RepositoryRequest
+from app.services import immutable_tags, repositories
 from app.services.manifests import ManifestService, tag_parameters
-from app.services.retention import record_pull
+from app.services.metering import Meter
+from app.services.retention import PullTimes
 
 
 class ManifestResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL, "PUT": roles.PUSH, "DELETE": roles.DELETE}
 
-    def __init__(self, manifests: ManifestService) -> None:
+    def __init__(self, manifests: ManifestService, meter: Meter, pull_times: PullTimes) -> None:
         self.manifests = manifests
+        self.meter = meter
+        self.pull_times = pull_times
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         manifest = self.manifests.get(repository, resolved.arg)
-        record_pull(manifest)  # GET and HEAD; writes at most once an hour per manifest
+        self.pull_times.record(manifest)  # GET and HEAD; writes at most once an hour per manifest
         resp.content_type = manifest.media_type
         resp.set_header("Docker-Content-Digest", manifest.digest)
         resp.set_header("ETag", f'"{manifest.digest}"')
@@ -35,9 +38,9 @@ class ManifestResource:
             resp.content_length = manifest.size
         else:
             resp.data = bytes(manifest.content)
-            metering.count(resolved.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
+            self.meter.count(resolved.registry.id, repository.name, pulls=1, pull_bytes=manifest.size)
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         limit = self.manifests.max_bytes
         if req.content_length is not None and req.content_length > limit:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {limit}-byte limit", status=413)
@@ -50,7 +53,7 @@ class ManifestResource:
         name = resolved.target.repository
         manifest = self.manifests.put(resolved.registry, name, resolved.arg, req.content_type, body,
                                       immutable=immutable_tags.applies(resolved.registry, name), tags=tags)
-        metering.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
+        self.meter.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
         req.context.audit_target.update(digest=manifest.digest)
         if manifest.replaced:
             req.context.audit_action = "tag.overwrite"
@@ -67,7 +70,7 @@ class ManifestResource:
             resp.set_header("OCI-Subject", manifest.subject)
         resp.content_length = 0
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository = repositories.get(resolved.registry, resolved.target.repository)
         if immutable_tags.applies(resolved.registry, repository.name):
             immutable_tags.refuse_delete(repository, resolved.arg, tag=not digests.is_digest(resolved.arg))

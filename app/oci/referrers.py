@@ -9,7 +9,7 @@ import falcon
 from app.auth import roles
 from app.spec import media_types as mt
 from app.spec import digests
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest
 from app.services import repositories
 from app.services.manifests import referrers
 
@@ -17,7 +17,7 @@ from app.services.manifests import referrers
 class ReferrersResource:
     actions = {"GET": roles.PULL, "HEAD": roles.PULL}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         subject = str(digests.parse(resolved.arg))
         artifact_type = req.get_param("artifactType")
         repository = repositories.find(resolved.registry, resolved.target.repository)

@@ -1,5 +1,6 @@
-"""What the router hands a data-plane responder: who is calling, what they address (the
-repository and registry, already resolved and authorized), and the route's argument."""
+"""What the router hands a data-plane responder: who is calling and, on a repository's routes,
+what they address (the repository and its registry, already resolved and authorized) and the
+route's argument."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from app.oci.target import Target
 
 @dataclass(frozen=True)
 class ResolvedRequest:
+    """A call on `/v2/` or the catalog: only who is calling."""
+
     subject: Subject
-    target: Target | None = None
-    registry: Registry | None = None
+
+
+@dataclass(frozen=True)
+class RepositoryRequest(ResolvedRequest):
+    """A call on a repository's route: manifests, blobs, uploads, tags, referrers."""
+
+    target: Target
+    registry: Registry
     arg: str = ""  # the route's reference, digest or upload id

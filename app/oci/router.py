@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from typing import Any
+
 import falcon
 
 from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
-from app.edge import preflight, spool
+from app.edge import preflight
+from app.edge.spooled_body import body_lost
 from app.oci import routes
 from app.spec import digests
 from app.oci.blobs import BlobResource
@@ -18,7 +21,7 @@ from app.spec.errors import RegistryError
 from app.oci.listings import CatalogResource, TagsResource
 from app.oci.manifests import ManifestResource
 from app.oci.referrers import ReferrersResource
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest, ResolvedRequest
 from app.oci.target import load_registry, parse_target
 from app.oci.uploads import UploadResource, UploadsResource
 
@@ -36,14 +39,14 @@ class DataPlaneRouter:
     def __init__(self, services, settings) -> None:
         self.domain = settings.domain
         self.identity = services.identity
-        self.resources = {
+        self.resources: dict[str, Any] = {  # each a Falcon resource with `actions`
             "base": BaseResource(),
             "catalog": CatalogResource(settings.domain),
-            "tags": TagsResource(),
-            "manifest": ManifestResource(services.manifests),
-            "blob": BlobResource(services.blobs),
-            "uploads": UploadsResource(services.uploads, services.blobs, settings.max_upload_sessions),
-            "upload": UploadResource(services.uploads),
+            "tags": TagsResource(services.tag_lists),
+            "manifest": ManifestResource(services.manifests, services.meter, services.pull_times),
+            "blob": BlobResource(services.blobs, services.meter),
+            "uploads": UploadsResource(services.uploads, services.blobs, services.meter, settings.max_upload_sessions),
+            "upload": UploadResource(services.uploads, services.meter),
             "referrers": ReferrersResource(),
         }
 
@@ -88,10 +91,10 @@ class DataPlaneRouter:
             req.context.audit_org_id = registry.org_id
             authorize(subject, action, registry, target.repository)
         preflight.allow(req, takes_body=action == roles.PUSH)  # only a push carries a body
-        if spool.body_lost(req.stream):
+        if body_lost(req.stream):
             raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
                                 "was kept: retry once space is freed")
-        responder(req, resp, ResolvedRequest(subject, target, registry, route.arg))
+        responder(req, resp, RepositoryRequest(subject, target, registry, route.arg))
 
 
 # What the audit trail records on the data plane: pushes, tag moves and deletes (not reads).

@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO, cast
+
 import falcon
 
 from app.auth import roles
 from app.auth.gate import is_allowed, may_pull_every_repository
-from app.edge.spool import spooled_file
+from app.edge.spooled_body import spooled_file
 from app.spec import content_range
 from app.spec import digests
 from app.spec.errors import RegistryError
-from app.oci.resolved_request import ResolvedRequest
+from app.oci.resolved_request import RepositoryRequest
 from app.oci.target import same_registry_repository
-from app.services import metering, quotas, repositories
+from app.services import quotas, repositories
 from app.services.blobs import BlobService
+from app.services.metering import Meter
 from app.services.uploads import UploadService, range_headers
 from app.storage.capacity import is_storage_full
 
@@ -42,14 +45,20 @@ def _chunk_start(req: falcon.Request, offset: int, headers: dict[str, str]) -> i
     return start
 
 
-def _created(resp: falcon.Response, resolved: ResolvedRequest, digest: str) -> None:
+def _body(req: falcon.Request) -> BinaryIO:
+    """The request body as the upload service reads it: falcon's BoundedStream reads like a binary
+    file (read(size) -> bytes) without being typed as one."""
+    return cast(BinaryIO, req.bounded_stream)
+
+
+def _created(resp: falcon.Response, resolved: RepositoryRequest, digest: str) -> None:
     resp.status = falcon.HTTP_201
     resp.location = resolved.target.url(f"blobs/{digest}")
     resp.set_header("Docker-Content-Digest", digest)
     resp.content_length = 0
 
 
-def _in_progress(resp: falcon.Response, resolved: ResolvedRequest, upload_id: str, offset: int, status) -> None:
+def _in_progress(resp: falcon.Response, resolved: RepositoryRequest, upload_id: str, offset: int, status) -> None:
     resp.status = status
     resp.location = resolved.target.url(f"blobs/uploads/{upload_id}")
     resp.set_header("Docker-Upload-UUID", upload_id)
@@ -63,12 +72,13 @@ class UploadsResource:
 
     actions = {"POST": roles.PUSH}
 
-    def __init__(self, uploads: UploadService, blobs: BlobService, max_sessions: int = 0) -> None:
+    def __init__(self, uploads: UploadService, blobs: BlobService, meter: Meter, max_sessions: int = 0) -> None:
         self.uploads = uploads
         self.blobs = blobs
+        self.meter = meter
         self.max_sessions = max_sessions  # open sessions per registry (0: no cap)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         mount, source_name, digest = req.get_param("mount"), req.get_param("from"), req.get_param("digest")
         if mount is not None:
             mount = str(digests.parse(mount))
@@ -94,20 +104,20 @@ class UploadsResource:
         # The session's repository row stays unseen until a blob or manifest is committed to it,
         # and goes with the session if none is (app/services/repositories.py).
         repository, upload = repositories.pushing(resolved.registry, name, lambda found: (found, self.uploads.start(found)))
-        if monolithic:
+        if digest is not None and monolithic:
             try:
-                blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
-                                           spooled_file(req.bounded_stream, req.content_length))
+                blob = self.uploads.finish(repository, upload, digest, _body(req), req.content_length,
+                                           spooled_file(_body(req), req.content_length))
             except Exception as e:
                 if is_storage_full(e):  # no one has this session's id to resume it: give its space back
                     self.uploads.abandon(upload)
                 raise
-            metering.count(resolved.registry.id, repository.name, push_bytes=blob.size)
+            self.meter.count(resolved.registry.id, repository.name, push_bytes=blob.size)
             return _created(resp, resolved, blob.digest)
         _in_progress(resp, resolved, upload.id, 0, falcon.HTTP_202)
 
     @staticmethod
-    def _mount_source(resolved: ResolvedRequest, source_name: str | None):
+    def _mount_source(resolved: RepositoryRequest, source_name: str | None):
         """The `from=` repository, when it is in this registry, exists, and the caller may pull
         from it (a registry token is scoped per repository); else None, and no mount."""
         if not source_name:
@@ -123,29 +133,30 @@ class UploadResource:
 
     actions = {"GET": roles.PUSH, "PATCH": roles.PUSH, "PUT": roles.PUSH, "DELETE": roles.PUSH}
 
-    def __init__(self, uploads: UploadService) -> None:
+    def __init__(self, uploads: UploadService, meter: Meter) -> None:
         self.uploads = uploads
+        self.meter = meter
 
-    def _session(self, resolved: ResolvedRequest):
+    def _session(self, resolved: RepositoryRequest):
         repository = repositories.find(resolved.registry, resolved.target.repository)
         if repository is None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {resolved.arg[:64]!r} not found")
         return repository, self.uploads.get(repository, resolved.arg)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         _, upload = self._session(resolved)
         _in_progress(resp, resolved, upload.id, upload.offset, falcon.HTTP_204)
 
-    def on_patch(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         _, upload = self._session(resolved)
         start = _chunk_start(req, upload.offset, range_headers(upload.offset))
         if req.content_length:  # this chunk, before it is written (the upload's bytes so far count as held)
             quotas.check_push(resolved.registry, req.content_length)
-        offset = self.uploads.append(upload, req.bounded_stream, req.content_length, start,
-                                     spooled_file(req.bounded_stream, req.content_length))
+        offset = self.uploads.append(upload, _body(req), req.content_length, start,
+                                     spooled_file(_body(req), req.content_length))
         _in_progress(resp, resolved, upload.id, offset, falcon.HTTP_202)
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         digest = req.get_param("digest")
         if not digest:
             raise RegistryError("DIGEST_INVALID", "the closing PUT needs ?digest=<digest>")
@@ -158,12 +169,12 @@ class UploadResource:
             if refused.code == "DENIED":
                 self.uploads.cancel(upload)  # its bytes can never become a blob here
             raise
-        blob = self.uploads.finish(repository, upload, digest, req.bounded_stream, req.content_length,
-                                   spooled_file(req.bounded_stream, req.content_length), start)
-        metering.count(resolved.registry.id, repository.name, push_bytes=blob.size)
+        blob = self.uploads.finish(repository, upload, digest, _body(req), req.content_length,
+                                   spooled_file(_body(req), req.content_length), start)
+        self.meter.count(resolved.registry.id, repository.name, push_bytes=blob.size)
         _created(resp, resolved, blob.digest)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: ResolvedRequest) -> None:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         _, upload = self._session(resolved)
         self.uploads.cancel(upload)
         resp.status = falcon.HTTP_204

@@ -71,11 +71,13 @@ class _TagCache:
     directory is configured, in files shared by the processes of this machine, so a worker that
     never listed a repository reads the list another one built rather than querying it again."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path | None = None) -> None:
         self._lists: OrderedDict[int, _Listing] = OrderedDict()
         self._lock = threading.Lock()
         self.big: set[int] = set()  # repositories seen with MIN_CACHED_TAGS tags or more
-        self.directory: Path | None = None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
 
     def get(self, repository_id: int, key: str) -> _Listing | None:
         with self._lock:
@@ -127,34 +129,23 @@ class _TagCache:
             staging.unlink(missing_ok=True)
 
 
-_tag_cache = _TagCache()
-
-
-def configure_cache(directory: Path | None) -> None:
-    """Share large repositories' tag lists between this machine's processes through files in
-    `directory` (created if missing); None keeps them per process only."""
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-    _tag_cache.directory = directory
-
-
 def _key(repository: Repository) -> str:
     rows = _TAG_VERSION.rows(repository.id)
     return f"{repository.created_at.isoformat()} {rows[0][0] if rows else 0}"
 
 
-def _listing(repository: Repository) -> _Listing:
+def _listing(cache: _TagCache, repository: Repository) -> _Listing:
     """A repository's whole tag list: from the cache (this process's, or the file another
     process wrote) when current; else queried, and cached when the repository is large."""
     key = _key(repository)  # read before the list: a stale (key, list) pair never forms
-    listing = _tag_cache.get(repository.id, key)
+    listing = cache.get(repository.id, key)
     if listing is not None:
         return listing
     names = [row[0] for row in _TAGS_AFTER.rows(repository.id, "")]
     if len(names) < MIN_CACHED_TAGS:
         return _Listing(key, names)
-    _tag_cache.big.add(repository.id)
-    return _tag_cache.put(repository.id, key, names)
+    cache.big.add(repository.id)
+    return cache.put(repository.id, key, names)
 
 
 WARM_AFTER = 2.0  # seconds without tag changes in a repository before its list is rebuilt
@@ -167,24 +158,34 @@ class _Warmer:
     MIN_CACHED_TAGS tags costs one COUNT and is left alone. Never needed for correctness: a list
     is always checked against the tag version."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: _TagCache) -> None:
+        self._cache = cache
         self._due: dict[int, float] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def changed(self, repository_id: int) -> None:
-        if _tag_cache.directory is None:
+        if self._cache.directory is None:
             return  # nowhere to share a list: the next listing builds its own
         with self._lock:
             self._due[repository_id] = time.monotonic() + WARM_AFTER
-            if self._thread is None or not self._thread.is_alive():  # lazily: after a fork, anew
-                self._thread = threading.Thread(target=self._run, name="tag-lists", daemon=True)
-                self._thread.start()
         self._wake.set()
 
+    def start(self) -> None:
+        if self._cache.directory is not None:
+            self._thread = threading.Thread(target=self._run, name="tag-lists", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             with self._lock:
                 now = time.monotonic()
                 ready = [r for r, due in self._due.items() if due <= now]
@@ -202,37 +203,48 @@ class _Warmer:
                 self._wake.wait(max(wait, 0.01))
                 self._wake.clear()
 
-    @staticmethod
-    def _warm(repository_id: int) -> None:
+    def _warm(self, repository_id: int) -> None:
         repository = Repository.get_or_none(Repository.id == repository_id)
         if repository is None or Tag.select().where(Tag.repository == repository_id).count() < MIN_CACHED_TAGS:
             return
-        _listing(repository)
+        _listing(self._cache, repository)
 
 
-_warmer = _Warmer()
+class TagLists:
+    """Repositories' tag lists, with this process's cache of the large ones. With a `directory`,
+    the lists are shared with the other processes of this machine through files there (created
+    if missing), and rebuilt in the background after tags change, between `start` and `stop`;
+    without one they are kept per process only."""
 
+    def __init__(self, directory: Path | None = None) -> None:
+        self.cache = _TagCache(directory)
+        self._warmer = _Warmer(self.cache)
 
-def tags_changed(repository: Repository) -> None:
-    """Tell the cache that a repository's tags changed (after the change is committed)."""
-    _warmer.changed(repository.id)
+    def start(self) -> "TagLists":
+        self._warmer.start()
+        return self
 
+    def stop(self) -> None:
+        self._warmer.stop()
 
-def tags(repository: Repository, n: int | None, last: str | None) -> tuple[list[str], bool]:
-    """(page, more): up to `n` tag names after `last`, and whether more follow. Whole lists, and
-    pages of repositories known to be large, come from the cache, checked against the tag
-    version every time; other pages cost one query."""
-    if (n is None and not last) or repository.id in _tag_cache.big:
-        names = _listing(repository).names
-        start = bisect.bisect_right(names, last) if last else 0
-        return _page(names[start:] if n is None else names[start:start + n + 1], n)
-    cursor = _TAGS_AFTER.cursor(repository.id, last or "")
-    return _page([row[0] for row in (cursor.fetchall() if n is None else cursor.fetchmany(n + 1))], n)
+    def changed(self, repository: Repository) -> None:
+        """Tell the cache that a repository's tags changed (after the change is committed)."""
+        self._warmer.changed(repository.id)
 
+    def tags(self, repository: Repository, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """(page, more): up to `n` tag names after `last`, and whether more follow. Whole lists,
+        and pages of repositories known to be large, come from the cache, checked against the
+        tag version every time; other pages cost one query."""
+        if (n is None and not last) or repository.id in self.cache.big:
+            names = _listing(self.cache, repository).names
+            start = bisect.bisect_right(names, last) if last else 0
+            return _page(names[start:] if n is None else names[start:start + n + 1], n)
+        cursor = _TAGS_AFTER.cursor(repository.id, last or "")
+        return _page([row[0] for row in (cursor.fetchall() if n is None else cursor.fetchmany(n + 1))], n)
 
-def all_tags_json(repository: Repository) -> bytes:
-    """The JSON array of all of a repository's tags (encoded once per version when large)."""
-    return _listing(repository).json()
+    def all_tags_json(self, repository: Repository) -> bytes:
+        """The JSON array of all of a repository's tags (encoded once per version when large)."""
+        return _listing(self.cache, repository).json()
 
 
 def repositories(registries: list[Registry], prefixed: bool, n: int | None, last: str | None) -> tuple[list[str], bool]:

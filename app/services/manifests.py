@@ -167,9 +167,11 @@ def tag_parameters(reference: str, values: list[str]) -> list[str]:
 
 
 class ManifestService:
-    def __init__(self, max_bytes: int, max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH) -> None:
+    def __init__(self, max_bytes: int, max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH,
+                 tag_lists: listings.TagLists | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.tag_lists = tag_lists if tag_lists is not None else listings.TagLists()
 
     def put(self, registry: Registry, name: str, reference: str, content_type: str | None, body: bytes,
             *, immutable: bool = False, tags: Sequence[str] = ()) -> Manifest:
@@ -245,7 +247,7 @@ class ManifestService:
                     update={Tag.manifest: manifest.id, Tag.updated_at: now},
                 ).execute()
         if tags:
-            listings.tags_changed(repository)
+            self.tag_lists.changed(repository)
         return manifest
 
     def _check_references(self, repository: Repository, parsed: ParsedManifest,
@@ -308,7 +310,7 @@ class ManifestService:
                 deleted = Tag.delete().where((Tag.repository == repository) & (Tag.name == key)).execute()
         if not deleted:
             raise _unknown(reference)
-        listings.tags_changed(repository)
+        self.tag_lists.changed(repository)
 
 
 def _lookup(reference: str) -> tuple[str | None, str]:

@@ -24,12 +24,10 @@ does not fail the request.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import logging
 import re
 import threading
-import time
 from dataclasses import dataclass
 
 import peewee as pw
@@ -37,6 +35,7 @@ from peewee import EXCLUDED
 
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag, UsageDay
 from app.spec.errors import RegistryError
+from app.services.periodic import Periodic
 from app.services.repositories import visible
 
 log = logging.getLogger("berth.metering")
@@ -54,54 +53,60 @@ def today() -> dt.date:
 # repository, day) that saw traffic, instead of a write per pull: a manifest GET stays a read.
 # A process killed with -9 loses at most that many seconds of counts; stored state is unaffected.
 FLUSH_SECONDS = 2.0
-_pending: dict[tuple[int, str, dt.date], list[int]] = {}
-_pending_lock = threading.Lock()
-_flusher: threading.Thread | None = None
 
 
-def count(registry_id: int, repository: str, *, pulls: int = 0, pull_bytes: int = 0, pushes: int = 0,
-          push_bytes: int = 0) -> None:
-    """Add to today's counters of one repository (in memory; `flush` writes them)."""
-    global _flusher
-    with _pending_lock:
-        counters = _pending.setdefault((registry_id, repository, today()), [0, 0, 0, 0])
-        counters[0] += pulls
-        counters[1] += pull_bytes
-        counters[2] += pushes
-        counters[3] += push_bytes
-        if _flusher is None or not _flusher.is_alive():  # started lazily: after a fork, anew
-            _flusher = threading.Thread(target=_flush_forever, name="metering-flush", daemon=True)
-            _flusher.start()
+class Meter(Periodic):
+    """This process's traffic counts, written by a background thread every `flush_seconds`
+    from `start` until `stop`, which writes what is left (the composition root's shutdown)."""
 
+    thread_name = "metering-flush"
 
-def flush() -> None:
-    """Write the counts gathered so far: one upsert per (registry, repository, day)."""
-    with _pending_lock:
-        batch = dict(_pending)
-        _pending.clear()
-    for (registry_id, repository, day), (pulls, pull_bytes, pushes, push_bytes) in batch.items():
-        try:
-            UsageDay.insert(registry=registry_id, repository=repository, day=day, pulls=pulls,
-                            pull_bytes=pull_bytes, pushes=pushes, push_bytes=push_bytes).on_conflict(
-                conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
-                update={UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
-                        UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
-                        UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
-                        UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes},
-            ).execute()
-        except pw.IntegrityError:
-            pass  # the registry was deleted meanwhile: its counts go with it
-        except pw.PeeweeException:
-            log.exception("writing usage of %s in registry %s failed", repository, registry_id)
+    def __init__(self, flush_seconds: float = FLUSH_SECONDS) -> None:
+        super().__init__(dt.timedelta(seconds=flush_seconds))
+        self._pending: dict[tuple[int, str, dt.date], list[int]] = {}
+        self._lock = threading.Lock()
 
+    def count(self, registry_id: int, repository: str, *, pulls: int = 0, pull_bytes: int = 0, pushes: int = 0,
+              push_bytes: int = 0) -> None:
+        """Add to today's counters of one repository (in memory; `flush` writes them)."""
+        with self._lock:
+            counters = self._pending.setdefault((registry_id, repository, today()), [0, 0, 0, 0])
+            counters[0] += pulls
+            counters[1] += pull_bytes
+            counters[2] += pushes
+            counters[3] += push_bytes
 
-def _flush_forever() -> None:
-    while True:
-        time.sleep(FLUSH_SECONDS)
-        flush()
+    def run_once(self) -> None:
+        self.flush()
 
+    def stop(self) -> None:
+        super().stop()
+        self.flush()
 
-atexit.register(flush)
+    def flush(self) -> None:
+        """Write the counts gathered so far: one upsert per (registry, repository, day)."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        for (registry_id, repository, day), (pulls, pull_bytes, pushes, push_bytes) in batch.items():
+            try:
+                UsageDay.insert(registry=registry_id, repository=repository, day=day, pulls=pulls,
+                                pull_bytes=pull_bytes, pushes=pushes, push_bytes=push_bytes).on_conflict(
+                    conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
+                    update={UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
+                            UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
+                            UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
+                            UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes},
+                ).execute()
+            except pw.IntegrityError:
+                pass  # the registry was deleted meanwhile: its counts go with it
+            except pw.PeeweeException:
+                log.exception("writing usage of %s in registry %s failed", repository, registry_id)
+
+    def traffic(self, registry: Registry, since: dt.date, until: dt.date, repository: str | None = None) -> list[dict]:
+        """`traffic`, with this process's unwritten counts written first (other processes'
+        within FLUSH_SECONDS)."""
+        self.flush()
+        return traffic(registry, since, until, repository)
 
 
 # -- stored state ------------------------------------------------------------------------------
@@ -179,9 +184,8 @@ COUNTERS = ("pulls", "pull_bytes", "pushes", "push_bytes")
 
 
 def traffic(registry: Registry, since: dt.date, until: dt.date, repository: str | None = None) -> list[dict]:
-    """Rows of (day, repository) with any traffic, by day then repository. This process's
-    unwritten counts are written first; other processes' within FLUSH_SECONDS."""
-    flush()
+    """Rows of (day, repository) with any traffic, by day then repository, as written so far
+    (Meter.traffic writes this process's counts first)."""
     query = (UsageDay.select().where((UsageDay.registry == registry) & (UsageDay.day >= since)
                                      & (UsageDay.day <= until)))
     if repository is not None:

@@ -30,14 +30,13 @@ Rules, per repository:
   its lock (the one pushes and deletes take), deletes what that evaluation lists, and records one
   `retention.delete` audit event per tag and manifest; the caller then runs garbage collection.
 
-Pull times: `Manifest.pulled_at`, noted by `record_pull` on a manifest GET or HEAD only when the
-stored value is more than PULL_RESOLUTION old, and written a moment later by a background thread,
-so the hot read path never writes (nor waits for the write lock) itself.
+Pull times: `Manifest.pulled_at`, noted by `PullTimes.record` on a manifest GET or HEAD only when
+the stored value is more than PULL_RESOLUTION old, and written a moment later by a background
+thread, so the hot read path never writes (nor waits for the write lock) itself.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import fnmatch
 import json
@@ -210,54 +209,61 @@ def delete_policy(registry: Registry) -> bool:
 # --- pull times --------------------------------------------------------------------------------
 
 
-def record_pull(manifest: Manifest) -> None:
-    """Note that `manifest` was pulled, when the value loaded with it is older than
-    PULL_RESOLUTION. The write happens on a background thread a moment later (batched), so a
-    pull neither waits for the database's write lock nor fails because of it; at exit what is
-    pending is written."""
-    global _pull_writer
-    last = manifest.pulled_at
-    if last is not None and utcnow() - last < PULL_RESOLUTION:
-        return
-    with _pulls_lock:
-        _pulls.add(manifest.id)
-        if _pull_writer is None or not _pull_writer.is_alive():  # started lazily: after a fork, anew
-            _pull_writer = threading.Thread(target=_write_pulls_forever, name="pull-times", daemon=True)
-            _pull_writer.start()
-    _pulls_waiting.set()
+class PullTimes:
+    """The pull times noted in this process, written in batches by a background thread from
+    `start` until `stop`, which writes what is left (the composition root's shutdown)."""
 
+    def __init__(self) -> None:
+        self._pulls: set[int] = set()
+        self._lock = threading.Lock()
+        self._waiting = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-_pulls: set[int] = set()
-_pulls_lock = threading.Lock()
-_pulls_waiting = threading.Event()
-_pull_writer: threading.Thread | None = None
+    def record(self, manifest: Manifest) -> None:
+        """Note that `manifest` was pulled, when the value loaded with it is older than
+        PULL_RESOLUTION. The write happens on the background thread a moment later (batched), so
+        a pull neither waits for the database's write lock nor fails because of it."""
+        last = manifest.pulled_at
+        if last is not None and utcnow() - last < PULL_RESOLUTION:
+            return
+        with self._lock:
+            self._pulls.add(manifest.id)
+        self._waiting.set()
 
+    def write(self) -> None:
+        """Write the pull times noted so far: one UPDATE for the batch."""
+        with self._lock:
+            batch = sorted(self._pulls)
+            self._pulls.clear()
+        if not batch:
+            return
+        now = utcnow()
+        try:
+            for start in range(0, len(batch), 500):
+                Manifest.update(pulled_at=now).where(
+                    Manifest.id.in_(batch[start:start + 500])
+                    & (Manifest.pulled_at.is_null() | (Manifest.pulled_at < now - PULL_RESOLUTION))).execute()
+        except pw.PeeweeException:
+            log.warning("could not record the pull times of %d manifests", len(batch), exc_info=True)
 
-def write_pulls() -> None:
-    """Write the pull times noted so far: one UPDATE for the batch."""
-    with _pulls_lock:
-        batch = sorted(_pulls)
-        _pulls.clear()
-    if not batch:
-        return
-    now = utcnow()
-    try:
-        for start in range(0, len(batch), 500):
-            Manifest.update(pulled_at=now).where(
-                Manifest.id.in_(batch[start:start + 500])
-                & (Manifest.pulled_at.is_null() | (Manifest.pulled_at < now - PULL_RESOLUTION))).execute()
-    except pw.PeeweeException:
-        log.warning("could not record the pull times of %d manifests", len(batch), exc_info=True)
+    def start(self) -> "PullTimes":
+        self._thread = threading.Thread(target=self._write_forever, name="pull-times", daemon=True)
+        self._thread.start()
+        return self
 
+    def stop(self) -> None:
+        self._stop.set()
+        self._waiting.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.write()
 
-def _write_pulls_forever() -> None:
-    while True:
-        _pulls_waiting.wait()
-        _pulls_waiting.clear()
-        write_pulls()
-
-
-atexit.register(write_pulls)
+    def _write_forever(self) -> None:
+        while not self._stop.is_set():
+            self._waiting.wait()
+            self._waiting.clear()
+            self.write()
 
 
 # --- evaluation (pure) -------------------------------------------------------------------------
@@ -439,10 +445,11 @@ class Actor:
 
 
 def apply(registry: Registry, policy: Policy, actor: Actor, *, grace: dt.timedelta,
-          now: dt.datetime | None = None) -> Result:
+          now: dt.datetime | None = None, tag_lists: listings.TagLists | None = None) -> Result:
     """Delete what the policy selects, one repository at a time under its lock, and audit each
     deletion. The evaluation happens again inside the lock, so a push racing the run is either
-    seen (and judged) or waits; what is deleted is exactly what that evaluation lists."""
+    seen (and judged) or waits; what is deleted is exactly what that evaluation lists.
+    `tag_lists`: the cache told of the repositories whose tags went."""
     now = now or utcnow()
     result = Result(registry.name, now, policy, dry_run=False)
     for repository in _repositories(registry):
@@ -456,8 +463,8 @@ def apply(registry: Registry, policy: Policy, actor: Actor, *, grace: dt.timedel
             ours = [m.id for m, _, by in decision.manifests if by == "retention"]
             if ours:  # the rest ("by": "gc") go in the collection that follows
                 Manifest.delete().where(Manifest.id.in_(ours)).execute()
-        if decision.tags or ours:
-            listings.tags_changed(repository)
+        if (decision.tags or ours) and tag_lists is not None:
+            tag_lists.changed(repository)
         before = len(result.tags), len(result.manifests)
         result.add(repository, decision)
         for item in result.tags[before[0]:]:
@@ -485,14 +492,15 @@ def _time(value: dt.datetime | None) -> str | None:
 SCHEDULE_ACTOR = "retention-schedule"
 
 
-def apply_stored(registry: Registry, store, *, grace: dt.timedelta, upload_expiry: dt.timedelta) -> Result | None:
+def apply_stored(registry: Registry, store, *, grace: dt.timedelta, upload_expiry: dt.timedelta,
+                 tag_lists: listings.TagLists | None = None) -> Result | None:
     """Apply a registry's stored policy as the schedule does (None without a policy): the
     deletions audited under SCHEDULE_ACTOR, one `retention.apply` record, then garbage
     collection."""
     row = get_policy(registry)
     if row is None or registry.status == "deleting":
         return None
-    result = apply(registry, policy_of(row), Actor(registry.org_id, SCHEDULE_ACTOR), grace=grace)
+    result = apply(registry, policy_of(row), Actor(registry.org_id, SCHEDULE_ACTOR), grace=grace, tag_lists=tag_lists)
     report = gc.collect(registry, store, grace=grace, upload_expiry=upload_expiry)
     result.gc = {"manifests_deleted": len(report.manifests), "blobs_deleted": len(report.blobs),
                  "bytes_freed": report.bytes_freed}
@@ -510,9 +518,11 @@ class Schedule(Periodic):
 
     thread_name = "retention-schedule"
 
-    def __init__(self, store, *, interval: dt.timedelta, grace: dt.timedelta, upload_expiry: dt.timedelta) -> None:
+    def __init__(self, store, *, interval: dt.timedelta, grace: dt.timedelta, upload_expiry: dt.timedelta,
+                 tag_lists: listings.TagLists | None = None) -> None:
         super().__init__(interval)
         self.store, self.grace, self.upload_expiry = store, grace, upload_expiry
+        self.tag_lists = tag_lists
 
     def run_once(self) -> list[Result]:
         results = []
@@ -522,7 +532,8 @@ class Schedule(Periodic):
             if self.stopping:
                 break
             try:
-                result = apply_stored(registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry)
+                result = apply_stored(registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry,
+                                      tag_lists=self.tag_lists)
             except Exception:  # noqa: BLE001 - one registry's failure must not stop the others
                 log.exception("scheduled retention of %s failed", registry.name)
                 continue

@@ -130,7 +130,7 @@ class UploadService:
         return blob
 
     def start_hash(self, upload_id: str | None, start: int | None):
-        """Where hashing a chunk that is still arriving starts (app/edge/spool.py, on its hashing
+        """Where hashing a chunk that is still arriving starts (app/server/spool.py, on its hashing
         thread, before the request is authorized): `(offset, hasher)` holding the hash of the
         upload's first `offset` bytes, or None. `upload_id` None: a new upload. `start` None: the
         chunk goes at the current offset. Whatever this returns is only used by `_write`, under
@@ -192,7 +192,7 @@ class UploadService:
     def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled=None) -> int:
         """Stream the body to storage while hashing; commit the new offset. Returns it.
 
-        `spooled` (app/edge/spool.py's Spooled): the body is already whole in a file, maybe
+        `spooled` (app/edge/spooled_body.py's Spooled): the body is already whole in a file, maybe
         hashed while it arrived. A first chunk is then taken over whole (linked, not copied),
         a later one appended in the kernel; either is read only if it still needs hashing."""
         offset = upload.offset

@@ -1,5 +1,5 @@
 """The `Content-Range` of an upload chunk (`<first>-<last>`, inclusive), read the same way by the
-upload routes and by the spool that hashes a chunk while it arrives (app/edge/spool.py)."""
+upload routes and by the spool that hashes a chunk while it arrives (app/server/spool.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Running out of disk: which errors mean that the storage is full, and how much space is left.
 
 A full disk shows up in three places: the spool (waitress writing a request body,
-app/edge/spool.py), the blob store (an upload's bytes), and the database (SQLite's "database or
+app/server/spool.py), the blob store (an upload's bytes), and the database (SQLite's "database or
 disk is full", PostgreSQL's `disk_full`). Each becomes the same answer, 507 STORAGE_FULL
 (app/edge/error_responses.py), rather than a 500 or a dropped connection; and `/readyz` fails while the free
 space is below `BERTH_MIN_FREE_BYTES`, so a load balancer sends pushes elsewhere before a disk

@@ -3,7 +3,7 @@
 Counters and histograms are updated per request; gauges that describe stored state (upload
 sessions in flight, stored bytes per registry) are read from the database at scrape time, so
 every replica reports the same truth. They are served only on the metrics listener
-(app/telemetry/metrics_listener.py), never on the public port: the series name every tenant.
+(app/server/metrics_listener.py), never on the public port: the series name every tenant.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 class Metrics:
     """The per-request instruments. Where their values live is prometheus_client's choice, made
     before they are built: in this process's memory, or, when `berth serve` has a metrics
-    listener, in this process's files of the counters directory (metrics_listener.py)."""
+    listener, in this process's files of the counters directory (app/server/metrics_listener.py)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()

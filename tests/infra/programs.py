@@ -26,7 +26,7 @@ _SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75f
 
 # A platform stack's config as `pulumi config set` would leave it (secrets marked secret).
 PLATFORM_CONFIG = {
-    "berth:image": "ghcr.io/example/berth:0.1.0",
+    "berth:image": "ghcr.io/example/berth@sha256:" + "5" * 64,
     "berth:domain": "cr.example.test",
     "berth:gatewayClass": "eg",
     "berth:storageUrl": "gs://berth-test-blobs",

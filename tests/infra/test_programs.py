@@ -297,6 +297,13 @@ def test_the_metrics_port_cannot_be_the_service_port():
         platform_resources(config)
 
 
+@pytest.mark.parametrize("image", ["ghcr.io/example/berth:0.1.0", "ghcr.io/example/berth",
+                                   "ghcr.io/example/berth@sha256:abc", "berth:1@sha256:" + "A" * 64])
+def test_an_image_not_named_by_digest_is_refused(image):
+    with pytest.raises(Exception, match="by digest"):
+        run_platform_program({**PLATFORM_CONFIG, "berth:image": image})
+
+
 def test_platform_needs_its_required_config():
     config = {k: v for k, v in PLATFORM_CONFIG.items() if k != "berth:domain"}
     with pytest.raises(Exception, match="domain"):

@@ -280,7 +280,7 @@ def test_revocations_and_their_refusals_are_audited(org):
     owner = Api(org, org.token)
     bootstrap = bootstrap_token_id(owner)
     admin_id, admin = owner.token(role="admin")
-    other_id, _ = owner.token(role="owner")
+    other_id, _ = owner.token(role="owner", name="the-other-owner")
     assert Api(org, admin).delete(f"/tokens/{bootstrap}").status_code == 403
     assert owner.delete(f"/tokens/{other_id}").status_code == 204
     assert owner.delete(f"/tokens/{bootstrap}").status_code == 409
@@ -288,7 +288,7 @@ def test_revocations_and_their_refusals_are_audited(org):
     seen = [(e["actor"], e["detail"], e["outcome"], e["status"]) for e in events]
     assert seen == [
         (f"token:{bootstrap}", {"token_id": bootstrap}, "failure", 409),
-        (f"token:{bootstrap}", {"token_id": other_id}, "success", 204),
+        (f"token:{bootstrap}", {"token_id": other_id, "token_name": "the-other-owner"}, "success", 204),
         (f"token:{admin_id}", {"token_id": bootstrap}, "denied", 403),
     ]
 

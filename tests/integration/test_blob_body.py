@@ -1,4 +1,4 @@
-"""Blob GETs through the real server to a slow reader (app/edge/blob_body.py): the bytes come
+"""Blob GETs through the real server to a slow reader (app/server/blob_body.py): the bytes come
 out whole and in order, ranges stop where they should, and the server reads each byte of the
 blob from its file about once, however little of each read the socket takes (waitress's own
 file wrapper read the rest again at every writable event)."""

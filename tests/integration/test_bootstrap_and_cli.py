@@ -157,3 +157,18 @@ def test_a_taken_port_is_a_clear_error(tmp_path, workers):
     assert result.returncode == 2, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_pulumi_provisioner_without_its_cli_stops_before_bootstrapping(tmp_path):
+    """BERTH_PROVISIONER=pulumi where no pulumi CLI is: the server says so and exits before it
+    creates the database or prints an owner token that would belong to nothing."""
+    import os
+
+    data = tmp_path / "data"
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "BERTH_PROVISIONER": "pulumi",
+           "BERTH_PULUMI_ROOT": str(tmp_path / "no-pulumi"), "PULUMI_CONFIG_PASSPHRASE": "p"}
+    proc = berth("serve", "--port", "0", "--data-dir", str(data), env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "pulumi provisioner cannot run here" in proc.stderr
+    assert "Owner token" not in proc.stdout and not (data / "bootstrap-token").exists()
+    assert not (data / "berth.db").exists()

@@ -163,7 +163,7 @@ def test_registry_round_trip(live, berth):
     assert len(berth.json("registry", "list", "--limit", "1")["registries"]) == 1
 
     shown = berth("registry", "show", name).stdout
-    assert f"endpoint:        {name}.registry.localhost" in shown and "pull namespaces: apps" in shown
+    assert f"endpoint:        {live.host}/{name}" in shown and "pull namespaces: apps" in shown
     assert berth.json("registry", "show", name)["status"] == "ready"
 
     push(live, f"{name}/app")
@@ -242,8 +242,8 @@ def test_repo_list_and_tags(live, berth):
     assert "no repositories under 'nothing/'" in berth.fails("repo", "list", name, "--path", "nothing/")
 
     tags = rows(berth("tags", f"{name}/team/app").stdout)
-    assert tags[0] == ["TAG", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"]
-    assert [t[0] for t in tags[1:]] == ["v1", "v2"] and tags[1][1].startswith("sha256:")
+    assert tags[0] == ["TAG", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"]
+    assert [t[0] for t in tags[1:]] == ["v1", "v2"] and tags[1][2].startswith("sha256:")
     listed = berth.json("tags", f"{name}/team/app")["tags"]
     assert [t["name"] for t in listed] == ["v1", "v2"] and listed[1]["size"] > 4000
     assert "REGISTRY/REPOSITORY" in berth.fails("tags", name)
@@ -307,6 +307,85 @@ def test_credentials_as_login_kubernetes_secret_and_json(live, berth):
     assert "not found" in berth.fails("credentials", "nosuchregistry")
 
 
+def test_without_a_domain_the_cli_prints_the_path_form_with_the_port(live, berth):
+    name = unique("addr")
+    created = berth("registry", "create", name).stdout
+    assert f"push to: {live.host}/{name}/<repository>:<tag>" in created
+    assert f"{name}.registry.localhost/" not in created and "BERTH_DOMAIN" in created
+    shown = berth("registry", "show", name).stdout
+    assert f"{name}.registry.localhost: off" in shown and "BERTH_DOMAIN" in shown
+
+    login = berth("credentials", name).stdout
+    server = next(line.split(":", 1)[1].strip() for line in login.splitlines() if line.startswith("server:"))
+    assert server == live.host and f"docker login {live.host} " in login
+    assert f"images: {live.host}/{name}/<repository>:<tag>" in login
+
+
+def test_credentials_expire_by_default_and_are_listed_and_rotated(live, berth):
+    name = unique("rot")
+    berth("registry", "create", name)
+    issued = berth.json("credentials", name, "--push")
+    assert issued["token"]["expires_at"]  # 90 days unless asked
+    never = berth.json("credentials", name, "--expires-in", "never", "--name", "forever")
+    assert never["token"]["expires_at"] is None
+
+    listed = rows(berth("credentials", name, "--list").stdout)
+    assert listed[0][:4] == ["ID", "NAME", "ACCESS", "STATE"]
+    ours = {str(issued["token"]["id"]), str(never["token"]["id"])}
+    assert {(r[0], r[2], r[3]) for r in listed[1:] if r[0] in ours} == {
+        (str(issued["token"]["id"]), "push", "active"), (str(never["token"]["id"]), "pull", "active")}
+
+    old_id = issued["token"]["id"]
+    rotated = berth("credentials", name, "--rotate", old_id)
+    assert f"revoked the old token {old_id}" in rotated.stderr
+    password = next(line.split(":", 1)[1].strip() for line in rotated.stdout.splitlines()
+                    if line.startswith("password:"))
+    assert "push and pull" in rotated.stdout
+    probe = f"{live.url}/v2/{name}/x/tags/list"
+    assert requests.get(probe, auth=("u", issued["password"]), timeout=10).status_code == 401
+    assert requests.get(probe, auth=("u", password), timeout=10).status_code == 404  # authenticated
+    after = {r[0]: r for r in rows(berth("credentials", name, "--list").stdout)[1:]}
+    assert after[str(old_id)][3] == "revoked" and len(after) == len(listed)
+    assert "already revoked" in berth.fails("credentials", name, "--rotate", old_id)
+    assert "--list" in berth.fails("credentials", name, "--rotate", "999999")
+
+
+def test_tags_show_the_type_and_the_platform_of_single_platform_images(live, berth):
+    name = unique("kinds")
+    berth("registry", "create", name)
+    push(live, f"{name}/app")
+    client = RegistryClient(live.url, live.session())
+    chart = json.dumps({"name": "c", "version": "1"}).encode()
+    chart_config = client.push_blob(f"{name}/app", chart)
+    layer = client.push_blob(f"{name}/app", b"chart bytes")
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": chart_config,
+                           "size": len(chart)},
+                "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                            "digest": layer, "size": len(b"chart bytes")}]}
+    r = client.request("PUT", f"/v2/{name}/app/manifests/chart", data=json.dumps(manifest).encode(),
+                       headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 201, r.text
+    table = {r[0]: r for r in rows(berth("tags", f"{name}/app").stdout)[1:]}
+    assert table["v1"][1] == "image" and "linux/amd64" in table["v1"]
+    assert table["chart"][1:3] == ["helm", "chart"]
+
+
+def test_retention_refuses_a_bad_override_and_speaks_cli_without_a_policy(live, berth):
+    name = unique("ret")
+    berth("registry", "create", name)
+    for bad in ("bad", "ci/*", ":keep_last=3"):
+        proc = berth("retention", "set", name, "--override", bad, check=False)
+        assert proc.returncode != 0 and "GLOB:field=value" in proc.stderr, proc.stderr
+    message = berth.fails("retention", "preview", name)
+    assert "PUT" not in message and f"berth retention set {name}" in message
+
+
+def test_operation_show_of_an_unknown_id_says_where_ids_come_from(berth):
+    message = berth.fails("operation", "show", "no-such-operation")
+    assert "berth registry show" in message
+
+
 # --- tokens and audit ------------------------------------------------------------------------
 
 
@@ -325,10 +404,18 @@ def test_tokens_create_list_revoke(live, berth):
     token_id = listed[name]["id"]
     assert str(token_id) == mine[0] and "token" not in listed[name]
 
-    assert f"revoked token {token_id}" in berth("token", "revoke", token_id).stdout
+    assert f"revoked token {token_id} ({name})" in berth("token", "revoke", token_id).stdout
+    again = berth("token", "revoke", token_id).stdout
+    assert f"token {token_id} ({name}) was already revoked" in again and "revoked token" not in again
     assert requests.get(f"{live.url}/v2/default/x/tags/list", auth=("ci", secret), timeout=10).status_code == 401
     assert next(row for row in rows(berth("token", "list").stdout) if row[1] == name)[4] == "revoked"
     assert "not found" in berth.fails("token", "revoke", "999999")
+    # The audit says which token was created and revoked: its id and name, never its secret.
+    events = berth.json("audit", "--action", "token", "--since", "1h")["events"]
+    ours = [e for e in events if (e.get("detail") or {}).get("token_id") == token_id]
+    assert sorted(e["action"] for e in ours) == ["token.create", "token.revoke"]  # the second: no call
+    assert all(e["detail"]["token_name"] == name for e in ours) and secret not in json.dumps(events)
+    assert f"token {token_id} ({name})" in berth("audit", "--action", "token.revoke").stdout
 
     created = berth.json("token", "create", unique("j"), "--scope", "push")
     assert created["token"].startswith("berth_") and created["role"] == "developer"

@@ -131,7 +131,7 @@ def test_concurrent_pushes_of_the_same_tag(server, repo_name):
 
 def test_large_bodies_are_taken_over_from_the_spool_and_nothing_is_left_behind(fresh_server):
     """Bodies past waitress's in-memory limit are spooled on the blob store's filesystem and
-    linked into the upload (app/edge/spool.py); every path must still verify and clean up."""
+    linked into the upload (app/server/spool.py); every path must still verify and clean up."""
     server = fresh_server.start()
     client = RegistryClient(server.url, server.session())
     spool = server.data_dir / "storage" / "spool"

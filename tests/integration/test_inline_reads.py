@@ -1,4 +1,4 @@
-"""Manifest GET/HEAD and blob HEAD answered on waitress's event-loop thread (app/edge/inline.py;
+"""Manifest GET/HEAD and blob HEAD answered on waitress's event-loop thread (app/server/inline.py;
 on by default with SQLite): correct responses, pipelining kept in order, and answers while the
 only request thread is busy with a push."""
 

@@ -18,10 +18,16 @@ from tests.support import postgres
 def db(tmp_path):
     url = postgres.create_database() if postgres.ALL_SERVERS_ON_POSTGRES else f"sqlite:///{tmp_path / 'berth.db'}"
     database = open_database(url)
-    listings.configure_cache(tmp_path / "cache")
     yield Registry.create(org=Organization.create(name="o"), name="r")
-    listings.configure_cache(None)
     database.close()
+
+
+@pytest.fixture
+def lists(tmp_path):
+    """Tag lists shared through files in the cache directory, with the background rebuilds."""
+    tag_lists = listings.TagLists(tmp_path / "cache").start()
+    yield tag_lists
+    tag_lists.stop()
 
 
 def _manifest(repo: Repository, n: int) -> Manifest:
@@ -65,26 +71,26 @@ def test_deleting_a_repository_with_tags_works_and_leaves_no_version(db):
     assert TagVersion.select().where(TagVersion.repository == repo.id).count() == 0
 
 
-def test_a_list_is_never_served_for_an_older_version_or_another_repository(db):
+def test_a_list_is_never_served_for_an_older_version_or_another_repository(db, lists):
     repo = Repository.create(registry=db, name="many")
     m = _manifest(repo, 1)
     Tag.insert_many([{"repository": repo, "name": f"t{i:04d}", "manifest": m} for i in range(300)]).execute()
-    assert listings.tags(repo, None, None)[0][-1] == "t0299"
-    listings._tag_cache._lists.clear()  # another process: only the shared file is left
-    assert len(listings.tags(repo, None, None)[0]) == 300
+    assert lists.tags(repo, None, None)[0][-1] == "t0299"
+    lists.cache._lists.clear()  # another process: only the shared file is left
+    assert len(lists.tags(repo, None, None)[0]) == 300
     Tag.delete().where(Tag.name == "t0299").execute()
-    assert listings.tags(repo, None, None)[0][-1] == "t0298"
-    assert listings.tags(repo, 2, "t0296") == (["t0297", "t0298"], False)
+    assert lists.tags(repo, None, None)[0][-1] == "t0298"
+    assert lists.tags(repo, 2, "t0296") == (["t0297", "t0298"], False)
     # A repository created later in place of a deleted one (same id on SQLite) starts afresh.
     repo_id = repo.id
     Repository.delete().where(Repository.id == repo.id).execute()
     again = Repository.create(id=repo_id, registry=db, name="many")
-    assert listings.tags(again, None, None) == ([], False)
+    assert lists.tags(again, None, None) == ([], False)
     Tag.create(repository=again, name="only", manifest=_manifest(again, 9))
-    assert listings.tags(again, None, None) == (["only"], False)
+    assert lists.tags(again, None, None) == (["only"], False)
 
 
-def test_a_large_repository_list_is_rebuilt_after_its_tags_change(db, tmp_path, monkeypatch):
+def test_a_large_repository_list_is_rebuilt_after_its_tags_change(db, lists, tmp_path, monkeypatch):
     """Once pushes pause, the list is rebuilt in the background, so the next listing on any
     worker reads the shared file instead of querying every tag; small repositories are left."""
     monkeypatch.setattr(listings, "WARM_AFTER", 0.05)
@@ -92,8 +98,8 @@ def test_a_large_repository_list_is_rebuilt_after_its_tags_change(db, tmp_path, 
     m = _manifest(repo, 1)
     Tag.insert_many([{"repository": repo, "name": f"t{i:04d}", "manifest": m} for i in range(300)]).execute()
     Tag.create(repository=small, name="only", manifest=_manifest(small, 2))
-    listings.tags_changed(repo)
-    listings.tags_changed(small)
+    lists.changed(repo)
+    lists.changed(small)
     cached = tmp_path / "cache" / str(repo.id)
     for _ in range(200):
         if cached.exists():
@@ -102,6 +108,6 @@ def test_a_large_repository_list_is_rebuilt_after_its_tags_change(db, tmp_path, 
     time.sleep(0.1)
     assert cached.read_bytes().split(b"\n", 1)[0] == listings._key(repo).encode()
     assert not (tmp_path / "cache" / str(small.id)).exists()
-    listings._tag_cache._lists.clear()  # a worker that never listed it: served from the file
-    assert len(listings.tags(repo, None, None)[0]) == 300
-    assert listings._tag_cache._lists[repo.id].key == listings._key(repo)
+    lists.cache._lists.clear()  # a worker that never listed it: served from the file
+    assert len(lists.tags(repo, None, None)[0]) == 300
+    assert lists.cache._lists[repo.id].key == listings._key(repo)

@@ -12,7 +12,7 @@ import pytest
 
 from app.db.models import Blob, Organization, Registry, Repository, Upload
 from app.db.setup import open_database
-from app.edge.spool import Spooled
+from app.edge.spooled_body import Spooled
 from app.spec.errors import RegistryError
 from app.services.hashstate import ResumableSha256
 from app.services.uploads import UploadService

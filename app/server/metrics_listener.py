@@ -32,6 +32,7 @@ import tempfile
 import threading
 
 import falcon
+import waitress
 from prometheus_client import values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -119,11 +120,28 @@ class MetricsListener:
 
     def serve(self) -> None:
         """Answer scrapes from this process, in the background (each worker calls this once)."""
-        import waitress
+        self._map: dict = {}
+        self._server = waitress.create_server(create_metrics_app(self.counters_dir), map=self._map,
+                                              sockets=[self.sock], threads=1, ident="", asyncore_use_poll=True)
+        self._thread: threading.Thread | None = threading.Thread(target=self._server.run, name="metrics-listener",
+                                                                 daemon=True)
+        self._thread.start()
 
-        server = waitress.create_server(create_metrics_app(self.counters_dir), map={}, sockets=[self.sock],
-                                        threads=1, ident="", asyncore_use_poll=True)
-        threading.Thread(target=server.run, name="metrics-listener", daemon=True).start()
+    def stop(self) -> None:
+        """Stop answering scrapes in this process (its shutdown): waitress's loop runs while its
+        map holds a socket, so closing them all ends it within a loop timeout (1 s). The
+        listening socket stays open for the other workers until `close`."""
+        thread = getattr(self, "_thread", None)
+        if thread is None:
+            return
+        self._server.task_dispatcher.shutdown()
+        for dispatcher in list(self._map.values()):
+            if dispatcher.socket is self.sock:
+                dispatcher.del_channel()  # not close(): that would close the shared socket
+            else:
+                dispatcher.close()
+        thread.join(5)
+        self._thread = None
 
     def close(self) -> None:
         """The server stops: nobody scrapes or counts any more."""

@@ -11,8 +11,9 @@ price: a pull whose client is slower than the loop holds up to BLOCK between wri
 (waitress held it only during each send), e.g. 32 MiB for 8 such pulls.
 
 It is still a ReadOnlyFileBasedBuffer, so waitress hands it to the channel as it would its own
-file wrapper (waitress/task.py), and without `read` Falcon passes it through as the iterable;
-any other WSGI server iterates it in blocks.
+file wrapper (waitress/task.py). The application never sees it: a resource answers with the
+seam's FileBody (app/edge/file_body.py), which Falcon passes through as the iterable, and
+`sending_file_bodies` turns it into a BlobBody on its way out to waitress.
 """
 
 from __future__ import annotations
@@ -21,7 +22,21 @@ from typing import BinaryIO
 
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
+from app.edge.file_body import FileBody
+
 BLOCK = 4 * 1024 * 1024
+
+
+def sending_file_bodies(app):
+    """The WSGI application `app`, with its FileBody answers sent as BlobBody."""
+
+    def application(environ, start_response):
+        body = app(environ, start_response)
+        if type(body) is FileBody:
+            return BlobBody(body.file, body.length)
+        return body
+
+    return application
 
 
 class BlobBody(ReadOnlyFileBasedBuffer):

@@ -25,8 +25,9 @@ It also means a manifest request is answered while every request thread is busy 
 and syncing large pushed layers).
 
 This leans on waitress internals (create_server's `_dispatcher`, a channel's `requests` and
-`service()`), so pyproject.toml keeps waitress below 4; tests/integration/test_inline_reads.py
-checks the behaviour, pipelining included.
+`service()`), so pyproject.toml pins waitress exactly, tests/unit/server/test_waitress_seam.py
+checks they are there, and tests/integration/test_inline_reads.py checks the behaviour,
+pipelining included.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import re
 from waitress.task import ThreadedTaskDispatcher
 
 from app.config import Settings
-from app.edge.plain_http import PlainHTTPChannel
+from app.server.plain_http import PlainHTTPChannel
 
 _INLINE = re.compile(r"^/v2/.+/(?:manifests/[^/]+|blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)\Z", re.DOTALL)
 

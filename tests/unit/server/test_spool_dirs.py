@@ -1,4 +1,4 @@
-"""Per-process spool directories (app/edge/spool_dirs.py) on the real filesystem: a sweep removes
+"""Per-process spool directories (app/server/spool_dirs.py) on the real filesystem: a sweep removes
 a directory whose lock is free (its process died) and never one whose lock is held."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 
-from app.edge import spool_dirs
-from app.edge.spool_dirs import ProcessSpool
+from app.server import spool_dirs
+from app.server.spool_dirs import ProcessSpool
 
 
 def died(spool: ProcessSpool) -> None:

@@ -1,4 +1,4 @@
-"""Upload bodies hashed while waitress receives them (app/edge/spool.py), through waitress's real
+"""Upload bodies hashed while waitress receives them (app/server/spool.py), through waitress's real
 request parser and buffers, a real SQLite database and the filesystem store: the hash is right,
 starts where the upload is, is used by the upload service instead of rereading the body, and is
 dropped whenever it might not be the upload's."""
@@ -17,7 +17,8 @@ from waitress.parser import HTTPRequestParser
 
 from app.db.models import Organization, Registry, Repository
 from app.db.setup import open_database
-from app.edge import spool
+from app.edge.spooled_body import Spooled, spooled_file
+from app.server import spool
 from app.services.uploads import UploadService
 from app.storage.filesystem import FilesystemStore
 
@@ -30,11 +31,13 @@ def env(tmp_path):
     repository = Repository.create(registry=Registry.create(org=Organization.create(name="o"), name="r"), name="app")
     store = FilesystemStore(tmp_path / "storage")
     service = UploadService(store)
-    saved = spool._spool_dir, spool._start_hash, TempfileBasedBuffer.newfile
-    spool.install(store.spool_dir, service.start_hash)
-    yield types.SimpleNamespace(repository=repository, store=store, service=service)
-    spool.release()
-    spool._spool_dir, spool._start_hash, TempfileBasedBuffer.newfile = saved
+    waitress_newfile = TempfileBasedBuffer.newfile
+    spooling = spool.Spool(store.spool_dir, lambda *a: env.service.start_hash(*a)).open()
+    env = types.SimpleNamespace(repository=repository, store=store, service=service, spool=spooling)
+    yield env
+    spooling.close()
+    assert TempfileBasedBuffer.newfile is waitress_newfile  # waitress's own spooling is back
+    assert not list(store.spool_dir.iterdir())  # this process's directory is gone
     db.close()
 
 
@@ -69,9 +72,9 @@ def _feed(parser, data: bytes) -> None:
             return
 
 
-def spooled_of(parser) -> spool.Spooled:
+def spooled_of(parser) -> Spooled:
     length = int(parser.headers["CONTENT_LENGTH"])
-    found = spool.spooled_file(parser.get_body_stream(), length)
+    found = spooled_file(parser.get_body_stream(), length)
     assert found is not None and found.body_hash is not None
     return found
 
@@ -91,8 +94,7 @@ def test_a_later_chunk_continues_from_the_uploads_saved_state(env):
     first, second = os.urandom(2 * MiB + 3), os.urandom(3 * MiB + 5)
     upload = env.service.start(env.repository)
     env.service.append(upload, io.BytesIO(first), len(first), 0)
-    env.service = UploadService(env.store)
-    spool._start_hash = env.service.start_hash
+    env.service = UploadService(env.store)  # the spool asks it for the hash to start from
     path = f"/v2/o/r/app/blobs/uploads/{upload.id}"
     parser = receive("PATCH", path, second, {"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"})
     spooled = spooled_of(parser)
@@ -142,7 +144,7 @@ def test_a_new_uploads_body_that_says_it_starts_past_zero_is_not_hashed(env):
     is refused by the upload routes (416), so no thread spends time hashing it."""
     body = os.urandom(2 * MiB)
     parser = receive("POST", "/v2/o/r/app/blobs/uploads/", body, {"Content-Range": f"7-{7 + len(body) - 1}"})
-    assert spool.spooled_file(parser.get_body_stream(), len(body)).body_hash is None
+    assert spooled_file(parser.get_body_stream(), len(body)).body_hash is None
     parser.close()
     parser = receive("POST", "/v2/o/r/app/blobs/uploads/", body, {"Content-Range": f"bytes 0-{len(body) - 1}/*"})
     hasher = spooled_of(parser).hashed(len(body), "any-upload", 0)
@@ -191,12 +193,13 @@ def test_an_abandoned_body_leaves_no_thread_waiting_and_no_descriptor_open(env):
 def test_other_bodies_are_spooled_without_hashing(env):
     parser = receive("PUT", "/v2/o/r/app/manifests/v1", os.urandom(2 * MiB))
     stream = parser.get_body_stream()
-    assert stream.body_hash is None and spool.spooled_file(stream, 2 * MiB) is not None
+    assert stream.body_hash is None and spooled_file(stream, 2 * MiB) is not None
     parser.close()
 
 
 def test_with_every_hashing_thread_busy_the_service_hashes_the_file_itself(env, monkeypatch):
-    monkeypatch.setattr(spool, "_pool", spool._HashThreads(1))
+    env.spool.pool.stop()
+    env.spool.pool = spool._HashThreads(1, env.spool.start_hash)
     stalled = HTTPRequestParser(Adjustments(inbuf_overflow=MiB))  # a client that stopped sending
     with spool.receiving(types.SimpleNamespace(request=stalled)):
         _feed(stalled, b"POST /v2/o/r/app/blobs/uploads/ HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n")

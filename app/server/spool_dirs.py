@@ -1,6 +1,6 @@
 """Per-process spool directories, and the sweep that removes those of dead processes.
 
-waitress spools large request bodies into files (app/edge/spool.py) that a live process unlinks
+waitress spools large request bodies into files (app/server/spool.py) that a live process unlinks
 when the request ends; a process that is killed (kill -9, the OOM killer) leaves them behind,
 and a day of such leftovers was hundreds of MiB. So each server process spools into a directory
 of its own under the spool root and holds an exclusive `flock` on the directory's `lock` file for

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import os
 
-from app.edge import blob_body
-from app.edge.blob_body import BlobBody
+from app.server import blob_body
+from app.server.blob_body import BlobBody
 
 
 class CountingFile(io.FileIO):

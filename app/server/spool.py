@@ -7,7 +7,8 @@ pushed layer was written twice: once by waitress, once more into the blob store.
 named file on the blob store's own filesystem lets the upload take the file over with a hard
 link instead (the bytes are still fsynced before the blob is acknowledged). Each process spools
 into a directory of its own, locked while it lives, so a killed process's bodies are found and
-removed by the others within minutes (app/edge/spool_dirs.py).
+removed by the others within minutes (app/server/spool_dirs.py). The application sees a spooled
+body only through the seam in app/edge/spooled_body.py (a SpoolFile is its SpooledBodyFile).
 
 Hashing while receiving. An upload's digest is SHA-256 over all of its bytes, and the
 application only runs once waitress has the whole body: hashing it then put the hash after the
@@ -32,19 +33,19 @@ import secrets
 import threading
 import queue
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from waitress.buffers import TempfileBasedBuffer
 
-from app.edge import spool_dirs
+from app.edge import spooled_body
+from app.server import spool_dirs
 from app.spec import content_range
 from app.storage.capacity import FULL_ERRNOS
 
-_spool_dir: Path | None = None
-_start_hash: "Callable[[str | None, int | None], tuple[int, object] | None] | None" = None
-_pool: "_HashThreads | None" = None
+StartHash = Callable[[str | None, int | None], "tuple[int, Any] | None"]  # (offset, a hashlib-like hasher)
+
 _receiving = threading.local()  # the channel whose received() is running on this (loop) thread
-_process_spool: "spool_dirs.ProcessSpool | None" = None
+_waitress_newfile = TempfileBasedBuffer.newfile
 
 HASH_THREADS = 4  # bodies hashed at once per process; more wait, then catch up from the file
 QUEUED_LIMIT = 8 * 1024 * 1024  # received bytes held for the hashing thread; past it, it reads the file
@@ -56,46 +57,67 @@ _UPLOAD_PATH = re.compile(
     r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?\Z", re.DOTALL)
 
 
-def install(spool_dir: Path, start_hash=None) -> "spool_dirs.ProcessSpool":
-    """Make waitress spool bodies into a directory of this process's own under `spool_dir`
-    (app/edge/spool_dirs.py), after removing those of processes that are gone (bodies of
-    processes that were killed: a live process unlinks its own). Returns that directory.
+class Spool:
+    """This process's spooling of request bodies, owned by the composition root
+    (app/server/composition.py): `open` starts it, `close` ends it.
 
     `start_hash(upload_id, start)`: the hash of an upload's bytes before a chunk, as
     `(offset, hasher)`, or None; `upload_id` None means a new upload (offset 0), `start` None
     that the chunk goes at the upload's current offset. Called on a hashing thread. Without it,
     bodies are not hashed while they arrive."""
-    global _spool_dir, _start_hash, _pool, _process_spool
-    release()
-    _process_spool = spool_dirs.ProcessSpool.claim(spool_dir)
-    spool_dirs.sweep(spool_dir, keep=_process_spool.path)
-    _spool_dir = _process_spool.path
-    _start_hash = start_hash
-    if start_hash is not None and _pool is None:
-        _pool = _HashThreads(HASH_THREADS)
 
-    def newfile(self):
+    def __init__(self, root: Path, start_hash: StartHash | None = None) -> None:
+        self.root = root
+        self.start_hash = start_hash
+        self.pool: _HashThreads | None = None
+        self.process_spool: spool_dirs.ProcessSpool | None = None
+
+    @property
+    def directory(self) -> Path | None:
+        return self.process_spool.path if self.process_spool is not None else None
+
+    def open(self) -> "Spool":
+        """Make waitress spool bodies into a directory of this process's own under `root`
+        (app/server/spool_dirs.py), after removing those of processes that are gone (bodies of
+        processes that were killed: a live process unlinks its own).
+
+        waitress has no per-server hook for where a body past `inbuf_overflow` goes: its
+        OverflowableBuffer makes a TempfileBasedBuffer, whose `newfile` makes the file. So that
+        method is replaced, for the process, until `close` puts waitress's own back."""
+        self.process_spool = spool_dirs.ProcessSpool.claim(self.root)
+        spool_dirs.sweep(self.root, keep=self.process_spool.path)
+        if self.start_hash is not None:
+            self.pool = _HashThreads(HASH_THREADS, self.start_hash)
+        spool = self
+
+        def newfile(buffer):
+            return spool.newfile()
+
+        TempfileBasedBuffer.newfile = newfile
+        return self
+
+    def newfile(self) -> "SpoolFile | DroppedBody":
+        assert self.directory is not None, "open() first"
         try:
-            spool = SpoolFile(_spool_dir)
+            file = SpoolFile(self.directory)
         except OSError as e:
             if e.errno not in FULL_ERRNOS:
                 raise
             return DroppedBody()  # not even room for the file's name
         channel = getattr(_receiving, "channel", None)
-        if channel is not None and _start_hash is not None:
-            spool.body_hash = _hash_body_of(channel.request, spool)
-        return spool
+        if channel is not None and self.pool is not None:
+            file.body_hash = _hash_body_of(channel.request, file, self.pool)
+        return file
 
-    TempfileBasedBuffer.newfile = newfile
-    return _process_spool
-
-
-def release() -> None:
-    """Remove this process's spool directory (at a clean exit; a killed process's is swept)."""
-    global _process_spool
-    if _process_spool is not None:
-        _process_spool.release()
-        _process_spool = None
+    def close(self) -> None:
+        """Put waitress's own spooling back, stop the hashing threads and remove this process's
+        spool directory (at a clean exit; a killed process's is swept)."""
+        TempfileBasedBuffer.newfile = _waitress_newfile
+        if self.pool is not None:
+            self.pool.stop()
+        if self.process_spool is not None:
+            self.process_spool.release()
+            self.process_spool = None
 
 
 class receiving:
@@ -114,7 +136,7 @@ class receiving:
         _receiving.channel = None
 
 
-class SpoolFile(io.FileIO):
+class SpoolFile(io.FileIO, spooled_body.SpooledBodyFile):
     """A request body on the blob store's filesystem, removed when closed.
 
     When the disk fills while the body arrives, the bytes are dropped instead (the file is
@@ -170,7 +192,7 @@ class SpoolFile(io.FileIO):
                     pass
 
 
-class DroppedBody(io.BytesIO):
+class DroppedBody(io.BytesIO, spooled_body.SpooledBodyFile):
     """The body of a request whose spool file could not even be created on a full disk: its
     bytes are dropped as they arrive, and the application answers 507 (`body_lost`)."""
 
@@ -180,13 +202,7 @@ class DroppedBody(io.BytesIO):
         return len(data)
 
 
-def body_lost(stream) -> bool:
-    """Whether the request body behind `stream` (Falcon's stream or waitress's file) was dropped
-    because the disk was full while it arrived."""
-    return bool(getattr(getattr(stream, "stream", stream), "storage_full", False))
-
-
-def _hash_body_of(parser, spool: SpoolFile) -> "BodyHash | None":
+def _hash_body_of(parser, spool: SpoolFile, pool: "_HashThreads") -> "BodyHash | None":
     """A BodyHash for an upload's body that starts spooling now (on the loop thread); None for
     any other body."""
     if parser is None or not getattr(parser, "headers_finished", False) or parser.completed:
@@ -206,32 +222,48 @@ def _hash_body_of(parser, spool: SpoolFile) -> "BodyHash | None":
         if start not in (None, 0):
             return None  # a new upload's first chunk starts at 0: the upload routes refuse it
         start = 0
-    body_hash = BodyHash(m.group("id"), start, os.dup(spool.fileno()))
-    _pool.submit(body_hash)
+    body_hash = BodyHash(m.group("id"), start, os.dup(spool.fileno()), pool)
+    pool.submit(body_hash)
     return body_hash
 
 
 class _HashThreads:
-    """A few daemon threads running BodyHash jobs in turn (daemon: a body that stalls never
-    holds up the process's exit)."""
+    """A few daemon threads running BodyHash jobs in turn, started as bodies come (daemon: a
+    body that stalls never holds up the process's exit)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, start_hash: StartHash) -> None:
+        self.start_hash = start_hash
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._size, self._threads = size, 0
+        self._size = size
+        self.threads: list[threading.Thread] = []
         self.idle = 0  # threads waiting for a job
         self._lock = threading.Lock()
+        self._stopped = False
 
     def submit(self, job: "BodyHash") -> None:
         with self._lock:
-            if self._threads < self._size:
-                self._threads += 1
+            if len(self.threads) < self._size and not self._stopped:
                 self.idle += 1  # until it takes its first job
-                threading.Thread(target=self._work, name="body-hash", daemon=True).start()
+                thread = threading.Thread(target=self._work, name="body-hash", daemon=True)
+                self.threads.append(thread)
+                thread.start()
         self._jobs.put(job)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the threads once their bodies are done (the server has stopped receiving)."""
+        with self._lock:
+            self._stopped = True
+            threads = list(self.threads)
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join(timeout)
 
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
+            if job is None:
+                return
             with self._lock:
                 self.idle -= 1
             try:
@@ -245,8 +277,9 @@ class BodyHash:
     """The hash of an upload's bytes up to and including one spooled request body, computed on
     a pool thread while waitress writes the body. `result()` hands it to the upload service."""
 
-    def __init__(self, upload_id: str | None, start: int | None, fd: int) -> None:
+    def __init__(self, upload_id: str | None, start: int | None, fd: int, pool: _HashThreads) -> None:
         self.upload_id, self.start = upload_id, start
+        self._pool = pool
         self._fd = fd  # a duplicate of the spool's descriptor: ours to read and close
         self._cond = threading.Condition()
         self._queued: collections.deque[tuple[int, bytes]] = collections.deque()
@@ -255,7 +288,7 @@ class BodyHash:
         self._target: int | None = None  # set by result(): the body's final length
         self._abandoned = False
         self._hashed = 0
-        self._outcome: tuple[int, object] | None = None  # (offset the body starts at, hasher)
+        self._outcome: tuple[int, Any] | None = None  # (offset the body starts at, hasher)
         self._state = "queued"  # then "running" and "done", or "cancelled" before it ran
 
     # -- the loop thread ----------------------------------------------------------------------
@@ -298,7 +331,7 @@ class BodyHash:
             self._state = "running"
             self._cond.notify_all()
         try:
-            begun = _start_hash(self.upload_id, self.start)
+            begun = self._pool.start_hash(self.upload_id, self.start)
             if begun is None or (self.start is not None and begun[0] != self.start):
                 return
             offset, hasher = begun
@@ -347,7 +380,7 @@ class BodyHash:
         """`(offset, hasher)`: the hash of the upload's first `offset` bytes followed by this
         body of `length` bytes, and the offset it was started at; None when there is none (the
         caller then hashes the body itself)."""
-        if _pool is not None and _pool.idle:  # a free thread takes the job up at once
+        if self._pool.idle:  # a free thread takes the job up at once
             with self._cond:
                 self._cond.wait_for(lambda: self._state != "queued", timeout=START_WAIT)
         if self._cancel():  # every thread busy with other bodies: hashing the file here is as quick
@@ -358,45 +391,3 @@ class BodyHash:
             while self._state != "done":
                 self._cond.wait()
             return self._outcome
-
-
-class Spooled:
-    """A request body waitress spooled whole to a file: its path, and its hash if one was
-    computed while it arrived (BodyHash)."""
-
-    __slots__ = ("path", "body_hash")
-
-    def __init__(self, path: str, body_hash: BodyHash | None) -> None:
-        self.path, self.body_hash = path, body_hash
-
-    def hashed(self, length: int, upload_id: str, offset: int):
-        """The hasher of an upload's first `offset` bytes and then this body, when the hash
-        computed while it arrived is that one; else None."""
-        if self.body_hash is None:
-            return None
-        outcome = self.body_hash.result(length)
-        if outcome is None:
-            return None
-        start, hasher = outcome
-        if start != offset or (start and self.body_hash.upload_id != upload_id):
-            return None
-        return hasher
-
-
-def spooled_file(stream, length: int | None) -> Spooled | None:
-    """The spool file behind a request body stream, when the file holds exactly the `length`
-    unread bytes of the body from its start; None otherwise (read the stream instead)."""
-    if _spool_dir is None or not length:
-        return None
-    if getattr(stream, "_bytes_remaining", length) != length:  # Falcon's BoundedStream, unread
-        return None
-    raw = getattr(stream, "stream", stream)
-    name = getattr(raw, "name", None)
-    if not isinstance(name, str) or Path(name).parent != _spool_dir:
-        return None
-    try:
-        if raw.tell() != 0 or os.fstat(raw.fileno()).st_size != length:
-            return None
-    except (OSError, ValueError):
-        return None
-    return Spooled(name, getattr(raw, "body_hash", None))

@@ -35,7 +35,8 @@ from waitress.task import WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from app.config import Settings
-from app.edge import preflight, spool
+from app.edge import preflight
+from app.server import spool
 
 log = logging.getLogger("berth.connections")
 
@@ -131,6 +132,8 @@ class HeadersFirstParser(HTTPRequestParser):
     preflight = False
     preflighted = False
     held = b""
+    completed: bool  # waitress's own attributes this class sets
+    expect_continue: bool
     body_limit: int | None = None  # set by a preflight that let a chunked body of unknown size in
     _expect_continue = False
 
@@ -174,6 +177,8 @@ class PlainHTTPChannel(HTTPChannel):
 
     _first_bytes_seen = False
     _began: float | None = None  # when the request now arriving began (None: idle between requests)
+    requests: list  # waitress's own: the parsed requests waiting to be served
+    request: "HeadersFirstParser | None"  # waitress's own: the request now being parsed
     _discard_until = 0.0  # refused: reading and dropping its body until then, then closed
     _shut = False
 
@@ -260,10 +265,10 @@ class PlainHTTPChannel(HTTPChannel):
         except Exception:
             self.logger.exception("Exception while deciding %s on its headers", request.path)
             marker, refusal = None, _response(request.version, "500 Internal Server Error", [], b"", head=True)
-        if refusal is None:
-            self._read_body(request, marker.body_limit)
-        else:
+        if refusal is not None:
             self._refuse(request, refusal)
+        elif marker is not None:
+            self._read_body(request, marker.body_limit)
         if self.connected:
             self.server.pull_trigger()
         self.last_activity = time.time()

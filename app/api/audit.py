@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.edge import media, pagination
+from app.api import pagination
+from app.edge import media
 from app.auth import roles
 from app.edge import preflight
 from app.services import audit

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.edge import media, pagination
+from app.api import pagination
+from app.edge import media
 from app.api.operations import render_operation
 from app.auth import roles
 from app.lifecycle import operations

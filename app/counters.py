@@ -41,7 +41,7 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 
 def _storage(uri: str):
-    options = {"wrap_exceptions": True}
+    options: dict[str, bool | float] = {"wrap_exceptions": True}
     if uri.split("://", 1)[0] in ("redis", "rediss", "redis+unix"):
         options.update(socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS)
     return storage_from_string(uri, **options)

@@ -44,9 +44,10 @@ def _iso(value) -> str | None:
     return value.isoformat() + "Z" if value else None
 
 
-def _repository_entry(node: browse.Node, stats: dict) -> dict:
+def _repository_entry(node: browse.Node, stats: dict[int, browse.RepositoryStats]) -> dict:
     if node.kind == "folder":
         return {"type": "folder", "name": node.name, "path": node.path, "repositories": node.repositories}
+    assert node.repository is not None  # browse.tree gives every repository node its row
     return {"type": "repository", "name": node.name, "path": node.path, **stats.get(node.repository.id, {})}
 
 

@@ -67,12 +67,13 @@ class Idempotency:
             return
         key, fingerprint = pending
         body = resp.render_body() or b""
-        headers = {name: resp.get_header(name) for name in REPLAYED_HEADERS if resp.get_header(name)}
+        headers = {name: value for name in REPLAYED_HEADERS if (value := resp.get_header(name))}
         secret_fields = getattr(resource, "secret_fields", ())
         if secret_fields:
-            body = _without_secrets(body, secret_fields, getattr(req.context, "secret", None))
-            if body is None:
+            kept = _without_secrets(body, secret_fields, getattr(req.context, "secret", None))
+            if kept is None:
                 return  # the secret is somewhere it was not expected: better no replay than a stored secret
+            body = kept
             headers[WITHHELD_HEADER] = "true"
         # Should the database refuse, the create happened all the same; only the replay of its answer is lost.
         idempotency.keep(req.context.subject.name, key,

@@ -9,6 +9,7 @@ import falcon
 
 from app.auth import roles
 from app.lifecycle import operations
+from app.spec.errors import RegistryError
 
 if TYPE_CHECKING:
     from app.db.models import Operation, Organization
@@ -37,6 +38,15 @@ def _iso(value) -> str | None:
     return value.isoformat() + "Z" if value else None
 
 
+def _operation(operation_id: str) -> Operation:
+    """The operation the gate found (it answers 404 for an unknown one); 404 too should it have
+    gone since (its registry deleted meanwhile)."""
+    op = operations.find(operation_id)
+    if op is None:
+        raise RegistryError("NOT_FOUND", "not found")
+    return op
+
+
 def _org_of(params: dict) -> Organization | None:
     op = operations.find(params["operation_id"])
     return op.org if op is not None else None
@@ -49,7 +59,7 @@ class OperationResource:
         return _org_of(params)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, operation_id: str) -> None:
-        resp.media = render_operation(operations.find(operation_id))
+        resp.media = render_operation(_operation(operation_id))
 
 
 class OperationRetryResource:
@@ -63,7 +73,7 @@ class OperationRetryResource:
         return _org_of(params)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, operation_id: str) -> None:
-        op = operations.retry(operations.find(operation_id), requested_by=req.context.subject.name)
+        op = operations.retry(_operation(operation_id), requested_by=req.context.subject.name)
         req.context.audit_target = {"registry": op.registry_name}
         self.wake()
         resp.status = falcon.HTTP_202

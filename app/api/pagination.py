@@ -77,5 +77,5 @@ def link(req: falcon.Request, resp: falcon.Response, rows: paging.Rows) -> None:
     cursor = next_cursor(rows)
     if cursor:
         params = {k: v for k, v in req.params.items() if k not in ("cursor", "limit")}
-        params.update(limit=rows.limit, cursor=cursor)
+        params.update(limit=str(rows.limit), cursor=cursor)
         resp.append_header("Link", f'<{req.path}?{urlencode(params)}>; rel="next"')

@@ -74,7 +74,7 @@ class RegistriesResource:
                                allowed={"name", "visibility", "custom_domain", "pull_namespaces"})
         req.context.audit_target = {"registry": body.get("name") if isinstance(body.get("name"), str) else None}
         registry, operation = operations.request_create(
-            req.context.org, body.get("name"), visibility=body.get("visibility", "private"),
+            req.context.org, registries.validate_name(body.get("name")), visibility=body.get("visibility", "private"),
             requested_by=req.context.subject.name, custom_domain=body.get("custom_domain"),
             pull_namespaces=body.get("pull_namespaces"), platform_domain=self.domain,
         )

@@ -110,7 +110,8 @@ class Identity:
         token_id = claims.get("tid")
         if token_id is not None and find_live_token(token_id, claims.get("tfp"), self.clock) is None:
             raise RegistryError("UNAUTHORIZED", "the credential behind this registry token was revoked or expired")
-        roles = claims.get("roles") if isinstance(claims.get("roles"), dict) else {}
+        claimed = claims.get("roles")
+        roles = claimed if isinstance(claimed, dict) else {}
         return Subject(
             name=str(claims["sub"]), token_id=token_id, grants=_grants(claims["access"]),
             anonymous=claims["sub"] == ANONYMOUS.name,

@@ -95,5 +95,7 @@ class IdentityProvider:
             for org in Organization.select().where(Organization.name.in_(list(by_name))):
                 result[org.id] = by_name[org.name]
         for member in Member.select().where(Member.subject == sub):
-            result[member.org_id] = roles.higher(result.get(member.org_id), member.role)
+            role = roles.higher(result.get(member.org_id), member.role)
+            if role is not None:  # always: a stored role is never empty
+                result[member.org_id] = role
         return result

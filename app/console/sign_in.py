@@ -75,13 +75,14 @@ class TokenExchange:
         if urlsplit(redirect_uri).path != CONSOLE_PATH:
             raise RegistryError("INVALID", f"redirect_uri must be the console's own ({CONSOLE_PATH})",
                                 field="redirect_uri")
-        resp.media = self._exchange(code, verifier, redirect_uri)
+        resp.media = self._exchange(self.oidc, code, verifier, redirect_uri)
 
-    def _exchange(self, code: str, verifier: str, redirect_uri: str) -> dict:
+    @staticmethod
+    def _exchange(oidc: OidcClient, code: str, verifier: str, redirect_uri: str) -> dict:
         form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-                "redirect_uri": redirect_uri, "client_id": self.oidc.client_id}
+                "redirect_uri": redirect_uri, "client_id": oidc.client_id}
         try:
-            answer = requests.post(self.oidc.token_url, data=form, timeout=self.oidc.timeout,
+            answer = requests.post(oidc.token_url, data=form, timeout=oidc.timeout,
                                    headers={"Accept": "application/json"}, allow_redirects=False)
         except requests.RequestException as e:
             log.warning("the identity provider's token endpoint failed: %s", type(e).__name__)
@@ -94,7 +95,8 @@ class TokenExchange:
             doc = {}
         token = doc.get("access_token")
         if answer.status_code != 200 or not isinstance(token, str) or not token:
-            reason = doc.get("error") if isinstance(doc.get("error"), str) else f"HTTP {answer.status_code}"
+            error = doc.get("error")
+            reason = error if isinstance(error, str) else f"HTTP {answer.status_code}"
             raise RegistryError("UNAUTHORIZED", f"the identity provider refused the sign-in ({reason[:100]})")
         expires_in = doc.get("expires_in")
         return {"access_token": token, "token_type": "Bearer",

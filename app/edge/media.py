@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import falcon
 
 from app import untrusted_json
@@ -28,6 +30,10 @@ def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = N
     return body
 
 
+@overload
+def string_field(body: dict, name: str, *, required: Literal[True], max_length: int = 255) -> str: ...
+@overload
+def string_field(body: dict, name: str, *, required: bool = False, max_length: int = 255) -> str | None: ...
 def string_field(body: dict, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
     value = body.get(name)
     if value is None:

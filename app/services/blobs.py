@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import BinaryIO
 
 from app.db.models import Blob, Repository, RepositoryBlob, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import blob_lock, serialize, transaction
 from app.spec.errors import RegistryError
-from app.storage.base import BlobStore, blob_key
+from app.storage.base import BlobReader, BlobStore, blob_key
 
 
 _LINKED = Prepared(
@@ -59,7 +58,7 @@ class BlobService:
             raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found", detail={"digest": digest})
         return blob
 
-    def open(self, repository: Repository, blob: Blob) -> BinaryIO:
+    def open(self, repository: Repository, blob: Blob) -> BlobReader:
         try:
             return self.store.open_blob(blob_key(repository.registry_id, blob.digest))
         except FileNotFoundError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import peewee as pw
 
@@ -67,29 +68,38 @@ def page_of_tree(registry: Registry, prefix: str, page: paging.Page) -> paging.R
     return paging.sorted_list(tree(registry, prefix), lambda node: node.path, page)
 
 
-def repository_stats(repositories: list[Repository]) -> dict[int, dict]:
+class RepositoryStats(TypedDict):
+    tags: int
+    size: int  # bytes of the distinct blobs linked to it
+    last_push: str | None  # ISO 8601, UTC
+
+
+def repository_stats(repositories: list[Repository]) -> dict[int, RepositoryStats]:
     """Tag count, stored size (distinct blobs linked to it) and last push, per repository id."""
     ids = [r.id for r in repositories]
-    stats = {i: {"tags": 0, "size": 0, "last_push": None} for i in ids}
+    stats: dict[int, RepositoryStats] = {i: {"tags": 0, "size": 0, "last_push": None} for i in ids}
     if not ids:
         return stats
+    last_push: dict[int, dt.datetime] = {}
     for repo_id, count, last in (Tag.select(Tag.repository, pw.fn.COUNT(Tag.id), pw.fn.MAX(Tag.updated_at))
                                  .where(Tag.repository.in_(ids)).group_by(Tag.repository).tuples()):
-        stats[repo_id].update(tags=count, last_push=last)
+        stats[repo_id]["tags"] = count
+        if last is not None:
+            last_push[repo_id] = _as_dt(last)
     for repo_id, size in (RepositoryBlob.select(RepositoryBlob.repository, pw.fn.SUM(Blob.size)).join(Blob)
                           .where(RepositoryBlob.repository.in_(ids)).group_by(RepositoryBlob.repository).tuples()):
         stats[repo_id]["size"] = int(size or 0)
     for repo_id, last in (Manifest.select(Manifest.repository, pw.fn.MAX(Manifest.created_at))
                           .where(Manifest.repository.in_(ids)).group_by(Manifest.repository).tuples()):
-        current = stats[repo_id]["last_push"]
-        if last is not None and (current is None or _as_dt(last) > _as_dt(current)):
-            stats[repo_id]["last_push"] = last
-    for s in stats.values():
-        s["last_push"] = _iso(_as_dt(s["last_push"])) if s["last_push"] else None
+        current = last_push.get(repo_id)
+        if last is not None and (current is None or _as_dt(last) > current):
+            last_push[repo_id] = _as_dt(last)
+    for repo_id, when in last_push.items():
+        stats[repo_id]["last_push"] = _iso(when)
     return stats
 
 
-def _as_dt(value):
+def _as_dt(value: str | dt.datetime) -> dt.datetime:
     """SQLite hands aggregates back as text."""
     if isinstance(value, str):
         return dt.datetime.fromisoformat(value)
@@ -232,7 +242,8 @@ def _config_preview(registry: Registry, config: dict, store: BlobStore) -> dict 
         return None
     if not isinstance(doc, dict):
         return None
-    cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    inner = doc.get("config")
+    cfg = inner if isinstance(inner, dict) else {}
     return {"os": doc.get("os"), "architecture": doc.get("architecture"), "variant": doc.get("variant"),
             "created": doc.get("created"), "entrypoint": cfg.get("Entrypoint"), "cmd": cfg.get("Cmd"),
             "labels": cfg.get("Labels")}

@@ -50,7 +50,7 @@ class _Listing:
     @property
     def names(self) -> list[str]:
         if self._names is None:
-            self._names = json.loads(self._json)
+            self._names = json.loads(self.json())  # the array it was made from
         return self._names
 
     def json(self) -> bytes:
@@ -60,7 +60,10 @@ class _Listing:
 
     def __len__(self) -> int:
         # From the array without decoding it: tag names never contain commas (or quotes).
-        return len(self._names) if self._names is not None else self._json.count(b",") + (self._json != b"[]")
+        if self._names is not None:
+            return len(self._names)
+        array = self.json()  # the array it was made from
+        return array.count(b",") + (array != b"[]")
 
 
 class _TagCache:
@@ -131,7 +134,7 @@ def _key(repository: Repository) -> str:
     return f"{repository.created_at.isoformat()} {rows[0][0] if rows else 0}"
 
 
-def _listing(cache: _TagCache, repository: Repository) -> _Listing | None:
+def _listing(cache: _TagCache, repository: Repository) -> _Listing:
     """A repository's whole tag list: from the cache (this process's, or the file another
     process wrote) when current; else queried, and cached when the repository is large."""
     key = _key(repository)  # read before the list: a stale (key, list) pair never forms

@@ -15,6 +15,7 @@ included), so a refusal of any one leaves nothing stored: no manifest, no tag.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app import untrusted_json
@@ -173,7 +174,7 @@ class ManifestService:
         self.tag_lists = tag_lists if tag_lists is not None else listings.TagLists()
 
     def put(self, registry: Registry, name: str, reference: str, content_type: str | None, body: bytes,
-            *, immutable: bool = False, tags: list[str] = ()) -> Manifest:
+            *, immutable: bool = False, tags: Sequence[str] = ()) -> Manifest:
         """Store a manifest in the repository `name`, moving `reference` when it is a tag, and each
         of `tags` (a push by digest's tag parameters); with `immutable` (the repository matches one
         of the registry's immutable-tag patterns) an existing tag never moves. A new repository is
@@ -278,10 +279,10 @@ class ManifestService:
                     (Manifest.repository == repository) & (Manifest.digest.in_(list(children)))
                 )
             }
-            missing = list({d: p for d, p in zip(parsed.children, parsed.platforms)
-                            if d not in present and policy.requires(p)}.items())
-            if missing:
-                raise manifest_policy.missing_children(repository.name, missing, policy)
+            absent = list({d: p for d, p in zip(parsed.children, parsed.platforms)
+                           if d not in present and policy.requires(p)}.items())
+            if absent:
+                raise manifest_policy.missing_children(repository.name, absent, policy)
 
     def get(self, repository: Repository, reference: str) -> Manifest:
         kind, key = _lookup(reference)

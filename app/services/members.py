@@ -23,7 +23,7 @@ def check_subject(subject: str) -> str:
 def check_role(role: object) -> str:
     if role not in roles.ROLES:
         raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}")
-    return role  # type: ignore[return-value]
+    return role
 
 
 def page_of_members(org: Organization, page: paging.Page) -> paging.Rows:

@@ -46,6 +46,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import peewee as pw
 
@@ -100,6 +101,10 @@ class Catalog:
         return [s.name for s in self.skus]
 
 
+@overload
+def _nonnegative_int(entry: dict, key: str, where: str, *, nullable: Literal[False]) -> int: ...
+@overload
+def _nonnegative_int(entry: dict, key: str, where: str, *, nullable: bool) -> int | None: ...
 def _nonnegative_int(entry: dict, key: str, where: str, *, nullable: bool) -> int | None:
     value = entry.get(key)
     if value is None and nullable:
@@ -112,6 +117,8 @@ def _nonnegative_int(entry: dict, key: str, where: str, *, nullable: bool) -> in
 def parse_catalog(raw: str, default: str = "") -> Catalog:
     """A catalog from `BERTH_SKUS`: JSON text, or a path to a file holding it."""
     text = raw.strip()
+    skus: list[Sku]
+    marked: str | None
     if not text:
         skus, marked = list(BUILTIN), BUILTIN_DEFAULT
     else:

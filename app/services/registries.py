@@ -71,7 +71,7 @@ _NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 def validate_visibility(value: object) -> str:
     if value not in VISIBILITIES:
         raise RegistryError("INVALID", f"visibility must be one of {list(VISIBILITIES)}", field="visibility")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def validate_pull_namespaces(value: object) -> list[str]:

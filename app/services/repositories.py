@@ -98,6 +98,7 @@ def committing(registry: Registry, name: str, work: Callable[[Repository | None]
             if attempt == ATTEMPTS:
                 raise RegistryError("UNAVAILABLE", "the repository was changed by concurrent pushes; retry",
                                     status=503, headers={"Retry-After": "1"}) from None
+    raise AssertionError(f"ATTEMPTS must be at least 1, not {ATTEMPTS}")  # the last attempt returns or raises
 
 
 def pushing(registry: Registry, name: str, work: Callable[[Repository], T]) -> T:

@@ -199,7 +199,7 @@ def set_policy(registry: Registry, policy: Policy, updated_by: str) -> Retention
         update={RetentionPolicy.rules: document, RetentionPolicy.updated_at: now,
                 RetentionPolicy.updated_by: updated_by},
     ).execute()
-    return get_policy(registry)
+    return RetentionPolicy.get(RetentionPolicy.registry == registry)  # the row just written
 
 
 def delete_policy(registry: Registry) -> bool:

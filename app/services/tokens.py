@@ -28,8 +28,8 @@ def parse_duration(value: object) -> dt.timedelta | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and _DURATION.fullmatch(value):
-        n, unit = _DURATION.fullmatch(value).groups()
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        n, unit = match.groups()
         seconds = int(n) * _UNITS[unit]
     else:
         raise RegistryError("INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)", field="expires_in")
@@ -43,11 +43,11 @@ def token_role(scope: object, role: object) -> str:
     if role is not None:
         if role not in roles.ROLES:
             raise RegistryError("INVALID", f"role must be one of {list(roles.ROLES)}", field="role")
-        return role  # type: ignore[return-value]
+        return role
     scope = scope or "pull"
     if scope not in roles.SCOPES:
         raise RegistryError("INVALID", f"scope must be one of {list(roles.SCOPES)}", field="scope")
-    return roles.SCOPES[scope]  # type: ignore[index]
+    return roles.SCOPES[scope]
 
 
 def create_token(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import abc
 import contextlib
 from datetime import timedelta
-from typing import BinaryIO, ContextManager, Iterator
+from types import TracebackType
+from typing import ContextManager, Iterator, Protocol, Self
 
 from app.spec.errors import RegistryError
 
@@ -25,13 +26,39 @@ class StorageUnavailable(RegistryError):
         super().__init__("UNAVAILABLE", message, headers={"Retry-After": str(retry_after)})
 
 
+class BlobReader(Protocol):
+    """What `open_blob` hands back: the blob's bytes as a readable, seekable file (a store's
+    own reader need not be a whole `BinaryIO`)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+    def seekable(self) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> object: ...
+
+
+class UploadWriter(Protocol):
+    """What `open_upload_for_append` hands back: a file to write an upload's next bytes to,
+    durable once closed (leaving the `with` block on an exception may drop them)."""
+
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> object: ...
+
+
 class BlobStore(abc.ABC):
     @abc.abstractmethod
     def create_upload(self, upload_id: str) -> None:
         """Start an empty upload."""
 
     @abc.abstractmethod
-    def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
+    def open_upload_for_append(self, upload_id: str, offset: int) -> UploadWriter:
         """A writable file positioned at `offset`; anything past it (a torn write) is dropped."""
 
     def adopt_upload(self, upload_id: str, source: str) -> bool:
@@ -83,7 +110,7 @@ class BlobStore(abc.ABC):
         """The size of the blob at `key`, or None when absent."""
 
     @abc.abstractmethod
-    def open_blob(self, key: str) -> BinaryIO:
+    def open_blob(self, key: str) -> BlobReader:
         """A readable file for the blob at `key` (FileNotFoundError when absent)."""
 
     @abc.abstractmethod

@@ -67,7 +67,7 @@ class FilesystemStore(BlobStore):
     def create_upload(self, upload_id: str) -> None:
         self._upload_path(upload_id).touch(exist_ok=False)
 
-    def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
+    def open_upload_for_append(self, upload_id: str, offset: int) -> io.BufferedRandom:
         raw = _WritebackFile(self._upload_path(upload_id), "r+b")
         raw.written_from = offset
         f = io.BufferedRandom(raw)  # whole writes (a raw write may be short)

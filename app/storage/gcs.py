@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from datetime import timedelta
-from typing import BinaryIO, Iterator
+from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -34,6 +34,7 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
+from google.cloud.storage.fileio import BlobWriter
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 try:  # google-resumable-media (storage < 3) or the vendored copy (storage >= 3)
@@ -158,7 +159,7 @@ class GCSStore(BlobStore):
             b"", content_type="application/octet-stream", retry=self.retry)
 
     @_translated
-    def open_upload_for_append(self, upload_id: str, offset: int) -> BinaryIO:
+    def open_upload_for_append(self, upload_id: str, offset: int) -> _PartWriter:
         exists, parts = self._parts(upload_id)
         if not exists:
             raise FileNotFoundError(f"upload {upload_id} not found")
@@ -251,7 +252,7 @@ class GCSStore(BlobStore):
         return None if obj is None else obj.size
 
     @_translated
-    def open_blob(self, key: str) -> BinaryIO:
+    def open_blob(self, key: str) -> _Reader:
         obj = self.bucket.get_blob(self._blob_name(key), retry=self.retry)
         if obj is None:
             raise FileNotFoundError(key)
@@ -339,7 +340,7 @@ class _PartWriter:
         self._retry = retry
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._writer = None
+        self._writer: BlobWriter | None = None
         self.closed = False
 
     def write(self, data: bytes) -> int:

@@ -8,7 +8,7 @@ own way, from its event loop, each block read from the file once.
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from app.storage.base import BlobReader
 
 BLOCK = 4 * 1024 * 1024
 
@@ -16,7 +16,7 @@ BLOCK = 4 * 1024 * 1024
 class FileBody:
     __slots__ = ("file", "length", "_left")
 
-    def __init__(self, file: BinaryIO, length: int) -> None:
+    def __init__(self, file: BlobReader, length: int) -> None:
         self.file, self.length = file, length
         self._left = length
 

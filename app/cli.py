@@ -161,15 +161,17 @@ def _operator(org):
 
 @_local_command
 def registry_create(args: argparse.Namespace, settings: Settings) -> None:
-    from app.services import registries
-
     from app.lifecycle import operations
+    from app.services import registries
 
     org = registries.get_org(args.org)
     registry, operation = operations.request_create(
-        org, args.name, visibility="public" if args.public else "private", requested_by="cli")
-    print(f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}; the "
-          f"server's worker provisions it (operation {operation.id})")
+        org, args.name, visibility="public" if args.public else "private", requested_by="cli"
+    )
+    print(
+        f"created {registry.visibility} registry {registry.name!r} in organization {org.name!r}; the "
+        f"server's worker provisions it (operation {operation.id})"
+    )
     print(f"  push to: {settings.host}:{settings.port}/{registry.name}/<repository>:<tag>")
     print(f"  or:      {registry.name}.{settings.domain}/<repository>:<tag>")
 
@@ -188,12 +190,20 @@ def token_create(args: argparse.Namespace, settings: Settings) -> None:
 
     org = registries.get_org(args.org)
     token, secret = tokens.create_token(
-        org, _operator(org), args.name, scope=args.scope, role=args.role,
-        registry=args.registry, expires_in=args.expires_in,
+        org,
+        _operator(org),
+        args.name,
+        scope=args.scope,
+        role=args.role,
+        registry=args.registry,
+        expires_in=args.expires_in,
     )
     where = f"registry {args.registry!r}" if args.registry else f"organization {org.name!r}"
-    print(f"token {token.id} ({token.name}): {token.role} on {where}"
-          + (f", expires {token.expires_at.isoformat()}Z" if token.expires_at else ""), file=sys.stderr)
+    print(
+        f"token {token.id} ({token.name}): {token.role} on {where}"
+        + (f", expires {token.expires_at.isoformat()}Z" if token.expires_at else ""),
+        file=sys.stderr,
+    )
     print("the secret is shown once; store it now:", file=sys.stderr)
     print(secret)
 
@@ -207,8 +217,10 @@ def token_list(args: argparse.Namespace, settings: Settings) -> None:
     for t in tokens.list_tokens(org, _operator(org)):
         r = render_token(t)
         state = "revoked" if r["revoked_at"] else "active"
-        print(f"{r['id']}\t{r['name']}\t{r['role']}\t{r['registry'] or '*'}\t{state}\t"
-              f"expires={r['expires_at'] or 'never'}\tlast_used={r['last_used_at'] or 'never'}")
+        print(
+            f"{r['id']}\t{r['name']}\t{r['role']}\t{r['registry'] or '*'}\t{state}\t"
+            f"expires={r['expires_at'] or 'never'}\tlast_used={r['last_used_at'] or 'never'}"
+        )
 
 
 @_local_command
@@ -236,8 +248,10 @@ def org_sku(args: argparse.Namespace, settings: Settings) -> None:
             raise SystemExit(f"no SKU {name!r}; the catalog has {catalog.names()}")
         Organization.update(sku=name).where(Organization.id == org.id).execute()
         org.sku = name
-    print(f"organization {org.name!r}: SKU {org.sku or catalog.default!r}"
-          + ("" if org.sku else " (the catalog's default)"))
+    print(
+        f"organization {org.name!r}: SKU {org.sku or catalog.default!r}"
+        + ("" if org.sku else " (the catalog's default)")
+    )
 
 
 @_local_command
@@ -273,16 +287,26 @@ def gc_command(args: argparse.Namespace, settings: Settings) -> int:
         chosen = list(Registry.select().where(Registry.status != "deleting").order_by(Registry.name))
     reports = []
     for registry in chosen:
-        print(f"collecting {registry.name} (grace {grace.total_seconds():.0f}s)"
-              f"{', dry run' if args.dry_run else ''} ...", file=sys.stderr, flush=True)
-        report = gc.collect(registry, store, grace=grace, dry_run=args.dry_run,
-                            upload_expiry=dt.timedelta(seconds=settings.upload_expiry))
+        print(
+            f"collecting {registry.name} (grace {grace.total_seconds():.0f}s){', dry run' if args.dry_run else ''} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        report = gc.collect(
+            registry,
+            store,
+            grace=grace,
+            dry_run=args.dry_run,
+            upload_expiry=dt.timedelta(seconds=settings.upload_expiry),
+        )
         reports.append(render_report(report))
         if not args.json:
             verb = "would delete" if args.dry_run else "deleted"
-            print(f"{registry.name}: {verb} {len(report.manifests)} manifest(s), {len(report.blobs)} blob(s) "
-                  f"({report.bytes_freed} bytes), {report.orphan_files} orphan file(s), "
-                  f"{report.expired_uploads} idle upload(s)")
+            print(
+                f"{registry.name}: {verb} {len(report.manifests)} manifest(s), {len(report.blobs)} blob(s) "
+                f"({report.bytes_freed} bytes), {report.orphan_files} orphan file(s), "
+                f"{report.expired_uploads} idle upload(s)"
+            )
     if args.json:
         print(json.dumps(reports, indent=2))
     return 0
@@ -296,8 +320,10 @@ def keys_command(args: argparse.Namespace) -> int:
     ring = KeyRing(settings.signing_keys_dir).load()
     if args.action == "rotate":
         key = ring.rotate()
-        print(f"new signing key {key.kid}; older keys keep verifying until pruned "
-              "(prune no sooner than 5 minutes from now, the registry-token lifetime)")
+        print(
+            f"new signing key {key.kid}; older keys keep verifying until pruned "
+            "(prune no sooner than 5 minutes from now, the registry-token lifetime)"
+        )
     elif args.action == "prune":
         removed = ring.prune()
         print(f"removed {len(removed)} key(s): {', '.join(removed) or '-'}; signing with {ring.active.kid}")
@@ -318,20 +344,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (BERTH_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (BERTH_PORT, default 5000)")
     p.add_argument("--workers", type=int, help="server processes sharing the port (BERTH_WORKERS, default 1)")
-    p.add_argument("--metrics-addr", help="host:port of the Prometheus /metrics listener, off the public "
-                   "port (BERTH_METRICS_ADDR, default: none)")
+    p.add_argument(
+        "--metrics-addr",
+        help="host:port of the Prometheus /metrics listener, off the public port (BERTH_METRICS_ADDR, default: none)",
+    )
     p.set_defaults(func=serve)
 
-    from app.client.commands import add_global_options, add_parsers as add_client_parsers
+    from app.client.commands import add_global_options
+    from app.client.commands import add_parsers as add_client_parsers
 
     add_global_options(parser, suppress=False)
     add_client_parsers(sub)  # login, org, registry, repo, tags, credentials, token, audit (HTTP)
 
     admin = sub.add_parser(
-        "admin", help="operator commands on the local database (where the server runs)",
+        "admin",
+        help="operator commands on the local database (where the server runs)",
         description="Operator commands that open the server's database directly (BERTH_DATABASE_URL or "
-                    "--data-dir), acting as an owner of the organization; for a remote server use the "
-                    "HTTP commands (berth login).",
+        "--data-dir), acting as an owner of the organization; for a remote server use the "
+        "HTTP commands (berth login).",
     ).add_subparsers(dest="admin_command", required=True)
     reg = admin.add_parser("registry", help="manage registries").add_subparsers(dest="action", required=True)
     p = reg.add_parser("create", parents=[common], help="create a registry")
@@ -359,13 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gc", parents=[common], help="collect garbage now (on the server's database and storage)")
     p.add_argument("--registry", help="only this registry (default: all)")
     p.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
-    p.add_argument("--grace", type=int, help="seconds untouched content is kept (default BERTH_GC_GRACE); "
-                   "0 only when no push is in flight")
+    p.add_argument(
+        "--grace",
+        type=int,
+        help="seconds untouched content is kept (default BERTH_GC_GRACE); 0 only when no push is in flight",
+    )
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
     p.set_defaults(func=gc_command)
     keys = sub.add_parser("keys", help="registry-token signing keys").add_subparsers(dest="action", required=True)
-    for name, text in (("list", "list keys"), ("rotate", "add a new signing key"),
-                       ("prune", "remove all but the newest key")):
+    for name, text in (
+        ("list", "list keys"),
+        ("rotate", "add a new signing key"),
+        ("prune", "remove all but the newest key"),
+    ):
         p = keys.add_parser(name, parents=[common], help=text)
         p.set_defaults(func=keys_command)
 

@@ -162,7 +162,7 @@ class Settings:
         return Path(self.token_keys_dir) if self.token_keys_dir else self.data_dir / "token-keys"
 
     @classmethod
-    def load(cls, **overrides) -> "Settings":
+    def load(cls, **overrides) -> Settings:
         """Defaults, then BERTH_* environment variables, then explicit overrides (CLI flags)."""
         settings = cls()
         for f in fields(cls):
@@ -180,10 +180,13 @@ class Settings:
         oidc = (settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience)
         if any(oidc) and not all(oidc):
             raise SystemExit("set all of BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE, or none")
-        if bool(settings.oidc_authorization_url) != bool(settings.oidc_token_url) or \
-                (settings.oidc_authorization_url and not all(oidc)):
-            raise SystemExit("console sign-in needs BERTH_OIDC_AUTHORIZATION_URL and BERTH_OIDC_TOKEN_URL together, "
-                             "with BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE")
+        if bool(settings.oidc_authorization_url) != bool(settings.oidc_token_url) or (
+            settings.oidc_authorization_url and not all(oidc)
+        ):
+            raise SystemExit(
+                "console sign-in needs BERTH_OIDC_AUTHORIZATION_URL and BERTH_OIDC_TOKEN_URL together, "
+                "with BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE"
+            )
         if not settings.database_url:
             settings.database_url = f"sqlite:///{(settings.data_dir / 'berth.db').resolve()}"
         if not settings.token_keys_dir:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -58,7 +58,7 @@ class Counters:
         self._retry_at = 0.0
         self._reminded_at = 0.0
 
-    def limiter(self, strategy: type) -> "Limiter":
+    def limiter(self, strategy: type) -> Limiter:
         """A `limits` strategy (e.g. MovingWindowRateLimiter) over these counters."""
         return Limiter(self, strategy(self.shared) if self.shared is not None else None, strategy(self.local))
 
@@ -92,18 +92,26 @@ class Counters:
             self._retry_at = now + RETRY_SECONDS
             if self._lost_at is None:
                 self._lost_at = self._reminded_at = now
-                log.warning("Redis cannot be reached (%s): rate limits and login failures are counted per "
-                            "process until it answers again", _reason(error))
+                log.warning(
+                    "Redis cannot be reached (%s): rate limits and login failures are counted per "
+                    "process until it answers again",
+                    _reason(error),
+                )
             elif now - self._reminded_at >= REMINDER_SECONDS:
                 self._reminded_at = now
-                log.warning("Redis still cannot be reached after %d s (%s): counting per process",
-                            now - self._lost_at, _reason(error))
+                log.warning(
+                    "Redis still cannot be reached after %d s (%s): counting per process",
+                    now - self._lost_at,
+                    _reason(error),
+                )
 
     def _reached(self) -> None:
         with self._lock:
             if self._lost_at is not None:
-                log.warning("Redis answers again after %d s: rate limits and login failures are shared again",
-                            time.monotonic() - self._lost_at)
+                log.warning(
+                    "Redis answers again after %d s: rate limits and login failures are shared again",
+                    time.monotonic() - self._lost_at,
+                )
                 self._lost_at = None
 
 

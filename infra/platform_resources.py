@@ -117,8 +117,11 @@ def settings_env(config: PlatformConfig) -> dict[str, str]:
     if config.pulumi_secrets_provider:
         env["BERTH_PULUMI_SECRETS_PROVIDER"] = config.pulumi_secrets_provider
     if config.oidc_jwks_url:
-        env.update(BERTH_OIDC_JWKS_URL=config.oidc_jwks_url, BERTH_OIDC_ISSUER=config.oidc_issuer,
-                   BERTH_OIDC_AUDIENCE=config.oidc_audience)
+        env.update(
+            BERTH_OIDC_JWKS_URL=config.oidc_jwks_url,
+            BERTH_OIDC_ISSUER=config.oidc_issuer,
+            BERTH_OIDC_AUDIENCE=config.oidc_audience,
+        )
     env.update({k: str(v) for k, v in config.extra_settings.items()})
     return env
 
@@ -132,8 +135,10 @@ def platform_resources(config: PlatformConfig) -> list[Manifest]:
     if config.metrics_port == PORT:
         raise ValueError(f"metricsPort must differ from the service port {PORT}: the metrics are not for tenants")
     if not IMAGE_BY_DIGEST.fullmatch(config.image):
-        raise ValueError(f"image {config.image!r} must be named by digest (registry/berth@sha256:<64 hex>, as "
-                         "`scripts/image --push REPO` prints it): a tag may move, and replicas would differ")
+        raise ValueError(
+            f"image {config.image!r} must be named by digest (registry/berth@sha256:<64 hex>, as "
+            "`scripts/image --push REPO` prints it): a tag may move, and replicas would differ"
+        )
 
     def meta(name: str, namespace: str | None = ns) -> dict:
         out = {"name": name, "labels": dict(labels)}
@@ -153,194 +158,349 @@ def platform_resources(config: PlatformConfig) -> list[Manifest]:
     crud = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
     out = [
-        Manifest("namespace", {
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {
-                **labels, PULL_SECRETS_LABEL: "false",
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            }},
-        }),
-        Manifest("serviceaccount", {
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {**meta("berth"), "annotations": dict(config.service_account_annotations)},
-            # The Pulumi provisioner talks to the API server as this account.
-            "automountServiceAccountToken": True,
-        }),
+        Manifest(
+            "namespace",
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": ns,
+                    "labels": {
+                        **labels,
+                        PULL_SECRETS_LABEL: "false",
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    },
+                },
+            },
+        ),
+        Manifest(
+            "serviceaccount",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {**meta("berth"), "annotations": dict(config.service_account_annotations)},
+                # The Pulumi provisioner talks to the API server as this account.
+                "automountServiceAccountToken": True,
+            },
+        ),
         # What running a registry stack needs, nothing more: namespaces come and go, so these are
         # cluster-wide; Secrets without list/watch (Pulumi gets each by name).
-        Manifest("clusterrole", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": meta("berth-provisioner", namespace=None),
-            "rules": [
-                {"apiGroups": [""], "resources": ["namespaces"], "verbs": crud},
-                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "patch", "delete"]},
-                {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": crud},
-                {"apiGroups": ["cert-manager.io"], "resources": ["certificates"], "verbs": crud},
-                {"apiGroups": [GATEWAY_GROUP], "resources": ["httproutes", "listenersets"], "verbs": crud},
-            ],
-        }),
-        Manifest("clusterrolebinding", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": meta("berth-provisioner", namespace=None),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "berth-provisioner"},
-            "subjects": [{"kind": "ServiceAccount", "name": "berth", "namespace": ns}],
-        }),
-        # ReferenceGrants (route -> Service) live beside the Service: only here.
-        Manifest("role", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": meta("berth-provisioner"),
-            "rules": [{"apiGroups": [GATEWAY_GROUP], "resources": ["referencegrants"], "verbs": crud}],
-        }),
-        Manifest("rolebinding", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": meta("berth-provisioner"),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth-provisioner"},
-            "subjects": [{"kind": "ServiceAccount", "name": "berth", "namespace": ns}],
-        }),
-        Manifest("configmap", {
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("berth-settings"), "data": env,
-        }),
-        Manifest("secret-settings", {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": meta("berth-secrets"), "stringData": secret_env,
-        }),
-        Manifest("secret-token-keys", {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": meta("berth-token-keys"), "stringData": {"signing.pem": config.token_signing_key},
-        }),
-        Manifest("deployment", _deployment(config, meta("berth"), settings_hash)),
-        Manifest("service", {
-            "apiVersion": "v1", "kind": "Service", "metadata": meta(refs.service),
-            "spec": {"type": "ClusterIP", "selector": dict(APP_LABELS),
-                     "ports": [{"name": "http", "port": refs.service_port, "targetPort": "http", "protocol": "TCP"}]},
-        }),
-        Manifest("poddisruptionbudget", {
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta("berth"),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(APP_LABELS)}},
-        }),
-        Manifest("horizontalpodautoscaler", {
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta("berth"),
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "berth"},
-                "minReplicas": config.min_replicas, "maxReplicas": config.max_replicas,
-                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                    "type": "Utilization", "averageUtilization": config.target_cpu_percent}}}],
-            },
-        }),
-        Manifest("certificate", {
-            "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": meta("berth"),
-            "spec": {
-                "secretName": "berth-tls", "dnsNames": [config.domain],
-                "issuerRef": {"group": "cert-manager.io", "kind": refs.issuer_kind, "name": refs.issuer},
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-            },
-        }),
-        Manifest("gateway", {
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "Gateway", "metadata": meta(refs.gateway),
-            "spec": {
-                "gatewayClassName": config.gateway_class,
-                "listeners": [
-                    {"name": "http", "port": 80, "protocol": "HTTP",
-                     "allowedRoutes": {"namespaces": {"from": "Same"}}},
-                    {"name": refs.https_listener, "port": 443, "protocol": "HTTPS", "hostname": config.domain,
-                     "tls": {"mode": "Terminate",
-                             "certificateRefs": [{"group": "", "kind": "Secret", "name": "berth-tls"}]},
-                     "allowedRoutes": {"namespaces": {"from": "Same"}}},
+        Manifest(
+            "clusterrole",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": meta("berth-provisioner", namespace=None),
+                "rules": [
+                    {"apiGroups": [""], "resources": ["namespaces"], "verbs": crud},
+                    {
+                        "apiGroups": [""],
+                        "resources": ["secrets"],
+                        "verbs": ["get", "create", "update", "patch", "delete"],
+                    },
+                    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": crud},
+                    {"apiGroups": ["cert-manager.io"], "resources": ["certificates"], "verbs": crud},
+                    {"apiGroups": [GATEWAY_GROUP], "resources": ["httproutes", "listenersets"], "verbs": crud},
                 ],
-                # Each registry brings its hostname's HTTPS listener and certificate as a
-                # ListenerSet in its own namespace; only those namespaces may attach.
-                "allowedListeners": {"namespaces": {
-                    "from": "Selector", "selector": {"matchLabels": {REGISTRY_NAMESPACE_LABEL: "true"}}}},
             },
-        }),
-        Manifest("httproute-redirect", {
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute", "metadata": meta("berth-https-redirect"),
-            "spec": {
-                # No hostnames: every name on port 80, registries' included, goes to HTTPS.
-                "parentRefs": [{**gateway_ref, "sectionName": "http"}],
-                "rules": [{"filters": [{"type": "RequestRedirect", "requestRedirect": {
-                    "scheme": "https", "statusCode": 301}}]}],
+        ),
+        Manifest(
+            "clusterrolebinding",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": meta("berth-provisioner", namespace=None),
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "berth-provisioner",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "berth", "namespace": ns}],
             },
-        }),
-        Manifest("httproute", {
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute", "metadata": meta("berth"),
-            "spec": {
-                # The shared endpoint: the management API, the token service, path-form pulls.
-                "parentRefs": [{**gateway_ref, "sectionName": refs.https_listener}],
-                "hostnames": [config.domain],
-                "rules": [{
-                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                    # Requests on the shared endpoint name no registry: the header is removed, so
-                    # no client can choose one by sending it.
-                    "filters": [{"type": "RequestHeaderModifier",
-                                 "requestHeaderModifier": {"remove": [refs.registry_header]}}],
-                    "backendRefs": [{"group": "", "kind": "Service", "name": refs.service,
-                                     "port": refs.service_port}],
-                    "timeouts": {"request": "0s"},
-                }],
+        ),
+        # ReferenceGrants (route -> Service) live beside the Service: only here.
+        Manifest(
+            "role",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": meta("berth-provisioner"),
+                "rules": [{"apiGroups": [GATEWAY_GROUP], "resources": ["referencegrants"], "verbs": crud}],
             },
-        }),
+        ),
+        Manifest(
+            "rolebinding",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": meta("berth-provisioner"),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth-provisioner"},
+                "subjects": [{"kind": "ServiceAccount", "name": "berth", "namespace": ns}],
+            },
+        ),
+        Manifest(
+            "configmap",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta("berth-settings"),
+                "data": env,
+            },
+        ),
+        Manifest(
+            "secret-settings",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": meta("berth-secrets"),
+                "stringData": secret_env,
+            },
+        ),
+        Manifest(
+            "secret-token-keys",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": meta("berth-token-keys"),
+                "stringData": {"signing.pem": config.token_signing_key},
+            },
+        ),
+        Manifest("deployment", _deployment(config, meta("berth"), settings_hash)),
+        Manifest(
+            "service",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta(refs.service),
+                "spec": {
+                    "type": "ClusterIP",
+                    "selector": dict(APP_LABELS),
+                    "ports": [{"name": "http", "port": refs.service_port, "targetPort": "http", "protocol": "TCP"}],
+                },
+            },
+        ),
+        Manifest(
+            "poddisruptionbudget",
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": meta("berth"),
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(APP_LABELS)}},
+            },
+        ),
+        Manifest(
+            "horizontalpodautoscaler",
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": meta("berth"),
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "berth"},
+                    "minReplicas": config.min_replicas,
+                    "maxReplicas": config.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": config.target_cpu_percent},
+                            },
+                        }
+                    ],
+                },
+            },
+        ),
+        Manifest(
+            "certificate",
+            {
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": meta("berth"),
+                "spec": {
+                    "secretName": "berth-tls",
+                    "dnsNames": [config.domain],
+                    "issuerRef": {"group": "cert-manager.io", "kind": refs.issuer_kind, "name": refs.issuer},
+                    "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                },
+            },
+        ),
+        Manifest(
+            "gateway",
+            {
+                "apiVersion": f"{GATEWAY_GROUP}/v1",
+                "kind": "Gateway",
+                "metadata": meta(refs.gateway),
+                "spec": {
+                    "gatewayClassName": config.gateway_class,
+                    "listeners": [
+                        {
+                            "name": "http",
+                            "port": 80,
+                            "protocol": "HTTP",
+                            "allowedRoutes": {"namespaces": {"from": "Same"}},
+                        },
+                        {
+                            "name": refs.https_listener,
+                            "port": 443,
+                            "protocol": "HTTPS",
+                            "hostname": config.domain,
+                            "tls": {
+                                "mode": "Terminate",
+                                "certificateRefs": [{"group": "", "kind": "Secret", "name": "berth-tls"}],
+                            },
+                            "allowedRoutes": {"namespaces": {"from": "Same"}},
+                        },
+                    ],
+                    # Each registry brings its hostname's HTTPS listener and certificate as a
+                    # ListenerSet in its own namespace; only those namespaces may attach.
+                    "allowedListeners": {
+                        "namespaces": {
+                            "from": "Selector",
+                            "selector": {"matchLabels": {REGISTRY_NAMESPACE_LABEL: "true"}},
+                        }
+                    },
+                },
+            },
+        ),
+        Manifest(
+            "httproute-redirect",
+            {
+                "apiVersion": f"{GATEWAY_GROUP}/v1",
+                "kind": "HTTPRoute",
+                "metadata": meta("berth-https-redirect"),
+                "spec": {
+                    # No hostnames: every name on port 80, registries' included, goes to HTTPS.
+                    "parentRefs": [{**gateway_ref, "sectionName": "http"}],
+                    "rules": [
+                        {
+                            "filters": [
+                                {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+                            ]
+                        }
+                    ],
+                },
+            },
+        ),
+        Manifest(
+            "httproute",
+            {
+                "apiVersion": f"{GATEWAY_GROUP}/v1",
+                "kind": "HTTPRoute",
+                "metadata": meta("berth"),
+                "spec": {
+                    # The shared endpoint: the management API, the token service, path-form pulls.
+                    "parentRefs": [{**gateway_ref, "sectionName": refs.https_listener}],
+                    "hostnames": [config.domain],
+                    "rules": [
+                        {
+                            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                            # Requests on the shared endpoint name no registry: the header is removed, so
+                            # no client can choose one by sending it.
+                            "filters": [
+                                {
+                                    "type": "RequestHeaderModifier",
+                                    "requestHeaderModifier": {"remove": [refs.registry_header]},
+                                }
+                            ],
+                            "backendRefs": [
+                                {"group": "", "kind": "Service", "name": refs.service, "port": refs.service_port}
+                            ],
+                            "timeouts": {"request": "0s"},
+                        }
+                    ],
+                },
+            },
+        ),
     ]
     out += _network_policies(config, meta)
     return out
 
 
 def _deployment(config: PlatformConfig, metadata: dict, settings_hash: str) -> dict:
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3,
-             "failureThreshold": 3}
+    probe = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
         "spec": {
             "replicas": config.replicas,
             "selector": {"matchLabels": dict(APP_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": {**MANAGED_BY, **APP_LABELS}, "annotations": {
-                    "berth.dev/settings-hash": settings_hash,
-                    "prometheus.io/scrape": "true",
-                    "prometheus.io/port": str(config.metrics_port),
-                    "prometheus.io/path": METRICS_PATH,
-                }},
+                "metadata": {
+                    "labels": {**MANAGED_BY, **APP_LABELS},
+                    "annotations": {
+                        "berth.dev/settings-hash": settings_hash,
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(config.metrics_port),
+                        "prometheus.io/path": METRICS_PATH,
+                    },
+                },
                 "spec": {
                     "serviceAccountName": "berth",
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {
-                        "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+                        "runAsNonRoot": True,
+                        "runAsUser": UID,
+                        "runAsGroup": UID,
+                        "fsGroup": UID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "topologySpreadConstraints": [{
-                        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-                        "labelSelector": {"matchLabels": dict(APP_LABELS)},
-                    }],
-                    "containers": [{
-                        "name": "berth",
-                        "image": config.image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["berth", "serve"],
-                        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
-                                  {"name": "metrics", "containerPort": config.metrics_port, "protocol": "TCP"}],
-                        "envFrom": [{"configMapRef": {"name": "berth-settings"}},
-                                    {"secretRef": {"name": "berth-secrets"}}],
-                        "livenessProbe": probe,
-                        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"},
-                                           "periodSeconds": 5},
-                        "startupProbe": {**probe, "failureThreshold": 30, "periodSeconds": 2},
-                        "resources": {
-                            "requests": {"cpu": config.cpu_request, "memory": config.memory_request},
-                            "limits": {"cpu": config.cpu_limit, "memory": config.memory_limit},
-                        },
-                        "securityContext": {
-                            "runAsNonRoot": True, "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "volumeMounts": [
-                            {"name": "data", "mountPath": DATA_DIR},
-                            {"name": "tmp", "mountPath": "/tmp"},
-                            {"name": "token-keys", "mountPath": TOKEN_KEYS_DIR, "readOnly": True},
-                        ],
-                    }],
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": dict(APP_LABELS)},
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "berth",
+                            "image": config.image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["berth", "serve"],
+                            "ports": [
+                                {"name": "http", "containerPort": PORT, "protocol": "TCP"},
+                                {"name": "metrics", "containerPort": config.metrics_port, "protocol": "TCP"},
+                            ],
+                            "envFrom": [
+                                {"configMapRef": {"name": "berth-settings"}},
+                                {"secretRef": {"name": "berth-secrets"}},
+                            ],
+                            "livenessProbe": probe,
+                            "readinessProbe": {
+                                **probe,
+                                "httpGet": {"path": "/readyz", "port": "http"},
+                                "periodSeconds": 5,
+                            },
+                            "startupProbe": {**probe, "failureThreshold": 30, "periodSeconds": 2},
+                            "resources": {
+                                "requests": {"cpu": config.cpu_request, "memory": config.memory_request},
+                                "limits": {"cpu": config.cpu_limit, "memory": config.memory_limit},
+                            },
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": DATA_DIR},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "token-keys", "mountPath": TOKEN_KEYS_DIR, "readOnly": True},
+                            ],
+                        }
+                    ],
                     "volumes": [
                         # Request-body spool, Pulumi workspaces and plugins: scratch space only.
                         {"name": "data", "emptyDir": {"sizeLimit": "20Gi"}},
@@ -357,51 +517,90 @@ def _network_policies(config: PlatformConfig, meta) -> list[Manifest]:
     """Default deny in the platform namespace; Berth's pods take traffic only from the gateway's
     proxies (on the service port) and the monitoring namespace (on the metrics port), and reach
     only DNS and the ports of what they use."""
-    proxies_peer = {"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": config.gateway_pod_namespace}}}
+    proxies_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": config.gateway_pod_namespace}}}
     if config.gateway_pod_labels:
         proxies_peer["podSelector"] = {"matchLabels": dict(config.gateway_pod_labels)}
-    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-           "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    dns = {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
     out = [
-        Manifest("networkpolicy-default-deny", {
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("default-deny"),
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-        }),
-        Manifest("networkpolicy-berth", {
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("berth"),
-            "spec": {
-                "podSelector": {"matchLabels": dict(APP_LABELS)},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [
-                    {"from": [proxies_peer], "ports": [{"protocol": "TCP", "port": PORT}]},
-                    {"from": [{"namespaceSelector": {"matchLabels": {
-                        "kubernetes.io/metadata.name": config.monitoring_namespace}}}],
-                     "ports": [{"protocol": "TCP", "port": config.metrics_port}]},
-                ],
-                "egress": [dns, {
-                    "to": [{"ipBlock": {"cidr": cidr}} for cidr in config.egress_cidrs],
-                    "ports": [{"protocol": "TCP", "port": port} for port in config.egress_ports],
-                }],
+        Manifest(
+            "networkpolicy-default-deny",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta("default-deny"),
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             },
-        }),
+        ),
+        Manifest(
+            "networkpolicy-berth",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta("berth"),
+                "spec": {
+                    "podSelector": {"matchLabels": dict(APP_LABELS)},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [
+                        {"from": [proxies_peer], "ports": [{"protocol": "TCP", "port": PORT}]},
+                        {
+                            "from": [
+                                {
+                                    "namespaceSelector": {
+                                        "matchLabels": {"kubernetes.io/metadata.name": config.monitoring_namespace}
+                                    }
+                                }
+                            ],
+                            "ports": [{"protocol": "TCP", "port": config.metrics_port}],
+                        },
+                    ],
+                    "egress": [
+                        dns,
+                        {
+                            "to": [{"ipBlock": {"cidr": cidr}} for cidr in config.egress_cidrs],
+                            "ports": [{"protocol": "TCP", "port": port} for port in config.egress_ports],
+                        },
+                    ],
+                },
+            },
+        ),
     ]
     if config.gateway_pod_namespace == config.refs.namespace:
         if not config.gateway_pod_labels:
-            raise ValueError("gatewayPodLabels must select the gateway's proxies when they run in the "
-                             "platform namespace (an empty selector would open every pod to the world)")
+            raise ValueError(
+                "gatewayPodLabels must select the gateway's proxies when they run in the "
+                "platform namespace (an empty selector would open every pod to the world)"
+            )
         # The gateway's proxies run here too (some implementations put them beside the Gateway):
         # they take traffic from anywhere and reach Berth.
         selector = {"matchLabels": dict(config.gateway_pod_labels)}
-        out.append(Manifest("networkpolicy-gateway", {
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("gateway-proxies"),
-            "spec": {
-                "podSelector": selector,
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{}],
-                "egress": [dns, {"to": [{"podSelector": {"matchLabels": dict(APP_LABELS)}}],
-                                 "ports": [{"protocol": "TCP", "port": PORT}]}],
-            },
-        }))
+        out.append(
+            Manifest(
+                "networkpolicy-gateway",
+                {
+                    "apiVersion": "networking.k8s.io/v1",
+                    "kind": "NetworkPolicy",
+                    "metadata": meta("gateway-proxies"),
+                    "spec": {
+                        "podSelector": selector,
+                        "policyTypes": ["Ingress", "Egress"],
+                        "ingress": [{}],
+                        "egress": [
+                            dns,
+                            {
+                                "to": [{"podSelector": {"matchLabels": dict(APP_LABELS)}}],
+                                "ports": [{"protocol": "TCP", "port": PORT}],
+                            },
+                        ],
+                    },
+                },
+            )
+        )
     return out

@@ -22,7 +22,6 @@ from pulumi_policy import (  # noqa: E402
     ResourceValidationPolicy,
     StackValidationPolicy,
 )
-
 from rules import RULES, PolicyConfig, camel  # noqa: E402
 
 CONFIG_SCHEMA = PolicyConfigSchema(
@@ -36,8 +35,9 @@ def _resource_policy(rule) -> ResourceValidationPolicy:
         for message in rule.check(args.resource_type, args.props, config):
             report_violation(message)
 
-    return ResourceValidationPolicy(name=rule.name, description=rule.description, validate=validate,
-                                    config_schema=CONFIG_SCHEMA)
+    return ResourceValidationPolicy(
+        name=rule.name, description=rule.description, validate=validate, config_schema=CONFIG_SCHEMA
+    )
 
 
 def _stack_policy(rule) -> StackValidationPolicy:
@@ -47,8 +47,9 @@ def _stack_policy(rule) -> StackValidationPolicy:
         for message in rule.check(resources, config):
             report_violation(message)
 
-    return StackValidationPolicy(name=rule.name, description=rule.description, validate=validate,
-                                 config_schema=CONFIG_SCHEMA)
+    return StackValidationPolicy(
+        name=rule.name, description=rule.description, validate=validate, config_schema=CONFIG_SCHEMA
+    )
 
 
 PolicyPack(

@@ -12,8 +12,8 @@ type token such as `kubernetes:apps/v1:Deployment`; `props` are the object's fie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 PULL_SECRETS_LABEL = "berth.dev/pull-secrets"
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
@@ -32,7 +32,7 @@ class PolicyConfig:
     issuer_kind: str = "ClusterIssuer"
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "PolicyConfig":
+    def from_dict(cls, values: dict | None) -> PolicyConfig:
         values = values or {}
         known = {f.name: camel(f.name) for f in fields(cls)}
         return cls(**{name: values[key] for name, key in known.items() if values.get(key)})
@@ -82,10 +82,14 @@ def certificates_use_platform_issuer(resource_type: str, props: dict, config: Po
         return []
     ref = (props.get("spec") or {}).get("issuerRef") or {}
     if (ref.get("name"), ref.get("kind") or "Issuer", ref.get("group") or "cert-manager.io") != (
-        config.issuer, config.issuer_kind, "cert-manager.io"
+        config.issuer,
+        config.issuer_kind,
+        "cert-manager.io",
     ):
-        return [f"Certificate {_meta(props).get('name')} uses issuer {ref.get('kind')}/{ref.get('name')}: "
-                f"every certificate comes from the platform issuer {config.issuer_kind}/{config.issuer}"]
+        return [
+            f"Certificate {_meta(props).get('name')} uses issuer {ref.get('kind')}/{ref.get('name')}: "
+            f"every certificate comes from the platform issuer {config.issuer_kind}/{config.issuer}"
+        ]
     return []
 
 
@@ -93,8 +97,10 @@ def _is_https_redirect_only(spec: dict) -> bool:
     rules = spec.get("rules") or []
     return bool(rules) and all(
         not rule.get("backendRefs")
-        and any(f.get("type") == "RequestRedirect" and (f.get("requestRedirect") or {}).get("scheme") == "https"
-                for f in rule.get("filters") or [])
+        and any(
+            f.get("type") == "RequestRedirect" and (f.get("requestRedirect") or {}).get("scheme") == "https"
+            for f in rule.get("filters") or []
+        )
         for rule in rules
     )
 
@@ -122,11 +128,15 @@ def routes_attach_to_platform_https(resource_type: str, props: dict, config: Pol
                 out.append(f"HTTPRoute {name} attaches to a ListenerSet in another namespace ({ref_ns})")
         elif kind == "Gateway":
             if (ref.get("name"), ref_ns) != (config.gateway, config.platform_namespace):
-                out.append(f"HTTPRoute {name} attaches to Gateway {ref_ns}/{ref.get('name')}, "
-                           f"not the platform Gateway {config.platform_namespace}/{config.gateway}")
+                out.append(
+                    f"HTTPRoute {name} attaches to Gateway {ref_ns}/{ref.get('name')}, "
+                    f"not the platform Gateway {config.platform_namespace}/{config.gateway}"
+                )
             elif ref.get("sectionName") != config.https_listener and not _is_https_redirect_only(spec):
-                out.append(f"HTTPRoute {name} attaches to listener {ref.get('sectionName') or '(all)'} of the "
-                           f"platform Gateway: only {config.https_listener!r} (or an HTTPS redirect) is allowed")
+                out.append(
+                    f"HTTPRoute {name} attaches to listener {ref.get('sectionName') or '(all)'} of the "
+                    f"platform Gateway: only {config.https_listener!r} (or an HTTPS redirect) is allowed"
+                )
         else:
             out.append(f"HTTPRoute {name} attaches to a {kind}: only the platform Gateway or a ListenerSet")
     return out
@@ -140,16 +150,25 @@ def listenersets_extend_platform_https(resource_type: str, props: dict, config: 
     ref = spec.get("parentRef") or {}
     out = []
     if (ref.get("kind") or "Gateway", ref.get("name"), ref.get("namespace")) != (
-        "Gateway", config.gateway, config.platform_namespace
+        "Gateway",
+        config.gateway,
+        config.platform_namespace,
     ):
-        out.append(f"ListenerSet {name} attaches to {ref.get('namespace')}/{ref.get('name')}, "
-                   f"not the platform Gateway {config.platform_namespace}/{config.gateway}")
+        out.append(
+            f"ListenerSet {name} attaches to {ref.get('namespace')}/{ref.get('name')}, "
+            f"not the platform Gateway {config.platform_namespace}/{config.gateway}"
+        )
     for listener in spec.get("listeners") or []:
         tls = listener.get("tls") or {}
-        if listener.get("protocol") != "HTTPS" or (tls.get("mode") or "Terminate") != "Terminate" \
-                or not tls.get("certificateRefs"):
-            out.append(f"ListenerSet {name} listener {listener.get('name')}: only HTTPS listeners that "
-                       "terminate TLS with a certificate")
+        if (
+            listener.get("protocol") != "HTTPS"
+            or (tls.get("mode") or "Terminate") != "Terminate"
+            or not tls.get("certificateRefs")
+        ):
+            out.append(
+                f"ListenerSet {name} listener {listener.get('name')}: only HTTPS listeners that "
+                "terminate TLS with a certificate"
+            )
     return out
 
 
@@ -160,7 +179,7 @@ def pods_are_restricted(resource_type: str, props: dict, config: PolicyConfig) -
         return []
     spec = props.get("spec") or {}
     if kind == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
     pod = spec if kind == "Pod" else ((spec.get("template") or {}).get("spec") or {})
     pod_sc = pod.get("securityContext") or {}
     name = _meta(props).get("name")
@@ -219,23 +238,29 @@ def _namespaces(resources) -> dict[str, tuple[dict, bool]]:
 def pull_secrets_in_labelled_namespaces(resources, config: PolicyConfig) -> list[str]:
     """A dockerconfigjson Secret only goes into a namespace the same stack labels
     `berth.dev/pull-secrets: "true"` (its registry's own, or a workload namespace it was listed for)."""
-    labelled = {name for name, (labels, _) in _namespaces(resources).items()
-                if labels.get(PULL_SECRETS_LABEL) == "true"}
+    labelled = {
+        name for name, (labels, _) in _namespaces(resources).items() if labels.get(PULL_SECRETS_LABEL) == "true"
+    }
     out = []
     for resource_type, props in resources:
         if kind_of(resource_type)[0] == "Secret" and props.get("type") == DOCKERCONFIGJSON:
             namespace = _meta(props).get("namespace")
             if namespace not in labelled:
-                out.append(f"pull Secret {_meta(props).get('name')} is in namespace {namespace}, which this "
-                           f"stack does not label {PULL_SECRETS_LABEL}=true")
+                out.append(
+                    f"pull Secret {_meta(props).get('name')} is in namespace {namespace}, which this "
+                    f"stack does not label {PULL_SECRETS_LABEL}=true"
+                )
     return out
 
 
 def _is_default_deny(props: dict) -> bool:
     spec = props.get("spec") or {}
-    return (spec.get("podSelector") in ({}, None) or spec.get("podSelector") == {"matchLabels": {}}) \
-        and set(spec.get("policyTypes") or []) == {"Ingress", "Egress"} \
-        and not spec.get("ingress") and not spec.get("egress")
+    return (
+        (spec.get("podSelector") in ({}, None) or spec.get("podSelector") == {"matchLabels": {}})
+        and set(spec.get("policyTypes") or []) == {"Ingress", "Egress"}
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    )
 
 
 def namespaces_default_deny(resources, config: PolicyConfig) -> list[str]:
@@ -245,26 +270,53 @@ def namespaces_default_deny(resources, config: PolicyConfig) -> list[str]:
         for resource_type, props in resources
         if kind_of(resource_type) == ("NetworkPolicy", False) and _is_default_deny(props)
     }
-    return [f"namespace {name} has no default-deny NetworkPolicy (podSelector {{}}, Ingress and Egress, no rules)"
-            for name, (_, patch) in sorted(_namespaces(resources).items()) if not patch and name not in denied]
+    return [
+        f"namespace {name} has no default-deny NetworkPolicy (podSelector {{}}, Ingress and Egress, no rules)"
+        for name, (_, patch) in sorted(_namespaces(resources).items())
+        if not patch and name not in denied
+    ]
 
 
 RULES = [
-    Rule("no-exposed-services", "No LoadBalancer or NodePort Services: traffic enters through the Gateway.",
-         no_exposed_services),
-    Rule("certificates-use-platform-issuer", "cert-manager Certificates use the platform issuer.",
-         certificates_use_platform_issuer),
-    Rule("routes-attach-to-platform-https", "HTTPRoutes attach only to the platform Gateway's HTTPS listener "
-         "(or their registry's ListenerSet); plain HTTP only redirects.", routes_attach_to_platform_https),
-    Rule("listenersets-extend-platform-https", "ListenerSets attach to the platform Gateway and only add "
-         "HTTPS listeners that terminate TLS.", listenersets_extend_platform_https),
-    Rule("pods-are-restricted", "Containers run non-root, without privilege escalation, with CPU and memory "
-         "limits.", pods_are_restricted),
+    Rule(
+        "no-exposed-services",
+        "No LoadBalancer or NodePort Services: traffic enters through the Gateway.",
+        no_exposed_services,
+    ),
+    Rule(
+        "certificates-use-platform-issuer",
+        "cert-manager Certificates use the platform issuer.",
+        certificates_use_platform_issuer,
+    ),
+    Rule(
+        "routes-attach-to-platform-https",
+        "HTTPRoutes attach only to the platform Gateway's HTTPS listener "
+        "(or their registry's ListenerSet); plain HTTP only redirects.",
+        routes_attach_to_platform_https,
+    ),
+    Rule(
+        "listenersets-extend-platform-https",
+        "ListenerSets attach to the platform Gateway and only add HTTPS listeners that terminate TLS.",
+        listenersets_extend_platform_https,
+    ),
+    Rule(
+        "pods-are-restricted",
+        "Containers run non-root, without privilege escalation, with CPU and memory limits.",
+        pods_are_restricted,
+    ),
     Rule("rbac-is-least", "No wildcard, escalate/bind/impersonate or built-in admin grants.", rbac_is_least),
-    Rule("pull-secrets-in-labelled-namespaces", "dockerconfigjson Secrets only in namespaces labelled "
-         "berth.dev/pull-secrets=true.", pull_secrets_in_labelled_namespaces, stack=True),
-    Rule("namespaces-default-deny", "Every namespace created has a default-deny NetworkPolicy.",
-         namespaces_default_deny, stack=True),
+    Rule(
+        "pull-secrets-in-labelled-namespaces",
+        "dockerconfigjson Secrets only in namespaces labelled berth.dev/pull-secrets=true.",
+        pull_secrets_in_labelled_namespaces,
+        stack=True,
+    ),
+    Rule(
+        "namespaces-default-deny",
+        "Every namespace created has a default-deny NetworkPolicy.",
+        namespaces_default_deny,
+        stack=True,
+    ),
 ]
 
 

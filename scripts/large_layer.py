@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.server import Server  # noqa: E402
 

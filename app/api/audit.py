@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 import falcon
 
 from app.api import pagination
-from app.edge import media
 from app.auth import roles
-from app.edge import preflight
+from app.edge import media, preflight
 from app.services import audit
 
 if TYPE_CHECKING:
@@ -60,10 +59,17 @@ class AuditTrail:
         if registry is not None and not isinstance(registry, str):
             target.setdefault("registry", registry.name)
         audit.record(
-            org_id=org_id, actor=subject.name, action=action, status=int(resp.status_code),
-            registry=target.get("registry"), repository=target.get("repository"), digest=target.get("digest"),
-            tag=target.get("tag"), detail=req.context.audit_detail,
-            client_ip=getattr(req.context, "client_ip", None), request_id=getattr(req.context, "request_id", None),
+            org_id=org_id,
+            actor=subject.name,
+            action=action,
+            status=int(resp.status_code),
+            registry=target.get("registry"),
+            repository=target.get("repository"),
+            digest=target.get("digest"),
+            tag=target.get("tag"),
+            detail=req.context.audit_detail,
+            client_ip=getattr(req.context, "client_ip", None),
+            request_id=getattr(req.context, "request_id", None),
         )
 
 
@@ -74,8 +80,13 @@ class AuditResource:
         since = audit.parse_time(media.query(req, "since"), "since")
         until = audit.parse_time(media.query(req, "until"), "until")
         rows = audit.page_of_events(
-            req.context.org.id, pagination.page_of(req, int), actor=req.get_param("actor"),
-            action=req.get_param("action"), registry=req.get_param("registry"), since=since, until=until,
+            req.context.org.id,
+            pagination.page_of(req, int),
+            actor=req.get_param("actor"),
+            action=req.get_param("action"),
+            registry=req.get_param("registry"),
+            since=since,
+            until=until,
         )
         resp.media = pagination.body("events", [render_event(e) for e in rows.items], rows)
         pagination.link(req, resp, rows)

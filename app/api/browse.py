@@ -17,9 +17,9 @@ import falcon
 
 from app.api import pagination
 from app.auth import roles
+from app.services import browse, immutable_tags, metering
 from app.spec.errors import RegistryError
 from app.spec.names import check_repository
-from app.services import browse, immutable_tags, metering
 from app.storage.base import BlobStore
 
 if TYPE_CHECKING:
@@ -58,8 +58,10 @@ class RepositoriesResource:
         prefix = req.get_param("path") or ""
         rows = browse.page_of_tree(req.context.registry, prefix, pagination.page_of(req, str))
         stats = browse.repository_stats([n.repository for n in rows.items if n.kind == "repository"])
-        resp.media = {"path": prefix, **pagination.body("entries", [_repository_entry(n, stats) for n in rows.items],
-                                                         rows)}
+        resp.media = {
+            "path": prefix,
+            **pagination.body("entries", [_repository_entry(n, stats) for n in rows.items], rows),
+        }
         pagination.link(req, resp, rows)
 
 
@@ -75,21 +77,26 @@ class RepositoryPathResource:
             repo = self._repository(registry_, rest[: -len("/tags")])
             sizes = browse.Sizes(repo)
             rows = browse.page_of_tags(repo, pagination.page_of(req, str))
-            resp.media = {"repository": repo.name,
-                          **pagination.body("tags", [render_tag(t, sizes) for t in rows.items], rows)}
+            resp.media = {
+                "repository": repo.name,
+                **pagination.body("tags", [render_tag(t, sizes) for t in rows.items], rows),
+            }
             pagination.link(req, resp, rows)
             return
         name, marker, digest = rest.rpartition("/manifests/")
         if marker:
             repo = self._repository(registry_, name)
-            resp.media = {"repository": repo.name,
-                          **browse.manifest_detail(registry_, repo, digest, self.store)}
+            resp.media = {"repository": repo.name, **browse.manifest_detail(registry_, repo, digest, self.store)}
             return
         repo = self._repository(registry_, rest)
         counts = metering.repositories(registry_, repo.name)[0]  # stored_bytes, blobs, tags, manifests
-        resp.media = {"name": repo.name, "created_at": repo.created_at.isoformat() + "Z",
-                      **browse.repository_stats([repo])[repo.id], **{k: v for k, v in counts.items() if k != "name"},
-                      "immutable_tags": immutable_tags.applies(registry_, repo.name)}
+        resp.media = {
+            "name": repo.name,
+            "created_at": repo.created_at.isoformat() + "Z",
+            **browse.repository_stats([repo])[repo.id],
+            **{k: v for k, v in counts.items() if k != "name"},
+            "immutable_tags": immutable_tags.applies(registry_, repo.name),
+        }
 
     def _repository(self, registry, name: str):
         try:

@@ -8,12 +8,12 @@ import re
 
 import falcon
 
-from app.edge import media
 from app.api.tokens import render_token
 from app.auth import roles
 from app.config import DEFAULT_DOMAIN
-from app.spec.errors import RegistryError
+from app.edge import media
 from app.services import docker_config
+from app.spec.errors import RegistryError
 
 # Credentials expire unless asked otherwise (`"expires_in": null` for never): a forgotten pull
 # Secret should not hold a working password for ever.
@@ -33,8 +33,12 @@ class CredentialsResource:
         self.domain = domain
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
-        body = media.object_of(req, example='{"push": false, "expires_in": "30d", "k8s_secret_name": "pull"}',
-                               allowed={"name", "push", "expires_in", "k8s_secret_name", "namespace"}, optional=True)
+        body = media.object_of(
+            req,
+            example='{"push": false, "expires_in": "30d", "k8s_secret_name": "pull"}',
+            allowed={"name", "push", "expires_in", "k8s_secret_name", "namespace"},
+            optional=True,
+        )
         push = body.get("push", False)
         if not isinstance(push, bool):
             raise RegistryError("INVALID", "push must be true or false", field="push")
@@ -42,16 +46,24 @@ class CredentialsResource:
         secret_name = media.string_field(body, "k8s_secret_name", max_length=253) or f"{registry_.name}-pull"
         namespace = media.string_field(body, "namespace", max_length=63)
         if not _K8S_NAME.fullmatch(secret_name):
-            raise RegistryError("INVALID", "k8s_secret_name must be a Kubernetes object name (lowercase letters, "
-                                "digits, '-' and '.')", field="k8s_secret_name")
+            raise RegistryError(
+                "INVALID",
+                "k8s_secret_name must be a Kubernetes object name (lowercase letters, digits, '-' and '.')",
+                field="k8s_secret_name",
+            )
         if namespace is not None and not _K8S_LABEL.fullmatch(namespace):
             raise RegistryError("INVALID", "namespace must be a Kubernetes namespace name", field="namespace")
         servers = [f"{registry_.name}.{self.domain}", req.netloc]
         if self.domain == DEFAULT_DOMAIN:  # nothing resolves the host form: the one that works first
             servers.reverse()
         token, issued = docker_config.issue(
-            registry_, req.context.subject, name=body.get("name", f"{registry_.name}-{'push' if push else 'pull'}"),
-            push=push, expires_in=body.get("expires_in", DEFAULT_EXPIRY), servers=servers, secret_name=secret_name,
+            registry_,
+            req.context.subject,
+            name=body.get("name", f"{registry_.name}-{'push' if push else 'pull'}"),
+            push=push,
+            expires_in=body.get("expires_in", DEFAULT_EXPIRY),
+            servers=servers,
+            secret_name=secret_name,
             namespace=namespace,
         )
         req.context.audit_detail = {"token_id": token.id, "token_name": token.name, "push": push}

@@ -60,7 +60,9 @@ class ManagementGate:
         if "registry" in params:
             registry = registries.find(org, params["registry"])
             if registry is None or subject.role_in(org.id, registry.id) is None:
-                raise RegistryError("NOT_FOUND", f"registry {params['registry']!r} not found in organization {org.name!r}")
+                raise RegistryError(
+                    "NOT_FOUND", f"registry {params['registry']!r} not found in organization {org.name!r}"
+                )
             if not roles.allows(subject.role_in(org.id, registry.id), action):
                 raise RegistryError("DENIED", f"{subject.name} may not {action} in registry {registry.name}")
             req.context.registry = registry

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import falcon
 
-from app.edge import media
 from app.auth import roles
-from app.spec.errors import RegistryError
+from app.edge import media
 from app.services import gc
+from app.spec.errors import RegistryError
 
 
 def render_report(report: gc.Report) -> dict:
-    return {"registry": report.registry, "dry_run": report.dry_run, "manifests_deleted": report.manifests,
-            "blobs_deleted": report.blobs, "bytes_freed": report.bytes_freed,
-            "orphan_files_deleted": report.orphan_files, "expired_uploads": report.expired_uploads}
+    return {
+        "registry": report.registry,
+        "dry_run": report.dry_run,
+        "manifests_deleted": report.manifests,
+        "blobs_deleted": report.blobs,
+        "bytes_freed": report.bytes_freed,
+        "orphan_files_deleted": report.orphan_files,
+        "expired_uploads": report.expired_uploads,
+    }
 
 
 class GarbageCollectionResource:
@@ -31,8 +37,17 @@ class GarbageCollectionResource:
             raise RegistryError("INVALID", "dry_run must be true or false", field="dry_run")
         if req.context.registry.status == "deleting":
             raise RegistryError("CONFLICT", f"registry {registry!r} is being deleted")
-        report = gc.collect(req.context.registry, self.collector.store, grace=self.collector.grace,
-                            dry_run=dry_run, upload_expiry=self.collector.upload_expiry)
-        req.context.audit_detail = {"dry_run": dry_run, "manifests": len(report.manifests),
-                                    "blobs": len(report.blobs), "bytes_freed": report.bytes_freed}
+        report = gc.collect(
+            req.context.registry,
+            self.collector.store,
+            grace=self.collector.grace,
+            dry_run=dry_run,
+            upload_expiry=self.collector.upload_expiry,
+        )
+        req.context.audit_detail = {
+            "dry_run": dry_run,
+            "manifests": len(report.manifests),
+            "blobs": len(report.blobs),
+            "bytes_freed": report.bytes_freed,
+        }
         resp.media = render_report(report)

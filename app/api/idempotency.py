@@ -30,8 +30,10 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 REPLAYED_HEADERS = ("Location", "Content-Type")
 WITHHELD_HEADER = "Secret-Withheld"
-WITHHELD_NOTE = ("this is a replay of the first answer to this request without its secret, which is shown only "
-                 "once and never stored: if it was lost, revoke this token and issue another")
+WITHHELD_NOTE = (
+    "this is a replay of the first answer to this request without its secret, which is shown only "
+    "once and never stored: if it was lost, revoke this token and issue another"
+)
 
 
 class Idempotency:
@@ -50,8 +52,11 @@ class Idempotency:
             req.context.idempotency = (key, fingerprint)
             return
         if (stored.method, stored.path, stored.fingerprint) != (req.method, req.path, fingerprint):
-            raise RegistryError("IDEMPOTENCY_KEY_REUSED", f"{HEADER} {key!r} was used for a different request; "
-                                "use a new key for a new request", field=HEADER)
+            raise RegistryError(
+                "IDEMPOTENCY_KEY_REUSED",
+                f"{HEADER} {key!r} was used for a different request; use a new key for a new request",
+                field=HEADER,
+            )
         resp.status = stored.status
         for name, value in stored.headers.items():
             resp.set_header(name, value)
@@ -76,8 +81,11 @@ class Idempotency:
             body = kept
             headers[WITHHELD_HEADER] = "true"
         # Should the database refuse, the create happened all the same; only the replay of its answer is lost.
-        idempotency.keep(req.context.subject.name, key,
-                         idempotency.Answer(req.method, req.path, fingerprint, status, headers, body.decode()))
+        idempotency.keep(
+            req.context.subject.name,
+            key,
+            idempotency.Answer(req.method, req.path, fingerprint, status, headers, body.decode()),
+        )
 
 
 def _without_secrets(body: bytes, fields: tuple[str, ...], secret: str | None) -> bytes | None:

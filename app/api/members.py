@@ -8,16 +8,20 @@ import falcon
 
 from app.api import pagination
 from app.auth import roles
-from app.spec.errors import RegistryError
 from app.services import members
+from app.spec.errors import RegistryError
 
 if TYPE_CHECKING:
     from app.db.models import Member
 
 
 def render_member(member: Member) -> dict:
-    return {"subject": member.subject, "role": member.role,
-            "created_at": member.created_at.isoformat() + "Z", "created_by": member.created_by}
+    return {
+        "subject": member.subject,
+        "role": member.role,
+        "created_at": member.created_at.isoformat() + "Z",
+        "created_by": member.created_by,
+    }
 
 
 class MembersResource:

@@ -14,8 +14,12 @@ if TYPE_CHECKING:
 
 
 def render_org(org: Organization, role: str) -> dict:
-    return {"name": org.name, "role": role, "created_at": org.created_at.isoformat() + "Z",
-            "links": {"registries": f"/api/v1/orgs/{org.name}/registries"}}
+    return {
+        "name": org.name,
+        "role": role,
+        "created_at": org.created_at.isoformat() + "Z",
+        "links": {"registries": f"/api/v1/orgs/{org.name}/registries"},
+    }
 
 
 class OrgsResource:

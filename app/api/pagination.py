@@ -17,8 +17,8 @@ import falcon
 
 from app import untrusted_json
 from app.edge import media
-from app.spec.errors import RegistryError
 from app.services import paging
+from app.spec.errors import RegistryError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

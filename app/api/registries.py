@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import falcon
 
 from app.api import pagination
-from app.edge import media
 from app.api.operations import render_operation
 from app.auth import roles
+from app.edge import media
 from app.lifecycle import operations
 from app.services import custom_domains, immutable_tags, manifest_policy, metering, quotas, registries
 
@@ -46,8 +46,13 @@ def render_registry(registry: Registry, req: falcon.Request, domain: str, *, wit
     body["manifest_policy"] = render_manifest_policy(manifest_policy.of(registry))
     if with_usage:
         usage = metering.stored(registry)
-        body["usage"] = {"stored_bytes": usage.stored_bytes, "blobs": usage.blobs,
-                         "repositories": usage.repositories, "tags": usage.tags, "manifests": usage.manifests}
+        body["usage"] = {
+            "stored_bytes": usage.stored_bytes,
+            "blobs": usage.blobs,
+            "repositories": usage.repositories,
+            "tags": usage.tags,
+            "manifests": usage.manifests,
+        }
         body["quota"] = quotas.quota(registry, used=usage.stored_bytes)
     latest = operations.latest(registry)
     if latest is not None:
@@ -70,13 +75,20 @@ class RegistriesResource:
         pagination.link(req, resp, rows)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        body = media.object_of(req, example='{"name": "team-images", "visibility": "private"}',
-                               allowed={"name", "visibility", "custom_domain", "pull_namespaces"})
+        body = media.object_of(
+            req,
+            example='{"name": "team-images", "visibility": "private"}',
+            allowed={"name", "visibility", "custom_domain", "pull_namespaces"},
+        )
         req.context.audit_target = {"registry": body.get("name") if isinstance(body.get("name"), str) else None}
         registry, operation = operations.request_create(
-            req.context.org, registries.validate_name(body.get("name")), visibility=body.get("visibility", "private"),
-            requested_by=req.context.subject.name, custom_domain=body.get("custom_domain"),
-            pull_namespaces=body.get("pull_namespaces"), platform_domain=self.domain,
+            req.context.org,
+            registries.validate_name(body.get("name")),
+            visibility=body.get("visibility", "private"),
+            requested_by=req.context.subject.name,
+            custom_domain=body.get("custom_domain"),
+            pull_namespaces=body.get("pull_namespaces"),
+            platform_domain=self.domain,
         )
         self.wake()
         resp.status = falcon.HTTP_202
@@ -97,14 +109,19 @@ class RegistryResource:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         changes = media.object_of(req, example='{"visibility": "public"}')
-        req.context.audit_detail = {k: v for k, v in changes.items() if k in ("visibility", "custom_domain",
-                                                                                "pull_namespaces", "sku",
-                                                                                "immutable_tags",
-                                                                                "manifest_policy")}
+        req.context.audit_detail = {
+            k: v
+            for k, v in changes.items()
+            if k in ("visibility", "custom_domain", "pull_namespaces", "sku", "immutable_tags", "manifest_policy")
+        }
         subject, registry_ = req.context.subject, req.context.registry
         updated, operation = operations.request_change(
-            registry_, changes, role=subject.role_in(registry_.org_id, registry_.id), requested_by=subject.name,
-            platform_domain=self.domain)
+            registry_,
+            changes,
+            role=subject.role_in(registry_.org_id, registry_.id),
+            requested_by=subject.name,
+            platform_domain=self.domain,
+        )
         body = render_registry(updated, req, self.domain)
         if operation is not None:  # the footprint changes: it is re-provisioned
             self.wake()
@@ -134,7 +151,8 @@ class CustomDomainVerificationResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         req.context.audit_detail = {"custom_domain": req.context.registry.custom_domain}
         updated, operation = operations.request_domain_verification(
-            req.context.registry, self.verifier, requested_by=req.context.subject.name)
+            req.context.registry, self.verifier, requested_by=req.context.subject.name
+        )
         body = render_registry(updated, req, self.domain)
         if operation is not None:
             self.wake()

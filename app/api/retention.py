@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from app.edge import media
 from app.auth import roles
-from app.spec.errors import RegistryError
+from app.edge import media
 from app.services import retention
 from app.services.listings import TagLists
+from app.spec.errors import RegistryError
 
 if TYPE_CHECKING:
     from app.db.models import RetentionPolicy
@@ -23,13 +23,19 @@ log = logging.getLogger("berth.retention")
 
 
 def render_rules(rules: retention.Rules) -> dict:
-    return {"keep_last": rules.keep_last, "keep_patterns": list(rules.keep_patterns),
-            "expire_days": rules.expire_days, "delete_untagged": rules.delete_untagged}
+    return {
+        "keep_last": rules.keep_last,
+        "keep_patterns": list(rules.keep_patterns),
+        "expire_days": rules.expire_days,
+        "delete_untagged": rules.delete_untagged,
+    }
 
 
 def render_override(override: retention.Override) -> dict:
-    return {"repositories": override.repositories,
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in override.fields.items()}}
+    return {
+        "repositories": override.repositories,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in override.fields.items()},
+    }
 
 
 def render_policy(policy: retention.Policy) -> dict:
@@ -40,17 +46,31 @@ def render_stored_policy(row: RetentionPolicy | None) -> dict:
     """A registry's policy (the empty one when it has none) with who set it, and when."""
     if row is None:
         return {**render_policy(retention.Policy()), "configured": False, "updated_at": None, "updated_by": None}
-    return {**render_policy(retention.policy_of(row)), "configured": True, "updated_at": _time(row.updated_at),
-            "updated_by": row.updated_by}
+    return {
+        **render_policy(retention.policy_of(row)),
+        "configured": True,
+        "updated_at": _time(row.updated_at),
+        "updated_by": row.updated_by,
+    }
 
 
 def render_result(result: retention.Result) -> dict:
-    return {"registry": result.registry, "dry_run": result.dry_run, "evaluated_at": _time(result.evaluated_at),
-            "policy": render_policy(result.policy), "repositories": result.repositories,
-            "kept_tags": result.kept_tags, "tags": result.tags, "manifests": result.manifests,
-            "summary": {"tags": len(result.tags), "manifests": len(result.manifests),
-                        "manifest_bytes": sum(m["size"] for m in result.manifests)},
-            "gc": result.gc}
+    return {
+        "registry": result.registry,
+        "dry_run": result.dry_run,
+        "evaluated_at": _time(result.evaluated_at),
+        "policy": render_policy(result.policy),
+        "repositories": result.repositories,
+        "kept_tags": result.kept_tags,
+        "tags": result.tags,
+        "manifests": result.manifests,
+        "summary": {
+            "tags": len(result.tags),
+            "manifests": len(result.manifests),
+            "manifest_bytes": sum(m["size"] for m in result.manifests),
+        },
+        "gc": result.gc,
+    }
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -60,8 +80,11 @@ def _time(value: dt.datetime | None) -> str | None:
 def _stored(registry) -> retention.Policy:
     row = retention.get_policy(registry)
     if row is None:
-        raise RegistryError("CONFLICT", f"registry {registry.name!r} has no retention policy; "
-                            f"PUT one first, e.g. {retention.EXAMPLE}", status=409)
+        raise RegistryError(
+            "CONFLICT",
+            f"registry {registry.name!r} has no retention policy; PUT one first, e.g. {retention.EXAMPLE}",
+            status=409,
+        )
     return retention.policy_of(row)
 
 
@@ -93,8 +116,7 @@ class RetentionPreviewResource:
         self.grace = grace
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
-        body = media.object_of(req, example='{"policy": ' + retention.EXAMPLE + "}", allowed={"policy"},
-                               optional=True)
+        body = media.object_of(req, example='{"policy": ' + retention.EXAMPLE + "}", allowed={"policy"}, optional=True)
         if body.get("policy") is not None:
             try:
                 policy = retention.parse_policy(body["policy"])
@@ -124,8 +146,12 @@ class RetentionApplyResource:
         if target.status == "deleting":
             raise RegistryError("CONFLICT", f"registry {registry!r} is being deleted")
         policy = _stored(target)
-        actor = retention.Actor(req.context.org.id, req.context.subject.name,
-                                getattr(req.context, "client_ip", None), getattr(req.context, "request_id", None))
+        actor = retention.Actor(
+            req.context.org.id,
+            req.context.subject.name,
+            getattr(req.context, "client_ip", None),
+            getattr(req.context, "request_id", None),
+        )
         result = retention.apply(target, policy, actor, grace=self.grace, tag_lists=self.tag_lists)
         result.gc = self._collect(target)
         req.context.audit_detail = {"tags": len(result.tags), "manifests": len(result.manifests), "gc": result.gc}
@@ -140,5 +166,8 @@ class RetentionApplyResource:
         except Exception:  # noqa: BLE001 - the deletions stand; the periodic collection frees the bytes later
             log.exception("garbage collection after the retention run of %s failed", registry.name)
             return None
-        return {"manifests_deleted": len(report.manifests), "blobs_deleted": len(report.blobs),
-                "bytes_freed": report.bytes_freed}
+        return {
+            "manifests_deleted": len(report.manifests),
+            "blobs_deleted": len(report.blobs),
+            "bytes_freed": report.bytes_freed,
+        }

@@ -8,8 +8,8 @@ import falcon
 
 from app.api import pagination
 from app.auth import roles
-from app.spec.errors import RegistryError
 from app.services import tokens
+from app.spec.errors import RegistryError
 
 if TYPE_CHECKING:
     from app.db.models import AccessToken
@@ -48,14 +48,22 @@ class TokensResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         body = req.get_media(default_when_empty=None)
         if not isinstance(body, dict):
-            raise RegistryError("INVALID", 'send a JSON object: {"name": ..., "scope": "pull"|"push", '
-                                '"registry": optional, "expires_in": optional, e.g. "30d"}')
+            raise RegistryError(
+                "INVALID",
+                'send a JSON object: {"name": ..., "scope": "pull"|"push", '
+                '"registry": optional, "expires_in": optional, e.g. "30d"}',
+            )
         registry = body.get("registry")
         if registry is not None and not isinstance(registry, str):
             raise RegistryError("INVALID", "registry must be a registry name")
         token, secret = tokens.create_token(
-            req.context.org, req.context.subject, body.get("name"), scope=body.get("scope"),
-            role=body.get("role"), registry=registry, expires_in=body.get("expires_in"),
+            req.context.org,
+            req.context.subject,
+            body.get("name"),
+            scope=body.get("scope"),
+            role=body.get("role"),
+            registry=registry,
+            expires_in=body.get("expires_in"),
         )
         req.context.secret = secret
         req.context.audit_detail = {"token_id": token.id, "token_name": token.name, "role": token.role}

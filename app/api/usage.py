@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import falcon
 
-from app.edge import media
 from app.auth import roles
-from app.spec.errors import RegistryError
+from app.edge import media
 from app.services import metering, quotas
 from app.services.metering import Meter
+from app.spec.errors import RegistryError
 
 
 def render_sku(sku: quotas.Sku, *, default: bool) -> dict:
-    return {"name": sku.name, "title": sku.title, "included_bytes": sku.included_bytes,
-            "hard_limit_bytes": sku.hard_limit_bytes, "price_per_gib": sku.price_per_gib, "currency": sku.currency,
-            "default": default}
+    return {
+        "name": sku.name,
+        "title": sku.title,
+        "included_bytes": sku.included_bytes,
+        "hard_limit_bytes": sku.hard_limit_bytes,
+        "price_per_gib": sku.price_per_gib,
+        "currency": sku.currency,
+        "default": default,
+    }
 
 
 class SkusResource:
@@ -25,8 +31,10 @@ class SkusResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         catalog = quotas.catalog()
-        resp.media = {"skus": [render_sku(s, default=s.name == catalog.default) for s in catalog.skus],
-                      "default": catalog.default}
+        resp.media = {
+            "skus": [render_sku(s, default=s.name == catalog.default) for s in catalog.skus],
+            "default": catalog.default,
+        }
 
 
 class UsageResource:
@@ -37,8 +45,10 @@ class UsageResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, registry: str) -> None:
         registry_ = req.context.registry
-        since, until = metering.window(metering.parse_day(media.query(req, "since"), "since"),
-                                       metering.parse_day(media.query(req, "until"), "until"))
+        since, until = metering.window(
+            metering.parse_day(media.query(req, "since"), "since"),
+            metering.parse_day(media.query(req, "until"), "until"),
+        )
         repository = media.query(req, "repository")
         if repository == "":
             raise RegistryError("INVALID", "repository must be a repository name", field="repository")
@@ -48,8 +58,13 @@ class UsageResource:
             "registry": registry_.name,
             "since": since.isoformat(),
             "until": until.isoformat(),
-            "storage": {"stored_bytes": stored.stored_bytes, "blobs": stored.blobs,
-                        "repositories": stored.repositories, "tags": stored.tags, "manifests": stored.manifests},
+            "storage": {
+                "stored_bytes": stored.stored_bytes,
+                "blobs": stored.blobs,
+                "repositories": stored.repositories,
+                "tags": stored.tags,
+                "manifests": stored.manifests,
+            },
             "quota": quotas.quota(registry_, used=stored.stored_bytes),
             "repositories": metering.repositories(registry_, repository),
             "traffic": metering.totals(days),

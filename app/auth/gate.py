@@ -10,7 +10,6 @@ from app.auth.subject import Subject
 from app.db.models import Registry
 from app.spec.errors import RegistryError
 
-
 # Registry-token action names for the gate's actions.
 TOKEN_ACTIONS = {roles.PULL: "pull", roles.PUSH: "push", roles.DELETE: "delete"}
 CATALOG = ("registry", "catalog")

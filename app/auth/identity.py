@@ -14,12 +14,12 @@ from __future__ import annotations
 import falcon
 import jwt
 
-from app.auth.token_secrets import find_live_token, find_token, parse_basic
 from app.auth.gate import CATALOG
 from app.auth.idp import IdentityProvider
 from app.auth.registry_tokens import ISSUER, RegistryTokens, looks_like_jwt
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
 from app.auth.throttle import LoginThrottle
+from app.auth.token_secrets import find_live_token, find_token, parse_basic
 from app.clock import SYSTEM, Clock
 from app.spec.errors import RegistryError
 
@@ -37,8 +37,13 @@ def challenge(req: falcon.Request, scope: str | None = None) -> str:
 
 
 class Identity:
-    def __init__(self, registry_tokens: RegistryTokens, idp: IdentityProvider | None = None,
-                 throttle: LoginThrottle | None = None, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self,
+        registry_tokens: RegistryTokens,
+        idp: IdentityProvider | None = None,
+        throttle: LoginThrottle | None = None,
+        clock: Clock = SYSTEM,
+    ) -> None:
         self.registry_tokens = registry_tokens
         self.clock = clock  # access tokens' expiry
         self.idp = idp
@@ -113,7 +118,9 @@ class Identity:
         claimed = claims.get("roles")
         roles = claimed if isinstance(claimed, dict) else {}
         return Subject(
-            name=str(claims["sub"]), token_id=token_id, grants=_grants(claims["access"]),
+            name=str(claims["sub"]),
+            token_id=token_id,
+            grants=_grants(claims["access"]),
             anonymous=claims["sub"] == ANONYMOUS.name,
             roles={int(k): v for k, v in roles.items() if _is_ascii_number(k) and isinstance(v, str)},
             registry_id=claims.get("rid") if isinstance(claims.get("rid"), int) else None,
@@ -125,13 +132,20 @@ def _grants(access: list) -> dict[tuple[str, str], frozenset[str]]:
     repository inside it); an entry that names no registry grants nothing."""
     grants: dict[tuple[str, str], frozenset[str]] = {}
     for entry in access:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("actions"), list):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(entry.get("actions"), list)
+        ):
             continue
         actions = frozenset(a for a in entry["actions"] if isinstance(a, str))
         if entry.get("type") == "registry" and entry["name"] == "catalog":
             key = CATALOG
-        elif (entry.get("type") == "repository" and isinstance(entry.get("registry"), str)
-              and isinstance(entry.get("repository"), str)):
+        elif (
+            entry.get("type") == "repository"
+            and isinstance(entry.get("registry"), str)
+            and isinstance(entry.get("repository"), str)
+        ):
             key = (entry["registry"], entry["repository"])
         else:
             continue

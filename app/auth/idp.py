@@ -44,8 +44,9 @@ class IdpSettings:
 class IdentityProvider:
     def __init__(self, settings: IdpSettings) -> None:
         self.settings = settings
-        self.keys = SigningKeys(settings.jwks_url, timeout=settings.timeout, cooldown=settings.cooldown,
-                                lifespan=settings.lifespan)
+        self.keys = SigningKeys(
+            settings.jwks_url, timeout=settings.timeout, cooldown=settings.cooldown, lifespan=settings.lifespan
+        )
 
     def verify(self, token: str) -> dict:
         """The claims of a valid IdP token; UNAUTHORIZED otherwise (never a 500)."""
@@ -66,12 +67,17 @@ class IdentityProvider:
             raise RegistryError("UNAUTHORIZED", "identity token signed by an unknown key") from None
         if key.algorithm_name != header["alg"]:
             # pyjwt raises TypeError when handed a key of another type (ES256 naming an RSA key).
-            raise RegistryError("UNAUTHORIZED", f"identity token is {header['alg']}, but its key is for "
-                                                f"{key.algorithm_name}")
+            raise RegistryError(
+                "UNAUTHORIZED", f"identity token is {header['alg']}, but its key is for {key.algorithm_name}"
+            )
         try:
             return jwt.decode(
-                token, key.key, algorithms=[header["alg"]], audience=self.settings.audience,
-                issuer=self.settings.issuer, leeway=self.settings.leeway,
+                token,
+                key.key,
+                algorithms=[header["alg"]],
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except (jwt.PyJWTError, TypeError, ValueError) as e:

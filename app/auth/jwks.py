@@ -50,8 +50,9 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class SigningKeys:
-    def __init__(self, url: str, timeout: float = 3.0, cooldown: float = 10.0, lifespan: float = 300.0,
-                 clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self, url: str, timeout: float = 3.0, cooldown: float = 10.0, lifespan: float = 300.0, clock: Clock = SYSTEM
+    ) -> None:
         self.url = url
         self.clock = clock  # the cache's age, the cool-down and the join wait; not the download's deadline
         self.timeout = timeout

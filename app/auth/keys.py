@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-
 RESCAN_INTERVAL = 5.0
 ACTIVE_RESCAN_INTERVAL = 30.0
 
@@ -61,7 +60,7 @@ class KeyRing:
             keys.append(SigningKey(_kid(private), private, path.stat().st_mtime))
         return sorted(keys, key=lambda k: k.created)
 
-    def load(self) -> "KeyRing":
+    def load(self) -> KeyRing:
         """Read the ring; create its first key when it is empty."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -74,8 +73,9 @@ class KeyRing:
     def _write_new(self) -> SigningKey:
         private = ec.generate_private_key(ec.SECP256R1())
         kid = _kid(private)
-        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         fd = os.open(self.directory / f"{kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)

@@ -73,15 +73,28 @@ class RegistryTokens:
         self._verified: OrderedDict[tuple[str, str], tuple[dict, str]] = OrderedDict()
         self._verified_lock = threading.Lock()
 
-    def issue(self, subject_name: str, service: str, access: list[dict], credential: "Credential | None",
-              roles: dict[str, str] | None = None, registry_id: int | None = None) -> tuple[str, int]:
+    def issue(
+        self,
+        subject_name: str,
+        service: str,
+        access: list[dict],
+        credential: Credential | None,
+        roles: dict[str, str] | None = None,
+        registry_id: int | None = None,
+    ) -> tuple[str, int]:
         """A registry token. `roles`/`registry_id` ride along only with a catalog grant, so the
         catalog can be filtered to what the caller may browse. `credential` is the access token
         it was issued for, checked again on every use."""
         now = int(self.clock.time())
         claims = {
-            "iss": ISSUER, "sub": subject_name, "aud": service, "iat": now, "nbf": now - 5,
-            "exp": now + LIFETIME, "jti": secrets.token_urlsafe(12), "access": access,
+            "iss": ISSUER,
+            "sub": subject_name,
+            "aud": service,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + LIFETIME,
+            "jti": secrets.token_urlsafe(12),
+            "access": access,
         }
         if credential is not None:
             claims["tid"], claims["tfp"] = credential
@@ -92,11 +105,19 @@ class RegistryTokens:
         key = self.keys.active
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid}), LIFETIME
 
-    def issue_refresh(self, subject_name: str, service: str, credential: "Credential") -> str:
+    def issue_refresh(self, subject_name: str, service: str, credential: Credential) -> str:
         now = int(self.clock.time())
-        claims = {"iss": ISSUER, "sub": subject_name, "aud": f"{service}#refresh", "iat": now, "nbf": now - 5,
-                  "exp": now + REFRESH_LIFETIME, "tid": credential[0], "tfp": credential[1],
-                  "jti": secrets.token_urlsafe(12)}
+        claims = {
+            "iss": ISSUER,
+            "sub": subject_name,
+            "aud": f"{service}#refresh",
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + REFRESH_LIFETIME,
+            "tid": credential[0],
+            "tfp": credential[1],
+            "jti": secrets.token_urlsafe(12),
+        }
         key = self.keys.active
         return jwt.encode(claims, key.private, algorithm="ES256", headers={"kid": key.kid})
 
@@ -136,10 +157,18 @@ class RegistryTokens:
             return None
         try:
             claims = jwt.decode(
-                token, key.public, algorithms=["ES256"], audience=audience, issuer=ISSUER,
+                token,
+                key.public,
+                algorithms=["ES256"],
+                audience=audience,
+                issuer=ISSUER,
                 # pyjwt would check iat/nbf/exp against the system clock; _in_time does, against ours.
-                options={"require": ["exp", "iat", "nbf", "aud", "iss", "sub"],
-                         "verify_iat": False, "verify_nbf": False, "verify_exp": False},
+                options={
+                    "require": ["exp", "iat", "nbf", "aud", "iss", "sub"],
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_exp": False,
+                },
             )
         except jwt.PyJWTError:
             return None

@@ -41,8 +41,13 @@ LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 
 def for_access_token(token: AccessToken) -> Subject:
     mark_used(token)
-    return Subject(name=f"token:{token.id}", roles={token.org_id: token.role},
-                   registry_id=token.registry_id, token_id=token.id, credential=(token.id, fingerprint(token)))
+    return Subject(
+        name=f"token:{token.id}",
+        roles={token.org_id: token.role},
+        registry_id=token.registry_id,
+        token_id=token.id,
+        credential=(token.id, fingerprint(token)),
+    )
 
 
 def mark_used(token: AccessToken) -> None:

@@ -35,7 +35,8 @@ class LoginThrottle:
             # time.time, not an app.clock.Clock: the `limits` storage reads it itself and takes no clock.
             wait = max(1, math.ceil(reset - time.time()))
             raise RegistryError(
-                "TOOMANYREQUESTS", f"too many failed logins from {client}; retry in {wait} s",
+                "TOOMANYREQUESTS",
+                f"too many failed logins from {client}; retry in {wait} s",
                 headers={"Retry-After": str(wait)},
             )
         try:

@@ -13,8 +13,8 @@ import uuid
 from urllib.parse import quote
 
 from app.client import config, retention
-from app.client.endpoints import HOST_FORM_HINT, host_form_works
 from app.client.context import Context, fail, guarded, http_command
+from app.client.endpoints import HOST_FORM_HINT, host_form_works
 from app.client.http import ApiError, Client, stderr
 from app.client.output import emit_json, fields, short_digest, size, table, when
 
@@ -56,8 +56,10 @@ def login(args: argparse.Namespace) -> int:
     names = [o["name"] for o in orgs]
     org = args.org
     if org and org not in names:
-        return fail(f"the token is not a member of organization {org!r} (its organizations: "
-                     f"{', '.join(names) or 'none'}); nothing was saved")
+        return fail(
+            f"the token is not a member of organization {org!r} (its organizations: "
+            f"{', '.join(names) or 'none'}); nothing was saved"
+        )
     if not org and names:
         org = config.DEFAULT_ORG if config.DEFAULT_ORG in names else names[0]
     try:
@@ -88,8 +90,11 @@ def org_list(ctx: Context) -> None:
     orgs = ctx.client.get("/api/v1/orgs").get("orgs") or []
     if ctx.json:
         return emit_json({"orgs": orgs})
-    table(["NAME", "ROLE", "CREATED"], [(o["name"], o["role"], when(o.get("created_at"))) for o in orgs],
-          empty="no organizations")
+    table(
+        ["NAME", "ROLE", "CREATED"],
+        [(o["name"], o["role"], when(o.get("created_at"))) for o in orgs],
+        empty="no organizations",
+    )
 
 
 @http_command
@@ -97,9 +102,11 @@ def org_members(ctx: Context) -> None:
     members = ctx.client.get(ctx.org_path("/members")).get("members") or []
     if ctx.json:
         return emit_json({"members": members})
-    table(["SUBJECT", "ROLE", "ADDED", "BY"],
-          [(m["subject"], m["role"], when(m.get("created_at")), m.get("created_by")) for m in members],
-          empty=f"organization {ctx.org!r} has no members")
+    table(
+        ["SUBJECT", "ROLE", "ADDED", "BY"],
+        [(m["subject"], m["role"], when(m.get("created_at")), m.get("created_by")) for m in members],
+        empty=f"organization {ctx.org!r} has no members",
+    )
 
 
 # --- registries -------------------------------------------------------------------------------
@@ -119,25 +126,32 @@ def registry_create(ctx: Context) -> int:
     body: dict = {"name": args.name, "visibility": "public" if args.public else "private"}
     if args.pull_namespace:
         body["pull_namespaces"] = args.pull_namespace
-    created = ctx.client.json("POST", ctx.org_path("/registries"), json=body,
-                              headers={"Idempotency-Key": str(uuid.uuid4())})
+    created = ctx.client.json(
+        "POST", ctx.org_path("/registries"), json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
     operation = created.get("operation") or {}
     if args.no_wait:
         if ctx.json:
             emit_json(created)
             return 0
-        print(f"creating {created['visibility']} registry {created['name']!r} in organization {ctx.org!r}: "
-              f"operation {operation.get('id')} ({operation.get('state')})")
+        print(
+            f"creating {created['visibility']} registry {created['name']!r} in organization {ctx.org!r}: "
+            f"operation {operation.get('id')} ({operation.get('state')})"
+        )
         print(f"  follow: berth registry show {created['name']}")
         return 0
-    stderr(f"creating {body['visibility']} registry {args.name!r} in organization {ctx.org!r} "
-           f"(operation {operation.get('id')})")
+    stderr(
+        f"creating {body['visibility']} registry {args.name!r} in organization {ctx.org!r} "
+        f"(operation {operation.get('id')})"
+    )
     op = _follow(ctx, operation)
     if op["state"] != "succeeded":
         if ctx.json:
             emit_json({**created, "operation": op})
-        return fail(f"creating registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
-                     f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
+        return fail(
+            f"creating registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
+            f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)"
+        )
     registry = ctx.client.get(ctx.registry_path(args.name))
     if ctx.json:
         emit_json({**registry, "operation": op})
@@ -159,35 +173,52 @@ def registry_list(ctx: Context) -> None:
     rows = []
     for r in items:
         usage = r.get("usage") or {}
-        rows.append((r["name"], r["visibility"], r["status"], usage.get("repositories"), usage.get("tags"),
-                     size(usage.get("stored_bytes")), r.get("path_endpoint")))
-    table(["NAME", "VISIBILITY", "STATUS", "REPOS", "TAGS", "SIZE", "ENDPOINT"], rows,
-          empty=f"no registries in organization {ctx.org!r}")
+        rows.append(
+            (
+                r["name"],
+                r["visibility"],
+                r["status"],
+                usage.get("repositories"),
+                usage.get("tags"),
+                size(usage.get("stored_bytes")),
+                r.get("path_endpoint"),
+            )
+        )
+    table(
+        ["NAME", "VISIBILITY", "STATUS", "REPOS", "TAGS", "SIZE", "ENDPOINT"],
+        rows,
+        empty=f"no registries in organization {ctx.org!r}",
+    )
 
 
 def _show_registry(r: dict) -> None:
     usage = r.get("usage") or {}
-    fields([
-        ("name", r["name"]),
-        ("organization", r.get("org")),
-        ("visibility", r["visibility"]),
-        ("status", r["status"]),
-        ("endpoint", r.get("endpoint") if host_form_works(r.get("endpoint")) else r.get("path_endpoint")),
-        ("path endpoint", r.get("path_endpoint") if host_form_works(r.get("endpoint")) else None),
-        ("host form", None if host_form_works(r.get("endpoint")) else f"{r.get('endpoint')}: off ({HOST_FORM_HINT})"),
-        ("custom domain", _custom_domain_line(r)),
-        ("pull namespaces", ", ".join(r.get("pull_namespaces") or [])),
-        ("created", f"{when(r.get('created_at'))} by {r.get('created_by') or '-'}"),
-        ("repositories", usage.get("repositories")),
-        ("tags", usage.get("tags")),
-        ("manifests", usage.get("manifests")),
-        ("stored", f"{size(usage.get('stored_bytes'))} in {usage.get('blobs', 0)} blobs" if usage else None),
-        ("sku", r.get("sku")),
-        ("quota", _quota_line(r.get("quota"))),
-        ("immutable tags", ", ".join(r.get("immutable_tags") or []) or "none (tags may be overwritten)"),
-        ("manifest policy", _manifest_policy_line(r.get("manifest_policy"))),
-        ("operation", (r.get("links") or {}).get("operation")),
-    ])
+    fields(
+        [
+            ("name", r["name"]),
+            ("organization", r.get("org")),
+            ("visibility", r["visibility"]),
+            ("status", r["status"]),
+            ("endpoint", r.get("endpoint") if host_form_works(r.get("endpoint")) else r.get("path_endpoint")),
+            ("path endpoint", r.get("path_endpoint") if host_form_works(r.get("endpoint")) else None),
+            (
+                "host form",
+                None if host_form_works(r.get("endpoint")) else f"{r.get('endpoint')}: off ({HOST_FORM_HINT})",
+            ),
+            ("custom domain", _custom_domain_line(r)),
+            ("pull namespaces", ", ".join(r.get("pull_namespaces") or [])),
+            ("created", f"{when(r.get('created_at'))} by {r.get('created_by') or '-'}"),
+            ("repositories", usage.get("repositories")),
+            ("tags", usage.get("tags")),
+            ("manifests", usage.get("manifests")),
+            ("stored", f"{size(usage.get('stored_bytes'))} in {usage.get('blobs', 0)} blobs" if usage else None),
+            ("sku", r.get("sku")),
+            ("quota", _quota_line(r.get("quota"))),
+            ("immutable tags", ", ".join(r.get("immutable_tags") or []) or "none (tags may be overwritten)"),
+            ("manifest policy", _manifest_policy_line(r.get("manifest_policy"))),
+            ("operation", (r.get("links") or {}).get("operation")),
+        ]
+    )
 
 
 def _custom_domain_line(r: dict) -> str | None:
@@ -196,16 +227,20 @@ def _custom_domain_line(r: dict) -> str | None:
     if r.get("custom_domain_status") == "verified":
         return f"{r['custom_domain']} (verified)"
     record = r.get("custom_domain_verification") or {}
-    return (f"{r['custom_domain']} (pending: publish TXT {record.get('name')} = {record.get('value')!r}, "
-            f"then `berth registry verify-domain {r['name']}`)")
+    return (
+        f"{r['custom_domain']} (pending: publish TXT {record.get('name')} = {record.get('value')!r}, "
+        f"then `berth registry verify-domain {r['name']}`)"
+    )
 
 
 def _manifest_policy_line(policy: dict | None) -> str | None:
     if not policy:
         return None
-    line = {"strict": "strict (every referenced blob and child manifest must be pushed first)",
-            "index-sparse": "index-sparse (an index's child manifests may be absent)",
-            "sparse": "sparse (referenced blobs and child manifests may be absent)"}.get(policy["mode"], policy["mode"])
+    line = {
+        "strict": "strict (every referenced blob and child manifest must be pushed first)",
+        "index-sparse": "index-sparse (an index's child manifests may be absent)",
+        "sparse": "sparse (referenced blobs and child manifests may be absent)",
+    }.get(policy["mode"], policy["mode"])
     platforms = policy.get("required_platforms") or []
     return line + (f"; required platforms: {', '.join(platforms)}" if platforms else "")
 
@@ -217,8 +252,9 @@ def _quota_line(quota: dict | None) -> str | None:
     if quota.get("limit_bytes") is None:
         return f"{used} used, no hard limit ({size(quota.get('included_bytes'))} included)"
     percent = 100 * quota["used_bytes"] / quota["limit_bytes"] if quota["limit_bytes"] else 100.0
-    return (f"{used} of {size(quota['limit_bytes'])} used ({percent:.0f}%), "
-            f"{size(quota.get('remaining_bytes'))} remaining")
+    return (
+        f"{used} of {size(quota['limit_bytes'])} used ({percent:.0f}%), {size(quota.get('remaining_bytes'))} remaining"
+    )
 
 
 @http_command
@@ -246,8 +282,9 @@ def registry_set(ctx: Context) -> int:
     if args.manifest_policy:
         changes["manifest_policy"] = {"mode": args.manifest_policy, "required_platforms": args.require_platform or []}
     if not changes:
-        return fail("nothing to change: give --visibility, --sku, --immutable-tags, --custom-domain "
-                     "or --manifest-policy")
+        return fail(
+            "nothing to change: give --visibility, --sku, --immutable-tags, --custom-domain or --manifest-policy"
+        )
     registry = ctx.client.json("PATCH", ctx.registry_path(args.name), json=changes)
     if ctx.json:
         emit_json(registry)
@@ -259,11 +296,15 @@ def registry_set(ctx: Context) -> int:
         said.append(f"has SKU {registry.get('sku')!r} ({_quota_line(registry.get('quota')) or '-'})")
     if "immutable_tags" in changes:
         patterns = registry.get("immutable_tags") or []
-        said.append(f"has immutable tags in repositories matching {', '.join(patterns)}" if patterns
-                    else "allows tag overwrites in every repository")
+        said.append(
+            f"has immutable tags in repositories matching {', '.join(patterns)}"
+            if patterns
+            else "allows tag overwrites in every repository"
+        )
     if "custom_domain" in changes:
-        said.append(f"claims {_custom_domain_line(registry)}" if registry.get("custom_domain")
-                    else "has no custom domain")
+        said.append(
+            f"claims {_custom_domain_line(registry)}" if registry.get("custom_domain") else "has no custom domain"
+        )
     if "manifest_policy" in changes:
         said.append(f"has manifest policy {_manifest_policy_line(registry.get('manifest_policy'))}")
     print(f"registry {registry['name']!r} " + "; ".join(said))
@@ -277,8 +318,10 @@ def registry_verify_domain(ctx: Context) -> int:
         emit_json(registry)
         return 0
     operation = registry.get("operation")
-    print(f"custom domain {registry['custom_domain']} of registry {registry['name']!r} is verified"
-          + (f"; routing it: operation {operation['id']}" if operation else ""))
+    print(
+        f"custom domain {registry['custom_domain']} of registry {registry['name']!r} is verified"
+        + (f"; routing it: operation {operation['id']}" if operation else "")
+    )
     return 0
 
 
@@ -291,42 +334,68 @@ def skus(ctx: Context) -> None:
     catalog = ctx.client.get("/api/v1/skus")
     if ctx.json:
         return emit_json(catalog)
-    table(["NAME", "TITLE", "INCLUDED", "HARD LIMIT", "PRICE/GiB OVER", "DEFAULT"],
-          [(s["name"], s.get("title"), size(s.get("included_bytes")), _gib(s.get("hard_limit_bytes")),
-            "-" if s.get("price_per_gib") is None else f"{s['price_per_gib']:g} {s.get('currency', '')}".strip(),
-            "yes" if s.get("default") else "") for s in catalog.get("skus", [])])
+    table(
+        ["NAME", "TITLE", "INCLUDED", "HARD LIMIT", "PRICE/GiB OVER", "DEFAULT"],
+        [
+            (
+                s["name"],
+                s.get("title"),
+                size(s.get("included_bytes")),
+                _gib(s.get("hard_limit_bytes")),
+                "-" if s.get("price_per_gib") is None else f"{s['price_per_gib']:g} {s.get('currency', '')}".strip(),
+                "yes" if s.get("default") else "",
+            )
+            for s in catalog.get("skus", [])
+        ],
+    )
 
 
 @http_command
 def usage(ctx: Context) -> None:
     args = ctx.args
-    params = {k: v for k, v in {"since": args.since, "until": args.until, "repository": args.repository}.items()
-              if v is not None}
+    params = {
+        k: v
+        for k, v in {"since": args.since, "until": args.until, "repository": args.repository}.items()
+        if v is not None
+    }
     report = ctx.client.get(ctx.registry_path(args.registry, "/usage"), params=params)
     if ctx.json:
         return emit_json(report)
     storage, traffic = report.get("storage") or {}, report.get("traffic") or {}
-    fields([
-        ("registry", report.get("registry")),
-        ("stored", f"{size(storage.get('stored_bytes'))} in {storage.get('blobs', 0)} blobs"),
-        ("repositories", storage.get("repositories")),
-        ("tags", storage.get("tags")),
-        ("manifests", storage.get("manifests")),
-        ("sku", (report.get("quota") or {}).get("sku")),
-        ("quota", _quota_line(report.get("quota"))),
-        (f"traffic {report.get('since')}..{report.get('until')}",
-         f"{traffic.get('pulls', 0)} pulls ({size(traffic.get('pull_bytes', 0))}), "
-         f"{traffic.get('pushes', 0)} pushes ({size(traffic.get('push_bytes', 0))})"),
-    ])
+    fields(
+        [
+            ("registry", report.get("registry")),
+            ("stored", f"{size(storage.get('stored_bytes'))} in {storage.get('blobs', 0)} blobs"),
+            ("repositories", storage.get("repositories")),
+            ("tags", storage.get("tags")),
+            ("manifests", storage.get("manifests")),
+            ("sku", (report.get("quota") or {}).get("sku")),
+            ("quota", _quota_line(report.get("quota"))),
+            (
+                f"traffic {report.get('since')}..{report.get('until')}",
+                f"{traffic.get('pulls', 0)} pulls ({size(traffic.get('pull_bytes', 0))}), "
+                f"{traffic.get('pushes', 0)} pushes ({size(traffic.get('push_bytes', 0))})",
+            ),
+        ]
+    )
     print()
-    table(["REPOSITORY", "STORED", "BLOBS", "TAGS", "MANIFESTS"],
-          [(r["name"], size(r["stored_bytes"]), r["blobs"], r["tags"], r["manifests"])
-           for r in report.get("repositories", [])], empty="no repositories")
+    table(
+        ["REPOSITORY", "STORED", "BLOBS", "TAGS", "MANIFESTS"],
+        [
+            (r["name"], size(r["stored_bytes"]), r["blobs"], r["tags"], r["manifests"])
+            for r in report.get("repositories", [])
+        ],
+        empty="no repositories",
+    )
     if report.get("days"):
         print()
-        table(["DAY", "REPOSITORY", "PULLS", "PULLED", "PUSHES", "PUSHED"],
-              [(d["day"], d["repository"], d["pulls"], size(d["pull_bytes"]), d["pushes"], size(d["push_bytes"]))
-               for d in report["days"]])
+        table(
+            ["DAY", "REPOSITORY", "PULLS", "PULLED", "PUSHES", "PUSHED"],
+            [
+                (d["day"], d["repository"], d["pulls"], size(d["pull_bytes"]), d["pushes"], size(d["push_bytes"]))
+                for d in report["days"]
+            ],
+        )
 
 
 @http_command
@@ -334,11 +403,13 @@ def registry_delete(ctx: Context) -> int:
     args = ctx.args
     if not args.yes:
         if not sys.stdin.isatty():
-            return fail(f"deleting registry {args.name!r} removes all its repositories and images: "
-                         "add --yes to confirm")
+            return fail(
+                f"deleting registry {args.name!r} removes all its repositories and images: add --yes to confirm"
+            )
         try:
-            typed = input(f"Delete registry {args.name!r} with all its repositories and images? "
-                          "Type its name to confirm: ")
+            typed = input(
+                f"Delete registry {args.name!r} with all its repositories and images? Type its name to confirm: "
+            )
         except EOFError:
             typed = ""
         if typed.strip() != args.name:
@@ -356,24 +427,28 @@ def registry_delete(ctx: Context) -> int:
     if ctx.json:
         emit_json({"operation": op})
     if op["state"] != "succeeded":
-        return fail(f"deleting registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
-                     f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)")
+        return fail(
+            f"deleting registry {args.name!r} failed: {op.get('error') or 'see the operation log'} "
+            f"(operation {op.get('id')}; berth operation retry {op.get('id')} runs it again)"
+        )
     if not ctx.json:
         print(f"deleted registry {args.name!r}")
     return 0
 
 
 def _show_operation(op: dict) -> None:
-    fields([
-        ("operation", op["id"]),
-        ("kind", f"{op.get('kind')} registry {op.get('registry')!r} in organization {op.get('org')!r}"),
-        ("state", op.get("state")),
-        ("steps", ", ".join(f"{s.get('name')}={s.get('state')}" for s in op.get("steps") or [])),
-        ("attempts", op.get("attempts")),
-        ("error", op.get("error")),
-        ("requested", f"{when(op.get('created_at'))} by {op.get('requested_by') or '-'}"),
-        ("finished", when(op.get("finished_at")) if op.get("finished_at") else None),
-    ])
+    fields(
+        [
+            ("operation", op["id"]),
+            ("kind", f"{op.get('kind')} registry {op.get('registry')!r} in organization {op.get('org')!r}"),
+            ("state", op.get("state")),
+            ("steps", ", ".join(f"{s.get('name')}={s.get('state')}" for s in op.get("steps") or [])),
+            ("attempts", op.get("attempts")),
+            ("error", op.get("error")),
+            ("requested", f"{when(op.get('created_at'))} by {op.get('requested_by') or '-'}"),
+            ("finished", when(op.get("finished_at")) if op.get("finished_at") else None),
+        ]
+    )
     for line in op.get("log") or []:
         print(f"  {line}")
 
@@ -388,9 +463,12 @@ def _get_operation(ctx: Context, op_id: str) -> dict:
     except ApiError as e:
         if e.status != 404:
             raise
-        raise ApiError(f"operation {op_id!r} not found (or not in your organizations): operation ids are printed "
-                       f"by berth registry create|delete, and berth registry show NAME links a registry's latest "
-                       f"one", 404) from None
+        raise ApiError(
+            f"operation {op_id!r} not found (or not in your organizations): operation ids are printed "
+            f"by berth registry create|delete, and berth registry show NAME links a registry's latest "
+            f"one",
+            404,
+        ) from None
 
 
 @http_command
@@ -431,8 +509,12 @@ def repo_list(ctx: Context) -> None:
     path = ctx.args.path or ""
     if path and not path.endswith("/"):
         path += "/"
-    entries = ctx.client.paged(ctx.registry_path(ctx.args.registry, "/repositories"), "entries",
-                               params={"path": path or None}, limit=ctx.args.limit)
+    entries = ctx.client.paged(
+        ctx.registry_path(ctx.args.registry, "/repositories"),
+        "entries",
+        params={"path": path or None},
+        limit=ctx.args.limit,
+    )
     if ctx.json:
         return emit_json({"path": path, "entries": entries})
     rows: list[tuple] = []
@@ -441,8 +523,11 @@ def repo_list(ctx: Context) -> None:
             rows.append((e["path"], "folder", e.get("repositories"), None, None, None))
         else:
             rows.append((e["path"], "repository", None, e.get("tags"), size(e.get("size")), when(e.get("last_push"))))
-    table(["PATH", "TYPE", "REPOS", "TAGS", "SIZE", "LAST PUSH"], rows,
-          empty=f"no repositories in {ctx.args.registry!r}" + (f" under {path!r}" if path else ""))
+    table(
+        ["PATH", "TYPE", "REPOS", "TAGS", "SIZE", "LAST PUSH"],
+        rows,
+        empty=f"no repositories in {ctx.args.registry!r}" + (f" under {path!r}" if path else ""),
+    )
 
 
 # Artifact types by their manifest's artifactType or config media type (app/services/manifests.py).
@@ -472,8 +557,9 @@ def _kind(tag: dict) -> str:
 def _single_platform(ctx: Context, registry: str, repo: str, digest: str) -> str:
     """An image manifest's platform, from its config (the manifest detail's preview)."""
     try:
-        detail = ctx.client.get(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/manifests/"
-                                                  f"{quote(digest, safe=':')}"))
+        detail = ctx.client.get(
+            ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/manifests/{quote(digest, safe=':')}")
+        )
     except ApiError:
         return ""
     image = (detail.get("config") or {}).get("image") or {}
@@ -488,8 +574,9 @@ def tags(ctx: Context) -> int:
     if not slash or not registry or not repo:
         return fail(f"give REGISTRY/REPOSITORY, such as default/team/app (not {ctx.args.reference!r})")
     repo = repo.split("@", 1)[0]
-    items = ctx.client.paged(ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/tags"), "tags",
-                             limit=ctx.args.limit)
+    items = ctx.client.paged(
+        ctx.registry_path(registry, f"/repositories/{quote(repo, safe='/')}/tags"), "tags", limit=ctx.args.limit
+    )
     if ctx.json:
         emit_json({"repository": repo, "tags": items})
         return 0
@@ -504,8 +591,9 @@ def tags(ctx: Context) -> int:
             platforms = platform_of[t.get("digest")]
         else:
             platforms = ""
-        rows.append((t["name"], kind, short_digest(t.get("digest")), size(t.get("size")), platforms,
-                     when(t.get("pushed_at"))))
+        rows.append(
+            (t["name"], kind, short_digest(t.get("digest")), size(t.get("size")), platforms, when(t.get("pushed_at")))
+        )
     table(["TAG", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"], rows, empty=f"{registry}/{repo} has no tags")
     return 0
 
@@ -533,8 +621,10 @@ def credentials(ctx: Context) -> int:
     if args.rotate is not None:
         old = next((t for t in _registry_tokens(ctx, args.registry) if t["id"] == args.rotate), None)
         if old is None:
-            return fail(f"registry {args.registry!r} has no credentials with token id {args.rotate} "
-                        f"(berth credentials {args.registry} --list shows them)")
+            return fail(
+                f"registry {args.registry!r} has no credentials with token id {args.rotate} "
+                f"(berth credentials {args.registry} --list shows them)"
+            )
         if _token_state(old) == "revoked":
             return fail(f"token {old['id']} ({old['name']}) is already revoked: issue new credentials instead")
         push, name, revoke = old.get("scope") == "push", name or old["name"], old
@@ -542,8 +632,12 @@ def credentials(ctx: Context) -> int:
     for key, value in (("k8s_secret_name", args.k8s_secret), ("namespace", args.namespace), ("name", name)):
         if value is not None:
             body[key] = value
-    issued = ctx.client.json("POST", ctx.registry_path(args.registry, "/credentials"), json=body,
-                             headers={"Idempotency-Key": str(uuid.uuid4())})
+    issued = ctx.client.json(
+        "POST",
+        ctx.registry_path(args.registry, "/credentials"),
+        json=body,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
     if revoke is not None:  # the new password exists before the old one stops working
         ctx.client.json("DELETE", ctx.org_path(f"/tokens/{revoke['id']}"))
     fmt = args.format or ("k8s" if args.k8s_secret or args.namespace else "login")
@@ -560,21 +654,25 @@ def credentials(ctx: Context) -> int:
     else:
         servers = issued.get("servers") or []
         usable = [s for s in servers if host_form_works(s)]
-        fields([
-            ("server", usable[0] if usable else None),
-            ("also", ", ".join(usable[1:])),
-            ("username", issued["username"]),
-            ("password", issued["password"]),
-            ("access", f"{'push and pull' if push else 'pull only'} on registry {args.registry!r}"),
-            ("expires", when(token.get("expires_at")) if token.get("expires_at") else "never"),
-        ])
+        fields(
+            [
+                ("server", usable[0] if usable else None),
+                ("also", ", ".join(usable[1:])),
+                ("username", issued["username"]),
+                ("password", issued["password"]),
+                ("access", f"{'push and pull' if push else 'pull only'} on registry {args.registry!r}"),
+                ("expires", when(token.get("expires_at")) if token.get("expires_at") else "never"),
+            ]
+        )
         print()
         print(f"  {issued['docker_login']}")
         if usable and len(usable) < len(servers):
             print(f"  images: {usable[0]}/{args.registry}/<repository>:<tag>  ({HOST_FORM_HINT})")
     what = "" if fmt == "login" else " inside this document"
-    stderr(f"token {token.get('id')} ({token.get('name')}): the password{what} is shown once; "
-           f"revoke with berth token revoke {token.get('id')}")
+    stderr(
+        f"token {token.get('id')} ({token.get('name')}): the password{what} is shown once; "
+        f"revoke with berth token revoke {token.get('id')}"
+    )
     if revoke is not None:
         stderr(f"revoked the old token {revoke['id']} ({revoke['name']})")
     return 0
@@ -585,11 +683,22 @@ def _credentials_list(ctx: Context) -> int:
     if ctx.json:
         emit_json({"registry": ctx.args.registry, "tokens": items})
         return 0
-    table(["ID", "NAME", "ACCESS", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
-          [(t["id"], t["name"], t.get("scope") or t["role"], _token_state(t),
-            when(t.get("expires_at")) if t.get("expires_at") else "never",
-            when(t.get("last_used_at")) if t.get("last_used_at") else "never", t.get("created_by"))
-           for t in items], empty=f"no credentials for registry {ctx.args.registry!r}")
+    table(
+        ["ID", "NAME", "ACCESS", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
+        [
+            (
+                t["id"],
+                t["name"],
+                t.get("scope") or t["role"],
+                _token_state(t),
+                when(t.get("expires_at")) if t.get("expires_at") else "never",
+                when(t.get("last_used_at")) if t.get("last_used_at") else "never",
+                t.get("created_by"),
+            )
+            for t in items
+        ],
+        empty=f"no credentials for registry {ctx.args.registry!r}",
+    )
     return 0
 
 
@@ -601,8 +710,8 @@ def _token_state(t: dict) -> str:
         try:
             at = dt.datetime.fromisoformat(expires.replace("Z", "+00:00"))
             if at.tzinfo is None:
-                at = at.replace(tzinfo=dt.timezone.utc)
-            if at <= dt.datetime.now(dt.timezone.utc):
+                at = at.replace(tzinfo=dt.UTC)
+            if at <= dt.datetime.now(dt.UTC):
                 return "expired"
         except ValueError:
             pass
@@ -613,17 +722,24 @@ def _token_state(t: dict) -> str:
 def token_create(ctx: Context) -> None:
     args = ctx.args
     body: dict = {"name": args.name}
-    for key, value in (("scope", args.scope), ("role", args.role), ("registry", args.registry),
-                       ("expires_in", args.expires_in)):
+    for key, value in (
+        ("scope", args.scope),
+        ("role", args.role),
+        ("registry", args.registry),
+        ("expires_in", args.expires_in),
+    ):
         if value is not None:
             body[key] = value
-    created = ctx.client.json("POST", ctx.org_path("/tokens"), json=body,
-                              headers={"Idempotency-Key": str(uuid.uuid4())})
+    created = ctx.client.json(
+        "POST", ctx.org_path("/tokens"), json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
     if ctx.json:
         return emit_json(created)
     where = f"registry {created['registry']!r}" if created.get("registry") else f"organization {ctx.org!r}"
-    stderr(f"token {created['id']} ({created['name']}): {created['role']} on {where}"
-           + (f", expires {when(created['expires_at'])}" if created.get("expires_at") else ""))
+    stderr(
+        f"token {created['id']} ({created['name']}): {created['role']} on {where}"
+        + (f", expires {when(created['expires_at'])}" if created.get("expires_at") else "")
+    )
     stderr("the secret is shown once; store it now:")
     print(created["token"])
 
@@ -633,11 +749,23 @@ def token_list(ctx: Context) -> None:
     items = ctx.client.paged(ctx.org_path("/tokens"), "tokens")
     if ctx.json:
         return emit_json({"tokens": items})
-    table(["ID", "NAME", "ROLE", "REGISTRY", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
-          [(t["id"], t["name"], t["role"], t.get("registry") or "*", _token_state(t),
-            when(t.get("expires_at")) if t.get("expires_at") else "never",
-            when(t.get("last_used_at")) if t.get("last_used_at") else "never", t.get("created_by"))
-           for t in items], empty=f"no access tokens in organization {ctx.org!r}")
+    table(
+        ["ID", "NAME", "ROLE", "REGISTRY", "STATE", "EXPIRES", "LAST USED", "CREATED BY"],
+        [
+            (
+                t["id"],
+                t["name"],
+                t["role"],
+                t.get("registry") or "*",
+                _token_state(t),
+                when(t.get("expires_at")) if t.get("expires_at") else "never",
+                when(t.get("last_used_at")) if t.get("last_used_at") else "never",
+                t.get("created_by"),
+            )
+            for t in items
+        ],
+        empty=f"no access tokens in organization {ctx.org!r}",
+    )
 
 
 @http_command
@@ -669,7 +797,7 @@ def _time_arg(value: str | None) -> str | None:
     if not m:
         return value
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -691,14 +819,32 @@ def _target(e: dict) -> str:
 @http_command
 def audit(ctx: Context) -> None:
     args = ctx.args
-    params = {"actor": args.actor, "action": args.action, "registry": args.registry,
-              "since": _time_arg(args.since), "until": _time_arg(args.until)}
+    params = {
+        "actor": args.actor,
+        "action": args.action,
+        "registry": args.registry,
+        "since": _time_arg(args.since),
+        "until": _time_arg(args.until),
+    }
     events = ctx.client.paged(ctx.org_path("/audit"), "events", params=params, limit=args.limit or None)
     if ctx.json:
         return emit_json({"events": events})
-    table(["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "STATUS", "CLIENT"],
-          [(when(e.get("time")), e.get("actor"), e.get("action"), _target(e), e.get("outcome"), e.get("status"),
-            e.get("client_ip")) for e in events], empty="no audit events match")
+    table(
+        ["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "STATUS", "CLIENT"],
+        [
+            (
+                when(e.get("time")),
+                e.get("actor"),
+                e.get("action"),
+                _target(e),
+                e.get("outcome"),
+                e.get("status"),
+                e.get("client_ip"),
+            )
+            for e in events
+        ],
+        empty="no audit events match",
+    )
 
 
 # --- argparse ---------------------------------------------------------------------------------
@@ -717,10 +863,15 @@ def _positive(value: str) -> int:
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """`--json` and `--org`, accepted before the command and after it."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="print JSON instead of tables")
-    parser.add_argument("--org", default=default,
-                        help="organization (default: the one saved by berth login, else 'default'; BERTH_ORG)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print JSON instead of tables",
+    )
+    parser.add_argument(
+        "--org", default=default, help="organization (default: the one saved by berth login, else 'default'; BERTH_ORG)"
+    )
 
 
 def add_parsers(sub) -> None:
@@ -733,9 +884,13 @@ def add_parsers(sub) -> None:
     limit = argparse.ArgumentParser(add_help=False)
     limit.add_argument("--limit", type=_positive, help="at most this many items (default: all pages)")
 
-    p = sub.add_parser("login", parents=[g], help="save the URL and an access token of a Berth server",
-                       description="Verify an access token against the server and save it (mode 0600) in "
-                                   "$BERTH_CONFIG or $XDG_CONFIG_HOME/berth/credentials.json.")
+    p = sub.add_parser(
+        "login",
+        parents=[g],
+        help="save the URL and an access token of a Berth server",
+        description="Verify an access token against the server and save it (mode 0600) in "
+        "$BERTH_CONFIG or $XDG_CONFIG_HOME/berth/credentials.json.",
+    )
     p.add_argument("url", help="e.g. http://127.0.0.1:5000 or https://registry.example.com")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--token", help="the access token (visible to other local users in ps; prefer --token-stdin)")
@@ -752,8 +907,12 @@ def add_parsers(sub) -> None:
     p = reg.add_parser("create", parents=[g, wait], help="create a registry and wait until it is ready")
     p.add_argument("name")
     p.add_argument("--public", action="store_true", help="allow anonymous pulls (default: private)")
-    p.add_argument("--pull-namespace", action="append", metavar="NS",
-                   help="a Kubernetes namespace that gets a pull Secret (repeatable)")
+    p.add_argument(
+        "--pull-namespace",
+        action="append",
+        metavar="NS",
+        help="a Kubernetes namespace that gets a pull Secret (repeatable)",
+    )
     p.set_defaults(func=registry_create)
     p = reg.add_parser("list", parents=[g, limit], help="list registries with their usage")
     p.set_defaults(func=registry_list)
@@ -764,20 +923,35 @@ def add_parsers(sub) -> None:
     p.add_argument("name")
     p.add_argument("--visibility", choices=["public", "private"])
     p.add_argument("--sku", help="a storage SKU from `berth skus` (owner or admin); 'default': the organization's")
-    p.add_argument("--immutable-tags", metavar="PATTERNS",
-                   help="comma-separated repository globs whose tags cannot be overwritten or deleted, "
-                        "e.g. 'release/*,prod-*'; '' allows overwrites everywhere")
-    p.add_argument("--custom-domain", metavar="HOST",
-                   help="claim a hostname of yours (routed once verified: see `registry show`); '' removes it")
-    p.add_argument("--manifest-policy", choices=["strict", "index-sparse", "sparse"],
-                   help="what a manifest push may reference without it being pushed first: strict (nothing), "
-                        "index-sparse (an index's child manifests), sparse (blobs too)")
-    p.add_argument("--require-platform", action="append", metavar="OS/ARCH[/VARIANT]",
-                   help="with index-sparse or sparse: an index's child for this platform must be present "
-                        "(repeatable)")
+    p.add_argument(
+        "--immutable-tags",
+        metavar="PATTERNS",
+        help="comma-separated repository globs whose tags cannot be overwritten or deleted, "
+        "e.g. 'release/*,prod-*'; '' allows overwrites everywhere",
+    )
+    p.add_argument(
+        "--custom-domain",
+        metavar="HOST",
+        help="claim a hostname of yours (routed once verified: see `registry show`); '' removes it",
+    )
+    p.add_argument(
+        "--manifest-policy",
+        choices=["strict", "index-sparse", "sparse"],
+        help="what a manifest push may reference without it being pushed first: strict (nothing), "
+        "index-sparse (an index's child manifests), sparse (blobs too)",
+    )
+    p.add_argument(
+        "--require-platform",
+        action="append",
+        metavar="OS/ARCH[/VARIANT]",
+        help="with index-sparse or sparse: an index's child for this platform must be present (repeatable)",
+    )
     p.set_defaults(func=registry_set)
-    p = reg.add_parser("verify-domain", parents=[g],
-                       help="check the custom domain's TXT record now and, once it proves the claim, route it")
+    p = reg.add_parser(
+        "verify-domain",
+        parents=[g],
+        help="check the custom domain's TXT record now and, once it proves the claim, route it",
+    )
     p.add_argument("name")
     p.set_defaults(func=registry_verify_domain)
     p = reg.add_parser("delete", parents=[g, wait], help="delete a registry and everything in it")
@@ -785,8 +959,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=registry_delete)
 
-    ops = sub.add_parser("operation", help="registry lifecycle operations").add_subparsers(dest="action",
-                                                                                          required=True)
+    ops = sub.add_parser("operation", help="registry lifecycle operations").add_subparsers(dest="action", required=True)
     p = ops.add_parser("show", parents=[g], help="an operation's state, steps and log")
     p.add_argument("id")
     p.add_argument("--timeout", type=float, default=OPERATION_TIMEOUT, help="seconds --follow waits")
@@ -815,20 +988,30 @@ def add_parsers(sub) -> None:
     p.add_argument("reference", metavar="REGISTRY/REPOSITORY")
     p.set_defaults(func=tags)
 
-    p = sub.add_parser("credentials", parents=[g], help="issue registry credentials: docker login, "
-                                                         "dockerconfigjson or a Kubernetes pull Secret")
+    p = sub.add_parser(
+        "credentials",
+        parents=[g],
+        help="issue registry credentials: docker login, dockerconfigjson or a Kubernetes pull Secret",
+    )
     p.add_argument("registry")
     p.add_argument("--push", action="store_true", help="push as well as pull (default: pull only)")
     p.add_argument("--expires-in", help="e.g. 3600s, 12h, 30d, or never (default: 90d)")
     p.add_argument("--list", action="store_true", help="the registry's credentials (tokens), with their state")
-    p.add_argument("--rotate", type=int, metavar="TOKEN_ID",
-                   help="issue a new password for these credentials (same name and access), then revoke the old")
+    p.add_argument(
+        "--rotate",
+        type=int,
+        metavar="TOKEN_ID",
+        help="issue a new password for these credentials (same name and access), then revoke the old",
+    )
     p.add_argument("--name", help="the token's name (default: <registry>-pull or -push)")
     p.add_argument("--k8s-secret", metavar="NAME", help="the Secret's name (implies --format k8s)")
     p.add_argument("--namespace", help="the Secret's namespace (implies --format k8s)")
-    p.add_argument("--format", choices=["login", "dockerconfigjson", "k8s"],
-                   help="login: username/password (default); dockerconfigjson: a Docker/skopeo auth file; "
-                        "k8s: a Secret for kubectl apply -f -")
+    p.add_argument(
+        "--format",
+        choices=["login", "dockerconfigjson", "k8s"],
+        help="login: username/password (default); dockerconfigjson: a Docker/skopeo auth file; "
+        "k8s: a Secret for kubectl apply -f -",
+    )
     p.set_defaults(func=credentials)
 
     tok = sub.add_parser("token", help="access tokens (over the API)").add_subparsers(dest="action", required=True)
@@ -852,6 +1035,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--until", help="ISO 8601 time, or 30m / 12h / 7d ago")
     p.add_argument("--limit", type=_positive, default=100, help="at most this many events (default 100; 0: all)")
     p.set_defaults(func=audit)
-
 
     retention.add_parsers(sub, g)

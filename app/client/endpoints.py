@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from app.config import DEFAULT_DOMAIN
 
-HOST_FORM_HINT = (f"the host form <registry>.{DEFAULT_DOMAIN} is off here: set BERTH_DOMAIN to a domain "
-                  f"whose wildcard DNS (*.domain) reaches this server (docs/operations.md)")
+HOST_FORM_HINT = (
+    f"the host form <registry>.{DEFAULT_DOMAIN} is off here: set BERTH_DOMAIN to a domain "
+    f"whose wildcard DNS (*.domain) reaches this server (docs/operations.md)"
+)
 
 
 def host_form_works(endpoint: str | None) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -61,16 +61,20 @@ class Client:
         try:
             return resp.json()
         except ValueError:
-            raise ApiError(f"{method} {path}: the server at {self.url} answered {resp.status_code} with something "
-                           f"that is not JSON (is {self.url} a Berth server?)") from None
+            raise ApiError(
+                f"{method} {path}: the server at {self.url} answered {resp.status_code} with something "
+                f"that is not JSON (is {self.url} a Berth server?)"
+            ) from None
 
     def get(self, path: str, **kw) -> dict:
         return self.json("GET", path, **kw)
 
     def describe_failure(self, resp: requests.Response) -> str:
         problem = None
-        if resp.headers.get("Content-Type", "").split(";")[0].strip() in ("application/problem+json",
-                                                                          "application/json"):
+        if resp.headers.get("Content-Type", "").split(";")[0].strip() in (
+            "application/problem+json",
+            "application/json",
+        ):
             try:
                 problem = resp.json()
             except ValueError:
@@ -79,16 +83,18 @@ class Client:
             return f"not logged in or token rejected: run {_login_hint(self.url)}"
         if isinstance(problem, dict) and problem.get("detail"):
             message = str(problem["detail"])
-            fields = [str(p.get("name")) for p in problem.get("invalid_params") or []
-                      if isinstance(p, dict) and p.get("name")]
+            fields = [
+                str(p.get("name")) for p in problem.get("invalid_params") or [] if isinstance(p, dict) and p.get("name")
+            ]
             fields = [f for f in fields if f not in message]
             if fields:
                 message += f" (field: {', '.join(fields)})"
             if resp.status_code >= 500 and problem.get("request_id"):
                 message += f" [request id {problem['request_id']}]"
             return message
-        return (f"{resp.request.method} {resp.url} answered {resp.status_code} {resp.reason or ''}".rstrip()
-                + (f" (is {self.url} a Berth server?)" if resp.status_code == 404 else ""))
+        return f"{resp.request.method} {resp.url} answered {resp.status_code} {resp.reason or ''}".rstrip() + (
+            f" (is {self.url} a Berth server?)" if resp.status_code == 404 else ""
+        )
 
     # -- lists and operations ---------------------------------------------------------------
 
@@ -106,8 +112,9 @@ class Client:
             if not cursor or (limit and len(items) >= limit):
                 return items[:limit] if limit else items
 
-    def follow(self, operation: dict, *, timeout: float, progress: Callable[[str], None] | None = None,
-               interval: float = 0.25) -> dict:
+    def follow(
+        self, operation: dict, *, timeout: float, progress: Callable[[str], None] | None = None, interval: float = 0.25
+    ) -> dict:
         """Poll a lifecycle operation until it succeeds or fails, reporting new log lines."""
         shown = 0
         deadline = time.monotonic() + timeout
@@ -121,8 +128,10 @@ class Client:
             if op.get("state") in ("succeeded", "failed"):
                 return op
             if time.monotonic() > deadline:
-                raise ApiError(f"operation {op.get('id')} is still {op.get('state')} after {timeout:g}s; "
-                               f"follow it at {self.url}{op['links']['self']}")
+                raise ApiError(
+                    f"operation {op.get('id')} is still {op.get('state')} after {timeout:g}s; "
+                    f"follow it at {self.url}{op['links']['self']}"
+                )
             time.sleep(interval)
             op = self.get(op["links"]["self"])
 
@@ -134,4 +143,3 @@ def _reason(e: Exception) -> str:
 
 def stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-

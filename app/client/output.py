@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def emit_json(value) -> None:
@@ -19,7 +19,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence], *, empty: str | None
         return
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     for row in [list(headers), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
 
 
 def fields(pairs: Sequence[tuple[str, object]]) -> None:

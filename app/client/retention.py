@@ -26,15 +26,21 @@ def _rules_text(rules: dict) -> list[tuple[str, object]]:
         ("keep last", off(rules.get("keep_last"), " most recently pushed tags per repository")),
         ("keep patterns", ", ".join(rules.get("keep_patterns") or []) or "none"),
         ("expire after", off(rules.get("expire_days"), " days without a push or pull")),
-        ("delete untagged", "yes" if rules.get("delete_untagged") else "no (garbage collection still removes "
-                                                                         "unreferenced untagged manifests)"),
+        (
+            "delete untagged",
+            "yes"
+            if rules.get("delete_untagged")
+            else "no (garbage collection still removes unreferenced untagged manifests)",
+        ),
     ]
 
 
 def _show(policy: dict, registry: str) -> None:
     if not policy.get("configured"):
-        print(f"registry {registry!r} has no retention policy "
-              f"(berth retention set {registry} --keep-last N --expire-days D ...)")
+        print(
+            f"registry {registry!r} has no retention policy "
+            f"(berth retention set {registry} --keep-last N --expire-days D ...)"
+        )
         return
     pairs = _rules_text(policy)
     for o in policy.get("overrides") or []:
@@ -78,8 +84,9 @@ def _override(text: str) -> dict:
     `GLOB:` alone: those repositories keep the registry-wide rules (no later override applies)."""
     pattern, colon, rest = text.partition(":")  # repository names never hold ':'
     if not pattern or not colon:
-        raise argparse.ArgumentTypeError(f"{text!r}: give GLOB:field=value,... such as 'ci/*:expire_days=7' "
-                                         f"(fields: {', '.join(RULES)})")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give GLOB:field=value,... such as 'ci/*:expire_days=7' (fields: {', '.join(RULES)})"
+        )
     override: dict = {"repositories": pattern}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         field, eq, value = item.partition("=")
@@ -127,8 +134,11 @@ def set_(ctx: Context) -> int:
         current = ctx.client.get(_path(ctx))
         body = {k: current[k] for k in (*RULES, "overrides") if k in current} if current.get("configured") else {}
         changed = False
-        for field, value in (("keep_last", args.keep_last), ("expire_days", args.expire_days),
-                             ("delete_untagged", args.delete_untagged)):
+        for field, value in (
+            ("keep_last", args.keep_last),
+            ("expire_days", args.expire_days),
+            ("delete_untagged", args.delete_untagged),
+        ):
             if value is not ...:
                 body[field], changed = value, True
         if args.keep is not None or args.no_keep:
@@ -136,8 +146,10 @@ def set_(ctx: Context) -> int:
         if args.override is not None or args.no_overrides:
             body["overrides"], changed = ([] if args.no_overrides else args.override), True
         if not changed:
-            return fail("nothing to change: give --keep-last, --keep, --expire-days, --delete-untagged, "
-                         "--override, --file or --clear")
+            return fail(
+                "nothing to change: give --keep-last, --keep, --expire-days, --delete-untagged, "
+                "--override, --file or --clear"
+            )
     stored = ctx.client.json("PUT", _path(ctx), json=body)
     if ctx.json:
         emit_json(stored)
@@ -148,19 +160,29 @@ def set_(ctx: Context) -> int:
 
 def _result(result: dict, verb: str) -> None:
     summary = result.get("summary") or {}
-    print(f"registry {result['registry']!r}: {verb} {summary.get('tags', 0)} tag(s) and "
-          f"{summary.get('manifests', 0)} manifest(s) ({size(summary.get('manifest_bytes'))} of manifests); "
-          f"{result.get('kept_tags', 0)} tag(s) kept in {result.get('repositories', 0)} repositories")
+    print(
+        f"registry {result['registry']!r}: {verb} {summary.get('tags', 0)} tag(s) and "
+        f"{summary.get('manifests', 0)} manifest(s) ({size(summary.get('manifest_bytes'))} of manifests); "
+        f"{result.get('kept_tags', 0)} tag(s) kept in {result.get('repositories', 0)} repositories"
+    )
     if result["tags"]:
         print()
-        table(["REPOSITORY", "TAG", "DIGEST", "PUSHED", "REASON"],
-              [(t["repository"], t["tag"], short_digest(t["digest"]), when(t["pushed_at"]), t["reason"])
-               for t in result["tags"]])
+        table(
+            ["REPOSITORY", "TAG", "DIGEST", "PUSHED", "REASON"],
+            [
+                (t["repository"], t["tag"], short_digest(t["digest"]), when(t["pushed_at"]), t["reason"])
+                for t in result["tags"]
+            ],
+        )
     if result["manifests"]:
         print()
-        table(["REPOSITORY", "MANIFEST", "SIZE", "BY", "REASON"],
-              [(x["repository"], short_digest(x["digest"]), size(x["size"]), x["by"], x["reason"])
-               for x in result["manifests"]])
+        table(
+            ["REPOSITORY", "MANIFEST", "SIZE", "BY", "REASON"],
+            [
+                (x["repository"], short_digest(x["digest"]), size(x["size"]), x["by"], x["reason"])
+                for x in result["manifests"]
+            ],
+        )
 
 
 def _run(ctx: Context, suffix: str, **kw) -> dict:
@@ -171,8 +193,11 @@ def _run(ctx: Context, suffix: str, **kw) -> dict:
         if e.status != 409 or "no retention policy" not in str(e):
             raise
         registry = ctx.args.registry
-        raise ApiError(f"registry {registry!r} has no retention policy yet: set one first, e.g. "
-                       f"berth retention set {registry} --keep-last 10 --expire-days 30", e.status) from None
+        raise ApiError(
+            f"registry {registry!r} has no retention policy yet: set one first, e.g. "
+            f"berth retention set {registry} --keep-last 10 --expire-days 30",
+            e.status,
+        ) from None
 
 
 @http_command
@@ -188,8 +213,10 @@ def apply(ctx: Context) -> int:
     args = ctx.args
     if not args.yes:
         if not sys.stdin.isatty():
-            return fail(f"applying the retention policy deletes tags and manifests of registry {args.registry!r} "
-                         f"(berth retention preview {args.registry} lists them): add --yes to confirm")
+            return fail(
+                f"applying the retention policy deletes tags and manifests of registry {args.registry!r} "
+                f"(berth retention preview {args.registry} lists them): add --yes to confirm"
+            )
         plan = _run(ctx, "/preview")
         _result(plan, "would delete")
         try:
@@ -205,36 +232,66 @@ def apply(ctx: Context) -> int:
     _result(result, "deleted")
     gc = result.get("gc")
     print()
-    print(f"garbage collection: {gc['blobs_deleted']} blob(s), {size(gc['bytes_freed'])} freed" if gc
-          else "garbage collection did not run to completion; the periodic collection frees the bytes later")
+    print(
+        f"garbage collection: {gc['blobs_deleted']} blob(s), {size(gc['bytes_freed'])} freed"
+        if gc
+        else "garbage collection did not run to completion; the periodic collection frees the bytes later"
+    )
     return 0
 
 
 def add_parsers(sub, g: argparse.ArgumentParser) -> None:
     ret = sub.add_parser("retention", help="a registry's retention policy: show, set, preview, apply").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     p = ret.add_parser("show", parents=[g], help="the registry's retention rules")
     p.add_argument("registry")
     p.set_defaults(func=show)
 
-    p = ret.add_parser("set", parents=[g], help="change the retention rules (the rest stay as they are)",
-                       description="Changes the given rules of the stored policy. A tag goes only when "
-                                   "--keep-last or --expire-days limits tags and no rule keeps it.")
+    p = ret.add_parser(
+        "set",
+        parents=[g],
+        help="change the retention rules (the rest stay as they are)",
+        description="Changes the given rules of the stored policy. A tag goes only when "
+        "--keep-last or --expire-days limits tags and no rule keeps it.",
+    )
     p.add_argument("registry")
-    p.add_argument("--keep-last", type=_count_or_off(0), default=..., metavar="N|off",
-                   help="keep the N most recently pushed tags of each repository")
-    p.add_argument("--keep", action="append", metavar="GLOB", help="keep tags matching GLOB (repeat; replaces "
-                   "the list)")
+    p.add_argument(
+        "--keep-last",
+        type=_count_or_off(0),
+        default=...,
+        metavar="N|off",
+        help="keep the N most recently pushed tags of each repository",
+    )
+    p.add_argument(
+        "--keep", action="append", metavar="GLOB", help="keep tags matching GLOB (repeat; replaces the list)"
+    )
     p.add_argument("--no-keep", action="store_true", help="drop every keep pattern")
-    p.add_argument("--expire-days", type=_count_or_off(1), default=..., metavar="D|off",
-                   help="delete tags neither pushed nor pulled within D days")
+    p.add_argument(
+        "--expire-days",
+        type=_count_or_off(1),
+        default=...,
+        metavar="D|off",
+        help="delete tags neither pushed nor pulled within D days",
+    )
     untagged = p.add_mutually_exclusive_group()
-    untagged.add_argument("--delete-untagged", dest="delete_untagged", action="store_const", const=True,
-                          default=..., help="the run itself deletes manifests already untagged")
+    untagged.add_argument(
+        "--delete-untagged",
+        dest="delete_untagged",
+        action="store_const",
+        const=True,
+        default=...,
+        help="the run itself deletes manifests already untagged",
+    )
     untagged.add_argument("--no-delete-untagged", dest="delete_untagged", action="store_const", const=False)
-    p.add_argument("--override", action="append", type=_override, metavar="GLOB:field=value,...",
-                   help="rules for repositories matching GLOB, e.g. 'ci/*:keep_last=3,expire_days=7' "
-                        "(repeat; the first match wins; replaces the list)")
+    p.add_argument(
+        "--override",
+        action="append",
+        type=_override,
+        metavar="GLOB:field=value,...",
+        help="rules for repositories matching GLOB, e.g. 'ci/*:keep_last=3,expire_days=7' "
+        "(repeat; the first match wins; replaces the list)",
+    )
     p.add_argument("--no-overrides", action="store_true", help="drop every override")
     p.add_argument("--file", metavar="FILE", help="the whole policy as JSON ('-': standard input)")
     p.add_argument("--clear", action="store_true", help="remove the policy")

@@ -13,8 +13,12 @@ def oidc_client(settings: Settings) -> OidcClient | None:
     """The console's OpenID Connect client, when the provider's endpoints are configured."""
     if not (settings.oidc_authorization_url and settings.oidc_token_url):
         return None
-    return OidcClient(settings.oidc_authorization_url, settings.oidc_token_url,
-                      settings.oidc_client_id or settings.oidc_audience, settings.oidc_scope)
+    return OidcClient(
+        settings.oidc_authorization_url,
+        settings.oidc_token_url,
+        settings.oidc_client_id or settings.oidc_audience,
+        settings.oidc_scope,
+    )
 
 
 def add_routes(app: falcon.App, settings: Settings) -> None:

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import falcon
 import requests
 
-from app.edge import media
 from app.console.assets import console_headers
+from app.edge import media
 from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.console")
@@ -48,8 +48,12 @@ class ConsoleConfig:
         resp.set_header("Cache-Control", "no-store")
         oidc = None
         if self.oidc is not None:
-            oidc = {"authorization_endpoint": self.oidc.authorization_url, "client_id": self.oidc.client_id,
-                    "scope": self.oidc.scope, "token_exchange": "/console/oidc/token"}
+            oidc = {
+                "authorization_endpoint": self.oidc.authorization_url,
+                "client_id": self.oidc.client_id,
+                "scope": self.oidc.scope,
+                "token_exchange": "/console/oidc/token",
+            }
         resp.media = {"oidc": oidc}
 
 
@@ -66,24 +70,37 @@ class TokenExchange:
         resp.set_header("Cache-Control", "no-store")
         if self.oidc is None:
             raise RegistryError("NOT_FOUND", "OpenID Connect sign-in is not configured (BERTH_OIDC_*)")
-        body = media.object_of(req, example='{"code": "...", "code_verifier": "...", "redirect_uri": '
-                                            '"https://registry.example.com/console/"}',
-                               allowed={"code", "code_verifier", "redirect_uri"})
+        body = media.object_of(
+            req,
+            example='{"code": "...", "code_verifier": "...", "redirect_uri": "https://registry.example.com/console/"}',
+            allowed={"code", "code_verifier", "redirect_uri"},
+        )
         code = media.string_field(body, "code", required=True, max_length=2048)
         verifier = media.string_field(body, "code_verifier", required=True, max_length=128)
         redirect_uri = media.string_field(body, "redirect_uri", required=True, max_length=2048)
         if urlsplit(redirect_uri).path != CONSOLE_PATH:
-            raise RegistryError("INVALID", f"redirect_uri must be the console's own ({CONSOLE_PATH})",
-                                field="redirect_uri")
+            raise RegistryError(
+                "INVALID", f"redirect_uri must be the console's own ({CONSOLE_PATH})", field="redirect_uri"
+            )
         resp.media = self._exchange(self.oidc, code, verifier, redirect_uri)
 
     @staticmethod
     def _exchange(oidc: OidcClient, code: str, verifier: str, redirect_uri: str) -> dict:
-        form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-                "redirect_uri": redirect_uri, "client_id": oidc.client_id}
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": redirect_uri,
+            "client_id": oidc.client_id,
+        }
         try:
-            answer = requests.post(oidc.token_url, data=form, timeout=oidc.timeout,
-                                   headers={"Accept": "application/json"}, allow_redirects=False)
+            answer = requests.post(
+                oidc.token_url,
+                data=form,
+                timeout=oidc.timeout,
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+            )
         except requests.RequestException as e:
             log.warning("the identity provider's token endpoint failed: %s", type(e).__name__)
             raise RegistryError("UNAVAILABLE", "the identity provider cannot be reached right now") from None
@@ -99,5 +116,8 @@ class TokenExchange:
             reason = error if isinstance(error, str) else f"HTTP {answer.status_code}"
             raise RegistryError("UNAUTHORIZED", f"the identity provider refused the sign-in ({reason[:100]})")
         expires_in = doc.get("expires_in")
-        return {"access_token": token, "token_type": "Bearer",
-                "expires_in": expires_in if isinstance(expires_in, int) else None}
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": expires_in if isinstance(expires_in, int) else None,
+        }

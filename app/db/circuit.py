@@ -9,7 +9,7 @@ import logging
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("berth.db")
 

@@ -16,7 +16,7 @@ database = pw.DatabaseProxy()
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class BaseModel(pw.Model):
@@ -90,6 +90,7 @@ class Repository(BaseModel):
 
 class Blob(BaseModel):
     """A blob stored once per registry (content-addressed under the registry's prefix)."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         registry_id: int
@@ -109,6 +110,7 @@ class Blob(BaseModel):
 
 class RepositoryBlob(BaseModel):
     """A blob is served from a repository only when linked to it (pushed or mounted there)."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         repository_id: int
@@ -145,6 +147,7 @@ class Manifest(BaseModel):
 
 class ManifestReference(BaseModel):
     """What a manifest points at: its config and layers (blobs) or its children (manifests)."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         manifest_id: int
@@ -173,6 +176,7 @@ class TagVersion(BaseModel):
     its tags is inserted, moved or deleted, whoever does it (pushes, deletes, retention, GC's
     cascades), so a cached tag list checks it with one primary-key read. Written only by the
     triggers: no code saves it."""
+
     if TYPE_CHECKING:
         repository_id: int
 
@@ -186,6 +190,7 @@ class TagVersion(BaseModel):
 class RetentionPolicy(BaseModel):
     """A registry's retention rules (app/services/retention.py), one JSON document: the registry's
     rules and per-repository-pattern overrides."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         registry_id: int
@@ -198,6 +203,7 @@ class RetentionPolicy(BaseModel):
 
 class Upload(BaseModel):
     """An upload session; its bytes are in the blob store's upload area under the same id."""
+
     if TYPE_CHECKING:
         repository_id: int
 
@@ -213,6 +219,7 @@ class Upload(BaseModel):
 class Member(BaseModel):
     """A stored membership: a subject (an identity-provider `sub` or user name) holds a role in
     an organization, on every registry of it."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         org_id: int
@@ -230,6 +237,7 @@ class Member(BaseModel):
 class AccessToken(BaseModel):
     """A credential: only the SHA-256 of the secret is stored. `role` is what it acts with
     (pull-scoped tokens act as readers, push-scoped as developers), never more than its creator's."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         org_id: int
@@ -254,6 +262,7 @@ class Operation(BaseModel):
     `lease_*` let one worker (of several replicas) own it at a time; an expired lease means its
     worker died and the operation is picked up again.
     """
+
     if TYPE_CHECKING:
         org_id: int
         registry_id: int | None
@@ -280,6 +289,7 @@ class Operation(BaseModel):
 class AuditEvent(BaseModel):
     """Who did what, where, from which address, with what outcome. Registry and repository are
     names, not links: the record outlives them."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         org_id: int
@@ -310,6 +320,7 @@ class AuditEvent(BaseModel):
 class IdempotencyKey(BaseModel):
     """A create request's `Idempotency-Key`: a retry with the same key and body gets the first
     answer again instead of creating twice."""
+
     id = pw.AutoField()
 
     subject = pw.CharField(max_length=255)
@@ -329,6 +340,7 @@ class IdempotencyKey(BaseModel):
 class UsageDay(BaseModel):
     """Pull and push traffic of one repository on one (UTC) day, counted by one upsert per
     request (app/services/metering.py). The repository is a name: counts outlive it."""
+
     id = pw.AutoField()
     if TYPE_CHECKING:
         registry_id: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import peewee as pw
 
@@ -19,7 +19,7 @@ _INT_BASE = 7_301_000_000_000
 
 
 class Prepared:
-    every: list["Prepared"] = []
+    every: list[Prepared] = []
 
     def __init__(self, build: Callable[..., pw.Query], kinds: str, model: type[pw.Model] | None = None) -> None:
         """`kinds` gives each argument's type: "i" (integer) or "s" (string), in order."""
@@ -69,9 +69,10 @@ def to_model(model: type[pw.Model], row: tuple) -> pw.Model:
     converters = _converters.get(model)
     if converters is None:
         converters = _converters[model] = [
-            (f.name, _datetime if type(f) is pw.DateTimeField else f.python_value) for f in model._meta.sorted_fields]
+            (f.name, _datetime if type(f) is pw.DateTimeField else f.python_value) for f in model._meta.sorted_fields
+        ]
     instance = model(__no_default__=True)
-    instance.__data__ = {name: convert(v) for (name, convert), v in zip(converters, row)}
+    instance.__data__ = {name: convert(v) for (name, convert), v in zip(converters, row, strict=True)}
     instance._dirty.clear()
     return instance
 

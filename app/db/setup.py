@@ -16,9 +16,10 @@ import random
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import peewee as pw
@@ -155,8 +156,9 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         try:
             for delay in (*CONNECT_RETRY_DELAYS, None):
                 if not self.circuit.admit():
-                    raise DatabaseUnavailable("the database cannot be reached; retry",
-                                              retry_after=self.circuit.retry_after())
+                    raise DatabaseUnavailable(
+                        "the database cannot be reached; retry", retry_after=self.circuit.retry_after()
+                    )
                 probing = self.circuit.is_open
                 try:
                     conn = pw.PostgresqlDatabase._connect(self)
@@ -166,8 +168,9 @@ class PostgresDatabase(PooledPostgresqlDatabase):
                     # The probe of an open circuit tries once; others until their budget is spent.
                     if probing or delay is None or time.monotonic() - started + delay > CONNECT_BUDGET:
                         self.circuit.failed()
-                        raise DatabaseUnavailable("the database cannot be reached; retry",
-                                                  retry_after=self.circuit.retry_after()) from exc
+                        raise DatabaseUnavailable(
+                            "the database cannot be reached; retry", retry_after=self.circuit.retry_after()
+                        ) from exc
                     log.info("connecting to PostgreSQL failed (%s); retrying in %.2fs", str(exc).strip(), delay)
                     time.sleep(delay)
                 else:
@@ -242,7 +245,7 @@ def database_for(url: str) -> pw.Database:
     """A peewee database for `url`, not yet bound to the models."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     if scheme in POSTGRES_SCHEMES:
         kwargs = {**POSTGRES_DEFAULTS, **parse(url, unquote_password=True, unquote_user=True)}

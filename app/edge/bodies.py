@@ -46,7 +46,9 @@ class BoundedFormHandler(falcon.media.URLEncodedFormHandler):
 
 
 def request_handlers(max_bytes: int, max_depth: int) -> falcon.media.Handlers:
-    return falcon.media.Handlers({
-        falcon.MEDIA_JSON: BoundedJSONHandler(max_bytes, max_depth),
-        falcon.MEDIA_URLENCODED: BoundedFormHandler(max_bytes),
-    })
+    return falcon.media.Handlers(
+        {
+            falcon.MEDIA_JSON: BoundedJSONHandler(max_bytes, max_depth),
+            falcon.MEDIA_URLENCODED: BoundedFormHandler(max_bytes),
+        }
+    )

@@ -50,8 +50,10 @@ class RequestContext:
         if "\x00" in req.path or "%00" in req.query_string:
             # No name, reference, cursor or filter holds a NUL, and PostgreSQL refuses one in any
             # text it is sent: refused here, it never reaches a query (a 500 there).
-            raise RegistryError("NAME_INVALID" if req.path.startswith("/v2") else "INVALID",
-                                "a NUL character is not allowed in the path or query")
+            raise RegistryError(
+                "NAME_INVALID" if req.path.startswith("/v2") else "INVALID",
+                "a NUL character is not allowed in the path or query",
+            )
         peer = self.proxies.peer(req)
         req.context.client_ip = peer.client_ip
         req.context.scheme = peer.scheme

@@ -15,8 +15,15 @@ from app.storage.capacity import is_storage_full
 log = logging.getLogger("berth.errors")
 
 _FALCON_STATUS_CODES = {
-    400: "INVALID", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED",
-    411: "SIZE_INVALID", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED", 416: "RANGE_INVALID",
+    400: "INVALID",
+    401: "UNAUTHORIZED",
+    403: "DENIED",
+    404: "NOT_FOUND",
+    405: "UNSUPPORTED",
+    411: "SIZE_INVALID",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED",
+    416: "RANGE_INVALID",
     429: "TOOMANYREQUESTS",
 }
 API_CHALLENGE = 'Bearer realm="Berth API"'
@@ -26,6 +33,8 @@ PROBLEM_BASE = "https://berth.dev/problems/"
 def problem_type(code: str) -> str:
     """The stable `type` URI of a problem: one per error code (docs/api.md lists them)."""
     return PROBLEM_BASE + code.lower().replace("_", "-")
+
+
 TOKEN_ENDPOINT_CHALLENGE = 'Basic realm="Berth Registry"'
 
 

@@ -10,8 +10,7 @@ from app import untrusted_json
 from app.spec.errors import RegistryError
 
 
-def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = None,
-              optional: bool = False) -> dict:
+def object_of(req: falcon.Request, *, example: str, allowed: set[str] | None = None, optional: bool = False) -> dict:
     """The request's JSON object; INVALID naming the problem otherwise. With `allowed`, an
     unknown field is refused by name (a typo must not be silently ignored)."""
     try:
@@ -41,8 +40,9 @@ def string_field(body: dict, name: str, *, required: bool = False, max_length: i
             raise RegistryError("INVALID", f"{name} is required", field=name)
         return None
     if not isinstance(value, str) or not value or len(value) > max_length:
-        raise RegistryError("INVALID", f"{name} must be a non-empty string of at most {max_length} characters",
-                            field=name)
+        raise RegistryError(
+            "INVALID", f"{name} must be a non-empty string of at most {max_length} characters", field=name
+        )
     return value
 
 

@@ -17,8 +17,8 @@ import falcon
 import limits
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from app.edge import preflight
 from app.counters import Counters
+from app.edge import preflight
 from app.edge.proxies import in_networks
 from app.spec.errors import RegistryError
 
@@ -81,7 +81,8 @@ class RateLimiter:
         }
         if not allowed:
             raise RegistryError(
-                "TOOMANYREQUESTS", f"rate limit of {item} exceeded; retry in {max(reset, 1)} s",
+                "TOOMANYREQUESTS",
+                f"rate limit of {item} exceeded; retry in {max(reset, 1)} s",
                 headers={**headers, "Retry-After": str(max(reset, 1))},
             )
         req.context.rate_limit_headers = headers

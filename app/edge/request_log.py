@@ -28,6 +28,7 @@ class RequestLog:
         bytes_in = req.content_length or 0
         bytes_out = 0 if req.method == "HEAD" else _bytes_out(resp)
         record = access_record(req, resp, duration, bytes_in, bytes_out)
-        self.metrics.observe(record["route"], req.method, record["status"], duration, record["registry"],
-                             bytes_in, bytes_out)
+        self.metrics.observe(
+            record["route"], req.method, record["status"], duration, record["registry"], bytes_in, bytes_out
+        )
         access_log.info("request", extra=record)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from app.lifecycle.provisioner import Log, ProvisionError, Provisioner, RegistrySpec
+from app.lifecycle.provisioner import Log, Provisioner, ProvisionError, RegistrySpec
 from app.lifecycle.resources import Manifest, PlatformRefs, registry_outputs, registry_resources
 
 

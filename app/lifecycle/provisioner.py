@@ -9,8 +9,8 @@ description of the registry, `RegistrySpec`.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 Log = Callable[[str], None]
 """Where a provisioner writes its progress: each call is one line of the operation's log."""

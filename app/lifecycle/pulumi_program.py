@@ -8,7 +8,7 @@ manifests with the same `declare`.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -58,12 +58,18 @@ def declare(manifest: Manifest, opts: pulumi.ResourceOptions | None = None) -> p
         raise ValueError(f"no patch resource for {group_kind}")
     spec = fields.pop("spec", None)
     return k8s.apiextensions.CustomResource(
-        manifest.key, api_version=body["apiVersion"], kind=body["kind"], spec=spec, opts=opts, **fields,
+        manifest.key,
+        api_version=body["apiVersion"],
+        kind=body["kind"],
+        spec=spec,
+        opts=opts,
+        **fields,
     )
 
 
-def declare_all(manifests: Iterable[Manifest], opts: pulumi.ResourceOptions | None = None
-                ) -> dict[str, pulumi.CustomResource]:
+def declare_all(
+    manifests: Iterable[Manifest], opts: pulumi.ResourceOptions | None = None
+) -> dict[str, pulumi.CustomResource]:
     """Declare manifests in order. Objects in a namespace declared here depend on it, so a
     destroy removes them before their namespace (and the namespace's deletion does not race them)."""
     opts = opts or pulumi.ResourceOptions()
@@ -86,8 +92,9 @@ def declare_all(manifests: Iterable[Manifest], opts: pulumi.ResourceOptions | No
     return resources
 
 
-def registry_program(spec: RegistrySpec, platform: PlatformRefs, timeout_seconds: int | None = None
-                     ) -> Callable[[], None]:
+def registry_program(
+    spec: RegistrySpec, platform: PlatformRefs, timeout_seconds: int | None = None
+) -> Callable[[], None]:
     """The inline program of one registry's stack: its footprint, and its outputs exported.
     `timeout_seconds` bounds each resource's create, update and delete."""
 
@@ -95,7 +102,9 @@ def registry_program(spec: RegistrySpec, platform: PlatformRefs, timeout_seconds
         opts = None
         if timeout_seconds:
             limit = f"{int(timeout_seconds)}s"
-            opts = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=limit, update=limit, delete=limit))
+            opts = pulumi.ResourceOptions(
+                custom_timeouts=pulumi.CustomTimeouts(create=limit, update=limit, delete=limit)
+            )
         declare_all(registry_resources(spec, platform), opts)
         for name, value in registry_outputs(spec, platform).items():
             pulumi.export(name, value)

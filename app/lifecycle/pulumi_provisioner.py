@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from app.lifecycle.provisioner import Log, ProvisionError, Provisioner, RegistrySpec
+from app.lifecycle.provisioner import Log, Provisioner, ProvisionError, RegistrySpec
 from app.lifecycle.resources import PlatformRefs
 
 PROJECT = "berth-registries"
@@ -80,10 +80,13 @@ class PulumiProvisioner(Provisioner):
                 step="check",
             )
         if self.policy_pack and not (Path(self.policy_pack) / "PulumiPolicy.yaml").is_file():
-            raise ProvisionError(f"BERTH_PULUMI_POLICY_PACK={self.policy_pack!r} holds no PulumiPolicy.yaml "
-                                 "(point it at the repository's policies/ directory)", step="check")
+            raise ProvisionError(
+                f"BERTH_PULUMI_POLICY_PACK={self.policy_pack!r} holds no PulumiPolicy.yaml "
+                "(point it at the repository's policies/ directory)",
+                step="check",
+            )
         if self.backend_url.startswith("file://"):
-            state = Path(self.backend_url[len("file://"):])
+            state = Path(self.backend_url[len("file://") :])
             try:
                 state.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -120,7 +123,9 @@ class PulumiProvisioner(Provisioner):
         return auto.LocalWorkspaceOptions(
             work_dir=str(work_dir),
             project_settings=auto.ProjectSettings(
-                name=PROJECT, runtime="python", backend=auto.ProjectBackend(self.backend_url),
+                name=PROJECT,
+                runtime="python",
+                backend=auto.ProjectBackend(self.backend_url),
                 description="Berth registries: one stack per registry",
             ),
             secrets_provider=self.secrets_provider or None,
@@ -140,18 +145,27 @@ class PulumiProvisioner(Provisioner):
         with _ENGINE_LOCK, _translated("up", name):
             log(f"pulumi: selecting stack {name} in {self.backend_url}")
             stack = auto.create_or_select_stack(
-                stack_name=name, project_name=PROJECT, program=self._program(spec),
+                stack_name=name,
+                project_name=PROJECT,
+                program=self._program(spec),
                 opts=self._workspace_options(spec),
             )
-            stack.set_all_config({
-                "berth:org": auto.ConfigValue(spec.org),
-                "berth:registry": auto.ConfigValue(spec.name),
-                "berth:hostname": auto.ConfigValue(spec.hostname),
-                "berth:pullToken": auto.ConfigValue(spec.pull_token, secret=True),
-            })
+            stack.set_all_config(
+                {
+                    "berth:org": auto.ConfigValue(spec.org),
+                    "berth:registry": auto.ConfigValue(spec.name),
+                    "berth:hostname": auto.ConfigValue(spec.hostname),
+                    "berth:pullToken": auto.ConfigValue(spec.pull_token, secret=True),
+                }
+            )
             log(f"pulumi: up {name}")
-            result = stack.up(color="never", show_secrets=False, on_output=_lines(log), on_event=_events(log),
-                              policy_packs=[self.policy_pack] if self.policy_pack else None)
+            result = stack.up(
+                color="never",
+                show_secrets=False,
+                on_output=_lines(log),
+                on_event=_events(log),
+                policy_packs=[self.policy_pack] if self.policy_pack else None,
+            )
             log(f"pulumi: up {name}: {result.summary.result}, changes {dict(result.summary.resource_changes or {})}")
             return {key: str(out.value) for key, out in result.outputs.items() if not out.secret}
 
@@ -162,7 +176,9 @@ class PulumiProvisioner(Provisioner):
         with _ENGINE_LOCK, _translated("destroy", name):
             try:
                 stack = auto.select_stack(
-                    stack_name=name, project_name=PROJECT, program=self._program(spec),
+                    stack_name=name,
+                    project_name=PROJECT,
+                    program=self._program(spec),
                     opts=self._workspace_options(spec),
                 )
             except auto.StackNotFoundError:
@@ -218,12 +234,16 @@ class _translated:
         if isinstance(exc, FileNotFoundError):
             raise ProvisionError(f"no Pulumi CLI: {INSTALL_HINT}", step=self.step) from exc
         if isinstance(exc, auto.ConcurrentUpdateError):
-            raise ProvisionError(f"stack {self.stack} is locked by another update; retrying later",
-                                 step=self.step, transient=True) from exc
+            raise ProvisionError(
+                f"stack {self.stack} is locked by another update; retrying later", step=self.step, transient=True
+            ) from exc
         if isinstance(exc, auto.CommandError):
             text = str(exc)  # the command, its exit code, stdout and stderr
-            raise ProvisionError(f"pulumi {self.step} of {self.stack} failed: {_last_lines(text)}",
-                                 step=self.step, transient=bool(_TRANSIENT.search(text))) from exc
+            raise ProvisionError(
+                f"pulumi {self.step} of {self.stack} failed: {_last_lines(text)}",
+                step=self.step,
+                transient=bool(_TRANSIENT.search(text)),
+            ) from exc
         if isinstance(exc, (ConnectionError, TimeoutError)):
             raise ProvisionError(f"pulumi {self.step} of {self.stack}: {exc}", step=self.step, transient=True) from exc
         if isinstance(exc, Exception):

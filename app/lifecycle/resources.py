@@ -24,14 +24,18 @@ PULL_SECRETS_LABEL = LABEL_PREFIX + "pull-secrets"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "berth"}
 # A GitOps tool that applies the local provisioner's YAML must never delete a workload namespace
 # it only labelled (Argo CD and Flux honour these).
-NEVER_PRUNE = {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false",
-               "kustomize.toolkit.fluxcd.io/prune": "disabled"}
+NEVER_PRUNE = {
+    "argocd.argoproj.io/sync-options": "Delete=false,Prune=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 TLS_SECRET = "registry-tls"
 LISTENER_SET = "registry"
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
 
 
 @dataclass(frozen=True)
@@ -128,91 +132,174 @@ def registry_resources(spec: RegistrySpec, platform: PlatformRefs) -> list[Manif
     hosts = hostnames(spec)
     listener_names = ["https"] + (["https-custom"] if spec.custom_domain else [])
     out = [
-        Manifest("namespace", {
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {**labels, REGISTRY_NAMESPACE_LABEL: "true",
-                                                PULL_SECRETS_LABEL: "true"}},
-        }),
-        Manifest("networkpolicy-default-deny", {
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("default-deny"),
-            # Nothing runs here today; anything placed here later starts isolated.
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-        }),
-        Manifest("certificate", {
-            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-            "metadata": meta("registry"),
-            "spec": {
-                "secretName": TLS_SECRET,
-                "dnsNames": hosts,
-                "issuerRef": {"group": "cert-manager.io", "kind": platform.issuer_kind, "name": platform.issuer},
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "secretTemplate": {"labels": dict(labels)},
+        Manifest(
+            "namespace",
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": ns,
+                    "labels": {**labels, REGISTRY_NAMESPACE_LABEL: "true", PULL_SECRETS_LABEL: "true"},
+                },
             },
-        }),
-        Manifest("listenerset", {
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "ListenerSet",
-            "metadata": meta(LISTENER_SET),
-            "spec": {
-                "parentRef": {"group": GATEWAY_GROUP, "kind": "Gateway", "name": platform.gateway,
-                              "namespace": platform.namespace},
-                "listeners": [
-                    {
-                        "name": listener, "hostname": host, "port": 443, "protocol": "HTTPS",
-                        "tls": {"mode": "Terminate",
-                                "certificateRefs": [{"group": "", "kind": "Secret", "name": TLS_SECRET}]},
-                        "allowedRoutes": {"namespaces": {"from": "Same"},
-                                          "kinds": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute"}]},
-                    }
-                    for listener, host in zip(listener_names, hosts)
-                ],
+        ),
+        Manifest(
+            "networkpolicy-default-deny",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta("default-deny"),
+                # Nothing runs here today; anything placed here later starts isolated.
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             },
-        }),
-        Manifest("httproute", {
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute",
-            "metadata": meta("registry"),
-            "spec": {
-                "parentRefs": [{"group": GATEWAY_GROUP, "kind": "ListenerSet", "name": LISTENER_SET,
-                                "sectionName": listener} for listener in listener_names],
-                "hostnames": hosts,
-                "rules": [{
-                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                    # `set`, not `add`: a client cannot choose the registry by sending the header.
-                    "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
-                        "set": [{"name": platform.registry_header, "value": spec.name}]}}],
-                    "backendRefs": [{"group": "", "kind": "Service", "name": platform.service,
-                                     "namespace": platform.namespace, "port": platform.service_port}],
-                    # Layer uploads take as long as they take; Berth bounds request bodies itself.
-                    "timeouts": {"request": "0s"},
-                }],
+        ),
+        Manifest(
+            "certificate",
+            {
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": meta("registry"),
+                "spec": {
+                    "secretName": TLS_SECRET,
+                    "dnsNames": hosts,
+                    "issuerRef": {"group": "cert-manager.io", "kind": platform.issuer_kind, "name": platform.issuer},
+                    "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                    "secretTemplate": {"labels": dict(labels)},
+                },
             },
-        }),
-        Manifest("referencegrant", {
-            # Lives in the platform namespace: a cross-namespace backendRef is allowed only by
-            # the namespace that owns the target.
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "ReferenceGrant",
-            "metadata": meta(ns, namespace=platform.namespace),
-            "spec": {
-                "from": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute", "namespace": ns}],
-                "to": [{"group": "", "kind": "Service", "name": platform.service}],
+        ),
+        Manifest(
+            "listenerset",
+            {
+                "apiVersion": f"{GATEWAY_GROUP}/v1",
+                "kind": "ListenerSet",
+                "metadata": meta(LISTENER_SET),
+                "spec": {
+                    "parentRef": {
+                        "group": GATEWAY_GROUP,
+                        "kind": "Gateway",
+                        "name": platform.gateway,
+                        "namespace": platform.namespace,
+                    },
+                    "listeners": [
+                        {
+                            "name": listener,
+                            "hostname": host,
+                            "port": 443,
+                            "protocol": "HTTPS",
+                            "tls": {
+                                "mode": "Terminate",
+                                "certificateRefs": [{"group": "", "kind": "Secret", "name": TLS_SECRET}],
+                            },
+                            "allowedRoutes": {
+                                "namespaces": {"from": "Same"},
+                                "kinds": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute"}],
+                            },
+                        }
+                        for listener, host in zip(listener_names, hosts, strict=False)
+                    ],
+                },
             },
-        }),
+        ),
+        Manifest(
+            "httproute",
+            {
+                "apiVersion": f"{GATEWAY_GROUP}/v1",
+                "kind": "HTTPRoute",
+                "metadata": meta("registry"),
+                "spec": {
+                    "parentRefs": [
+                        {"group": GATEWAY_GROUP, "kind": "ListenerSet", "name": LISTENER_SET, "sectionName": listener}
+                        for listener in listener_names
+                    ],
+                    "hostnames": hosts,
+                    "rules": [
+                        {
+                            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                            # `set`, not `add`: a client cannot choose the registry by sending the header.
+                            "filters": [
+                                {
+                                    "type": "RequestHeaderModifier",
+                                    "requestHeaderModifier": {
+                                        "set": [{"name": platform.registry_header, "value": spec.name}]
+                                    },
+                                }
+                            ],
+                            "backendRefs": [
+                                {
+                                    "group": "",
+                                    "kind": "Service",
+                                    "name": platform.service,
+                                    "namespace": platform.namespace,
+                                    "port": platform.service_port,
+                                }
+                            ],
+                            # Layer uploads take as long as they take; Berth bounds request bodies itself.
+                            "timeouts": {"request": "0s"},
+                        }
+                    ],
+                },
+            },
+        ),
+        Manifest(
+            "referencegrant",
+            {
+                # Lives in the platform namespace: a cross-namespace backendRef is allowed only by
+                # the namespace that owns the target.
+                "apiVersion": f"{GATEWAY_GROUP}/v1",
+                "kind": "ReferenceGrant",
+                "metadata": meta(ns, namespace=platform.namespace),
+                "spec": {
+                    "from": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute", "namespace": ns}],
+                    "to": [{"group": "", "kind": "Service", "name": platform.service}],
+                },
+            },
+        ),
     ]
-    secret_data = {".dockerconfigjson": base64.b64encode(
-        dockerconfigjson(spec.server or spec.hostname, spec.pull_username, spec.pull_token).encode()).decode()}
+    secret_data = {
+        ".dockerconfigjson": base64.b64encode(
+            dockerconfigjson(spec.server or spec.hostname, spec.pull_username, spec.pull_token).encode()
+        ).decode()
+    }
     secret_name = pull_secret_name(spec.name)
-    out.append(Manifest(f"pull-secret.{ns}", {
-        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-        "metadata": meta(secret_name), "data": secret_data,
-    }))
+    out.append(
+        Manifest(
+            f"pull-secret.{ns}",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/dockerconfigjson",
+                "metadata": meta(secret_name),
+                "data": secret_data,
+            },
+        )
+    )
     for workload_ns in _pull_namespaces(spec, ns):
-        out.append(Manifest(f"pull-namespace.{workload_ns}", {
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": workload_ns, "labels": {PULL_SECRETS_LABEL: "true"},
-                         "annotations": dict(NEVER_PRUNE)},
-        }, patch=True))
-        out.append(Manifest(f"pull-secret.{workload_ns}", {
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-            "metadata": meta(secret_name, namespace=workload_ns), "data": dict(secret_data),
-        }))
+        out.append(
+            Manifest(
+                f"pull-namespace.{workload_ns}",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": workload_ns,
+                        "labels": {PULL_SECRETS_LABEL: "true"},
+                        "annotations": dict(NEVER_PRUNE),
+                    },
+                },
+                patch=True,
+            )
+        )
+        out.append(
+            Manifest(
+                f"pull-secret.{workload_ns}",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "metadata": meta(secret_name, namespace=workload_ns),
+                    "data": dict(secret_data),
+                },
+            )
+        )
     return out

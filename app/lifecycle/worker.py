@@ -21,7 +21,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self._thread = threading.Thread(target=self._loop, name="operation-worker", daemon=True)
         self._thread.start()
         return self

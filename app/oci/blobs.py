@@ -8,13 +8,13 @@ import falcon
 
 from app.auth import roles
 from app.edge.file_body import FileBody
-from app.spec import digests
-from app.spec.errors import RegistryError
-from app.spec.media_types import OCTET_STREAM
 from app.oci.resolved_request import RepositoryRequest
 from app.services import repositories
 from app.services.blobs import BlobService
 from app.services.metering import Meter
+from app.spec import digests
+from app.spec.errors import RegistryError
+from app.spec.media_types import OCTET_STREAM
 
 # ASCII digits only: `\d` takes other scripts' digits too.
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)\Z")
@@ -25,7 +25,8 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     """(first, last) byte of a single `bytes=` range; RANGE_INVALID when unsatisfiable."""
     m = _RANGE.fullmatch(header.strip())
     unsatisfiable = RegistryError(
-        "RANGE_INVALID", f"range {header[:100]!r} cannot be served from {size} bytes",
+        "RANGE_INVALID",
+        f"range {header[:100]!r} cannot be served from {size} bytes",
         headers={"Content-Range": f"bytes */{size}"},
     )
     if m is None or m.group(1) == m.group(2) == "":

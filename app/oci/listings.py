@@ -10,10 +10,10 @@ import falcon
 from app.auth import roles
 from app.auth.gate import is_allowed
 from app.db.models import Registry
-from app.spec.errors import RegistryError
 from app.oci.resolved_request import RepositoryRequest, ResolvedRequest
 from app.services import endpoints, listings, repositories
 from app.services.listings import TagLists
+from app.spec.errors import RegistryError
 
 
 def _page_params(req: falcon.Request) -> tuple[int | None, str | None]:
@@ -79,8 +79,10 @@ class CatalogResource:
             if registry is None:
                 raise RegistryError("NAME_UNKNOWN", f"registry {host_registry!r} not found")
             if not is_allowed(resolved.subject, roles.BROWSE, registry):
-                raise RegistryError("UNAUTHORIZED" if resolved.subject.anonymous else "DENIED",
-                                    "browsing this registry's catalog is not allowed")
+                raise RegistryError(
+                    "UNAUTHORIZED" if resolved.subject.anonymous else "DENIED",
+                    "browsing this registry's catalog is not allowed",
+                )
             visible = [registry]
         else:
             if resolved.subject.anonymous:

@@ -10,13 +10,13 @@ import falcon
 from falcon.uri import parse_query_string
 
 from app.auth import roles
-from app.spec import digests
-from app.spec.errors import RegistryError
 from app.oci.resolved_request import RepositoryRequest
 from app.services import immutable_tags, repositories
 from app.services.manifests import ManifestService, tag_parameters
 from app.services.metering import Meter
 from app.services.retention import PullTimes
+from app.spec import digests
+from app.spec.errors import RegistryError
 
 
 class ManifestResource:
@@ -51,8 +51,15 @@ class ManifestResource:
                 req.context.audit_target.update(tag=tags[0])
         body = req.bounded_stream.read(limit + 1)
         name = resolved.target.repository
-        manifest = self.manifests.put(resolved.registry, name, resolved.arg, req.content_type, body,
-                                      immutable=immutable_tags.applies(resolved.registry, name), tags=tags)
+        manifest = self.manifests.put(
+            resolved.registry,
+            name,
+            resolved.arg,
+            req.content_type,
+            body,
+            immutable=immutable_tags.applies(resolved.registry, name),
+            tags=tags,
+        )
         self.meter.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
         req.context.audit_target.update(digest=manifest.digest)
         if manifest.replaced:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import falcon
 
+from app.services.manifests import MAX_TAGS_PER_PUSH
 from app.spec import media_types as mt
 from app.spec.errors import CODES
-from app.services.manifests import MAX_TAGS_PER_PUSH
 
 JSON = "application/json"
 STR = {"type": "string"}
@@ -38,23 +38,34 @@ LOCATION = _header("Where the resource (or the upload session) is.", required=Tr
 UPLOAD_HEADERS = {
     "Location": _header("The session's URL: PATCH, PUT, GET or DELETE it.", required=True),
     "Docker-Upload-UUID": _header("The session's id.", required=True),
-    "Range": _header("Bytes received so far, `0-<last byte>` (`0-0` when none).", required=True,
-                     schema={"type": "string", "pattern": "^0-[0-9]+$"}),
+    "Range": _header(
+        "Bytes received so far, `0-<last byte>` (`0-0` when none).",
+        required=True,
+        schema={"type": "string", "pattern": "^0-[0-9]+$"},
+    ),
 }
 
 SCHEMAS: dict = {
     "ErrorEnvelope": {
-        "type": "object", "required": ["errors"],
+        "type": "object",
+        "required": ["errors"],
         "description": "The distribution spec's error envelope; `request_id` names the request in the server log.",
         "properties": {
-            "errors": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string", "enum": sorted(CODES)}, "message": STR, "detail": {}}}},
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string", "enum": sorted(CODES)}, "message": STR, "detail": {}},
+                },
+            },
             "request_id": {"type": ["string", "null"]},
         },
     },
     "Descriptor": {
-        "type": "object", "required": ["mediaType", "digest", "size"],
+        "type": "object",
+        "required": ["mediaType", "digest", "size"],
         "properties": {
             "mediaType": {"type": "string", "minLength": 1},
             "digest": {"type": "string", "pattern": DIGEST},
@@ -66,12 +77,13 @@ SCHEMAS: dict = {
         },
     },
     "Manifest": {
-        "type": "object", "required": ["schemaVersion"],
+        "type": "object",
+        "required": ["schemaVersion"],
         "description": "An image manifest (`config`, `layers`) or an index (`manifests`), as its Content-Type "
-                       "says; `mediaType`, when present, must equal the Content-Type (Docker types require it). "
-                       "Every blob and manifest referenced must already be in the repository, except "
-                       "non-distributable layers. At most BERTH_MAX_MANIFEST_BYTES (4 MiB) and "
-                       "BERTH_MAX_JSON_DEPTH (64) levels of nesting.",
+        "says; `mediaType`, when present, must equal the Content-Type (Docker types require it). "
+        "Every blob and manifest referenced must already be in the repository, except "
+        "non-distributable layers. At most BERTH_MAX_MANIFEST_BYTES (4 MiB) and "
+        "BERTH_MAX_JSON_DEPTH (64) levels of nesting.",
         "properties": {
             "schemaVersion": {"const": 2},
             "mediaType": {"type": "string", "enum": MANIFEST_TYPES},
@@ -84,23 +96,29 @@ SCHEMAS: dict = {
         },
     },
     "Index": {
-        "type": "object", "required": ["schemaVersion", "mediaType", "manifests"],
-        "properties": {"schemaVersion": {"const": 2}, "mediaType": {"const": mt.OCI_INDEX},
-                       "manifests": {"type": "array", "items": _ref("Descriptor")}},
+        "type": "object",
+        "required": ["schemaVersion", "mediaType", "manifests"],
+        "properties": {
+            "schemaVersion": {"const": 2},
+            "mediaType": {"const": mt.OCI_INDEX},
+            "manifests": {"type": "array", "items": _ref("Descriptor")},
+        },
     },
     "TagList": {
-        "type": "object", "required": ["name", "tags"],
+        "type": "object",
+        "required": ["name", "tags"],
         "properties": {"name": STR, "tags": {"type": "array", "items": STR}},
     },
     "Catalog": {
-        "type": "object", "required": ["repositories"],
+        "type": "object",
+        "required": ["repositories"],
         "properties": {"repositories": {"type": "array", "items": STR}},
     },
 }
 
 ERROR_DESCRIPTIONS = {
     "400": "Malformed name, reference, digest, number or body (NAME_INVALID, MANIFEST_INVALID, DIGEST_INVALID, "
-           "BLOB_UPLOAD_INVALID, SIZE_INVALID, PAGINATION_NUMBER_INVALID, ...).",
+    "BLOB_UPLOAD_INVALID, SIZE_INVALID, PAGINATION_NUMBER_INVALID, ...).",
     "401": "No or bad credentials (UNAUTHORIZED); `WWW-Authenticate` says where to get a token, for what scope.",
     "403": "The caller may not do this here, or a quota or tag-immutability rule refuses it (DENIED).",
     "404": "No such registry, repository, manifest, blob or upload session.",
@@ -137,36 +155,65 @@ def _responses(ok: dict, *extra: str, head: bool = False) -> dict:
 
 
 def _param(name: str, where: str, schema: dict, description: str = "", required: bool | None = None) -> dict:
-    return {"name": name, "in": where, "required": where == "path" if required is None else required,
-            "schema": schema, **({"description": description} if description else {})}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path" if required is None else required,
+        "schema": schema,
+        **({"description": description} if description else {}),
+    }
 
 
-NAME = _param("name", "path", {"type": "string", "maxLength": 255, "pattern": f"^{COMPONENT}(?:/{COMPONENT})*$"},
-              "The repository. On the shared endpoint it starts with the registry: `<registry>/<repository>`; "
-              "on a registry's own host (`<registry>.<BERTH_DOMAIN>`) it is the repository alone. Its `/` are "
-              "sent as they are (%2F works too).")
-REFERENCE = _param("reference", "path", {"type": "string", "pattern": f"^(?:{TAG}|{DIGEST[1:-1]})$"},
-                   "A tag or a digest.")
+NAME = _param(
+    "name",
+    "path",
+    {"type": "string", "maxLength": 255, "pattern": f"^{COMPONENT}(?:/{COMPONENT})*$"},
+    "The repository. On the shared endpoint it starts with the registry: `<registry>/<repository>`; "
+    "on a registry's own host (`<registry>.<BERTH_DOMAIN>`) it is the repository alone. Its `/` are "
+    "sent as they are (%2F works too).",
+)
+REFERENCE = _param(
+    "reference", "path", {"type": "string", "pattern": f"^(?:{TAG}|{DIGEST[1:-1]})$"}, "A tag or a digest."
+)
 DIGEST_PARAM = _param("digest", "path", {"type": "string", "pattern": DIGEST})
-SESSION = _param("session", "path", {"type": "string", "minLength": 1, "maxLength": 64},
-                 "The upload session's id (the last segment of its `Location`).")
+SESSION = _param(
+    "session",
+    "path",
+    {"type": "string", "minLength": 1, "maxLength": 64},
+    "The upload session's id (the last segment of its `Location`).",
+)
 PAGE = [
-    _param("n", "query", {"type": "integer", "minimum": 0, "maximum": 999_999_999},
-           "At most this many entries (ASCII digits only)."),
-    _param("last", "query", STR, "Start after this entry (lexical order); with `n`, a `Link: rel=\"next\"` "
-                                 "header gives the next page."),
+    _param(
+        "n",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+        "At most this many entries (ASCII digits only).",
+    ),
+    _param(
+        "last",
+        "query",
+        STR,
+        'Start after this entry (lexical order); with `n`, a `Link: rel="next"` header gives the next page.',
+    ),
 ]
 LINK = {"Link": _header('`<...?n=N&last=L>; rel="next"` when there are more.')}
 DIGEST_QUERY = _param("digest", "query", {"type": "string", "pattern": DIGEST}, required=False)
 # On POST an empty `digest=` or `mount=` is no digest, as in Distribution: a session is opened.
 DIGEST_OR_EMPTY = {"type": "string", "pattern": f"^(?:{DIGEST[1:-1]})?$"}
 # A push by digest may tag it too (distribution-spec, "Pushing Manifests": `?tag=a&tag=b`).
-TAGS_QUERY = {**_param("tag", "query", {"type": "array", "items": {"type": "string", "pattern": f"^{TAG}$"},
-                                        "maxItems": MAX_TAGS_PER_PUSH},
-                       f"Tags to point at the manifest, with a push by digest only (400 with a push by tag): "
-                       f"each a tag, at most {MAX_TAGS_PER_PUSH} (414 past it). All are applied or none: one "
-                       "that is not a tag, or an immutable tag held by another digest, refuses the push.",
-                       required=False), "style": "form", "explode": True}
+TAGS_QUERY = {
+    **_param(
+        "tag",
+        "query",
+        {"type": "array", "items": {"type": "string", "pattern": f"^{TAG}$"}, "maxItems": MAX_TAGS_PER_PUSH},
+        f"Tags to point at the manifest, with a push by digest only (400 with a push by tag): "
+        f"each a tag, at most {MAX_TAGS_PER_PUSH} (414 past it). All are applied or none: one "
+        "that is not a tag, or an immutable tag held by another digest, refuses the push.",
+        required=False,
+    ),
+    "style": "form",
+    "explode": True,
+}
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 MANIFEST_CONTENT = {t: {"schema": _ref("Manifest")} for t in MANIFEST_TYPES}
 
@@ -176,9 +223,11 @@ def _manifest_read(head: bool) -> dict:
     ok = {"description": "The manifest, as pushed (byte for byte)", "headers": headers}
     if not head:
         ok["content"] = MANIFEST_CONTENT
-    return {"operationId": "headManifest" if head else "getManifest",
-            "parameters": [_param("Accept", "header", STR, "The manifest types the client takes.", required=False)],
-            "responses": _responses({"200": ok}, head=head)}
+    return {
+        "operationId": "headManifest" if head else "getManifest",
+        "parameters": [_param("Accept", "header", STR, "The manifest types the client takes.", required=False)],
+        "responses": _responses({"200": ok}, head=head),
+    }
 
 
 def _blob_read(head: bool) -> dict:
@@ -190,35 +239,73 @@ def _blob_read(head: bool) -> dict:
         ok["content"] = part["content"] = BINARY
     responses = {"200": ok, "206": part}
     if not head:
-        responses["307"] = {"description": "Fetch it from the blob store (BERTH_STORAGE_REDIRECT)",
-                            "headers": {"Location": LOCATION}}
-    return {"operationId": "headBlob" if head else "getBlob",
-            "parameters": [_param("Range", "header", {"type": "string"}, "`bytes=first-last`, `bytes=first-` or "
-                                  "`bytes=-suffix` (one range).", required=False)],
-            "responses": _responses(responses, "416", head=head)}
+        responses["307"] = {
+            "description": "Fetch it from the blob store (BERTH_STORAGE_REDIRECT)",
+            "headers": {"Location": LOCATION},
+        }
+    return {
+        "operationId": "headBlob" if head else "getBlob",
+        "parameters": [
+            _param(
+                "Range",
+                "header",
+                {"type": "string"},
+                "`bytes=first-last`, `bytes=first-` or `bytes=-suffix` (one range).",
+                required=False,
+            )
+        ],
+        "responses": _responses(responses, "416", head=head),
+    }
 
 
-CREATED_BLOB = {"201": {"description": "The blob is stored", "headers": {
-    "Location": LOCATION, "Docker-Content-Digest": DIGEST_HEADER}}}
+CREATED_BLOB = {
+    "201": {
+        "description": "The blob is stored",
+        "headers": {"Location": LOCATION, "Docker-Content-Digest": DIGEST_HEADER},
+    }
+}
 
 PATHS: dict = {
-    "/v2/": {"get": {
-        "operationId": "checkVersion", "summary": "Is this a registry, and do these credentials work?",
-        "responses": _responses({"200": {"description": "Yes", "content": {JSON: {"schema": {"type": "object"}}}}}),
-    }},
-    "/v2/_catalog": {"get": {
-        "operationId": "listRepositories",
-        "description": "On a registry's own host, its repositories; on the shared endpoint, every repository the "
-                       "caller may browse, as `<registry>/<repository>`.",
-        "parameters": PAGE,
-        "responses": _responses({"200": {"description": "Repository names, in lexical order", "headers": LINK,
-                                         "content": {JSON: {"schema": _ref("Catalog")}}}}),
-    }},
-    "/v2/{name}/tags/list": {"parameters": [NAME], "get": {
-        "operationId": "listTags", "parameters": PAGE,
-        "responses": _responses({"200": {"description": "Tags, in lexical order", "headers": LINK,
-                                         "content": {JSON: {"schema": _ref("TagList")}}}}),
-    }},
+    "/v2/": {
+        "get": {
+            "operationId": "checkVersion",
+            "summary": "Is this a registry, and do these credentials work?",
+            "responses": _responses({"200": {"description": "Yes", "content": {JSON: {"schema": {"type": "object"}}}}}),
+        }
+    },
+    "/v2/_catalog": {
+        "get": {
+            "operationId": "listRepositories",
+            "description": "On a registry's own host, its repositories; on the shared endpoint, every repository the "
+            "caller may browse, as `<registry>/<repository>`.",
+            "parameters": PAGE,
+            "responses": _responses(
+                {
+                    "200": {
+                        "description": "Repository names, in lexical order",
+                        "headers": LINK,
+                        "content": {JSON: {"schema": _ref("Catalog")}},
+                    }
+                }
+            ),
+        }
+    },
+    "/v2/{name}/tags/list": {
+        "parameters": [NAME],
+        "get": {
+            "operationId": "listTags",
+            "parameters": PAGE,
+            "responses": _responses(
+                {
+                    "200": {
+                        "description": "Tags, in lexical order",
+                        "headers": LINK,
+                        "content": {JSON: {"schema": _ref("TagList")}},
+                    }
+                }
+            ),
+        },
+    },
     "/v2/{name}/manifests/{reference}": {
         "parameters": [NAME, REFERENCE],
         "get": _manifest_read(head=False),
@@ -226,18 +313,33 @@ PATHS: dict = {
         "put": {
             "operationId": "putManifest",
             "description": "The Content-Type must be the manifest's type. By tag it moves the tag (unless "
-                           "the repository's tags are immutable); by digest the body must hash to it, and "
-                           "`tag` parameters tag it in the same request, all or none.",
+            "the repository's tags are immutable); by digest the body must hash to it, and "
+            "`tag` parameters tag it in the same request, all or none.",
             "parameters": [TAGS_QUERY],
             "requestBody": {"required": True, "content": MANIFEST_CONTENT},
-            "responses": _responses({"201": {"description": "Stored", "headers": {
-                "Location": LOCATION, "Docker-Content-Digest": DIGEST_HEADER,
-                "OCI-Subject": _header("The subject's digest, when the manifest has one."),
-                "OCI-Tag": _header("One header line per tag applied by the `tag` parameters, in their order "
-                                   "(absent without them).")}}}, "413", "414", "415"),
+            "responses": _responses(
+                {
+                    "201": {
+                        "description": "Stored",
+                        "headers": {
+                            "Location": LOCATION,
+                            "Docker-Content-Digest": DIGEST_HEADER,
+                            "OCI-Subject": _header("The subject's digest, when the manifest has one."),
+                            "OCI-Tag": _header(
+                                "One header line per tag applied by the `tag` parameters, in their order "
+                                "(absent without them)."
+                            ),
+                        },
+                    }
+                },
+                "413",
+                "414",
+                "415",
+            ),
         },
         "delete": {
-            "operationId": "deleteManifest", "description": "By digest: the manifest and its tags. By tag: the tag.",
+            "operationId": "deleteManifest",
+            "description": "By digest: the manifest and its tags. By tag: the tag.",
             "responses": _responses({"202": {"description": "Deleted"}}, "405"),
         },
     },
@@ -247,65 +349,113 @@ PATHS: dict = {
         "head": _blob_read(head=True),
         "delete": {"operationId": "deleteBlob", "responses": _responses({"202": {"description": "Deleted"}}, "405")},
     },
-    "/v2/{name}/blobs/uploads/": {"parameters": [NAME], "post": {
-        "operationId": "startUpload",
-        "description": "No query: open a session (202). `digest`: the body is the whole blob (201). `mount` "
-                       "(and `from`, a repository of the same registry): link a blob the caller may pull "
-                       "(201), or open a session when it cannot be mounted (202).",
-        "parameters": [_param("digest", "query", DIGEST_OR_EMPTY, required=False),
-                       _param("mount", "query", DIGEST_OR_EMPTY, required=False),
-                       _param("from", "query", STR, "The repository to mount from.", required=False),
-                       _param("Content-Range", "header", STR, "`0-last` of the body, when sent: the first chunk "
-                              "of an upload starts at 0.", required=False)],
-        "requestBody": {"required": False, "content": BINARY},
-        "responses": _responses({**CREATED_BLOB, "202": {"description": "A session is open", "headers": UPLOAD_HEADERS}},
-                                "413", "416"),
-    }},
+    "/v2/{name}/blobs/uploads/": {
+        "parameters": [NAME],
+        "post": {
+            "operationId": "startUpload",
+            "description": "No query: open a session (202). `digest`: the body is the whole blob (201). `mount` "
+            "(and `from`, a repository of the same registry): link a blob the caller may pull "
+            "(201), or open a session when it cannot be mounted (202).",
+            "parameters": [
+                _param("digest", "query", DIGEST_OR_EMPTY, required=False),
+                _param("mount", "query", DIGEST_OR_EMPTY, required=False),
+                _param("from", "query", STR, "The repository to mount from.", required=False),
+                _param(
+                    "Content-Range",
+                    "header",
+                    STR,
+                    "`0-last` of the body, when sent: the first chunk of an upload starts at 0.",
+                    required=False,
+                ),
+            ],
+            "requestBody": {"required": False, "content": BINARY},
+            "responses": _responses(
+                {**CREATED_BLOB, "202": {"description": "A session is open", "headers": UPLOAD_HEADERS}}, "413", "416"
+            ),
+        },
+    },
     "/v2/{name}/blobs/uploads/{session}": {
         "parameters": [NAME, SESSION],
-        "get": {"operationId": "getUpload", "responses": _responses(
-            {"204": {"description": "How far the session is", "headers": UPLOAD_HEADERS}})},
+        "get": {
+            "operationId": "getUpload",
+            "responses": _responses({"204": {"description": "How far the session is", "headers": UPLOAD_HEADERS}}),
+        },
         "patch": {
             "operationId": "appendUpload",
-            "parameters": [_param("Content-Range", "header", STR, "`first-last` of this chunk: it must continue "
-                                  "where the session stands.", required=False)],
+            "parameters": [
+                _param(
+                    "Content-Range",
+                    "header",
+                    STR,
+                    "`first-last` of this chunk: it must continue where the session stands.",
+                    required=False,
+                )
+            ],
             "requestBody": {"required": False, "content": BINARY},
             "responses": _responses({"202": {"description": "Appended", "headers": UPLOAD_HEADERS}}, "413", "416"),
         },
         "put": {
             "operationId": "finishUpload",
             "description": "The body (possibly empty) is the last bytes; the whole must hash to `digest`.",
-            "parameters": [{**DIGEST_QUERY, "required": True},
-                           _param("Content-Range", "header", STR, "`first-last` of the last bytes, when sent: "
-                                  "they must continue where the session stands.", required=False)],
+            "parameters": [
+                {**DIGEST_QUERY, "required": True},
+                _param(
+                    "Content-Range",
+                    "header",
+                    STR,
+                    "`first-last` of the last bytes, when sent: they must continue where the session stands.",
+                    required=False,
+                ),
+            ],
             "requestBody": {"required": False, "content": BINARY},
             "responses": _responses(CREATED_BLOB, "413", "416"),
         },
         "delete": {"operationId": "cancelUpload", "responses": _responses({"204": {"description": "Cancelled"}})},
     },
-    "/v2/{name}/referrers/{digest}": {"parameters": [NAME, DIGEST_PARAM], "get": {
-        "operationId": "listReferrers",
-        "parameters": [_param("artifactType", "query", STR, "Only referrers of this artifact type.", required=False)],
-        "responses": _responses({"200": {
-            "description": "The manifests whose `subject` is the digest, as an index (empty when none)",
-            "headers": {"OCI-Filters-Applied": _header("`artifactType` when the filter was applied.")},
-            "content": {mt.OCI_INDEX: {"schema": _ref("Index")}}}}),
-    }},
+    "/v2/{name}/referrers/{digest}": {
+        "parameters": [NAME, DIGEST_PARAM],
+        "get": {
+            "operationId": "listReferrers",
+            "parameters": [
+                _param("artifactType", "query", STR, "Only referrers of this artifact type.", required=False)
+            ],
+            "responses": _responses(
+                {
+                    "200": {
+                        "description": "The manifests whose `subject` is the digest, as an index (empty when none)",
+                        "headers": {"OCI-Filters-Applied": _header("`artifactType` when the filter was applied.")},
+                        "content": {mt.OCI_INDEX: {"schema": _ref("Index")}},
+                    }
+                }
+            ),
+        },
+    },
 }
 
 DOCUMENT = {
     "openapi": "3.1.0",
-    "info": {"title": "Berth registry (OCI Distribution API)", "version": "1.1",
-             "description": "The data plane: the OCI Distribution Specification v1.1 as Berth serves it "
-                            "(docs/api.md). Errors are the spec's envelope `{\"errors\": [{code, message, detail}]}`; "
-                            "every response carries `Docker-Distribution-API-Version: registry/2.0`. Credentials: "
-                            "Basic (a username and an access token) straight on `/v2`, or a Bearer registry token "
-                            "from `/auth/token`."},
+    "info": {
+        "title": "Berth registry (OCI Distribution API)",
+        "version": "1.1",
+        "description": "The data plane: the OCI Distribution Specification v1.1 as Berth serves it "
+        '(docs/api.md). Errors are the spec\'s envelope `{"errors": [{code, message, detail}]}`; '
+        "every response carries `Docker-Distribution-API-Version: registry/2.0`. Credentials: "
+        "Basic (a username and an access token) straight on `/v2`, or a Bearer registry token "
+        "from `/auth/token`.",
+    },
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS, "securitySchemes": {
-        "basic": {"type": "http", "scheme": "basic", "description": "Any username and an access token"},
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                   "description": "A registry token from /auth/token"}}},
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic", "description": "Any username and an access token"},
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A registry token from /auth/token",
+            },
+        },
+    },
     "security": [{"basic": []}, {"bearer": []}, {}],
 }
 

@@ -7,11 +7,11 @@ import json
 import falcon
 
 from app.auth import roles
-from app.spec import media_types as mt
-from app.spec import digests
 from app.oci.resolved_request import RepositoryRequest
 from app.services import repositories
 from app.services.manifests import referrers
+from app.spec import digests
+from app.spec import media_types as mt
 
 
 class ReferrersResource:
@@ -25,6 +25,4 @@ class ReferrersResource:
         if artifact_type is not None:
             resp.set_header("OCI-Filters-Applied", "artifactType")
         resp.content_type = mt.OCI_INDEX
-        resp.data = json.dumps(
-            {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests}
-        ).encode()
+        resp.data = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests}).encode()

@@ -4,7 +4,6 @@ authorize once, then hand the resolved request to the resource."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-
 from typing import Any
 
 import falcon
@@ -15,15 +14,15 @@ from app.auth.identity import challenge
 from app.edge import preflight
 from app.edge.spooled_body import body_lost
 from app.oci import routes
-from app.spec import digests
 from app.oci.blobs import BlobResource
-from app.spec.errors import RegistryError
 from app.oci.listings import CatalogResource, TagsResource
 from app.oci.manifests import ManifestResource
 from app.oci.referrers import ReferrersResource
 from app.oci.resolved_request import RepositoryRequest, ResolvedRequest
 from app.oci.target import load_registry, parse_target
 from app.oci.uploads import UploadResource, UploadsResource
+from app.spec import digests
+from app.spec.errors import RegistryError
 
 
 class BaseResource:
@@ -67,7 +66,9 @@ class DataPlaneRouter:
             responder = getattr(resource, "on_get", None)
         if responder is None:
             raise RegistryError(
-                "UNSUPPORTED", f"{method} is not supported here", status=405,
+                "UNSUPPORTED",
+                f"{method} is not supported here",
+                status=405,
                 headers={"Allow": ", ".join(_allowed(resource))},
             )
         subject = self.identity.data_plane(req)
@@ -92,14 +93,19 @@ class DataPlaneRouter:
             authorize(subject, action, registry, target.repository)
         preflight.allow(req, takes_body=action == roles.PUSH)  # only a push carries a body
         if body_lost(req.stream):
-            raise RegistryError("STORAGE_FULL", "the disk filled while the request body arrived; nothing of it "
-                                "was kept: retry once space is freed")
+            raise RegistryError(
+                "STORAGE_FULL",
+                "the disk filled while the request body arrived; nothing of it was kept: retry once space is freed",
+            )
         responder(req, resp, RepositoryRequest(subject, target, registry, route.arg))
 
 
 # What the audit trail records on the data plane: pushes, tag moves and deletes (not reads).
-AUDITED = {("manifest", "PUT"): "manifest.push", ("manifest", "DELETE"): "manifest.delete",
-           ("blob", "DELETE"): "blob.delete"}
+AUDITED = {
+    ("manifest", "PUT"): "manifest.push",
+    ("manifest", "DELETE"): "manifest.delete",
+    ("blob", "DELETE"): "blob.delete",
+}
 
 
 def _audit(req: falcon.Request, route, method: str, target) -> None:
@@ -136,5 +142,6 @@ def _challenging(req: falcon.Request, scope: str | None):
     except RegistryError as error:
         if error.status == 401:
             error.headers["WWW-Authenticate"] = challenge(req, scope) + (
-                f',error="{error.challenge_error}"' if error.challenge_error else "")
+                f',error="{error.challenge_error}"' if error.challenge_error else ""
+            )
         raise

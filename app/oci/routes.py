@@ -46,4 +46,3 @@ def match(path: str) -> Route | None:
     if m["blob"] is not None:
         return Route("blob", name, m["blob"])
     return Route("referrers", name, m["referrers"])
-

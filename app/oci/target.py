@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.db.models import Registry
-from app.spec.errors import RegistryError
-from app.spec.names import check_repository
 from app.services.endpoints import registry_named_by
 from app.services.registries import find_registry
+from app.spec.errors import RegistryError
+from app.spec.names import check_repository
 
 
 @dataclass(frozen=True)

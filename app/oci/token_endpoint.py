@@ -20,15 +20,15 @@ from dataclasses import dataclass
 import falcon
 
 from app.auth import roles
-from app.auth.token_secrets import find_live_token
 from app.auth.gate import is_allowed
 from app.auth.identity import Identity, service_of
 from app.auth.registry_tokens import ACTIONS, RegistryTokens, Scope, parse_scopes
 from app.auth.subject import ANONYMOUS, Subject, for_access_token
+from app.auth.token_secrets import find_live_token
 from app.db.models import Registry
-from app.spec.errors import RegistryError
 from app.oci.target import load_registry, target_in
 from app.services.endpoints import registry_named_by
+from app.spec.errors import RegistryError
 
 GATE_ACTION = {"pull": roles.PULL, "push": roles.PUSH, "delete": roles.DELETE}
 
@@ -52,7 +52,7 @@ class TokenService:
         self.tokens = registry_tokens
         self.domain = domain
 
-    def _grant(self, subject: Subject, endpoint: "_Endpoint", scope: Scope) -> dict:
+    def _grant(self, subject: Subject, endpoint: _Endpoint, scope: Scope) -> dict:
         if scope.type == "registry":
             if scope.name != "catalog" or subject.anonymous or not endpoint.usable:
                 return scope.claim([])
@@ -71,25 +71,37 @@ class TokenService:
         granted = [a for a in wanted if is_allowed(subject, GATE_ACTION[a], registry)]
         return scope.claim(granted, registry.uid, target.repository)
 
-    def endpoint(self, service: str, gateway_registry: str | None) -> "_Endpoint":
+    def endpoint(self, service: str, gateway_registry: str | None) -> _Endpoint:
         named = registry_named_by(_host(service), self.domain)
         # Through a registry's route, the token is for that registry's own hosts only.
         usable = gateway_registry is None or named == gateway_registry
         return _Endpoint(named, usable)
 
-    def respond(self, resp: falcon.Response, subject: Subject, service: str, scopes: list[Scope],
-                offline: bool, gateway_registry: str | None = None) -> None:
+    def respond(
+        self,
+        resp: falcon.Response,
+        subject: Subject,
+        service: str,
+        scopes: list[Scope],
+        offline: bool,
+        gateway_registry: str | None = None,
+    ) -> None:
         endpoint = self.endpoint(service, gateway_registry)
         access = [self._grant(subject, endpoint, scope) for scope in scopes]
-        catalog = any(s.type == "registry" and a["actions"] for s, a in zip(scopes, access))
+        catalog = any(s.type == "registry" and a["actions"] for s, a in zip(scopes, access, strict=True))
         token, lifetime = self.tokens.issue(
-            subject.name, service, access, subject.credential,
+            subject.name,
+            service,
+            access,
+            subject.credential,
             roles={str(k): v for k, v in subject.roles.items()} if catalog else None,
             registry_id=subject.registry_id if catalog else None,
         )
         body = {
-            "token": token, "access_token": token, "expires_in": lifetime,
-            "issued_at": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "token": token,
+            "access_token": token,
+            "expires_in": lifetime,
+            "issued_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
         }
         if offline and subject.credential is not None:
             body["refresh_token"] = self.tokens.issue_refresh(subject.name, service, subject.credential)
@@ -136,8 +148,9 @@ class RegistryTokenResource:
         req.context.subject = subject
         scope = form.get("scope") or ""
         scopes = parse_scopes(scope if isinstance(scope, list) else [scope])
-        self.service.respond(resp, subject, service, scopes, form.get("access_type") == "offline",
-                             req.context.registry_header)
+        self.service.respond(
+            resp, subject, service, scopes, form.get("access_type") == "offline", req.context.registry_header
+        )
 
     def _refresh(self, value: object, service: str) -> Subject:
         claims = self.service.tokens.verify_refresh(value, service) if isinstance(value, str) else None

@@ -10,16 +10,16 @@ import falcon
 from app.auth import roles
 from app.auth.gate import is_allowed, may_pull_every_repository
 from app.edge.spooled_body import spooled_file
-from app.spec import content_range
-from app.spec import digests
-from app.spec.errors import RegistryError
 from app.oci.resolved_request import RepositoryRequest
 from app.oci.target import same_registry_repository
 from app.services import quotas, repositories
 from app.services.blobs import BlobService
 from app.services.metering import Meter
 from app.services.uploads import UploadService, range_headers
+from app.spec import content_range, digests
+from app.spec.errors import RegistryError
 from app.storage.capacity import is_storage_full
+
 
 def _chunk_start(req: falcon.Request, offset: int, headers: dict[str, str]) -> int | None:
     """Where the request's chunk starts by its Content-Range; None without one. Every method that
@@ -38,10 +38,12 @@ def _chunk_start(req: falcon.Request, offset: int, headers: dict[str, str]) -> i
     length = req.content_length
     if end < start or (length is not None and end - start + 1 != length):
         raise RegistryError(
-            "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}", headers=headers)
+            "RANGE_INVALID", f"Content-Range {header[:100]!r} does not match Content-Length {length}", headers=headers
+        )
     if start != offset:
-        raise RegistryError("RANGE_INVALID", f"chunk starts at {start} but the upload has {offset} bytes",
-                            headers=headers)
+        raise RegistryError(
+            "RANGE_INVALID", f"chunk starts at {start} but the upload has {offset} bytes", headers=headers
+        )
     return start
 
 
@@ -93,8 +95,12 @@ class UploadsResource:
 
         if mount is not None:
             source = self._mount_source(resolved, source_name)
-            if source is not None or (not source_name and may_pull_every_repository(resolved.subject, resolved.registry)):
-                blob = repositories.pushing(resolved.registry, name, lambda target: self.blobs.mount(target, mount, source))
+            if source is not None or (
+                not source_name and may_pull_every_repository(resolved.subject, resolved.registry)
+            ):
+                blob = repositories.pushing(
+                    resolved.registry, name, lambda target: self.blobs.mount(target, mount, source)
+                )
                 if blob is not None:
                     return _created(resp, resolved, mount)
             # Nothing to mount: fall back to an ordinary upload session, as the spec says.
@@ -103,11 +109,19 @@ class UploadsResource:
             quotas.check_new_session(resolved.registry, self.max_sessions)
         # The session's repository row stays unseen until a blob or manifest is committed to it,
         # and goes with the session if none is (app/services/repositories.py).
-        repository, upload = repositories.pushing(resolved.registry, name, lambda found: (found, self.uploads.start(found)))
+        repository, upload = repositories.pushing(
+            resolved.registry, name, lambda found: (found, self.uploads.start(found))
+        )
         if digest is not None and monolithic:
             try:
-                blob = self.uploads.finish(repository, upload, digest, _body(req), req.content_length,
-                                           spooled_file(_body(req), req.content_length))
+                blob = self.uploads.finish(
+                    repository,
+                    upload,
+                    digest,
+                    _body(req),
+                    req.content_length,
+                    spooled_file(_body(req), req.content_length),
+                )
             except Exception as e:
                 if is_storage_full(e):  # no one has this session's id to resume it: give its space back
                     self.uploads.abandon(upload)
@@ -152,8 +166,9 @@ class UploadResource:
         start = _chunk_start(req, upload.offset, range_headers(upload.offset))
         if req.content_length:  # this chunk, before it is written (the upload's bytes so far count as held)
             quotas.check_push(resolved.registry, req.content_length)
-        offset = self.uploads.append(upload, _body(req), req.content_length, start,
-                                     spooled_file(_body(req), req.content_length))
+        offset = self.uploads.append(
+            upload, _body(req), req.content_length, start, spooled_file(_body(req), req.content_length)
+        )
         _in_progress(resp, resolved, upload.id, offset, falcon.HTTP_202)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
@@ -163,14 +178,21 @@ class UploadResource:
         repository, upload = self._session(resolved)
         start = _chunk_start(req, upload.offset, range_headers(upload.offset))
         try:  # the last bytes, before they are written and the blob is committed (a malformed
-              # digest is refused by finish() below)
+            # digest is refused by finish() below)
             quotas.check_push(resolved.registry, req.content_length, digests.canonical(digest))
         except RegistryError as refused:
             if refused.code == "DENIED":
                 self.uploads.cancel(upload)  # its bytes can never become a blob here
             raise
-        blob = self.uploads.finish(repository, upload, digest, _body(req), req.content_length,
-                                   spooled_file(_body(req), req.content_length), start)
+        blob = self.uploads.finish(
+            repository,
+            upload,
+            digest,
+            _body(req),
+            req.content_length,
+            spooled_file(_body(req), req.content_length),
+            start,
+        )
         self.meter.count(resolved.registry.id, repository.name, push_bytes=blob.size)
         _created(resp, resolved, blob.digest)
 

@@ -95,15 +95,28 @@ def build_services(settings: Settings) -> Services:
     registry_tokens = RegistryTokens(KeyRing(settings.signing_keys_dir).load())
     idp = None
     if settings.oidc_jwks_url:
-        idp = IdentityProvider(IdpSettings(
-            settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience, settings.oidc_roles_claim,
-            cooldown=settings.oidc_jwks_cooldown))
+        idp = IdentityProvider(
+            IdpSettings(
+                settings.oidc_jwks_url,
+                settings.oidc_issuer,
+                settings.oidc_audience,
+                settings.oidc_roles_claim,
+                cooldown=settings.oidc_jwks_cooldown,
+            )
+        )
     counters = Counters(counters_uri(settings))
     identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters))
     provisioner = open_provisioner(settings)
-    runner = OperationRunner(provisioner, store, RunnerSettings(
-        domain=settings.domain, lease=dt.timedelta(seconds=settings.operation_lease),
-        max_attempts=settings.operation_max_attempts), owner=f"{socket.gethostname()}:{os.getpid()}")
+    runner = OperationRunner(
+        provisioner,
+        store,
+        RunnerSettings(
+            domain=settings.domain,
+            lease=dt.timedelta(seconds=settings.operation_lease),
+            max_attempts=settings.operation_max_attempts,
+        ),
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+    )
     uploads = UploadService(store)
     tag_lists = TagLists(settings.data_dir / "cache" / "tags")
     grace = dt.timedelta(seconds=settings.gc_grace)
@@ -117,10 +130,16 @@ def build_services(settings: Settings) -> Services:
         token_service=TokenService(identity, registry_tokens, settings.domain),
         provisioner=provisioner,
         worker=Worker(runner, poll_interval=settings.operation_poll),
-        collector=Collector(store, interval=dt.timedelta(seconds=settings.gc_interval), grace=grace,
-                            upload_expiry=upload_expiry),
-        retention_schedule=retention.Schedule(store, interval=dt.timedelta(seconds=settings.retention_interval),
-                                              grace=grace, upload_expiry=upload_expiry, tag_lists=tag_lists),
+        collector=Collector(
+            store, interval=dt.timedelta(seconds=settings.gc_interval), grace=grace, upload_expiry=upload_expiry
+        ),
+        retention_schedule=retention.Schedule(
+            store,
+            interval=dt.timedelta(seconds=settings.retention_interval),
+            grace=grace,
+            upload_expiry=upload_expiry,
+            tag_lists=tag_lists,
+        ),
         upload_reaper=UploadReaper(store, expiry=upload_expiry, forget=uploads.forget),
         counters=counters,
         meter=Meter(),
@@ -133,8 +152,9 @@ class Runtime:
     """One server process's services and the server-side pieces around them (the spool of
     request bodies and its sweep, the metrics listener), with their lifetime."""
 
-    def __init__(self, settings: Settings, metrics: MetricsListener | None = None,
-                 services: Services | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: MetricsListener | None = None, services: Services | None = None
+    ) -> None:
         self.settings = settings
         self.services = services or build_services(settings)
         self.metrics = metrics
@@ -162,8 +182,15 @@ class Runtime:
         self._threads_before = set(threading.enumerate())
         self.open_spool()
         s = self.services
-        background: list[Any] = [s.meter, s.pull_times, s.tag_lists, s.worker, s.collector, s.retention_schedule,
-                      s.upload_reaper]
+        background: list[Any] = [
+            s.meter,
+            s.pull_times,
+            s.tag_lists,
+            s.worker,
+            s.collector,
+            s.retention_schedule,
+            s.upload_reaper,
+        ]
         if self.spool_sweeper is not None:
             background.append(self.spool_sweeper)
         for part in background:

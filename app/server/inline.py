@@ -50,8 +50,7 @@ def enabled(settings: Settings) -> bool:
         return False
     if mode != "auto":
         raise SystemExit(f"BERTH_INLINE_READS must be auto, on or off, not {settings.inline_reads!r}")
-    return (settings.database_url.startswith("sqlite") and not settings.redis_url
-            and not settings.oidc_jwks_url)
+    return settings.database_url.startswith("sqlite") and not settings.redis_url and not settings.oidc_jwks_url
 
 
 def is_short_read(request) -> bool:

@@ -36,9 +36,9 @@ import waitress
 from prometheus_client import values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from app.edge import error_responses
 from app.config import Settings
 from app.db.setup import ReleaseConnection
+from app.edge import error_responses
 from app.spec.errors import RegistryError
 from app.telemetry.metrics import exposition
 
@@ -88,15 +88,16 @@ class MetricsListener:
         self.counters_dir = counters_dir
 
     @classmethod
-    def open(cls, settings: Settings) -> "MetricsListener | None":
+    def open(cls, settings: Settings) -> MetricsListener | None:
         """Bind the metrics address and start counting in files; None without BERTH_METRICS_ADDR.
         Call before any worker starts and before any metric is built."""
         if not settings.metrics_addr:
             return None
         host, port = parse_address(settings.metrics_addr)
         if port and port == settings.port:
-            raise SystemExit(f"BERTH_METRICS_ADDR={settings.metrics_addr!r}: the metrics listener must be "
-                             "off the public port")
+            raise SystemExit(
+                f"BERTH_METRICS_ADDR={settings.metrics_addr!r}: the metrics listener must be off the public port"
+            )
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             # SO_REUSEADDR only: with SO_REUSEPORT, it could share a port with a public listener.
@@ -105,8 +106,10 @@ class MetricsListener:
             sock.listen(64)
         except OSError as e:
             sock.close()
-            raise SystemExit(f"error: cannot listen for metrics on {host}:{port}: {e.strerror or e}; "
-                             "choose another BERTH_METRICS_ADDR (or --metrics-addr)") from None
+            raise SystemExit(
+                f"error: cannot listen for metrics on {host}:{port}: {e.strerror or e}; "
+                "choose another BERTH_METRICS_ADDR (or --metrics-addr)"
+            ) from None
         counters_dir = tempfile.mkdtemp(prefix="berth-metrics-")
         # prometheus_client's multiprocess values open their file under this variable's directory.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = counters_dir
@@ -121,10 +124,17 @@ class MetricsListener:
     def serve(self) -> None:
         """Answer scrapes from this process, in the background (each worker calls this once)."""
         self._map: dict = {}
-        self._server = waitress.create_server(create_metrics_app(self.counters_dir), map=self._map,
-                                              sockets=[self.sock], threads=1, ident="", asyncore_use_poll=True)
-        self._thread: threading.Thread | None = threading.Thread(target=self._server.run, name="metrics-listener",
-                                                                 daemon=True)
+        self._server = waitress.create_server(
+            create_metrics_app(self.counters_dir),
+            map=self._map,
+            sockets=[self.sock],
+            threads=1,
+            ident="",
+            asyncore_use_poll=True,
+        )
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._server.run, name="metrics-listener", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -59,15 +59,18 @@ class ConnectionLimits:
     max_connections: int
 
     @classmethod
-    def of(cls, settings: Settings) -> "ConnectionLimits":
+    def of(cls, settings: Settings) -> ConnectionLimits:
         """The settings' limits, with the connection ceiling fitted to the open-file limit (whose
         soft value is raised to the hard one first)."""
         available = raise_open_file_limit() - FD_RESERVE - FD_PER_THREAD * settings.threads
         ceiling = settings.max_connections
         if ceiling > available:
             ceiling = max(available, 16)
-            log.warning("BERTH_MAX_CONNECTIONS=%d does not fit the open-file limit (ulimit -n); "
-                        "holding at most %d connections", settings.max_connections, ceiling)
+            log.warning(
+                "BERTH_MAX_CONNECTIONS=%d does not fit the open-file limit (ulimit -n); holding at most %d connections",
+                settings.max_connections,
+                ceiling,
+            )
         return cls(settings.header_timeout, settings.keepalive_timeout, ceiling)
 
 
@@ -94,7 +97,7 @@ def server_options() -> dict:
     }
 
 
-def install(server, channel_class: type["PlainHTTPChannel"], limits: ConnectionLimits) -> None:
+def install(server, channel_class: type[PlainHTTPChannel], limits: ConnectionLimits) -> None:
     """Serve `server`'s connections with `channel_class` under `limits`."""
     socket_map = getattr(server, "map", None) or server._map  # a MultiSocketServer, or one server
     listeners = [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]
@@ -139,14 +142,22 @@ class HeadersFirstParser(HTTPRequestParser):
 
     def received(self, data) -> int:
         if self.headers_finished or self.completed:
-            if self.body_limit is not None and not self.completed and self.body_bytes_received + len(data) > self.body_limit:
+            if (
+                self.body_limit is not None
+                and not self.completed
+                and self.body_bytes_received + len(data) > self.body_limit
+            ):
                 self.error = RequestEntityTooLarge(f"exceeds {self.body_limit} bytes")
                 self.completed = True
                 return len(data)
             return super().received(data)
         consumed = super().received(data)
-        if (self.headers_finished and not self.completed and self.body_rcv is not None
-                and (self.chunked or self.content_length > PREFLIGHT_ABOVE)):
+        if (
+            self.headers_finished
+            and not self.completed
+            and self.body_rcv is not None
+            and (self.chunked or self.content_length > PREFLIGHT_ABOVE)
+        ):
             self.preflight, self.completed = True, True
             self.held = bytes(data[consumed:])
             # No "100 Continue" before the decision: a refused client never sends the body.
@@ -178,7 +189,7 @@ class PlainHTTPChannel(HTTPChannel):
     _first_bytes_seen = False
     _began: float | None = None  # when the request now arriving began (None: idle between requests)
     requests: list  # waitress's own: the parsed requests waiting to be served
-    request: "HeadersFirstParser | None"  # waitress's own: the request now being parsed
+    request: HeadersFirstParser | None  # waitress's own: the request now being parsed
     _discard_until = 0.0  # refused: reading and dropping its body until then, then closed
     _shut = False
 
@@ -195,12 +206,18 @@ class PlainHTTPChannel(HTTPChannel):
         """No request in progress here: idle, or its headers still arriving, or refused."""
         if self._discard_until:
             return True
-        return (not self.requests and not self.total_outbufs_len
-                and (self.request is None or not self.request.headers_finished))
+        return (
+            not self.requests
+            and not self.total_outbufs_len
+            and (self.request is None or not self.request.headers_finished)
+        )
 
     def _make_room(self) -> None:
-        waiting = [c for c in list(self.server.active_channels.values())
-                   if c is not self and isinstance(c, PlainHTTPChannel) and c._waiting()]
+        waiting = [
+            c
+            for c in list(self.server.active_channels.values())
+            if c is not self and isinstance(c, PlainHTTPChannel) and c._waiting()
+        ]
         if waiting:  # else waitress stops accepting until a connection closes
             min(waiting, key=lambda c: c.last_activity).handle_close()
 
@@ -294,8 +311,9 @@ class PlainHTTPChannel(HTTPChannel):
                 close()
         if marker.passed:
             return marker, None
-        return marker, _response(request.version, answer["status"], answer["headers"], data,
-                                 head=request.command == "HEAD")
+        return marker, _response(
+            request.version, answer["status"], answer["headers"], data, head=request.command == "HEAD"
+        )
 
     def _read_body(self, request: HeadersFirstParser, body_limit: int | None) -> None:
         """Let the body in: the parser takes the bytes held and the loop reads the rest. The
@@ -309,8 +327,12 @@ class PlainHTTPChannel(HTTPChannel):
             self.requests.pop(0)
             if self.requests:
                 self.server.add_task(self)
-            elif (self.request is not None and self.request.expect_continue
-                  and self.request.headers_finished and not self.sent_continue):
+            elif (
+                self.request is not None
+                and self.request.expect_continue
+                and self.request.headers_finished
+                and not self.sent_continue
+            ):
                 self.send_continue()
 
     def _refuse(self, request: HeadersFirstParser, data: bytes) -> None:
@@ -330,8 +352,11 @@ def _response(version: str, status: str, headers: list, body: bytes, head: bool)
     """An HTTP response that closes the connection."""
     version = version if version in ("1.0", "1.1") else "1.0"
     lines = [f"HTTP/{version} {status}"]
-    lines += [f"{name}: {value}" for name, value in headers
-              if name.lower() not in ("connection", "content-length", "transfer-encoding", "date")]
+    lines += [
+        f"{name}: {value}"
+        for name, value in headers
+        if name.lower() not in ("connection", "content-length", "transfer-encoding", "date")
+    ]
     lines += [f"Content-Length: {len(body)}", "Connection: close", f"Date: {formatdate(usegmt=True)}"]
     head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head_bytes if head else head_bytes + body

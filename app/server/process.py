@@ -96,8 +96,12 @@ def serve_process(settings: Settings, create_app: AppFactory, sock=None, metrics
 
 
 def cannot_listen(settings: Settings, error: OSError) -> int:
-    print(f"error: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
-          "stop what holds that port or choose another with --port (or BERTH_PORT)", file=sys.stderr, flush=True)
+    print(
+        f"error: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
+        "stop what holds that port or choose another with --port (or BERTH_PORT)",
+        file=sys.stderr,
+        flush=True,
+    )
     return 2
 
 

@@ -28,12 +28,13 @@ import collections
 import errno
 import io
 import os
+import queue
 import re
 import secrets
 import threading
-import queue
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from waitress.buffers import TempfileBasedBuffer
 
@@ -54,7 +55,8 @@ START_WAIT = 0.05  # seconds a finished body waits for a hashing thread to take 
 STALL = 60.0  # seconds without new bytes before a hashing thread gives a body up
 
 _UPLOAD_PATH = re.compile(
-    r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?\Z", re.DOTALL)
+    r"^/v2/.+/blobs/uploads/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?/?\Z", re.DOTALL
+)
 
 
 class Spool:
@@ -76,7 +78,7 @@ class Spool:
     def directory(self) -> Path | None:
         return self.process_spool.path if self.process_spool is not None else None
 
-    def open(self) -> "Spool":
+    def open(self) -> Spool:
         """Make waitress spool bodies into a directory of this process's own under `root`
         (app/server/spool_dirs.py), after removing those of processes that are gone (bodies of
         processes that were killed: a live process unlinks its own).
@@ -96,7 +98,7 @@ class Spool:
         TempfileBasedBuffer.newfile = newfile
         return self
 
-    def newfile(self) -> "SpoolFile | DroppedBody":
+    def newfile(self) -> SpoolFile | DroppedBody:
         assert self.directory is not None, "open() first"
         try:
             file = SpoolFile(self.directory)
@@ -144,12 +146,15 @@ class SpoolFile(io.FileIO, spooled_body.SpooledBodyFile):
     the request to its end as usual and the application answers 507 (`body_lost`), where an
     exception here would make waitress close the connection without a word."""
 
-    body_hash: "BodyHash | None" = None
+    body_hash: BodyHash | None = None
     storage_full = False
 
     def __init__(self, directory: Path) -> None:
-        super().__init__(str(directory / f"body-{secrets.token_hex(12)}"), "x+",
-                         opener=lambda path, flags: os.open(path, flags, 0o600))
+        super().__init__(
+            str(directory / f"body-{secrets.token_hex(12)}"),
+            "x+",
+            opener=lambda path, flags: os.open(path, flags, 0o600),
+        )
 
     def write(self, data) -> int:
         if self.storage_full:
@@ -202,7 +207,7 @@ class DroppedBody(io.BytesIO, spooled_body.SpooledBodyFile):
         return len(data)
 
 
-def _hash_body_of(parser, spool: SpoolFile, pool: "_HashThreads") -> "BodyHash | None":
+def _hash_body_of(parser, spool: SpoolFile, pool: _HashThreads) -> BodyHash | None:
     """A BodyHash for an upload's body that starts spooling now (on the loop thread); None for
     any other body."""
     if parser is None or not getattr(parser, "headers_finished", False) or parser.completed:
@@ -240,7 +245,7 @@ class _HashThreads:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def submit(self, job: "BodyHash") -> None:
+    def submit(self, job: BodyHash) -> None:
         with self._lock:
             if len(self.threads) < self._size and not self._stopped:
                 self.idle += 1  # until it takes its first job
@@ -376,7 +381,7 @@ class BodyHash:
 
     # -- the request thread -------------------------------------------------------------------
 
-    def result(self, length: int) -> "tuple[int, object] | None":
+    def result(self, length: int) -> tuple[int, object] | None:
         """`(offset, hasher)`: the hash of the upload's first `offset` bytes followed by this
         body of `length` bytes, and the offset it was started at; None when there is none (the
         caller then hashes the body itself)."""

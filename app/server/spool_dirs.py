@@ -47,7 +47,7 @@ class ProcessSpool:
         self._lock_fd = lock_fd
 
     @classmethod
-    def claim(cls, root: Path) -> "ProcessSpool":
+    def claim(cls, root: Path) -> ProcessSpool:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=root))  # mode 0700
         fd = os.open(staging / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -116,8 +116,12 @@ def _remove_if_dead(directory: Path) -> int:
             return 0  # its process lives
         size = _size_of(directory)
         shutil.rmtree(directory, ignore_errors=True)
-        log.info("removed the spool directory %s of a process that is gone (%d bytes)", directory.name, size,
-                 extra={"spool_dir": directory.name, "bytes": size})
+        log.info(
+            "removed the spool directory %s of a process that is gone (%d bytes)",
+            directory.name,
+            size,
+            extra={"spool_dir": directory.name, "bytes": size},
+        )
         return 1
     finally:
         os.close(fd)

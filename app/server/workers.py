@@ -57,8 +57,12 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
         sock.listen(2048)
         sock.setblocking(False)
     if not settings.redis_url:
-        print(f"note: {settings.workers} workers count rate limits and login failures each on their own; "
-              "set BERTH_REDIS_URL to share one budget", file=sys.stderr, flush=True)
+        print(
+            f"note: {settings.workers} workers count rate limits and login failures each on their own; "
+            "set BERTH_REDIS_URL to share one budget",
+            file=sys.stderr,
+            flush=True,
+        )
     children: dict[int, int] = {}
     stopping = False
 
@@ -94,8 +98,7 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
     signal.signal(signal.SIGINT, stop)
     for slot in range(settings.workers):
         spawn(slot)
-    print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)",
-          flush=True)
+    print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)", flush=True)
     if metrics is not None:
         print(f"Metrics on {metrics.url} (all workers)", flush=True)
     while children:

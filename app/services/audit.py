@@ -15,8 +15,8 @@ import re
 import peewee as pw
 
 from app.db.models import AuditEvent
-from app.spec.errors import RegistryError
 from app.services import paging
+from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.audit")
 
@@ -27,30 +27,64 @@ def outcome_of(status: int) -> str:
     return "success" if status < 400 else "failure"
 
 
-def record(*, org_id: int, actor: str, action: str, status: int, registry: str | None = None,
-           repository: str | None = None, digest: str | None = None, tag: str | None = None,
-           detail: dict | None = None, client_ip: str | None = None, request_id: str | None = None) -> None:
+def record(
+    *,
+    org_id: int,
+    actor: str,
+    action: str,
+    status: int,
+    registry: str | None = None,
+    repository: str | None = None,
+    digest: str | None = None,
+    tag: str | None = None,
+    detail: dict | None = None,
+    client_ip: str | None = None,
+    request_id: str | None = None,
+) -> None:
     try:
         AuditEvent.create(
-            org=org_id, actor=actor[:255], action=action, registry=registry, repository=repository,
-            digest=digest, tag=tag, detail=json.dumps(detail, sort_keys=True) if detail else None,
-            outcome=outcome_of(status), status=status, client_ip=client_ip, request_id=request_id,
+            org=org_id,
+            actor=actor[:255],
+            action=action,
+            registry=registry,
+            repository=repository,
+            digest=digest,
+            tag=tag,
+            detail=json.dumps(detail, sort_keys=True) if detail else None,
+            outcome=outcome_of(status),
+            status=status,
+            client_ip=client_ip,
+            request_id=request_id,
         )
     except pw.PeeweeException:
         # The action itself has happened (or failed) already; losing its record must be loud.
         log.exception("could not write the audit record for %s by %s", action, actor)
 
 
-def page_of_events(org_id: int, page: paging.Page, *, actor: str | None = None, action: str | None = None,
-                   registry: str | None = None, since: dt.datetime | None = None,
-                   until: dt.datetime | None = None) -> paging.Rows:
+def page_of_events(
+    org_id: int,
+    page: paging.Page,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    registry: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> paging.Rows:
     """The organization's events matching the filters, newest first."""
     query = _query(org_id, actor=actor, action=action, registry=registry, since=since, until=until)
     return paging.keyset(query, AuditEvent.id, page, descending=True)
 
 
-def _query(org_id: int, *, actor: str | None = None, action: str | None = None, registry: str | None = None,
-           since: dt.datetime | None = None, until: dt.datetime | None = None) -> pw.ModelSelect:
+def _query(
+    org_id: int,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    registry: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> pw.ModelSelect:
     q = AuditEvent.select().where(AuditEvent.org == org_id)
     if actor:
         q = q.where(AuditEvent.actor == actor)
@@ -77,10 +111,9 @@ def parse_time(value: str | None, field: str) -> dt.datetime | None:
             raise ValueError(value)
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         if parsed.tzinfo is not None:  # OverflowError: a day-1 or year-9999 time whose UTC is off the calendar
-            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
-        raise RegistryError("INVALID", f"{field} must be an ISO 8601 time such as 2026-11-29T12:00:00Z",
-                            field=field) from None
+        raise RegistryError(
+            "INVALID", f"{field} must be an ISO 8601 time such as 2026-11-29T12:00:00Z", field=field
+        ) from None
     return parsed
-
-

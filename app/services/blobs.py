@@ -10,11 +10,12 @@ from app.db.setup import blob_lock, serialize, transaction
 from app.spec.errors import RegistryError
 from app.storage.base import BlobReader, BlobStore, blob_key
 
-
 _LINKED = Prepared(
-    lambda repo, digest: Blob.select().join(RepositoryBlob)
-    .where((RepositoryBlob.repository == repo) & (Blob.digest == digest)),
-    "is", Blob,
+    lambda repo, digest: (
+        Blob.select().join(RepositoryBlob).where((RepositoryBlob.repository == repo) & (Blob.digest == digest))
+    ),
+    "is",
+    Blob,
 )
 
 

@@ -16,10 +16,10 @@ import peewee as pw
 
 from app import untrusted_json
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag
+from app.services import manifests, paging, repositories
 from app.spec import digests
 from app.spec.errors import RegistryError
 from app.spec.media_types import INDEXES as INDEX_TYPES
-from app.services import manifests, paging, repositories
 from app.storage.base import BlobStore, blob_key
 
 CONFIG_PREVIEW_BYTES = 1024 * 1024
@@ -45,13 +45,14 @@ def tree(registry: Registry, prefix: str) -> list[Node]:
     if prefix and not prefix.endswith("/"):
         raise RegistryError("INVALID", "path must be a folder path ending in '/', such as 'team/'", field="path")
     names = Repository.select(Repository.id, Repository.name).where(
-        (Repository.registry == registry) & repositories.visible())
+        (Repository.registry == registry) & repositories.visible()
+    )
     if prefix:
         names = names.where(Repository.name.startswith(prefix))
     folders: dict[str, Node] = {}
     repos: list[Node] = []
     for repo in names:
-        rest = repo.name[len(prefix):]
+        rest = repo.name[len(prefix) :]
         head, slash, _ = rest.partition("/")
         if slash:
             node = folders.setdefault(head, Node(path=prefix + head + "/", kind="folder", name=head))
@@ -81,16 +82,29 @@ def repository_stats(repositories: list[Repository]) -> dict[int, RepositoryStat
     if not ids:
         return stats
     last_push: dict[int, dt.datetime] = {}
-    for repo_id, count, last in (Tag.select(Tag.repository, pw.fn.COUNT(Tag.id), pw.fn.MAX(Tag.updated_at))
-                                 .where(Tag.repository.in_(ids)).group_by(Tag.repository).tuples()):
+    for repo_id, count, last in (
+        Tag.select(Tag.repository, pw.fn.COUNT(Tag.id), pw.fn.MAX(Tag.updated_at))
+        .where(Tag.repository.in_(ids))
+        .group_by(Tag.repository)
+        .tuples()
+    ):
         stats[repo_id]["tags"] = count
         if last is not None:
             last_push[repo_id] = _as_dt(last)
-    for repo_id, size in (RepositoryBlob.select(RepositoryBlob.repository, pw.fn.SUM(Blob.size)).join(Blob)
-                          .where(RepositoryBlob.repository.in_(ids)).group_by(RepositoryBlob.repository).tuples()):
+    for repo_id, size in (
+        RepositoryBlob.select(RepositoryBlob.repository, pw.fn.SUM(Blob.size))
+        .join(Blob)
+        .where(RepositoryBlob.repository.in_(ids))
+        .group_by(RepositoryBlob.repository)
+        .tuples()
+    ):
         stats[repo_id]["size"] = int(size or 0)
-    for repo_id, last in (Manifest.select(Manifest.repository, pw.fn.MAX(Manifest.created_at))
-                          .where(Manifest.repository.in_(ids)).group_by(Manifest.repository).tuples()):
+    for repo_id, last in (
+        Manifest.select(Manifest.repository, pw.fn.MAX(Manifest.created_at))
+        .where(Manifest.repository.in_(ids))
+        .group_by(Manifest.repository)
+        .tuples()
+    ):
         current = last_push.get(repo_id)
         if last is not None and (current is None or _as_dt(last) > current):
             last_push[repo_id] = _as_dt(last)
@@ -107,8 +121,9 @@ def _as_dt(value: str | dt.datetime) -> dt.datetime:
 
 
 def get_repository(registry: Registry, name: str) -> Repository:
-    repo = Repository.get_or_none((Repository.registry == registry) & (Repository.name == name)
-                                  & repositories.visible())
+    repo = Repository.get_or_none(
+        (Repository.registry == registry) & (Repository.name == name) & repositories.visible()
+    )
     if repo is None:
         raise RegistryError("NOT_FOUND", f"repository {name!r} not found in registry {registry.name!r}")
     return repo
@@ -123,8 +138,9 @@ class Sizes:
 
     def manifest(self, digest: str) -> Manifest | None:
         if digest not in self._cache:
-            self._cache[digest] = Manifest.get_or_none((Manifest.repository == self.repository)
-                                                       & (Manifest.digest == digest))
+            self._cache[digest] = Manifest.get_or_none(
+                (Manifest.repository == self.repository) & (Manifest.digest == digest)
+            )
         return self._cache[digest]
 
     def describe(self, manifest: Manifest) -> dict:
@@ -135,13 +151,15 @@ class Sizes:
                 child = self.manifest(entry.get("digest", ""))
                 child_blobs = _blobs(_json(child)) if child is not None else {}
                 blobs.update(child_blobs)
-                platforms.append({
-                    "digest": entry.get("digest"),
-                    "media_type": entry.get("mediaType"),
-                    "platform": _platform(entry.get("platform")),
-                    "size": sum(child_blobs.values()) if child is not None else None,
-                    "present": child is not None,
-                })
+                platforms.append(
+                    {
+                        "digest": entry.get("digest"),
+                        "media_type": entry.get("mediaType"),
+                        "platform": _platform(entry.get("platform")),
+                        "size": sum(child_blobs.values()) if child is not None else None,
+                        "present": child is not None,
+                    }
+                )
             return {"size": sum(blobs.values()), "platforms": platforms}
         return {"size": sum(_blobs(doc).values()), "platforms": []}
 
@@ -173,7 +191,6 @@ def _platform(p) -> str | None:
 def page_of_tags(repository: Repository, page: paging.Page) -> paging.Rows:
     """The repository's tags with their manifests, by name."""
     return paging.keyset(Tag.select(Tag, Manifest).join(Manifest).where(Tag.repository == repository), Tag.name, page)
-
 
 
 def manifest_detail(registry: Registry, repository: Repository, reference: str, store: BlobStore) -> dict:
@@ -210,9 +227,16 @@ def manifest_detail(registry: Registry, repository: Repository, reference: str, 
 def referrers_of(repository: Repository, digest: str) -> list[dict]:
     """The manifests whose subject is `digest` (signatures, SBOMs, attestations), in the
     management API's field names."""
-    return [{"digest": d["digest"], "media_type": d["mediaType"], "artifact_type": d.get("artifactType"),
-             "size": d["size"], "annotations": d.get("annotations")}
-            for d in manifests.referrers(repository, digest, None)]
+    return [
+        {
+            "digest": d["digest"],
+            "media_type": d["mediaType"],
+            "artifact_type": d.get("artifactType"),
+            "size": d["size"],
+            "annotations": d.get("annotations"),
+        }
+        for d in manifests.referrers(repository, digest, None)
+    ]
 
 
 def _held(repository: Repository, wanted: list) -> set[str]:
@@ -220,13 +244,23 @@ def _held(repository: Repository, wanted: list) -> set[str]:
     wanted = sorted({d for d in wanted if isinstance(d, str)})
     if not wanted:
         return set()
-    return {d for (d,) in Blob.select(Blob.digest).join(RepositoryBlob)
-            .where((RepositoryBlob.repository == repository) & Blob.digest.in_(wanted)).tuples()}
+    return {
+        d
+        for (d,) in Blob.select(Blob.digest)
+        .join(RepositoryBlob)
+        .where((RepositoryBlob.repository == repository) & Blob.digest.in_(wanted))
+        .tuples()
+    }
 
 
 def _descriptor(d: dict, held: set[str]) -> dict:
-    return {"digest": d.get("digest"), "media_type": d.get("mediaType"), "size": d.get("size"),
-            "annotations": d.get("annotations"), "present": d.get("digest") in held}
+    return {
+        "digest": d.get("digest"),
+        "media_type": d.get("mediaType"),
+        "size": d.get("size"),
+        "annotations": d.get("annotations"),
+        "present": d.get("digest") in held,
+    }
 
 
 def _config_preview(registry: Registry, config: dict, store: BlobStore) -> dict | None:
@@ -244,6 +278,12 @@ def _config_preview(registry: Registry, config: dict, store: BlobStore) -> dict 
         return None
     inner = doc.get("config")
     cfg = inner if isinstance(inner, dict) else {}
-    return {"os": doc.get("os"), "architecture": doc.get("architecture"), "variant": doc.get("variant"),
-            "created": doc.get("created"), "entrypoint": cfg.get("Entrypoint"), "cmd": cfg.get("Cmd"),
-            "labels": cfg.get("Labels")}
+    return {
+        "os": doc.get("os"),
+        "architecture": doc.get("architecture"),
+        "variant": doc.get("variant"),
+        "created": doc.get("created"),
+        "entrypoint": cfg.get("Entrypoint"),
+        "cmd": cfg.get("Cmd"),
+        "labels": cfg.get("Labels"),
+    }

@@ -46,12 +46,16 @@ def normalize(value: object, platform_domain: str) -> str | None:
     host = value.lower()
     host = host[:-1] if host.endswith(".") else host
     if not HOSTNAME.fullmatch(host):
-        raise _invalid(f"custom_domain {value[:100]!r} is not a DNS hostname such as 'images.example.com' "
-                       "(letters, digits and '-' in dot-separated labels, ending in a top-level domain)")
+        raise _invalid(
+            f"custom_domain {value[:100]!r} is not a DNS hostname such as 'images.example.com' "
+            "(letters, digits and '-' in dot-separated labels, ending in a top-level domain)"
+        )
     platform = platform_domain.lower().rstrip(".")
     if platform and (host == platform or host.endswith("." + platform)):
-        raise _invalid(f"custom_domain {host!r} is the platform's own name or under it; those name registries "
-                       f"(<registry>.{platform}): use a domain of your own")
+        raise _invalid(
+            f"custom_domain {host!r} is the platform's own name or under it; those name registries "
+            f"(<registry>.{platform}): use a domain of your own"
+        )
     return host
 
 
@@ -64,22 +68,36 @@ def claim(registry: Registry, domain: str | None) -> dict:
     Another registry's claim blocks it (CONFLICT) unless it is unverified and older than
     CLAIM_TTL, in which case it is released here."""
     if domain is None:
-        return {"custom_domain": None, "custom_domain_challenge": None, "custom_domain_claimed_at": None,
-                "custom_domain_verified_at": None}
+        return {
+            "custom_domain": None,
+            "custom_domain_challenge": None,
+            "custom_domain_claimed_at": None,
+            "custom_domain_verified_at": None,
+        }
     if domain == registry.custom_domain:
         return {}  # unchanged: keep the challenge and the verification
     holder = Registry.get_or_none((Registry.custom_domain == domain) & (Registry.id != registry.id))
     if holder is not None:
-        stale = (holder.custom_domain_verified_at is None and holder.custom_domain_claimed_at is not None
-                 and holder.custom_domain_claimed_at < utcnow() - CLAIM_TTL)
+        stale = (
+            holder.custom_domain_verified_at is None
+            and holder.custom_domain_claimed_at is not None
+            and holder.custom_domain_claimed_at < utcnow() - CLAIM_TTL
+        )
         if not stale:
-            raise RegistryError("CONFLICT", f"custom_domain {domain!r} is claimed by another registry",
-                                field="custom_domain")
+            raise RegistryError(
+                "CONFLICT", f"custom_domain {domain!r} is claimed by another registry", field="custom_domain"
+            )
         Registry.update(custom_domain=None, custom_domain_challenge=None, custom_domain_claimed_at=None).where(
-            (Registry.id == holder.id) & (Registry.custom_domain == domain)
-            & Registry.custom_domain_verified_at.is_null()).execute()
-    return {"custom_domain": domain, "custom_domain_challenge": secrets.token_urlsafe(24),
-            "custom_domain_claimed_at": utcnow(), "custom_domain_verified_at": None}
+            (Registry.id == holder.id)
+            & (Registry.custom_domain == domain)
+            & Registry.custom_domain_verified_at.is_null()
+        ).execute()
+    return {
+        "custom_domain": domain,
+        "custom_domain_challenge": secrets.token_urlsafe(24),
+        "custom_domain_claimed_at": utcnow(),
+        "custom_domain_verified_at": None,
+    }
 
 
 def status(registry: Registry) -> str | None:
@@ -101,12 +119,19 @@ def challenge(registry: Registry) -> dict | None:
     """The DNS record that proves the claim, as the API and CLI show it."""
     if not registry.custom_domain or not registry.custom_domain_challenge:
         return None
-    return {"type": "TXT", "name": record_name(registry.custom_domain),
-            "value": CHALLENGE_PREFIX + registry.custom_domain_challenge}
+    return {
+        "type": "TXT",
+        "name": record_name(registry.custom_domain),
+        "value": CHALLENGE_PREFIX + registry.custom_domain_challenge,
+    }
 
 
-_VERIFIED = Prepared(lambda host: Registry.select(Registry.name).where(
-    (Registry.custom_domain == host) & Registry.custom_domain_verified_at.is_null(False)), "s")
+_VERIFIED = Prepared(
+    lambda host: Registry.select(Registry.name).where(
+        (Registry.custom_domain == host) & Registry.custom_domain_verified_at.is_null(False)
+    ),
+    "s",
+)
 
 
 def registry_name_of(host: str) -> str | None:
@@ -147,8 +172,12 @@ class DomainVerifier:
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return False
         except (dns.exception.DNSException, OSError) as exc:
-            raise RegistryError("UNAVAILABLE", f"the DNS lookup of {record_name(domain)} failed ({exc.__class__.__name__}); "
-                                "try again shortly", status=503, headers={"Retry-After": "30"}) from None
+            raise RegistryError(
+                "UNAVAILABLE",
+                f"the DNS lookup of {record_name(domain)} failed ({exc.__class__.__name__}); try again shortly",
+                status=503,
+                headers={"Retry-After": "30"},
+            ) from None
         for rdata in answer:
             value = b"".join(rdata.strings).decode("utf-8", "replace")
             if secrets.compare_digest(value.encode(), expected.encode()):
@@ -176,7 +205,9 @@ def parse_resolvers(value: str) -> list[tuple[str, int]]:
         except ValueError:
             number = -1
         if not 0 < number < 65536:
-            raise SystemExit(f"BERTH_DNS_RESOLVER={value!r}: {item!r} is not an IP address with an optional port "
-                             "(e.g. 10.0.0.10 or 127.0.0.1:5353)")
+            raise SystemExit(
+                f"BERTH_DNS_RESOLVER={value!r}: {item!r} is not an IP address with an optional port "
+                "(e.g. 10.0.0.10 or 127.0.0.1:5353)"
+            )
         servers.append((host, number))
     return servers

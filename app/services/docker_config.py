@@ -23,16 +23,31 @@ def kubernetes_secret(name: str, namespace: str | None, config: dict) -> dict:
     if namespace:
         metadata["namespace"] = namespace
     encoded = base64.b64encode(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).decode()
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "kubernetes.io/dockerconfigjson",
-            "data": {".dockerconfigjson": encoded}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": encoded},
+    }
 
 
-def issue(registry: Registry, creator: Subject, *, name: str, push: bool, expires_in: object,
-          servers: list[str], secret_name: str, namespace: str | None) -> tuple[AccessToken, dict]:
+def issue(
+    registry: Registry,
+    creator: Subject,
+    *,
+    name: str,
+    push: bool,
+    expires_in: object,
+    servers: list[str],
+    secret_name: str,
+    namespace: str | None,
+) -> tuple[AccessToken, dict]:
     """A registry-scoped token (pull-only unless `push`) and everything needed to use it (the
     secret, the docker login values and the documents made of them)."""
-    token, secret = tokens.create_token(registry.org, creator, name, scope="push" if push else "pull",
-                                        registry=registry.name, expires_in=expires_in)
+    token, secret = tokens.create_token(
+        registry.org, creator, name, scope="push" if push else "pull", registry=registry.name, expires_in=expires_in
+    )
     username = f"token-{token.id}"  # any user name works with a token; this one says which
     config = dockerconfig(servers, username, secret)
     return token, {

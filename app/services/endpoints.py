@@ -37,5 +37,4 @@ def _may_be_custom_domain(host: str, domain: str) -> bool:
     """Skips the lookup for what can never be a claim: IP literals and single labels such as
     `localhost` (a claim's last label is alphabetic), the platform's own names."""
     domain = domain.lower()
-    return (host != domain and not host.endswith("." + domain)
-            and custom_domains.HOSTNAME.fullmatch(host) is not None)
+    return host != domain and not host.endswith("." + domain) and custom_domains.HOSTNAME.fullmatch(host) is not None

@@ -28,8 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import peewee as pw
 
@@ -56,8 +56,14 @@ class Report:
         return sum(b["size"] for b in self.blobs)
 
 
-def collect(registry: Registry, store: BlobStore, *, grace: dt.timedelta, dry_run: bool = False,
-            upload_expiry: dt.timedelta = dt.timedelta(days=1)) -> Report:
+def collect(
+    registry: Registry,
+    store: BlobStore,
+    *,
+    grace: dt.timedelta,
+    dry_run: bool = False,
+    upload_expiry: dt.timedelta = dt.timedelta(days=1),
+) -> Report:
     report = Report(registry=registry.name, dry_run=dry_run)
     cutoff = utcnow() - grace
     doomed: set[int] = set()  # manifests deleted (or, in a dry run, that would be)
@@ -68,10 +74,17 @@ def collect(registry: Registry, store: BlobStore, *, grace: dt.timedelta, dry_ru
     _collect_blobs(registry, store, cutoff, dry_run, report, doomed)
     _collect_orphan_files(registry, store, dry_run, report)
     _expire_uploads(registry, store, utcnow() - upload_expiry, dry_run, report)
-    log.info("garbage collection of %s: %d manifests, %d blobs (%d bytes), %d orphan files, %d uploads%s",
-             registry.name, len(report.manifests), len(report.blobs), report.bytes_freed, report.orphan_files,
-             report.expired_uploads, " (dry run)" if dry_run else "",
-             extra={"registry": registry.name, "dry_run": dry_run})
+    log.info(
+        "garbage collection of %s: %d manifests, %d blobs (%d bytes), %d orphan files, %d uploads%s",
+        registry.name,
+        len(report.manifests),
+        len(report.blobs),
+        report.bytes_freed,
+        report.orphan_files,
+        report.expired_uploads,
+        " (dry run)" if dry_run else "",
+        extra={"registry": registry.name, "dry_run": dry_run},
+    )
     return report
 
 
@@ -103,14 +116,20 @@ def reachable(manifests: Iterable, roots: set[int], children: Mapping[int, Seque
 def unreachable_manifests(repository: Repository, cutoff: dt.datetime) -> list[Manifest]:
     """Manifests of `repository` that no tag reaches (see the module docstring), pushed before
     `cutoff`."""
-    rows = list(Manifest.select(Manifest.id, Manifest.digest, Manifest.subject, Manifest.created_at)
-                .where(Manifest.repository == repository))
+    rows = list(
+        Manifest.select(Manifest.id, Manifest.digest, Manifest.subject, Manifest.created_at).where(
+            Manifest.repository == repository
+        )
+    )
     if not rows:
         return []
     children: dict[int, list[str]] = defaultdict(list)
-    for manifest_id, digest in (ManifestReference.select(ManifestReference.manifest, ManifestReference.digest)
-                                .join(Manifest).where((Manifest.repository == repository)
-                                                      & (ManifestReference.kind == "manifest")).tuples()):
+    for manifest_id, digest in (
+        ManifestReference.select(ManifestReference.manifest, ManifestReference.digest)
+        .join(Manifest)
+        .where((Manifest.repository == repository) & (ManifestReference.kind == "manifest"))
+        .tuples()
+    ):
         children[manifest_id].append(digest)
     tagged = {manifest_id for (manifest_id,) in Tag.select(Tag.manifest).where(Tag.repository == repository).tuples()}
     roots = {m.id for m in rows if m.id in tagged or m.created_at >= cutoff}
@@ -135,30 +154,43 @@ def _collect_manifests(repository: Repository, cutoff: dt.datetime, dry_run: boo
 
 
 def _referenced(registry: Registry) -> pw.SelectQuery:
-    return (ManifestReference.select(ManifestReference.digest).join(Manifest).join(Repository)
-            .where((Repository.registry == registry) & (ManifestReference.kind == "blob")))
+    return (
+        ManifestReference.select(ManifestReference.digest)
+        .join(Manifest)
+        .join(Repository)
+        .where((Repository.registry == registry) & (ManifestReference.kind == "blob"))
+    )
 
 
 def _touched_before(cutoff: dt.datetime) -> pw.Expression:
     return pw.fn.COALESCE(Blob.touched_at, Blob.created_at) < cutoff
 
 
-def _collect_blobs(registry: Registry, store: BlobStore, cutoff: dt.datetime, dry_run: bool, report: Report,
-                   doomed: set[int]) -> None:
+def _collect_blobs(
+    registry: Registry, store: BlobStore, cutoff: dt.datetime, dry_run: bool, report: Report, doomed: set[int]
+) -> None:
     references = _referenced(registry)
     if dry_run and doomed:  # the manifests a real run would delete first reference nothing
         references = references.where(ManifestReference.manifest.not_in(sorted(doomed)))
     referenced = {d for (d,) in references.tuples()}
-    candidates = [(b.id, b.digest, b.size) for b in Blob.select(Blob.id, Blob.digest, Blob.size).where(
-        (Blob.registry == registry) & _touched_before(cutoff)) if b.digest not in referenced]
+    candidates = [
+        (b.id, b.digest, b.size)
+        for b in Blob.select(Blob.id, Blob.digest, Blob.size).where(
+            (Blob.registry == registry) & _touched_before(cutoff)
+        )
+        if b.digest not in referenced
+    ]
     for blob_id, digest, size in candidates:
         if dry_run:
             report.blobs.append({"digest": digest, "size": size})
             continue
         with transaction():
             serialize(blob_lock(registry.id, digest))
-            query = Blob.select(Blob.id).where((Blob.id == blob_id) & _touched_before(cutoff) & ~pw.fn.EXISTS(
-                _referenced(registry).where(ManifestReference.digest == digest)))
+            query = Blob.select(Blob.id).where(
+                (Blob.id == blob_id)
+                & _touched_before(cutoff)
+                & ~pw.fn.EXISTS(_referenced(registry).where(ManifestReference.digest == digest))
+            )
             if is_postgres():
                 query = query.for_update()
             if query.first() is None:
@@ -199,8 +231,9 @@ class Collector(Periodic):
 
     thread_name = "garbage-collector"
 
-    def __init__(self, store: BlobStore, *, interval: dt.timedelta, grace: dt.timedelta,
-                 upload_expiry: dt.timedelta) -> None:
+    def __init__(
+        self, store: BlobStore, *, interval: dt.timedelta, grace: dt.timedelta, upload_expiry: dt.timedelta
+    ) -> None:
         super().__init__(interval)
         self.store = store
         self.grace = grace

@@ -64,7 +64,7 @@ class ResumableSha256:
         if size and _update(self._ctx, pointer, size) != 1:
             raise RuntimeError("SHA256_Update failed")
 
-    def copy(self) -> "ResumableSha256":
+    def copy(self) -> ResumableSha256:
         return ResumableSha256(ctypes.create_string_buffer(self._ctx.raw, _CTX_SIZE))
 
     def digest(self) -> bytes:
@@ -81,7 +81,7 @@ class ResumableSha256:
         return _TAG + self._ctx.raw
 
     @classmethod
-    def resume(cls, state: bytes | None) -> "ResumableSha256 | None":
+    def resume(cls, state: bytes | None) -> ResumableSha256 | None:
         """The hash a `state()` was taken from, or None when `state` is not one (absent, from
         another format, or libcrypto is missing here)."""
         if not available or not state:
@@ -89,7 +89,7 @@ class ResumableSha256:
         state = bytes(state)
         if not state.startswith(_TAG) or len(state) != len(_TAG) + _CTX_SIZE:
             return None
-        return cls(ctypes.create_string_buffer(state[len(_TAG):], _CTX_SIZE))
+        return cls(ctypes.create_string_buffer(state[len(_TAG) :], _CTX_SIZE))
 
 
 def new_sha256():

@@ -29,8 +29,11 @@ class Answer:
 
 def find(subject: str, key: str) -> Answer | None:
     """The answer kept for `subject`'s `key`, unless it is older than KEEP."""
-    row = IdempotencyKey.get_or_none((IdempotencyKey.subject == subject) & (IdempotencyKey.key == key)
-                                     & (IdempotencyKey.created_at > utcnow() - KEEP))
+    row = IdempotencyKey.get_or_none(
+        (IdempotencyKey.subject == subject)
+        & (IdempotencyKey.key == key)
+        & (IdempotencyKey.created_at > utcnow() - KEEP)
+    )
     if row is None:
         return None
     return Answer(row.method, row.path, row.fingerprint, row.status, json.loads(row.headers), row.body)
@@ -42,9 +45,16 @@ def keep(subject: str, key: str, answer: Answer) -> bool:
     try:
         IdempotencyKey.delete().where((IdempotencyKey.subject == subject) & (IdempotencyKey.key == key)).execute()
         IdempotencyKey.delete().where(IdempotencyKey.created_at < utcnow() - KEEP).execute()
-        IdempotencyKey.insert(subject=subject, key=key, method=answer.method, path=answer.path,
-                              fingerprint=answer.fingerprint, status=answer.status,
-                              headers=json.dumps(answer.headers), body=answer.body).execute()
+        IdempotencyKey.insert(
+            subject=subject,
+            key=key,
+            method=answer.method,
+            path=answer.path,
+            fingerprint=answer.fingerprint,
+            status=answer.status,
+            headers=json.dumps(answer.headers),
+            body=answer.body,
+        ).execute()
     except pw.PeeweeException:
         return False
     return True

@@ -45,13 +45,19 @@ def validate(value: object) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_PATTERNS:
-        raise RegistryError("INVALID", f"immutable_tags must be a list of up to {MAX_PATTERNS} repository patterns "
-                            "such as \"release/*\"", field="immutable_tags")
+        raise RegistryError(
+            "INVALID",
+            f'immutable_tags must be a list of up to {MAX_PATTERNS} repository patterns such as "release/*"',
+            field="immutable_tags",
+        )
     for item in value:
         if not isinstance(item, str) or not PATTERN.fullmatch(item):
-            raise RegistryError("INVALID", f"immutable_tags: {str(item)[:80]!r} is not a repository pattern "
-                                f"(1-{MAX_PATTERN_LENGTH} printable ASCII characters, no spaces)",
-                                field="immutable_tags")
+            raise RegistryError(
+                "INVALID",
+                f"immutable_tags: {str(item)[:80]!r} is not a repository pattern "
+                f"(1-{MAX_PATTERN_LENGTH} printable ASCII characters, no spaces)",
+                field="immutable_tags",
+            )
     return sorted(set(value))
 
 
@@ -61,8 +67,12 @@ def pin(repository: Repository, tag: str, manifest: Manifest) -> None:
     Insert-if-absent then read back, inside the caller's transaction: of two pushes racing for
     a new tag, one wins and the other is refused, never an overwrite."""
     Tag.insert(repository=repository, name=tag, manifest=manifest, updated_at=utcnow()).on_conflict_ignore().execute()
-    held = (Manifest.select(Manifest.id, Manifest.digest).join(Tag, on=(Tag.manifest == Manifest.id))
-            .where((Tag.repository == repository) & (Tag.name == tag)).first())
+    held = (
+        Manifest.select(Manifest.id, Manifest.digest)
+        .join(Tag, on=(Tag.manifest == Manifest.id))
+        .where((Tag.repository == repository) & (Tag.name == tag))
+        .first()
+    )
     if held is not None and held.id != manifest.id:
         raise RegistryError(
             "DENIED",
@@ -77,11 +87,24 @@ def refuse_delete(repository: Repository, reference: str, tag: bool) -> None:
     if tag:
         exists = Tag.select().where((Tag.repository == repository) & (Tag.name == reference)).exists()
         if exists:
-            raise RegistryError("DENIED", f"tag {reference!r} is immutable in repository {repository.name!r} "
-                                "and cannot be deleted", detail={"tag": reference})
+            raise RegistryError(
+                "DENIED",
+                f"tag {reference!r} is immutable in repository {repository.name!r} and cannot be deleted",
+                detail={"tag": reference},
+            )
         return
-    tags = [t.name for t in Tag.select(Tag.name).join(Manifest).where(
-        (Manifest.repository == repository) & (Manifest.digest == reference)).order_by(Tag.name).limit(5)]
+    tags = [
+        t.name
+        for t in Tag.select(Tag.name)
+        .join(Manifest)
+        .where((Manifest.repository == repository) & (Manifest.digest == reference))
+        .order_by(Tag.name)
+        .limit(5)
+    ]
     if tags:
-        raise RegistryError("DENIED", f"manifest {reference} carries immutable tags ({', '.join(tags)}) in "
-                            f"repository {repository.name!r} and cannot be deleted", detail={"tags": tags})
+        raise RegistryError(
+            "DENIED",
+            f"manifest {reference} carries immutable tags ({', '.join(tags)}) in "
+            f"repository {repository.name!r} and cannot be deleted",
+            detail={"tags": tags},
+        )

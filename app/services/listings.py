@@ -220,7 +220,7 @@ class TagLists:
         self.cache = _TagCache(directory)
         self._warmer = _Warmer(self.cache)
 
-    def start(self) -> "TagLists":
+    def start(self) -> TagLists:
         self._warmer.start()
         return self
 
@@ -238,7 +238,7 @@ class TagLists:
         if (n is None and not last) or repository.id in self.cache.big:
             names = _listing(self.cache, repository).names
             start = bisect.bisect_right(names, last) if last else 0
-            return _page(names[start:] if n is None else names[start:start + n + 1], n)
+            return _page(names[start:] if n is None else names[start : start + n + 1], n)
         cursor = _TAGS_AFTER.cursor(repository.id, last or "")
         return _page([row[0] for row in (cursor.fetchall() if n is None else cursor.fetchmany(n + 1))], n)
 

@@ -54,8 +54,9 @@ class Policy:
             return True
         if platform is None:
             return False
-        return any(platform == p or (p.count("/") == 1 and platform.startswith(p + "/"))
-                   for p in self.required_platforms)
+        return any(
+            platform == p or (p.count("/") == 1 and platform.startswith(p + "/")) for p in self.required_platforms
+        )
 
 
 def of(registry: Registry) -> Policy:
@@ -82,15 +83,21 @@ def validate(value: object) -> Policy:
     if platforms is None:
         platforms = []
     if not isinstance(platforms, list) or len(platforms) > MAX_PLATFORMS:
-        raise _invalid(f"manifest_policy.required_platforms must be a list of up to {MAX_PLATFORMS} platforms "
-                       "such as \"linux/amd64\" or \"linux/arm/v7\"")
+        raise _invalid(
+            f"manifest_policy.required_platforms must be a list of up to {MAX_PLATFORMS} platforms "
+            'such as "linux/amd64" or "linux/arm/v7"'
+        )
     for item in platforms:
         if not isinstance(item, str) or not PLATFORM.fullmatch(item):
-            raise _invalid(f"manifest_policy.required_platforms: {str(item)[:80]!r} is not a platform "
-                           "os/architecture[/variant] (lowercase, such as \"linux/arm64/v8\")")
+            raise _invalid(
+                f"manifest_policy.required_platforms: {str(item)[:80]!r} is not a platform "
+                'os/architecture[/variant] (lowercase, such as "linux/arm64/v8")'
+            )
     if platforms and mode == STRICT:
-        raise _invalid("manifest_policy.required_platforms only applies to the modes index-sparse and sparse "
-                       "(strict requires every child)")
+        raise _invalid(
+            "manifest_policy.required_platforms only applies to the modes index-sparse and sparse "
+            "(strict requires every child)"
+        )
     return Policy(mode, tuple(sorted(set(platforms))))
 
 
@@ -111,26 +118,35 @@ def platform_name(platform: object) -> str | None:
 
 
 def missing_blobs(repository: str, missing: list[str]) -> RegistryError:
-    return _unknown(f"this manifest references {_count(missing, 'blob')} not in repository {repository!r}: "
-                    f"{_names(missing)}; push {_them(missing)} first", missing)
+    return _unknown(
+        f"this manifest references {_count(missing, 'blob')} not in repository {repository!r}: "
+        f"{_names(missing)}; push {_them(missing)} first",
+        missing,
+    )
 
 
 def missing_children(repository: str, missing: list[tuple[str, str | None]], policy: Policy) -> RegistryError:
     digests = [d for d, _ in missing]
     named = _names([f"{d} ({p})" if p else d for d, p in missing])
     if policy.children_may_be_absent:
-        why = (f"; the registry's manifest policy ({policy.mode}) requires the platforms "
-               f"{', '.join(policy.required_platforms)}: push {_them(digests)} first")
+        why = (
+            f"; the registry's manifest policy ({policy.mode}) requires the platforms "
+            f"{', '.join(policy.required_platforms)}: push {_them(digests)} first"
+        )
     else:
-        why = (f"; push {_them(digests)} first (or, to accept indexes without all their platforms' manifests, "
-               "set the registry's manifest policy to index-sparse)")
-    return _unknown(f"this index references {_count(digests, 'manifest')} not in repository {repository!r}: "
-                    f"{named}{why}", digests)
+        why = (
+            f"; push {_them(digests)} first (or, to accept indexes without all their platforms' manifests, "
+            "set the registry's manifest policy to index-sparse)"
+        )
+    return _unknown(
+        f"this index references {_count(digests, 'manifest')} not in repository {repository!r}: {named}{why}", digests
+    )
 
 
 def _unknown(message: str, missing: list[str]) -> RegistryError:
-    return RegistryError("MANIFEST_BLOB_UNKNOWN", message, detail={"digest": missing[0], "missing": missing},
-                         status=400)
+    return RegistryError(
+        "MANIFEST_BLOB_UNKNOWN", message, detail={"digest": missing[0], "missing": missing}, status=400
+    )
 
 
 def _count(items: list, noun: str) -> str:

@@ -22,11 +22,11 @@ from app import untrusted_json
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import repository_lock, serialize, transaction
-from app.spec import media_types as mt
+from app.services import immutable_tags, listings, manifest_policy, repositories
 from app.spec import digests
+from app.spec import media_types as mt
 from app.spec.errors import RegistryError
 from app.spec.names import TAG, check_tag, is_tag
-from app.services import immutable_tags, listings, manifest_policy, repositories
 
 # The spec asks a registry to take at least 10 tags per push and lets it answer 414 past its
 # limit. 50 covers every real release scheme (1.2.3, 1.2, 1, latest, a date, a commit...) and
@@ -67,14 +67,14 @@ def _descriptor(value: object, where: str) -> dict:
     return value
 
 
-def parse_manifest(content_type: str | None, body: bytes, *,
-                   max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH) -> ParsedManifest:
+def parse_manifest(
+    content_type: str | None, body: bytes, *, max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH
+) -> ParsedManifest:
     """Validate a manifest body against its Content-Type; raise MANIFEST_INVALID otherwise."""
     media_type = mt.base(content_type)
     if media_type not in mt.MANIFESTS:
         raise _invalid(
-            f"unsupported manifest Content-Type {media_type or '(none)'!r}; "
-            f"use one of {sorted(mt.MANIFESTS)}"
+            f"unsupported manifest Content-Type {media_type or '(none)'!r}; use one of {sorted(mt.MANIFESTS)}"
         )
     try:
         doc = untrusted_json.loads(body, max_depth=max_depth)
@@ -135,12 +135,17 @@ def parse_manifest(content_type: str | None, body: bytes, *,
 
 _BY_DIGEST = Prepared(
     lambda repo, digest: Manifest.select().where((Manifest.repository == repo) & (Manifest.digest == digest)),
-    "is", Manifest,
+    "is",
+    Manifest,
 )
 _BY_TAG = Prepared(
-    lambda repo, tag: Manifest.select().join(Tag, on=(Tag.manifest == Manifest.id))
-    .where((Tag.repository == repo) & (Tag.name == tag)),
-    "is", Manifest,
+    lambda repo, tag: (
+        Manifest.select()
+        .join(Tag, on=(Tag.manifest == Manifest.id))
+        .where((Tag.repository == repo) & (Tag.name == tag))
+    ),
+    "is",
+    Manifest,
 )
 
 
@@ -152,29 +157,49 @@ def tag_parameters(reference: str, values: list[str]) -> list[str]:
     if not digests.is_digest(reference):
         # The spec defines tag parameters for a push by digest only; a push by tag that named
         # more tags would otherwise be taken for one that applied them.
-        raise _invalid(f"tag parameters go with a push by digest (PUT .../manifests/<digest>?tag=...), "
-                       f"not a push by tag {reference[:200]!r}")
+        raise _invalid(
+            f"tag parameters go with a push by digest (PUT .../manifests/<digest>?tag=...), "
+            f"not a push by tag {reference[:200]!r}"
+        )
     tags = list(dict.fromkeys(values))
     if len(tags) > MAX_TAGS_PER_PUSH:
-        raise RegistryError("MANIFEST_INVALID", f"{len(tags)} tag parameters: at most {MAX_TAGS_PER_PUSH} "
-                            "per push; push the rest in another request", status=414,
-                            detail={"max_tags": MAX_TAGS_PER_PUSH})
+        raise RegistryError(
+            "MANIFEST_INVALID",
+            f"{len(tags)} tag parameters: at most {MAX_TAGS_PER_PUSH} per push; push the rest in another request",
+            status=414,
+            detail={"max_tags": MAX_TAGS_PER_PUSH},
+        )
     for tag in tags:
         if not TAG.fullmatch(tag):
-            raise _invalid(f"tag parameter {tag[:200]!r} is not a tag: up to 128 characters of "
-                           "[A-Za-z0-9_.-], not starting with '.' or '-'; nothing was stored")
+            raise _invalid(
+                f"tag parameter {tag[:200]!r} is not a tag: up to 128 characters of "
+                "[A-Za-z0-9_.-], not starting with '.' or '-'; nothing was stored"
+            )
     return tags
 
 
 class ManifestService:
-    def __init__(self, max_bytes: int, max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH,
-                 tag_lists: listings.TagLists | None = None) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH,
+        tag_lists: listings.TagLists | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.tag_lists = tag_lists if tag_lists is not None else listings.TagLists()
 
-    def put(self, registry: Registry, name: str, reference: str, content_type: str | None, body: bytes,
-            *, immutable: bool = False, tags: Sequence[str] = ()) -> Manifest:
+    def put(
+        self,
+        registry: Registry,
+        name: str,
+        reference: str,
+        content_type: str | None,
+        body: bytes,
+        *,
+        immutable: bool = False,
+        tags: Sequence[str] = (),
+    ) -> Manifest:
         """Store a manifest in the repository `name`, moving `reference` when it is a tag, and each
         of `tags` (a push by digest's tag parameters); with `immutable` (the repository matches one
         of the registry's immutable-tag patterns) an existing tag never moves. A new repository is
@@ -183,15 +208,14 @@ class ManifestService:
         it moved away from)."""
         extra = tag_parameters(reference, list(tags))
         if len(body) > self.max_bytes:
-            raise RegistryError(
-                "MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413
-            )
+            raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413)
         if digests.is_digest(reference):
             expected = digests.parse(reference)
             digest = digests.of_bytes(body, expected.algorithm)
             if digest != expected:
                 raise RegistryError(
-                    "DIGEST_INVALID", f"manifest content has digest {digest}, not {reference}",
+                    "DIGEST_INVALID",
+                    f"manifest content has digest {digest}, not {reference}",
                     detail={"digest": reference},
                 )
             to_apply = extra
@@ -199,11 +223,23 @@ class ManifestService:
             to_apply = [check_tag(reference)]
             digest = digests.of_bytes(body)
         parsed = parse_manifest(content_type, body, max_depth=self.max_depth)
-        return repositories.committing(registry, name, lambda found: self._store(
-            registry, name, found, to_apply, str(digest), body, parsed, immutable))
+        return repositories.committing(
+            registry,
+            name,
+            lambda found: self._store(registry, name, found, to_apply, str(digest), body, parsed, immutable),
+        )
 
-    def _store(self, registry: Registry, name: str, repository: Repository | None, tags: list[str], digest: str,
-               body: bytes, parsed: ParsedManifest, immutable: bool) -> Manifest:
+    def _store(
+        self,
+        registry: Registry,
+        name: str,
+        repository: Repository | None,
+        tags: list[str],
+        digest: str,
+        body: bytes,
+        parsed: ParsedManifest,
+        immutable: bool,
+    ) -> Manifest:
         with transaction():
             if repository is None:  # created here: a refusal below undoes it with the rest
                 repository = repositories.get_or_create(registry, name)
@@ -237,8 +273,12 @@ class ManifestService:
                     immutable_tags.pin(repository, tag, manifest)
                     continue
                 # Write policy: allow. A tag push moves the tag, whatever it pointed at before.
-                previous = (Manifest.select(Manifest.digest).join(Tag, on=(Tag.manifest == Manifest.id))
-                            .where((Tag.repository == repository) & (Tag.name == tag)).first())
+                previous = (
+                    Manifest.select(Manifest.digest)
+                    .join(Tag, on=(Tag.manifest == Manifest.id))
+                    .where((Tag.repository == repository) & (Tag.name == tag))
+                    .first()
+                )
                 if previous is not None and previous.digest != manifest.digest:
                     manifest.replaced[tag] = previous.digest
                 now = utcnow()
@@ -250,8 +290,7 @@ class ManifestService:
             self.tag_lists.changed(repository)
         return manifest
 
-    def _check_references(self, repository: Repository, parsed: ParsedManifest,
-                          policy: manifest_policy.Policy) -> None:
+    def _check_references(self, repository: Repository, parsed: ParsedManifest, policy: manifest_policy.Policy) -> None:
         """MANIFEST_BLOB_UNKNOWN for what `parsed` references that is not in `repository` and that
         `policy` does not let be absent. Absent references are recorded all the same (the
         manifest's references), so what is pushed later is reachable from the manifest."""
@@ -261,7 +300,8 @@ class ManifestService:
             # about one of these blobs either finishes first (and the check below misses it) or
             # sees it touched now and keeps it.
             Blob.update(touched_at=utcnow()).where(
-                (Blob.registry == repository.registry_id) & (Blob.digest.in_(sorted(wanted)))).execute()
+                (Blob.registry == repository.registry_id) & (Blob.digest.in_(sorted(wanted)))
+            ).execute()
             present = {
                 b.digest
                 for b in Blob.select(Blob.digest)
@@ -279,8 +319,13 @@ class ManifestService:
                     (Manifest.repository == repository) & (Manifest.digest.in_(list(children)))
                 )
             }
-            absent = list({d: p for d, p in zip(parsed.children, parsed.platforms)
-                           if d not in present and policy.requires(p)}.items())
+            absent = list(
+                {
+                    d: p
+                    for d, p in zip(parsed.children, parsed.platforms, strict=False)
+                    if d not in present and policy.requires(p)
+                }.items()
+            )
             if absent:
                 raise manifest_policy.missing_children(repository.name, absent, policy)
 
@@ -303,9 +348,9 @@ class ManifestService:
         with transaction():
             serialize(repository_lock(repository.id))
             if kind == "digest":
-                deleted = Manifest.delete().where(
-                    (Manifest.repository == repository) & (Manifest.digest == key)
-                ).execute()
+                deleted = (
+                    Manifest.delete().where((Manifest.repository == repository) & (Manifest.digest == key)).execute()
+                )
             else:
                 deleted = Tag.delete().where((Tag.repository == repository) & (Tag.name == key)).execute()
         if not deleted:
@@ -325,8 +370,9 @@ def _lookup(reference: str) -> tuple[str | None, str]:
 
 
 def _unknown(reference: str) -> RegistryError:
-    return RegistryError("MANIFEST_UNKNOWN", f"manifest {reference[:200]!r} not found",
-                         detail={"reference": reference[:200]})
+    return RegistryError(
+        "MANIFEST_UNKNOWN", f"manifest {reference[:200]!r} not found", detail={"reference": reference[:200]}
+    )
 
 
 def referrers(repository: Repository, subject: str, artifact_type: str | None) -> list[dict]:

@@ -7,16 +7,18 @@ import re
 from app.auth import roles
 from app.auth.subject import Subject
 from app.db.models import Member, Organization
-from app.spec.errors import RegistryError
 from app.services import owners, paging
+from app.spec.errors import RegistryError
 
 _SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,254}\Z")  # \Z: `$` passes "alice\n"
 
 
 def check_subject(subject: str) -> str:
     if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
-        raise RegistryError("INVALID", "a member is an identity-provider subject or user name: "
-                            "1-255 of letters, digits and @ . _ : + | -")
+        raise RegistryError(
+            "INVALID",
+            "a member is an identity-provider subject or user name: 1-255 of letters, digits and @ . _ : + | -",
+        )
     return subject
 
 

@@ -34,9 +34,9 @@ import peewee as pw
 from peewee import EXCLUDED
 
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag, UsageDay
-from app.spec.errors import RegistryError
 from app.services.periodic import Periodic
 from app.services.repositories import visible
+from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.metering")
 
@@ -46,7 +46,7 @@ DEFAULT_DAYS = 30
 
 
 def today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 # Traffic is added up in memory and written every FLUSH_SECONDS, one upsert per (registry,
@@ -66,8 +66,16 @@ class Meter(Periodic):
         self._pending: dict[tuple[int, str, dt.date], list[int]] = {}
         self._lock = threading.Lock()
 
-    def count(self, registry_id: int, repository: str, *, pulls: int = 0, pull_bytes: int = 0, pushes: int = 0,
-              push_bytes: int = 0) -> None:
+    def count(
+        self,
+        registry_id: int,
+        repository: str,
+        *,
+        pulls: int = 0,
+        pull_bytes: int = 0,
+        pushes: int = 0,
+        push_bytes: int = 0,
+    ) -> None:
         """Add to today's counters of one repository (in memory; `flush` writes them)."""
         with self._lock:
             counters = self._pending.setdefault((registry_id, repository, today()), [0, 0, 0, 0])
@@ -89,13 +97,22 @@ class Meter(Periodic):
             batch, self._pending = self._pending, {}
         for (registry_id, repository, day), (pulls, pull_bytes, pushes, push_bytes) in batch.items():
             try:
-                UsageDay.insert(registry=registry_id, repository=repository, day=day, pulls=pulls,
-                                pull_bytes=pull_bytes, pushes=pushes, push_bytes=push_bytes).on_conflict(
+                UsageDay.insert(
+                    registry=registry_id,
+                    repository=repository,
+                    day=day,
+                    pulls=pulls,
+                    pull_bytes=pull_bytes,
+                    pushes=pushes,
+                    push_bytes=push_bytes,
+                ).on_conflict(
                     conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
-                    update={UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
-                            UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
-                            UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
-                            UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes},
+                    update={
+                        UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
+                        UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
+                        UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
+                        UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes,
+                    },
                 ).execute()
             except pw.IntegrityError:
                 pass  # the registry was deleted meanwhile: its counts go with it
@@ -122,13 +139,18 @@ class Stored:
 
 
 def stored(registry: Registry) -> Stored:
-    blobs, size = Blob.select(pw.fn.COUNT(Blob.id), pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(
-        Blob.registry == registry).tuples().get()
+    blobs, size = (
+        Blob.select(pw.fn.COUNT(Blob.id), pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0))
+        .where(Blob.registry == registry)
+        .tuples()
+        .get()
+    )
     repositories = Repository.select().where((Repository.registry == registry) & visible()).count()
     tags = Tag.select().join(Repository).where(Repository.registry == registry).count()
     manifests = Manifest.select().join(Repository).where(Repository.registry == registry).count()
-    return Stored(stored_bytes=int(size or 0), blobs=int(blobs), repositories=repositories, tags=tags,
-                  manifests=manifests)
+    return Stored(
+        stored_bytes=int(size or 0), blobs=int(blobs), repositories=repositories, tags=tags, manifests=manifests
+    )
 
 
 def repositories(registry: Registry, only: str | None = None) -> list[dict]:
@@ -136,20 +158,31 @@ def repositories(registry: Registry, only: str | None = None) -> list[dict]:
     query = Repository.select(Repository.id, Repository.name).where((Repository.registry == registry) & visible())
     if only is not None:
         query = query.where(Repository.name == only)
-    rows = {r.id: {"name": r.name, "stored_bytes": 0, "blobs": 0, "tags": 0, "manifests": 0}
-            for r in query.order_by(Repository.name)}
+    rows = {
+        r.id: {"name": r.name, "stored_bytes": 0, "blobs": 0, "tags": 0, "manifests": 0}
+        for r in query.order_by(Repository.name)
+    }
     if not rows:
         return []
     ids = list(rows)
-    for repo_id, n, size in (RepositoryBlob.select(RepositoryBlob.repository, pw.fn.COUNT(Blob.id), pw.fn.SUM(Blob.size))
-                             .join(Blob).where(RepositoryBlob.repository.in_(ids))
-                             .group_by(RepositoryBlob.repository).tuples()):
+    for repo_id, n, size in (
+        RepositoryBlob.select(RepositoryBlob.repository, pw.fn.COUNT(Blob.id), pw.fn.SUM(Blob.size))
+        .join(Blob)
+        .where(RepositoryBlob.repository.in_(ids))
+        .group_by(RepositoryBlob.repository)
+        .tuples()
+    ):
         rows[repo_id].update(blobs=int(n), stored_bytes=int(size or 0))
-    for repo_id, n in (Tag.select(Tag.repository, pw.fn.COUNT(Tag.id)).where(Tag.repository.in_(ids))
-                       .group_by(Tag.repository).tuples()):
+    for repo_id, n in (
+        Tag.select(Tag.repository, pw.fn.COUNT(Tag.id)).where(Tag.repository.in_(ids)).group_by(Tag.repository).tuples()
+    ):
         rows[repo_id]["tags"] = int(n)
-    for repo_id, n in (Manifest.select(Manifest.repository, pw.fn.COUNT(Manifest.id)).where(Manifest.repository.in_(ids))
-                       .group_by(Manifest.repository).tuples()):
+    for repo_id, n in (
+        Manifest.select(Manifest.repository, pw.fn.COUNT(Manifest.id))
+        .where(Manifest.repository.in_(ids))
+        .group_by(Manifest.repository)
+        .tuples()
+    ):
         rows[repo_id]["manifests"] = int(n)
     return sorted(rows.values(), key=lambda r: r["name"])
 
@@ -186,15 +219,15 @@ COUNTERS = ("pulls", "pull_bytes", "pushes", "push_bytes")
 def traffic(registry: Registry, since: dt.date, until: dt.date, repository: str | None = None) -> list[dict]:
     """Rows of (day, repository) with any traffic, by day then repository, as written so far
     (Meter.traffic writes this process's counts first)."""
-    query = (UsageDay.select().where((UsageDay.registry == registry) & (UsageDay.day >= since)
-                                     & (UsageDay.day <= until)))
+    query = UsageDay.select().where((UsageDay.registry == registry) & (UsageDay.day >= since) & (UsageDay.day <= until))
     if repository is not None:
         query = query.where(UsageDay.repository == repository)
     out = []
     for row in query.order_by(UsageDay.day, UsageDay.repository):
         day = row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(str(row.day))
-        out.append({"day": day.isoformat(), "repository": row.repository,
-                    **{c: int(getattr(row, c)) for c in COUNTERS}})
+        out.append(
+            {"day": day.isoformat(), "repository": row.repository, **{c: int(getattr(row, c)) for c in COUNTERS}}
+        )
     return out
 
 

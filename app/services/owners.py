@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from app.auth.token_secrets import is_live
 from app.auth.subject import Subject
+from app.auth.token_secrets import is_live
 from app.db.models import AccessToken, Member, Organization, utcnow
 from app.db.setup import serialize, transaction
 from app.spec.errors import RegistryError
@@ -26,8 +26,10 @@ def is_owner(actor: Subject, org: Organization) -> bool:
 def require_owner(actor: Subject, org: Organization, to: str) -> None:
     """DENIED unless `actor` is an owner; `to` completes "only an owner may ..."."""
     if not is_owner(actor, org):
-        raise RegistryError("DENIED", f"only an owner may {to}; {actor.name} is "
-                            f"{actor.roles.get(org.id) or 'not a member'} in {org.name!r}")
+        raise RegistryError(
+            "DENIED",
+            f"only an owner may {to}; {actor.name} is {actor.roles.get(org.id) or 'not a member'} in {org.name!r}",
+        )
 
 
 def counts_as_owner(token: AccessToken) -> bool:
@@ -61,11 +63,18 @@ def keep_an_owner(org: Organization, *, member: Member | None = None, token: Acc
         members = members.where(Member.id != leaving_member.id)
     now = utcnow()
     tokens = AccessToken.select().where(
-        (AccessToken.org == org) & (AccessToken.role == "owner") & AccessToken.registry.is_null()
-        & AccessToken.revoked_at.is_null() & (AccessToken.expires_at.is_null() | (AccessToken.expires_at > now)))
+        (AccessToken.org == org)
+        & (AccessToken.role == "owner")
+        & AccessToken.registry.is_null()
+        & AccessToken.revoked_at.is_null()
+        & (AccessToken.expires_at.is_null() | (AccessToken.expires_at > now))
+    )
     if leaving_token is not None:
         tokens = tokens.where(AccessToken.id != leaving_token.id)
     if not members.exists() and not tokens.exists():
-        raise RegistryError("CONFLICT", f"{what} is the last owner of {org.name!r}; create another owner first: "
-                            "a member with role owner, or a token with role owner "
-                            "(berth token create <name> --role owner)")
+        raise RegistryError(
+            "CONFLICT",
+            f"{what} is the last owner of {org.name!r}; create another owner first: "
+            "a member with role owner, or a token with role owner "
+            "(berth token create <name> --role owner)",
+        )

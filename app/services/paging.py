@@ -8,8 +8,8 @@ cursor (app/api/pagination.py); the services that list apply it to their own que
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import peewee as pw
 
@@ -34,8 +34,7 @@ class Rows:
 
 
 def refused_cursor() -> RegistryError:
-    return RegistryError("INVALID", "cursor is not one this server issued; start again without it",
-                         field="cursor")
+    return RegistryError("INVALID", "cursor is not one this server issued; start again without it", field="cursor")
 
 
 def keyset(query: pw.ModelSelect, key: pw.Field, page: Page, *, descending: bool = False) -> Rows:

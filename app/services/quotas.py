@@ -140,8 +140,10 @@ def parse_catalog(raw: str, default: str = "") -> Catalog:
             where = f"BERTH_SKUS[{i}]"
             if not isinstance(entry, dict):
                 raise CatalogError(f"{where} must be an object")
-            unknown = sorted(set(entry) - {"name", "title", "included_bytes", "hard_limit_bytes", "price_per_gib",
-                                           "currency", "default"})
+            unknown = sorted(
+                set(entry)
+                - {"name", "title", "included_bytes", "hard_limit_bytes", "price_per_gib", "currency", "default"}
+            )
             if unknown:
                 raise CatalogError(f"{where}: unknown field {unknown[0]!r}")
             name = entry.get("name")
@@ -152,13 +154,16 @@ def parse_catalog(raw: str, default: str = "") -> Catalog:
                 raise CatalogError(f"{where}: price_per_gib must be a non-negative number or null")
             if name in (s.name for s in skus):
                 raise CatalogError(f"{where}: SKU {name!r} appears twice")
-            skus.append(Sku(
-                name=name, title=str(entry.get("title") or name),
-                included_bytes=_nonnegative_int(entry, "included_bytes", where, nullable=False),
-                hard_limit_bytes=_nonnegative_int(entry, "hard_limit_bytes", where, nullable=True),
-                price_per_gib=float(price) if price is not None else None,
-                currency=str(entry.get("currency") or "USD"),
-            ))
+            skus.append(
+                Sku(
+                    name=name,
+                    title=str(entry.get("title") or name),
+                    included_bytes=_nonnegative_int(entry, "included_bytes", where, nullable=False),
+                    hard_limit_bytes=_nonnegative_int(entry, "hard_limit_bytes", where, nullable=True),
+                    price_per_gib=float(price) if price is not None else None,
+                    currency=str(entry.get("currency") or "USD"),
+                )
+            )
             if entry.get("default") is True:
                 marked = marked or name
         marked = marked or skus[0].name
@@ -192,8 +197,12 @@ def sku_name_of(registry: Registry) -> str:
     if org_sku and _catalog.get(org_sku):
         return org_sku
     if registry.sku or org_sku:
-        log.warning("SKU %r is not in the catalog; registry %r uses the default %r", registry.sku or org_sku,
-                    registry.name, _catalog.default)
+        log.warning(
+            "SKU %r is not in the catalog; registry %r uses the default %r",
+            registry.sku or org_sku,
+            registry.name,
+            _catalog.default,
+        )
     return _catalog.default
 
 
@@ -211,8 +220,13 @@ def quota(registry: Registry, used: int | None = None) -> dict:
     sku = sku_of(registry)
     used = stored_bytes(registry) if used is None else used
     limit = sku.hard_limit_bytes
-    return {"sku": sku.name, "limit_bytes": limit, "included_bytes": sku.included_bytes, "used_bytes": used,
-            "remaining_bytes": None if limit is None else max(limit - used, 0)}
+    return {
+        "sku": sku.name,
+        "limit_bytes": limit,
+        "included_bytes": sku.included_bytes,
+        "used_bytes": used,
+        "remaining_bytes": None if limit is None else max(limit - used, 0),
+    }
 
 
 def validate_sku(value: object) -> str:
@@ -227,8 +241,11 @@ def validate_sku(value: object) -> str:
 def _held_by_uploads(registry_id: int) -> pw.SelectQuery:
     """The bytes the registry's open upload sessions hold (their committed offsets), as a scalar
     subquery."""
-    return (Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), 0)).join(Repository)
-            .where(Repository.registry == registry_id))
+    return (
+        Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), 0))
+        .join(Repository)
+        .where(Repository.registry == registry_id)
+    )
 
 
 def _footprint(registry_id: int, digest: str | None) -> tuple[int, int, bool]:
@@ -236,11 +253,17 @@ def _footprint(registry_id: int, digest: str | None) -> tuple[int, int, bool]:
     stored = Blob.select(pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(Blob.registry == registry_id)
     has_digest = pw.Value(False)
     if digest is not None:
-        has_digest = pw.fn.EXISTS(Blob.select(pw.SQL("1")).where(
-            (Blob.registry == registry_id) & (Blob.digest == digest)))
-    row = (Registry.select(stored.alias("stored"), _held_by_uploads(registry_id).alias("held"),
-                           has_digest.alias("has_digest"))
-           .where(Registry.id == registry_id).tuples().first())
+        has_digest = pw.fn.EXISTS(
+            Blob.select(pw.SQL("1")).where((Blob.registry == registry_id) & (Blob.digest == digest))
+        )
+    row = (
+        Registry.select(
+            stored.alias("stored"), _held_by_uploads(registry_id).alias("held"), has_digest.alias("has_digest")
+        )
+        .where(Registry.id == registry_id)
+        .tuples()
+        .first()
+    )
     if row is None:
         return 0, 0, False
     return int(row[0] or 0), int(row[1] or 0), bool(row[2])
@@ -267,8 +290,13 @@ def check_push(registry: Registry, size: int | None, digest: str | None = None) 
         f"would make {human(used + held + size)}. Delete images you no longer need (then run garbage collection), "
         + ("finish or cancel unfinished uploads (idle ones expire), " if held else "")
         + f"or move the registry to a larger SKU (berth registry set {registry.name} --sku <name>; see berth skus)",
-        detail={"sku": sku.name, "limit_bytes": limit, "used_bytes": used, "uploading_bytes": held,
-                "requested_bytes": size},
+        detail={
+            "sku": sku.name,
+            "limit_bytes": limit,
+            "used_bytes": used,
+            "uploading_bytes": held,
+            "requested_bytes": size,
+        },
     )
 
 
@@ -281,8 +309,9 @@ def check_new_session(registry: Registry, limit: int) -> None:
     may pass the cap by the number of requests in flight."""
     if limit <= 0:
         return
-    open_sessions = Upload.select(pw.fn.COUNT(Upload.id)).join(Repository).where(
-        Repository.registry == registry.id).scalar() or 0
+    open_sessions = (
+        Upload.select(pw.fn.COUNT(Upload.id)).join(Repository).where(Repository.registry == registry.id).scalar() or 0
+    )
     if open_sessions < limit:
         return
     raise RegistryError(

@@ -13,9 +13,9 @@ from app.auth.token_secrets import generate_token, hash_token
 from app.db.models import AccessToken, Organization, Registry
 from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
+from app.services import custom_domains, immutable_tags, manifest_policy, paging, quotas
 from app.spec.errors import RegistryError
 from app.spec.names import REGISTRY, RESERVED_REGISTRY_NAMES, check_registry
-from app.services import custom_domains, immutable_tags, manifest_policy, paging, quotas
 
 VISIBILITIES = ("private", "public")
 BOOTSTRAP_ORG = "default"
@@ -58,8 +58,11 @@ def validate_name(name: object) -> str:
         raise RegistryError("INVALID", f"name is {len(name)} characters long; at most 63 are allowed", field="name")
     if not REGISTRY.fullmatch(name):
         raise RegistryError(
-            "INVALID", f"name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit", field="name")
+            "INVALID",
+            f"name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+            field="name",
+        )
     if name in RESERVED_REGISTRY_NAMES:
         raise RegistryError("INVALID", f"name {name!r} is reserved", field="name")
     return name
@@ -78,18 +81,28 @@ def validate_pull_namespaces(value: object) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > 50:
-        raise RegistryError("INVALID", "pull_namespaces must be a list of up to 50 Kubernetes namespace names",
-                            field="pull_namespaces")
+        raise RegistryError(
+            "INVALID", "pull_namespaces must be a list of up to 50 Kubernetes namespace names", field="pull_namespaces"
+        )
     for item in value:
         if not isinstance(item, str) or not _NAMESPACE.fullmatch(item):
-            raise RegistryError("INVALID", f"pull_namespaces: {str(item)[:80]!r} is not a Kubernetes namespace "
-                                "name (a DNS label)", field="pull_namespaces")
+            raise RegistryError(
+                "INVALID",
+                f"pull_namespaces: {str(item)[:80]!r} is not a Kubernetes namespace name (a DNS label)",
+                field="pull_namespaces",
+            )
     return sorted(set(value))
 
 
 def create_registry(
-    org: Organization, name: str, visibility: str = "private", created_by: str | None = None,
-    *, status: str = "ready", custom_domain: str | None = None, pull_namespaces: list[str] | None = None,
+    org: Organization,
+    name: str,
+    visibility: str = "private",
+    created_by: str | None = None,
+    *,
+    status: str = "ready",
+    custom_domain: str | None = None,
+    pull_namespaces: list[str] | None = None,
     platform_domain: str = "",
 ) -> Registry:
     """A new registry; every field checked here, each error naming its field. A custom domain
@@ -101,7 +114,11 @@ def create_registry(
     try:
         with transaction():
             registry = Registry.create(
-                org=org, name=name, visibility=visibility, created_by=created_by, status=status,
+                org=org,
+                name=name,
+                visibility=visibility,
+                created_by=created_by,
+                status=status,
                 pull_namespaces=json.dumps(pull_namespaces),
             )
             if custom_domain is not None:
@@ -109,8 +126,9 @@ def create_registry(
             return registry
     except pw.IntegrityError:
         if find_registry(name) is None and custom_domain is not None:  # a concurrent claim won
-            raise RegistryError("CONFLICT", f"custom_domain {custom_domain!r} is claimed by another registry",
-                                field="custom_domain") from None
+            raise RegistryError(
+                "CONFLICT", f"custom_domain {custom_domain!r} is claimed by another registry", field="custom_domain"
+            ) from None
         raise RegistryError("CONFLICT", f"registry name {name!r} is taken", field="name") from None
 
 
@@ -179,8 +197,11 @@ def update_registry(registry: Registry, changes: dict, role: str | None = None, 
         values["manifest_policy"] = manifest_policy.stored(manifest_policy.validate(changes["manifest_policy"]))
     if "sku" in changes:
         if role not in SKU_ROLES:
-            raise RegistryError("DENIED", f"only an organization owner or admin may change a registry's SKU "
-                                f"(your role: {role or 'none'})", field="sku")
+            raise RegistryError(
+                "DENIED",
+                f"only an organization owner or admin may change a registry's SKU (your role: {role or 'none'})",
+                field="sku",
+            )
         values["sku"] = None if changes["sku"] is None else quotas.validate_sku(changes["sku"])
     try:
         with transaction():
@@ -188,8 +209,9 @@ def update_registry(registry: Registry, changes: dict, role: str | None = None, 
                 values.update(custom_domains.claim(registry, domain))
             _save(registry, values)
     except pw.IntegrityError:  # a concurrent claim of the same name won
-        raise RegistryError("CONFLICT", f"custom_domain {domain!r} is claimed by another registry",
-                            field="custom_domain") from None
+        raise RegistryError(
+            "CONFLICT", f"custom_domain {domain!r} is claimed by another registry", field="custom_domain"
+        ) from None
     return registry
 
 

@@ -16,7 +16,8 @@ removed with the row.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import peewee as pw
 
@@ -28,8 +29,11 @@ from app.spec.errors import RegistryError
 T = TypeVar("T")
 
 _BY_NAME = Prepared(
-    lambda registry_id, name: Repository.select().where((Repository.registry == registry_id) & (Repository.name == name)),
-    "is", Repository,
+    lambda registry_id, name: Repository.select().where(
+        (Repository.registry == registry_id) & (Repository.name == name)
+    ),
+    "is",
+    Repository,
 )
 # A push whose repository row was removed under it runs again at most this often (a row is only
 # removed while it holds nothing, so a second removal needs yet another refused push in between).
@@ -96,8 +100,12 @@ def committing(registry: Registry, name: str, work: Callable[[Repository | None]
                 raise  # the row is there: a conflict of another kind
             # The row `work` was given, or the one it made itself (found None), was removed first.
             if attempt == ATTEMPTS:
-                raise RegistryError("UNAVAILABLE", "the repository was changed by concurrent pushes; retry",
-                                    status=503, headers={"Retry-After": "1"}) from None
+                raise RegistryError(
+                    "UNAVAILABLE",
+                    "the repository was changed by concurrent pushes; retry",
+                    status=503,
+                    headers={"Retry-After": "1"},
+                ) from None
     raise AssertionError(f"ATTEMPTS must be at least 1, not {ATTEMPTS}")  # the last attempt returns or raises
 
 
@@ -124,7 +132,10 @@ def discard_if_empty(repository_id: int) -> bool:
         locked = Repository.select(Repository.id).where(Repository.id == repository_id)
         if (locked.for_update() if is_postgres() else locked).first() is None:
             return False
-        return bool(Repository.delete().where(
-            (Repository.id == repository_id) & ~_has_manifest() & ~_has_blob() & ~_has_upload()).execute())
+        return bool(
+            Repository.delete()
+            .where((Repository.id == repository_id) & ~_has_manifest() & ~_has_blob() & ~_has_upload())
+            .execute()
+        )
 
     return atomically(discard)

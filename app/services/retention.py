@@ -50,9 +50,9 @@ import peewee as pw
 
 from app.db.models import Manifest, ManifestReference, Registry, Repository, RetentionPolicy, Tag, utcnow
 from app.db.setup import repository_lock, serialize, transaction
-from app.spec.errors import RegistryError
 from app.services import audit, gc, immutable_tags, listings
 from app.services.periodic import Periodic
+from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.retention")
 
@@ -84,8 +84,12 @@ class Rules:
         return self.keep_last is not None or self.expire_days is not None
 
     def document(self) -> dict:
-        return {"keep_last": self.keep_last, "keep_patterns": list(self.keep_patterns),
-                "expire_days": self.expire_days, "delete_untagged": self.delete_untagged}
+        return {
+            "keep_last": self.keep_last,
+            "keep_patterns": list(self.keep_patterns),
+            "expire_days": self.expire_days,
+            "delete_untagged": self.delete_untagged,
+        }
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ class Override:
     fields: dict  # the rule fields it sets, already validated
 
     def document(self) -> dict:
-        return {"repositories": self.repositories,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in self.fields.items()}}
+        return {
+            "repositories": self.repositories,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in self.fields.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -135,11 +141,17 @@ def _rule_fields(body: dict, where: str) -> dict:
         v = body["keep_patterns"]
         if v is None:
             v = []
-        if (not isinstance(v, list) or len(v) > MAX_PATTERNS
-                or not all(isinstance(p, str) and _TAG_GLOB.fullmatch(p) for p in v)):
-            raise _invalid(f"keep_patterns must be a list of at most {MAX_PATTERNS} tag globs (1-128 printable "
-                           "ASCII characters, no spaces) "
-                           "such as [\"latest\", \"v*\"]", where + "keep_patterns")
+        if (
+            not isinstance(v, list)
+            or len(v) > MAX_PATTERNS
+            or not all(isinstance(p, str) and _TAG_GLOB.fullmatch(p) for p in v)
+        ):
+            raise _invalid(
+                f"keep_patterns must be a list of at most {MAX_PATTERNS} tag globs (1-128 printable "
+                "ASCII characters, no spaces) "
+                'such as ["latest", "v*"]',
+                where + "keep_patterns",
+            )
         out["keep_patterns"] = tuple(dict.fromkeys(v))
     if "delete_untagged" in body:
         v = body["delete_untagged"]
@@ -162,23 +174,31 @@ def parse_policy(body: object) -> Policy:
     if raw is None:
         raw = []
     if not isinstance(raw, list) or len(raw) > MAX_OVERRIDES:
-        raise _invalid(f"overrides must be a list of at most {MAX_OVERRIDES} objects such as "
-                       '{"repositories": "ci/*", "expire_days": 7}', "overrides")
+        raise _invalid(
+            f"overrides must be a list of at most {MAX_OVERRIDES} objects such as "
+            '{"repositories": "ci/*", "expire_days": 7}',
+            "overrides",
+        )
     overrides = []
     for i, item in enumerate(raw):
         where = f"overrides[{i}]."
         if not isinstance(item, dict):
-            raise _invalid('each override is an object such as {"repositories": "ci/*", "expire_days": 7}',
-                           f"overrides[{i}]")
+            raise _invalid(
+                'each override is an object such as {"repositories": "ci/*", "expire_days": 7}', f"overrides[{i}]"
+            )
         unknown = sorted(set(item) - set(RULE_FIELDS) - {"repositories"})
         if unknown:
-            raise _invalid(f"unknown field {unknown[0]!r} in an override; fields: "
-                           f"{sorted(set(RULE_FIELDS) | {'repositories'})}", where + unknown[0])
+            raise _invalid(
+                f"unknown field {unknown[0]!r} in an override; fields: {sorted(set(RULE_FIELDS) | {'repositories'})}",
+                where + unknown[0],
+            )
         pattern = item.get("repositories")
         if not isinstance(pattern, str) or not _REPOSITORY_GLOB.fullmatch(pattern):
-            raise _invalid("repositories is required: a glob of repository names such as \"ci/*\" (1-255 "
-                           "printable ASCII characters, no spaces)",
-                           where + "repositories")
+            raise _invalid(
+                'repositories is required: a glob of repository names such as "ci/*" (1-255 '
+                "printable ASCII characters, no spaces)",
+                where + "repositories",
+            )
         overrides.append(Override(pattern, _rule_fields(item, where)))
     return Policy(rules, tuple(overrides))
 
@@ -196,8 +216,11 @@ def set_policy(registry: Registry, policy: Policy, updated_by: str) -> Retention
     now = utcnow()
     RetentionPolicy.insert(registry=registry, rules=document, updated_at=now, updated_by=updated_by).on_conflict(
         conflict_target=[RetentionPolicy.registry],
-        update={RetentionPolicy.rules: document, RetentionPolicy.updated_at: now,
-                RetentionPolicy.updated_by: updated_by},
+        update={
+            RetentionPolicy.rules: document,
+            RetentionPolicy.updated_at: now,
+            RetentionPolicy.updated_by: updated_by,
+        },
     ).execute()
     return RetentionPolicy.get(RetentionPolicy.registry == registry)  # the row just written
 
@@ -242,12 +265,13 @@ class PullTimes:
         try:
             for start in range(0, len(batch), 500):
                 Manifest.update(pulled_at=now).where(
-                    Manifest.id.in_(batch[start:start + 500])
-                    & (Manifest.pulled_at.is_null() | (Manifest.pulled_at < now - PULL_RESOLUTION))).execute()
+                    Manifest.id.in_(batch[start : start + 500])
+                    & (Manifest.pulled_at.is_null() | (Manifest.pulled_at < now - PULL_RESOLUTION))
+                ).execute()
         except pw.PeeweeException:
             log.warning("could not record the pull times of %d manifests", len(batch), exc_info=True)
 
-    def start(self) -> "PullTimes":
+    def start(self) -> PullTimes:
         self._thread = threading.Thread(target=self._write_forever, name="pull-times", daemon=True)
         self._thread.start()
         return self
@@ -309,23 +333,26 @@ def _tag_reason(rules: Rules, tag: TagRow, last_used: dt.datetime) -> str:
     return "; ".join(why)
 
 
-def evaluate(rules: Rules, tags: list[TagRow], manifests: list[ManifestRow], now: dt.datetime,
-             grace: dt.timedelta) -> Decision:
+def evaluate(
+    rules: Rules, tags: list[TagRow], manifests: list[ManifestRow], now: dt.datetime, grace: dt.timedelta
+) -> Decision:
     """The tags and manifests of one repository that `rules` delete (see the module docstring)."""
     decision = Decision()
     by_id = {m.id: m for m in manifests}
     doomed_tags: set[int] = set()
     if rules.limits_tags:
         newest = sorted(sorted(tags, key=lambda t: t.name), key=lambda t: t.pushed_at, reverse=True)
-        recent = {t.id for t in newest[:rules.keep_last]} if rules.keep_last is not None else set()
+        recent = {t.id for t in newest[: rules.keep_last]} if rules.keep_last is not None else set()
         horizon = now - dt.timedelta(days=rules.expire_days) if rules.expire_days is not None else None
         for tag in sorted(tags, key=lambda t: t.name):
             manifest = by_id.get(tag.manifest_id)
             pulled = manifest.pulled_at if manifest is not None else None
             last_used = max(tag.pushed_at, pulled) if pulled else tag.pushed_at
-            kept = (tag.id in recent
-                    or any(fnmatch.fnmatchcase(tag.name, p) for p in rules.keep_patterns)
-                    or (horizon is not None and last_used >= horizon))
+            kept = (
+                tag.id in recent
+                or any(fnmatch.fnmatchcase(tag.name, p) for p in rules.keep_patterns)
+                or (horizon is not None and last_used >= horizon)
+            )
             if kept:
                 continue
             doomed_tags.add(tag.id)
@@ -358,13 +385,15 @@ def evaluate(rules: Rules, tags: list[TagRow], manifests: list[ManifestRow], now
             continue
         if m.id in tagged_before:
             gone = sorted(t.name for t in tags if t.manifest_id == m.id)
-            decision.manifests.append((m, f"untagged once {', '.join(gone)} go; nothing kept references it",
-                                       "retention"))
+            decision.manifests.append(
+                (m, f"untagged once {', '.join(gone)} go; nothing kept references it", "retention")
+            )
         elif m.id in reached_from:
             decision.manifests.append((m, reached_from[m.id] + "; nothing kept references it", "retention"))
         else:
-            decision.manifests.append((m, "untagged; nothing kept references it",
-                                       "retention" if rules.delete_untagged else "gc"))
+            decision.manifests.append(
+                (m, "untagged; nothing kept references it", "retention" if rules.delete_untagged else "gc")
+            )
     return decision
 
 
@@ -372,19 +401,33 @@ def evaluate(rules: Rules, tags: list[TagRow], manifests: list[ManifestRow], now
 
 
 def _snapshot(repository: Repository) -> tuple[list[TagRow], list[ManifestRow]]:
-    tags = [TagRow(i, n, m, u) for i, n, m, u in Tag.select(Tag.id, Tag.name, Tag.manifest, Tag.updated_at)
-            .where(Tag.repository == repository).tuples()]
+    tags = [
+        TagRow(i, n, m, u)
+        for i, n, m, u in Tag.select(Tag.id, Tag.name, Tag.manifest, Tag.updated_at)
+        .where(Tag.repository == repository)
+        .tuples()
+    ]
     children: dict[int, list[str]] = defaultdict(list)
-    for manifest_id, digest in (ManifestReference.select(ManifestReference.manifest, ManifestReference.digest)
-                                .join(Manifest).where((Manifest.repository == repository)
-                                                      & (ManifestReference.kind == "manifest")).tuples()):
+    for manifest_id, digest in (
+        ManifestReference.select(ManifestReference.manifest, ManifestReference.digest)
+        .join(Manifest)
+        .where((Manifest.repository == repository) & (ManifestReference.kind == "manifest"))
+        .tuples()
+    ):
         children[manifest_id].append(digest)
     manifests = [
-        ManifestRow(m.id, m.digest, m.media_type, m.size, m.created_at, m.pulled_at, m.subject,
-                    tuple(children.get(m.id, ())))
-        for m in Manifest.select(Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size,
-                                 Manifest.created_at, Manifest.pulled_at, Manifest.subject)
-        .where(Manifest.repository == repository)
+        ManifestRow(
+            m.id, m.digest, m.media_type, m.size, m.created_at, m.pulled_at, m.subject, tuple(children.get(m.id, ()))
+        )
+        for m in Manifest.select(
+            Manifest.id,
+            Manifest.digest,
+            Manifest.media_type,
+            Manifest.size,
+            Manifest.created_at,
+            Manifest.pulled_at,
+            Manifest.subject,
+        ).where(Manifest.repository == repository)
     ]
     return tags, manifests
 
@@ -405,12 +448,28 @@ class Result:
         self.repositories += 1
         self.kept_tags += decision.kept_tags
         for tag, digest, reason in decision.tags:
-            self.tags.append({"repository": repository.name, "tag": tag.name, "digest": digest,
-                              "pushed_at": _time(tag.pushed_at), "reason": reason})
+            self.tags.append(
+                {
+                    "repository": repository.name,
+                    "tag": tag.name,
+                    "digest": digest,
+                    "pushed_at": _time(tag.pushed_at),
+                    "reason": reason,
+                }
+            )
         for m, reason, by in decision.manifests:
-            self.manifests.append({"repository": repository.name, "digest": m.digest, "media_type": m.media_type,
-                                   "size": m.size, "pushed_at": _time(m.created_at),
-                                   "pulled_at": _time(m.pulled_at), "reason": reason, "by": by})
+            self.manifests.append(
+                {
+                    "repository": repository.name,
+                    "digest": m.digest,
+                    "media_type": m.media_type,
+                    "size": m.size,
+                    "pushed_at": _time(m.created_at),
+                    "pulled_at": _time(m.pulled_at),
+                    "reason": reason,
+                    "by": by,
+                }
+            )
 
 
 def _rules(policy: Policy, registry: Registry, repository: Repository) -> Rules:
@@ -444,8 +503,15 @@ class Actor:
     request_id: str | None = None
 
 
-def apply(registry: Registry, policy: Policy, actor: Actor, *, grace: dt.timedelta,
-          now: dt.datetime | None = None, tag_lists: listings.TagLists | None = None) -> Result:
+def apply(
+    registry: Registry,
+    policy: Policy,
+    actor: Actor,
+    *,
+    grace: dt.timedelta,
+    now: dt.datetime | None = None,
+    tag_lists: listings.TagLists | None = None,
+) -> Result:
     """Delete what the policy selects, one repository at a time under its lock, and audit each
     deletion. The evaluation happens again inside the lock, so a push racing the run is either
     seen (and judged) or waits; what is deleted is exactly what that evaluation lists.
@@ -467,20 +533,35 @@ def apply(registry: Registry, policy: Policy, actor: Actor, *, grace: dt.timedel
             tag_lists.changed(repository)
         before = len(result.tags), len(result.manifests)
         result.add(repository, decision)
-        for item in result.tags[before[0]:]:
+        for item in result.tags[before[0] :]:
             _audit(actor, registry, item, tag=item["tag"])
-        for item in result.manifests[before[1]:]:
+        for item in result.manifests[before[1] :]:
             if item["by"] == "retention":
                 _audit(actor, registry, item, tag=None)
-    log.info("retention of %s: %d tags and %d manifests deleted", registry.name, len(result.tags),
-             len(result.manifests), extra={"registry": registry.name})
+    log.info(
+        "retention of %s: %d tags and %d manifests deleted",
+        registry.name,
+        len(result.tags),
+        len(result.manifests),
+        extra={"registry": registry.name},
+    )
     return result
 
 
 def _audit(actor: Actor, registry: Registry, item: dict, tag: str | None) -> None:
-    audit.record(org_id=actor.org_id, actor=actor.name, action="retention.delete", status=200,
-                 registry=registry.name, repository=item["repository"], digest=item["digest"], tag=tag,
-                 detail={"reason": item["reason"]}, client_ip=actor.client_ip, request_id=actor.request_id)
+    audit.record(
+        org_id=actor.org_id,
+        actor=actor.name,
+        action="retention.delete",
+        status=200,
+        registry=registry.name,
+        repository=item["repository"],
+        digest=item["digest"],
+        tag=tag,
+        detail={"reason": item["reason"]},
+        client_ip=actor.client_ip,
+        request_id=actor.request_id,
+    )
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -492,8 +573,14 @@ def _time(value: dt.datetime | None) -> str | None:
 SCHEDULE_ACTOR = "retention-schedule"
 
 
-def apply_stored(registry: Registry, store, *, grace: dt.timedelta, upload_expiry: dt.timedelta,
-                 tag_lists: listings.TagLists | None = None) -> Result | None:
+def apply_stored(
+    registry: Registry,
+    store,
+    *,
+    grace: dt.timedelta,
+    upload_expiry: dt.timedelta,
+    tag_lists: listings.TagLists | None = None,
+) -> Result | None:
     """Apply a registry's stored policy as the schedule does (None without a policy): the
     deletions audited under SCHEDULE_ACTOR, one `retention.apply` record, then garbage
     collection."""
@@ -502,11 +589,19 @@ def apply_stored(registry: Registry, store, *, grace: dt.timedelta, upload_expir
         return None
     result = apply(registry, policy_of(row), Actor(registry.org_id, SCHEDULE_ACTOR), grace=grace, tag_lists=tag_lists)
     report = gc.collect(registry, store, grace=grace, upload_expiry=upload_expiry)
-    result.gc = {"manifests_deleted": len(report.manifests), "blobs_deleted": len(report.blobs),
-                 "bytes_freed": report.bytes_freed}
-    audit.record(org_id=registry.org_id, actor=SCHEDULE_ACTOR, action="retention.apply", status=200,
-                 registry=registry.name, detail={"tags": len(result.tags), "manifests": len(result.manifests),
-                                                 "gc": result.gc})
+    result.gc = {
+        "manifests_deleted": len(report.manifests),
+        "blobs_deleted": len(report.blobs),
+        "bytes_freed": report.bytes_freed,
+    }
+    audit.record(
+        org_id=registry.org_id,
+        actor=SCHEDULE_ACTOR,
+        action="retention.apply",
+        status=200,
+        registry=registry.name,
+        detail={"tags": len(result.tags), "manifests": len(result.manifests), "gc": result.gc},
+    )
     return result
 
 
@@ -518,22 +613,34 @@ class Schedule(Periodic):
 
     thread_name = "retention-schedule"
 
-    def __init__(self, store, *, interval: dt.timedelta, grace: dt.timedelta, upload_expiry: dt.timedelta,
-                 tag_lists: listings.TagLists | None = None) -> None:
+    def __init__(
+        self,
+        store,
+        *,
+        interval: dt.timedelta,
+        grace: dt.timedelta,
+        upload_expiry: dt.timedelta,
+        tag_lists: listings.TagLists | None = None,
+    ) -> None:
         super().__init__(interval)
         self.store, self.grace, self.upload_expiry = store, grace, upload_expiry
         self.tag_lists = tag_lists
 
     def run_once(self) -> list[Result]:
         results = []
-        registries = list(Registry.select().join(RetentionPolicy, on=(RetentionPolicy.registry == Registry.id))
-                          .where(Registry.status != "deleting").order_by(Registry.id))
+        registries = list(
+            Registry.select()
+            .join(RetentionPolicy, on=(RetentionPolicy.registry == Registry.id))
+            .where(Registry.status != "deleting")
+            .order_by(Registry.id)
+        )
         for registry in registries:
             if self.stopping:
                 break
             try:
-                result = apply_stored(registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry,
-                                      tag_lists=self.tag_lists)
+                result = apply_stored(
+                    registry, self.store, grace=self.grace, upload_expiry=self.upload_expiry, tag_lists=self.tag_lists
+                )
             except Exception:  # noqa: BLE001 - one registry's failure must not stop the others
                 log.exception("scheduled retention of %s failed", registry.name)
                 continue

@@ -7,13 +7,13 @@ import datetime as dt
 import re
 
 from app.auth import roles
-from app.auth.token_secrets import generate_token, hash_token
 from app.auth.subject import Subject
+from app.auth.token_secrets import generate_token, hash_token
 from app.clock import SYSTEM, Clock
 from app.db.models import AccessToken, Organization, Registry, utcnow
+from app.services import owners, paging
 from app.spec.errors import RegistryError
 from app.spec.names import REGISTRY
-from app.services import owners, paging
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")  # \Z: `$` passes "ci\n"
 MAX_LIFETIME = dt.timedelta(days=3650)
@@ -32,7 +32,9 @@ def parse_duration(value: object) -> dt.timedelta | None:
         n, unit = match.groups()
         seconds = int(n) * _UNITS[unit]
     else:
-        raise RegistryError("INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)", field="expires_in")
+        raise RegistryError(
+            "INVALID", "expires_in is seconds, or a number followed by s, m, h or d (e.g. 30d)", field="expires_in"
+        )
     if seconds <= 0 or seconds > MAX_LIFETIME.total_seconds():
         raise RegistryError("INVALID", "expires_in must be between 1 second and 10 years", field="expires_in")
     return dt.timedelta(seconds=seconds)
@@ -71,8 +73,9 @@ def create_token(
     registry_row = None
     if registry is not None:
         if not isinstance(registry, str) or not REGISTRY.fullmatch(registry):
-            raise RegistryError("INVALID", "registry must be the name of one of the organization's registries",
-                                field="registry")
+            raise RegistryError(
+                "INVALID", "registry must be the name of one of the organization's registries", field="registry"
+            )
         registry_row = Registry.get_or_none((Registry.name == registry) & (Registry.org == org))
         if registry_row is None:
             raise RegistryError("NOT_FOUND", f"registry {registry!r} not found in {org.name!r}")
@@ -81,8 +84,13 @@ def create_token(
     lifetime = parse_duration(expires_in)
     secret = generate_token()
     token = AccessToken.create(
-        org=org, registry=registry_row, name=name, token_hash=hash_token(secret), role=wanted,
-        created_by=creator.name, expires_at=clock.utcnow() + lifetime if lifetime else None,
+        org=org,
+        registry=registry_row,
+        name=name,
+        token_hash=hash_token(secret),
+        role=wanted,
+        created_by=creator.name,
+        expires_at=clock.utcnow() + lifetime if lifetime else None,
     )
     return token, secret
 
@@ -127,4 +135,3 @@ def revoke_token(org: Organization, actor: Subject, token_id: int) -> AccessToke
             token.revoked_at = utcnow()
             token.save()
     return token
-

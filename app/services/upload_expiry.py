@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from app.db.models import Registry, Repository, Upload, utcnow
 from app.db.setup import transaction
@@ -39,8 +39,14 @@ def reaper_interval(expiry: dt.timedelta) -> dt.timedelta:
     return min(max(expiry / 10, SHORTEST_INTERVAL), LONGEST_INTERVAL)
 
 
-def expire_idle(store: BlobStore, before: dt.datetime, *, registry: Registry | None = None, dry_run: bool = False,
-                forget: Callable[[str], None] | None = None) -> int:
+def expire_idle(
+    store: BlobStore,
+    before: dt.datetime,
+    *,
+    registry: Registry | None = None,
+    dry_run: bool = False,
+    forget: Callable[[str], None] | None = None,
+) -> int:
     """Cancel the upload sessions (of `registry`, or of all) last written before `before`, with
     their bytes and a repository row only they kept. Returns how many (would have) expired.
     `forget(upload_id)` drops what this process caches about an expired one."""
@@ -85,6 +91,10 @@ class UploadReaper(Periodic):
     def run_once(self) -> int:
         expired = expire_idle(self.store, utcnow() - self.expiry, forget=self.forget)
         if expired:
-            log.info("expired %d upload session(s) idle for more than %ss", expired,
-                     f"{self.expiry.total_seconds():g}", extra={"expired_uploads": expired})
+            log.info(
+                "expired %d upload session(s) idle for more than %ss",
+                expired,
+                f"{self.expiry.total_seconds():g}",
+                extra={"expired_uploads": expired},
+            )
         return expired

@@ -18,17 +18,18 @@ import hashlib
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import peewee as pw
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
 from app.db.setup import atomically, blob_lock, is_postgres, release_connection, serialize, transaction
-from app.spec import digests
-from app.spec.errors import RegistryError
 from app.services import repositories
 from app.services.hashstate import ResumableSha256, new_sha256
+from app.spec import digests
+from app.spec.errors import RegistryError
 from app.storage.base import BlobStore, blob_key
 from app.storage.capacity import is_storage_full
 
@@ -41,7 +42,7 @@ STREAM_ALGORITHM = "sha256"
 class UploadService:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
-        self._hashers: dict[str, tuple[int, "hashlib._Hash"]] = {}
+        self._hashers: dict[str, tuple[int, hashlib._Hash]] = {}
         self._locks: dict[str, _UploadLock] = {}
         self._guard = threading.Lock()
 
@@ -67,7 +68,11 @@ class UploadService:
         return upload
 
     def append(
-        self, upload: Upload, stream: BinaryIO, length: int | None, start: int | None = None,
+        self,
+        upload: Upload,
+        stream: BinaryIO,
+        length: int | None,
+        start: int | None = None,
         spooled=None,
     ) -> int:
         """Append a chunk; `start` (from Content-Range) must be the current offset."""
@@ -77,8 +82,14 @@ class UploadService:
                 return self._write(upload, stream, length, spooled)
 
     def finish(
-        self, repository: Repository, upload: Upload, digest: str, stream: BinaryIO, length: int | None,
-        spooled=None, start: int | None = None,
+        self,
+        repository: Repository,
+        upload: Upload,
+        digest: str,
+        stream: BinaryIO,
+        length: int | None,
+        spooled=None,
+        start: int | None = None,
     ) -> Blob:
         """The closing PUT: append any last bytes (`start`, from Content-Range, must be the current
         offset, as for a chunk), verify the digest, make the blob visible."""
@@ -111,9 +122,9 @@ class UploadService:
                     else:
                         self.store.commit_upload(upload.id, key, size)
                     now = utcnow()
-                    Blob.insert(registry=repository.registry_id, digest=str(expected), size=size,
-                                touched_at=now).on_conflict(
-                        conflict_target=[Blob.registry, Blob.digest], update={Blob.touched_at: now}).execute()
+                    Blob.insert(
+                        registry=repository.registry_id, digest=str(expected), size=size, touched_at=now
+                    ).on_conflict(conflict_target=[Blob.registry, Blob.digest], update={Blob.touched_at: now}).execute()
                     blob = Blob.get((Blob.registry == repository.registry_id) & (Blob.digest == str(expected)))
                     RepositoryBlob.insert(repository=repository, blob=blob).on_conflict_ignore().execute()
                     Upload.delete_by_id(upload.id)
@@ -250,9 +261,9 @@ class UploadService:
                 with open(spooled.path, "rb", buffering=0) as f:
                     remaining = length
                     while remaining:
-                        n = f.readinto(view[:min(CHUNK, remaining)])
+                        n = f.readinto(view[: min(CHUNK, remaining)])
                         if not n:
-                            raise IOError(f"{spooled.path} is shorter than {length} bytes")
+                            raise OSError(f"{spooled.path} is shorter than {length} bytes")
                         hasher.update(view[:n])
                         remaining -= n
         except BaseException:
@@ -337,7 +348,7 @@ class UploadService:
         """Drop this process's cached hash of an upload that ended elsewhere (expired)."""
         self._forget(upload_id)
 
-    def _exclusive(self, upload_id: str) -> "_UploadLock":
+    def _exclusive(self, upload_id: str) -> _UploadLock:
         with self._guard:
             lock = self._locks.get(upload_id)
             if lock is None:
@@ -372,8 +383,11 @@ def _check_start(upload: Upload, start: int | None) -> None:
     """RANGE_INVALID unless a chunk said to start at `start` continues the upload (None: it goes
     wherever the upload ends). Checked under the upload's claim, so it holds when the bytes land."""
     if start is not None and start != upload.offset:
-        raise RegistryError("RANGE_INVALID", f"chunk starts at {start} but the upload has {upload.offset} bytes",
-                            headers=range_headers(upload.offset))
+        raise RegistryError(
+            "RANGE_INVALID",
+            f"chunk starts at {start} but the upload has {upload.offset} bytes",
+            headers=range_headers(upload.offset),
+        )
 
 
 def range_headers(offset: int) -> dict[str, str]:

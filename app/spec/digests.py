@@ -38,9 +38,7 @@ def parse(value: str | None) -> Digest:
             f"unsupported digest algorithm {algorithm!r}; use one of {sorted(ALGORITHMS)}",
         )
     if len(encoded) != expected or not _HEX.fullmatch(encoded):
-        raise RegistryError(
-            "DIGEST_INVALID", f"{algorithm} digests are {expected} lowercase hex characters"
-        )
+        raise RegistryError("DIGEST_INVALID", f"{algorithm} digests are {expected} lowercase hex characters")
     return Digest(algorithm, encoded)
 
 

@@ -41,8 +41,7 @@ def check_tag(tag: str) -> str:
     if not TAG.fullmatch(tag):
         raise RegistryError(
             "MANIFEST_INVALID" if tag else "NAME_INVALID",
-            f"invalid tag {tag[:200]!r}: up to 128 characters of [A-Za-z0-9_.-], "
-            "not starting with '.' or '-'",
+            f"invalid tag {tag[:200]!r}: up to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'",
         )
     return tag
 

@@ -19,6 +19,4 @@ def open_store(url: str) -> BlobStore:
         from app.storage.gcs import open_gcs
 
         return open_gcs(url)
-    raise SystemExit(
-        f"unsupported BERTH_STORAGE_URL {url!r}: use file:///path or gs://bucket[/prefix]"
-    )
+    raise SystemExit(f"unsupported BERTH_STORAGE_URL {url!r}: use file:///path or gs://bucket[/prefix]")

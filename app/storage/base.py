@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from types import TracebackType
-from typing import ContextManager, Iterator, Protocol, Self
+from typing import Protocol, Self
 
 from app.spec.errors import RegistryError
 
@@ -36,8 +38,9 @@ class BlobReader(Protocol):
     def seekable(self) -> bool: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None, /) -> object: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> object: ...
 
 
 class UploadWriter(Protocol):
@@ -48,8 +51,9 @@ class UploadWriter(Protocol):
     def flush(self) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None, /) -> object: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> object: ...
 
 
 class BlobStore(abc.ABC):
@@ -91,7 +95,7 @@ class BlobStore(abc.ABC):
     def delete_upload(self, upload_id: str) -> None:
         """Remove an upload's bytes; no error when absent."""
 
-    def upload_lock(self, upload_id: str) -> ContextManager:
+    def upload_lock(self, upload_id: str) -> AbstractContextManager:
         """Held while a request writes to an upload, excluding other processes on this machine
         (SQLite deployments with `--workers`; PostgreSQL deployments lock the upload's row).
         Nothing by default."""

@@ -29,7 +29,10 @@ def is_storage_full(error: BaseException | None) -> bool:
             return True
         if isinstance(error, sqlite3.Error) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL:
             return True
-        if getattr(error, "pgcode", None) == POSTGRES_DISK_FULL or getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
+        if (
+            getattr(error, "pgcode", None) == POSTGRES_DISK_FULL
+            or getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL
+        ):
             return True
         if "database or disk is full" in str(error):  # SQLite's message, however it was wrapped
             return True

@@ -8,8 +8,9 @@ import fcntl
 import io
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from app.storage.base import BlobStore
 
@@ -88,10 +89,9 @@ class FilesystemStore(BlobStore):
                 try:
                     n = os.copy_file_range(src.fileno(), raw.fileno(), length - done, done, offset + done)
                 except OSError:  # a kernel or filesystem without it: copy through a buffer
-                    n = os.pwrite(raw.fileno(), os.pread(src.fileno(), min(CHUNK, length - done), done),
-                                  offset + done)
+                    n = os.pwrite(raw.fileno(), os.pread(src.fileno(), min(CHUNK, length - done), done), offset + done)
                 if n == 0:
-                    raise IOError(f"{source} is shorter than {length} bytes")
+                    raise OSError(f"{source} is shorter than {length} bytes")
                 done += n
             raw.seek(offset + length)  # where the writeback on close reaches
 
@@ -116,7 +116,7 @@ class FilesystemStore(BlobStore):
             while remaining > 0:
                 chunk = f.read(min(CHUNK, remaining))
                 if not chunk:
-                    raise IOError(f"upload {upload_id} is shorter than {length} bytes")
+                    raise OSError(f"upload {upload_id} is shorter than {length} bytes")
                 remaining -= len(chunk)
                 yield chunk
 

@@ -9,8 +9,9 @@ GCS objects are immutable, so an upload is a chain of part objects. Each append 
 bytes into a new part: up to 8 MiB in one request, beyond that through a GCS resumable upload
 session fed 8 MiB at a time (never the whole body in memory). A part becomes visible only when
 its upload completes, so a crashed or cut-off append leaves no part at all, or a whole part past
-the committed offset, which the next `open_upload_for_append` deletes. Committing composes the parts (32 sources per compose call,
-chained for more) into the blob's object, atomically, then deletes the parts. The committed
+the committed offset, which the next `open_upload_for_append` deletes. Committing composes the
+parts (32 sources per compose call, chained for more) into the blob's object, atomically, then
+deletes the parts. The committed
 offset lives in the database, so an upload started on one replica continues on another.
 
 Every call is retried on 429/5xx and connection errors with exponential backoff (google's retry
@@ -25,8 +26,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -59,9 +60,19 @@ _SIGNING_RETRY_AFTER = 300.0  # seconds before trying again to sign after signin
 
 
 def _unavailable(exc: Exception) -> bool:
-    if isinstance(exc, (gexc.TooManyRequests, gexc.ServerError, gexc.RetryError,
-                        requests.ConnectionError, requests.Timeout, auth_exceptions.TransportError,
-                        ConnectionError, TimeoutError)):
+    if isinstance(
+        exc,
+        (
+            gexc.TooManyRequests,
+            gexc.ServerError,
+            gexc.RetryError,
+            requests.ConnectionError,
+            requests.Timeout,
+            auth_exceptions.TransportError,
+            ConnectionError,
+            TimeoutError,
+        ),
+    ):
         return True
     if isinstance(exc, InvalidResponse):  # resumable-media errors carry the HTTP response
         status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -85,8 +96,15 @@ def _translated(method):
 
 
 class GCSStore(BlobStore):
-    def __init__(self, bucket: str, prefix: str = "", *, client: storage.Client | None = None,
-                 retry_timeout: float = 30.0, signing_credentials=None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: storage.Client | None = None,
+        retry_timeout: float = 30.0,
+        signing_credentials=None,
+    ) -> None:
         if not bucket:
             raise ValueError("a GCS bucket name is required")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -117,7 +135,7 @@ class GCSStore(BlobStore):
         directory = self._upload_dir(upload_id)
         exists, parts = False, []
         for obj in self.client.list_blobs(self.bucket, prefix=directory, retry=self.retry):
-            leaf = obj.name[len(directory):]
+            leaf = obj.name[len(directory) :]
             if leaf == MARKER:
                 exists = True
             elif _PART.fullmatch(leaf):
@@ -142,7 +160,7 @@ class GCSStore(BlobStore):
             chain.append((part, take))
             position += take
         if position < length:
-            raise IOError(f"upload {upload_id} is shorter than {length} bytes")
+            raise OSError(f"upload {upload_id} is shorter than {length} bytes")
         return chain
 
     def _delete_quietly(self, obj: storage.Blob) -> None:
@@ -156,7 +174,8 @@ class GCSStore(BlobStore):
     @_translated
     def create_upload(self, upload_id: str) -> None:
         self.bucket.blob(self._upload_dir(upload_id) + MARKER).upload_from_string(
-            b"", content_type="application/octet-stream", retry=self.retry)
+            b"", content_type="application/octet-stream", retry=self.retry
+        )
 
     @_translated
     def open_upload_for_append(self, upload_id: str, offset: int) -> _PartWriter:
@@ -186,7 +205,7 @@ class GCSStore(BlobStore):
             stop = min(position + READ_CHUNK, end)
             data = obj.download_as_bytes(start=position, end=stop - 1, checksum=None, retry=self.retry)
             if not data:
-                raise IOError(f"{obj.name} ended at {position}, expected {end} bytes")
+                raise OSError(f"{obj.name} ended at {position}, expected {end} bytes")
             position += len(data)
             yield data
 
@@ -231,7 +250,7 @@ class GCSStore(BlobStore):
             while len(sources) > COMPOSE_LIMIT:
                 grouped = []
                 for n in range(0, len(sources), COMPOSE_LIMIT):
-                    group = sources[n:n + COMPOSE_LIMIT]
+                    group = sources[n : n + COMPOSE_LIMIT]
                     if len(group) == 1:
                         grouped.append(group[0])
                         continue
@@ -269,7 +288,7 @@ class GCSStore(BlobStore):
         base = f"{self.prefix}blobs/"
         listing = self.client.list_blobs(self.bucket, prefix=base + prefix, retry=self.retry)
         for obj in _translated_iter(iter(listing)):
-            key = obj.name[len(base):]
+            key = obj.name[len(base) :]
             if _KEY.fullmatch(key):
                 yield key, obj.size or 0
 
@@ -285,8 +304,9 @@ class GCSStore(BlobStore):
         except Exception as exc:  # noqa: BLE001 - any signing failure means: stream instead
             with self._signing_lock:
                 if self._signing_failed_at is None:
-                    log.warning("cannot sign GCS URLs (%s: %s); blobs are streamed by the service",
-                                type(exc).__name__, exc)
+                    log.warning(
+                        "cannot sign GCS URLs (%s: %s); blobs are streamed by the service", type(exc).__name__, exc
+                    )
                 self._signing_failed_at = time.monotonic()
             return None
 
@@ -294,8 +314,7 @@ class GCSStore(BlobStore):
         blob = self.bucket.blob(name)
         credentials = self._signing_credentials or self.client._credentials
         if getattr(credentials, "signer", None) is not None and getattr(credentials, "signer_email", None):
-            return blob.generate_signed_url(version="v4", expiration=expires, method="GET",
-                                            credentials=credentials)
+            return blob.generate_signed_url(version="v4", expiration=expires, method="GET", credentials=credentials)
         # Credentials without a private key (GKE workload identity, Compute Engine): sign
         # through the IAM signBlob API as the service account they stand for.
         if _emulated() or not hasattr(credentials, "service_account_email"):
@@ -304,9 +323,13 @@ class GCSStore(BlobStore):
             import google.auth.transport.requests
 
             credentials.refresh(google.auth.transport.requests.Request())
-        return blob.generate_signed_url(version="v4", expiration=expires, method="GET",
-                                        service_account_email=credentials.service_account_email,
-                                        access_token=credentials.token)
+        return blob.generate_signed_url(
+            version="v4",
+            expiration=expires,
+            method="GET",
+            service_account_email=credentials.service_account_email,
+            access_token=credentials.token,
+        )
 
     def healthy(self) -> bool:
         try:
@@ -351,8 +374,9 @@ class _PartWriter:
             self._pending_size += len(data)
             return len(data)
         if self._writer is None:
-            self._writer = self._blob.open("wb", chunk_size=CHUNK, ignore_flush=True, retry=self._retry,
-                                           content_type="application/octet-stream")
+            self._writer = self._blob.open(
+                "wb", chunk_size=CHUNK, ignore_flush=True, retry=self._retry, content_type="application/octet-stream"
+            )
             pending, self._pending, self._pending_size = self._pending, [], 0
             pending.reverse()
             while pending:  # hand the buffered bytes over without holding a second copy
@@ -451,7 +475,9 @@ def _emulator_signing_credentials():
     try:
         return service_account.Credentials.from_service_account_file(path)
     except (ValueError, OSError, KeyError) as exc:
-        log.warning("GOOGLE_APPLICATION_CREDENTIALS %s is not a service-account key (%s): URLs are not signed", path, exc)
+        log.warning(
+            "GOOGLE_APPLICATION_CREDENTIALS %s is not a service-account key (%s): URLs are not signed", path, exc
+        )
         return None
 
 

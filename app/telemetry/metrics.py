@@ -26,20 +26,29 @@ class StoredState:
 
     def collect(self):
         uploads = GaugeMetricFamily("berth_upload_sessions", "Blob upload sessions in flight")
-        stored = GaugeMetricFamily("berth_storage_bytes", "Bytes stored per registry (each blob once)",
-                                   labels=["registry"])
-        lifecycle = GaugeMetricFamily("berth_lifecycle_operations", "Registry lifecycle operations by kind and state",
-                                      labels=["kind", "state"])
+        stored = GaugeMetricFamily(
+            "berth_storage_bytes", "Bytes stored per registry (each blob once)", labels=["registry"]
+        )
+        lifecycle = GaugeMetricFamily(
+            "berth_lifecycle_operations", "Registry lifecycle operations by kind and state", labels=["kind", "state"]
+        )
         try:
             uploads.add_metric([], Upload.select().count())
-            rows = (Registry.select(Registry.name, pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0).alias("bytes"))
-                    .join(Blob, pw.JOIN.LEFT_OUTER).group_by(Registry.name).tuples())
+            rows = (
+                Registry.select(Registry.name, pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0).alias("bytes"))
+                .join(Blob, pw.JOIN.LEFT_OUTER)
+                .group_by(Registry.name)
+                .tuples()
+            )
             for name, total in rows:
                 stored.add_metric([name], float(total))
             families = _registry_counts()
-            counts = dict(((k, st), n) for k, st, n in Operation.select(
-                Operation.kind, Operation.state, pw.fn.COUNT(Operation.id)).group_by(
-                Operation.kind, Operation.state).tuples())
+            counts = dict(
+                ((k, st), n)
+                for k, st, n in Operation.select(Operation.kind, Operation.state, pw.fn.COUNT(Operation.id))
+                .group_by(Operation.kind, Operation.state)
+                .tuples()
+            )
             for kind in ("create", "delete"):
                 for state in ("pending", "running", "succeeded", "failed"):
                     lifecycle.add_metric([kind, state], counts.get((kind, state), 0))
@@ -61,8 +70,12 @@ def _registry_counts() -> list[GaugeMetricFamily]:
     counted = [
         (blobs, Blob.select(Blob.registry, pw.fn.COUNT(Blob.id)).group_by(Blob.registry)),
         (tags, Tag.select(Repository.registry, pw.fn.COUNT(Tag.id)).join(Repository).group_by(Repository.registry)),
-        (manifests, Manifest.select(Repository.registry, pw.fn.COUNT(Manifest.id)).join(Repository)
-         .group_by(Repository.registry)),
+        (
+            manifests,
+            Manifest.select(Repository.registry, pw.fn.COUNT(Manifest.id))
+            .join(Repository)
+            .group_by(Repository.registry),
+        ),
     ]
     for family, query in counted:
         counts = dict(query.tuples())
@@ -81,33 +94,44 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("berth_http_requests", "HTTP requests", ["route", "method", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("berth_http_request_duration_seconds", "HTTP request latency", ["route", "method"],
-                                 registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.requests = Counter(
+            "berth_http_requests", "HTTP requests", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "berth_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self.pushed = Counter("berth_bytes_pushed", "Blob bytes received", ["registry"], registry=self.registry)
         self.pulled = Counter("berth_bytes_pulled", "Blob bytes served", ["registry"], registry=self.registry)
         self.pulls = Counter("berth_pulls", "Image pulls (manifest GETs) served", ["registry"], registry=self.registry)
         self.pushes = Counter("berth_pushes", "Manifest pushes accepted", ["registry"], registry=self.registry)
-        self.fallbacks = Counter("berth_dependency_fallback",
-                                 "Operations done without a dependency that could not be reached (redis: "
-                                 "rate-limit and login-failure counts kept in this process's memory)",
-                                 ["dependency"], registry=self.registry)
+        self.fallbacks = Counter(
+            "berth_dependency_fallback",
+            "Operations done without a dependency that could not be reached (redis: "
+            "rate-limit and login-failure counts kept in this process's memory)",
+            ["dependency"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple] = {}  # routes x methods x statuses: bounded
 
     def dependency_fallback(self, dependency: str):
         """The callable that counts one fallback for `dependency`."""
         return self.fallbacks.labels(dependency).inc
 
-    def observe(self, route: str, method: str, status: int, duration: float, registry: str | None,
-                bytes_in: int, bytes_out: int) -> None:
+    def observe(
+        self, route: str, method: str, status: int, duration: float, registry: str | None, bytes_in: int, bytes_out: int
+    ) -> None:
         if method not in METHODS:
             method = "OTHER"  # a client's made-up methods must not grow the series without bound
         children = self._children.get((route, method, status))
         if children is None:  # labels() costs a lock and a tuple per call: look each series up once
             children = self._children[(route, method, status)] = (
-                self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
         children[0].inc()
         children[1].observe(duration)
         if registry and status < 400:

@@ -45,12 +45,15 @@ def enabled() -> bool:
 
 def traced(name: str):
     """Decorator: run the function in a child span named `name`."""
+
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
             with _tracer.start_as_current_span(name):
                 return fn(*args, **kwargs)
+
         return inner
+
     return wrap
 
 
@@ -58,8 +61,12 @@ class TracingMiddleware:
     def process_request(self, req, resp) -> None:
         carrier = {"traceparent": req.get_header("traceparent") or "", "tracestate": req.get_header("tracestate") or ""}
         parent = PROPAGATOR.extract({k: v for k, v in carrier.items() if v})
-        span = _tracer.start_span(f"{req.method} {req.path[:80]}", context=parent, kind=trace.SpanKind.SERVER,
-                                  attributes={"http.request.method": req.method, "url.path": req.path[:512]})
+        span = _tracer.start_span(
+            f"{req.method} {req.path[:80]}",
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": req.method, "url.path": req.path[:512]},
+        )
         req.context.span = span
         req.context.otel_token = otel_context.attach(trace.set_span_in_context(span))
         span_context = span.get_span_context()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pulumi
 
@@ -85,8 +85,9 @@ def plain(value, secret_paths: list | None = None, path: str = ""):
     return value
 
 
-def run_under_mocks(program: Callable[[], list], config: dict | None = None,
-                    secret_keys: list | None = None, stack: str = "test") -> list[Registered]:
+def run_under_mocks(
+    program: Callable[[], list], config: dict | None = None, secret_keys: list | None = None, stack: str = "test"
+) -> list[Registered]:
     """Run `program` (which returns the resources it declared) under fresh mocks; wait for every
     resource's URN, so everything it registered has reached the mocks."""
     recorder = Recorder()
@@ -102,8 +103,9 @@ def run_under_mocks(program: Callable[[], list], config: dict | None = None,
     return recorder.registered
 
 
-def run_registry_program(spec: RegistrySpec, platform: PlatformRefs | None = None,
-                         timeout_seconds: int | None = 600) -> tuple[list[Registered], dict]:
+def run_registry_program(
+    spec: RegistrySpec, platform: PlatformRefs | None = None, timeout_seconds: int | None = 600
+) -> tuple[list[Registered], dict]:
     """The per-registry inline program, as the Pulumi provisioner runs it; and what it exports."""
     exported: dict = {}
     declared: list = []
@@ -137,5 +139,9 @@ def run_platform_program(config: dict | None = None, secret_keys: list | None = 
         namespace = runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
         return list(namespace["resources"].values())
 
-    return run_under_mocks(program, PLATFORM_CONFIG if config is None else config,
-                           PLATFORM_SECRETS if secret_keys is None else secret_keys, stack="prod")
+    return run_under_mocks(
+        program,
+        PLATFORM_CONFIG if config is None else config,
+        PLATFORM_SECRETS if secret_keys is None else secret_keys,
+        stack="prod",
+    )

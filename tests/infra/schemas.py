@@ -21,7 +21,9 @@ import kubernetes_validate
 import yaml
 
 KUBERNETES_VERSION = "1.31"
-CRD_DIR = Path(os.environ.get("BERTH_CRD_SCHEMAS") or Path(__file__).resolve().parents[3] / "shared" / "schemas" / "crds")
+CRD_DIR = Path(
+    os.environ.get("BERTH_CRD_SCHEMAS") or Path(__file__).resolve().parents[3] / "shared" / "schemas" / "crds"
+)
 CRD_GROUPS = ("gateway.networking.k8s.io", "cert-manager.io")
 
 
@@ -29,7 +31,7 @@ def is_crd_kind(manifest: dict) -> bool:
     return manifest["apiVersion"].split("/")[0] in CRD_GROUPS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_schemas() -> dict[tuple[str, str], dict]:
     """{(apiVersion, kind): strict JSON Schema} for every served version of every CRD file."""
     out = {}
@@ -51,8 +53,12 @@ def _strict(schema):
             del schema[key]
         for value in list(schema.values()):
             _strict(value)
-        if schema.get("type") == "object" and "properties" in schema \
-                and "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
             schema["additionalProperties"] = False
         schema.pop("x-kubernetes-preserve-unknown-fields", None)
     elif isinstance(schema, list):
@@ -63,14 +69,15 @@ def _strict(schema):
 
 def validate(manifest: dict) -> None:
     """Raise AssertionError saying what is wrong with `manifest`."""
-    where = f"{manifest.get('kind')} {manifest.get('metadata', {}).get('namespace', '')}/" \
-            f"{manifest.get('metadata', {}).get('name')}"
+    where = (
+        f"{manifest.get('kind')} {manifest.get('metadata', {}).get('namespace', '')}/"
+        f"{manifest.get('metadata', {}).get('name')}"
+    )
     if is_crd_kind(manifest):
         schema = crd_schemas().get((manifest["apiVersion"], manifest["kind"]))
         assert schema is not None, f"{where}: no CRD schema for {manifest['apiVersion']} in {CRD_DIR}"
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(manifest), key=lambda e: list(e.path))
-        assert not errors, f"{where}: " + "; ".join(
-            f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
+        assert not errors, f"{where}: " + "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
         return
     try:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)

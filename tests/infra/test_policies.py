@@ -18,8 +18,14 @@ from policies.rules import PolicyConfig, violations
 from tests.infra.programs import ROOT, run_platform_program, run_registry_program
 
 CONFIG = PolicyConfig()
-SPEC = RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", custom_domain="images.acme.test",
-                    pull_namespaces=("apps", "web"), pull_token="berth_tok")
+SPEC = RegistrySpec(
+    org="acme",
+    name="team-a",
+    hostname="team-a.cr.example.test",
+    custom_domain="images.acme.test",
+    pull_namespaces=("apps", "web"),
+    pull_token="berth_tok",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,12 @@ def test_rules_use_the_footprints_names():
     assert rules.GATEWAY_GROUP == footprint.GATEWAY_GROUP
     refs = footprint.PlatformRefs()
     assert (CONFIG.platform_namespace, CONFIG.gateway, CONFIG.https_listener, CONFIG.issuer, CONFIG.issuer_kind) == (
-        refs.namespace, refs.gateway, refs.https_listener, refs.issuer, refs.issuer_kind)
+        refs.namespace,
+        refs.gateway,
+        refs.https_listener,
+        refs.issuer,
+        refs.issuer_kind,
+    )
 
 
 def _find(resources, kind, name=None):
@@ -62,13 +73,15 @@ def _check(rule_name, resource_type, props, config=CONFIG):
 
 # -- resource rules: one compliant and at least one violating resource each ----------------------
 
+
 def test_no_exposed_services(platform_resources):
     t, service = _find(platform_resources, "Service")
     assert _check("no-exposed-services", t, service) == []
     for kind in ("LoadBalancer", "NodePort"):
         service["spec"]["type"] = kind
         assert _check("no-exposed-services", t, service) == [
-            f"Service berth is type {kind}: traffic enters only through the Gateway"]
+            f"Service berth is type {kind}: traffic enters only through the Gateway"
+        ]
 
 
 def test_certificates_use_platform_issuer(registry_resources):
@@ -165,20 +178,30 @@ def test_rbac_is_least(platform_resources):
 
 # -- stack rules ----------------------------------------------------------------------------------
 
+
 def test_pull_secrets_in_labelled_namespaces(registry_resources):
     rule = rules.pull_secrets_in_labelled_namespaces
     assert rule(registry_resources, CONFIG) == []
     # Without the label on the workload namespace, its pull Secret is a violation.
-    unlabelled = [(t, p) for t, p in registry_resources
-                  if not (t.endswith("NamespacePatch") and p["metadata"]["name"] == "apps")]
+    unlabelled = [
+        (t, p) for t, p in registry_resources if not (t.endswith("NamespacePatch") and p["metadata"]["name"] == "apps")
+    ]
     assert rule(unlabelled, CONFIG) == [
         "pull Secret berth-pull-team-a is in namespace apps, which this stack does not label "
-        "berth.dev/pull-secrets=true"]
-    stray = [*registry_resources, ("kubernetes:core/v1:Secret", {
-        "type": "kubernetes.io/dockerconfigjson", "metadata": {"name": "leak", "namespace": "kube-system"}})]
+        "berth.dev/pull-secrets=true"
+    ]
+    stray = [
+        *registry_resources,
+        (
+            "kubernetes:core/v1:Secret",
+            {"type": "kubernetes.io/dockerconfigjson", "metadata": {"name": "leak", "namespace": "kube-system"}},
+        ),
+    ]
     assert len(rule(stray, CONFIG)) == 1
-    opaque = [*registry_resources, ("kubernetes:core/v1:Secret", {
-        "type": "Opaque", "metadata": {"name": "fine", "namespace": "kube-system"}})]
+    opaque = [
+        *registry_resources,
+        ("kubernetes:core/v1:Secret", {"type": "Opaque", "metadata": {"name": "fine", "namespace": "kube-system"}}),
+    ]
     assert rule(opaque, CONFIG) == []
 
 
@@ -187,7 +210,8 @@ def test_namespaces_default_deny(registry_resources, platform_resources):
     assert rule(registry_resources, CONFIG) == [] and rule(platform_resources, CONFIG) == []
     without = [(t, p) for t, p in registry_resources if not t.endswith(":NetworkPolicy")]
     assert rule(without, CONFIG) == [
-        "namespace registry-team-a has no default-deny NetworkPolicy (podSelector {}, Ingress and Egress, no rules)"]
+        "namespace registry-team-a has no default-deny NetworkPolicy (podSelector {}, Ingress and Egress, no rules)"
+    ]
     leaky = [(t, copy.deepcopy(p)) for t, p in registry_resources]
     for t, p in leaky:
         if t.endswith(":NetworkPolicy"):
@@ -196,6 +220,7 @@ def test_namespaces_default_deny(registry_resources, platform_resources):
 
 
 # -- the CrossGuard wrappers -----------------------------------------------------------------------
+
 
 def test_pack_wraps_every_rule_and_reports_through_crossguard(monkeypatch, registry_resources):
     packs = []
@@ -208,8 +233,11 @@ def test_pack_wraps_every_rule_and_reports_through_crossguard(monkeypatch, regis
     assert set(policies) == {r.name for r in rules.RULES}
 
     reported = []
-    t, service = _find(registry_resources + [("kubernetes:core/v1:Service", {
-        "metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}})], "Service")
+    t, service = _find(
+        registry_resources
+        + [("kubernetes:core/v1:Service", {"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}})],
+        "Service",
+    )
     args = SimpleNamespace(resource_type=t, props=service, get_config=lambda: {})
     policies["no-exposed-services"].validate(args, reported.append)
     assert reported == ["Service lb is type LoadBalancer: traffic enters only through the Gateway"]
@@ -221,8 +249,9 @@ def test_pack_wraps_every_rule_and_reports_through_crossguard(monkeypatch, regis
     assert len(reported) == 1 and "corp-ca" in reported[0]
 
     reported.clear()
-    stack = SimpleNamespace(resources=[SimpleNamespace(resource_type=t, props=p) for t, p in registry_resources],
-                            get_config=lambda: {})
+    stack = SimpleNamespace(
+        resources=[SimpleNamespace(resource_type=t, props=p) for t, p in registry_resources], get_config=lambda: {}
+    )
     policies["namespaces-default-deny"].validate(stack, reported.append)
     policies["pull-secrets-in-labelled-namespaces"].validate(stack, reported.append)
     assert reported == []

@@ -22,9 +22,15 @@ from tests.infra.schemas import validate
 SPECS = {
     "plain": RegistrySpec(org="default", name="default", hostname="default.cr.example.test", pull_token="berth_p1"),
     "full": RegistrySpec(
-        org="acme", name="team-a", hostname="team-a.cr.example.test", visibility="public",
-        custom_domain="images.acme.test", pull_namespaces=("apps", "web", "apps"),
-        pull_username="ci", pull_token="berth_secret_token", server="team-a.cr.example.test",
+        org="acme",
+        name="team-a",
+        hostname="team-a.cr.example.test",
+        visibility="public",
+        custom_domain="images.acme.test",
+        pull_namespaces=("apps", "web", "apps"),
+        pull_username="ci",
+        pull_token="berth_secret_token",
+        server="team-a.cr.example.test",
     ),
     "long-name": RegistrySpec(org="o", name="r" * 63, hostname=f"{'r' * 63}.cr.example.test", pull_token="t"),
 }
@@ -57,23 +63,58 @@ def test_every_platform_resource_is_a_valid_manifest(platform_run, crd_dir):
     for resource in platform_run:
         validate(resource.manifest)
         kinds.add(resource.manifest["kind"])
-    assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-            "ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-            "Certificate", "Gateway", "HTTPRoute", "NetworkPolicy"} <= kinds
+    assert {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "Certificate",
+        "Gateway",
+        "HTTPRoute",
+        "NetworkPolicy",
+    } <= kinds
 
 
 def test_validation_catches_a_misspelt_field(crd_dir):
     """The validators are strict: a wrong field fails for core kinds and CRD kinds alike."""
     with pytest.raises(AssertionError, match="spec"):
-        validate({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                  "metadata": {"name": "x"}, "spec": {"podSelectr": {}}})
+        validate(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "x"},
+                "spec": {"podSelectr": {}},
+            }
+        )
     with pytest.raises(AssertionError, match="issuerRef"):
-        validate({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "x"},
-                  "spec": {"secretName": "s", "issuerRef": {"name": "i", "knd": "ClusterIssuer"}}})
+        validate(
+            {
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": {"name": "x"},
+                "spec": {"secretName": "s", "issuerRef": {"name": "i", "knd": "ClusterIssuer"}},
+            }
+        )
     with pytest.raises(AssertionError, match="port"):
-        validate({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet", "metadata": {"name": "x"},
-                  "spec": {"parentRef": {"name": "g"},
-                           "listeners": [{"name": "https", "port": "443", "protocol": "HTTPS"}]}})
+        validate(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "ListenerSet",
+                "metadata": {"name": "x"},
+                "spec": {
+                    "parentRef": {"name": "g"},
+                    "listeners": [{"name": "https", "port": "443", "protocol": "HTTPS"}],
+                },
+            }
+        )
 
 
 def test_registry_footprint(registry_runs):
@@ -92,19 +133,31 @@ def test_registry_footprint(registry_runs):
 
     listeners = resources["listenerset"].manifest["spec"]["listeners"]
     assert [(entry["hostname"], entry["tls"]["certificateRefs"][0]["name"]) for entry in listeners] == [
-        ("team-a.cr.example.test", cert["spec"]["secretName"]), ("images.acme.test", cert["spec"]["secretName"])]
+        ("team-a.cr.example.test", cert["spec"]["secretName"]),
+        ("images.acme.test", cert["spec"]["secretName"]),
+    ]
 
     route = resources["httproute"].manifest["spec"]
     assert route["hostnames"] == ["team-a.cr.example.test", "images.acme.test"]
     (rule,) = route["rules"]
-    assert rule["filters"] == [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
-        "set": [{"name": "X-Berth-Registry", "value": "team-a"}]}}]
-    assert rule["backendRefs"][0] | {} == {"group": "", "kind": "Service", "name": "berth", "namespace": "berth",
-                                           "port": 80}
+    assert rule["filters"] == [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {"set": [{"name": "X-Berth-Registry", "value": "team-a"}]},
+        }
+    ]
+    assert rule["backendRefs"][0] | {} == {
+        "group": "",
+        "kind": "Service",
+        "name": "berth",
+        "namespace": "berth",
+        "port": 80,
+    }
     grant = resources["referencegrant"].manifest
     assert grant["metadata"]["namespace"] == "berth"
-    assert grant["spec"]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
-                                      "namespace": "registry-team-a"}]
+    assert grant["spec"]["from"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "registry-team-a"}
+    ]
 
     deny = resources["networkpolicy-default-deny"].manifest
     assert deny["metadata"]["namespace"] == "registry-team-a"
@@ -213,12 +266,16 @@ def test_platform_gateway_redirects_http_and_admits_registry_listenersets(platfo
     gateway = resources["gateway"].manifest["spec"]
     listeners = {entry["name"]: entry for entry in gateway["listeners"]}
     assert listeners["http"]["protocol"] == "HTTP" and listeners["https"]["protocol"] == "HTTPS"
-    assert listeners["https"]["tls"]["certificateRefs"][0]["name"] == resources["certificate"].manifest["spec"]["secretName"]
+    assert (
+        listeners["https"]["tls"]["certificateRefs"][0]["name"]
+        == resources["certificate"].manifest["spec"]["secretName"]
+    )
     assert gateway["allowedListeners"]["namespaces"]["selector"]["matchLabels"] == {REGISTRY_NAMESPACE_LABEL: "true"}
     redirect = resources["httproute-redirect"].manifest["spec"]
     assert redirect["parentRefs"][0]["sectionName"] == "http"
-    assert redirect["rules"] == [{"filters": [{"type": "RequestRedirect",
-                                               "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]
+    assert redirect["rules"] == [
+        {"filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]}
+    ]
     shared = resources["httproute"].manifest["spec"]
     assert shared["rules"][0]["filters"][0]["requestHeaderModifier"] == {"remove": ["X-Berth-Registry"]}
 
@@ -253,10 +310,13 @@ def test_platform_network_policies(platform_run):
     proxies, monitoring = berth["ingress"]
     assert proxies["ports"] == [{"protocol": "TCP", "port": 5000}]
     assert proxies["from"][0]["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "envoy-gateway-system"}
+        "kubernetes.io/metadata.name": "envoy-gateway-system"
+    }
     # The metrics port only from the monitoring namespace (berth:monitoringNamespace).
-    assert monitoring == {"from": [{"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": "observability"}}}], "ports": [{"protocol": "TCP", "port": 9464}]}
+    assert monitoring == {
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}],
+        "ports": [{"protocol": "TCP", "port": 9464}],
+    }
 
 
 def test_platform_pods_are_scraped_on_a_metrics_port_of_their_own(platform_run):
@@ -268,7 +328,10 @@ def test_platform_pods_are_scraped_on_a_metrics_port_of_their_own(platform_run):
     assert resources["configmap"].manifest["data"]["BERTH_METRICS_ADDR"] == "0.0.0.0:9464"
     annotations = template["metadata"]["annotations"]
     assert {k: v for k, v in annotations.items() if k.startswith("prometheus.io/")} == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": "9464", "prometheus.io/path": "/metrics"}
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9464",
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_no_service_a_route_reaches_exposes_the_metrics_port(platform_run, registry_runs):
@@ -277,9 +340,13 @@ def test_no_service_a_route_reaches_exposes_the_metrics_port(platform_run, regis
     manifests = [r.manifest for r in platform_run]
     for registered, _ in registry_runs.values():
         manifests += [r.manifest for r in registered]
-    backends = {(ref.get("namespace", m["metadata"]["namespace"]), ref["name"])
-                for m in manifests if m["kind"] == "HTTPRoute"
-                for rule in m["spec"]["rules"] for ref in rule.get("backendRefs", [])}
+    backends = {
+        (ref.get("namespace", m["metadata"]["namespace"]), ref["name"])
+        for m in manifests
+        if m["kind"] == "HTTPRoute"
+        for rule in m["spec"]["rules"]
+        for ref in rule.get("backendRefs", [])
+    }
     services = {(m["metadata"]["namespace"], m["metadata"]["name"]): m for m in manifests if m["kind"] == "Service"}
     assert backends and backends <= services.keys()
     for key in backends:
@@ -290,15 +357,29 @@ def test_no_service_a_route_reaches_exposes_the_metrics_port(platform_run, regis
 def test_the_metrics_port_cannot_be_the_service_port():
     from infra.platform_resources import PORT, PlatformConfig, platform_resources
 
-    config = PlatformConfig(image="i", domain="d.test", gateway_class="eg", storage_url="gs://b",
-                            trusted_proxies="10.0.0.0/8", database_url="postgresql://x", token_signing_key="k",
-                            metrics_port=PORT)
+    config = PlatformConfig(
+        image="i",
+        domain="d.test",
+        gateway_class="eg",
+        storage_url="gs://b",
+        trusted_proxies="10.0.0.0/8",
+        database_url="postgresql://x",
+        token_signing_key="k",
+        metrics_port=PORT,
+    )
     with pytest.raises(ValueError, match="metricsPort"):
         platform_resources(config)
 
 
-@pytest.mark.parametrize("image", ["ghcr.io/example/berth:0.1.0", "ghcr.io/example/berth",
-                                   "ghcr.io/example/berth@sha256:abc", "berth:1@sha256:" + "A" * 64])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/example/berth:0.1.0",
+        "ghcr.io/example/berth",
+        "ghcr.io/example/berth@sha256:abc",
+        "berth:1@sha256:" + "A" * 64,
+    ],
+)
 def test_an_image_not_named_by_digest_is_refused(image):
     with pytest.raises(Exception, match="by digest"):
         run_platform_program({**PLATFORM_CONFIG, "berth:image": image})

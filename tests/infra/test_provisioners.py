@@ -25,8 +25,15 @@ from tests.infra.programs import ROOT, run_registry_program
 from tests.support.components import require_tool
 from tests.support.oci_layout import OCILayout, layer_files, tagged
 
-SPEC = RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", custom_domain="images.acme.test",
-                    pull_namespaces=("apps", "web"), pull_username="ci", pull_token="berth_tok")
+SPEC = RegistrySpec(
+    org="acme",
+    name="team-a",
+    hostname="team-a.cr.example.test",
+    custom_domain="images.acme.test",
+    pull_namespaces=("apps", "web"),
+    pull_username="ci",
+    pull_token="berth_tok",
+)
 
 
 def read_dir(directory):
@@ -34,6 +41,7 @@ def read_dir(directory):
 
 
 # -- local ----------------------------------------------------------------------------------------
+
 
 def test_local_manifests_equal_the_pulumi_programs_resources(tmp_path):
     lines = []
@@ -43,7 +51,8 @@ def test_local_manifests_equal_the_pulumi_programs_resources(tmp_path):
 
     # Same objects, same keys: file NN-<key>.yaml is Pulumi resource <key>.
     assert {name.split("-", 1)[1].removesuffix(".yaml"): body for name, body in files.items()} == {
-        r.name: r.manifest for r in registered}
+        r.name: r.manifest for r in registered
+    }
     assert outputs == exported == registry_outputs(SPEC, PlatformRefs())
     # Apply order: the namespace first, then what lives in it.
     assert next(iter(files.values()))["kind"] == "Namespace"
@@ -54,12 +63,13 @@ def test_local_manifests_equal_the_pulumi_programs_resources(tmp_path):
 
 # -- pulumi ---------------------------------------------------------------------------------------
 
+
 def fake_cli(tmp_path, version="3.200.0"):
     """A stand-in `pulumi` that only answers `pulumi version` (enough for the start-up check)."""
     root = tmp_path / "pulumi-cli"
     (root / "bin").mkdir(parents=True)
     script = root / "bin" / "pulumi"
-    script.write_text(f"#!/bin/sh\n[ \"$1\" = version ] && echo v{version} && exit 0\nexit 1\n")
+    script.write_text(f'#!/bin/sh\n[ "$1" = version ] && echo v{version} && exit 0\nexit 1\n')
     script.chmod(0o755)
     return str(root)
 
@@ -85,12 +95,18 @@ def test_pulumi_check_wants_a_backend_and_a_secrets_provider(tmp_path, monkeypat
         PulumiProvisioner(f"file://{tmp_path}/state", work_dir=tmp_path, pulumi_root=root).check()
     with pytest.raises(ProvisionError, match="file://<dir> or gs://"):
         PulumiProvisioner("/just/a/path", work_dir=tmp_path, pulumi_root=root).check()
-    PulumiProvisioner(f"file://{tmp_path}/state", work_dir=tmp_path, pulumi_root=root,
-                      secrets_provider="gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k").check()
+    PulumiProvisioner(
+        f"file://{tmp_path}/state",
+        work_dir=tmp_path,
+        pulumi_root=root,
+        secrets_provider="gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+    ).check()
     assert (tmp_path / "state").is_dir()
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
     PulumiProvisioner("gs://bucket/state", work_dir=tmp_path, pulumi_root=root).check()
-    PulumiProvisioner("gs://bucket/state", work_dir=tmp_path, pulumi_root=root, policy_pack=str(ROOT / "policies")).check()
+    PulumiProvisioner(
+        "gs://bucket/state", work_dir=tmp_path, pulumi_root=root, policy_pack=str(ROOT / "policies")
+    ).check()
     with pytest.raises(ProvisionError, match="PulumiPolicy.yaml"):
         PulumiProvisioner("gs://b", work_dir=tmp_path, pulumi_root=root, policy_pack=str(tmp_path)).check()
 
@@ -107,19 +123,25 @@ def _command_error(kind, stderr):
     return kind(CommandResult(stdout="", stderr=stderr, code=255))
 
 
-@pytest.mark.parametrize("error, transient", [
-    ("concurrent", True),
-    ("error: dial tcp 10.0.0.1:443: connect: connection refused", True),
-    ("error: Get \"https://storage.googleapis.com/...\": net/http: TLS handshake timeout", True),
-    ("error: the server is currently unable to handle the request", True),
-    ("error: namespaces \"registry-x\" is forbidden: User cannot create resource", False),
-    ("error: program failed: invalid hostname", False),
-])
+@pytest.mark.parametrize(
+    "error, transient",
+    [
+        ("concurrent", True),
+        ("error: dial tcp 10.0.0.1:443: connect: connection refused", True),
+        ('error: Get "https://storage.googleapis.com/...": net/http: TLS handshake timeout', True),
+        ("error: the server is currently unable to handle the request", True),
+        ('error: namespaces "registry-x" is forbidden: User cannot create resource', False),
+        ("error: program failed: invalid hostname", False),
+    ],
+)
 def test_pulumi_failures_are_transient_only_when_a_retry_can_help(error, transient):
     from pulumi import automation as auto
 
-    exc = (_command_error(auto.ConcurrentUpdateError, "the stack is currently locked by 1 lock(s)")
-           if error == "concurrent" else _command_error(auto.CommandError, error))
+    exc = (
+        _command_error(auto.ConcurrentUpdateError, "the stack is currently locked by 1 lock(s)")
+        if error == "concurrent"
+        else _command_error(auto.CommandError, error)
+    )
     with pytest.raises(ProvisionError) as caught:
         with _translated("up", "acme.team-a"):
             raise exc
@@ -135,50 +157,88 @@ def test_stack_names_never_collide():
 
 # -- the pull Secret pulls ------------------------------------------------------------------------
 
+
 @pytest.mark.clients
 def test_the_pull_secret_pulls_from_a_running_server_with_skopeo(server, tmp_path):
     """A pull-only token made through the API, rendered into the registry's dockerconfigjson pull
     Secret, is exactly what skopeo needs to pull (and not to push)."""
     skopeo = require_tool("skopeo", "apt-get install skopeo")
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run"),
-           "REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json")}
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json"),
+    }
     (tmp_path / "run").mkdir(mode=0o700)
 
     def run(*args, check=True):
-        proc = subprocess.run([skopeo, *args], env=env, capture_output=True, text=True, timeout=300,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [skopeo, *args], env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+        )
         assert not check or proc.returncode == 0, f"skopeo {' '.join(args)}: {proc.stderr[-2000:]}"
         return proc
 
     repo = f"default/pull-secret/app-{secrets.token_hex(3)}"
     source = OCILayout(tmp_path / "source")
     image = source.add_image({"hello.txt": b"pulled with the pull Secret\n"}, tag="v1")
-    run("copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{server.token}",
-        f"oci:{source.root}:v1", f"docker://{server.host}/{repo}:v1")
+    run(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"admin:{server.token}",
+        f"oci:{source.root}:v1",
+        f"docker://{server.host}/{repo}:v1",
+    )
 
-    created = requests.post(f"{server.url}/api/v1/orgs/default/tokens", timeout=30,
-                            headers={"Authorization": f"Bearer {server.token}"}, json={
-        "name": f"pull-secret-{secrets.token_hex(3)}", "scope": "pull", "registry": "default"})
+    created = requests.post(
+        f"{server.url}/api/v1/orgs/default/tokens",
+        timeout=30,
+        headers={"Authorization": f"Bearer {server.token}"},
+        json={"name": f"pull-secret-{secrets.token_hex(3)}", "scope": "pull", "registry": "default"},
+    )
     assert created.status_code == 201, created.text
-    spec = RegistrySpec(org="default", name="default", hostname="default.registry.localhost",
-                        pull_namespaces=("apps",), pull_username="k8s", pull_token=created.json()["token"],
-                        server=server.host)
-    (pull_secret,) = [m.body for m in registry_resources(spec, PlatformRefs())
-                      if m.body["kind"] == "Secret" and m.body["metadata"]["namespace"] == "apps"]
+    spec = RegistrySpec(
+        org="default",
+        name="default",
+        hostname="default.registry.localhost",
+        pull_namespaces=("apps",),
+        pull_username="k8s",
+        pull_token=created.json()["token"],
+        server=server.host,
+    )
+    (pull_secret,) = [
+        m.body
+        for m in registry_resources(spec, PlatformRefs())
+        if m.body["kind"] == "Secret" and m.body["metadata"]["namespace"] == "apps"
+    ]
     authfile = tmp_path / "dockerconfig.json"
     authfile.write_bytes(base64.b64decode(pull_secret["data"][".dockerconfigjson"]))
     assert list(json.loads(authfile.read_text())["auths"]) == [server.host]
 
     out = tmp_path / "pulled"
-    run("copy", "--authfile", str(authfile), "--src-tls-verify=false",
-        f"docker://{server.host}/{repo}:v1", f"oci:{out}:v1")
+    run(
+        "copy",
+        "--authfile",
+        str(authfile),
+        "--src-tls-verify=false",
+        f"docker://{server.host}/{repo}:v1",
+        f"oci:{out}:v1",
+    )
     assert tagged(out, "v1").digest == image.digest
     assert layer_files(OCILayout(out).read_blob(image.layers[0].digest)) == {
-        "hello.txt": b"pulled with the pull Secret\n"}
+        "hello.txt": b"pulled with the pull Secret\n"
+    }
 
     # Pull-only: the same credentials cannot push.
-    pushed = run("copy", "--authfile", str(authfile), "--dest-tls-verify=false",
-                 f"oci:{source.root}:v1", f"docker://{server.host}/{repo}:pushed", check=False)
+    pushed = run(
+        "copy",
+        "--authfile",
+        str(authfile),
+        "--dest-tls-verify=false",
+        f"oci:{source.root}:v1",
+        f"docker://{server.host}/{repo}:pushed",
+        check=False,
+    )
     assert pushed.returncode != 0
 
 
@@ -199,11 +259,16 @@ class FakeStack:
 
         assert kwargs["show_secrets"] is False and kwargs["color"] == "never"
         kwargs["on_output"](f"Updating ({name})\n\n    + kubernetes:core/v1:Namespace namespace created\n")
-        kwargs["on_event"](SimpleNamespace(res_op_failed_event=None, diagnostic_event=SimpleNamespace(
-            severity="error", message="a diagnostic\n")))
+        kwargs["on_event"](
+            SimpleNamespace(
+                res_op_failed_event=None, diagnostic_event=SimpleNamespace(severity="error", message="a diagnostic\n")
+            )
+        )
         self.calls.append((name,))
-        return SimpleNamespace(summary=SimpleNamespace(result="succeeded", resource_changes={"create": 9}),
-                               outputs={k: OutputValue(v, False) for k, v in self.outputs.items()})
+        return SimpleNamespace(
+            summary=SimpleNamespace(result="succeeded", resource_changes={"create": 9}),
+            outputs={k: OutputValue(v, False) for k, v in self.outputs.items()},
+        )
 
     def up(self, policy_packs=None, **kwargs):
         self.calls.append(("policy_packs", policy_packs))
@@ -232,18 +297,28 @@ def test_pulumi_provision_and_destroy_drive_the_stack_in_order(tmp_path, monkeyp
 
     monkeypatch.setattr(auto, "create_or_select_stack", create_or_select_stack)
     monkeypatch.setattr(auto, "select_stack", create_or_select_stack)
-    provisioner = PulumiProvisioner("gs://state-bucket/stacks", work_dir=tmp_path, timeout_seconds=120,
-                                    policy_pack=str(ROOT / "policies"))
+    provisioner = PulumiProvisioner(
+        "gs://state-bucket/stacks", work_dir=tmp_path, timeout_seconds=120, policy_pack=str(ROOT / "policies")
+    )
     provisioner._command = object()  # the CLI check passed
     lines = []
     assert provisioner.provision(SPEC, lines.append) == outputs
     assert seen["stack"] == "acme.team-a" and seen["project"] == "berth-registries"
     assert seen["opts"].project_settings.backend.url == "gs://state-bucket/stacks"
     assert seen["opts"].work_dir == str(tmp_path / "acme.team-a")
-    assert calls == [("config", {"berth:org": ("acme", False), "berth:registry": ("team-a", False),
-                                 "berth:hostname": ("team-a.cr.example.test", False),
-                                 "berth:pullToken": ("berth_tok", True)}),
-                     ("policy_packs", [str(ROOT / "policies")]), ("up",)]
+    assert calls == [
+        (
+            "config",
+            {
+                "berth:org": ("acme", False),
+                "berth:registry": ("team-a", False),
+                "berth:hostname": ("team-a.cr.example.test", False),
+                "berth:pullToken": ("berth_tok", True),
+            },
+        ),
+        ("policy_packs", [str(ROOT / "policies")]),
+        ("up",),
+    ]
     assert "    + kubernetes:core/v1:Namespace namespace created" in lines
     assert "event: error: a diagnostic" in lines
     assert not any("berth_tok" in line for line in lines)

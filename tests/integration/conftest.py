@@ -35,15 +35,26 @@ class Cli:
     extra: dict = field(default_factory=dict)
 
     def __call__(
-        self, *args: str, check: bool = True, timeout: float = 180, input: str | None = None,
-        cwd: Path | None = None, text: bool = True,
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 180,
+        input: str | None = None,
+        cwd: Path | None = None,
+        text: bool = True,
     ) -> subprocess.CompletedProcess:
         """Run; with `check`, a non-zero exit fails the test showing the command and its output.
         `text=False` keeps stdout as bytes (for archives)."""
         argv = [*self.prefix, *map(str, args)]
         proc = subprocess.run(
-            argv, env=self.env, input=input, capture_output=True, text=text, timeout=timeout,
-            cwd=cwd, stdin=None if input is not None else subprocess.DEVNULL,
+            argv,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=text,
+            timeout=timeout,
+            cwd=cwd,
+            stdin=None if input is not None else subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
             out, err = proc.stdout, proc.stderr
@@ -127,9 +138,15 @@ def podman(tmp_path):
     env = _isolated_env(home)
     runroot = Path(tempfile.mkdtemp(prefix="berth-pr-", dir="/tmp"))
     prefix = [
-        "podman", "--storage-driver=vfs",
-        "--root", str(home / "storage"), "--runroot", str(runroot),
-        "--tmpdir", str(home / "libpod-tmp"), "--events-backend=none",
+        "podman",
+        "--storage-driver=vfs",
+        "--root",
+        str(home / "storage"),
+        "--runroot",
+        str(runroot),
+        "--tmpdir",
+        str(home / "libpod-tmp"),
+        "--events-backend=none",
     ]
     yield Cli(prefix, env, home)
     shutil.rmtree(runroot, ignore_errors=True)
@@ -142,8 +159,13 @@ def buildah(tmp_path):
     home = tmp_path / "buildah-home"
     env = _isolated_env(home)
     prefix = [
-        "buildah", "--storage-driver", "vfs",
-        "--root", str(home / "storage"), "--runroot", str(home / "runroot"),
+        "buildah",
+        "--storage-driver",
+        "vfs",
+        "--root",
+        str(home / "storage"),
+        "--runroot",
+        str(home / "runroot"),
     ]
     cli = Cli(prefix, env, home)
     yield cli

@@ -66,7 +66,9 @@ def can_pull(c: RegistryClient, registry: str) -> int:
 
 def can_push(c: RegistryClient, registry: str) -> int:
     data = secrets.token_bytes(16)
-    return c.request("POST", f"/v2/{registry}/app/blobs/uploads/", params={"digest": sha256(data)}, data=data).status_code
+    return c.request(
+        "POST", f"/v2/{registry}/app/blobs/uploads/", params={"digest": sha256(data)}, data=data
+    ).status_code
 
 
 def test_pull_token_for_one_registry(env):
@@ -139,10 +141,18 @@ def test_listing_shows_metadata_never_secrets(env):
     assert not wal.exists() or secret.encode() not in wal.read_bytes()
 
 
-@pytest.mark.parametrize("body", [
-    {"name": ""}, {"name": "x", "scope": "admin"}, {"name": "x", "role": "god"}, {"name": "x", "registry": "nope"},
-    {"name": "x", "expires_in": -1}, {"name": "x", "expires_in": "forever"}, {"name": 3},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": ""},
+        {"name": "x", "scope": "admin"},
+        {"name": "x", "role": "god"},
+        {"name": "x", "registry": "nope"},
+        {"name": "x", "expires_in": -1},
+        {"name": "x", "expires_in": "forever"},
+        {"name": 3},
+    ],
+)
 def test_bad_token_requests(env, body):
     server, owner = env
     r = owner.post("/tokens", body)
@@ -198,7 +208,10 @@ def bootstrap_token_id(api: Api) -> int:
 
 
 def still_works(server, secret: str) -> bool:
-    return Api(server, secret).get("/registries").status_code == 200 and can_pull(client_for(server, secret), "default") == 200
+    return (
+        Api(server, secret).get("/registries").status_code == 200
+        and can_pull(client_for(server, secret), "default") == 200
+    )
 
 
 def refused(r: requests.Response, status: int, code: str, says: str) -> bool:
@@ -301,11 +314,16 @@ def test_the_cli_prints_why_a_revocation_is_refused(org):
     def berth_as(secret: str) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         env.update(BERTH_URL=org.url, BERTH_TOKEN=secret, HOME=str(org.data_dir.parent))
-        return subprocess.run([sys.executable, "-m", "app.cli", "token", "revoke", str(bootstrap)], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "token", "revoke", str(bootstrap)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    for secret, says in ((admin, "only an owner may revoke an owner token"),
-                         (org.token, "create another owner first")):
+    for secret, says in ((admin, "only an owner may revoke an owner token"), (org.token, "create another owner first")):
         proc = berth_as(secret)
         assert proc.returncode == 1 and proc.stdout == "", proc
         assert proc.stderr.startswith("error: ") and says in proc.stderr and "Traceback" not in proc.stderr
@@ -346,8 +364,10 @@ def test_two_concurrent_revocations_of_the_last_two_owner_tokens_leave_one(repli
             barrier.wait()
             statuses[token_id] = api.delete(f"/tokens/{token_id}").status_code
 
-        threads = [threading.Thread(target=revoke, args=(first, last, last_id)),
-                   threading.Thread(target=revoke, args=(second, other, other_id))]
+        threads = [
+            threading.Thread(target=revoke, args=(first, last, last_id)),
+            threading.Thread(target=revoke, args=(second, other, other_id)),
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -82,8 +82,13 @@ class World:
         return f"{prefix}{next(self.counter)}x{secrets.token_hex(2)}"
 
     def owner_api(self, method: str, path: str, **kw) -> requests.Response:
-        return requests.request(method, f"{self.server.url}/api/v1/orgs/default{path}", timeout=20,
-                                headers={"Authorization": f"Bearer {self.server.token}"}, **kw)
+        return requests.request(
+            method,
+            f"{self.server.url}/api/v1/orgs/default{path}",
+            timeout=20,
+            headers={"Authorization": f"Bearer {self.server.token}"},
+            **kw,
+        )
 
 
 def v2(world: World, caller: Caller, method: str, path: str, **kw) -> requests.Response:
@@ -121,18 +126,46 @@ def data_routes(registry: str) -> list[Route]:
         Route(f"{registry}: tags list", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/tags/list")),
         Route(f"{registry}: GET manifest", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/manifests/v1")),
         Route(f"{registry}: HEAD manifest", "data", "pull", 200, lambda w, c: v2(w, c, "HEAD", f"{repo}/manifests/v1")),
-        Route(f"{registry}: GET blob", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/blobs/{blob_digest(w)}")),
-        Route(f"{registry}: HEAD blob", "data", "pull", 200, lambda w, c: v2(w, c, "HEAD", f"{repo}/blobs/{blob_digest(w)}")),
-        Route(f"{registry}: referrers", "data", "pull", 200,
-              lambda w, c: v2(w, c, "GET", f"{repo}/referrers/{w.manifests[registry][0]}")),
-        Route(f"{registry}: start upload", "data", "push", 202, lambda w, c: v2(w, c, "POST", f"{repo}/blobs/uploads/")),
+        Route(
+            f"{registry}: GET blob", "data", "pull", 200, lambda w, c: v2(w, c, "GET", f"{repo}/blobs/{blob_digest(w)}")
+        ),
+        Route(
+            f"{registry}: HEAD blob",
+            "data",
+            "pull",
+            200,
+            lambda w, c: v2(w, c, "HEAD", f"{repo}/blobs/{blob_digest(w)}"),
+        ),
+        Route(
+            f"{registry}: referrers",
+            "data",
+            "pull",
+            200,
+            lambda w, c: v2(w, c, "GET", f"{repo}/referrers/{w.manifests[registry][0]}"),
+        ),
+        Route(
+            f"{registry}: start upload", "data", "push", 202, lambda w, c: v2(w, c, "POST", f"{repo}/blobs/uploads/")
+        ),
         Route(f"{registry}: upload status", "data", "push", 204, lambda w, c: v2(w, c, "GET", upload(w))),
-        Route(f"{registry}: upload chunk", "data", "push", 202, lambda w, c: v2(w, c, "PATCH", upload(w), data=b"chunk")),
+        Route(
+            f"{registry}: upload chunk", "data", "push", 202, lambda w, c: v2(w, c, "PATCH", upload(w), data=b"chunk")
+        ),
         Route(f"{registry}: finish upload", "data", "push", 201, finish_upload),
         Route(f"{registry}: cancel upload", "data", "push", 204, lambda w, c: v2(w, c, "DELETE", upload(w))),
-        Route(f"{registry}: PUT manifest", "data", "push", 201,
-              lambda w, c: v2(w, c, "PUT", f"{repo}/manifests/{w.unique('t')}", data=w.manifests[registry][1],
-                              headers={"Content-Type": OCI_MANIFEST})),
+        Route(
+            f"{registry}: PUT manifest",
+            "data",
+            "push",
+            201,
+            lambda w, c: v2(
+                w,
+                c,
+                "PUT",
+                f"{repo}/manifests/{w.unique('t')}",
+                data=w.manifests[registry][1],
+                headers={"Content-Type": OCI_MANIFEST},
+            ),
+        ),
         Route(f"{registry}: DELETE tag", "data", "push", 202, delete_tag),
         Route(f"{registry}: DELETE blob", "data", "push", 202, delete_blob),
     ]
@@ -146,49 +179,132 @@ def member_to_delete(w, c):
 
 API_ROUTES = [
     Route("api: list registries", "api", "browse", 200, lambda w, c: api(w, c, "GET", "/registries")),
-    Route("api: create registry", "api", "create_registry", 202,
-          lambda w, c: api(w, c, "POST", "/registries", json={"name": w.unique("r")})),
+    Route(
+        "api: create registry",
+        "api",
+        "create_registry",
+        202,
+        lambda w, c: api(w, c, "POST", "/registries", json={"name": w.unique("r")}),
+    ),
     Route("api: list members", "api", "browse", 200, lambda w, c: api(w, c, "GET", "/members")),
-    Route("api: put member", "api", "manage_members", 201,
-          lambda w, c: api(w, c, "PUT", f"/members/{w.unique('m')}", json={"role": "reader"})),
+    Route(
+        "api: put member",
+        "api",
+        "manage_members",
+        201,
+        lambda w, c: api(w, c, "PUT", f"/members/{w.unique('m')}", json={"role": "reader"}),
+    ),
     Route("api: delete member", "api", "manage_members", 204, member_to_delete),
     Route("api: list tokens", "api", "create_token", 200, lambda w, c: api(w, c, "GET", "/tokens")),
-    Route("api: create pull token", "api", "create_token", 201,
-          lambda w, c: api(w, c, "POST", "/tokens", json={"name": w.unique("tok"), "scope": "pull"})),
+    Route(
+        "api: create pull token",
+        "api",
+        "create_token",
+        201,
+        lambda w, c: api(w, c, "POST", "/tokens", json={"name": w.unique("tok"), "scope": "pull"}),
+    ),
     Route("api: read audit", "api", "manage_members", 200, lambda w, c: api(w, c, "GET", "/audit")),
-    Route("api: follow an operation", "api", "browse", 200, lambda w, c: requests.get(
-        f"{w.server.url}/api/v1/operations/{w.operation_id}", timeout=20,
-        headers={"Authorization": f"Bearer {c.password}"} if c.password is not None else {})),
+    Route(
+        "api: follow an operation",
+        "api",
+        "browse",
+        200,
+        lambda w, c: requests.get(
+            f"{w.server.url}/api/v1/operations/{w.operation_id}",
+            timeout=20,
+            headers={"Authorization": f"Bearer {c.password}"} if c.password is not None else {},
+        ),
+    ),
 ]
 # Routes on one registry: the caller's role there decides; a registry out of reach is not found.
 REGISTRY_API_ROUTES = [
-    Route(f"{registry}: api show registry", "api-registry", "browse", 200,
-          lambda w, c, r=registry: api(w, c, "GET", f"/registries/{r}"))
+    Route(
+        f"{registry}: api show registry",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c, r=registry: api(w, c, "GET", f"/registries/{r}"),
+    )
     for registry in ("priv", "pub")
 ] + [
-    Route("priv: api browse repositories", "api-registry", "browse", 200,
-          lambda w, c: api(w, c, "GET", "/registries/priv/repositories")),
-    Route("priv: api list tags", "api-registry", "browse", 200,
-          lambda w, c: api(w, c, "GET", "/registries/priv/repositories/app/tags")),
-    Route("priv: api pull credentials", "api-registry", "create_token", 201,
-          lambda w, c: api(w, c, "POST", "/registries/priv/credentials", json={})),
-    Route("priv: api change registry", "api-registry", "create_registry", 200,
-          lambda w, c: api(w, c, "PATCH", "/registries/priv", json={"visibility": "private"})),
+    Route(
+        "priv: api browse repositories",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c: api(w, c, "GET", "/registries/priv/repositories"),
+    ),
+    Route(
+        "priv: api list tags",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c: api(w, c, "GET", "/registries/priv/repositories/app/tags"),
+    ),
+    Route(
+        "priv: api pull credentials",
+        "api-registry",
+        "create_token",
+        201,
+        lambda w, c: api(w, c, "POST", "/registries/priv/credentials", json={}),
+    ),
+    Route(
+        "priv: api change registry",
+        "api-registry",
+        "create_registry",
+        200,
+        lambda w, c: api(w, c, "PATCH", "/registries/priv", json={"visibility": "private"}),
+    ),
     Route("priv: api usage", "api-registry", "browse", 200, lambda w, c: api(w, c, "GET", "/registries/priv/usage")),
-    Route("priv: api repository", "api-registry", "browse", 200,
-          lambda w, c: api(w, c, "GET", "/registries/priv/repositories/app")),
-    Route("priv: api manifest", "api-registry", "browse", 200,
-          lambda w, c: api(w, c, "GET", f"/registries/priv/repositories/app/manifests/{w.manifests['priv'][0]}")),
-    Route("priv: api retention policy", "api-registry", "browse", 200,
-          lambda w, c: api(w, c, "GET", "/registries/priv/retention")),
-    Route("priv: api set retention policy", "api-registry", "push", 200,
-          lambda w, c: api(w, c, "PUT", "/registries/priv/retention", json={"keep_last": 100000})),
-    Route("priv: api retention preview", "api-registry", "browse", 200,
-          lambda w, c: api(w, c, "POST", "/registries/priv/retention/preview", json={})),
-    Route("priv: api garbage collection (dry run)", "api-registry", "delete_registry", 200,
-          lambda w, c: api(w, c, "POST", "/registries/priv/gc", json={"dry_run": True})),
-    Route("priv: api verify custom domain", "api-registry", "create_registry", 200,
-          lambda w, c: api(w, c, "POST", "/registries/priv/custom-domain/verify")),
+    Route(
+        "priv: api repository",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c: api(w, c, "GET", "/registries/priv/repositories/app"),
+    ),
+    Route(
+        "priv: api manifest",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c: api(w, c, "GET", f"/registries/priv/repositories/app/manifests/{w.manifests['priv'][0]}"),
+    ),
+    Route(
+        "priv: api retention policy",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c: api(w, c, "GET", "/registries/priv/retention"),
+    ),
+    Route(
+        "priv: api set retention policy",
+        "api-registry",
+        "push",
+        200,
+        lambda w, c: api(w, c, "PUT", "/registries/priv/retention", json={"keep_last": 100000}),
+    ),
+    Route(
+        "priv: api retention preview",
+        "api-registry",
+        "browse",
+        200,
+        lambda w, c: api(w, c, "POST", "/registries/priv/retention/preview", json={}),
+    ),
+    Route(
+        "priv: api garbage collection (dry run)",
+        "api-registry",
+        "delete_registry",
+        200,
+        lambda w, c: api(w, c, "POST", "/registries/priv/gc", json={"dry_run": True}),
+    ),
+    Route(
+        "priv: api verify custom domain",
+        "api-registry",
+        "create_registry",
+        200,
+        lambda w, c: api(w, c, "POST", "/registries/priv/custom-domain/verify"),
+    ),
     Route("fresh: api delete registry", "api-registry", "delete_registry", 202, lambda w, c: delete_registry(w, c)),
 ]
 
@@ -198,6 +314,8 @@ def delete_registry(w, c):
     r = w.owner_api("POST", "/registries", json={"name": name})
     assert r.status_code == 202, r.text
     return api(w, c, "DELETE", f"/registries/{name}")
+
+
 GLOBAL_ROUTES = [
     Route("v2 base", "base", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/")),
     Route("catalog", "catalog", "any", 200, lambda w, c: v2(w, c, "GET", "/v2/_catalog")),
@@ -254,24 +372,51 @@ def world(tmp_path_factory):
     data = tmp_path_factory.mktemp("matrix") / "data"
     owner_token = "berth_owner_" + secrets.token_hex(16)
     # The test client stands in for the gateway too: it is the trusted proxy.
-    server = Server(data, token=owner_token, env={
-        **idp.env(), "BERTH_LOG_LEVEL": "debug", "BERTH_TRUSTED_PROXIES": "127.0.0.1/32",
-        "BERTH_DNS_RESOLVER": dns_server.address}).start()
+    server = Server(
+        data,
+        token=owner_token,
+        env={
+            **idp.env(),
+            "BERTH_LOG_LEVEL": "debug",
+            "BERTH_TRUSTED_PROXIES": "127.0.0.1/32",
+            "BERTH_DNS_RESOLVER": dns_server.address,
+        },
+    ).start()
     for name, visibility in (("priv", "private"), ("pub", "public"), ("third", "private")):
-        r = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": name, "visibility": visibility},
-                          headers={"Authorization": f"Bearer {owner_token}"}, timeout=20)
+        r = requests.post(
+            f"{server.url}/api/v1/orgs/default/registries",
+            json={"name": name, "visibility": visibility},
+            headers={"Authorization": f"Bearer {owner_token}"},
+            timeout=20,
+        )
         assert r.status_code == 202
-    other_org = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", "otherorg", "--data-dir", str(data)],
-                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    other_org = subprocess.run(
+        [sys.executable, "-m", "app.cli", "admin", "org", "create", "otherorg", "--data-dir", str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert other_org.returncode == 0, other_org.stderr
     other_owner = other_org.stdout.strip()
-    r = requests.post(f"{server.url}/api/v1/orgs/otherorg/registries", json={"name": "bpriv"},
-                      headers={"Authorization": f"Bearer {other_owner}"}, timeout=20)
+    r = requests.post(
+        f"{server.url}/api/v1/orgs/otherorg/registries",
+        json={"name": "bpriv"},
+        headers={"Authorization": f"Bearer {other_owner}"},
+        timeout=20,
+    )
     assert r.status_code == 202, r.text
     w = World(server, idp)
     w.dns, w.other_owner = dns_server, other_owner
-    w.operation_id = requests.get(f"{server.url}/api/v1/orgs/default/registries/third", timeout=20, headers={
-        "Authorization": f"Bearer {owner_token}"}).json()["links"]["operation"].rsplit("/", 1)[1]
+    w.operation_id = (
+        requests.get(
+            f"{server.url}/api/v1/orgs/default/registries/third",
+            timeout=20,
+            headers={"Authorization": f"Bearer {owner_token}"},
+        )
+        .json()["links"]["operation"]
+        .rsplit("/", 1)[1]
+    )
     for registry, domain in CUSTOM_DOMAINS.items():
         verify_custom_domain(w, registry, domain)
     RegistryClient(server.url, server.session(other_owner)).push_image("bpriv/app", "v1")
@@ -293,8 +438,11 @@ def world(tmp_path_factory):
     good_jwt = idp.token("idp-owner", orgs={"default": "owner"})
     header, payload, signature = good_jwt.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    public_pem = idp.keys["rsa-1"].public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        idp.keys["rsa-1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     hs_input = _b64({"alg": "HS256", "kid": "rsa-1", "typ": "JWT"}) + "." + payload
     hs = base64.urlsafe_b64encode(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest()).decode().rstrip("=")
     w.callers = [
@@ -306,26 +454,40 @@ def world(tmp_path_factory):
         Caller("IdP reader by membership", idp.token("member-reader"), "reader"),
         Caller("anonymous", None),
         Caller("pull-only token for priv", token(scope="pull", registry="priv")["token"], "reader", registry="priv"),
-        Caller("push token of another registry", token(scope="push", registry="third")["token"], "developer",
-               registry="third"),
+        Caller(
+            "push token of another registry",
+            token(scope="push", registry="third")["token"],
+            "developer",
+            registry="third",
+        ),
         Caller("owner of another org", other_owner, None),
         Caller("IdP owner of another org", idp.token("b-owner", orgs={"otherorg": "owner"}), None),
         Caller("credentials (pull) for priv", credentials("priv", push=False), "reader", registry="priv"),
         Caller("credentials (push) for priv", credentials("priv", push=True), "developer", registry="priv"),
-        Caller("a registry token used as a password",
-               w.endpoints.token("path", "priv", "repository:priv/app:pull,push", owner_token), valid=False),
+        Caller(
+            "a registry token used as a password",
+            w.endpoints.token("path", "priv", "repository:priv/app:pull,push", owner_token),
+            valid=False,
+        ),
         Caller("IdP user without a role", idp.token("nobody"), None),
         Caller("expired token", expired["token"], valid=False),
         Caller("revoked token", revoked["token"], valid=False),
         Caller("tampered IdP JWT", header + "." + _b64({**claims, "sub": "x"}) + "." + signature, valid=False),
-        Caller("IdP JWT from the wrong issuer", idp.token("a", orgs={"default": "owner"}, iss="https://evil.test"), valid=False),
+        Caller(
+            "IdP JWT from the wrong issuer",
+            idp.token("a", orgs={"default": "owner"}, iss="https://evil.test"),
+            valid=False,
+        ),
         Caller("IdP JWT for the wrong audience", idp.token("a", orgs={"default": "owner"}, aud="other"), valid=False),
         Caller("alg none JWT", _b64({"alg": "none", "typ": "JWT"}) + "." + payload + ".", valid=False),
         Caller("HS256 JWT keyed with the public key", hs_input + "." + hs, valid=False),
     ]
     assert w.owner_api("PUT", "/members/member-reader", json={"role": "reader"}).status_code == 201
-    until(lambda: requests.get(f"{server.url}/v2/", auth=("x", expired["token"]), timeout=20).status_code == 401,
-          seconds=5, what="the expired token expires")
+    until(
+        lambda: requests.get(f"{server.url}/v2/", auth=("x", expired["token"]), timeout=20).status_code == 401,
+        seconds=5,
+        what="the expired token expires",
+    )
     yield w
     server.stop()
     idp.stop()
@@ -361,35 +523,56 @@ def test_authorization_matrix(world):
                     if got != want:
                         failures.append(f"{caller.name} / {route.name} ({mode}, {flow}): expected {want}, got {got}")
     world.mode, world.flow = "path", "basic"
-    print(f"\nauthorization matrix: {cases} cases ({len(world.callers)} callers x {len(ROUTES)} routes, "
-          f"data-plane routes in {len(MODES)} addressing forms x 2 ways to present a credential)")
+    print(
+        f"\nauthorization matrix: {cases} cases ({len(world.callers)} callers x {len(ROUTES)} routes, "
+        f"data-plane routes in {len(MODES)} addressing forms x 2 ways to present a credential)"
+    )
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:200])
     assert cases == len(world.callers) * (len(ROUTES) + (len(MODES) * 2 - 1) * len(data_routes_)) >= 4000
 
 
 def test_no_credential_reaches_the_log(world):
     """After every kind of credential has been used (and refused), none appears in the log."""
-    token = requests.get(f"{world.server.url}/auth/token", auth=("u", world.server.token), timeout=20,
-                         params={"service": world.server.host, "scope": "repository:priv/app:pull",
-                                 "offline_token": "true"}).json()
-    requests.get(f"{world.server.url}/v2/priv/app/tags/list", headers={"Authorization": f"Bearer {token['token']}"},
-                 timeout=20)
-    creds = requests.post(f"{world.server.url}/api/v1/orgs/default/registries/priv/credentials", json={"push": True},
-                          headers={"Authorization": f"Bearer {world.server.token}"}, timeout=20).json()
-    assert requests.get(f"{world.server.url}/v2/priv/app/tags/list", auth=(creds["username"], creds["password"]),
-                        timeout=20).status_code == 200
+    token = requests.get(
+        f"{world.server.url}/auth/token",
+        auth=("u", world.server.token),
+        timeout=20,
+        params={"service": world.server.host, "scope": "repository:priv/app:pull", "offline_token": "true"},
+    ).json()
+    requests.get(
+        f"{world.server.url}/v2/priv/app/tags/list", headers={"Authorization": f"Bearer {token['token']}"}, timeout=20
+    )
+    creds = requests.post(
+        f"{world.server.url}/api/v1/orgs/default/registries/priv/credentials",
+        json={"push": True},
+        headers={"Authorization": f"Bearer {world.server.token}"},
+        timeout=20,
+    ).json()
+    assert (
+        requests.get(
+            f"{world.server.url}/v2/priv/app/tags/list", auth=(creds["username"], creds["password"]), timeout=20
+        ).status_code
+        == 200
+    )
     # The pull-only tokens the lifecycle worker made for each registry's pull Secret.
     pull_secrets = []
     for rendered in (world.server.data_dir / "manifests").rglob("*.yaml"):
         text = rendered.read_text()
         if "dockerconfigjson" in text:
-            pull_secrets += re.findall(r"berth_[A-Za-z0-9_-]{20,}", base64.b64decode(
-                re.search(r"\.dockerconfigjson: ?['\"]?([A-Za-z0-9+/=]+)", text).group(1)).decode())
+            pull_secrets += re.findall(
+                r"berth_[A-Za-z0-9_-]{20,}",
+                base64.b64decode(re.search(r"\.dockerconfigjson: ?['\"]?([A-Za-z0-9+/=]+)", text).group(1)).decode(),
+            )
     assert pull_secrets
     logs = world.server.logs()
     assert "DEBUG" in logs or "INFO" in logs  # the log was written at all
     secrets_used = [c.password for c in world.callers if c.password] + [
-        world.server.token, token["token"], token["refresh_token"], creds["password"], *pull_secrets]
+        world.server.token,
+        token["token"],
+        token["refresh_token"],
+        creds["password"],
+        *pull_secrets,
+    ]
     for secret in secrets_used:
         for piece in (secret, secret[-24:]):
             assert piece not in logs
@@ -400,13 +583,15 @@ def test_no_credential_reaches_the_log(world):
 
 
 def _get_manifest(world, mode: str, registry: str, token: str) -> int:
-    return world.endpoints.request(mode, "GET", f"/v2/{registry}/app/manifests/v1", flow="basic",
-                                   headers={"Authorization": f"Bearer {token}"}).status_code
+    return world.endpoints.request(
+        mode, "GET", f"/v2/{registry}/app/manifests/v1", flow="basic", headers={"Authorization": f"Bearer {token}"}
+    ).status_code
 
 
 def _start_upload(world, mode: str, registry: str, token: str) -> int:
-    return world.endpoints.request(mode, "POST", f"/v2/{registry}/app/blobs/uploads/", flow="basic",
-                                   headers={"Authorization": f"Bearer {token}"}).status_code
+    return world.endpoints.request(
+        mode, "POST", f"/v2/{registry}/app/blobs/uploads/", flow="basic", headers={"Authorization": f"Bearer {token}"}
+    ).status_code
 
 
 def test_a_registry_token_works_only_on_the_registry_and_endpoint_it_was_issued_for(world):
@@ -415,19 +600,28 @@ def test_a_registry_token_works_only_on_the_registry_and_endpoint_it_was_issued_
     gateway share the platform host) and nowhere else."""
     owners = {"priv": world.server.token, "pub": world.server.token, "bpriv": world.other_owner}
     modes = {"priv": MODES, "pub": MODES, "bpriv": ("path", "host", "gateway")}
-    tokens = [(registry, mode, world.endpoints.token(mode, registry, f"repository:{_name(mode, registry)}:pull,push",
-                                                     owners[registry]))
-              for registry in owners for mode in modes[registry]]
+    tokens = [
+        (
+            registry,
+            mode,
+            world.endpoints.token(mode, registry, f"repository:{_name(mode, registry)}:pull,push", owners[registry]),
+        )
+        for registry in owners
+        for mode in modes[registry]
+    ]
     leaks = []
     for issued_registry, issued_mode, token in tokens:
         for registry in owners:
             for mode in modes[registry]:
-                same = (registry == issued_registry and world.endpoints.netloc(mode, registry)
-                        == world.endpoints.netloc(issued_mode, issued_registry))
+                same = registry == issued_registry and world.endpoints.netloc(mode, registry) == world.endpoints.netloc(
+                    issued_mode, issued_registry
+                )
                 got = (_get_manifest(world, mode, registry, token), _start_upload(world, mode, registry, token))
                 want = (200, 202) if same else (401, 401)
                 if got != want:
-                    leaks.append(f"token for {issued_registry} ({issued_mode}) on {registry} ({mode}): {got}, want {want}")
+                    leaks.append(
+                        f"token for {issued_registry} ({issued_mode}) on {registry} ({mode}): {got}, want {want}"
+                    )
     assert not leaks, "\n".join(leaks)
 
 
@@ -443,14 +637,25 @@ def test_another_organization_cannot_read_or_write_through_a_custom_domain(world
     service = f"{a_domain}:{world.endpoints.port}"
     as_gateway = {"Host": service, "X-Berth-Registry": "priv"}
     for headers in ({}, as_gateway):  # asked on the shared endpoint, and through A's route
-        for scope, probe in (("repository:bpriv/app:pull", ("GET", "/v2/bpriv/app/manifests/v1")),
-                             ("repository:evil/planted:pull,push", ("POST", "/v2/evil/planted/blobs/uploads/"))):
-            r = requests.get(f"{world.server.url}/auth/token", params={"service": service, "scope": scope},
-                             auth=("b", world.other_owner), headers=headers, timeout=20)
+        for scope, probe in (
+            ("repository:bpriv/app:pull", ("GET", "/v2/bpriv/app/manifests/v1")),
+            ("repository:evil/planted:pull,push", ("POST", "/v2/evil/planted/blobs/uploads/")),
+        ):
+            r = requests.get(
+                f"{world.server.url}/auth/token",
+                params={"service": service, "scope": scope},
+                auth=("b", world.other_owner),
+                headers=headers,
+                timeout=20,
+            )
             assert r.status_code == 200 and all(not a["actions"] for a in jwt_access(r.json()["token"])), r.text
             for presented in (as_gateway, {"Host": service}):
-                got = requests.request(probe[0], world.server.url + probe[1], timeout=20, headers={
-                    **presented, "Authorization": f"Bearer {r.json()['token']}"})
+                got = requests.request(
+                    probe[0],
+                    world.server.url + probe[1],
+                    timeout=20,
+                    headers={**presented, "Authorization": f"Bearer {r.json()['token']}"},
+                )
                 assert got.status_code == 401, (scope, presented, got.status_code, got.text)
     catalog = world.owner.request("GET", "/v2/_catalog", params={"n": 1000}).json()["repositories"]
     assert not any("evil" in name for name in catalog)
@@ -468,15 +673,29 @@ def test_the_owner_logs_in_on_the_custom_domain_and_pushes_a_single_component_na
     client = world.endpoints
     digest = world.manifests["priv"][0]
     body = world.manifests["priv"][1]
-    put = client.request("custom", "PUT", "/v2/priv/app/manifests/from-custom", password=world.server.token,
-                         flow="token", data=body, headers={"Content-Type": OCI_MANIFEST})
+    put = client.request(
+        "custom",
+        "PUT",
+        "/v2/priv/app/manifests/from-custom",
+        password=world.server.token,
+        flow="token",
+        data=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert put.status_code == 201, put.text
-    got = client.request("custom", "GET", "/v2/priv/app/manifests/from-custom", password=world.server.token, flow="token",
-                         headers={"Accept": OCI_MANIFEST})
+    got = client.request(
+        "custom",
+        "GET",
+        "/v2/priv/app/manifests/from-custom",
+        password=world.server.token,
+        flow="token",
+        headers={"Accept": OCI_MANIFEST},
+    )
     assert got.status_code == 200 and got.headers["Docker-Content-Digest"] == digest
     for method, kw in (("GET", {}), ("PUT", {"data": body, "headers": {"Content-Type": OCI_MANIFEST}})):
-        other = client.request("custom", method, "/v2/priv/app/manifests/from-b", password=world.other_owner,
-                               flow="token", **kw)
+        other = client.request(
+            "custom", method, "/v2/priv/app/manifests/from-b", password=world.other_owner, flow="token", **kw
+        )
         assert other.status_code == 401, other.text
 
 
@@ -485,8 +704,11 @@ def _wait_for_operation(world, operation_id: str, token: str) -> dict:
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        r = requests.get(f"{world.server.url}/api/v1/operations/{operation_id}",
-                         headers={"Authorization": f"Bearer {token}"}, timeout=20)
+        r = requests.get(
+            f"{world.server.url}/api/v1/operations/{operation_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=20,
+        )
         if r.status_code == 404 or r.json()["state"] in ("succeeded", "failed"):
             return r.json() if r.status_code == 200 else {}
         time.sleep(0.05)
@@ -500,33 +722,65 @@ def test_no_token_outlives_its_registry_when_another_organization_takes_the_name
     owner = {"Authorization": f"Bearer {world.server.token}"}
     api_a = f"{world.server.url}/api/v1/orgs/default"
     assert requests.post(f"{api_a}/registries", json={"name": "reuse"}, headers=owner, timeout=20).status_code == 202
-    scoped = requests.post(f"{api_a}/tokens", json={"name": "reuse-push", "scope": "push", "registry": "reuse"},
-                           headers=owner, timeout=20).json()
-    tokens = [(mode, world.endpoints.token(mode, "reuse", f"repository:{_name(mode, 'reuse')}:pull,push", secret))
-              for mode in ("path", "host", "gateway") for secret in (world.server.token, scoped["token"])]
-    refresh = requests.get(f"{world.server.url}/auth/token", auth=("a", scoped["token"]), timeout=20, params={
-        "service": world.endpoints.netloc("path", "reuse"), "scope": "repository:reuse/app:pull",
-        "offline_token": "true"}).json()["refresh_token"]
+    scoped = requests.post(
+        f"{api_a}/tokens", json={"name": "reuse-push", "scope": "push", "registry": "reuse"}, headers=owner, timeout=20
+    ).json()
+    tokens = [
+        (mode, world.endpoints.token(mode, "reuse", f"repository:{_name(mode, 'reuse')}:pull,push", secret))
+        for mode in ("path", "host", "gateway")
+        for secret in (world.server.token, scoped["token"])
+    ]
+    refresh = requests.get(
+        f"{world.server.url}/auth/token",
+        auth=("a", scoped["token"]),
+        timeout=20,
+        params={
+            "service": world.endpoints.netloc("path", "reuse"),
+            "scope": "repository:reuse/app:pull",
+            "offline_token": "true",
+        },
+    ).json()["refresh_token"]
     assert _start_upload(world, "path", "reuse", tokens[0][1]) == 202
 
     deleted = requests.delete(f"{api_a}/registries/reuse", headers=owner, timeout=20)
     _wait_for_operation(world, deleted.json()["operation"]["id"], world.server.token)
-    created = requests.post(f"{world.server.url}/api/v1/orgs/otherorg/registries", json={"name": "reuse"},
-                            headers={"Authorization": f"Bearer {world.other_owner}"}, timeout=20)
+    created = requests.post(
+        f"{world.server.url}/api/v1/orgs/otherorg/registries",
+        json={"name": "reuse"},
+        headers={"Authorization": f"Bearer {world.other_owner}"},
+        timeout=20,
+    )
     assert created.status_code == 202, created.text
-    b_token = requests.post(f"{world.server.url}/api/v1/orgs/otherorg/tokens", json={"name": "b", "scope": "push"},
-                            headers={"Authorization": f"Bearer {world.other_owner}"}, timeout=20)
+    b_token = requests.post(
+        f"{world.server.url}/api/v1/orgs/otherorg/tokens",
+        json={"name": "b", "scope": "push"},
+        headers={"Authorization": f"Bearer {world.other_owner}"},
+        timeout=20,
+    )
     assert b_token.status_code == 201  # on SQLite it may take the deleted token's row id
 
     for mode, token in tokens:
         assert _start_upload(world, mode, "reuse", token) == 401, mode
-        assert world.endpoints.request(mode, "GET", "/v2/reuse/app/tags/list", flow="basic",
-                                       headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    assert requests.get(f"{world.server.url}/v2/reuse/app/tags/list", auth=("a", scoped["token"]),
-                        timeout=20).status_code == 401
-    refreshed = requests.post(f"{world.server.url}/auth/token", timeout=20, data={
-        "grant_type": "refresh_token", "refresh_token": refresh, "service": world.endpoints.netloc("path", "reuse"),
-        "scope": "repository:reuse/app:pull,push"})
+        assert (
+            world.endpoints.request(
+                mode, "GET", "/v2/reuse/app/tags/list", flow="basic", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 401
+        )
+    assert (
+        requests.get(f"{world.server.url}/v2/reuse/app/tags/list", auth=("a", scoped["token"]), timeout=20).status_code
+        == 401
+    )
+    refreshed = requests.post(
+        f"{world.server.url}/auth/token",
+        timeout=20,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "service": world.endpoints.netloc("path", "reuse"),
+            "scope": "repository:reuse/app:pull,push",
+        },
+    )
     assert refreshed.status_code == 401, refreshed.text
 
 
@@ -536,15 +790,23 @@ def test_a_token_for_one_repository_cannot_mount_another_repositorys_blob_withou
     upload session instead, and the blob stays unreadable through that repository."""
     secret = secrets.token_bytes(64)
     digest = world.owner.push_blob("priv/secret-only", secret)
-    dev = requests.post(f"{world.server.url}/api/v1/orgs/default/tokens", json={"name": "mount-dev", "scope": "push"},
-                        headers={"Authorization": f"Bearer {world.server.token}"}, timeout=20).json()["token"]
+    dev = requests.post(
+        f"{world.server.url}/api/v1/orgs/default/tokens",
+        json={"name": "mount-dev", "scope": "push"},
+        headers={"Authorization": f"Bearer {world.server.token}"},
+        timeout=20,
+    ).json()["token"]
     token = world.endpoints.token("path", "priv", "repository:priv/mine:pull,push", dev)
     bearer = {"Authorization": f"Bearer {token}"}
-    r = requests.post(f"{world.server.url}/v2/priv/mine/blobs/uploads/", params={"mount": digest}, headers=bearer,
-                      timeout=20)
+    r = requests.post(
+        f"{world.server.url}/v2/priv/mine/blobs/uploads/", params={"mount": digest}, headers=bearer, timeout=20
+    )
     assert r.status_code == 202, r.text
-    assert requests.get(f"{world.server.url}/v2/priv/mine/blobs/{digest}", headers=bearer, timeout=20).status_code == 404
+    assert (
+        requests.get(f"{world.server.url}/v2/priv/mine/blobs/{digest}", headers=bearer, timeout=20).status_code == 404
+    )
     # Basic credentials of the same developer act with its role, which reads the whole registry.
-    r = requests.post(f"{world.server.url}/v2/priv/mine2/blobs/uploads/", params={"mount": digest},
-                      auth=("u", dev), timeout=20)
+    r = requests.post(
+        f"{world.server.url}/v2/priv/mine2/blobs/uploads/", params={"mount": digest}, auth=("u", dev), timeout=20
+    )
     assert r.status_code == 201, r.text

@@ -71,99 +71,145 @@ def unchanged(srv):
 DIGEST = sha256(b"x")
 
 
-@pytest.mark.parametrize("path,code", [
-    ("/v2/default/UPPER/manifests/v1", "NAME_INVALID"),
-    ("/v2/default/a..b/manifests/v1", "NAME_INVALID"),
-    ("/v2/default/../etc/manifests/v1", "NAME_INVALID"),
-    ("/v2/default/%2e%2e/etc/manifests/v1", "NAME_INVALID"),
-    ("/v2/default//double/manifests/v1", "NAME_INVALID"),
-    ("/v2/default/-lead/manifests/v1", "NAME_INVALID"),
-    ("/v2/default/trail-/tags/list", "NAME_INVALID"),
-    ("/v2/default/" + "a" * 300 + "/tags/list", "NAME_INVALID"),
-    ("/v2/default/sp%20ace/tags/list", "NAME_INVALID"),
-    ("/v2/default/good/blobs/sha256:..%2f..%2f..%2fetc%2fpasswd", "NOT_FOUND"),  # %2f decodes to '/' 
-    ("/v2/default/good/blobs/sha256:../../../etc/passwd", "NOT_FOUND"),
-    ("/v2/default/good/blobs/sha256:" + "g" * 64, "BLOB_UNKNOWN"),
-    ("/v2/default/good/blobs/sha256:" + "A" * 64, "BLOB_UNKNOWN"),
-    ("/v2/default/good/blobs/sha256:abc", "BLOB_UNKNOWN"),
-    ("/v2/default/good/blobs/md5:" + "a" * 32, "BLOB_UNKNOWN"),
-    ("/v2/default/good/blobs/" + "a" * 64, "BLOB_UNKNOWN"),
-    ("/v2/default/good/manifests/sha256:" + "z" * 64, "MANIFEST_UNKNOWN"),
-    ("/v2/default/good/manifests/.hidden", "MANIFEST_UNKNOWN"),
-    ("/v2/default/good/manifests/" + "t" * 129, "MANIFEST_UNKNOWN"),
-    ("/v2/default/good/referrers/notadigest", "DIGEST_INVALID"),
-    ("/v2/default/good/blobs/uploads/..%2f..%2fx", "NOT_FOUND"),
-    ("/v2/default/good/blobs/uploads/..", "BLOB_UPLOAD_UNKNOWN"),
-    ("/v2/default/good/nothing-here", "NOT_FOUND"),
-    ("/v2/default/good/tags/list?n=-1", "PAGINATION_NUMBER_INVALID"),
-    ("/v2/default/good/tags/list?n=abc", "PAGINATION_NUMBER_INVALID"),
-])
+@pytest.mark.parametrize(
+    "path,code",
+    [
+        ("/v2/default/UPPER/manifests/v1", "NAME_INVALID"),
+        ("/v2/default/a..b/manifests/v1", "NAME_INVALID"),
+        ("/v2/default/../etc/manifests/v1", "NAME_INVALID"),
+        ("/v2/default/%2e%2e/etc/manifests/v1", "NAME_INVALID"),
+        ("/v2/default//double/manifests/v1", "NAME_INVALID"),
+        ("/v2/default/-lead/manifests/v1", "NAME_INVALID"),
+        ("/v2/default/trail-/tags/list", "NAME_INVALID"),
+        ("/v2/default/" + "a" * 300 + "/tags/list", "NAME_INVALID"),
+        ("/v2/default/sp%20ace/tags/list", "NAME_INVALID"),
+        ("/v2/default/good/blobs/sha256:..%2f..%2f..%2fetc%2fpasswd", "NOT_FOUND"),  # %2f decodes to '/'
+        ("/v2/default/good/blobs/sha256:../../../etc/passwd", "NOT_FOUND"),
+        ("/v2/default/good/blobs/sha256:" + "g" * 64, "BLOB_UNKNOWN"),
+        ("/v2/default/good/blobs/sha256:" + "A" * 64, "BLOB_UNKNOWN"),
+        ("/v2/default/good/blobs/sha256:abc", "BLOB_UNKNOWN"),
+        ("/v2/default/good/blobs/md5:" + "a" * 32, "BLOB_UNKNOWN"),
+        ("/v2/default/good/blobs/" + "a" * 64, "BLOB_UNKNOWN"),
+        ("/v2/default/good/manifests/sha256:" + "z" * 64, "MANIFEST_UNKNOWN"),
+        ("/v2/default/good/manifests/.hidden", "MANIFEST_UNKNOWN"),
+        ("/v2/default/good/manifests/" + "t" * 129, "MANIFEST_UNKNOWN"),
+        ("/v2/default/good/referrers/notadigest", "DIGEST_INVALID"),
+        ("/v2/default/good/blobs/uploads/..%2f..%2fx", "NOT_FOUND"),
+        ("/v2/default/good/blobs/uploads/..", "BLOB_UPLOAD_UNKNOWN"),
+        ("/v2/default/good/nothing-here", "NOT_FOUND"),
+        ("/v2/default/good/tags/list?n=-1", "PAGINATION_NUMBER_INVALID"),
+        ("/v2/default/good/tags/list?n=abc", "PAGINATION_NUMBER_INVALID"),
+    ],
+)
 def test_malformed_get_paths(srv, unchanged, path, code):
     status, headers, body = raw(srv, "GET", path)
     assert oci_code(status, headers, body) == code
 
 
-@pytest.mark.parametrize("method,path", [
-    ("PUT", "/v2/default/../x/manifests/v1"),
-    ("PUT", "/v2/default/good/manifests/sha256:../../x"),
-    ("POST", "/v2/default/UP/blobs/uploads/"),
-    ("POST", "/v2/default/good/blobs/uploads/?digest=sha256:nothex"),
-    ("POST", "/v2/default/good/blobs/uploads/?mount=sha256:bad&from=default/good"),
-    ("PATCH", "/v2/default/good/blobs/uploads/../../x"),
-    ("DELETE", "/v2/default/good/blobs/sha256:" + "0" * 10),
-    ("DELETE", "/v2/default/good/manifests/-bad"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("PUT", "/v2/default/../x/manifests/v1"),
+        ("PUT", "/v2/default/good/manifests/sha256:../../x"),
+        ("POST", "/v2/default/UP/blobs/uploads/"),
+        ("POST", "/v2/default/good/blobs/uploads/?digest=sha256:nothex"),
+        ("POST", "/v2/default/good/blobs/uploads/?mount=sha256:bad&from=default/good"),
+        ("PATCH", "/v2/default/good/blobs/uploads/../../x"),
+        ("DELETE", "/v2/default/good/blobs/sha256:" + "0" * 10),
+        ("DELETE", "/v2/default/good/manifests/-bad"),
+    ],
+)
 def test_malformed_writes_store_nothing(srv, unchanged, method, path):
-    status, headers, body = raw(srv, method, path, body=b'{"schemaVersion": 2}',
-                                headers={"Content-Type": OCI_MANIFEST})
+    status, headers, body = raw(srv, method, path, body=b'{"schemaVersion": 2}', headers={"Content-Type": OCI_MANIFEST})
     assert 400 <= status < 500, (status, body)
     oci_code(status, headers, body)
 
 
-@pytest.mark.parametrize("body,content_type,code", [
-    (b"not json", OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b"[]", OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'"string"', OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b"\xff\xfe\x00garbage", OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 1}', OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode() + b'"}', OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}, "layers": []}',
-     OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "' + DIGEST.encode() + b'", "size": -1}, "layers": []}',
-     OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "' + DIGEST.encode() + b'", "size": 1}, "layers": {}}',
-     OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "manifests": "nope"}', "application/vnd.oci.image.index.v1+json", "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "' + DIGEST.encode() + b'", "size": 1}, "layers": []}',
-     "application/vnd.oci.image.index.v1+json", "MANIFEST_INVALID"),
-    (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "' + DIGEST.encode() + b'", "size": 1}, "layers": []}',
-     OCI_MANIFEST, "MANIFEST_BLOB_UNKNOWN"),
-    (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "' + DIGEST.encode() + b'", "size": 1}, "layers": [],'
-     b' "subject": "not a descriptor"}', OCI_MANIFEST, "MANIFEST_INVALID"),
-    (b"{}", "application/vnd.docker.distribution.manifest.v1+prettyjws", "MANIFEST_INVALID"),
-    (b"{}", "garbage/garbage; charset=nonsense; ;;", "MANIFEST_INVALID"),
-])
+@pytest.mark.parametrize(
+    "body,content_type,code",
+    [
+        (b"not json", OCI_MANIFEST, "MANIFEST_INVALID"),
+        (b"[]", OCI_MANIFEST, "MANIFEST_INVALID"),
+        (b'"string"', OCI_MANIFEST, "MANIFEST_INVALID"),
+        (b"\xff\xfe\x00garbage", OCI_MANIFEST, "MANIFEST_INVALID"),
+        (b'{"schemaVersion": 1}', OCI_MANIFEST, "MANIFEST_INVALID"),
+        (b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode() + b'"}', OCI_MANIFEST, "MANIFEST_INVALID"),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}, "layers": []}',
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "'
+            + DIGEST.encode()
+            + b'", "size": -1}, "layers": []}',
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "'
+            + DIGEST.encode()
+            + b'", "size": 1}, "layers": {}}',
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+        ),
+        (b'{"schemaVersion": 2, "manifests": "nope"}', "application/vnd.oci.image.index.v1+json", "MANIFEST_INVALID"),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "'
+            + DIGEST.encode()
+            + b'", "size": 1}, "layers": []}',
+            "application/vnd.oci.image.index.v1+json",
+            "MANIFEST_INVALID",
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "'
+            + DIGEST.encode()
+            + b'", "size": 1}, "layers": []}',
+            OCI_MANIFEST,
+            "MANIFEST_BLOB_UNKNOWN",
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "'
+            + DIGEST.encode()
+            + b'", "size": 1}, "layers": [],'
+            b' "subject": "not a descriptor"}',
+            OCI_MANIFEST,
+            "MANIFEST_INVALID",
+        ),
+        (b"{}", "application/vnd.docker.distribution.manifest.v1+prettyjws", "MANIFEST_INVALID"),
+        (b"{}", "garbage/garbage; charset=nonsense; ;;", "MANIFEST_INVALID"),
+    ],
+)
 def test_bad_manifests(srv, unchanged, body, content_type, code):
-    status, headers, resp = raw(srv, "PUT", "/v2/default/good/manifests/bad", body=body,
-                                headers={"Content-Type": content_type})
+    status, headers, resp = raw(
+        srv, "PUT", "/v2/default/good/manifests/bad", body=body, headers={"Content-Type": content_type}
+    )
     assert oci_code(status, headers, resp) == code
     status, _, _ = raw(srv, "GET", "/v2/default/good/manifests/bad")
     assert status == 404
 
 
 def test_oversize_manifest_by_header_and_by_body(srv, unchanged):
-    status, headers, body = raw(srv, "PUT", "/v2/default/good/manifests/big", body=b"{" + b" " * (4 * 1024 * 1024 + 10) + b"}",
-                                headers={"Content-Type": OCI_MANIFEST})
+    status, headers, body = raw(
+        srv,
+        "PUT",
+        "/v2/default/good/manifests/big",
+        body=b"{" + b" " * (4 * 1024 * 1024 + 10) + b"}",
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert status == 413 and oci_code(status, headers, body) == "MANIFEST_INVALID"
 
 
-@pytest.mark.parametrize("headers", [
-    {"Authorization": "Basic !!!notbase64"},
-    {"Authorization": "Basic " + "QQ=="},  # no colon
-    {"Authorization": "Bearer"},
-    {"Authorization": "Negotiate abc"},
-    {"Authorization": "Basic " + "a" * 10000},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Basic !!!notbase64"},
+        {"Authorization": "Basic " + "QQ=="},  # no colon
+        {"Authorization": "Bearer"},
+        {"Authorization": "Negotiate abc"},
+        {"Authorization": "Basic " + "a" * 10000},
+    ],
+)
 def test_garbage_authorization(srv, unchanged, headers):
     status, h, body = raw(srv, "GET", "/v2/", headers=headers, auth=False)
     assert status == 401 and oci_code(status, h, body) == "UNAUTHORIZED"
@@ -182,8 +228,12 @@ def test_garbage_content_range(srv, content_range):
 
 
 def test_methods_not_supported(srv, unchanged):
-    for method, path in (("POST", "/v2/default/good/manifests/v1"), ("PUT", "/v2/default/good/tags/list"),
-                         ("PATCH", "/v2/_catalog"), ("DELETE", "/v2/")):
+    for method, path in (
+        ("POST", "/v2/default/good/manifests/v1"),
+        ("PUT", "/v2/default/good/tags/list"),
+        ("PATCH", "/v2/_catalog"),
+        ("DELETE", "/v2/"),
+    ):
         status, headers, body = raw(srv, method, path)
         assert status == 405, (method, path, status)
         assert oci_code(status, headers, body) == "UNSUPPORTED"
@@ -193,11 +243,32 @@ def test_methods_not_supported(srv, unchanged):
 def test_random_paths_never_500(srv, unchanged):
     rng = random.Random(1234)
     alphabet = "abcXYZ019./-_:%@~"
-    segments = ["v2", "default", "good", "blobs", "uploads", "manifests", "tags", "list", "referrers",
-                "_catalog", "sha256:" + "a" * 64, "..", ".", "", "%2e%2e", "%00", "v1"]
+    segments = [
+        "v2",
+        "default",
+        "good",
+        "blobs",
+        "uploads",
+        "manifests",
+        "tags",
+        "list",
+        "referrers",
+        "_catalog",
+        "sha256:" + "a" * 64,
+        "..",
+        ".",
+        "",
+        "%2e%2e",
+        "%00",
+        "v1",
+    ]
     for _ in range(300):
-        parts = [rng.choice(segments) if rng.random() < 0.7 else "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
-                 for _ in range(rng.randint(1, 7))]
+        parts = [
+            rng.choice(segments)
+            if rng.random() < 0.7
+            else "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+            for _ in range(rng.randint(1, 7))
+        ]
         path = "/v2/" + "/".join(parts)
         method = rng.choice(["GET", "HEAD", "DELETE", "PATCH", "PUT", "POST"])
         status, headers, body = raw(srv, method, path, body=os.urandom(rng.randint(0, 64)))

@@ -61,4 +61,4 @@ def test_a_range_ends_where_asked(fresh_server):
     data = secrets.token_bytes(3 * MiB + 11)
     digest = client.push_blob("default/slow", data)
     head, body = slow_get(server, f"/v2/default/slow/blobs/{digest}", {"Range": f"bytes={MiB - 5}-{2 * MiB + 2}"})
-    assert head.startswith(b"HTTP/1.1 206") and body == data[MiB - 5:2 * MiB + 3]
+    assert head.startswith(b"HTTP/1.1 206") and body == data[MiB - 5 : 2 * MiB + 3]

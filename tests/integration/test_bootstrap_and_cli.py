@@ -14,8 +14,9 @@ from tests.support.server import ROOT, Server
 
 
 def berth(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_generated_bootstrap_token(tmp_path):
@@ -28,8 +29,9 @@ def test_generated_bootstrap_token(tmp_path):
         assert token in server.logs()  # printed once, at creation
         assert requests.get(f"{server.url}/v2/", auth=("anyone", token), timeout=10).status_code == 200
         assert requests.get(f"{server.url}/v2/", auth=("anyone", token + "x"), timeout=10).status_code == 401
-        r = requests.get(f"{server.url}/api/v1/orgs/default/registries", headers={"Authorization": f"Bearer {token}"},
-                         timeout=10)
+        r = requests.get(
+            f"{server.url}/api/v1/orgs/default/registries", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert [(x["name"], x["visibility"]) for x in r.json()["registries"]] == [("default", "private")]
 
         server.stop()
@@ -75,8 +77,9 @@ def test_cli_registry_create_and_list(tmp_path):
         r = requests.get(f"{server.url}/api/v1/orgs/default/registries", headers=headers, timeout=10)
         assert [x["name"] for x in r.json()["registries"]] == ["default", "team-a"]
         for _ in range(200):
-            status = requests.get(f"{server.url}/api/v1/orgs/default/registries/team-a", headers=headers,
-                                  timeout=10).json()["status"]
+            status = requests.get(
+                f"{server.url}/api/v1/orgs/default/registries/team-a", headers=headers, timeout=10
+            ).json()["status"]
             if status == "ready":
                 break
             time.sleep(0.05)
@@ -93,10 +96,19 @@ def test_settings_from_environment(tmp_path):
     from tests.support.server import free_port
 
     port = free_port()
-    env = {**os.environ, "BERTH_PORT": str(port), "BERTH_DATA_DIR": str(tmp_path / "envdata"),
-           "BERTH_BOOTSTRAP_TOKEN": "berth_env_settings_token_0123"}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "BERTH_PORT": str(port),
+        "BERTH_DATA_DIR": str(tmp_path / "envdata"),
+        "BERTH_BOOTSTRAP_TOKEN": "berth_env_settings_token_0123",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -117,8 +129,21 @@ def test_cli_tokens(tmp_path):
 
     data = str(tmp_path / "data")
     env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": "berth_cli_owner_token_0123456789"}
-    r = berth("admin", "token", "create", "ci", "--scope", "pull", "--registry", "default", "--expires-in", "1d",
-              "--data-dir", data, env=env)
+    r = berth(
+        "admin",
+        "token",
+        "create",
+        "ci",
+        "--scope",
+        "pull",
+        "--registry",
+        "default",
+        "--expires-in",
+        "1d",
+        "--data-dir",
+        data,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     secret = r.stdout.strip()
     assert secret.startswith("berth_") and "shown once" in r.stderr
@@ -149,9 +174,23 @@ def test_a_taken_port_is_a_clear_error(tmp_path, workers):
     port = holder.getsockname()[1]
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", workers,
-             "--data-dir", str(tmp_path / "data")],
-            cwd=ROOT, capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                workers,
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         holder.close()
     assert result.returncode == 2, result.stderr
@@ -165,8 +204,13 @@ def test_a_pulumi_provisioner_without_its_cli_stops_before_bootstrapping(tmp_pat
     import os
 
     data = tmp_path / "data"
-    env = {**os.environ, "PATH": "/usr/bin:/bin", "BERTH_PROVISIONER": "pulumi",
-           "BERTH_PULUMI_ROOT": str(tmp_path / "no-pulumi"), "PULUMI_CONFIG_PASSPHRASE": "p"}
+    env = {
+        **os.environ,
+        "PATH": "/usr/bin:/bin",
+        "BERTH_PROVISIONER": "pulumi",
+        "BERTH_PULUMI_ROOT": str(tmp_path / "no-pulumi"),
+        "PULUMI_CONFIG_PASSPHRASE": "p",
+    }
     proc = berth("serve", "--port", "0", "--data-dir", str(data), env=env)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "pulumi provisioner cannot run here" in proc.stderr

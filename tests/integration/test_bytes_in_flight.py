@@ -26,8 +26,13 @@ from tests.support.server import Server
 
 MiB = 1024 * 1024
 SKUS = [
-    {"name": "standard", "title": "Standard", "included_bytes": 10 * 1024**3, "hard_limit_bytes": None,
-     "default": True},
+    {
+        "name": "standard",
+        "title": "Standard",
+        "included_bytes": 10 * 1024**3,
+        "hard_limit_bytes": None,
+        "default": True,
+    },
     {"name": "ten", "title": "Ten MiB", "included_bytes": 10 * MiB, "hard_limit_bytes": 10 * MiB},
 ]
 SESSION_CAP = 3
@@ -43,8 +48,11 @@ def fresh(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("inflight") / "data", token=token(),
-                    env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_MAX_UPLOAD_SESSIONS": str(SESSION_CAP)}).start()
+    server = Server(
+        tmp_path_factory.mktemp("inflight") / "data",
+        token=token(),
+        env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_MAX_UPLOAD_SESSIONS": str(SESSION_CAP)},
+    ).start()
     yield server
     server.stop()
 
@@ -136,8 +144,11 @@ def test_a_registry_refuses_upload_sessions_past_its_cap_until_one_ends(srv):
 
 def test_an_abandoned_upload_is_reaped_while_the_server_runs_and_gives_its_quota_back(tmp_path):
     # No background garbage collection: only the upload reaper can expire the session.
-    srv = Server(tmp_path / "data", token=token(), env={
-        "BERTH_SKUS": json.dumps(SKUS), "BERTH_UPLOAD_EXPIRY": "2", "BERTH_GC_INTERVAL": "0"}).start()
+    srv = Server(
+        tmp_path / "data",
+        token=token(),
+        env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_UPLOAD_EXPIRY": "2", "BERTH_GC_INTERVAL": "0"},
+    ).start()
     try:
         name, repo = fresh("ten"), fresh("abandoned")
         Api(srv).create(name, sku="ten")
@@ -171,9 +182,13 @@ def begin_body(server: Server, size: int, sent: int) -> socket.socket:
     digest = sha256(b"\0" * size)
     auth = base64.b64encode(f"admin:{server.token}".encode()).decode()
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    sock.sendall((f"POST /v2/default/spooled/blobs/uploads/?digest={digest} HTTP/1.1\r\n"
-                  f"Host: {server.host}\r\nAuthorization: Basic {auth}\r\nContent-Length: {size}\r\n"
-                  "Content-Type: application/octet-stream\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"POST /v2/default/spooled/blobs/uploads/?digest={digest} HTTP/1.1\r\n"
+            f"Host: {server.host}\r\nAuthorization: Basic {auth}\r\nContent-Length: {size}\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+    )
     sock.sendall(b"\0" * sent)
     return sock
 

@@ -36,15 +36,24 @@ class Berth:
     def config_file(self) -> Path:
         return self.home / "config" / "berth" / "credentials.json"
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True,
-                 env: dict | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)], cwd=ROOT,
-                              env={**self.env, **(env or {})}, input=input, capture_output=True, text=True,
-                              timeout=120, stdin=None if input is not None else subprocess.DEVNULL)
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "app.cli", *map(str, args)],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         if check:
-            assert proc.returncode == 0, f"berth {' '.join(map(str, args))} exited {proc.returncode}:\n" \
-                                         f"{proc.stdout}\n{proc.stderr}"
+            assert proc.returncode == 0, (
+                f"berth {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def json(self, *args: str):
@@ -109,8 +118,7 @@ def test_login_verifies_the_token_and_saves_it_0600(live, tmp_path):
     cli.fails("login", live.url, "--token", "berth_wrong")
     assert json.loads(cli.config_file.read_text())["token"] == live.token
     # --org must be one of the token's organizations.
-    assert "not a member of organization 'acme'" in cli.fails("login", live.url, "--token", live.token,
-                                                                "--org", "acme")
+    assert "not a member of organization 'acme'" in cli.fails("login", live.url, "--token", live.token, "--org", "acme")
     # Without a terminal and without --token/--token-stdin there is nothing to read.
     assert "--token-stdin" in cli.fails("login", live.url)
 
@@ -132,8 +140,9 @@ def test_berth_config_and_environment_overrides(live, tmp_path):
     # The saved token is never sent to a URL it was not saved for.
     other = f"http://127.0.0.1:{free_port()}"
     assert f"cannot reach {other}" in cli.fails("org", "list", env={"BERTH_URL": other})
-    assert "not logged in or token rejected" in cli.fails("org", "list", env={"BERTH_URL": live.url.replace(
-        "127.0.0.1", "localhost")})
+    assert "not logged in or token rejected" in cli.fails(
+        "org", "list", env={"BERTH_URL": live.url.replace("127.0.0.1", "localhost")}
+    )
 
 
 # --- organizations and registries ---------------------------------------------------------------
@@ -266,32 +275,69 @@ def test_credentials_dockerconfigjson_pulls_with_skopeo(live, berth, tmp_path):
     assert "shown once" in r.stderr
     authfile = tmp_path / "auth.json"
     authfile.write_text(r.stdout)
-    pulled = subprocess.run([skopeo, "copy", "--authfile", str(authfile), "--src-tls-verify=false",
-                             f"docker://{live.host}/{name}/app:v1", f"oci:{tmp_path / 'out'}:v1"],
-                            capture_output=True, text=True, timeout=120)
+    pulled = subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--src-tls-verify=false",
+            f"docker://{live.host}/{name}/app:v1",
+            f"oci:{tmp_path / 'out'}:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pulled.returncode == 0, pulled.stderr
-    pushed = subprocess.run([skopeo, "copy", "--authfile", str(authfile), "--dest-tls-verify=false",
-                             f"oci:{tmp_path / 'out'}:v1", f"docker://{live.host}/{name}/app:v2"],
-                            capture_output=True, text=True, timeout=120)
+    pushed = subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--dest-tls-verify=false",
+            f"oci:{tmp_path / 'out'}:v1",
+            f"docker://{live.host}/{name}/app:v2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pushed.returncode != 0, "pull-only credentials pushed"
 
     # --push: the same auth file pushes.
     authfile.write_text(berth("credentials", name, "--push", "--format", "dockerconfigjson").stdout)
-    pushed = subprocess.run([skopeo, "copy", "--authfile", str(authfile), "--dest-tls-verify=false",
-                             f"oci:{tmp_path / 'out'}:v1", f"docker://{live.host}/{name}/app:v2"],
-                            capture_output=True, text=True, timeout=120)
+    pushed = subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--dest-tls-verify=false",
+            f"oci:{tmp_path / 'out'}:v1",
+            f"docker://{live.host}/{name}/app:v2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pushed.returncode == 0, pushed.stderr
 
 
 def test_credentials_as_login_kubernetes_secret_and_json(live, berth):
     name = unique("k8s")
     berth("registry", "create", name)
-    login = dict(line.split(":", 1) for line in berth("credentials", name).stdout.splitlines()
-                 if ":" in line and not line.startswith("  "))
+    login = dict(
+        line.split(":", 1)
+        for line in berth("credentials", name).stdout.splitlines()
+        if ":" in line and not line.startswith("  ")
+    )
     username, password = login["username"].strip(), login["password"].strip()
     assert password.startswith("berth_") and login["access"].strip().startswith("pull only")
-    assert RegistryClient(live.url, live.session(password)).request(
-        "GET", f"/v2/{name}/x/tags/list").status_code == 404  # authenticated; the repository is empty
+    assert (
+        RegistryClient(live.url, live.session(password)).request("GET", f"/v2/{name}/x/tags/list").status_code == 404
+    )  # authenticated; the repository is empty
 
     secret = yaml.safe_load(berth("credentials", name, "--k8s-secret", "app-pull", "--namespace", "apps").stdout)
     assert secret["kind"] == "Secret" and secret["type"] == "kubernetes.io/dockerconfigjson"
@@ -333,13 +379,16 @@ def test_credentials_expire_by_default_and_are_listed_and_rotated(live, berth):
     assert listed[0][:4] == ["ID", "NAME", "ACCESS", "STATE"]
     ours = {str(issued["token"]["id"]), str(never["token"]["id"])}
     assert {(r[0], r[2], r[3]) for r in listed[1:] if r[0] in ours} == {
-        (str(issued["token"]["id"]), "push", "active"), (str(never["token"]["id"]), "pull", "active")}
+        (str(issued["token"]["id"]), "push", "active"),
+        (str(never["token"]["id"]), "pull", "active"),
+    }
 
     old_id = issued["token"]["id"]
     rotated = berth("credentials", name, "--rotate", old_id)
     assert f"revoked the old token {old_id}" in rotated.stderr
-    password = next(line.split(":", 1)[1].strip() for line in rotated.stdout.splitlines()
-                    if line.startswith("password:"))
+    password = next(
+        line.split(":", 1)[1].strip() for line in rotated.stdout.splitlines() if line.startswith("password:")
+    )
     assert "push and pull" in rotated.stdout
     probe = f"{live.url}/v2/{name}/x/tags/list"
     assert requests.get(probe, auth=("u", issued["password"]), timeout=10).status_code == 401
@@ -358,13 +407,24 @@ def test_tags_show_the_type_and_the_platform_of_single_platform_images(live, ber
     chart = json.dumps({"name": "c", "version": "1"}).encode()
     chart_config = client.push_blob(f"{name}/app", chart)
     layer = client.push_blob(f"{name}/app", b"chart bytes")
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": chart_config,
-                           "size": len(chart)},
-                "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
-                            "digest": layer, "size": len(b"chart bytes")}]}
-    r = client.request("PUT", f"/v2/{name}/app/manifests/chart", data=json.dumps(manifest).encode(),
-                       headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": chart_config, "size": len(chart)},
+        "layers": [
+            {
+                "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                "digest": layer,
+                "size": len(b"chart bytes"),
+            }
+        ],
+    }
+    r = client.request(
+        "PUT",
+        f"/v2/{name}/app/manifests/chart",
+        data=json.dumps(manifest).encode(),
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
     assert r.status_code == 201, r.text
     table = {r[0]: r for r in rows(berth("tags", f"{name}/app").stdout)[1:]}
     assert table["v1"][1] == "image" and "linux/amd64" in table["v1"]

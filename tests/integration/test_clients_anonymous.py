@@ -38,8 +38,13 @@ def push_image(skopeo, server, tmp_path, repository: str):
     layout = OCILayout(tmp_path / "source")
     image = layout.add_image({"hello.txt": f"{repository}\n".encode()}, tag="v1")
     skopeo(
-        "copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{server.token}",
-        f"oci:{layout.root}:v1", f"docker://{server.host}/{repository}:v1", timeout=300,
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"admin:{server.token}",
+        f"oci:{layout.root}:v1",
+        f"docker://{server.host}/{repository}:v1",
+        timeout=300,
     )
     return image
 
@@ -50,8 +55,13 @@ def test_anonymous_skopeo_pull_from_a_public_registry(skopeo, server, tmp_path):
 
     out = tmp_path / "anonymous"
     pulled = skopeo(
-        "copy", "--src-no-creds", "--src-tls-verify=false",
-        f"docker://{server.host}/{registry}/app:v1", f"oci:{out}:v1", check=False, timeout=300,
+        "copy",
+        "--src-no-creds",
+        "--src-tls-verify=false",
+        f"docker://{server.host}/{registry}/app:v1",
+        f"oci:{out}:v1",
+        check=False,
+        timeout=300,
     )
     assert pulled.returncode == 0, pulled.stderr
     assert tagged(out, "v1").digest == image.digest
@@ -61,13 +71,24 @@ def test_anonymous_skopeo_pull_from_the_private_default_registry_is_refused(skop
     push_image(skopeo, server, tmp_path, repo_name)
 
     pulled = skopeo(
-        "copy", "--src-no-creds", "--src-tls-verify=false",
-        f"docker://{server.host}/{repo_name}:v1", f"oci:{tmp_path / 'anonymous'}:v1", check=False, timeout=300,
+        "copy",
+        "--src-no-creds",
+        "--src-tls-verify=false",
+        f"docker://{server.host}/{repo_name}:v1",
+        f"oci:{tmp_path / 'anonymous'}:v1",
+        check=False,
+        timeout=300,
     )
     assert pulled.returncode != 0, pulled.stdout
     assert "unauthorized" in pulled.stderr.lower() or "authentication required" in pulled.stderr.lower(), pulled.stderr
     # The image is there: only the anonymous caller is refused.
-    assert server.session().head(
-        f"{server.url}/v2/{repo_name}/manifests/v1",
-        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=30,
-    ).status_code == 200
+    assert (
+        server.session()
+        .head(
+            f"{server.url}/v2/{repo_name}/manifests/v1",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            timeout=30,
+        )
+        .status_code
+        == 200
+    )

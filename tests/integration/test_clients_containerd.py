@@ -78,7 +78,9 @@ class Containerd:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT,
+                [self.binary, "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 30
@@ -97,7 +99,11 @@ class Containerd:
         """overlayfs when this kernel and filesystem can mount it (the plugin loads only after a
         trial mount succeeds), else native, which copies and works everywhere."""
         plugins = subprocess.run(
-            ["ctr", "--address", self.address, "plugins", "ls"], capture_output=True, text=True, timeout=30, check=True,
+            ["ctr", "--address", self.address, "plugins", "ls"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout
         for line in plugins.splitlines():
             fields = line.split()
@@ -108,8 +114,9 @@ class Containerd:
     def ctr(self, namespace: str, home: Path) -> Cli:
         home.mkdir(parents=True, exist_ok=True)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home)}
-        return Cli(["ctr", "--address", self.address, "--namespace", namespace], env, home,
-                   {"snapshotter": self.snapshotter})
+        return Cli(
+            ["ctr", "--address", self.address, "--namespace", namespace], env, home, {"snapshotter": self.snapshotter}
+        )
 
     def stop(self) -> None:
         processes.stop(self.process, timeout=15)
@@ -239,9 +246,7 @@ def test_ctr_pushes_a_local_image_with_push_credentials_through_the_token_flow(c
     assert uploads and {r["subject"] for r in uploads} == {creds["subject"]}
 
 
-def test_ctr_pulls_from_a_private_registry_with_the_pull_credentials_a_kubernetes_secret_holds(
-    ctr, server, tmp_path
-):
+def test_ctr_pulls_from_a_private_registry_with_the_pull_credentials_a_kubernetes_secret_holds(ctr, server, tmp_path):
     """Spec, Pull: "The process of pulling an object centers around retrieving two components: the
     manifest and one or more blobs." The node gets both, with the credentials of its pull Secret."""
     api = Api(server)
@@ -252,8 +257,17 @@ def test_ctr_pulls_from_a_private_registry_with_the_pull_credentials_a_kubernete
     node = ctr("node")
     mark = log_mark(server)
 
-    node("images", "pull", "--plain-http", "--snapshotter", node.extra["snapshotter"], "--user", pull["user"], ref,
-         timeout=120)
+    node(
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        node.extra["snapshotter"],
+        "--user",
+        pull["user"],
+        ref,
+        timeout=120,
+    )
 
     assert pulled_digest(node, ref) == image.digest
     layer = node("content", "get", image.layers[0].digest, text=False).stdout
@@ -276,8 +290,16 @@ def test_ctr_cannot_push_with_pull_only_credentials(ctr, server, registry_http, 
     client = ctr()
     layout = OCILayout(tmp_path / "layout")
     layout.add_image({"hello.txt": b"not pushed\n"}, tag="v1")
-    client("images", "import", "--snapshotter", client.extra["snapshotter"], "--base-name", ref.rsplit(":", 1)[0],
-           oci_archive(layout, tmp_path / "image.tar"), timeout=120)
+    client(
+        "images",
+        "import",
+        "--snapshotter",
+        client.extra["snapshotter"],
+        "--base-name",
+        ref.rsplit(":", 1)[0],
+        oci_archive(layout, tmp_path / "image.tar"),
+        timeout=120,
+    )
     pushed = client("images", "push", "--plain-http", "--user", pull["user"], ref, check=False, timeout=120)
 
     assert pushed.returncode != 0, pushed.stdout
@@ -329,14 +351,34 @@ def test_ctr_pulls_its_own_platform_from_a_multi_platform_index(ctr, server, tmp
     layout = OCILayout(tmp_path / "layout")
     index = layout.add_index([("linux", "amd64"), ("linux", "arm64")], files={"app.txt": b"multi\n"}, tag="v1")
     pusher = ctr("pusher")
-    pusher("images", "import", "--all-platforms", "--snapshotter", pusher.extra["snapshotter"],
-           "--base-name", ref.rsplit(":", 1)[0], oci_archive(layout, tmp_path / "index.tar"), timeout=120)
+    pusher(
+        "images",
+        "import",
+        "--all-platforms",
+        "--snapshotter",
+        pusher.extra["snapshotter"],
+        "--base-name",
+        ref.rsplit(":", 1)[0],
+        oci_archive(layout, tmp_path / "index.tar"),
+        timeout=120,
+    )
     pusher("images", "push", "--plain-http", "--user", issue_credentials(api, registry, True)["user"], ref, timeout=120)
     node = ctr("node")
     arm64 = index.images["linux/arm64"]
 
-    node("images", "pull", "--plain-http", "--platform", "linux/arm64", "--snapshotter", node.extra["snapshotter"],
-         "--user", issue_credentials(api, registry, False)["user"], ref, timeout=120)
+    node(
+        "images",
+        "pull",
+        "--plain-http",
+        "--platform",
+        "linux/arm64",
+        "--snapshotter",
+        node.extra["snapshotter"],
+        "--user",
+        issue_credentials(api, registry, False)["user"],
+        ref,
+        timeout=120,
+    )
 
     # The tag names the index; the node fetched the arm64 image under it, and not the amd64 one.
     assert pulled_digest(node, ref) == index.digest

@@ -33,9 +33,17 @@ def test_docker_login_accepts_the_token_and_refuses_a_wrong_password(docker, ser
     refresh = saved["identitytoken"]
     import requests
 
-    r = requests.post(f"{server.url}/auth/token", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": refresh, "service": server.host,
-        "scope": "repository:default/x:pull", "client_id": "test"})
+    r = requests.post(
+        f"{server.url}/auth/token",
+        timeout=10,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "service": server.host,
+            "scope": "repository:default/x:pull",
+            "client_id": "test",
+        },
+    )
     assert r.status_code == 200 and r.json()["access_token"]
 
 
@@ -45,7 +53,7 @@ def test_docker_build_push_rmi_pull_keeps_the_digest(docker, server, registry_ht
     context.mkdir()
     (context / "hello.txt").write_bytes(content)
     # FROM scratch + COPY only: RUN needs container networking this daemon does not have.
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\nCMD [\"/hello.txt\"]\n")
+    (context / "Dockerfile").write_text('FROM scratch\nCOPY hello.txt /hello.txt\nCMD ["/hello.txt"]\n')
     image = f"{server.host}/{repo_name}:v1"
 
     docker("login", server.host, "-u", "admin", "-p", server.token, timeout=60)

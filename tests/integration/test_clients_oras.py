@@ -29,7 +29,9 @@ def oras_client(server, tmp_path, monkeypatch):
     client = oras.client.OrasClient(hostname=server.host, insecure=True, auth_backend="basic")
     # oras-py's login writes a docker config; keep it out of the host's ~/.docker.
     client.login(
-        username="admin", password=server.token, hostname=server.host,
+        username="admin",
+        password=server.token,
+        hostname=server.host,
         config_path=str(tmp_path / "oras-docker-config.json"),
     )
     return client
@@ -62,8 +64,12 @@ def test_oras_push_with_a_wrong_password_is_refused(server, repo_name, tmp_path,
     (tmp_path / "artifact.txt").write_text("nope\n")
     client = oras.client.OrasClient(hostname=server.host, insecure=True, auth_backend="basic")
     # oras-py's login only records credentials; the registry is asked on the push.
-    client.login(username="admin", password=server.token + "x", hostname=server.host,
-                 config_path=str(tmp_path / "oras-docker-config.json"))
+    client.login(
+        username="admin",
+        password=server.token + "x",
+        hostname=server.host,
+        config_path=str(tmp_path / "oras-docker-config.json"),
+    )
     with pytest.raises(Exception) as excinfo:
         client.push(target=f"{server.host}/{repo_name}:v1", files=["artifact.txt"], quiet=True)
     assert "unauthorized" in str(excinfo.value).lower()
@@ -88,8 +94,11 @@ def test_oras_attached_artifacts_are_listed_by_the_referrers_api(
         (tmp_path / f"{name}.json").write_text(f'{{"{name}": "{repo_name}"}}')
         (tmp_path / f"{name}-config.json").write_text("{}")
         resp = _push(
-            oras_client, f"{server.host}/{repo_name}:{name}", [f"{name}.json"],
-            manifest_config=f"{name}-config.json:{artifact_type}", subject=subject,
+            oras_client,
+            f"{server.host}/{repo_name}:{name}",
+            [f"{name}.json"],
+            manifest_config=f"{name}-config.json:{artifact_type}",
+            subject=subject,
         )
         # A registry that processes `subject` says so on the manifest PUT.
         assert resp.headers.get("OCI-Subject") == subject.digest
@@ -118,9 +127,7 @@ def test_oras_attached_artifacts_are_listed_by_the_referrers_api(
     assert none.status_code == 200 and none.json()["manifests"] == []
 
     # Referrers of the sbom itself: none.
-    of_sbom = registry_http.http.get(
-        f"{server.url}/v2/{repo_name}/referrers/{pushed[SBOM_TYPE]['digest']}", timeout=30
-    )
+    of_sbom = registry_http.http.get(f"{server.url}/v2/{repo_name}/referrers/{pushed[SBOM_TYPE]['digest']}", timeout=30)
     assert of_sbom.status_code == 200 and of_sbom.json()["manifests"] == []
 
 

@@ -23,8 +23,14 @@ def test_podman_push_and_pull_back_keep_the_digest(podman, server, registry_http
     podman("tag", image_id, remote)
     digestfile = tmp_path / "pushed.digest"
     podman(
-        "push", "--tls-verify=false", "--creds", f"admin:{server.token}",
-        "--digestfile", digestfile, remote, timeout=300,
+        "push",
+        "--tls-verify=false",
+        "--creds",
+        f"admin:{server.token}",
+        "--digestfile",
+        digestfile,
+        remote,
+        timeout=300,
     )
     pushed_digest = digestfile.read_text().strip()
     assert pushed_digest.startswith("sha256:") and len(pushed_digest) == 71

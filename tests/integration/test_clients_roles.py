@@ -22,14 +22,19 @@ def roles(server):
     api = f"{server.url}/api/v1/orgs/default"
 
     def token(scope: str) -> str:
-        r = requests.post(f"{api}/tokens", json={"name": f"{scope}-{secrets.token_hex(3)}", "scope": scope},
-                          headers=owner, timeout=10)
+        r = requests.post(
+            f"{api}/tokens", json={"name": f"{scope}-{secrets.token_hex(3)}", "scope": scope}, headers=owner, timeout=10
+        )
         assert r.status_code == 201, r.text
         return r.json()["token"]
 
     public = f"pubroles{secrets.token_hex(3)}"
-    assert requests.post(f"{api}/registries", json={"name": public, "visibility": "public"}, headers=owner,
-                         timeout=10).status_code == 202
+    assert (
+        requests.post(
+            f"{api}/registries", json={"name": public, "visibility": "public"}, headers=owner, timeout=10
+        ).status_code
+        == 202
+    )
     return {"developer": token("push"), "reader": token("pull"), "public": public}
 
 
@@ -80,19 +85,34 @@ def test_skopeo_creds_by_role(skopeo, server, roles, repo_name, tmp_path):
     layout = OCILayout(tmp_path / "src")
     image = layout.add_image({"a.txt": b"skopeo roles\n"}, tag="v1")
     remote = f"docker://{server.host}/{repo_name}:v1"
-    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"dev:{roles['developer']}", f"oci:{layout.root}:v1", remote)
-    skopeo("copy", "--src-tls-verify=false", "--src-creds", f"r:{roles['reader']}", remote, f"oci:{tmp_path / 'back'}:v1")
+    skopeo(
+        "copy", "--dest-tls-verify=false", "--dest-creds", f"dev:{roles['developer']}", f"oci:{layout.root}:v1", remote
+    )
+    skopeo(
+        "copy", "--src-tls-verify=false", "--src-creds", f"r:{roles['reader']}", remote, f"oci:{tmp_path / 'back'}:v1"
+    )
     assert tagged(tmp_path / "back", "v1").digest == image.digest
-    refused = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"r:{roles['reader']}", f"oci:{layout.root}:v1",
-                     f"docker://{server.host}/{repo_name}:nope", check=False)
+    refused = skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"r:{roles['reader']}",
+        f"oci:{layout.root}:v1",
+        f"docker://{server.host}/{repo_name}:nope",
+        check=False,
+    )
     assert refused.returncode != 0 and "denied" in refused.stderr.lower()
 
 
 def test_podman_through_the_oauth2_refresh_token_flow(podman, server, roles, repo_name, tmp_path):
     """The auth file holds only an identity token (a refresh token, as `docker login` stores it),
     so Podman must use the OAuth2 POST `grant_type=refresh_token` flow to push and pull."""
-    r = requests.get(f"{server.url}/auth/token", auth=("dev", roles["developer"]), timeout=10,
-                     params={"service": server.host, "offline_token": "true", "client_id": "test"})
+    r = requests.get(
+        f"{server.url}/auth/token",
+        auth=("dev", roles["developer"]),
+        timeout=10,
+        params={"service": server.host, "offline_token": "true", "client_id": "test"},
+    )
     refresh = r.json()["refresh_token"]
     auth_file = podman.home / "auth.json"
     # As Docker writes it: "auth" is "<user>:" (no password), the identity token beside it.

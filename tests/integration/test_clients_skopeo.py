@@ -48,8 +48,14 @@ def test_skopeo_copy_all_pushes_an_index_and_each_platform_pulls_its_own(
     assert amd64.digest != arm64.digest
 
     skopeo(
-        "copy", "--all", "--dest-tls-verify=false", "--dest-creds", creds,
-        f"oci:{source.root}:multi", remote, timeout=300,
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        f"oci:{source.root}:multi",
+        remote,
+        timeout=300,
     )
 
     # The tag resolves to the index itself, byte for byte.
@@ -68,8 +74,17 @@ def test_skopeo_copy_all_pushes_an_index_and_each_platform_pulls_its_own(
     for arch, image in (("arm64", arm64), ("amd64", amd64)):
         out = tmp_path / f"out-{arch}"
         skopeo(
-            "copy", "--override-arch", arch, "--override-os", "linux",
-            "--src-tls-verify=false", "--src-creds", creds, remote, f"oci:{out}:x", timeout=300,
+            "copy",
+            "--override-arch",
+            arch,
+            "--override-os",
+            "linux",
+            "--src-tls-verify=false",
+            "--src-creds",
+            creds,
+            remote,
+            f"oci:{out}:x",
+            timeout=300,
         )
         pulled = tagged(out, "x")
         assert pulled.media_type == OCI_MANIFEST

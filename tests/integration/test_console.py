@@ -22,7 +22,7 @@ from tests.support.server import Server
 
 pytestmark = pytest.mark.clients
 
-HOSTILE = '<img src=x id=injected onerror="document.title=\'pwned\'"><b>bold</b>'
+HOSTILE = "<img src=x id=injected onerror=\"document.title='pwned'\"><b>bold</b>"
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,11 @@ def dns():
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory, idp, dns):
-    srv = Server(tmp_path_factory.mktemp("console") / "data", token="berth_" + secrets.token_urlsafe(32),
-                 env={**idp.console_env(), "BERTH_DNS_RESOLVER": dns.address}).start()
+    srv = Server(
+        tmp_path_factory.mktemp("console") / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={**idp.console_env(), "BERTH_DNS_RESOLVER": dns.address},
+    ).start()
     yield srv
     srv.stop()
 
@@ -76,8 +79,9 @@ def wait_for(browser, css: str, text: str | None = None, timeout: float = 30):
 
     from selenium.common.exceptions import StaleElementReferenceException
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]).until(
-        found, message=f"no {css!r} with {text!r}; page: {browser.find_element(By.TAG_NAME, 'main').text[:800]}")
+    return WebDriverWait(
+        browser, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    ).until(found, message=f"no {css!r} with {text!r}; page: {browser.find_element(By.TAG_NAME, 'main').text[:800]}")
 
 
 def go(browser, server: Server, fragment: str, heading: str):
@@ -108,7 +112,8 @@ def until(browser, condition, timeout: float = 30):
 def column(browser, scope: str, n: int) -> list[str]:
     """The text of the n-th cell (from 1) of each row of the table in `scope`."""
     return browser.execute_script(
-        f"return [...document.querySelectorAll('{scope} tbody tr td:nth-child({n})')].map(td => td.textContent)")
+        f"return [...document.querySelectorAll('{scope} tbody tr td:nth-child({n})')].map(td => td.textContent)"
+    )
 
 
 def choose(browser, css: str, value: str) -> None:
@@ -129,7 +134,7 @@ def page_through(browser, list_id: str, per_page: int, n: int = 1) -> list[str]:
         count = len(shown)
         until(browser, lambda b, count=count: len(column(b, f"#{list_id}", n)) > count)
         added = column(browser, f"#{list_id}", n)
-        assert 0 < len(added) - len(shown) <= per_page and added[:len(shown)] == shown
+        assert 0 < len(added) - len(shown) <= per_page and added[: len(shown)] == shown
         shown = added
     return shown
 
@@ -161,8 +166,9 @@ def test_the_console_is_served_under_a_strict_content_security_policy(console_se
     module = requests.get(console_server.url + "/console/js/main.js", timeout=10)
     assert module.headers["Content-Type"].startswith("text/javascript")
     assert module.headers["Content-Security-Policy"] == csp
-    again = requests.get(console_server.url + "/console/js/main.js", headers={"If-None-Match": module.headers["ETag"]},
-                         timeout=10)
+    again = requests.get(
+        console_server.url + "/console/js/main.js", headers={"If-None-Match": module.headers["ETag"]}, timeout=10
+    )
     assert again.status_code == 304
     assert requests.get(console_server.url + "/console/../app/web.py", timeout=10).status_code == 404
     assert requests.get(console_server.url + "/console/js/nothing.js", timeout=10).status_code == 404
@@ -171,12 +177,18 @@ def test_the_console_is_served_under_a_strict_content_security_policy(console_se
 
 
 def test_the_token_exchange_refuses_a_code_without_its_verifier(console_server, idp):
-    r = requests.post(console_server.url + "/console/oidc/token", timeout=10, json={
-        "code": "not-a-code", "code_verifier": "x" * 43, "redirect_uri": console_server.url + "/console/"})
+    r = requests.post(
+        console_server.url + "/console/oidc/token",
+        timeout=10,
+        json={"code": "not-a-code", "code_verifier": "x" * 43, "redirect_uri": console_server.url + "/console/"},
+    )
     assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json", r.text
     assert "invalid_grant" in r.json()["detail"]
-    r = requests.post(console_server.url + "/console/oidc/token", timeout=10, json={
-        "code": "c", "code_verifier": "v", "redirect_uri": "https://evil.example/callback"})
+    r = requests.post(
+        console_server.url + "/console/oidc/token",
+        timeout=10,
+        json={"code": "c", "code_verifier": "v", "redirect_uri": "https://evil.example/callback"},
+    )
     assert r.status_code == 400 and r.json()["invalid_params"][0]["name"] == "redirect_uri"
 
 
@@ -209,15 +221,36 @@ def test_sign_in_create_push_browse_pull_and_delete_in_a_real_browser(
     layout = OCILayout(tmp_path / "layout")
     layout.add_image({"hello.txt": b"console\n"}, tag="v1")
     creds = f"admin:{server.token}"
-    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout.root}:v1",
-           f"docker://{server.host}/{name}/team/app:v1", timeout=300)
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        f"oci:{layout.root}:v1",
+        f"docker://{server.host}/{name}/team/app:v1",
+        timeout=300,
+    )
     client = RegistryClient(server.url, server.session())
-    digest, _, _ = client.push_image(f"{name}/team/app", "annotated",
-                                     annotations={"org.opencontainers.image.description": HOSTILE})
-    client.push_image(f"{name}/team/app", None, layers=[b"an sbom"], artifactType="application/spdx+json",
-                      subject={"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
-                               "size": len(client.request("GET", f"/v2/{name}/team/app/manifests/{digest}", headers={
-                                   "Accept": "application/vnd.oci.image.manifest.v1+json"}).content)})
+    digest, _, _ = client.push_image(
+        f"{name}/team/app", "annotated", annotations={"org.opencontainers.image.description": HOSTILE}
+    )
+    client.push_image(
+        f"{name}/team/app",
+        None,
+        layers=[b"an sbom"],
+        artifactType="application/spdx+json",
+        subject={
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": len(
+                client.request(
+                    "GET",
+                    f"/v2/{name}/team/app/manifests/{digest}",
+                    headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+                ).content
+            ),
+        },
+    )
 
     # Find it in the tree: registry -> folder -> repository -> tags -> manifest.
     click_link(browser, name)
@@ -251,11 +284,18 @@ def test_sign_in_create_push_browse_pull_and_delete_in_a_real_browser(
     password = wait_for(browser, "#credentials-password code").text
     assert re.fullmatch(r"token-\d+", username) and password
     secret_yaml = wait_for(browser, "#credentials-secret code").text
-    assert "kind: \"Secret\"" in secret_yaml and "kubernetes.io/dockerconfigjson" in secret_yaml
+    assert 'kind: "Secret"' in secret_yaml and "kubernetes.io/dockerconfigjson" in secret_yaml
     assert re.match(r"\d{4}-\d\d-\d\d", wait_for(browser, "#credentials-expires").text)
     screenshot(browser, "07-credentials")
-    skopeo("copy", "--src-tls-verify=false", "--src-creds", f"{username}:{password}",
-           f"docker://{server.host}/{name}/team/app:v1", f"oci:{tmp_path / 'pulled'}:v1", timeout=300)
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        f"{username}:{password}",
+        f"docker://{server.host}/{name}/team/app:v1",
+        f"oci:{tmp_path / 'pulled'}:v1",
+        timeout=300,
+    )
     assert (tmp_path / "pulled" / "index.json").exists()
 
     # Usage, with the chart of pulls and pushes per day.
@@ -274,8 +314,14 @@ def test_sign_in_create_push_browse_pull_and_delete_in_a_real_browser(
     typed.send_keys(name[-1])
     confirm.click()
     wait_for(browser, "#operation-progress .op-state", "succeeded", timeout=60)
-    assert requests.get(f"{server.url}/api/v1/orgs/default/registries/{name}", timeout=10,
-                        headers={"Authorization": f"Bearer {server.token}"}).status_code == 404
+    assert (
+        requests.get(
+            f"{server.url}/api/v1/orgs/default/registries/{name}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {server.token}"},
+        ).status_code
+        == 404
+    )
     assert [e for e in page_errors(browser) if "Content Security Policy" in e] == []
 
     # Sign out: the token is gone from the tab; it never reached the server's log.
@@ -342,8 +388,9 @@ def test_registry_settings_are_saved_from_the_form_and_a_custom_domain_is_verifi
     browser, server, api = signed_out, console_server, Api(console_server)
     name = f"settings-{secrets.token_hex(3)}"
     api.create(name)
-    other_sku = next(s["name"] for s in api("GET", "/api/v1/skus").json()["skus"]
-                     if s["name"] != registry_doc(server, name)["sku"])
+    other_sku = next(
+        s["name"] for s in api("GET", "/api/v1/skus").json()["skus"] if s["name"] != registry_doc(server, name)["sku"]
+    )
     domain = f"images.{name}.example"
     sign_in_with_token(browser, server.token)
     go(browser, server, f"#/orgs/default/registries/{name}", f"Registry {name}")
@@ -478,7 +525,8 @@ def test_lists_longer_than_a_page_are_paged_with_more(signed_out, console_server
 
     go(browser, server, "#/orgs/default/members?limit=2", "Members of default")
     assert page_through(browser, "member-list", 2) == [
-        m["subject"] for m in api("GET", "/members?limit=1000").json()["members"]]
+        m["subject"] for m in api("GET", "/members?limit=1000").json()["members"]
+    ]
     screenshot(browser, "23-members-paged")
 
     go(browser, server, f"#/orgs/default/registries/{name}/repo/app?limit=2", "Repository app")
@@ -495,16 +543,24 @@ def test_the_audit_log_pages_to_older_events(signed_out, console_server):
     browser, server, api = signed_out, console_server, Api(console_server)
     for i in range(4):
         assert api("PUT", f"/members/audited-{i}", json={"role": "reader"}).status_code in (200, 201)
-    expected = [(e["actor"], e["action"], (e.get("detail") or {}).get("subject"))
-                for e in api("GET", "/audit?limit=6").json()["events"]]
+    expected = [
+        (e["actor"], e["action"], (e.get("detail") or {}).get("subject"))
+        for e in api("GET", "/audit?limit=6").json()["events"]
+    ]
     sign_in_with_token(browser, server.token)
     go(browser, server, "#/orgs/default/audit?limit=3", "Audit log of default")
     wait_for(browser, "#audit-list .page-status", "more to load")
     assert len(column(browser, "#audit-list", 1)) == 3
     wait_for(browser, "#audit-list button.more", "Older events").click()
     until(browser, lambda b: len(column(b, "#audit-list", 1)) >= 6)
-    rows = list(zip(column(browser, "#audit-list", 2), column(browser, "#audit-list", 3),
-                    column(browser, "#audit-list", 7), strict=True))[:6]
+    rows = list(
+        zip(
+            column(browser, "#audit-list", 2),
+            column(browser, "#audit-list", 3),
+            column(browser, "#audit-list", 7),
+            strict=True,
+        )
+    )[:6]
     assert [(actor, action) for actor, action, _ in rows] == [(actor, action) for actor, action, _ in expected]
     for (_, _, detail), (_, _, subject) in zip(rows, expected, strict=True):
         assert subject is None or f'"subject":"{subject}"' in detail
@@ -521,8 +577,12 @@ def test_credentials_in_a_query_string_never_reach_the_log(console_server):
     before = server.logs().count('"berth.access"')
     paths = ["/console/", "/console", "/api/v1/orgs", "/v2/", "/token", "/no/such/route"]
     for path in paths:
-        requests.get(f"{server.url}{path}?{query}", timeout=10, allow_redirects=False,
-                     headers={"Authorization": f"Bearer {server.token}"})
+        requests.get(
+            f"{server.url}{path}?{query}",
+            timeout=10,
+            allow_redirects=False,
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
     deadline = time.monotonic() + 10
     while server.logs().count('"berth.access"') < before + len(paths) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -19,8 +19,9 @@ from tests.support.server import Server
 def env(tmp_path_factory):
     dns_server = DnsServer().restart()
     data = tmp_path_factory.mktemp("domains") / "data"
-    server = Server(data, token="berth_owner_" + secrets.token_hex(16),
-                    env={"BERTH_DNS_RESOLVER": dns_server.address}).start()
+    server = Server(
+        data, token="berth_owner_" + secrets.token_hex(16), env={"BERTH_DNS_RESOLVER": dns_server.address}
+    ).start()
     server.dns = dns_server
     yield server
     server.stop()
@@ -28,8 +29,13 @@ def env(tmp_path_factory):
 
 
 def api(server, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, f"{server.url}/api/v1/orgs/default{path}", timeout=20,
-                            headers={"Authorization": f"Bearer {server.token}"}, **kw)
+    return requests.request(
+        method,
+        f"{server.url}/api/v1/orgs/default{path}",
+        timeout=20,
+        headers={"Authorization": f"Bearer {server.token}"},
+        **kw,
+    )
 
 
 def new_registry(server, **body) -> str:
@@ -43,8 +49,11 @@ def new_registry(server, **body) -> str:
 def wait(server, operation_id: str) -> dict:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        op = requests.get(f"{server.url}/api/v1/operations/{operation_id}", timeout=20,
-                          headers={"Authorization": f"Bearer {server.token}"}).json()
+        op = requests.get(
+            f"{server.url}/api/v1/operations/{operation_id}",
+            timeout=20,
+            headers={"Authorization": f"Bearer {server.token}"},
+        ).json()
         if op["state"] in ("succeeded", "failed"):
             assert op["state"] == "succeeded", op
             return op
@@ -63,11 +72,28 @@ def manifest_via_host(server, host: str, token: str | None = None) -> int:
     return requests.get(f"{server.url}/v2/app/manifests/v1", headers=headers, auth=auth, timeout=20).status_code
 
 
-@pytest.mark.parametrize("value", [
-    "registry.localhost", "victim.registry.localhost", "NOT-YET.registry.localhost.", "a.b.registry.localhost",
-    "images.example.com\n", "\nimages.example.com", "images..example.com", "-images.example.com", "127.0.0.1",
-    "localhost", "", "images.example.123", "images example.com", "imäges.example.com", "x" * 250 + ".com", 7, ["a.com"],
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "registry.localhost",
+        "victim.registry.localhost",
+        "NOT-YET.registry.localhost.",
+        "a.b.registry.localhost",
+        "images.example.com\n",
+        "\nimages.example.com",
+        "images..example.com",
+        "-images.example.com",
+        "127.0.0.1",
+        "localhost",
+        "",
+        "images.example.123",
+        "images example.com",
+        "imäges.example.com",
+        "x" * 250 + ".com",
+        7,
+        ["a.com"],
+    ],
+)
 def test_a_name_that_is_not_a_hostname_of_ones_own_is_refused_and_nothing_is_stored(env, value):
     name = new_registry(env)
     r = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": value})
@@ -84,8 +110,12 @@ def test_a_claim_is_stored_lowercase_without_its_trailing_dot_and_is_unique_what
     for spelling in ("images.unique-test.example", "IMAGES.unique-test.example."):
         taken = api(env, "PATCH", f"/registries/{second}", json={"custom_domain": spelling})
         assert taken.status_code == 409, taken.text
-    create = api(env, "POST", "/registries", json={"name": "r" + secrets.token_hex(4),
-                                                  "custom_domain": "images.unique-test.example"})
+    create = api(
+        env,
+        "POST",
+        "/registries",
+        json={"name": "r" + secrets.token_hex(4), "custom_domain": "images.unique-test.example"},
+    )
     assert create.status_code == 409
     assert api(env, "GET", f"/registries/{second}").json()["custom_domain"] is None
 
@@ -170,10 +200,20 @@ def test_the_cli_claims_shows_the_record_to_publish_and_verifies(env):
     from tests.support.server import ROOT
 
     def berth(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, env={"BERTH_URL": env.url, "BERTH_TOKEN": env.token, "BERTH_ORG": "default",
-                                               "BERTH_CONFIG": str(env.data_dir.parent / "cli.json"),
-                                               "PATH": "/usr/bin:/bin"})
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                "BERTH_URL": env.url,
+                "BERTH_TOKEN": env.token,
+                "BERTH_ORG": "default",
+                "BERTH_CONFIG": str(env.data_dir.parent / "cli.json"),
+                "PATH": "/usr/bin:/bin",
+            },
+        )
 
     name = new_registry(env)
     domain = f"cli.{name}.example"
@@ -228,25 +268,65 @@ def test_skopeo_logs_in_on_a_verified_custom_domain_and_pushes_and_pulls_app(env
     name = new_registry(env)
     domain = f"skopeo-{name}.example"
     hosts_entry(domain)
-    record = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": domain}).json()["custom_domain_verification"]
+    record = api(env, "PATCH", f"/registries/{name}", json={"custom_domain": domain}).json()[
+        "custom_domain_verification"
+    ]
     env.dns.set_txt(record["name"], record["value"])
     wait(env, api(env, "POST", f"/registries/{name}/custom-domain/verify").json()["operation"]["id"])
 
     source = OCILayout(tmp_path / "source")
     image = source.add_image({"hello.txt": b"on a custom domain\n"}, tag="v1")
     remote = f"docker://{domain}:{env.port}/app:v1"
-    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"owner:{env.token}", f"oci:{source.root}:v1", remote,
-           timeout=300)
-    skopeo("copy", "--src-tls-verify=false", "--src-creds", f"owner:{env.token}", remote, f"oci:{tmp_path / 'back'}:v1",
-           timeout=300)
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"owner:{env.token}",
+        f"oci:{source.root}:v1",
+        remote,
+        timeout=300,
+    )
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        f"owner:{env.token}",
+        remote,
+        f"oci:{tmp_path / 'back'}:v1",
+        timeout=300,
+    )
     assert tagged(tmp_path / "back", "v1").digest == image.digest
     # The same image, by the path form on the shared endpoint: one registry, two addresses.
     assert RegistryClient(env.url, env.session()).request("HEAD", f"/v2/{name}/app/manifests/v1").status_code == 200
 
-    other = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", "o" + secrets.token_hex(3),
-                            "--data-dir", str(env.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "admin",
+            "org",
+            "create",
+            "o" + secrets.token_hex(3),
+            "--data-dir",
+            str(env.data_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert other.returncode == 0, other.stderr
-    refused = skopeo("inspect", "--raw", "--tls-verify=false", "--creds", f"b:{other.stdout.strip()}", remote,
-                     check=False, timeout=120)
-    assert refused.returncode != 0 and ("unauthorized" in refused.stderr.lower() or "denied" in refused.stderr.lower()), \
-        refused.stderr
+    refused = skopeo(
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        f"b:{other.stdout.strip()}",
+        remote,
+        check=False,
+        timeout=120,
+    )
+    assert refused.returncode != 0 and (
+        "unauthorized" in refused.stderr.lower() or "denied" in refused.stderr.lower()
+    ), refused.stderr

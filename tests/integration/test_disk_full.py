@@ -46,8 +46,9 @@ def small_disk(tmp_path):
 @pytest.fixture
 def server_on_small_disk(small_disk):
     # The data directory is the tmpfs itself, so the server's log (beside it) is not on it.
-    server = Server(small_disk, token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_MIN_FREE_BYTES": str(MIN_FREE)}).start()
+    server = Server(
+        small_disk, token="berth_" + secrets.token_urlsafe(32), env={"BERTH_MIN_FREE_BYTES": str(MIN_FREE)}
+    ).start()
     yield server
     server.stop()
 
@@ -72,8 +73,15 @@ class Pusher:
     def monolithic(self, size: int) -> int:
         """POST ?digest= with the whole blob (bodies past 1 MiB are spooled to disk first)."""
         data = secrets.token_bytes(size)
-        r = self._answer(self.client.request("POST", f"/v2/{REPO}/blobs/uploads/", params={"digest": sha256(data)},
-                                             data=data, headers={"Content-Type": "application/octet-stream"}))
+        r = self._answer(
+            self.client.request(
+                "POST",
+                f"/v2/{REPO}/blobs/uploads/",
+                params={"digest": sha256(data)},
+                data=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
         self._record(r, data)
         return r.status_code
 
@@ -85,9 +93,18 @@ class Pusher:
             return r.status_code
         location = r.headers["Location"]
         for start in range(0, size, chunk):
-            piece = data[start:start + chunk]
-            r = self._answer(self.client.request("PATCH", location, data=piece, headers={
-                "Content-Range": f"{start}-{start + len(piece) - 1}", "Content-Type": "application/octet-stream"}))
+            piece = data[start : start + chunk]
+            r = self._answer(
+                self.client.request(
+                    "PATCH",
+                    location,
+                    data=piece,
+                    headers={
+                        "Content-Range": f"{start}-{start + len(piece) - 1}",
+                        "Content-Type": "application/octet-stream",
+                    },
+                )
+            )
             if r.status_code != 202:
                 self.refused.append(sha256(data))
                 return r.status_code
@@ -102,9 +119,12 @@ class Pusher:
         r = self._answer(self.client.request("POST", f"/v2/{REPO}/blobs/uploads/"))
         if r.status_code != 202:
             return r.status_code
-        pieces = (data[i:i + 256 * 1024] for i in range(0, size, 256 * 1024))
-        r = self._answer(self.client.request("PATCH", r.headers["Location"], data=pieces,
-                                             headers={"Content-Type": "application/octet-stream"}))
+        pieces = (data[i : i + 256 * 1024] for i in range(0, size, 256 * 1024))
+        r = self._answer(
+            self.client.request(
+                "PATCH", r.headers["Location"], data=pieces, headers={"Content-Type": "application/octet-stream"}
+            )
+        )
         if r.status_code != 202:
             self.refused.append(sha256(data))
             return r.status_code
@@ -120,7 +140,7 @@ class Pusher:
 
     def assert_intact(self) -> None:
         """Every acknowledged blob reads back whole; no refused one is visible."""
-        for digest, data in self.acknowledged.items():
+        for digest in self.acknowledged:
             r = self.client.request("GET", f"/v2/{REPO}/blobs/{digest}")
             assert r.status_code == 200 and "sha256:" + hashlib.sha256(r.content).hexdigest() == digest
         for digest in self.refused:
@@ -152,8 +172,12 @@ def test_pushes_that_fill_the_disk_are_refused_with_507_and_nothing_acknowledged
     assert _ready(server) == 200
     # Fill the disk by pushing: spooled and in-memory monolithic bodies, and chunked uploads.
     for _ in range(40):
-        answers = {pusher.monolithic(3 * MiB), pusher.monolithic(300 * 1024), pusher.chunked(5 * MiB),
-                   pusher.streamed(4 * MiB)}
+        answers = {
+            pusher.monolithic(3 * MiB),
+            pusher.monolithic(300 * 1024),
+            pusher.chunked(5 * MiB),
+            pusher.streamed(4 * MiB),
+        }
         if answers == {507}:
             break
     else:
@@ -187,19 +211,28 @@ def test_pushes_work_again_without_a_restart_once_the_disk_is_made_bigger(server
     config, layer = b'{"architecture": "amd64", "os": "linux"}', secrets.token_bytes(2 * MiB)
     pusher.client.push_blob(REPO, config)
     pusher.client.push_blob(REPO, layer)
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": sha256(config), "size": len(config)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                            "digest": sha256(layer), "size": len(layer)}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha256(config),
+            "size": len(config),
+        },
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer), "size": len(layer)}
+        ],
+    }
     _fill(server.data_dir / "filler")
     assert _ready(server) == 503
     assert pusher.monolithic(2 * MiB) == 507
     assert pusher.chunked(3 * MiB) == 507
     if not postgres.ALL_SERVERS_ON_POSTGRES:  # there, manifests go to a database with room
         assert pusher._answer(pusher.client.push_manifest(REPO, "latest", manifest)).status_code == 507
-        assert pusher.client.request("GET", f"/v2/{REPO}/manifests/latest",
-                                     headers={"Accept": OCI_MANIFEST}).status_code == 404
+        assert (
+            pusher.client.request("GET", f"/v2/{REPO}/manifests/latest", headers={"Accept": OCI_MANIFEST}).status_code
+            == 404
+        )
         refused = Api(server)("POST", "/tokens", json={"name": "ci"})  # the management API: problem JSON
         assert refused.status_code == 507 and refused.headers["Content-Type"] == "application/problem+json"
         assert refused.json()["type"] == "https://berth.dev/problems/storage-full"

@@ -42,20 +42,23 @@ def error_code(r: requests.Response) -> str:
 
 def create_registry(server, name: str | None = None, visibility: str = "private") -> str:
     name = name or f"r{secrets.token_hex(4)}"
-    r = requests.post(f"{server.url}/api/v1/orgs/default/registries",
-                      json={"name": name, "visibility": visibility},
-                      headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
+    r = requests.post(
+        f"{server.url}/api/v1/orgs/default/registries",
+        json={"name": name, "visibility": visibility},
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=10,
+    )
     assert r.status_code == 202, r.text
     return name
 
 
 # -- /v2/ -------------------------------------------------------------------------------------
 
+
 def test_base_endpoint_requires_credentials_and_accepts_the_token(server, client, anon):
     r = anon.request("GET", "/v2/")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == (
-        f'Bearer realm="http://{server.host}/auth/token",service="{server.host}"')
+    assert r.headers["WWW-Authenticate"] == (f'Bearer realm="http://{server.host}/auth/token",service="{server.host}"')
     assert error_code(r) == "UNAUTHORIZED"
     r = client.request("GET", "/v2/")
     assert r.status_code == 200
@@ -73,6 +76,7 @@ def test_any_username_works_with_the_token(server):
 
 # -- blobs: push -------------------------------------------------------------------------------
 
+
 def test_monolithic_post_then_put(client, repo_name):
     data = secrets.token_bytes(5000)
     r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/")
@@ -80,8 +84,13 @@ def test_monolithic_post_then_put(client, repo_name):
     location = r.headers["Location"]
     assert location.startswith(f"/v2/{repo_name}/blobs/uploads/")
     assert r.headers["Docker-Upload-UUID"]
-    r = client.request("PUT", location, params={"digest": sha256(data)}, data=data,
-                       headers={"Content-Type": "application/octet-stream"})
+    r = client.request(
+        "PUT",
+        location,
+        params={"digest": sha256(data)},
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201, r.text
     assert r.headers["Location"] == f"/v2/{repo_name}/blobs/{sha256(data)}"
     assert r.headers["Docker-Content-Digest"] == sha256(data)
@@ -91,8 +100,13 @@ def test_monolithic_post_then_put(client, repo_name):
 
 def test_single_post_with_digest(client, repo_name):
     data = b"single post"
-    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha256(data)}, data=data,
-                       headers={"Content-Type": "application/octet-stream"})
+    r = client.request(
+        "POST",
+        f"/v2/{repo_name}/blobs/uploads/",
+        params={"digest": sha256(data)},
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201
     assert r.headers["Docker-Content-Digest"] == sha256(data)
     assert client.request("HEAD", f"/v2/{repo_name}/blobs/{sha256(data)}").status_code == 200
@@ -103,8 +117,12 @@ def test_chunked_upload_with_status_and_out_of_order_chunk(client, repo_name):
     parts = [data[:100_000], data[100_000:250_000], data[250_000:]]
     r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/")
     location = r.headers["Location"]
-    r = client.request("PATCH", location, data=parts[0], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "0-99999", "Content-Length": "100000"})
+    r = client.request(
+        "PATCH",
+        location,
+        data=parts[0],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "0-99999", "Content-Length": "100000"},
+    )
     assert r.status_code == 202, r.text
     assert r.headers["Range"] == "0-99999"
     location = r.headers["Location"]
@@ -115,18 +133,31 @@ def test_chunked_upload_with_status_and_out_of_order_chunk(client, repo_name):
     assert r.headers["Docker-Upload-UUID"]
 
     # A chunk that does not start where the upload ends is refused, and changes nothing.
-    r = client.request("PATCH", location, data=parts[2], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "250000-299999"})
+    r = client.request(
+        "PATCH",
+        location,
+        data=parts[2],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "250000-299999"},
+    )
     assert r.status_code == 416
     assert r.headers["Range"] == "0-99999"
     assert client.request("GET", location).headers["Range"] == "0-99999"
 
-    r = client.request("PATCH", location, data=parts[1], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "100000-249999"})
+    r = client.request(
+        "PATCH",
+        location,
+        data=parts[1],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "100000-249999"},
+    )
     assert r.status_code == 202 and r.headers["Range"] == "0-249999"
     # The last chunk may come with the closing PUT.
-    r = client.request("PUT", r.headers["Location"], params={"digest": sha256(data)}, data=parts[2],
-                       headers={"Content-Type": "application/octet-stream"})
+    r = client.request(
+        "PUT",
+        r.headers["Location"],
+        params={"digest": sha256(data)},
+        data=parts[2],
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201, r.text
     assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}").content == data
 
@@ -137,7 +168,7 @@ def test_streamed_patch_without_content_range(client, repo_name):
 
     def gen():  # chunked transfer encoding, as docker streams layers
         for i in range(0, len(data), 8192):
-            yield data[i:i + 8192]
+            yield data[i : i + 8192]
 
     r = client.request("PATCH", location, data=gen(), headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 202 and r.headers["Range"] == f"0-{len(data) - 1}"
@@ -210,20 +241,29 @@ CHUNKED_BLOB = bytes(range(256)) * 12  # 3072 bytes: chunks 0-1023, 1024-2047, 2
 
 def _upload_with_first_chunk(client, repo_name) -> str:
     location = client.request("POST", f"/v2/{repo_name}/blobs/uploads/").headers["Location"]
-    r = client.request("PATCH", location, data=CHUNKED_BLOB[:1024], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "0-1023"})
+    r = client.request(
+        "PATCH",
+        location,
+        data=CHUNKED_BLOB[:1024],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "0-1023"},
+    )
     assert r.status_code == 202 and r.headers["Range"] == "0-1023", r.text
     return r.headers["Location"]
 
 
 @pytest.mark.parametrize("algorithm", [sha256, sha512], ids=["sha256", "sha512"])
-@pytest.mark.parametrize("content_range,body", [
-    ("2048-3071", CHUNKED_BLOB[2048:]),  # skips the second chunk (the conformance suite's case)
-    ("0-1023", CHUNKED_BLOB[:1024]),  # sends the first chunk again
-    ("1024-1030", CHUNKED_BLOB[1024:2048]),  # says 7 bytes, carries 1024
-], ids=["skips-a-chunk", "repeats-the-first-chunk", "length-disagrees"])
+@pytest.mark.parametrize(
+    "content_range,body",
+    [
+        ("2048-3071", CHUNKED_BLOB[2048:]),  # skips the second chunk (the conformance suite's case)
+        ("0-1023", CHUNKED_BLOB[:1024]),  # sends the first chunk again
+        ("1024-1030", CHUNKED_BLOB[1024:2048]),  # says 7 bytes, carries 1024
+    ],
+    ids=["skips-a-chunk", "repeats-the-first-chunk", "length-disagrees"],
+)
 def test_closing_put_with_an_out_of_order_chunk_is_refused_with_416_and_the_upload_goes_on(
-        client, repo_name, algorithm, content_range, body):
+    client, repo_name, algorithm, content_range, body
+):
     """spec.md, closing a chunked upload: "issue a `PUT` request ... with the following headers
     ... `Content-Range: <range of chunk, if present>`", and "If a chunk is uploaded out of order,
     the registry MUST respond with a `416 Requested Range Not Satisfiable` code. A GET request
@@ -231,8 +271,13 @@ def test_closing_put_with_an_out_of_order_chunk_is_refused_with_416_and_the_uplo
     the upload still holds its first 1024 bytes and takes the right next chunk."""
     location = _upload_with_first_chunk(client, repo_name)
     digest = algorithm(CHUNKED_BLOB)
-    r = client.request("PUT", location, params={"digest": digest}, data=body, headers={
-        "Content-Type": "application/octet-stream", "Content-Range": content_range})
+    r = client.request(
+        "PUT",
+        location,
+        params={"digest": digest},
+        data=body,
+        headers={"Content-Type": "application/octet-stream", "Content-Range": content_range},
+    )
     assert r.status_code == 416, r.text
     assert error_code(r) == "RANGE_INVALID"
     assert r.headers["Range"] == "0-1023"
@@ -240,11 +285,20 @@ def test_closing_put_with_an_out_of_order_chunk_is_refused_with_416_and_the_uplo
     r = client.request("GET", location)
     assert r.status_code == 204 and r.headers["Range"] == "0-1023"
 
-    r = client.request("PATCH", location, data=CHUNKED_BLOB[1024:2048], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "1024-2047"})
+    r = client.request(
+        "PATCH",
+        location,
+        data=CHUNKED_BLOB[1024:2048],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "1024-2047"},
+    )
     assert r.status_code == 202 and r.headers["Range"] == "0-2047", r.text
-    r = client.request("PUT", r.headers["Location"], params={"digest": digest}, data=CHUNKED_BLOB[2048:], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "2048-3071"})
+    r = client.request(
+        "PUT",
+        r.headers["Location"],
+        params={"digest": digest},
+        data=CHUNKED_BLOB[2048:],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "2048-3071"},
+    )
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == digest
     assert client.request("GET", f"/v2/{repo_name}/blobs/{digest}").content == CHUNKED_BLOB
@@ -256,8 +310,13 @@ def test_closing_put_whose_content_range_starts_at_the_upload_offset_completes_i
     that continues the upload is taken, and "The response to a successful closing of the session
     MUST be `201 Created`"."""
     location = _upload_with_first_chunk(client, repo_name)
-    r = client.request("PUT", location, params={"digest": sha256(CHUNKED_BLOB)}, data=CHUNKED_BLOB[1024:], headers={
-        "Content-Type": "application/octet-stream", "Content-Range": "1024-3071"})
+    r = client.request(
+        "PUT",
+        location,
+        params={"digest": sha256(CHUNKED_BLOB)},
+        data=CHUNKED_BLOB[1024:],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "1024-3071"},
+    )
     assert r.status_code == 201, r.text
     assert r.headers["Location"] == f"/v2/{repo_name}/blobs/{sha256(CHUNKED_BLOB)}"
     assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(CHUNKED_BLOB)}").content == CHUNKED_BLOB
@@ -265,26 +324,38 @@ def test_closing_put_whose_content_range_starts_at_the_upload_offset_completes_i
 
 @pytest.mark.parametrize("content_range", ["1024-2047", "1-1024", "0-10"])
 def test_monolithic_post_whose_content_range_is_not_the_whole_blob_from_zero_is_refused_with_416(
-        client, repo_name, content_range):
+    client, repo_name, content_range
+):
     """spec.md, chunks: "The first chunk's range MUST begin with `0`", and "If a chunk is uploaded
     out of order, the registry MUST respond with a `416 Requested Range Not Satisfiable` code".
     A single POST's body is the first chunk of the upload it starts: one that claims to start
     elsewhere (or to be another length than it is) is refused, and nothing of it is stored. No
     `Range` is reported: no upload was started."""
     data = CHUNKED_BLOB[:1024]
-    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha256(data)}, data=data,
-                       headers={"Content-Type": "application/octet-stream", "Content-Range": content_range})
+    r = client.request(
+        "POST",
+        f"/v2/{repo_name}/blobs/uploads/",
+        params={"digest": sha256(data)},
+        data=data,
+        headers={"Content-Type": "application/octet-stream", "Content-Range": content_range},
+    )
     assert r.status_code == 416, r.text
     assert error_code(r) == "RANGE_INVALID"
     assert "Range" not in r.headers and "Location" not in r.headers
     assert client.request("HEAD", f"/v2/{repo_name}/blobs/{sha256(data)}").status_code == 404
-    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": sha256(data)}, data=data,
-                       headers={"Content-Type": "application/octet-stream", "Content-Range": "0-1023"})
+    r = client.request(
+        "POST",
+        f"/v2/{repo_name}/blobs/uploads/",
+        params={"digest": sha256(data)},
+        data=data,
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "0-1023"},
+    )
     assert r.status_code == 201, r.text
     assert client.request("GET", f"/v2/{repo_name}/blobs/{sha256(data)}").content == data
 
 
 # -- blobs: pull -------------------------------------------------------------------------------
+
 
 def test_blob_head_and_get_headers(client, repo_name):
     data = secrets.token_bytes(1234)
@@ -299,13 +370,16 @@ def test_blob_head_and_get_headers(client, repo_name):
     assert hashlib.sha256(r.content).hexdigest() == digest.split(":")[1]
 
 
-@pytest.mark.parametrize("header,expected", [
-    ("bytes=0-9", slice(0, 10)),
-    ("bytes=100-199", slice(100, 200)),
-    ("bytes=990-", slice(990, 1000)),
-    ("bytes=-5", slice(995, 1000)),
-    ("bytes=900-5000", slice(900, 1000)),
-])
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("bytes=0-9", slice(0, 10)),
+        ("bytes=100-199", slice(100, 200)),
+        ("bytes=990-", slice(990, 1000)),
+        ("bytes=-5", slice(995, 1000)),
+        ("bytes=900-5000", slice(900, 1000)),
+    ],
+)
 def test_blob_range_requests(client, repo_name, header, expected):
     data = secrets.token_bytes(1000)
     digest = client.push_blob(repo_name, data)
@@ -335,8 +409,10 @@ def test_blob_unknown(client, repo_name):
     assert error_code(client.request("GET", f"/v2/{repo_name}/blobs/{missing}")) == "BLOB_UNKNOWN"
 
 
-@pytest.mark.parametrize("reference", ["sha256:totallywrong", "sha256:" + "A" * 64, "sha384:" + "a" * 96,
-                                       "notadigest", ".INVALID_MANIFEST_NAME"])
+@pytest.mark.parametrize(
+    "reference",
+    ["sha256:totallywrong", "sha256:" + "A" * 64, "sha384:" + "a" * 96, "notadigest", ".INVALID_MANIFEST_NAME"],
+)
 def test_blob_by_a_reference_that_is_not_a_digest_is_not_found(client, repo_name, reference):
     """spec.md lists `404` as the only failure of `GET` / `HEAD /v2/<name>/blobs/<digest>`
     (end-2): "If the blob is not found in the repository, the response code MUST be `404 Not
@@ -368,6 +444,7 @@ def test_blob_pushed_to_one_repository_is_not_served_from_another(client, repo_n
 
 # -- cross-repository mount --------------------------------------------------------------------
 
+
 def test_mount_from_another_repository(client, repo_name):
     data = b"mount me"
     digest = client.push_blob(repo_name, data)
@@ -380,8 +457,9 @@ def test_mount_from_another_repository(client, repo_name):
 
 
 def test_mount_of_absent_blob_falls_back_to_an_upload(client, repo_name):
-    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/",
-                       params={"mount": sha256(b"never pushed"), "from": repo_name + "-src"})
+    r = client.request(
+        "POST", f"/v2/{repo_name}/blobs/uploads/", params={"mount": sha256(b"never pushed"), "from": repo_name + "-src"}
+    )
     assert r.status_code == 202
     assert "/blobs/uploads/" in r.headers["Location"]
 
@@ -406,6 +484,7 @@ def test_mount_never_crosses_registries(server, client, repo_name):
 
 
 # -- manifests ---------------------------------------------------------------------------------
+
 
 def test_manifest_push_by_tag_and_pull_by_tag_and_digest(client, repo_name):
     digest, body, _ = client.push_image(repo_name, "v1")
@@ -457,8 +536,9 @@ def test_manifest_digest_mismatch(client, repo_name):
 
 def test_manifest_with_missing_blob(client, repo_name):
     _, _, manifest = client.push_image(repo_name, "base")
-    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                               "digest": sha256(b"never pushed"), "size": 12})
+    manifest["layers"].append(
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(b"never pushed"), "size": 12}
+    )
     r = client.push_manifest(repo_name, "broken", manifest)
     assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
     assert client.request("GET", f"/v2/{repo_name}/manifests/broken").status_code == 404
@@ -466,15 +546,28 @@ def test_manifest_with_missing_blob(client, repo_name):
 
 def test_manifest_with_non_distributable_layer_needs_no_blob(client, repo_name):
     _, _, manifest = client.push_image(repo_name, "base")
-    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-                               "digest": sha256(b"lives elsewhere"), "size": 15,
-                               "urls": ["https://example.com/layer"]})
+    manifest["layers"].append(
+        {
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "digest": sha256(b"lives elsewhere"),
+            "size": 15,
+            "urls": ["https://example.com/layer"],
+        }
+    )
     assert client.push_manifest(repo_name, "foreign", manifest).status_code == 201
 
 
-@pytest.mark.parametrize("content_type", [
-    DOCKER_MANIFEST, OCI_INDEX, "application/json", "text/plain", "", "application/vnd.oci.image.manifest.v2+json",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        DOCKER_MANIFEST,
+        OCI_INDEX,
+        "application/json",
+        "text/plain",
+        "",
+        "application/vnd.oci.image.manifest.v2+json",
+    ],
+)
 def test_manifest_content_type_must_match_media_type(client, repo_name, content_type):
     _, _, manifest = client.push_image(repo_name, "base")
     r = client.push_manifest(repo_name, "mismatch", manifest, media_type=content_type)
@@ -486,20 +579,38 @@ def test_docker_schema2_manifest_and_manifest_list(client, repo_name):
     config = b'{"architecture":"amd64","os":"linux"}'
     layer = b"docker layer"
     manifest = {
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                   "digest": client.push_blob(repo_name, config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "digest": client.push_blob(repo_name, layer), "size": len(layer)}],
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": client.push_blob(repo_name, config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "digest": client.push_blob(repo_name, layer),
+                "size": len(layer),
+            }
+        ],
     }
     body = json.dumps(manifest).encode()
     r = client.push_manifest(repo_name, "docker", body, DOCKER_MANIFEST)
     assert r.status_code == 201, r.text
     r = client.request("GET", f"/v2/{repo_name}/manifests/docker")
     assert r.headers["Content-Type"] == DOCKER_MANIFEST
-    listing = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
-        {"mediaType": DOCKER_MANIFEST, "digest": sha256(body), "size": len(body),
-         "platform": {"architecture": "amd64", "os": "linux"}}]}
+    listing = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_LIST,
+        "manifests": [
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": sha256(body),
+                "size": len(body),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }
+        ],
+    }
     r = client.push_manifest(repo_name, "list", listing, DOCKER_LIST)
     assert r.status_code == 201, r.text
     assert client.request("GET", f"/v2/{repo_name}/manifests/list").headers["Content-Type"] == DOCKER_LIST
@@ -507,9 +618,18 @@ def test_docker_schema2_manifest_and_manifest_list(client, repo_name):
 
 def test_oci_index_requires_its_manifests(client, repo_name):
     digest, body, _ = client.push_image(repo_name, None)
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body),
-         "platform": {"architecture": "amd64", "os": "linux"}}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": len(body),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }
+        ],
+    }
     r = client.push_manifest(repo_name, "multi", index, OCI_INDEX)
     assert r.status_code == 201, r.text
     index["manifests"].append({"mediaType": OCI_MANIFEST, "digest": sha256(b"nope"), "size": 4})
@@ -542,13 +662,19 @@ def test_manifest_unknown(client, repo_name):
     assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
 
 
-INVALID_REFERENCES = [".INVALID_MANIFEST_NAME", "-dash-first", "t" * 129, "sha256:totallywrong",
-                      "sha256:" + "A" * 64, "sha384:" + "a" * 96, "md5:0123456789abcdef"]
+INVALID_REFERENCES = [
+    ".INVALID_MANIFEST_NAME",
+    "-dash-first",
+    "t" * 129,
+    "sha256:totallywrong",
+    "sha256:" + "A" * 64,
+    "sha384:" + "a" * 96,
+    "md5:0123456789abcdef",
+]
 
 
 @pytest.mark.parametrize("reference", INVALID_REFERENCES)
-def test_manifest_get_and_head_by_a_reference_that_is_neither_tag_nor_digest_is_not_found(
-        client, repo_name, reference):
+def test_manifest_get_and_head_by_a_reference_that_is_neither_tag_nor_digest_is_not_found(client, repo_name, reference):
     """spec.md, pulling manifests: "`<reference>` MUST be either (a) the digest of the manifest or
     (b) a tag. The `<reference>` MUST NOT be in any other format", and "If the manifest is not
     found in the repository, the response code MUST be `404 Not Found`"; the endpoints table
@@ -561,8 +687,7 @@ def test_manifest_get_and_head_by_a_reference_that_is_neither_tag_nor_digest_is_
 
 
 @pytest.mark.parametrize("reference", INVALID_REFERENCES)
-def test_manifest_delete_by_a_reference_that_is_neither_tag_nor_digest_is_not_found(
-        client, repo_name, reference):
+def test_manifest_delete_by_a_reference_that_is_neither_tag_nor_digest_is_not_found(client, repo_name, reference):
     """spec.md, endpoints table: `DELETE /v2/<name>/manifests/<reference>` (end-9) fails with
     `404`/`400`/`405`, the `400` and `405` being for "If tag deletion is disabled" and "If
     manifest deletion is disabled"; a reference that can name no tag and no manifest names
@@ -614,6 +739,7 @@ def test_delete_manifest_by_digest_removes_its_tags(client, repo_name):
 # status if too many tags are included in the request. MUST include an `OCI-Tag` response header,
 # in accordance with RFC 9110 (section 5) semantics, for each accepted tag."
 
+
 def unpushed_manifest(client: RegistryClient, repo: str, note: str = "tagged") -> bytes:
     """A manifest whose blobs are in `repo` but which is not stored itself."""
     _, _, manifest = client.push_image(repo, None)
@@ -621,8 +747,13 @@ def unpushed_manifest(client: RegistryClient, repo: str, note: str = "tagged") -
 
 
 def put_with_tags(client: RegistryClient, repo: str, reference: str, body: bytes, tags: list[str]) -> requests.Response:
-    return client.request("PUT", f"/v2/{repo}/manifests/{reference}", params={"tag": tags}, data=body,
-                          headers={"Content-Type": OCI_MANIFEST})
+    return client.request(
+        "PUT",
+        f"/v2/{repo}/manifests/{reference}",
+        params={"tag": tags},
+        data=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
 
 
 def oci_tag_lines(r: requests.Response) -> list[str]:
@@ -641,9 +772,8 @@ def audit_events(server, digest: str) -> list[dict]:
     return [e for e in events if e["digest"] == digest]
 
 
-def test_a_push_by_digest_with_tag_parameters_applies_each_tag_and_answers_an_oci_tag_header_per_tag(
-        client, repo_name):
-    """"For example, if the client pushed a manifest with the following tags:
+def test_a_push_by_digest_with_tag_parameters_applies_each_tag_and_answers_an_oci_tag_header_per_tag(client, repo_name):
+    """ "For example, if the client pushed a manifest with the following tags:
     `PUT /v2/<name>/manifests/<digest>?tag=1.2.3&tag=1.2&tag=1&tag=latest`": each is applied, and
     the registry "MUST include an `OCI-Tag` response header ... for each accepted tag"."""
     body = unpushed_manifest(client, repo_name)
@@ -667,8 +797,7 @@ def test_a_push_by_digest_without_tag_parameters_answers_no_oci_tag_header(clien
     assert client.request("GET", f"/v2/{repo_name}/tags/list").json()["tags"] == []
 
 
-def test_a_sha512_manifest_pushed_with_tag_parameters_is_found_under_each_tag_by_its_sha512_digest(
-        client, repo_name):
+def test_a_sha512_manifest_pushed_with_tag_parameters_is_found_under_each_tag_by_its_sha512_digest(client, repo_name):
     """Pushing by digest with `tag` parameters is how a manifest addressed by another algorithm
     than sha256 gets tags: a push by tag would name it by its sha256."""
     body = unpushed_manifest(client, repo_name, "sha512")
@@ -699,7 +828,7 @@ def test_a_push_may_carry_fifty_tags_and_one_more_is_refused_with_414_storing_no
 
 @pytest.mark.parametrize("bad", ["", ".hidden", "-dash", "a,b", "has space", "x" * 129, "v1\n", "caf\u00e9"])
 def test_a_bad_tag_among_good_ones_refuses_the_push_and_stores_nothing(client, repo_name, bad):
-    """"`<reference>` as a tag MUST be at most 128 characters in length and MUST match the
+    """ "`<reference>` as a tag MUST be at most 128 characters in length and MUST match the
     following regular expression: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`". One tag parameter that
     does not is a bad request for the whole push: neither the manifest nor the good tags are stored."""
     body = unpushed_manifest(client, repo_name, "bad")
@@ -776,6 +905,7 @@ def test_a_refused_push_with_tag_parameters_is_audited_with_the_tags_it_asked_fo
 
 # -- tags and catalog --------------------------------------------------------------------------
 
+
 def test_tags_list_sorted_and_paginated(client, repo_name):
     digest, body, _ = client.push_image(repo_name, "zeta")
     names = ["zeta", "alpha", "Beta", "1.0", "1.10", "1.2", "_x", "alpha-1"]
@@ -794,23 +924,26 @@ def test_tags_list_sorted_and_paginated(client, repo_name):
         assert len(page) <= 3
         seen += page
         link = r.headers.get("Link")
-        url = link[1:link.index(">")] if link else None
+        url = link[1 : link.index(">")] if link else None
         if link:
             assert link.endswith('rel="next"')
     assert seen == expected
 
     r = client.request("GET", f"/v2/{repo_name}/tags/list", params={"n": 2, "last": "alpha"})
-    assert r.json()["tags"] == expected[expected.index("alpha") + 1:][:2]
+    assert r.json()["tags"] == expected[expected.index("alpha") + 1 :][:2]
     r = client.request("GET", f"/v2/{repo_name}/tags/list", params={"n": 0})
     assert r.json()["tags"] == []
 
 
-@pytest.mark.parametrize("last,expected", [
-    (".INVALID_MANIFEST_NAME", ["a", "b", "c"]),  # sorts before every tag
-    ("b.", ["c"]),
-    ("~" * 300, []),  # sorts after every tag, and is longer than any tag may be
-    ("\u00e9t\u00e9", []),
-])
+@pytest.mark.parametrize(
+    "last,expected",
+    [
+        (".INVALID_MANIFEST_NAME", ["a", "b", "c"]),  # sorts before every tag
+        ("b.", ["c"]),
+        ("~" * 300, []),  # sorts after every tag, and is longer than any tag may be
+        ("\u00e9t\u00e9", []),
+    ],
+)
 def test_tags_list_after_a_last_that_is_not_a_tag_is_still_a_page(client, repo_name, last, expected):
     """spec.md, listing tags: "`<tagname>` MUST NOT be a numerical index, but rather it MUST be a
     proper tag. A request of this sort will return up to `<int>` tags, beginning non-inclusively
@@ -848,7 +981,7 @@ def test_catalog_lists_repositories_with_pagination(fresh_server):
         r = client.request("GET", url)
         seen += r.json()["repositories"]
         link = r.headers.get("Link")
-        url = link[1:link.index(">")] if link else None
+        url = link[1 : link.index(">")] if link else None
     assert seen == everything
 
     # On a registry's own host the catalog is that registry's, without the prefix.
@@ -860,6 +993,7 @@ def test_catalog_lists_repositories_with_pagination(fresh_server):
 
 # -- referrers ---------------------------------------------------------------------------------
 
+
 def test_referrers_api(client, repo_name):
     subject_digest, subject_body, _ = client.push_image(repo_name, "app")
     subject = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)}
@@ -868,11 +1002,19 @@ def test_referrers_api(client, repo_name):
     referrers = {}
     for artifact_type, payload in (("application/vnd.example.sbom", b"sbom"), ("application/vnd.example.sig", b"sig")):
         manifest = {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
             "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
-            "layers": [{"mediaType": "application/octet-stream", "digest": client.push_blob(repo_name, payload),
-                        "size": len(payload)}],
-            "subject": subject, "annotations": {"org.example.kind": artifact_type},
+            "layers": [
+                {
+                    "mediaType": "application/octet-stream",
+                    "digest": client.push_blob(repo_name, payload),
+                    "size": len(payload),
+                }
+            ],
+            "subject": subject,
+            "annotations": {"org.example.kind": artifact_type},
         }
         body = json.dumps(manifest).encode()
         r = client.push_manifest(repo_name, sha256(body), body)
@@ -887,11 +1029,14 @@ def test_referrers_api(client, repo_name):
     assert index["schemaVersion"] == 2 and index["mediaType"] == OCI_INDEX
     got = {m["artifactType"]: (m["digest"], m["size"]) for m in index["manifests"]}
     assert got == referrers
-    assert all(m["mediaType"] == OCI_MANIFEST and m["annotations"]["org.example.kind"] == m["artifactType"]
-               for m in index["manifests"])
+    assert all(
+        m["mediaType"] == OCI_MANIFEST and m["annotations"]["org.example.kind"] == m["artifactType"]
+        for m in index["manifests"]
+    )
 
-    r = client.request("GET", f"/v2/{repo_name}/referrers/{subject_digest}",
-                       params={"artifactType": "application/vnd.example.sig"})
+    r = client.request(
+        "GET", f"/v2/{repo_name}/referrers/{subject_digest}", params={"artifactType": "application/vnd.example.sig"}
+    )
     assert r.headers["OCI-Filters-Applied"] == "artifactType"
     assert [m["digest"] for m in r.json()["manifests"]] == [referrers["application/vnd.example.sig"][0]]
 
@@ -905,9 +1050,13 @@ def test_referrer_artifact_type_defaults_to_config_media_type(client, repo_name)
     subject_digest, subject_body, _ = client.push_image(repo_name, "app")
     config = b'{"signed": true}'
     manifest = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.example.signature.config", "digest": client.push_blob(repo_name, config),
-                   "size": len(config)},
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.example.signature.config",
+            "digest": client.push_blob(repo_name, config),
+            "size": len(config),
+        },
         "layers": [],
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)},
     }
@@ -930,6 +1079,7 @@ def test_referrers_of_a_malformed_digest_is_a_bad_request_never_not_found(client
 
 
 # -- addressing and isolation ------------------------------------------------------------------
+
 
 def test_host_form_addresses_the_same_registry(server, client, repo_name):
     digest, body, _ = client.push_image(repo_name, "v1")
@@ -974,6 +1124,7 @@ def test_path_form_needs_registry_and_repository(client):
 
 # -- access: public and private registries -----------------------------------------------------
 
+
 def test_public_registry_allows_anonymous_pull_only(server, client, anon):
     public = create_registry(server, visibility="public")
     digest, body, manifest = client.push_image(f"{public}/app", "v1")
@@ -990,8 +1141,11 @@ def test_public_registry_allows_anonymous_pull_only(server, client, anon):
 
 def test_private_registry_refuses_anonymous(client, anon, repo_name):
     client.push_image(repo_name, "v1")
-    for method, path in (("GET", f"/v2/{repo_name}/manifests/v1"), ("GET", f"/v2/{repo_name}/tags/list"),
-                         ("POST", f"/v2/{repo_name}/blobs/uploads/")):
+    for method, path in (
+        ("GET", f"/v2/{repo_name}/manifests/v1"),
+        ("GET", f"/v2/{repo_name}/tags/list"),
+        ("POST", f"/v2/{repo_name}/blobs/uploads/"),
+    ):
         r = anon.request(method, path)
         assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED"
         assert "WWW-Authenticate" in r.headers

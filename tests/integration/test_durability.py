@@ -16,7 +16,7 @@ def test_chunked_upload_resumes_after_kill_9(fresh_server):
     server = fresh_server.start()
     client = RegistryClient(server.url, server.session())
     data = secrets.token_bytes(3 * 1024 * 1024 + 17)
-    head, tail = data[: 2 * 1024 * 1024], data[2 * 1024 * 1024:]
+    head, tail = data[: 2 * 1024 * 1024], data[2 * 1024 * 1024 :]
     location = client.request("POST", "/v2/default/resume/blobs/uploads/").headers["Location"]
     r = client.request("PATCH", location, data=head, headers={"Content-Range": f"0-{len(head) - 1}"})
     assert r.status_code == 202
@@ -61,8 +61,10 @@ def test_upload_interrupted_by_kill_9_leaves_no_visible_blob(fresh_server):
     size = 512 * 1024 * 1024
     digest = "sha256:" + __import__("hashlib").sha256(b"\0" * size).hexdigest()
     stop = threading.Event()
-    sender = threading.Thread(target=_send_slowly, args=(server.port, server.token,
-                              f"/v2/default/killed/blobs/uploads/?digest={digest}", size, stop))
+    sender = threading.Thread(
+        target=_send_slowly,
+        args=(server.port, server.token, f"/v2/default/killed/blobs/uploads/?digest={digest}", size, stop),
+    )
     sender.start()
     uploads = server.data_dir / "storage" / "uploads"
     deadline = time.monotonic() + 120
@@ -97,8 +99,10 @@ def test_concurrent_pushes_of_the_same_blob(server, repo_name):
         repo = f"{repo_name}-{i % 3}"
         location = client.request("POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
         for start in range(0, len(data), 1024 * 1024):
-            part = data[start:start + 1024 * 1024]
-            r = client.request("PATCH", location, data=part, headers={"Content-Range": f"{start}-{start + len(part) - 1}"})
+            part = data[start : start + 1024 * 1024]
+            r = client.request(
+                "PATCH", location, data=part, headers={"Content-Range": f"{start}-{start + len(part) - 1}"}
+            )
             assert r.status_code == 202, r.text
             location = r.headers["Location"]
         return client.request("PUT", location, params={"digest": digest}).status_code
@@ -143,9 +147,15 @@ def test_large_bodies_are_taken_over_from_the_spool_and_nothing_is_left_behind(f
     assert r.status_code == 400
     more = secrets.token_bytes(3 * 1024 * 1024)
     location = client.request("POST", "/v2/default/spool/blobs/uploads/").headers["Location"]
-    r = client.request("PATCH", location, data=more[:2 * 1024 * 1024], headers={"Content-Range": f"0-{2 * 1024 * 1024 - 1}"})
-    r = client.request("PATCH", r.headers["Location"], data=more[2 * 1024 * 1024:],
-                       headers={"Content-Range": f"{2 * 1024 * 1024}-{len(more) - 1}"})
+    r = client.request(
+        "PATCH", location, data=more[: 2 * 1024 * 1024], headers={"Content-Range": f"0-{2 * 1024 * 1024 - 1}"}
+    )
+    r = client.request(
+        "PATCH",
+        r.headers["Location"],
+        data=more[2 * 1024 * 1024 :],
+        headers={"Content-Range": f"{2 * 1024 * 1024}-{len(more) - 1}"},
+    )
     r = client.request("PUT", r.headers["Location"], params={"digest": sha256(more)})
     assert r.status_code == 201
     assert client.request("GET", f"/v2/default/spool/blobs/{sha256(data)}").content == data

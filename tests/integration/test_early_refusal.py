@@ -39,7 +39,7 @@ class SpoolWatch:
             self.peak = max(self.peak, total)
             time.sleep(0.002)
 
-    def __enter__(self) -> "SpoolWatch":
+    def __enter__(self) -> SpoolWatch:
         self._thread.start()
         return self
 
@@ -48,8 +48,9 @@ class SpoolWatch:
         self._thread.join()
 
 
-def send_big_body(server, method: str, path: str, headers: dict[str, str], size: int = BIG,
-                  chunked: bool = False) -> tuple[bytes, int]:
+def send_big_body(
+    server, method: str, path: str, headers: dict[str, str], size: int = BIG, chunked: bool = False
+) -> tuple[bytes, int]:
     """Send a request announcing `size` bytes of body (or a chunked body of that size), then
     the body, as a client that reads the answer while it sends (Go's, curl) does: it stops
     sending once an answer arrives. Returns the answer's bytes and how much body was sent."""
@@ -88,8 +89,12 @@ def basic(user: str, password: str) -> str:
 
 @pytest.fixture(scope="module")
 def puller(server) -> str:
-    r = requests.post(f"{server.url}/api/v1/orgs/default/tokens", json={"name": "puller", "scope": "pull"},
-                      headers={"Authorization": f"Bearer {server.token}"}, timeout=10)
+    r = requests.post(
+        f"{server.url}/api/v1/orgs/default/tokens",
+        json={"name": "puller", "scope": "pull"},
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=10,
+    )
     assert r.status_code == 201, r.text
     return r.json()["token"]
 
@@ -140,31 +145,40 @@ def test_a_big_body_to_an_unknown_path_or_a_public_endpoint_is_refused_before_it
 
 
 def test_a_chunked_body_to_a_public_endpoint_is_cut_off_after_a_mebibyte(server):
-    answer, peak = refused(server, "POST", "/auth/token", {"Content-Type": "application/x-www-form-urlencoded"},
-                           chunked=True)
+    answer, peak = refused(
+        server, "POST", "/auth/token", {"Content-Type": "application/x-www-form-urlencoded"}, chunked=True
+    )
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert peak < 2 * MiB
 
 
 def test_a_chunked_token_request_is_answered_as_podman_sends_it(server):
     form = f"grant_type=password&username=ci&password={server.token}&service={server.host}&client_id=podman"
-    r = requests.post(f"{server.url}/auth/token", data=iter([form.encode()]),
-                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    r = requests.post(
+        f"{server.url}/auth/token",
+        data=iter([form.encode()]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
     assert r.request.headers.get("Transfer-Encoding") == "chunked"
     assert r.status_code == 200, r.text
     assert r.json()["access_token"]
 
 
 def test_a_pull_with_a_big_body_is_refused_before_it_is_spooled(server):
-    answer, peak = refused(server, "GET", "/v2/default/app/manifests/latest", {"Authorization": basic("a", server.token)})
+    answer, peak = refused(
+        server, "GET", "/v2/default/app/manifests/latest", {"Authorization": basic("a", server.token)}
+    )
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert peak < MiB
 
 
 def test_a_refused_client_that_waits_for_100_continue_gets_the_refusal_instead(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        s.sendall(f"PUT /v2/default/app/blobs/uploads/x HTTP/1.1\r\nHost: {server.host}\r\n"
-                  f"Content-Length: {BIG}\r\nExpect: 100-continue\r\n\r\n".encode())
+        s.sendall(
+            f"PUT /v2/default/app/blobs/uploads/x HTTP/1.1\r\nHost: {server.host}\r\n"
+            f"Content-Length: {BIG}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
         answer = s.recv(65536)
     assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
 
@@ -174,12 +188,17 @@ def test_an_authorized_upload_streams_its_big_body_in_every_form(server, repo_na
     body = bytes(range(256)) * (12 * MiB // 256)
     digest = sha256(body)
     # Monolithic (Content-Length past the preflight threshold, with Expect: 100-continue)...
-    r = client.request("POST", f"/v2/{repo_name}/blobs/uploads/", params={"digest": digest}, data=body,
-                       headers={"Content-Type": "application/octet-stream", "Expect": "100-continue"})
+    r = client.request(
+        "POST",
+        f"/v2/{repo_name}/blobs/uploads/",
+        params={"digest": digest},
+        data=body,
+        headers={"Content-Type": "application/octet-stream", "Expect": "100-continue"},
+    )
     assert r.status_code == 201, r.text
     # ...and a chunked transfer encoding PATCH, as Docker sends a layer.
     started = client.request("POST", f"/v2/{repo_name}/blobs/uploads/")
-    r = client.request("PATCH", started.headers["Location"], data=(body[i:i + MiB] for i in range(0, len(body), MiB)))
+    r = client.request("PATCH", started.headers["Location"], data=(body[i : i + MiB] for i in range(0, len(body), MiB)))
     assert r.status_code == 202, r.text
     r = client.request("PUT", r.headers["Location"], params={"digest": digest})
     assert r.status_code == 201, r.text

@@ -37,8 +37,9 @@ def test_rate_limit_holds_exactly_under_concurrency(tmp_path):
         assert 1 <= int(r.headers["Retry-After"]) <= 60
         assert r.headers["RateLimit-Limit"] == "50" and r.headers["RateLimit-Remaining"] == "0"
         assert {x.headers["RateLimit-Remaining"] for x in ok} == {str(n) for n in range(50)}
-        api = requests.get(f"{server.url}/api/v1/orgs/default/registries", headers={"Authorization": f"Bearer {OWNER}"},
-                           timeout=20)
+        api = requests.get(
+            f"{server.url}/api/v1/orgs/default/registries", headers={"Authorization": f"Bearer {OWNER}"}, timeout=20
+        )
         assert api.status_code == 429 and api.headers["Content-Type"] == "application/problem+json"
         assert api.json()["code"] == "TOOMANYREQUESTS"
         # Probes are never limited.
@@ -80,8 +81,7 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path):
 
 
 def test_route_overrides_and_allow_list(tmp_path):
-    server = start(tmp_path, "routes", berth_rate_limit="1000/minute",
-                   berth_rate_limit_routes="/auth/token=3/minute")
+    server = start(tmp_path, "routes", berth_rate_limit="1000/minute", berth_rate_limit_routes="/auth/token=3/minute")
     try:
         statuses = [requests.get(f"{server.url}/auth/token", timeout=20).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
@@ -101,8 +101,9 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(tmp_path):
     try:
         # Behind a trusted proxy each real client has its own budget.
         for ip in ("203.0.113.7", "203.0.113.8"):
-            statuses = [auth_get(trusted, "/v2/", headers={"X-Forwarded-For": f"{ip}, 127.0.0.1"}).status_code
-                        for _ in range(4)]
+            statuses = [
+                auth_get(trusted, "/v2/", headers={"X-Forwarded-For": f"{ip}, 127.0.0.1"}).status_code for _ in range(4)
+            ]
             assert statuses == [200, 200, 200, 429], ip
         r = auth_get(trusted, "/v2/", headers={"Forwarded": 'for="198.51.100.1";proto=https'})
         assert r.status_code == 200
@@ -123,8 +124,9 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(tmp_path):
     untrusted = start(tmp_path, "untrusted", berth_rate_limit="3/minute", berth_trusted_proxies="10.0.0.0/8")
     try:
         # A spoofed header from an untrusted peer changes nothing: one budget for 127.0.0.1.
-        statuses = [auth_get(untrusted, "/v2/", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
-                    for i in range(4)]
+        statuses = [
+            auth_get(untrusted, "/v2/", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(4)
+        ]
         assert statuses == [200, 200, 200, 429]
         assert '"client_ip": "203.0.113.' not in untrusted.logs()
         assert '"client_ip": "127.0.0.1"' in untrusted.logs()
@@ -148,8 +150,12 @@ def test_https_is_required_when_configured(tmp_path):
         r = auth_get(server, "/v2/", headers={"X-Forwarded-Proto": "http"})
         assert r.status_code == 403 and "HTTPS is required" in r.json()["errors"][0]["message"]
         assert auth_get(server, "/v2/").status_code == 403  # plain HTTP straight to the pod
-        r = requests.get(f"{server.url}/api/v1/orgs/default/registries?x=1", timeout=20, allow_redirects=False,
-                         headers={"X-Forwarded-Proto": "http", "Authorization": f"Bearer {OWNER}"})
+        r = requests.get(
+            f"{server.url}/api/v1/orgs/default/registries?x=1",
+            timeout=20,
+            allow_redirects=False,
+            headers={"X-Forwarded-Proto": "http", "Authorization": f"Bearer {OWNER}"},
+        )
         assert r.status_code == 308
         assert r.headers["Location"] == f"https://{server.host}/api/v1/orgs/default/registries?x=1"
         assert requests.get(f"{server.url}/healthz", timeout=20).status_code == 200  # probes come over HTTP
@@ -162,8 +168,11 @@ def test_security_headers_on_every_response(server):
     responses = [
         requests.get(f"{server.url}/v2/", timeout=20),  # 401
         requests.get(f"{server.url}/v2/", auth=("a", server.token), timeout=20),
-        requests.get(f"{server.url}/api/v1/orgs/default/registries", headers={"Authorization": f"Bearer {server.token}"},
-                     timeout=20),
+        requests.get(
+            f"{server.url}/api/v1/orgs/default/registries",
+            headers={"Authorization": f"Bearer {server.token}"},
+            timeout=20,
+        ),
         requests.get(f"{server.url}/nope", timeout=20),
     ]
     for r in responses:
@@ -177,7 +186,9 @@ def test_security_headers_on_every_response(server):
 
 
 def test_cors(tmp_path):
-    server = start(tmp_path, "cors", berth_cors_origins="https://ui.example", berth_cors_credentials="https://ui.example")
+    server = start(
+        tmp_path, "cors", berth_cors_origins="https://ui.example", berth_cors_credentials="https://ui.example"
+    )
     try:
         origin = {"Origin": "https://ui.example"}
         RegistryClient(server.url, server.session()).push_image("default/app", "v1")
@@ -188,8 +199,15 @@ def test_cors(tmp_path):
         for name in ("Docker-Content-Digest", "Link", "Location", "Range", "X-Request-ID", "OCI-Tag"):
             assert name in exposed
         for path in ("/v2/default/app/manifests/v1", "/api/v1/orgs/default/registries"):
-            pre = requests.options(server.url + path, timeout=20, headers={
-                **origin, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization"})
+            pre = requests.options(
+                server.url + path,
+                timeout=20,
+                headers={
+                    **origin,
+                    "Access-Control-Request-Method": "PUT",
+                    "Access-Control-Request-Headers": "authorization",
+                },
+            )
             assert pre.status_code in (200, 204), (path, pre.status_code, pre.text)
             assert "GET" in pre.headers["Access-Control-Allow-Methods"]
             assert pre.headers["Access-Control-Allow-Headers"] == "authorization"
@@ -205,7 +223,9 @@ def test_request_ids(server):
     r = requests.get(f"{server.url}/v2/", headers={"X-Request-ID": mine}, timeout=20)
     assert r.headers["X-Request-ID"] == mine
     assert r.json()["request_id"] == mine  # in the OCI error body
-    r = requests.get(f"{server.url}/api/v1/orgs/default/registries", headers={"X-Request-ID": "bad id; <script>"}, timeout=20)
+    r = requests.get(
+        f"{server.url}/api/v1/orgs/default/registries", headers={"X-Request-ID": "bad id; <script>"}, timeout=20
+    )
     generated = r.headers["X-Request-ID"]
     assert generated != "bad id; <script>" and len(generated) == 32
     assert r.json()["request_id"] == generated  # in the problem JSON

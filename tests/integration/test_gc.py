@@ -28,15 +28,23 @@ pytestmark = pytest.mark.skipif(postgres.ALL_SERVERS_ON_POSTGRES, reason="ages r
 
 @pytest.fixture
 def srv(tmp_path):
-    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_GC_INTERVAL": "0", "BERTH_GC_GRACE": "15"}).start()
+    server = Server(
+        tmp_path / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={"BERTH_GC_INTERVAL": "0", "BERTH_GC_GRACE": "15"},
+    ).start()
     yield server
     server.stop()
 
 
 def berth_gc(server: Server, *args: str) -> list[dict]:
-    run = subprocess.run([sys.executable, "-m", "app.cli", "gc", "--data-dir", str(server.data_dir), "--json", *args],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "gc", "--data-dir", str(server.data_dir), "--json", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -65,8 +73,7 @@ def reachable_blob_digests(client: RegistryClient, repos: list[str]) -> set[str]
 
 
 def _blobs_of(client: RegistryClient, repo: str, ref: str) -> set[str]:
-    r = client.request("GET", f"/v2/{repo}/manifests/{ref}",
-                       headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
+    r = client.request("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
     assert r.status_code == 200, (repo, ref, r.text)
     doc = r.json()
     if doc.get("mediaType") == OCI_INDEX:
@@ -80,10 +87,18 @@ def test_collects_exactly_what_no_tag_reaches(srv):
     a_only = secrets.token_bytes(3000)
     a, _, _ = c.push_image("default/gc/app", "v1", layers=[shared, a_only])
     c_digest, c_bytes, c_doc = c.push_image("default/gc/app", "v1", layers=[shared, b"c-layer"])  # moves v1
-    sig_a = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x.sig",
-             "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": c.push_blob(
-                 "default/gc/app", b"{}"), "size": 2},
-             "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": a, "size": 1}}
+    sig_a = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/x.sig",
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": c.push_blob("default/gc/app", b"{}"),
+            "size": 2,
+        },
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": a, "size": 1},
+    }
     sig_a_bytes = json.dumps(sig_a).encode()
     assert c.push_manifest("default/gc/app", sha256(sig_a_bytes), sig_a_bytes).status_code == 201
     sig_c = {**sig_a, "subject": {"mediaType": OCI_MANIFEST, "digest": c_digest, "size": len(c_bytes)}}
@@ -92,9 +107,14 @@ def test_collects_exactly_what_no_tag_reaches(srv):
     # A multi-platform image: children untagged, reachable through the tagged index.
     amd, amd_bytes, _ = c.push_image("default/gc/multi", None, layers=[b"amd"])
     arm, arm_bytes, _ = c.push_image("default/gc/multi", None, layers=[b"arm"])
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": amd, "size": len(amd_bytes)},
-        {"mediaType": OCI_MANIFEST, "digest": arm, "size": len(arm_bytes)}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": amd, "size": len(amd_bytes)},
+            {"mediaType": OCI_MANIFEST, "digest": arm, "size": len(arm_bytes)},
+        ],
+    }
     assert c.push_manifest("default/gc/multi", "latest", index, OCI_INDEX).status_code == 201
     lonely = c.push_blob("default/gc/app", b"uploaded, never referenced")
     age_everything(srv)
@@ -116,8 +136,7 @@ def test_collects_exactly_what_no_tag_reaches(srv):
         assert c.request("GET", f"/v2/default/gc/multi/manifests/{kept}").status_code == 200
     referrers = c.request("GET", f"/v2/default/gc/app/referrers/{c_digest}").json()["manifests"]
     assert [r["digest"] for r in referrers] == [sha256(sig_c_bytes)]
-    assert stored_digests(srv) == reachable_blob_digests(c, ["default/gc/app", "default/gc/multi"]) | {
-        sha256(b"{}")}
+    assert stored_digests(srv) == reachable_blob_digests(c, ["default/gc/app", "default/gc/multi"]) | {sha256(b"{}")}
     assert berth_gc(srv, "--registry", "default")[0]["blobs_deleted"] == []  # nothing left to do
 
 
@@ -131,11 +150,16 @@ def test_the_grace_period_protects_fresh_content(srv):
     assert c.request("HEAD", f"/v2/default/gc/fresh/blobs/{fresh}").status_code == 200
     # Through the API, with the server's own grace period; a dry run by request.
     api = {"Authorization": f"Bearer {srv.token}"}
-    r = requests.post(f"{srv.url}/api/v1/orgs/default/registries/default/gc", json={"dry_run": True},
-                      headers=api, timeout=60)
+    r = requests.post(
+        f"{srv.url}/api/v1/orgs/default/registries/default/gc", json={"dry_run": True}, headers=api, timeout=60
+    )
     assert r.status_code == 200 and r.json()["dry_run"] is True and r.json()["blobs_deleted"] == []
-    assert requests.post(f"{srv.url}/api/v1/orgs/default/registries/default/gc", json={"dry_run": "yes"},
-                         headers=api, timeout=60).status_code == 400
+    assert (
+        requests.post(
+            f"{srv.url}/api/v1/orgs/default/registries/default/gc", json={"dry_run": "yes"}, headers=api, timeout=60
+        ).status_code
+        == 400
+    )
 
 
 def test_collection_racing_hundreds_of_pushes_breaks_nothing(srv):
@@ -166,16 +190,25 @@ def test_collection_racing_hundreds_of_pushes_breaks_nothing(srv):
         for layer in layers:  # what a real client does: check, upload only what is missing
             digest = sha256(layer)
             if client.request("HEAD", f"/v2/{repo}/blobs/{digest}").status_code != 200:
-                mounted = client.request("POST", f"/v2/{repo}/blobs/uploads/",
-                                         params={"mount": digest, "from": "default/race/seed"})
+                mounted = client.request(
+                    "POST", f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": "default/race/seed"}
+                )
                 if mounted.status_code != 201:
                     client.push_blob(repo, layer)
         config = json.dumps({"os": "linux", "architecture": "amd64", "n": i}).encode()
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": client.push_blob(repo, config), "size": len(config)},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                "digest": sha256(layer), "size": len(layer)} for layer in layers]}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": client.push_blob(repo, config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": len(layer)}
+                for layer in layers
+            ],
+        }
         r = client.push_manifest(repo, f"t{i}", manifest)
         assert r.status_code == 201, r.text
         return repo, f"t{i}"

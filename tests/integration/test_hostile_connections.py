@@ -30,7 +30,7 @@ class Crowd:
         self._stop = threading.Event()
         self._dripper = threading.Thread(target=self._drip, daemon=True)
 
-    def __enter__(self) -> "Crowd":
+    def __enter__(self) -> Crowd:
         for i in range(HOLD):
             s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
             if i % 2:

@@ -9,7 +9,6 @@ import hmac
 import json
 import secrets
 import time
-
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
@@ -32,16 +31,24 @@ def idp():
 @pytest.fixture(scope="module")
 def env(idp, tmp_path_factory):
     # A cool-down of 1 s (the default is 10 s) lets a test see a rotated key picked up without a long wait.
-    server = Server(tmp_path_factory.mktemp("idp") / "data", token="berth_owner_" + secrets.token_hex(16),
-                    env={**idp.env(), "BERTH_OIDC_JWKS_COOLDOWN": "1"}).start()
+    server = Server(
+        tmp_path_factory.mktemp("idp") / "data",
+        token="berth_owner_" + secrets.token_hex(16),
+        env={**idp.env(), "BERTH_OIDC_JWKS_COOLDOWN": "1"},
+    ).start()
     RegistryClient(server.url, server.session()).push_image("default/app", "v1")
     yield server
     server.stop()
 
 
 def api(env, jwt_or_token: str, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, f"{env.url}/api/v1/orgs/default{path}", timeout=20,
-                            headers={"Authorization": f"Bearer {jwt_or_token}"}, **kw)
+    return requests.request(
+        method,
+        f"{env.url}/api/v1/orgs/default{path}",
+        timeout=20,
+        headers={"Authorization": f"Bearer {jwt_or_token}"},
+        **kw,
+    )
 
 
 def pull(env, password: str) -> int:
@@ -50,8 +57,13 @@ def pull(env, password: str) -> int:
 
 def push(env, password: str) -> int:
     data = secrets.token_bytes(8)
-    return requests.post(f"{env.url}/v2/default/app/blobs/uploads/", params={"digest": sha256(data)}, data=data,
-                         auth=("user", password), timeout=20).status_code
+    return requests.post(
+        f"{env.url}/v2/default/app/blobs/uploads/",
+        params={"digest": sha256(data)},
+        data=data,
+        auth=("user", password),
+        timeout=20,
+    ).status_code
 
 
 def test_claimed_role_works_on_both_planes(env, idp):
@@ -60,8 +72,12 @@ def test_claimed_role_works_on_both_planes(env, idp):
     assert pull(env, alice) == 200 and push(env, alice) == 201
     assert api(env, alice, "PUT", "/members/zed", json={"role": "reader"}).status_code == 403  # developers don't
     # Through the token service, as docker login does with username + IdP token.
-    r = requests.get(f"{env.url}/auth/token", auth=("alice", alice), timeout=20,
-                     params={"service": env.host, "scope": "repository:default/app:pull,push"})
+    r = requests.get(
+        f"{env.url}/auth/token",
+        auth=("alice", alice),
+        timeout=20,
+        params={"service": env.host, "scope": "repository:default/app:pull,push"},
+    )
     assert r.status_code == 200
     claims = json.loads(base64.urlsafe_b64decode(r.json()["token"].split(".")[1] + "=="))
     assert claims["sub"] == "user:alice" and claims["access"][0]["actions"] == ["pull", "push"]
@@ -83,8 +99,12 @@ def test_no_role_means_no_access(env, idp):
 
 def test_stored_membership_and_claims_combine_to_the_stronger(env, idp):
     owner = {"Authorization": f"Bearer {env.token}"}
-    assert requests.put(f"{env.url}/api/v1/orgs/default/members/carol", json={"role": "admin"}, headers=owner,
-                        timeout=20).status_code == 201
+    assert (
+        requests.put(
+            f"{env.url}/api/v1/orgs/default/members/carol", json={"role": "admin"}, headers=owner, timeout=20
+        ).status_code
+        == 201
+    )
     carol = idp.token("carol", orgs={"default": "reader"})
     assert push(env, carol) == 201  # admin from the membership beats reader from the claim
     assert api(env, carol, "PUT", "/members/dan", json={"role": "reader"}).status_code == 201
@@ -105,10 +125,15 @@ def test_bad_identity_tokens_are_refused(env, idp):
     good = idp.token("alice", orgs={"default": "owner"})
     header, payload, signature = good.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    public_pem = idp.keys["rsa-1"].public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        idp.keys["rsa-1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     hs_input = _b64({"alg": "HS256", "kid": "rsa-1", "typ": "JWT"}) + "." + payload
-    hs_signature = base64.urlsafe_b64encode(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    hs_signature = (
+        base64.urlsafe_b64encode(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    )
     bad = {
         "wrong issuer": idp.token("alice", orgs={"default": "owner"}, iss="https://evil.example"),
         "wrong audience": idp.token("alice", orgs={"default": "owner"}, aud="someone-else"),
@@ -191,8 +216,11 @@ def _set_off_a_fetch(pool, server, provider):
 def test_a_hanging_identity_provider_holds_up_only_tokens_naming_unknown_keys(tmp_path):
     provider = IdentityProvider()
     # A cool-down of 4 s (the default is 10 s): longer than the flood below takes to be answered.
-    server = Server(tmp_path / "data", token="berth_owner_" + secrets.token_hex(16),
-                    env={**provider.env(), "BERTH_OIDC_JWKS_COOLDOWN": "4"}).start()
+    server = Server(
+        tmp_path / "data",
+        token="berth_owner_" + secrets.token_hex(16),
+        env={**provider.env(), "BERTH_OIDC_JWKS_COOLDOWN": "4"},
+    ).start()
     try:
         alice = {"Authorization": f"Bearer {provider.token('alice', orgs={'default': 'reader'})}"}
         registries = f"{server.url}/api/v1/orgs/default/registries"
@@ -204,8 +232,15 @@ def test_a_hanging_identity_provider_holds_up_only_tokens_naming_unknown_keys(tm
             probe = _set_off_a_fetch(pool, server, provider)  # it hangs
             flood = [pool.submit(requests.get, f"{server.url}/v2/", auth=("m", token), timeout=60) for token in made_up]
             assert requests.get(registries, headers=alice, timeout=PROMPT).status_code == 200
-            assert requests.get(f"{server.url}/auth/token", auth=("ci", server.token), timeout=PROMPT,
-                                params={"service": server.host}).status_code == 200
+            assert (
+                requests.get(
+                    f"{server.url}/auth/token",
+                    auth=("ci", server.token),
+                    timeout=PROMPT,
+                    params={"service": server.host},
+                ).status_code
+                == 200
+            )
             assert requests.get(f"{server.url}/healthz", timeout=PROMPT).status_code == 200
             refused = [f.result() for f in flood]
         assert [r.status_code for r in refused] == [401] * len(made_up)

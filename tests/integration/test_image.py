@@ -44,11 +44,21 @@ def image(docker_daemon, tmp_path_factory) -> str:
     if not Path("/usr/bin/mmdebstrap").exists() and os.geteuid() != 0:
         message = "scripts/image needs mmdebstrap to make a base here: apt-get install mmdebstrap"
         pytest.fail(message) if IN_CI else pytest.skip(message)
-    env = {**os.environ, "DOCKER_HOST": docker_daemon.host, "DOCKER_BUILDKIT": "0",
-           "DOCKER_CONFIG": str(tmp_path_factory.mktemp("image-docker-config"))}
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_daemon.host,
+        "DOCKER_BUILDKIT": "0",
+        "DOCKER_CONFIG": str(tmp_path_factory.mktemp("image-docker-config")),
+    }
     tag = f"berth-test:{secrets.token_hex(4)}"
-    proc = subprocess.run([str(ROOT / "scripts/image"), "--tag", tag], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=BUILD_TIMEOUT)
+    proc = subprocess.run(
+        [str(ROOT / "scripts/image"), "--tag", tag],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+    )
     assert proc.returncode == 0, f"scripts/image failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     assert proc.stdout.split()[-1] == tag, proc.stdout  # the reference is its last word
     return tag
@@ -64,14 +74,33 @@ class Container:
         self.name = f"berth-{secrets.token_hex(4)}"
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def run(self) -> "Container":
+    def run(self) -> Container:
         self.docker(
-            "run", "-d", "--name", self.name, "--network", "host",
-            "--read-only", "--tmpfs", "/tmp:rw,size=256m", "--user", f"{UID}:{UID}",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "-v", f"{self.volume}:{DATA_DIR}",
-            "-e", f"BERTH_PORT={self.port}", "-e", f"BERTH_METRICS_ADDR=127.0.0.1:{self.metrics_port}",
-            "-e", f"BERTH_BOOTSTRAP_TOKEN={self.token}", "-e", "BERTH_LOG_LEVEL=warning",
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--network",
+            "host",
+            "--read-only",
+            "--tmpfs",
+            "/tmp:rw,size=256m",
+            "--user",
+            f"{UID}:{UID}",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "-v",
+            f"{self.volume}:{DATA_DIR}",
+            "-e",
+            f"BERTH_PORT={self.port}",
+            "-e",
+            f"BERTH_METRICS_ADDR=127.0.0.1:{self.metrics_port}",
+            "-e",
+            f"BERTH_BOOTSTRAP_TOKEN={self.token}",
+            "-e",
+            "BERTH_LOG_LEVEL=warning",
             self.image,
         )
         self.wait_ready()
@@ -113,10 +142,21 @@ def container(docker, image):
 
 def test_the_image_is_configured_as_the_platform_deployment_runs_it(docker, image):
     config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
-    deployment = next(m.body for m in platform_resources(PlatformConfig(
-        image="registry.example/berth@sha256:" + "0" * 64, domain="cr.example.test", gateway_class="eg",
-        storage_url="gs://b", trusted_proxies="10.0.0.0/8", database_url="postgresql://x", token_signing_key="k",
-    )) if m.body["kind"] == "Deployment")
+    deployment = next(
+        m.body
+        for m in platform_resources(
+            PlatformConfig(
+                image="registry.example/berth@sha256:" + "0" * 64,
+                domain="cr.example.test",
+                gateway_class="eg",
+                storage_url="gs://b",
+                trusted_proxies="10.0.0.0/8",
+                database_url="postgresql://x",
+                token_signing_key="k",
+            )
+        )
+        if m.body["kind"] == "Deployment"
+    )
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = dict(e.split("=", 1) for e in config["Env"])
@@ -129,7 +169,10 @@ def test_the_image_is_configured_as_the_platform_deployment_runs_it(docker, imag
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert {f"{ports['http']}/tcp", f"{ports['metrics']}/tcp"} <= set(config["ExposedPorts"])
     assert env["BERTH_PORT"] == str(PORT) and env["BERTH_METRICS_ADDR"].endswith(f":{ports['metrics']}")
-    assert "/healthz" in " ".join(config["Healthcheck"]["Test"]) and container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert (
+        "/healthz" in " ".join(config["Healthcheck"]["Test"])
+        and container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    )
     labels = config["Labels"]
     for key in ("source", "revision", "version", "licenses"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
@@ -144,9 +187,14 @@ def test_the_image_serves_read_only_as_non_root_with_probes_and_a_healthcheck(do
     assert metrics.status_code == 200 and "berth_" in metrics.text
     assert requests.get(container.url + "/metrics", timeout=5).status_code == 404
     # The root filesystem is read-only and the process is not root: it can write nowhere else.
-    probe = docker("exec", container.name, "python3", "-c",
-                   "import os\ntry:\n open('/opt/berth/x', 'w')\nexcept OSError as e:\n print(e.errno)\n"
-                   "print(os.getuid())", check=False)
+    probe = docker(
+        "exec",
+        container.name,
+        "python3",
+        "-c",
+        "import os\ntry:\n open('/opt/berth/x', 'w')\nexcept OSError as e:\n print(e.errno)\nprint(os.getuid())",
+        check=False,
+    )
     assert probe.stdout.split() == ["30", str(UID)], probe.stdout + probe.stderr  # EROFS
     deadline = time.monotonic() + 60
     while container.inspect()["State"]["Health"]["Status"] != "healthy":
@@ -181,14 +229,21 @@ def test_docker_and_skopeo_push_and_pull_through_the_image(docker, skopeo, conta
 def test_sigterm_during_an_upload_stops_cleanly_and_keeps_what_was_acknowledged(docker, container):
     auth = ("admin", container.token)
     blob = os.urandom(3 * 1024 * 1024)
-    first, rest = blob[:1024 * 1024], blob[1024 * 1024:]
+    first, rest = blob[: 1024 * 1024], blob[1024 * 1024 :]
     start = requests.post(f"{container.url}/v2/default/t/sigterm/blobs/uploads/", auth=auth, timeout=10)
     assert start.status_code == 202, start.text
-    location = container.url + start.headers["Location"] if start.headers["Location"].startswith("/") \
+    location = (
+        container.url + start.headers["Location"]
+        if start.headers["Location"].startswith("/")
         else start.headers["Location"]
-    acked = requests.patch(location, data=first, auth=auth, timeout=30,
-                           headers={"Content-Type": "application/octet-stream",
-                                    "Content-Range": f"0-{len(first) - 1}"})
+    )
+    acked = requests.patch(
+        location,
+        data=first,
+        auth=auth,
+        timeout=30,
+        headers={"Content-Type": "application/octet-stream", "Content-Range": f"0-{len(first) - 1}"},
+    )
     assert acked.status_code == 202 and acked.headers["Range"] == f"0-{len(first) - 1}", acked.text
 
     # The next chunk is in flight, half sent, when the container is told to stop.
@@ -196,18 +251,26 @@ def test_sigterm_during_an_upload_stops_cleanly_and_keeps_what_was_acknowledged(
     outcome: dict = {}
 
     def slow_body():
-        yield rest[:len(rest) // 2]
+        yield rest[: len(rest) // 2]
         sent_half.set()
         time.sleep(3)
-        yield rest[len(rest) // 2:]
+        yield rest[len(rest) // 2 :]
 
     def in_flight():
         try:
             outcome["response"] = requests.patch(
-                acked.headers["Location"] if acked.headers["Location"].startswith("http")
-                else container.url + acked.headers["Location"], data=slow_body(), auth=auth, timeout=60,
-                headers={"Content-Type": "application/octet-stream",
-                         "Content-Range": f"{len(first)}-{len(blob) - 1}", "Content-Length": str(len(rest))})
+                acked.headers["Location"]
+                if acked.headers["Location"].startswith("http")
+                else container.url + acked.headers["Location"],
+                data=slow_body(),
+                auth=auth,
+                timeout=60,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{len(first)}-{len(blob) - 1}",
+                    "Content-Length": str(len(rest)),
+                },
+            )
         except requests.RequestException as e:
             outcome["error"] = e
 
@@ -231,28 +294,43 @@ def test_sigterm_during_an_upload_stops_cleanly_and_keeps_what_was_acknowledged(
     else:
         assert offset == len(first)
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-    done = requests.put(status.headers["Location"] if status.headers["Location"].startswith("http")
-                        else container.url + status.headers["Location"],
-                        params={"digest": digest}, data=blob[offset:], auth=auth, timeout=30,
-                        headers={"Content-Type": "application/octet-stream"})
+    done = requests.put(
+        status.headers["Location"]
+        if status.headers["Location"].startswith("http")
+        else container.url + status.headers["Location"],
+        params={"digest": digest},
+        data=blob[offset:],
+        auth=auth,
+        timeout=30,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert done.status_code == 201, done.text
     pulled = requests.get(f"{container.url}/v2/default/t/sigterm/blobs/{digest}", auth=auth, timeout=30)
     assert pulled.status_code == 200 and pulled.content == blob
 
 
-def test_scripts_image_pushes_into_berth_itself_and_prints_the_reference_by_digest(docker, container, image,
-                                                                                    docker_daemon):
+def test_scripts_image_pushes_into_berth_itself_and_prints_the_reference_by_digest(
+    docker, container, image, docker_daemon
+):
     host = f"127.0.0.1:{container.port}"
     docker("login", host, "-u", "admin", "--password-stdin", input=container.token)
     require_tool("skopeo", "apt-get install skopeo")
-    proc = subprocess.run([str(ROOT / "scripts/image"), "--tag", image, "--push", f"{host}/default/platform/berth"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-                          env={**docker.env, "DOCKER_HOST": docker_daemon.host})
+    proc = subprocess.run(
+        [str(ROOT / "scripts/image"), "--tag", image, "--push", f"{host}/default/platform/berth"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        env={**docker.env, "DOCKER_HOST": docker_daemon.host},
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     reference = proc.stdout.split()[-1]
     name, _, digest = reference.partition("@")
     assert name == f"{host}/default/platform/berth" and digest.startswith("sha256:"), reference
-    head = requests.head(f"{container.url}/v2/default/platform/berth/manifests/{digest}",
-                         auth=("admin", container.token), timeout=10,
-                         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    head = requests.head(
+        f"{container.url}/v2/default/platform/berth/manifests/{digest}",
+        auth=("admin", container.token),
+        timeout=10,
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
     assert head.status_code == 200 and head.headers["Docker-Content-Digest"] == digest

@@ -20,8 +20,11 @@ MiB = 1024 * 1024
 
 
 def _serve(tmp_path, inline: str) -> Server:
-    return Server(tmp_path / f"data-{inline}", token="berth_" + secrets.token_urlsafe(32),
-                  env={"BERTH_THREADS": "1", "BERTH_INLINE_READS": inline}).start()
+    return Server(
+        tmp_path / f"data-{inline}",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={"BERTH_THREADS": "1", "BERTH_INLINE_READS": inline},
+    ).start()
 
 
 def _raw(server: Server) -> socket.socket:
@@ -75,7 +78,9 @@ def test_pipelined_requests_keep_their_order(pushed):
             buf += sock.recv(65536)
         head, buf = buf.split(b"\r\n\r\n", 1)
         heads.append(head)
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
         need = 0 if method == b"HEAD" else length
         while len(buf) < need:
             buf += sock.recv(65536)
@@ -104,8 +109,12 @@ def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
 
         def push() -> None:
             sock = _raw(server)
-            sock.sendall(f"PUT {location}{'&' if '?' in location else '?'}digest=sha256:{h.hexdigest()} HTTP/1.1\r\n"
-                         f"Host: x\r\nContent-Length: {512 * MiB}\r\n".encode() + _auth(server) + b"\r\n")
+            sock.sendall(
+                f"PUT {location}{'&' if '?' in location else '?'}digest=sha256:{h.hexdigest()} HTTP/1.1\r\n"
+                f"Host: x\r\nContent-Length: {512 * MiB}\r\n".encode()
+                + _auth(server)
+                + b"\r\n"
+            )
             for _ in range(512):
                 sock.sendall(block)
             sent.set()

@@ -22,8 +22,11 @@ DEEP_BODY = b"[" * 5000 + b"]" * 5000  # under it
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("json") / "data", token="berth_" + secrets.token_urlsafe(32),
-               env={"BERTH_MAX_API_BODY_BYTES": str(MAX_BODY)}).start()
+    s = Server(
+        tmp_path_factory.mktemp("json") / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={"BERTH_MAX_API_BODY_BYTES": str(MAX_BODY)},
+    ).start()
     s.client = RegistryClient(s.url, s.session())
     s.image = s.client.push_image("default/app", "v1")
     s.api = {"Authorization": f"Bearer {s.token}"}
@@ -75,34 +78,50 @@ def test_a_manifest_with_nan_or_infinity_is_manifest_invalid(srv):
         assert error["code"] == "MANIFEST_INVALID" and "not a JSON number" in error["message"]
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/api/v1/orgs/default/registries"),
-    ("PATCH", "/api/v1/orgs/default/registries/default"),
-    ("POST", "/api/v1/orgs/default/registries/default/credentials"),
-    ("POST", "/api/v1/orgs/default/registries/default/gc"),
-    ("PUT", "/api/v1/orgs/default/registries/default/retention"),
-    ("POST", "/api/v1/orgs/default/registries/default/retention/preview"),
-    ("PUT", "/api/v1/orgs/default/members/bob"),
-    ("POST", "/api/v1/orgs/default/tokens"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/api/v1/orgs/default/registries"),
+        ("PATCH", "/api/v1/orgs/default/registries/default"),
+        ("POST", "/api/v1/orgs/default/registries/default/credentials"),
+        ("POST", "/api/v1/orgs/default/registries/default/gc"),
+        ("PUT", "/api/v1/orgs/default/registries/default/retention"),
+        ("POST", "/api/v1/orgs/default/registries/default/retention/preview"),
+        ("PUT", "/api/v1/orgs/default/members/bob"),
+        ("POST", "/api/v1/orgs/default/tokens"),
+    ],
+)
 def test_every_management_body_nested_too_deep_is_a_400_problem(srv, method, path):
-    r = requests.request(method, srv.url + path, data=DEEP_BODY, timeout=30,
-                         headers={**srv.api, "Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(8)})
+    r = requests.request(
+        method,
+        srv.url + path,
+        data=DEEP_BODY,
+        timeout=30,
+        headers={**srv.api, "Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(8)},
+    )
     assert "deeper than 64 levels" in problem(r, 400)
 
 
 def test_a_management_body_past_the_size_limit_is_refused_with_413_before_it_is_parsed(srv):
     body = json.dumps({"name": "x" * MAX_BODY}).encode()
-    r = requests.post(f"{srv.url}/api/v1/orgs/default/tokens", data=body, timeout=30,
-                      headers={**srv.api, "Content-Type": "application/json"})
+    r = requests.post(
+        f"{srv.url}/api/v1/orgs/default/tokens",
+        data=body,
+        timeout=30,
+        headers={**srv.api, "Content-Type": "application/json"},
+    )
     assert f"{MAX_BODY}-byte limit" in problem(r, 413)
     assert r.json()["code"] == "PAYLOAD_TOO_LARGE"
 
 
 def test_a_chunked_management_body_past_the_size_limit_is_refused_too(srv):
     chunks = iter([b'{"name": "', b"x" * MAX_BODY, b'"}'])  # no Content-Length: read up to the limit
-    r = requests.post(f"{srv.url}/api/v1/orgs/default/tokens", data=chunks, timeout=30,
-                      headers={**srv.api, "Content-Type": "application/json"})
+    r = requests.post(
+        f"{srv.url}/api/v1/orgs/default/tokens",
+        data=chunks,
+        timeout=30,
+        headers={**srv.api, "Content-Type": "application/json"},
+    )
     assert f"{MAX_BODY}-byte limit" in problem(r, 413)
 
 
@@ -110,8 +129,9 @@ def test_the_token_form_past_the_size_limit_is_a_413_oci_error(srv):
     form = {"grant_type": "password", "username": "admin", "password": "x" * MAX_BODY, "service": "registry"}
     r = requests.post(f"{srv.url}/auth/token", data=form, timeout=30)
     assert oci_error(r, 413)["code"] == "PAYLOAD_TOO_LARGE"
-    ok = requests.post(f"{srv.url}/auth/token", timeout=30,
-                       data={"grant_type": "password", "username": "admin", "password": srv.token})
+    ok = requests.post(
+        f"{srv.url}/auth/token", timeout=30, data={"grant_type": "password", "username": "admin", "password": srv.token}
+    )
     assert ok.status_code == 200, ok.text
 
 
@@ -121,9 +141,12 @@ def test_a_multipart_management_body_is_unsupported_not_parsed(srv):
 
 
 def test_a_management_body_with_nan_is_a_400_problem(srv):
-    r = requests.post(f"{srv.url}/api/v1/orgs/default/tokens", timeout=30,
-                      data=b'{"name": "n", "scope": "pull", "expires_in": NaN}',
-                      headers={**srv.api, "Content-Type": "application/json"})
+    r = requests.post(
+        f"{srv.url}/api/v1/orgs/default/tokens",
+        timeout=30,
+        data=b'{"name": "n", "scope": "pull", "expires_in": NaN}',
+        headers={**srv.api, "Content-Type": "application/json"},
+    )
     assert "not a JSON number" in problem(r, 400)
 
 
@@ -131,18 +154,34 @@ def cursor(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/orgs/default/tokens",  # integer keys
-    "/api/v1/orgs/default/audit",
-    "/api/v1/orgs/default/members",  # string keys
-    "/api/v1/orgs/default/registries",
-    "/api/v1/orgs/default/registries/default/repositories",  # an in-memory list
-    "/api/v1/orgs/default/registries/default/repositories/app/tags",
-])
-@pytest.mark.parametrize("forged", [
-    b"[" * 5000 + b"]" * 5000, b"99999999999999999999999", b'{"a": 1}', b"[1]", b"true", b"null",
-    b'"\\u0000"', b'"\\ud800"', b"1" * 5000, b"NaN", b"\xff", b"1.5",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/orgs/default/tokens",  # integer keys
+        "/api/v1/orgs/default/audit",
+        "/api/v1/orgs/default/members",  # string keys
+        "/api/v1/orgs/default/registries",
+        "/api/v1/orgs/default/registries/default/repositories",  # an in-memory list
+        "/api/v1/orgs/default/registries/default/repositories/app/tags",
+    ],
+)
+@pytest.mark.parametrize(
+    "forged",
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b"99999999999999999999999",
+        b'{"a": 1}',
+        b"[1]",
+        b"true",
+        b"null",
+        b'"\\u0000"',
+        b'"\\ud800"',
+        b"1" * 5000,
+        b"NaN",
+        b"\xff",
+        b"1.5",
+    ],
+)
 def test_a_forged_cursor_is_a_400_problem_on_every_list(srv, path, forged):
     r = requests.get(srv.url + path, params={"cursor": cursor(forged)}, headers=srv.api, timeout=30)
     assert "cursor" in problem(r, 400)
@@ -150,26 +189,45 @@ def test_a_forged_cursor_is_a_400_problem_on_every_list(srv, path, forged):
 
 def test_a_cursor_the_server_issued_still_pages(srv):
     for name in ("a", "b"):
-        assert requests.put(f"{srv.url}/api/v1/orgs/default/members/{name}", json={"role": "reader"},
-                            headers=srv.api, timeout=30).status_code in (200, 201)
+        assert requests.put(
+            f"{srv.url}/api/v1/orgs/default/members/{name}", json={"role": "reader"}, headers=srv.api, timeout=30
+        ).status_code in (200, 201)
     first = requests.get(f"{srv.url}/api/v1/orgs/default/members?limit=1", headers=srv.api, timeout=30).json()
-    second = requests.get(f"{srv.url}/api/v1/orgs/default/members", headers=srv.api, timeout=30,
-                          params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    second = requests.get(
+        f"{srv.url}/api/v1/orgs/default/members",
+        headers=srv.api,
+        timeout=30,
+        params={"limit": 1, "cursor": first["next_cursor"]},
+    ).json()
     assert second["members"] and second["members"] != first["members"]
 
 
 def test_an_image_whose_config_is_nested_too_deep_is_browsed_without_its_preview(srv):
     config = b'{"os": "linux", "x": ' + DEEP[:20_000] + DEEP[-20_000:] + b"}"
     layer = b"deep-config-layer"
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": srv.client.push_blob("default/cfg", config), "size": len(config)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": srv.client.push_blob("default/cfg", layer), "size": len(layer)}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": srv.client.push_blob("default/cfg", config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": srv.client.push_blob("default/cfg", layer),
+                "size": len(layer),
+            }
+        ],
+    }
     body = json.dumps(manifest).encode()
     assert srv.client.push_manifest("default/cfg", "v1", body).status_code == 201
-    r = requests.get(f"{srv.url}/api/v1/orgs/default/registries/default/repositories/cfg/manifests/{sha256(body)}",
-                     headers=srv.api, timeout=30)
+    r = requests.get(
+        f"{srv.url}/api/v1/orgs/default/registries/default/repositories/cfg/manifests/{sha256(body)}",
+        headers=srv.api,
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["config"]["image"] is None
 

@@ -93,14 +93,17 @@ def _registry_id(env, name: str) -> int:
     return int(hits[0].relative_to(env.data_dir / "storage" / "blobs").parts[0])
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("", "required"),
-    ("a" * 64, "at most 63"),
-    ("Bad_Name", "DNS label"),
-    ("-dash", "DNS label"),
-    ("v2", "reserved"),
-    ("api", "reserved"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("", "required"),
+        ("a" * 64, "at most 63"),
+        ("Bad_Name", "DNS label"),
+        ("-dash", "DNS label"),
+        ("v2", "reserved"),
+        ("api", "reserved"),
+    ],
+)
 def test_invalid_names_are_refused_naming_the_field(api, name, reason):
     r = api("POST", "/registries", json={"name": name})
     assert r.status_code == 400
@@ -206,8 +209,12 @@ def test_organizations_hold_several_registries_listed_with_cursor_pages(api):
 
 
 def test_private_names_do_not_leak(env, api):
-    other = subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "create", unique("org"), "--data-dir",
-                            str(env.data_dir)], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    other = subprocess.run(
+        [sys.executable, "-m", "app.cli", "admin", "org", "create", unique("org"), "--data-dir", str(env.data_dir)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     assert other.returncode == 0, other.stderr
     stranger = Api(env, other.stdout.strip())
     for suffix in ("/registries", "/registries/default", "/registries/default/repositories", "/audit"):
@@ -216,8 +223,9 @@ def test_private_names_do_not_leak(env, api):
         assert a.status_code == b.status_code == 404
         assert a.json()["detail"].replace("'default'", "X") == b.json()["detail"].replace("'nosuchorg'", "X")
     # A token scoped to one registry cannot tell another registry from a missing one.
-    scoped = Api(env, api("POST", "/tokens", json={"name": unique("s"), "scope": "pull",
-                                                    "registry": "default"}).json()["token"])
+    scoped = Api(
+        env, api("POST", "/tokens", json={"name": unique("s"), "scope": "pull", "registry": "default"}).json()["token"]
+    )
     assert scoped("GET", "/registries/default").status_code == 200
     name = unique("hidden")
     api.create(name)
@@ -239,7 +247,10 @@ def test_repositories_as_a_folder_tree(env, api):
     assert root["entries"][1]["repositories"] == 3
     team = api("GET", f"/registries/{name}/repositories", params={"path": "team/"}).json()
     assert [(e["type"], e["path"]) for e in team["entries"]] == [
-        ("repository", "team/app"), ("folder", "team/app/"), ("repository", "team/web")]
+        ("repository", "team/app"),
+        ("folder", "team/app/"),
+        ("repository", "team/web"),
+    ]
     app = team["entries"][0]
     assert app["tags"] == 1 and app["size"] > 300 and app["last_push"].endswith("Z")
     deeper = api("GET", f"/registries/{name}/repositories", params={"path": "team/app/"}).json()
@@ -257,12 +268,24 @@ def test_tags_with_sizes_platforms_and_manifest_detail(env, api):
     layers_amd, layers_arm = [secrets.token_bytes(1000), secrets.token_bytes(2000)], [secrets.token_bytes(3000)]
     amd_digest, amd_bytes, amd = c.push_image(repo, None, layers=layers_amd)
     arm_digest, arm_bytes, arm = c.push_image(repo, None, layers=layers_arm)
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": amd["mediaType"], "digest": amd_digest, "size": len(amd_bytes),
-         "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": arm["mediaType"], "digest": arm_digest, "size": len(arm_bytes),
-         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-    ]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": amd["mediaType"],
+                "digest": amd_digest,
+                "size": len(amd_bytes),
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                "mediaType": arm["mediaType"],
+                "digest": arm_digest,
+                "size": len(arm_bytes),
+                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+            },
+        ],
+    }
     assert c.push_manifest(repo, "latest", index, OCI_INDEX).status_code == 201
     assert c.push_manifest(repo, "amd", amd_bytes).status_code == 201
 
@@ -297,20 +320,39 @@ def test_manifest_detail_lists_its_referrers_and_only_its_own(env, api):
     other_digest, _, _ = c.push_image(f"{name}/app", "v2", layers=[secrets.token_bytes(100)])
     pointer = {"mediaType": subject["mediaType"], "digest": subject_digest, "size": len(subject_bytes)}
     sbom = b'{"spdxVersion": "SPDX-2.3"}'
-    sbom_digest, sbom_bytes, _ = c.push_image(f"{name}/app", None, layers=[sbom], subject=pointer,
-                                              artifactType="application/spdx+json",
-                                              annotations={"org.opencontainers.image.created": "2026-01-01T00:00:00Z"})
-    signature_digest, signature_bytes, _ = c.push_image(f"{name}/app", None, layers=[b"a signature"], subject=pointer,
-                                                        artifactType="application/vnd.dev.cosign.artifact.sig.v1+json")
-    c.push_image(f"{name}/app", None, layers=[b"about v2"], artifactType="application/spdx+json",
-                 subject={**pointer, "digest": other_digest})
+    sbom_digest, sbom_bytes, _ = c.push_image(
+        f"{name}/app",
+        None,
+        layers=[sbom],
+        subject=pointer,
+        artifactType="application/spdx+json",
+        annotations={"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+    )
+    signature_digest, signature_bytes, _ = c.push_image(
+        f"{name}/app",
+        None,
+        layers=[b"a signature"],
+        subject=pointer,
+        artifactType="application/vnd.dev.cosign.artifact.sig.v1+json",
+    )
+    c.push_image(
+        f"{name}/app",
+        None,
+        layers=[b"about v2"],
+        artifactType="application/spdx+json",
+        subject={**pointer, "digest": other_digest},
+    )
 
     detail = api("GET", f"/registries/{name}/repositories/app/manifests/{subject_digest}").json()
     referrers = {r["digest"]: r for r in detail["referrers"]}
     assert set(referrers) == {sbom_digest, signature_digest}
     assert referrers[sbom_digest] == {
-        "digest": sbom_digest, "media_type": subject["mediaType"], "artifact_type": "application/spdx+json",
-        "size": len(sbom_bytes), "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}}
+        "digest": sbom_digest,
+        "media_type": subject["mediaType"],
+        "artifact_type": "application/spdx+json",
+        "size": len(sbom_bytes),
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+    }
     assert referrers[signature_digest]["artifact_type"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
     assert referrers[signature_digest]["size"] == len(signature_bytes)
     # The referrer's own detail names its subject and has no referrers of its own.
@@ -363,8 +405,11 @@ def test_credentials_dockerconfigjson_pulls_with_skopeo(env, api, tmp_path):
     api.create(name)
     c = client(env)
     c.push_image(f"{name}/app", "v1", layers=[secrets.token_bytes(2000)])
-    r = api("POST", f"/registries/{name}/credentials", json={"k8s_secret_name": "app-pull", "namespace": "apps",
-                                                              "expires_in": "1d"})
+    r = api(
+        "POST",
+        f"/registries/{name}/credentials",
+        json={"k8s_secret_name": "app-pull", "namespace": "apps", "expires_in": "1d"},
+    )
     assert r.status_code == 201, r.text
     creds = r.json()
     # No domain configured: the path form, which works here, comes first (docker login's server).
@@ -372,21 +417,44 @@ def test_credentials_dockerconfigjson_pulls_with_skopeo(env, api, tmp_path):
     assert creds["token"]["expires_at"] and creds["token"]["registry"] == name
     secret = creds["kubernetes_secret"]
     assert secret["type"] == "kubernetes.io/dockerconfigjson" and secret["metadata"] == {
-        "name": "app-pull", "namespace": "apps", "labels": {"app.kubernetes.io/managed-by": "berth"}}
+        "name": "app-pull",
+        "namespace": "apps",
+        "labels": {"app.kubernetes.io/managed-by": "berth"},
+    }
     config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
     assert config == creds["dockerconfigjson"]
     authfile = tmp_path / "auth.json"
     authfile.write_text(json.dumps(config))
     pulled = subprocess.run(
-        ["skopeo", "copy", "--authfile", str(authfile), "--src-tls-verify=false",
-         f"docker://{env.host}/{name}/app:v1", f"oci:{tmp_path / 'out'}:v1"],
-        capture_output=True, text=True, timeout=120)
+        [
+            "skopeo",
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--src-tls-verify=false",
+            f"docker://{env.host}/{name}/app:v1",
+            f"oci:{tmp_path / 'out'}:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pulled.returncode == 0, pulled.stderr
     # Pull-only: the same credentials cannot push.
     pushed = subprocess.run(
-        ["skopeo", "copy", "--authfile", str(authfile), "--dest-tls-verify=false",
-         f"oci:{tmp_path / 'out'}:v1", f"docker://{env.host}/{name}/app:v2"],
-        capture_output=True, text=True, timeout=120)
+        [
+            "skopeo",
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--dest-tls-verify=false",
+            f"oci:{tmp_path / 'out'}:v1",
+            f"docker://{env.host}/{name}/app:v2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pushed.returncode != 0
     # ... and reach no other registry.
     other = RegistryClient(env.url, env.session(creds["password"]))
@@ -403,8 +471,10 @@ def test_push_credentials_only_for_callers_who_may_push(env, api):
     r = Api(env, reader)("POST", f"/registries/{name}/credentials", json={"push": True})
     assert r.status_code == 403 and r.json()["code"] == "DENIED"
     assert Api(env, reader)("POST", f"/registries/{name}/credentials", json={}).status_code == 201
-    assert api("POST", f"/registries/{name}/credentials", json={"push": "yes"}).json()["invalid_params"][0][
-        "name"] == "push"
+    assert (
+        api("POST", f"/registries/{name}/credentials", json={"push": "yes"}).json()["invalid_params"][0]["name"]
+        == "push"
+    )
 
 
 # --- audit -----------------------------------------------------------------------------------
@@ -490,10 +560,14 @@ def test_a_restarted_server_resumes_an_operation_its_predecessor_left_running(fr
     db = sqlite3.connect(srv.data_dir / "berth.db")
     with db:
         db.execute("UPDATE registry SET status = 'provisioning' WHERE name = 'crashy'")
-        db.execute("UPDATE operation SET state = 'running', lease_owner = 'dead-host:1', "
-                   "lease_until = datetime('now', '+2 seconds'), finished_at = NULL, steps = ? WHERE id = ?",
-                   (json.dumps([{"name": "provision", "state": "running"}, {"name": "activate", "state": "pending"}]),
-                    op["id"]))
+        db.execute(
+            "UPDATE operation SET state = 'running', lease_owner = 'dead-host:1', "
+            "lease_until = datetime('now', '+2 seconds'), finished_at = NULL, steps = ? WHERE id = ?",
+            (
+                json.dumps([{"name": "provision", "state": "running"}, {"name": "activate", "state": "pending"}]),
+                op["id"],
+            ),
+        )
     db.close()
     srv.start()
     assert api("GET", "/registries/crashy").json()["status"] == "provisioning"

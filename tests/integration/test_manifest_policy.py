@@ -19,7 +19,8 @@ import pytest
 
 from tests.integration.test_cli import Berth
 from tests.support.management import Api
-from tests.support.oci_layout import OCI_INDEX as LAYOUT_INDEX, OCILayout
+from tests.support.oci_layout import OCI_INDEX as LAYOUT_INDEX
+from tests.support.oci_layout import OCILayout
 from tests.support.registry_client import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, RegistryClient, sha256
 from tests.support.server import Server
 
@@ -29,8 +30,11 @@ LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     # No grace period: a collection run by a test decides about everything pushed before it.
-    server = Server(tmp_path_factory.mktemp("policy") / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_GC_INTERVAL": "0", "BERTH_GC_GRACE": "0"}).start()
+    server = Server(
+        tmp_path_factory.mktemp("policy") / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={"BERTH_GC_INTERVAL": "0", "BERTH_GC_GRACE": "0"},
+    ).start()
     yield server
     server.stop()
 
@@ -61,7 +65,11 @@ def index_of(*children: tuple[str, str | None], media_type: str = OCI_INDEX) -> 
         entry = {"mediaType": OCI_MANIFEST, "digest": digest, "size": 500}
         if platform:
             parts = platform.split("/")
-            entry["platform"] = {"os": parts[0], "architecture": parts[1], **({"variant": parts[2]} if parts[2:] else {})}
+            entry["platform"] = {
+                "os": parts[0],
+                "architecture": parts[1],
+                **({"variant": parts[2]} if parts[2:] else {}),
+            }
         entries.append(entry)
     return {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
 
@@ -86,29 +94,46 @@ def error(r) -> dict:
 def test_a_registry_is_strict_until_its_policy_is_changed_and_the_patch_replaces_the_whole_policy(api):
     name = registry(api)
     assert api("GET", f"/registries/{name}").json()["manifest_policy"] == {"mode": "strict", "required_platforms": []}
-    r = api("PATCH", f"/registries/{name}", json={"manifest_policy": {
-        "mode": "index-sparse", "required_platforms": ["linux/arm64/v8", "linux/amd64", "linux/amd64"]}})
+    r = api(
+        "PATCH",
+        f"/registries/{name}",
+        json={
+            "manifest_policy": {
+                "mode": "index-sparse",
+                "required_platforms": ["linux/arm64/v8", "linux/amd64", "linux/amd64"],
+            }
+        },
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["manifest_policy"] == {"mode": "index-sparse", "required_platforms": ["linux/amd64", "linux/arm64/v8"]}
+    assert r.json()["manifest_policy"] == {
+        "mode": "index-sparse",
+        "required_platforms": ["linux/amd64", "linux/arm64/v8"],
+    }
     r = api("PATCH", f"/registries/{name}", json={"manifest_policy": {"mode": "sparse"}})
     assert r.json()["manifest_policy"] == {"mode": "sparse", "required_platforms": []}
     r = api("PATCH", f"/registries/{name}", json={"manifest_policy": None})
     assert r.json()["manifest_policy"] == {"mode": "strict", "required_platforms": []}
 
 
-@pytest.mark.parametrize("policy, names", [
-    ("index-sparse", "must be an object"),
-    ({"mode": "lenient"}, "mode must be one of ['strict', 'index-sparse', 'sparse']"),
-    ({}, "mode must be one of"),
-    ({"mode": "sparse", "platforms": []}, "no field 'platforms'"),
-    ({"mode": "index-sparse", "required_platforms": "linux/amd64"}, "must be a list"),
-    ({"mode": "index-sparse", "required_platforms": ["linux"]}, "'linux' is not a platform"),
-    ({"mode": "index-sparse", "required_platforms": ["Linux/AMD64"]}, "is not a platform"),
-    ({"mode": "index-sparse", "required_platforms": ["linux/arm/v7/x"]}, "is not a platform"),
-    ({"mode": "index-sparse", "required_platforms": [7]}, "is not a platform"),
-    ({"mode": "index-sparse", "required_platforms": [f"linux/a{i}" for i in range(51)]}, "up to 50"),
-    ({"mode": "strict", "required_platforms": ["linux/amd64"]}, "only applies to the modes index-sparse and sparse"),
-])
+@pytest.mark.parametrize(
+    "policy, names",
+    [
+        ("index-sparse", "must be an object"),
+        ({"mode": "lenient"}, "mode must be one of ['strict', 'index-sparse', 'sparse']"),
+        ({}, "mode must be one of"),
+        ({"mode": "sparse", "platforms": []}, "no field 'platforms'"),
+        ({"mode": "index-sparse", "required_platforms": "linux/amd64"}, "must be a list"),
+        ({"mode": "index-sparse", "required_platforms": ["linux"]}, "'linux' is not a platform"),
+        ({"mode": "index-sparse", "required_platforms": ["Linux/AMD64"]}, "is not a platform"),
+        ({"mode": "index-sparse", "required_platforms": ["linux/arm/v7/x"]}, "is not a platform"),
+        ({"mode": "index-sparse", "required_platforms": [7]}, "is not a platform"),
+        ({"mode": "index-sparse", "required_platforms": [f"linux/a{i}" for i in range(51)]}, "up to 50"),
+        (
+            {"mode": "strict", "required_platforms": ["linux/amd64"]},
+            "only applies to the modes index-sparse and sparse",
+        ),
+    ],
+)
 def test_an_invalid_manifest_policy_is_refused_naming_the_field_and_the_rule(api, policy, names):
     name = registry(api, "sparse")
     r = api("PATCH", f"/registries/{name}", json={"manifest_policy": policy})
@@ -121,8 +146,12 @@ def test_an_invalid_manifest_policy_is_refused_naming_the_field_and_the_rule(api
 
 def test_developers_may_change_the_manifest_policy_and_readers_may_not(srv, api):
     name = registry(api)
-    developer = Api(srv, api("POST", "/tokens", json={"name": f"dev{secrets.token_hex(3)}", "scope": "push"}).json()["token"])
-    reader = Api(srv, api("POST", "/tokens", json={"name": f"ro{secrets.token_hex(3)}", "scope": "pull"}).json()["token"])
+    developer = Api(
+        srv, api("POST", "/tokens", json={"name": f"dev{secrets.token_hex(3)}", "scope": "push"}).json()["token"]
+    )
+    reader = Api(
+        srv, api("POST", "/tokens", json={"name": f"ro{secrets.token_hex(3)}", "scope": "pull"}).json()["token"]
+    )
     sparse = {"manifest_policy": {"mode": "sparse"}}
     assert reader("PATCH", f"/registries/{name}", json=sparse).status_code == 403
     assert api("GET", f"/registries/{name}").json()["manifest_policy"]["mode"] == "strict"
@@ -130,29 +159,47 @@ def test_developers_may_change_the_manifest_policy_and_readers_may_not(srv, api)
     assert r.status_code == 200 and r.json()["manifest_policy"]["mode"] == "sparse", r.text
     events = api("GET", "/audit", params={"action": "registry.update", "registry": name}).json()["events"]
     assert [(e["outcome"], e["detail"]) for e in events if e["outcome"] == "success"] == [
-        ("success", {"manifest_policy": {"mode": "sparse"}})]
+        ("success", {"manifest_policy": {"mode": "sparse"}})
+    ]
 
 
 def test_the_cli_sets_the_manifest_policy_and_registry_show_shows_it(srv, api, tmp_path):
     name = registry(api)
     berth = Berth(tmp_path / "home")
     berth("login", srv.url, "--token-stdin", input=srv.token + "\n")
-    assert re.search(r"^manifest policy: +strict \(every referenced blob and child manifest must be pushed first\)$",
-                     berth("registry", "show", name).stdout, re.M)
+    assert re.search(
+        r"^manifest policy: +strict \(every referenced blob and child manifest must be pushed first\)$",
+        berth("registry", "show", name).stdout,
+        re.M,
+    )
 
-    said = berth("registry", "set", name, "--manifest-policy", "index-sparse",
-                 "--require-platform", "linux/amd64", "--require-platform", "linux/arm64").stdout
+    said = berth(
+        "registry",
+        "set",
+        name,
+        "--manifest-policy",
+        "index-sparse",
+        "--require-platform",
+        "linux/amd64",
+        "--require-platform",
+        "linux/arm64",
+    ).stdout
     assert "index-sparse" in said and "linux/amd64, linux/arm64" in said, said
     shown = berth("registry", "show", name).stdout
-    assert "index-sparse (an index's child manifests may be absent); required platforms: linux/amd64, linux/arm64" \
-        in shown, shown
+    assert (
+        "index-sparse (an index's child manifests may be absent); required platforms: linux/amd64, linux/arm64" in shown
+    ), shown
     assert berth.json("registry", "show", name)["manifest_policy"] == {
-        "mode": "index-sparse", "required_platforms": ["linux/amd64", "linux/arm64"]}
+        "mode": "index-sparse",
+        "required_platforms": ["linux/amd64", "linux/arm64"],
+    }
 
-    assert "--require-platform goes with --manifest-policy" in berth.fails("registry", "set", name,
-                                                                           "--require-platform", "linux/amd64")
-    assert "is not a platform" in berth.fails("registry", "set", name, "--manifest-policy", "sparse",
-                                              "--require-platform", "linux")
+    assert "--require-platform goes with --manifest-policy" in berth.fails(
+        "registry", "set", name, "--require-platform", "linux/amd64"
+    )
+    assert "is not a platform" in berth.fails(
+        "registry", "set", name, "--manifest-policy", "sparse", "--require-platform", "linux"
+    )
     berth("registry", "set", name, "--manifest-policy", "strict")
     assert berth.json("registry", "show", name)["manifest_policy"] == {"mode": "strict", "required_platforms": []}
 
@@ -161,7 +208,7 @@ def test_the_cli_sets_the_manifest_policy_and_registry_show_shows_it(srv, api, t
 
 
 def test_a_strict_registry_refuses_an_index_whose_children_are_absent_naming_each_of_them(api, client):
-    """"A registry MAY reject a manifest of any type uploaded to the manifest endpoint if it
+    """ "A registry MAY reject a manifest of any type uploaded to the manifest endpoint if it
     references manifests or blobs that do not exist in the registry. [...] When a manifest is
     rejected for these reasons, it MUST result in one or more MANIFEST_BLOB_UNKNOWN errors." The
     default policy (strict) rejects, and says which children are missing and how to accept them."""
@@ -177,7 +224,7 @@ def test_a_strict_registry_refuses_an_index_whose_children_are_absent_naming_eac
 
 
 def test_a_strict_registry_refuses_an_image_manifest_whose_blobs_are_absent(api, client):
-    """"When a manifest is rejected for these reasons, it MUST result in one or more
+    """ "When a manifest is rejected for these reasons, it MUST result in one or more
     MANIFEST_BLOB_UNKNOWN errors": a strict registry holds every blob a manifest references."""
     repo = f"{registry(api)}/app"
     _, _, manifest = client.push_image(repo, None)
@@ -255,7 +302,7 @@ def test_a_sparse_registry_accepts_a_manifest_whose_blobs_are_absent(api, client
 
 
 def test_a_subject_need_not_exist_whatever_the_policy(api, client):
-    """"A registry MUST accept an otherwise valid manifest with a subject field that references a
+    """ "A registry MUST accept an otherwise valid manifest with a subject field that references a
     manifest that does not exist, allowing clients to push a manifest and referrers to that
     manifest in either order." A strict registry too."""
     repo = f"{registry(api)}/app"
@@ -276,11 +323,17 @@ def test_garbage_collection_keeps_manifests_with_absent_references_and_what_they
     repo = f"{name}/app"
     child, _, child_manifest = client.push_image(repo, None, layers=[b"child layer"])
     missing_child = absent()
-    assert client.push_manifest(repo, "multi", index_of((child, "linux/amd64"), (missing_child, "linux/arm64")),
-                                OCI_INDEX).status_code == 201
+    assert (
+        client.push_manifest(
+            repo, "multi", index_of((child, "linux/amd64"), (missing_child, "linux/arm64")), OCI_INDEX
+        ).status_code
+        == 201
+    )
     late = secrets.token_bytes(64)
-    manifest = {**child_manifest, "layers": [*child_manifest["layers"],
-                                             {"mediaType": LAYER, "digest": sha256(late), "size": 64}]}
+    manifest = {
+        **child_manifest,
+        "layers": [*child_manifest["layers"], {"mediaType": LAYER, "digest": sha256(late), "size": 64}],
+    }
     manifest, missing_blob = with_absent_layer(manifest)
     r = client.push_manifest(repo, "image", manifest)
     assert r.status_code == 201, r.text
@@ -306,8 +359,12 @@ def test_browse_shows_absent_children_and_blobs_and_sizes_count_only_what_is_pre
     child, _, child_manifest = client.push_image(repo, None, layers=[b"0123456789"])
     declared = sum(d["size"] for d in [child_manifest["config"], *child_manifest["layers"]])
     missing_child = absent()
-    assert client.push_manifest(repo, "multi", index_of((child, "linux/amd64"), (missing_child, "linux/arm64")),
-                                OCI_INDEX).status_code == 201
+    assert (
+        client.push_manifest(
+            repo, "multi", index_of((child, "linux/amd64"), (missing_child, "linux/arm64")), OCI_INDEX
+        ).status_code
+        == 201
+    )
     manifest, missing_blob = with_absent_layer(child_manifest, size=5000)
     r = client.push_manifest(repo, "image", manifest)
     image = r.headers["Docker-Content-Digest"]
@@ -316,12 +373,20 @@ def test_browse_shows_absent_children_and_blobs_and_sizes_count_only_what_is_pre
     assert tags["multi"]["size"] == declared
     assert tags["multi"]["platforms"] == [
         {"digest": child, "media_type": OCI_MANIFEST, "platform": "linux/amd64", "size": declared, "present": True},
-        {"digest": missing_child, "media_type": OCI_MANIFEST, "platform": "linux/arm64", "size": None,
-         "present": False}]
+        {
+            "digest": missing_child,
+            "media_type": OCI_MANIFEST,
+            "platform": "linux/arm64",
+            "size": None,
+            "present": False,
+        },
+    ]
     detail = api("GET", f"/registries/{name}/repositories/app/manifests/{image}").json()
     assert detail["config"]["present"] is True
     assert [(layer["digest"], layer["present"]) for layer in detail["layers"]] == [
-        (child_manifest["layers"][0]["digest"], True), (missing_blob, False)]
+        (child_manifest["layers"][0]["digest"], True),
+        (missing_blob, False),
+    ]
 
 
 def test_quotas_and_metering_count_only_the_bytes_stored_not_those_an_absent_blob_declares(api, client):
@@ -329,7 +394,7 @@ def test_quotas_and_metering_count_only_the_bytes_stored_not_those_an_absent_blo
     repo = f"{name}/app"
     _, _, manifest = client.push_image(repo, None, layers=[b"stored layer"])
     stored = sum(d["size"] for d in [manifest["config"], *manifest["layers"]])
-    manifest, _ = with_absent_layer(manifest, size=10 ** 12)
+    manifest, _ = with_absent_layer(manifest, size=10**12)
     assert client.push_manifest(repo, "v1", manifest).status_code == 201
 
     usage = api("GET", f"/registries/{name}/usage").json()
@@ -368,16 +433,35 @@ def test_skopeo_copies_an_index_only_into_an_index_sparse_registry_and_a_strict_
     creds = f"admin:{srv.token}"
     strict, sparse = registry(api), registry(api, "index-sparse", [])
 
-    refused = skopeo("copy", "--multi-arch", "index-only", "--dest-tls-verify=false", "--dest-creds", creds,
-                     f"oci:{source.root}:multi", f"docker://{srv.host}/{strict}/app:multi", check=False, timeout=300)
+    refused = skopeo(
+        "copy",
+        "--multi-arch",
+        "index-only",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        f"oci:{source.root}:multi",
+        f"docker://{srv.host}/{strict}/app:multi",
+        check=False,
+        timeout=300,
+    )
     assert refused.returncode != 0
     assert "manifest blob unknown" in refused.stderr.lower(), refused.stderr
     for image in index.images.values():
         assert image.digest in refused.stderr, refused.stderr
 
     remote = f"docker://{srv.host}/{sparse}/app:multi"
-    skopeo("copy", "--multi-arch", "index-only", "--dest-tls-verify=false", "--dest-creds", creds,
-           f"oci:{source.root}:multi", remote, timeout=300)
+    skopeo(
+        "copy",
+        "--multi-arch",
+        "index-only",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        f"oci:{source.root}:multi",
+        remote,
+        timeout=300,
+    )
     raw = skopeo("inspect", "--raw", "--tls-verify=false", "--creds", creds, remote, text=False).stdout
     assert raw == source.read_blob(index.digest)
     assert json.loads(raw)["mediaType"] == LAYOUT_INDEX

@@ -18,25 +18,40 @@ import pytest
 import requests
 
 from tests.integration.test_cli import Berth
+from tests.support.management import Api
 from tests.support.oci_layout import OCILayout
 from tests.support.registry_client import RegistryClient, sha256
-from tests.support.management import Api
 from tests.support.server import ROOT, Server
 
 TINY_LIMIT = 20_000
 SKUS = [
-    {"name": "standard", "title": "Standard", "included_bytes": 10 * 1024**3, "hard_limit_bytes": None,
-     "price_per_gib": 0.08, "default": True},
+    {
+        "name": "standard",
+        "title": "Standard",
+        "included_bytes": 10 * 1024**3,
+        "hard_limit_bytes": None,
+        "price_per_gib": 0.08,
+        "default": True,
+    },
     {"name": "tiny", "title": "Tiny", "included_bytes": 10_000, "hard_limit_bytes": TINY_LIMIT},
-    {"name": "roomy", "title": "Roomy", "included_bytes": 50_000, "hard_limit_bytes": 10 * 1024**2,
-     "price_per_gib": 0.5},
+    {
+        "name": "roomy",
+        "title": "Roomy",
+        "included_bytes": 50_000,
+        "hard_limit_bytes": 10 * 1024**2,
+        "price_per_gib": 0.5,
+    },
 ]
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("meter") / "data", token="berth_" + secrets.token_urlsafe(32),
-                    metrics=True, env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_GC_GRACE": "0", "BERTH_GC_INTERVAL": "0"}).start()
+    server = Server(
+        tmp_path_factory.mktemp("meter") / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        metrics=True,
+        env={"BERTH_SKUS": json.dumps(SKUS), "BERTH_GC_GRACE": "0", "BERTH_GC_INTERVAL": "0"},
+    ).start()
     yield server
     server.stop()
 
@@ -86,8 +101,15 @@ def chunked(c: RegistryClient, repo: str, chunks: list[bytes]) -> str:
     assert r.status_code == 202, r.text
     location, offset = r.headers["Location"], 0
     for chunk in chunks:
-        r = c.request("PATCH", location, data=chunk, headers={
-            "Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+        r = c.request(
+            "PATCH",
+            location,
+            data=chunk,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+            },
+        )
         assert r.status_code == 202, r.text
         location, offset = r.headers["Location"], offset + len(chunk)
     r = c.request("PUT", location, params={"digest": digest})
@@ -114,13 +136,28 @@ def test_usage_is_exact_after_pushes_deletes_and_gc(srv, api):
 
     usage = assert_usage_matches_store(api, srv, name)
     config = json.loads(body_a1)["config"]["size"]  # the same config blob in every image here
-    assert usage["storage"] == {"stored_bytes": 7000 + 3000 + 1500 + 6500 + config, "blobs": 5,
-                                "repositories": 3, "tags": 3, "manifests": 3}
+    assert usage["storage"] == {
+        "stored_bytes": 7000 + 3000 + 1500 + 6500 + config,
+        "blobs": 5,
+        "repositories": 3,
+        "tags": 3,
+        "manifests": 3,
+    }
     repos = {r["name"]: r for r in usage["repositories"]}
-    assert repos["team/a"] == {"name": "team/a", "stored_bytes": 7000 + 3000 + config, "blobs": 3, "tags": 2,
-                               "manifests": 2}
-    assert repos["b"] == {"name": "b", "stored_bytes": 7000 + 1500 + 6500 + config, "blobs": 4, "tags": 1,
-                          "manifests": 1}
+    assert repos["team/a"] == {
+        "name": "team/a",
+        "stored_bytes": 7000 + 3000 + config,
+        "blobs": 3,
+        "tags": 2,
+        "manifests": 2,
+    }
+    assert repos["b"] == {
+        "name": "b",
+        "stored_bytes": 7000 + 1500 + 6500 + config,
+        "blobs": 4,
+        "tags": 1,
+        "manifests": 1,
+    }
     assert repos["c"] == {"name": "c", "stored_bytes": 3000, "blobs": 1, "tags": 0, "manifests": 0}
     # The repository view carries the same numbers.
     shown = api("GET", f"/registries/{name}/repositories/team/a").json()
@@ -150,7 +187,10 @@ def test_usage_is_exact_after_pushes_deletes_and_gc(srv, api):
     assert usage["traffic"]["pulls"] == 1
     only = api("GET", f"/registries/{name}/usage", params={"repository": "b", "since": today, "until": today}).json()
     assert [d["repository"] for d in only["days"]] == ["b"] and [r["name"] for r in only["repositories"]] == ["b"]
-    assert api("GET", f"/registries/{name}/usage", params={"since": "1999-01-01", "until": "1999-01-31"}).json()["days"] == []
+    assert (
+        api("GET", f"/registries/{name}/usage", params={"since": "1999-01-01", "until": "1999-01-31"}).json()["days"]
+        == []
+    )
 
     # Deletes: the tag, then the manifest, a blob link; the store holds the bytes until GC.
     assert c.request("DELETE", f"/v2/{name}/team/a/manifests/v2").status_code == 202
@@ -187,8 +227,13 @@ def test_a_push_with_tag_parameters_is_metered_as_one_push_stores_no_bytes_and_c
     c.push_blob(repo, os.urandom(1000 - config))
     assert api("GET", f"/registries/{name}").json()["quota"]["remaining_bytes"] == 0
     before = usage_of(api("GET", f"/registries/{name}/usage").json(), "app")
-    r = c.request("PUT", f"/v2/{repo}/manifests/{digest}", params={"tag": ["1.0.0", "1.0", "1", "latest"]},
-                  data=body, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    r = c.request(
+        "PUT",
+        f"/v2/{repo}/manifests/{digest}",
+        params={"tag": ["1.0.0", "1.0", "1", "latest"]},
+        data=body,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
     assert r.status_code == 201, r.text
     usage = assert_usage_matches_store(api, srv, name)
     assert usage["storage"]["tags"] == 4 and usage["storage"]["stored_bytes"] == TINY_LIMIT
@@ -197,9 +242,12 @@ def test_a_push_with_tag_parameters_is_metered_as_one_push_stores_no_bytes_and_c
 
 
 def test_usage_parameters_are_checked(api):
-    for params, field in (({"since": "yesterday"}, "since"), ({"until": "2026-13-01"}, "until"),
-                          ({"since": "2026-02-01", "until": "2026-01-01"}, "since"),
-                          ({"since": "2020-01-01", "until": "2026-01-01"}, "since")):
+    for params, field in (
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-13-01"}, "until"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, "since"),
+        ({"since": "2020-01-01", "until": "2026-01-01"}, "since"),
+    ):
         r = api("GET", "/registries/default/usage", params=params)
         assert r.status_code == 400 and r.json()["invalid_params"][0]["name"] == field, r.text
 
@@ -255,8 +303,13 @@ def test_only_owners_and_admins_change_a_registry_sku(srv, api):
     r = api("PATCH", f"/registries/{name}", json={"sku": "roomy"})
     assert r.status_code == 200, r.text
     assert r.json()["sku"] == "roomy"
-    assert r.json()["quota"] == {"sku": "roomy", "limit_bytes": 10 * 1024**2, "included_bytes": 50_000,
-                                 "used_bytes": 0, "remaining_bytes": 10 * 1024**2}
+    assert r.json()["quota"] == {
+        "sku": "roomy",
+        "limit_bytes": 10 * 1024**2,
+        "included_bytes": 50_000,
+        "used_bytes": 0,
+        "remaining_bytes": 10 * 1024**2,
+    }
     audit = api("GET", "/audit", params={"action": "registry.update", "registry": name}).json()["events"]
     assert audit[0]["detail"] == {"sku": "roomy"} and audit[0]["outcome"] == "success"
     assert any(e["outcome"] == "denied" for e in audit)
@@ -332,8 +385,14 @@ def test_the_organization_sku_applies_to_registries_without_their_own(srv, api):
         env = {**os.environ, "BERTH_SKUS": json.dumps(SKUS)}
         if srv.database_url:
             env["BERTH_DATABASE_URL"] = srv.database_url
-        return subprocess.run([sys.executable, "-m", "app.cli", "admin", "org", "sku", *args, "--data-dir",
-                               str(srv.data_dir)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "admin", "org", "sku", *args, "--data-dir", str(srv.data_dir)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert admin("default").stdout.strip() == "organization 'default': SKU 'standard' (the catalog's default)"
     refused = admin("default", "gold")
@@ -342,8 +401,9 @@ def test_the_organization_sku_applies_to_registries_without_their_own(srv, api):
     try:
         assert api("GET", f"/registries/{name}").json()["quota"]["limit_bytes"] == TINY_LIMIT
         blob = os.urandom(TINY_LIMIT + 1)
-        _denied(client(srv).request("POST", f"/v2/{name}/app/blobs/uploads/", params={"digest": sha256(blob)},
-                                    data=blob))
+        _denied(
+            client(srv).request("POST", f"/v2/{name}/app/blobs/uploads/", params={"digest": sha256(blob)}, data=blob)
+        )
         # A registry's own SKU overrides the organization's.
         api("PATCH", f"/registries/{name}", json={"sku": "roomy"})
         client(srv).push_blob(f"{name}/app", blob)
@@ -356,8 +416,16 @@ def test_skopeo_push_refused_by_quota_shows_the_message(srv, api, skopeo, tmp_pa
     api.create(name, sku="tiny")
     source = OCILayout(tmp_path / "source")
     source.add_image({"big.bin": os.urandom(3 * TINY_LIMIT)}, tag="v1")  # random: does not compress
-    result = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{srv.token}",
-                    f"oci:{source.root}:v1", f"docker://{srv.host}/{name}/app:v1", check=False, timeout=300)
+    result = skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"admin:{srv.token}",
+        f"oci:{source.root}:v1",
+        f"docker://{srv.host}/{name}/app:v1",
+        check=False,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "storage quota exceeded" in result.stderr and "tiny" in result.stderr, result.stderr
     assert sum(walk(srv, name).values()) <= TINY_LIMIT
@@ -394,8 +462,16 @@ def test_immutable_tags_refuse_overwrites_and_deletes_with_skopeo(srv, api, skop
     two = source.add_image({"a.txt": b"two\n"}, tag="two")
 
     def push(tag: str, repo: str, ref: str, check: bool = True):
-        return skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{source.root}:{tag}",
-                      f"docker://{srv.host}/{name}/{repo}:{ref}", check=check, timeout=300)
+        return skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            f"oci:{source.root}:{tag}",
+            f"docker://{srv.host}/{name}/{repo}:{ref}",
+            check=check,
+            timeout=300,
+        )
 
     push("one", "rel/app", "v1")
     push("one", "rel/app", "v1")  # the same digest again: allowed
@@ -439,11 +515,22 @@ def test_racing_pushes_of_a_new_immutable_tag_never_overwrite(srv, api):
     for i in range(8):
         layer = f"layer {i}".encode()
         config = json.dumps({"i": i}).encode()
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": c.push_blob(f"{name}/app", config), "size": len(config)},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                "digest": c.push_blob(f"{name}/app", layer), "size": len(layer)}]}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": c.push_blob(f"{name}/app", config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": c.push_blob(f"{name}/app", layer),
+                    "size": len(layer),
+                }
+            ],
+        }
         images.append(json.dumps(manifest).encode())
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda body: c.push_manifest(f"{name}/app", "latest", body), images))
@@ -472,8 +559,9 @@ def test_cli_skus_usage_and_registry_set(srv, api, tmp_path):
     shown = berth("registry", "show", name).stdout
     stored = sum(walk(srv, name).values())
     assert re.search(r"^sku:\s+tiny$", shown, re.M), shown
-    assert re.search(rf"^quota:\s+{re.escape(_size(stored))} of 19\.5 KiB used \(\d+%\), .* remaining$", shown,
-                     re.M), shown
+    assert re.search(rf"^quota:\s+{re.escape(_size(stored))} of 19\.5 KiB used \(\d+%\), .* remaining$", shown, re.M), (
+        shown
+    )
     assert re.search(r"^immutable tags:\s+prod-\*, rel/\*$", shown, re.M), shown
     assert berth.json("registry", "show", name)["quota"]["used_bytes"] == stored
 
@@ -482,12 +570,17 @@ def test_cli_skus_usage_and_registry_set(srv, api, tmp_path):
     assert re.search(r"0 pulls \(0 B\), 1 pushes", out), out
     report = berth.json("usage", name, "--repository", "app")
     assert report["storage"]["stored_bytes"] == stored and report["traffic"]["pushes"] == 1
-    assert "owner or admin" in Berth(tmp_path / "dev", BERTH_URL=srv.url, BERTH_TOKEN=api(
-        "POST", "/tokens", json={"name": unique("d"), "scope": "push"}).json()["token"]).fails(
-        "registry", "set", name, "--sku", "roomy")
+    assert "owner or admin" in Berth(
+        tmp_path / "dev",
+        BERTH_URL=srv.url,
+        BERTH_TOKEN=api("POST", "/tokens", json={"name": unique("d"), "scope": "push"}).json()["token"],
+    ).fails("registry", "set", name, "--sku", "roomy")
     assert "nothing to change" in berth.fails("registry", "set", name)
-    assert berth("registry", "set", name, "--immutable-tags", "").stdout.strip().endswith(
-        "allows tag overwrites in every repository")
+    assert (
+        berth("registry", "set", name, "--immutable-tags", "")
+        .stdout.strip()
+        .endswith("allows tag overwrites in every repository")
+    )
 
 
 def _size(n: int) -> str:
@@ -501,8 +594,9 @@ def test_traffic_counted_in_memory_is_written_when_the_server_stops(tmp_path, wo
     """Counts are buffered (no write per pull) and flushed every few seconds; a server told to
     stop (SIGTERM, as a Deployment does) writes what it holds before it exits, in each of its
     worker processes too (which end with os._exit, past atexit handlers)."""
-    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_WORKERS": workers}).start()
+    server = Server(
+        tmp_path / "data", token="berth_" + secrets.token_urlsafe(32), env={"BERTH_WORKERS": workers}
+    ).start()
     try:
         c = RegistryClient(server.url, server.session())
         c.push_image("default/flushed", "v1")
@@ -511,8 +605,9 @@ def test_traffic_counted_in_memory_is_written_when_the_server_stops(tmp_path, wo
             assert c.request("GET", "/v2/default/flushed/manifests/v1").status_code == 200
         server.stop()  # at once: well within the flush interval
         server.start()
-        rows = Api(server)("GET", "/api/v1/orgs/default/registries/default/usage",
-                           params={"repository": "flushed"}).json()
+        rows = Api(server)(
+            "GET", "/api/v1/orgs/default/registries/default/usage", params={"repository": "flushed"}
+        ).json()
         days = rows.get("days") or rows.get("traffic") or rows
         text = json.dumps(days)
         assert '"pulls": 7' in text, text
@@ -538,8 +633,9 @@ def test_a_second_stop_signal_does_not_cut_the_shutdown_short(tmp_path):
         assert server.process.wait(30) == 0
         assert "Traceback" not in server.logs()
         server.start()
-        usage = Api(server)("GET", "/api/v1/orgs/default/registries/default/usage",
-                            params={"repository": "twice"}).json()
+        usage = Api(server)(
+            "GET", "/api/v1/orgs/default/registries/default/usage", params={"repository": "twice"}
+        ).json()
         assert '"pulls": 3' in json.dumps(usage.get("days") or usage.get("traffic") or usage)
     finally:
         server.stop()

@@ -59,8 +59,7 @@ def metered(tmp_path):
 
 
 def test_the_public_port_answers_metrics_with_not_found_on_every_hostname(metered):
-    for headers in ({}, {"Host": f"default.registry.localhost:{metered.port}"},
-                    {"Authorization": f"Bearer {OWNER}"}):
+    for headers in ({}, {"Host": f"default.registry.localhost:{metered.port}"}, {"Authorization": f"Bearer {OWNER}"}):
         r = requests.get(f"{metered.url}/metrics", headers=headers, timeout=10)
         assert r.status_code == 404, r.text
         assert r.json()["errors"][0]["code"] == "NOT_FOUND"
@@ -87,8 +86,16 @@ def test_the_metrics_listener_counts_every_request_made_on_the_public_port(tmp_p
 def test_the_metrics_listener_serves_nothing_but_metrics(metered):
     owner = {"Authorization": f"Bearer {OWNER}"}
     base = metered.metrics_url.removesuffix("/metrics")
-    for path in ("/v2/", "/v2/default/app/tags/list", "/api/v1/orgs", "/api/v1/openapi.json", "/auth/token",
-                 "/auth/jwks.json", "/healthz", "/metrics/"):
+    for path in (
+        "/v2/",
+        "/v2/default/app/tags/list",
+        "/api/v1/orgs",
+        "/api/v1/openapi.json",
+        "/auth/token",
+        "/auth/jwks.json",
+        "/healthz",
+        "/metrics/",
+    ):
         r = requests.get(base + path, headers=owner, timeout=10)
         assert r.status_code == 404, (path, r.text)
         assert r.headers["Content-Type"] in ("application/json", "application/problem+json")
@@ -115,8 +122,12 @@ def test_the_probes_name_no_tenant_even_when_failing(metered):
     hostnames = ({}, {"Host": f"{TENANT}.registry.localhost:{metered.port}"})
 
     def bodies() -> list[tuple[int, str]]:
-        return [(r.status_code, r.text) for h in hostnames for path in ("/healthz", "/readyz")
-                for r in [requests.get(f"{metered.url}{path}", headers=h, timeout=10)]]
+        return [
+            (r.status_code, r.text)
+            for h in hostnames
+            for path in ("/healthz", "/readyz")
+            for r in [requests.get(f"{metered.url}{path}", headers=h, timeout=10)]
+        ]
 
     assert TENANT in requests.get(metered.metrics_url, timeout=10).text  # a tenant the server knows
     healthy = bodies()
@@ -135,7 +146,22 @@ def test_the_probes_name_no_tenant_even_when_failing(metered):
 def test_the_metrics_address_flag_is_refused_when_unparsable_or_on_the_public_port(tmp_path):
     port = free_port()
     for value, message in (("nonsense", "use host:port"), (f"127.0.0.1:{port}", "off the public port")):
-        done = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--data-dir",
-                               str(tmp_path / "data"), "--metrics-addr", value],
-                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--metrics-addr",
+                value,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode != 0 and message in done.stderr, done.stderr

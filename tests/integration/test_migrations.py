@@ -36,8 +36,14 @@ def database_url(request, tmp_path) -> str:
 
 def _berth(*args: str, url: str, data_dir) -> subprocess.CompletedProcess:
     env = {**os.environ, "BERTH_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "app.cli", *args, "--data-dir", str(data_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args, "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _old_database_with_rows(url: str) -> None:
@@ -50,8 +56,13 @@ def _old_database_with_rows(url: str) -> None:
         repo = old.Repository.create(registry=registry, name="team/app")
         blob = old.Blob.create(registry=registry, digest="sha256:" + "a" * 64, size=3)
         old.RepositoryBlob.create(repository=repo, blob=blob)
-        manifest = old.Manifest.create(repository=repo, digest=DIGEST, media_type="application/vnd.oci.image.manifest.v1+json",
-                                       size=len(MANIFEST), content=MANIFEST)
+        manifest = old.Manifest.create(
+            repository=repo,
+            digest=DIGEST,
+            media_type="application/vnd.oci.image.manifest.v1+json",
+            size=len(MANIFEST),
+            content=MANIFEST,
+        )
         old.ManifestReference.create(manifest=manifest, digest=blob.digest, kind="blob")
         old.Tag.create(repository=repo, name="v1", manifest=manifest)
         old.Upload.create(id=str(uuid.uuid4()), repository=repo, offset=1234)
@@ -102,12 +113,14 @@ def test_an_unversioned_database_is_brought_forward_with_its_rows(database_url, 
         assert live.Upload.get().offset == 1234
         assert live.Member.get().subject == "alice" and live.AccessToken.get().token_hash == "c" * 64
         # The tables the old schema lacked take rows.
-        operation = live.Operation.create(id=str(uuid.uuid4()), org=registry.org, registry=registry,
-                                          registry_name="prod", kind="create")
+        operation = live.Operation.create(
+            id=str(uuid.uuid4()), org=registry.org, registry=registry, registry_name="prod", kind="create"
+        )
         assert live.Operation.get_by_id(operation.id).state == "pending"
         live.AuditEvent.create(org=registry.org, actor="alice", action="push", outcome="success")
-        live.IdempotencyKey.create(subject="alice", key="k1", method="POST", path="/x", fingerprint="f" * 64,
-                                   status=201, body="{}")
+        live.IdempotencyKey.create(
+            subject="alice", key="k1", method="POST", path="/x", fingerprint="f" * 64, status=201, body="{}"
+        )
         assert live.AuditEvent.select().count() == 1 and live.IdempotencyKey.select().count() == 1
 
 
@@ -116,8 +129,11 @@ def test_serve_migrates_an_old_database_at_start_and_serves_its_content(database
     server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(16), database_url=database_url)
     try:
         server.start()
-        r = requests.get(f"{server.url}/v2/prod/team/app/manifests/v1", timeout=10,
-                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        r = requests.get(
+            f"{server.url}/v2/prod/team/app/manifests/v1",
+            timeout=10,
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
         assert r.status_code == 200, r.text
         assert r.content == MANIFEST and r.headers["Docker-Content-Digest"] == DIGEST
     finally:
@@ -127,8 +143,9 @@ def test_serve_migrates_an_old_database_at_start_and_serves_its_content(database
 
 def test_replicas_migrating_at_once_apply_each_migration_once(database_url, tmp_path):
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: _berth("db", "migrate", url=database_url, data_dir=tmp_path / f"d{i}"),
-                                range(4)))
+        results = list(
+            pool.map(lambda i: _berth("db", "migrate", url=database_url, data_dir=tmp_path / f"d{i}"), range(4))
+        )
     assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
     assert sum(r.stdout.count("applied 0001") for r in results) == 1
     assert _applied(database_url) == VERSIONS

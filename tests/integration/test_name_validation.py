@@ -42,14 +42,24 @@ def spoiled(valid: str, *, longest: int) -> st.SearchStrategy[str]:
     return st.one_of(with_hostile(), st.just(valid + valid[-1] * (longest + 1)))
 
 
-def send(server, method: str, path: str, *, query: dict | None = None, body: bytes = b"",
-         headers: dict | None = None, bearer: bool = False) -> tuple[int, dict, bytes]:
+def send(
+    server,
+    method: str,
+    path: str,
+    *,
+    query: dict | None = None,
+    body: bytes = b"",
+    headers: dict | None = None,
+    bearer: bool = False,
+) -> tuple[int, dict, bytes]:
     """Exactly this request: the path and query percent-encoded from the raw strings, no client
     normalising them, and the server's answer (a 5xx fails the test here)."""
     target = quote(path, safe="/")
     if query:
         target += "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
-    auth = f"Bearer {server.token}" if bearer else "Basic " + base64.b64encode(f"admin:{server.token}".encode()).decode()
+    auth = (
+        f"Bearer {server.token}" if bearer else "Basic " + base64.b64encode(f"admin:{server.token}".encode()).decode()
+    )
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
@@ -115,13 +125,19 @@ def nothing_stored(srv):
 
 # -- the data plane ----------------------------------------------------------------------------
 
+
 @SETTINGS
 @given(tag=spoiled("v2", longest=128))
 @example(tag="v1\n")
 def test_a_manifest_put_under_a_hostile_tag_is_refused_and_stores_no_tag(srv, tag):
     with nothing_stored(srv):
-        refused_on_v2(srv, "PUT", f"/v2/default/app/manifests/{tag}", body=srv.manifest_bytes,
-                      headers={"Content-Type": OCI_MANIFEST})
+        refused_on_v2(
+            srv,
+            "PUT",
+            f"/v2/default/app/manifests/{tag}",
+            body=srv.manifest_bytes,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
 
 
 ROUTES = [
@@ -149,8 +165,14 @@ def test_a_hostile_repository_name_is_refused_on_every_route(srv, name):
     with nothing_stored(srv):
         for method, route in ROUTES:
             body = srv.manifest_bytes if route.endswith("manifests/v1") and method == "PUT" else b"x"
-            refused_on_v2(srv, method, route.format(name=name, digest=srv.digest), "NAME_INVALID", body=body,
-                          headers={"Content-Type": OCI_MANIFEST if b"{" in body else "application/octet-stream"})
+            refused_on_v2(
+                srv,
+                method,
+                route.format(name=name, digest=srv.digest),
+                "NAME_INVALID",
+                body=body,
+                headers={"Content-Type": OCI_MANIFEST if b"{" in body else "application/octet-stream"},
+            )
 
 
 @SETTINGS
@@ -170,8 +192,9 @@ def test_a_hostile_digest_is_refused_in_blob_manifest_and_upload_routes(srv, dig
         send(srv, "DELETE", headers["Location"])
 
 
-NUMBERS = st.one_of(st.text(st.sampled_from("0123456789²①١٣５"), min_size=1, max_size=6),
-                    st.just("9" * 5000), spoiled("10", longest=12))
+NUMBERS = st.one_of(
+    st.text(st.sampled_from("0123456789²①١٣５"), min_size=1, max_size=6), st.just("9" * 5000), spoiled("10", longest=12)
+)
 
 
 @SETTINGS
@@ -198,14 +221,17 @@ def test_a_hostile_last_is_a_page_after_it_never_an_error(srv, last):
         assert status == (400 if "\x00" in last else 200), data
 
 
-@pytest.mark.parametrize("method,path,query", [
-    ("GET", "/v2/de\x00fault/app/tags/list", None),
-    ("GET", "/v2/default/app/tags/list", {"last": "\x00"}),
-    ("GET", "/api/v1/orgs/default/registries/de\x00fault", None),
-    ("GET", "/api/v1/orgs/de\x00fault/registries", None),
-    ("GET", "/api/v1/orgs/default/audit", {"actor": "a\x00"}),
-    ("GET", "/api/v1/operations/\x00", None),
-])
+@pytest.mark.parametrize(
+    "method,path,query",
+    [
+        ("GET", "/v2/de\x00fault/app/tags/list", None),
+        ("GET", "/v2/default/app/tags/list", {"last": "\x00"}),
+        ("GET", "/api/v1/orgs/default/registries/de\x00fault", None),
+        ("GET", "/api/v1/orgs/de\x00fault/registries", None),
+        ("GET", "/api/v1/orgs/default/audit", {"actor": "a\x00"}),
+        ("GET", "/api/v1/operations/\x00", None),
+    ],
+)
 def test_a_nul_in_a_path_or_query_is_refused_before_any_database_query(srv, method, path, query):
     """PostgreSQL refuses a NUL in any text: the edge refuses it first (run with BERTH_TEST_DATABASE=postgres)."""
     status, _, data = send(srv, method, path, query=query, bearer=path.startswith("/api"))
@@ -213,6 +239,7 @@ def test_a_nul_in_a_path_or_query_is_refused_before_any_database_query(srv, meth
 
 
 # -- the management plane ----------------------------------------------------------------------
+
 
 @SETTINGS
 @given(limit=NUMBERS)
@@ -231,13 +258,21 @@ def test_a_list_limit_is_ascii_digits_or_refused_as_problem_json(srv, limit):
 @example(name="evil\n")
 def test_a_registry_create_with_a_hostile_name_is_refused_and_stores_nothing(srv, name):
     with nothing_stored(srv):
-        refused_on_api(srv, "POST", "/api/v1/orgs/default/registries", body=json.dumps({"name": name}).encode(),
-                       headers={"Content-Type": "application/json"})
+        refused_on_api(
+            srv,
+            "POST",
+            "/api/v1/orgs/default/registries",
+            body=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
 
 
 def test_a_refused_registry_create_leaves_its_name_free(srv):
-    for bad in ({"name": "free\n"}, {"name": "free", "pull_namespaces": ["apps\n"]},
-                {"name": "free", "visibility": "secret"}):
+    for bad in (
+        {"name": "free\n"},
+        {"name": "free", "pull_namespaces": ["apps\n"]},
+        {"name": "free", "visibility": "secret"},
+    ):
         r = srv.api("POST", "/registries", json=bad)
         assert r.status_code == 400, r.text
     assert "free" not in [r["name"] for r in srv.api("GET", "/registries").json()["registries"]]
@@ -251,8 +286,13 @@ def test_a_refused_registry_create_leaves_its_name_free(srv):
 @example(name="ci\n")
 def test_a_token_with_a_hostile_name_is_refused_and_not_stored(srv, name):
     with nothing_stored(srv):
-        refused_on_api(srv, "POST", "/api/v1/orgs/default/tokens", body=json.dumps({"name": name}).encode(),
-                       headers={"Content-Type": "application/json"})
+        refused_on_api(
+            srv,
+            "POST",
+            "/api/v1/orgs/default/tokens",
+            body=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
 
 
 @SETTINGS
@@ -261,8 +301,13 @@ def test_a_token_with_a_hostile_name_is_refused_and_not_stored(srv, name):
 def test_a_token_for_a_hostile_registry_name_is_refused_and_not_stored(srv, registry):
     """The name reaches a query only once it is a registry name (PostgreSQL refuses NUL outright)."""
     with nothing_stored(srv):
-        refused_on_api(srv, "POST", "/api/v1/orgs/default/tokens", headers={"Content-Type": "application/json"},
-                       body=json.dumps({"name": "scoped", "registry": registry}).encode())
+        refused_on_api(
+            srv,
+            "POST",
+            "/api/v1/orgs/default/tokens",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"name": "scoped", "registry": registry}).encode(),
+        )
 
 
 @SETTINGS
@@ -270,8 +315,13 @@ def test_a_token_for_a_hostile_registry_name_is_refused_and_not_stored(srv, regi
 @example(name="pull\n")
 def test_credentials_under_a_hostile_secret_name_are_refused_and_issue_no_token(srv, name):
     with nothing_stored(srv):
-        refused_on_api(srv, "POST", "/api/v1/orgs/default/registries/default/credentials",
-                       body=json.dumps({"k8s_secret_name": name}).encode(), headers={"Content-Type": "application/json"})
+        refused_on_api(
+            srv,
+            "POST",
+            "/api/v1/orgs/default/registries/default/credentials",
+            body=json.dumps({"k8s_secret_name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
 
 
 @SETTINGS
@@ -286,8 +336,13 @@ def test_a_token_id_that_is_not_ascii_digits_revokes_nothing(srv, token_id):
 @example(subject="alice\n")
 def test_a_member_with_a_hostile_subject_is_refused_and_not_stored(srv, subject):
     with nothing_stored(srv):
-        refused_on_api(srv, "PUT", f"/api/v1/orgs/default/members/{subject}", body=b'{"role": "reader"}',
-                       headers={"Content-Type": "application/json"})
+        refused_on_api(
+            srv,
+            "PUT",
+            f"/api/v1/orgs/default/members/{subject}",
+            body=b'{"role": "reader"}',
+            headers={"Content-Type": "application/json"},
+        )
 
 
 @SETTINGS
@@ -296,8 +351,12 @@ def test_a_member_with_a_hostile_subject_is_refused_and_not_stored(srv, subject)
 def test_a_hostile_custom_domain_is_refused_and_not_stored(srv, domain):
     try:
         with nothing_stored(srv):
-            refused_on_api(srv, "PATCH", "/api/v1/orgs/default/registries/default",
-                           body=json.dumps({"custom_domain": domain}).encode(),
-                           headers={"Content-Type": "application/json"})
+            refused_on_api(
+                srv,
+                "PATCH",
+                "/api/v1/orgs/default/registries/default",
+                body=json.dumps({"custom_domain": domain}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
     finally:  # a stored domain must not outlive this test
         srv.api("PATCH", "/registries/default", json={"custom_domain": None})

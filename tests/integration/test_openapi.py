@@ -18,9 +18,16 @@ from tests.support.components import require_tool
 from tests.support.registry_client import RegistryClient
 from tests.support.server import Server
 
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_headers_conformance", "response_schema_conformance", "negative_data_rejection",
-          "missing_required_header", "unsupported_method"]
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "missing_required_header",
+    "unsupported_method",
+]
 
 
 @pytest.fixture
@@ -30,10 +37,21 @@ def seeded(tmp_path):
         digest, _, _ = RegistryClient(srv.url, srv.session()).push_image("default/app", "v1")
         api = {"Authorization": f"Bearer {srv.token}"}
         base = f"{srv.url}/api/v1/orgs/default"
-        assert requests.put(f"{base}/members/alice", json={"role": "reader"}, headers=api, timeout=10).status_code == 201
+        assert (
+            requests.put(f"{base}/members/alice", json={"role": "reader"}, headers=api, timeout=10).status_code == 201
+        )
         op = requests.post(f"{base}/registries", json={"name": "seeded"}, headers=api, timeout=10).json()["operation"]
-        yield srv, {"org": "default", "registry": "default", "repository": "app", "digest": digest,
-                    "subject": "alice", "operation_id": op["id"]}
+        yield (
+            srv,
+            {
+                "org": "default",
+                "registry": "default",
+                "repository": "app",
+                "digest": digest,
+                "subject": "alice",
+                "operation_id": op["id"],
+            },
+        )
     finally:
         srv.stop()
 
@@ -56,15 +74,36 @@ def test_schemathesis_finds_nothing(seeded, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text("[parameters]\n" + "".join(f'"path.{k}" = {json.dumps(v)}\n' for k, v in values.items()))
     run = subprocess.run(
-        [str(st), "--config-file", str(config), "run", f"{srv.url}/api/v1/openapi.json",
-         "--header", f"Authorization: Bearer {srv.token}", "--checks", ",".join(CHECKS),
-         # Revoking its own token would only leave the run unauthenticated for the rest.
-         "--exclude-operation-id", "revokeToken",
-         "--max-examples", "25", "--seed", "20261129", "--request-timeout", "30", "--workers", "1"],
-        capture_output=True, text=True, timeout=900,
+        [
+            str(st),
+            "--config-file",
+            str(config),
+            "run",
+            f"{srv.url}/api/v1/openapi.json",
+            "--header",
+            f"Authorization: Bearer {srv.token}",
+            "--checks",
+            ",".join(CHECKS),
+            # Revoking its own token would only leave the run unauthenticated for the rest.
+            "--exclude-operation-id",
+            "revokeToken",
+            "--max-examples",
+            "25",
+            "--seed",
+            "20261129",
+            "--request-timeout",
+            "30",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     summary = run.stdout[-8000:]
     assert run.returncode == 0, summary
     # Every operation of the document but revokeToken (excluded) and the document's own GET.
-    operations = sum(1 for item in PATHS.values() for method in item if method in ("get", "put", "post", "patch", "delete"))
+    operations = sum(
+        1 for item in PATHS.values() for method in item if method in ("get", "put", "post", "patch", "delete")
+    )
     assert f"Tested: {operations - 2}" in summary, summary

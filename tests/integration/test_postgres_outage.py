@@ -42,8 +42,9 @@ def setup(tmp_path):
 
 
 def _api_get(server: Server) -> requests.Response:
-    return requests.get(f"{server.url}/api/v1/orgs/default/registries", timeout=HANG,
-                        headers={"Authorization": f"Bearer {OWNER}"})
+    return requests.get(
+        f"{server.url}/api/v1/orgs/default/registries", timeout=HANG, headers={"Authorization": f"Bearer {OWNER}"}
+    )
 
 
 def _assert_unavailable(r: requests.Response) -> None:
@@ -155,8 +156,9 @@ def test_a_connect_that_hangs_holds_up_no_other_thread_using_the_pool():
     proxy = StallingProxy((parsed.hostname, parsed.port or 5432))
     # connect_timeout: the stalled connect outlasts the other thread's work by far, unless the
     # stall is lifted (closed) first, as below.
-    db = database_for(urlunparse(parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{proxy.port}"))
-                      + "?connect_timeout=60")
+    db = database_for(
+        urlunparse(parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{proxy.port}")) + "?connect_timeout=60"
+    )
     try:
         connected, go_on = threading.Event(), threading.Event()
         connecting_ended = threading.Event()

@@ -28,8 +28,13 @@ def redis_server(tmp_path):
 
 def replica(tmp_path, name: str, redis_url: str, metrics: bool = False) -> Server:
     # Budgets per client address; the test's own set-up requests (no X-Forwarded-For) are exempt.
-    env = {"BERTH_REDIS_URL": redis_url, "BERTH_RATE_LIMIT": "5/minute", "BERTH_LOGIN_FAILURE_LIMIT": "3/minute",
-           "BERTH_TRUSTED_PROXIES": "127.0.0.1/32", "BERTH_RATE_LIMIT_ALLOW": "127.0.0.1/32"}
+    env = {
+        "BERTH_REDIS_URL": redis_url,
+        "BERTH_RATE_LIMIT": "5/minute",
+        "BERTH_LOGIN_FAILURE_LIMIT": "3/minute",
+        "BERTH_TRUSTED_PROXIES": "127.0.0.1/32",
+        "BERTH_RATE_LIMIT_ALLOW": "127.0.0.1/32",
+    }
     return Server(tmp_path / name, token=OWNER, env=env, metrics=metrics).start()
 
 
@@ -67,8 +72,12 @@ def test_replicas_count_per_process_while_redis_is_down_and_share_again_when_it_
         on_a = [get(a, "/v2/", "203.0.113.20") for _ in range(6)]
         on_b = [get(b, "/v2/", "203.0.113.20") for _ in range(5)]
         assert statuses(on_a) == [200] * 5 + [429] and statuses(on_b) == [200] * 5
-        for path in ("/v2/default/app/manifests/v1", "/v2/default/app/tags/list", "/api/v1/orgs/default/registries",
-                     "/auth/token"):
+        for path in (
+            "/v2/default/app/manifests/v1",
+            "/v2/default/app/tags/list",
+            "/api/v1/orgs/default/registries",
+            "/auth/token",
+        ):
             answered += [get(a, path, "203.0.113.21"), get(b, path, "203.0.113.21")]
         assert statuses(answered) == [200] * len(answered)
         # The login throttle still throttles, per process.

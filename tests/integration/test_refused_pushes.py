@@ -25,16 +25,24 @@ from tests.support.server import Server
 
 TINY_LIMIT = 20_000
 SKUS = [
-    {"name": "standard", "title": "Standard", "included_bytes": 10 * 1024**3, "hard_limit_bytes": None,
-     "default": True},
+    {
+        "name": "standard",
+        "title": "Standard",
+        "included_bytes": 10 * 1024**3,
+        "hard_limit_bytes": None,
+        "default": True,
+    },
     {"name": "tiny", "title": "Tiny", "included_bytes": 10_000, "hard_limit_bytes": TINY_LIMIT},
 ]
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("refused") / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_SKUS": json.dumps(SKUS)}).start()
+    server = Server(
+        tmp_path_factory.mktemp("refused") / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={"BERTH_SKUS": json.dumps(SKUS)},
+    ).start()
     yield server
     server.stop()
 
@@ -60,16 +68,21 @@ def repository_rows(srv: Server, registry: str, repository: str) -> int:
 
     db = database_for(srv.database_url or f"sqlite:///{srv.data_dir / 'berth.db'}")
     with db.bind_ctx([Registry, Repository]), db.connection_context():
-        return (Repository.select().join(Registry)
-                .where((Registry.name == registry) & (Repository.name == repository)).count())
+        return (
+            Repository.select()
+            .join(Registry)
+            .where((Registry.name == registry) & (Repository.name == repository))
+            .count()
+        )
 
 
 def storage(api: Api, registry: str) -> dict:
     return api("GET", f"/registries/{registry}/usage").json()["storage"]
 
 
-def assert_not_stored(srv: Server, api: Api, registry: str, repository: str, before: dict,
-                      session_open: bool = False) -> None:
+def assert_not_stored(
+    srv: Server, api: Api, registry: str, repository: str, before: dict, session_open: bool = False
+) -> None:
     """Nothing of `repository` shows anywhere; its row is gone unless an upload session is open."""
     c = RegistryClient(srv.url, srv.session())
     assert f"{registry}/{repository}" not in c.request("GET", "/v2/_catalog").json()["repositories"]
@@ -95,14 +108,26 @@ def assert_visible(srv: Server, api: Api, registry: str, repository: str) -> Non
 
 
 def manifest_for(config: bytes, layers: list[bytes], media_type: str = OCI_MANIFEST, **extra) -> bytes:
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": media_type,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer),
-                    "size": len(layer)} for layer in layers],
-        **extra,
-    }).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+                for layer in layers
+            ],
+            **extra,
+        }
+    ).encode()
 
 
 # --- manifest PUT ---------------------------------------------------------------------------------
@@ -119,10 +144,12 @@ MANIFEST_REFUSALS = {
 }
 
 
-@pytest.mark.parametrize("content_type,body,reference,status,code", MANIFEST_REFUSALS.values(),
-                         ids=MANIFEST_REFUSALS.keys())
-def test_a_refused_manifest_push_stores_nothing_but_its_audit_record(srv, api, client, content_type, body,
-                                                                      reference, status, code):
+@pytest.mark.parametrize(
+    "content_type,body,reference,status,code", MANIFEST_REFUSALS.values(), ids=MANIFEST_REFUSALS.keys()
+)
+def test_a_refused_manifest_push_stores_nothing_but_its_audit_record(
+    srv, api, client, content_type, body, reference, status, code
+):
     repo, before = fresh(), storage(api, "default")
     headers = {"Content-Type": content_type} if content_type else {}
     r = client.request("PUT", f"/v2/default/{repo}/manifests/{reference or 'v1'}", data=body, headers=headers)
@@ -154,8 +181,12 @@ def test_an_unauthorized_or_denied_push_stores_nothing(srv, api):
     for session, status in ((srv.session(token=None), 401), (srv.session(token=reader), 403)):
         c, repo, before = RegistryClient(srv.url, session), fresh(), storage(api, "default")
         data = os.urandom(500)
-        assert c.request("POST", f"/v2/default/{repo}/blobs/uploads/", params={"digest": sha256(data)},
-                         data=data).status_code == status
+        assert (
+            c.request(
+                "POST", f"/v2/default/{repo}/blobs/uploads/", params={"digest": sha256(data)}, data=data
+            ).status_code
+            == status
+        )
         assert c.request("POST", f"/v2/default/{repo}/blobs/uploads/").status_code == status
         assert c.push_manifest(f"default/{repo}", "v1", manifest_for(data, [])).status_code == status
         assert_not_stored(srv, api, "default", repo, before)
@@ -166,8 +197,9 @@ def test_an_unauthorized_or_denied_push_stores_nothing(srv, api):
 
 def test_a_monolithic_upload_with_the_wrong_digest_stores_nothing(srv, api, client):
     repo, before = fresh(), storage(api, "default")
-    r = client.request("POST", f"/v2/default/{repo}/blobs/uploads/", params={"digest": sha256(b"not this")},
-                       data=b"these bytes")
+    r = client.request(
+        "POST", f"/v2/default/{repo}/blobs/uploads/", params={"digest": sha256(b"not this")}, data=b"these bytes"
+    )
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID", r.text
     assert_not_stored(srv, api, "default", repo, before)
 
@@ -207,9 +239,9 @@ def test_uploads_past_the_quota_store_nothing(srv, api, client):
     assert_not_stored(srv, api, name, repo, before)
     # The closing PUT past the quota cancels the upload.
     location = client.request("POST", f"/v2/{name}/{repo}/blobs/uploads/").headers["Location"]
-    r = client.request("PATCH", location, data=big[:TINY_LIMIT // 2])
+    r = client.request("PATCH", location, data=big[: TINY_LIMIT // 2])
     assert r.status_code == 202, r.text
-    r = client.request("PUT", r.headers["Location"], params={"digest": sha256(big)}, data=big[TINY_LIMIT // 2:])
+    r = client.request("PUT", r.headers["Location"], params={"digest": sha256(big)}, data=big[TINY_LIMIT // 2 :])
     assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED", r.text
     assert_not_stored(srv, api, name, repo, before)
 
@@ -219,8 +251,11 @@ def test_uploads_past_the_quota_store_nothing(srv, api, client):
 
 def test_a_mount_from_a_repository_that_does_not_exist_stores_nothing(srv, api, client):
     repo, before = fresh(), storage(api, "default")
-    r = client.request("POST", f"/v2/default/{repo}/blobs/uploads/",
-                       params={"mount": sha256(b"nowhere"), "from": f"default/{fresh('missing')}"})
+    r = client.request(
+        "POST",
+        f"/v2/default/{repo}/blobs/uploads/",
+        params={"mount": sha256(b"nowhere"), "from": f"default/{fresh('missing')}"},
+    )
     assert r.status_code == 202, r.text  # the spec's fallback: an ordinary upload session
     assert_not_stored(srv, api, "default", repo, before, session_open=True)
     assert client.request("DELETE", r.headers["Location"]).status_code == 204
@@ -233,8 +268,9 @@ def test_a_mount_from_another_registry_stores_nothing(srv, api, client):
     data = os.urandom(300)
     client.push_blob(f"{other}/source", data)
     repo, before = fresh(), storage(api, "default")
-    r = client.request("POST", f"/v2/default/{repo}/blobs/uploads/",
-                       params={"mount": sha256(data), "from": f"{other}/source"})
+    r = client.request(
+        "POST", f"/v2/default/{repo}/blobs/uploads/", params={"mount": sha256(data), "from": f"{other}/source"}
+    )
     assert r.status_code == 202, r.text
     assert client.request("DELETE", r.headers["Location"]).status_code == 204
     assert_not_stored(srv, api, "default", repo, before)
@@ -246,12 +282,17 @@ def test_a_mount_from_a_repository_the_token_may_not_read_stores_nothing(srv, ap
     client.push_blob(f"default/{source}", data)
     repo, before = fresh(), storage(api, "default")
     # A registry token that may push to the target but not pull from the source.
-    token = requests.get(f"{srv.url}/auth/token", params={"service": srv.host,
-                         "scope": f"repository:default/{repo}:pull,push"}, auth=("x", srv.token), timeout=10)
+    token = requests.get(
+        f"{srv.url}/auth/token",
+        params={"service": srv.host, "scope": f"repository:default/{repo}:pull,push"},
+        auth=("x", srv.token),
+        timeout=10,
+    )
     bearer = requests.Session()
     bearer.headers["Authorization"] = f"Bearer {token.json()['token']}"
-    r = RegistryClient(srv.url, bearer).request("POST", f"/v2/default/{repo}/blobs/uploads/",
-                                                params={"mount": sha256(data), "from": f"default/{source}"})
+    r = RegistryClient(srv.url, bearer).request(
+        "POST", f"/v2/default/{repo}/blobs/uploads/", params={"mount": sha256(data), "from": f"default/{source}"}
+    )
     assert r.status_code == 202, r.text
     assert client.request("HEAD", f"/v2/default/{repo}/blobs/{sha256(data)}").status_code == 404
     assert client.request("DELETE", r.headers["Location"]).status_code == 204
@@ -266,8 +307,9 @@ def test_a_repository_appears_once_a_blob_is_uploaded_or_mounted(srv, api, clien
     assert client.request("PUT", location, params={"digest": sha256(data)}, data=data).status_code == 201
     assert_visible(srv, api, "default", repo)
     mounted = fresh()
-    r = client.request("POST", f"/v2/default/{mounted}/blobs/uploads/",
-                       params={"mount": sha256(data), "from": f"default/{repo}"})
+    r = client.request(
+        "POST", f"/v2/default/{mounted}/blobs/uploads/", params={"mount": sha256(data), "from": f"default/{repo}"}
+    )
     assert r.status_code == 201, r.text
     assert_visible(srv, api, "default", mounted)
 
@@ -337,8 +379,9 @@ def test_pushes_racing_failing_pushes_on_new_repositories_all_land(srv, api):
 
 
 def test_an_expired_upload_takes_its_unseen_repository_with_it(tmp_path):
-    srv = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
-                 env={"BERTH_UPLOAD_EXPIRY": "1"}).start()
+    srv = Server(
+        tmp_path / "data", token="berth_" + secrets.token_urlsafe(32), env={"BERTH_UPLOAD_EXPIRY": "1"}
+    ).start()
     try:
         api, c = Api(srv), RegistryClient(srv.url, srv.session())
         kept, lost = fresh("kept"), fresh()

@@ -45,8 +45,10 @@ class Cluster:
         }
         if redis_url := _redis_url():
             env["BERTH_REDIS_URL"] = redis_url
-        self.replicas = [Server(root / f"replica{i}", token=token, env=dict(env), database_url=self.database_url)
-                         for i in range(count)]
+        self.replicas = [
+            Server(root / f"replica{i}", token=token, env=dict(env), database_url=self.database_url)
+            for i in range(count)
+        ]
         for replica in self.replicas:  # one at a time: the first bootstraps and makes the signing key
             replica.start()
 
@@ -75,12 +77,14 @@ def _no_server_errors(cluster: Cluster) -> None:
 def test_a_chunked_upload_started_on_one_replica_completes_on_another(cluster):
     a, b = cluster.client(0), cluster.client(1)
     data = secrets.token_bytes(5 * MiB + 123)
-    parts = [data[:2 * MiB], data[2 * MiB:4 * MiB], data[4 * MiB:]]
+    parts = [data[: 2 * MiB], data[2 * MiB : 4 * MiB], data[4 * MiB :]]
     location = a.request("POST", "/v2/default/moves/blobs/uploads/").headers["Location"]
     offset = 0
     for i, part in enumerate(parts[:2]):
         client = (b, a)[i]
-        r = client.request("PATCH", location, data=part, headers={"Content-Range": f"{offset}-{offset + len(part) - 1}"})
+        r = client.request(
+            "PATCH", location, data=part, headers={"Content-Range": f"{offset}-{offset + len(part) - 1}"}
+        )
         assert r.status_code == 202, r.text
         offset += len(part)
         location = r.headers["Location"]
@@ -142,9 +146,10 @@ def test_concurrent_pushes_of_one_blob_through_both_replicas(cluster):
         repo = f"default/same-blob-{i % 3}"
         location = cluster.client(i).request("POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
         for n, start in enumerate(range(0, len(data), MiB)):
-            part = data[start:start + MiB]
-            r = cluster.client(i + n).request("PATCH", location, data=part,
-                                              headers={"Content-Range": f"{start}-{start + len(part) - 1}"})
+            part = data[start : start + MiB]
+            r = cluster.client(i + n).request(
+                "PATCH", location, data=part, headers={"Content-Range": f"{start}-{start + len(part) - 1}"}
+            )
             assert r.status_code == 202, r.text
             location = r.headers["Location"]
         return cluster.client(i + 1).request("PUT", location, params={"digest": digest}).status_code
@@ -170,7 +175,11 @@ def test_concurrent_pushes_of_one_tag_through_both_replicas_keep_one_winner(clus
     answers = [cluster.client(i).request("GET", f"/v2/{repo}/manifests/race") for i in range(2)]
     assert all(r.status_code == 200 for r in answers)
     assert answers[0].content == answers[1].content and answers[0].content in bodies
-    assert answers[0].headers["Docker-Content-Digest"] == answers[1].headers["Docker-Content-Digest"] == sha256(answers[0].content)
+    assert (
+        answers[0].headers["Docker-Content-Digest"]
+        == answers[1].headers["Docker-Content-Digest"]
+        == sha256(answers[0].content)
+    )
     for i in range(2):
         assert cluster.client(i).request("GET", f"/v2/{repo}/tags/list").json()["tags"] == ["race", "seed"]
     for body in bodies:
@@ -186,16 +195,36 @@ def test_skopeo_pushes_and_pulls_through_a_round_robin_of_replicas(cluster, skop
         index = source.add_index([("linux", "amd64"), ("linux", "arm64")], files={"app.txt": b"replicas\n"}, tag="v1")
         remote = f"docker://{proxy.host}/default/rr/app:v1"
         creds = f"admin:{cluster.replicas[0].token}"
-        skopeo("copy", "--all", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{source.root}:v1", remote,
-               timeout=300)
+        skopeo(
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            f"oci:{source.root}:v1",
+            remote,
+            timeout=300,
+        )
         assert min(proxy.connections) >= 1, proxy.connections  # both replicas took part
         for i in range(2):
-            r = cluster.client(i).request("GET", "/v2/default/rr/app/manifests/v1",
-                                          headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+            r = cluster.client(i).request(
+                "GET", "/v2/default/rr/app/manifests/v1", headers={"Accept": "application/vnd.oci.image.index.v1+json"}
+            )
             assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == index.digest
         out = tmp_path / "out"
-        skopeo("copy", "--override-arch", "arm64", "--override-os", "linux", "--src-tls-verify=false",
-               "--src-creds", creds, remote, f"oci:{out}:x", timeout=300)
+        skopeo(
+            "copy",
+            "--override-arch",
+            "arm64",
+            "--override-os",
+            "linux",
+            "--src-tls-verify=false",
+            "--src-creds",
+            creds,
+            remote,
+            f"oci:{out}:x",
+            timeout=300,
+        )
         image = index.images["linux/arm64"]
         assert tagged(out, "x").digest == image.digest
         assert layer_files(OCILayout(out).read_blob(image.layers[0].digest))["app.txt"] == b"replicas\n"
@@ -207,7 +236,7 @@ def test_skopeo_pushes_and_pulls_through_a_round_robin_of_replicas(cluster, skop
 def test_a_replica_killed_mid_upload_loses_nothing_acknowledged(cluster):
     a, b = cluster.client(0), cluster.client(1)
     data = secrets.token_bytes(6 * MiB + 7)
-    head = data[:4 * MiB]
+    head = data[: 4 * MiB]
     location = a.request("POST", "/v2/default/killed-replica/blobs/uploads/").headers["Location"]
     r = a.request("PATCH", location, data=head, headers={"Content-Range": f"0-{len(head) - 1}"})
     assert r.status_code == 202
@@ -217,7 +246,7 @@ def test_a_replica_killed_mid_upload_loses_nothing_acknowledged(cluster):
 
     r = b.request("GET", location)
     assert r.status_code == 204 and r.headers["Range"] == f"0-{len(head) - 1}"
-    r = b.request("PATCH", location, data=data[len(head):], headers={"Content-Range": f"{len(head)}-{len(data) - 1}"})
+    r = b.request("PATCH", location, data=data[len(head) :], headers={"Content-Range": f"{len(head)}-{len(data) - 1}"})
     assert r.status_code == 202, r.text
     r = b.request("PUT", r.headers["Location"], params={"digest": sha256(data)})
     assert r.status_code == 201, r.text
@@ -240,8 +269,11 @@ def test_dropped_database_connections_cost_no_request(cluster):
             c = cluster.client(round_ + i)
             statuses.append(c.request("GET", "/v2/").status_code)
             _, _, manifest = c.push_image(repo, f"r{round_}-{i}")
-            statuses.append(c.request("GET", f"/v2/{repo}/manifests/r{round_}-{i}",
-                                      headers={"Accept": manifest["mediaType"]}).status_code)
+            statuses.append(
+                c.request(
+                    "GET", f"/v2/{repo}/manifests/r{round_}-{i}", headers={"Accept": manifest["mediaType"]}
+                ).status_code
+            )
             statuses.append(c.request("GET", f"/v2/{repo}/tags/list").status_code)
 
     # Cuts while requests are in flight: a request may lose its transaction, but not with a 500.
@@ -275,9 +307,13 @@ def test_replicas_starting_together_on_an_empty_database_agree(tmp_path):
     bootstrap happen once; every replica comes up and accepts the same owner token."""
     database_url = postgres.create_database()
     token = "berth_" + secrets.token_urlsafe(32)
-    env = {"BERTH_STORAGE_URL": f"file://{tmp_path / 'shared-storage'}",
-           "BERTH_TOKEN_KEYS_DIR": str(tmp_path / "shared-keys")}
-    replicas = [Server(tmp_path / f"replica{i}", token=token, env=dict(env), database_url=database_url) for i in range(3)]
+    env = {
+        "BERTH_STORAGE_URL": f"file://{tmp_path / 'shared-storage'}",
+        "BERTH_TOKEN_KEYS_DIR": str(tmp_path / "shared-keys"),
+    }
+    replicas = [
+        Server(tmp_path / f"replica{i}", token=token, env=dict(env), database_url=database_url) for i in range(3)
+    ]
     try:
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(lambda r: r.start(), replicas))
@@ -304,7 +340,9 @@ def test_a_replica_killed_while_writing_a_chunk_leaves_the_upload_to_the_others(
     r = a.request("PATCH", location, data=head, headers={"Content-Range": f"0-{len(head) - 1}"})
     assert r.status_code == 202
     location = r.headers["Location"]
-    upload_file = cluster.replicas[0].data_dir.parent / "shared-storage" / "uploads" / location.rstrip("/").split("/")[-1]
+    upload_file = (
+        cluster.replicas[0].data_dir.parent / "shared-storage" / "uploads" / location.rstrip("/").split("/")[-1]
+    )
 
     size = 384 * MiB  # big enough that the write is still going when the replica dies
 
@@ -312,8 +350,11 @@ def test_a_replica_killed_while_writing_a_chunk_leaves_the_upload_to_the_others(
         conn = http.client.HTTPConnection("127.0.0.1", cluster.replicas[0].port, timeout=60)
         auth = base64.b64encode(f"a:{cluster.replicas[0].token}".encode()).decode()
         conn.putrequest("PATCH", location)
-        for name, value in (("Authorization", f"Basic {auth}"), ("Content-Length", str(size)),
-                            ("Content-Range", f"{len(head)}-{len(head) + size - 1}")):
+        for name, value in (
+            ("Authorization", f"Basic {auth}"),
+            ("Content-Length", str(size)),
+            ("Content-Range", f"{len(head)}-{len(head) + size - 1}"),
+        ):
             conn.putheader(name, value)
         conn.endheaders()
         try:

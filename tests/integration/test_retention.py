@@ -58,8 +58,9 @@ class Registry:
         self.db.close()
 
     def push(self, repo: str, tag: str | None, *, layer: bytes | None = None, **extra) -> str:
-        digest, _, _ = self.client.push_image(f"{self.name}/{repo}", tag, layers=[layer or secrets.token_bytes(64)],
-                                              **extra)
+        digest, _, _ = self.client.push_image(
+            f"{self.name}/{repo}", tag, layers=[layer or secrets.token_bytes(64)], **extra
+        )
         return digest
 
     def tags(self, repo: str) -> list[str]:
@@ -67,14 +68,19 @@ class Registry:
         return sorted(r.json().get("tags") or []) if r.status_code == 200 else []
 
     def has_manifest(self, repo: str, digest: str) -> bool:
-        r = self.client.request("HEAD", f"/v2/{self.name}/{repo}/manifests/{digest}",
-                                headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
+        r = self.client.request(
+            "HEAD", f"/v2/{self.name}/{repo}/manifests/{digest}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
+        )
         assert r.status_code in (200, 404), r.text
         return r.status_code == 200
 
     def _repository(self, repo: str) -> m.Repository:
-        return m.Repository.select().join(m.Registry).where(
-            (m.Registry.name == self.name) & (m.Repository.name == repo)).get()
+        return (
+            m.Repository.select()
+            .join(m.Registry)
+            .where((m.Registry.name == self.name) & (m.Repository.name == repo))
+            .get()
+        )
 
     def age(self, repo: str, days: float, *, tags: dict[str, float] | None = None) -> None:
         """Make everything in `repo` `days` old (tags, manifests, their blobs; never pulled), then
@@ -87,12 +93,14 @@ class Registry:
             m.Blob.update(created_at=when, touched_at=when).where(m.Blob.registry == repository.registry).execute()
             for name, age in (tags or {}).items():
                 m.Tag.update(updated_at=m.utcnow() - dt.timedelta(days=age)).where(
-                    (m.Tag.repository == repository) & (m.Tag.name == name)).execute()
+                    (m.Tag.repository == repository) & (m.Tag.name == name)
+                ).execute()
 
     def pulled_at(self, repo: str, digest: str) -> dt.datetime | None:
         with self.db.bind_ctx(MODELS), self.db.connection_context():
-            return m.Manifest.get((m.Manifest.repository == self._repository(repo))
-                                  & (m.Manifest.digest == digest)).pulled_at
+            return m.Manifest.get(
+                (m.Manifest.repository == self._repository(repo)) & (m.Manifest.digest == digest)
+            ).pulled_at
 
     def set_policy(self, **policy) -> dict:
         r = self.api("PUT", f"/registries/{self.name}/retention", json=policy)
@@ -120,8 +128,10 @@ class Registry:
 
 
 def _items(result: dict) -> tuple[list, list]:
-    return ([(t["repository"], t["tag"], t["digest"], t["reason"]) for t in result["tags"]],
-            [(x["repository"], x["digest"], x["reason"], x["by"]) for x in result["manifests"]])
+    return (
+        [(t["repository"], t["tag"], t["digest"], t["reason"]) for t in result["tags"]],
+        [(x["repository"], x["digest"], x["reason"], x["by"]) for x in result["manifests"]],
+    )
 
 
 def _gone_tags(result: dict) -> list[str]:
@@ -150,19 +160,28 @@ def test_policy_round_trip_validation_and_removal(reg, api):
     r = api("POST", base + "/apply")
     assert r.status_code == 409 and "PUT one first" in r.json()["detail"]
 
-    stored = reg.set_policy(keep_last=5, keep_patterns=["latest", "v*", "latest"], expire_days=30,
-                            overrides=[{"repositories": "ci/*", "expire_days": 7}])
+    stored = reg.set_policy(
+        keep_last=5,
+        keep_patterns=["latest", "v*", "latest"],
+        expire_days=30,
+        overrides=[{"repositories": "ci/*", "expire_days": 7}],
+    )
     assert stored["configured"] is True and stored["updated_by"] == "token:1"
     assert stored["keep_patterns"] == ["latest", "v*"] and stored["delete_untagged"] is False
     assert stored["overrides"] == [{"repositories": "ci/*", "expire_days": 7}]
     assert api("GET", base).json() == stored
 
-    for body, field in [({"keep_last": -1}, "keep_last"), ({"keep_last": True}, "keep_last"),
-                        ({"expire_days": 0}, "expire_days"), ({"keep_patterns": "v*"}, "keep_patterns"),
-                        ({"delete_untagged": "yes"}, "delete_untagged"), ({"keep_lats": 3}, "keep_lats"),
-                        ({"overrides": [{"expire_days": 3}]}, "overrides[0].repositories"),
-                        ({"overrides": [{"repositories": "a/*", "expire_days": "7"}]}, "overrides[0].expire_days"),
-                        ({"overrides": [{"repositories": "a/*", "overrides": []}]}, "overrides[0].overrides")]:
+    for body, field in [
+        ({"keep_last": -1}, "keep_last"),
+        ({"keep_last": True}, "keep_last"),
+        ({"expire_days": 0}, "expire_days"),
+        ({"keep_patterns": "v*"}, "keep_patterns"),
+        ({"delete_untagged": "yes"}, "delete_untagged"),
+        ({"keep_lats": 3}, "keep_lats"),
+        ({"overrides": [{"expire_days": 3}]}, "overrides[0].repositories"),
+        ({"overrides": [{"repositories": "a/*", "expire_days": "7"}]}, "overrides[0].expire_days"),
+        ({"overrides": [{"repositories": "a/*", "overrides": []}]}, "overrides[0].overrides"),
+    ]:
         r = api("PUT", base, json=body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["invalid_params"][0]["name"] == field, (body, r.json())
@@ -203,7 +222,10 @@ def test_keep_last_keeps_the_most_recently_pushed_tags(reg):
     assert _gone_digests(result) == {digests["t1"], digests["t2"], digests["t3"]}
     assert {x["by"] for x in result["manifests"]} == {"retention"}
     assert result["kept_tags"] == 2 and result["summary"] == {
-        "tags": 3, "manifests": 3, "manifest_bytes": sum(x["size"] for x in result["manifests"])}
+        "tags": 3,
+        "manifests": 3,
+        "manifest_bytes": sum(x["size"] for x in result["manifests"]),
+    }
     assert reg.tags("app") == ["t4", "t5"]
     assert not reg.has_manifest("app", digests["t1"]) and reg.has_manifest("app", digests["t4"])
     assert reg.preview()["tags"] == []  # nothing more to do
@@ -227,8 +249,9 @@ def test_expiry_counts_pushes_and_pulls_by_tag_digest_or_head(reg):
     for tag in ("old", "pulled", "by-digest", "headed", "fresh"):
         reg.push("app", tag)
     reg.age("app", 40, tags={"fresh": 2})
-    digest = {t["name"]: t["digest"] for t in reg.api(
-        "GET", f"/registries/{reg.name}/repositories/app/tags").json()["tags"]}
+    digest = {
+        t["name"]: t["digest"] for t in reg.api("GET", f"/registries/{reg.name}/repositories/app/tags").json()["tags"]
+    }
     c, base = reg.client, f"/v2/{reg.name}/app/manifests"
     assert c.request("GET", f"{base}/pulled", headers={"Accept": OCI_MANIFEST}).status_code == 200
     assert c.request("GET", f"{base}/{digest['by-digest']}", headers={"Accept": OCI_MANIFEST}).status_code == 200
@@ -287,17 +310,27 @@ def test_tags_sharing_one_digest(reg):
 def test_index_children_referrers_and_untagged_manifests(reg):
     repo = f"{reg.name}/app"
     children = [reg.push("app", None) for _ in range(2)]
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": d, "size": 300, "platform": {"os": "linux", "architecture": a}}
-        for d, a in zip(children, ("amd64", "arm64"))]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": 300, "platform": {"os": "linux", "architecture": a}}
+            for d, a in zip(children, ("amd64", "arm64"), strict=True)
+        ],
+    }
     r = reg.client.push_manifest(repo, "multi", index, OCI_INDEX)
     assert r.status_code == 201, r.text
     index_digest = r.headers["Docker-Content-Digest"]
     image = reg.push("app", "release")
-    image_size = len(reg.client.request("GET", f"/v2/{repo}/manifests/release",
-                                        headers={"Accept": OCI_MANIFEST}).content)
-    signature = reg.push("app", None, subject={"mediaType": OCI_MANIFEST, "digest": image, "size": image_size},
-                         artifactType="application/vnd.example.signature")
+    image_size = len(
+        reg.client.request("GET", f"/v2/{repo}/manifests/release", headers={"Accept": OCI_MANIFEST}).content
+    )
+    signature = reg.push(
+        "app",
+        None,
+        subject={"mediaType": OCI_MANIFEST, "digest": image, "size": image_size},
+        artifactType="application/vnd.example.signature",
+    )
     lone = reg.push("app", None)
     reg.age("app", 5)
     recent = reg.push("app", None)  # pushed just now: within the grace period, never deleted yet
@@ -344,11 +377,12 @@ def test_overrides_apply_to_matching_repositories(reg):
         for i in range(3):
             reg.push(repo, f"t{i}")
         reg.age(repo, 10, tags={f"t{i}": 10 - i for i in range(3)})
-    reg.set_policy(keep_last=2, overrides=[{"repositories": "ci/tools/*", "keep_last": None},
-                                           {"repositories": "ci/*", "keep_last": 1}])
+    reg.set_policy(
+        keep_last=2,
+        overrides=[{"repositories": "ci/tools/*", "keep_last": None}, {"repositories": "ci/*", "keep_last": 1}],
+    )
     result = reg.preview_then_apply()
-    assert [(t["repository"], t["tag"]) for t in result["tags"]] == [("app", "t0"), ("ci/app", "t0"),
-                                                                      ("ci/app", "t1")]
+    assert [(t["repository"], t["tag"]) for t in result["tags"]] == [("app", "t0"), ("ci/app", "t0"), ("ci/app", "t1")]
     assert reg.tags("ci/tools/lint") == ["t0", "t1", "t2"]  # keep_last turned off: no rule limits tags
 
 
@@ -380,8 +414,13 @@ def test_apply_audits_every_deletion_and_collects_the_bytes(env, reg, api):
     assert applied[0]["detail"]["tags"] == 1 and applied[0]["detail"]["manifests"] == 1
     deletes = {(e["tag"], e["digest"]): e for e in by_action["retention.delete"]}
     assert set(deletes) == {("drop", drop), (None, drop)}
-    assert all(e["repository"] == "app" and e["actor"] == "token:1" and e["outcome"] == "success"
-               and e["request_id"] == applied[0]["request_id"] for e in deletes.values())
+    assert all(
+        e["repository"] == "app"
+        and e["actor"] == "token:1"
+        and e["outcome"] == "success"
+        and e["request_id"] == applied[0]["request_id"]
+        for e in deletes.values()
+    )
     assert "not pushed or pulled for 30 days" in deletes[("drop", drop)]["detail"]["reason"]
     assert deletes[(None, drop)]["detail"]["reason"].startswith("untagged once drop go")
 
@@ -405,13 +444,24 @@ def test_preview_of_an_unsaved_policy(reg):
 
 
 def test_cli_retention_show_set_preview_apply(env, reg, tmp_path):
-    cli_env = {**{k: v for k, v in os.environ.items() if not k.startswith("BERTH_")},
-               "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-               "BERTH_URL": env.url, "BERTH_TOKEN": env.token}
+    cli_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BERTH_")},
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "BERTH_URL": env.url,
+        "BERTH_TOKEN": env.token,
+    }
 
     def berth(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=cli_env,
-                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         if check:
             assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
@@ -421,8 +471,19 @@ def test_cli_retention_show_set_preview_apply(env, reg, tmp_path):
         reg.push("app", tag)
     reg.age("app", 40, tags={"dev2": 39})
     assert "no retention policy" in berth("retention", "show", reg.name).stdout
-    out = berth("retention", "set", reg.name, "--keep-last", "1", "--keep", "v*", "--expire-days", "30",
-                "--override", "ci/*:expire_days=7").stdout
+    out = berth(
+        "retention",
+        "set",
+        reg.name,
+        "--keep-last",
+        "1",
+        "--keep",
+        "v*",
+        "--expire-days",
+        "30",
+        "--override",
+        "ci/*:expire_days=7",
+    ).stdout
     assert "keep last:       1 most recently pushed" in out and "override ci/*:   expire_days=7" in out
     shown = json.loads(berth("--json", "retention", "show", reg.name).stdout)
     assert shown["keep_last"] == 1 and shown["keep_patterns"] == ["v*"] and shown["expire_days"] == 30
@@ -463,8 +524,11 @@ def test_retention_never_deletes_tags_the_registry_holds_immutable(reg):
 def test_stored_policies_are_applied_on_a_schedule(tmp_path):
     """`BERTH_RETENTION_INTERVAL`: the server applies every stored policy by itself, audited as
     the schedule, and collects the garbage after."""
-    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_RETENTION_INTERVAL": "1", "BERTH_GC_GRACE": "0"}).start()
+    server = Server(
+        tmp_path / "data",
+        token="berth_" + secrets.token_urlsafe(32),
+        env={"BERTH_RETENTION_INTERVAL": "1", "BERTH_GC_GRACE": "0"},
+    ).start()
     try:
         api = Api(server)
         reg = Registry(server, api)

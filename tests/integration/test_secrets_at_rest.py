@@ -29,8 +29,9 @@ def _token(server: Server, key: str) -> tuple[requests.Response, requests.Respon
 def _credentials(server: Server, key: str) -> tuple[requests.Response, requests.Response]:
     api = Api(server)
     body = {"push": True, "k8s_secret_name": "pull-" + key[:8].lower()}
-    return tuple(api("POST", "/registries/default/credentials", json=body, headers={"Idempotency-Key": key})
-                 for _ in range(2))
+    return tuple(
+        api("POST", "/registries/default/credentials", json=body, headers={"Idempotency-Key": key}) for _ in range(2)
+    )
 
 
 def _works(server: Server, username: str, password: str) -> bool:
@@ -65,8 +66,11 @@ def _secret_forms(issued: dict) -> list[bytes]:
     """A credentials answer's secret in every form it takes: the password, docker's `auth`
     (base64 of user:password) and the pull Secret's base64 dockerconfigjson."""
     auth = next(iter(issued["dockerconfigjson"]["auths"].values()))["auth"]
-    return [issued["password"].encode(), auth.encode(),
-            issued["kubernetes_secret"]["data"][".dockerconfigjson"].encode()]
+    return [
+        issued["password"].encode(),
+        auth.encode(),
+        issued["kubernetes_secret"]["data"][".dockerconfigjson"].encode(),
+    ]
 
 
 def _files_holding(directory: Path, needles: list[bytes]) -> list[str]:
@@ -146,8 +150,11 @@ def test_the_data_directory_is_0700_and_every_file_in_it_0600_whatever_the_umask
         server.stop()
     modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in [server.data_dir, *server.data_dir.rglob("*")]}
     assert {oct(mode) for path, mode in modes.items() if path.is_dir()} == {"0o700"}
-    wrong = {str(path.relative_to(server.data_dir)): oct(mode) for path, mode in modes.items()
-             if not path.is_dir() and mode != 0o600}
+    wrong = {
+        str(path.relative_to(server.data_dir)): oct(mode)
+        for path, mode in modes.items()
+        if not path.is_dir() and mode != 0o600
+    }
     assert wrong == {}
     assert any(p.name == "berth.db" for p in modes) or postgres.ALL_SERVERS_ON_POSTGRES
     assert any(p.name == "bootstrap-token" for p in modes)
@@ -164,10 +171,20 @@ def test_upgrading_forgets_the_token_and_credential_answers_an_earlier_version_s
     version = next(m.version for m in migrations.available() if m.name == "disk_secrets")
     migrations.migrate(db, target=version - 1)
     with db.bind_ctx(live.ALL_MODELS), db.connection_context():
-        for key, path in (("t", "/api/v1/orgs/acme/tokens"), ("c", "/api/v1/orgs/acme/registries/r/credentials"),
-                          ("r", "/api/v1/orgs/acme/registries")):
-            live.IdempotencyKey.create(subject="alice", key=key, method="POST", path=path, fingerprint="f" * 64,
-                                       status=201, body='{"token": "berth_secret"}')
+        for key, path in (
+            ("t", "/api/v1/orgs/acme/tokens"),
+            ("c", "/api/v1/orgs/acme/registries/r/credentials"),
+            ("r", "/api/v1/orgs/acme/registries"),
+        ):
+            live.IdempotencyKey.create(
+                subject="alice",
+                key=key,
+                method="POST",
+                path=path,
+                fingerprint="f" * 64,
+                status=201,
+                body='{"token": "berth_secret"}',
+            )
     migrations.migrate(db)
     with db.bind_ctx(live.ALL_MODELS), db.connection_context():
         assert [row.key for row in live.IdempotencyKey.select()] == ["r"]

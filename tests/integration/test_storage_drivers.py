@@ -64,7 +64,7 @@ def push(store, data: bytes, registry: int = 1, chunks: int = 1) -> str:
     offset = 0
     while offset < len(data) or offset == 0:
         with store.open_upload_for_append(upload, offset) as f:
-            f.write(data[offset:offset + step])
+            f.write(data[offset : offset + step])
             f.flush()
         offset += step
         if not data:
@@ -200,7 +200,9 @@ def test_an_upload_continues_on_another_instance(store_pair):
     with second.open_upload_for_append(upload, 24) as f:
         f.write(b"finished on another")
     data = b"started on one replica, finished on another"
-    assert hashlib.sha256(b"".join(second.read_upload(upload, len(data)))).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (
+        hashlib.sha256(b"".join(second.read_upload(upload, len(data)))).hexdigest() == hashlib.sha256(data).hexdigest()
+    )
     key = key_for(data)
     second.commit_upload(upload, key, len(data))
     assert read_all(first, key) == data
@@ -290,7 +292,7 @@ def test_concurrent_writers(store):
     for t in threads:
         t.join(120)
     assert not errors, errors
-    for key, data in zip(keys, payloads):
+    for key, data in zip(keys, payloads, strict=True):
         assert store.blob_size(key) == len(data)
         assert read_all(store, key) == data
 
@@ -388,7 +390,7 @@ def test_gcs_transient_errors_are_retried(faulty_gcs, status):
     with store.open_upload_for_append(upload, 0) as f:  # the listing is refused once
         proxy.fail(next=1, status=status)
         f.write(data[: 9 * MiB])  # the first resumable chunk is refused once
-        f.write(data[9 * MiB:])
+        f.write(data[9 * MiB :])
     assert proxy.failed == 1
     proxy.fail(next=2, status=status)
     assert store.blob_size(key) == len(data)

@@ -17,8 +17,9 @@ from tests.support.registry_client import RegistryClient, sha256
 from tests.support.server import Server
 
 
-def gcs_server(tmp_path, emulator_url: str, bucket: str, *, redirect: bool, credentials=None,
-               query: str = "") -> tuple[Server, str]:
+def gcs_server(
+    tmp_path, emulator_url: str, bucket: str, *, redirect: bool, credentials=None, query: str = ""
+) -> tuple[Server, str]:
     prefix = f"srv-{secrets.token_hex(4)}"
     env = {
         "BERTH_STORAGE_URL": f"gs://{bucket}/{prefix}{query}",
@@ -32,8 +33,9 @@ def gcs_server(tmp_path, emulator_url: str, bucket: str, *, redirect: bool, cred
 
 @pytest.fixture
 def redirecting_server(tmp_path, gcs_emulator, gcs_credentials):
-    server, prefix = gcs_server(tmp_path, gcs_emulator.url, gcs_emulator.bucket, redirect=True,
-                                credentials=gcs_credentials)
+    server, prefix = gcs_server(
+        tmp_path, gcs_emulator.url, gcs_emulator.bucket, redirect=True, credentials=gcs_credentials
+    )
     server.prefix = prefix
     yield server
     server.stop()
@@ -99,16 +101,18 @@ def test_skopeo_pushes_to_gcs_and_pulls_through_signed_url_redirects(
     for blob in (image.manifest, image.config, *image.layers):
         assert OCILayout(back).read_blob(blob.digest) == source.read_blob(blob.digest)
     assert layer_files(OCILayout(back).read_blob(layer.digest))["payload.bin"] == content
-    blob_gets = [line for line in access_lines(server)[before:]
-                 if line.get("method") == "GET" and line["route"] == "oci.blob"]
+    blob_gets = [
+        line for line in access_lines(server)[before:] if line.get("method") == "GET" and line["route"] == "oci.blob"
+    ]
     assert blob_gets and all(line["status"] == 307 for line in blob_gets), blob_gets
 
 
 def test_chunked_upload_and_streamed_pull_without_redirect(tmp_path, gcs_emulator, gcs_credentials):
     """Redirect off: a chunked (PATCH) upload is assembled in GCS and the service streams it,
     ranges included."""
-    server, prefix = gcs_server(tmp_path, gcs_emulator.url, gcs_emulator.bucket, redirect=False,
-                                credentials=gcs_credentials)
+    server, prefix = gcs_server(
+        tmp_path, gcs_emulator.url, gcs_emulator.bucket, redirect=False, credentials=gcs_credentials
+    )
     try:
         client = RegistryClient(server.url, server.session())
         repo = "default/gcs/chunked"
@@ -119,10 +123,16 @@ def test_chunked_upload_and_streamed_pull_without_redirect(tmp_path, gcs_emulato
         location = r.headers["Location"]
         offset = 0
         for size in (1024 * 1024, 1024 * 1024, len(data) - 2 * 1024 * 1024):
-            chunk = data[offset:offset + size]
-            r = client.request("PATCH", location, data=chunk, headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+            chunk = data[offset : offset + size]
+            r = client.request(
+                "PATCH",
+                location,
+                data=chunk,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                },
+            )
             assert r.status_code == 202, r.text
             offset += len(chunk)
             location = r.headers["Location"]

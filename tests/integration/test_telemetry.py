@@ -28,8 +28,14 @@ def test_one_json_line_per_request(server):
     assert len(mine) == 1
     line = mine[0]
     assert {k: line[k] for k in ("method", "route", "registry", "repository", "status", "subject", "client_ip")} == {
-        "method": "GET", "route": "oci.manifest", "registry": "default", "repository": "logged/app", "status": 200,
-        "subject": "token:1", "client_ip": "127.0.0.1"}
+        "method": "GET",
+        "route": "oci.manifest",
+        "registry": "default",
+        "repository": "logged/app",
+        "status": 200,
+        "subject": "token:1",
+        "client_ip": "127.0.0.1",
+    }
     assert line["bytes_out"] > 0 and line["duration_ms"] >= 0 and "trace_id" in line
     assert line["user_agent"].startswith("python-requests/")
     pushes = [r for r in records if r.get("route") == "oci.uploads" and r.get("repository") == "logged/app"]
@@ -40,8 +46,10 @@ def test_the_request_log_names_the_client_and_cuts_a_long_user_agent(server):
     """Operators tell a node's containerd from a CI's docker by it; no caller makes lines unbounded."""
     for rid, agent in (("ua-short", "containerd/1.6.20~ds1"), ("ua-long", "x" * 5000)):
         requests.get(f"{server.url}/v2/", headers={"X-Request-ID": rid, "User-Agent": agent}, timeout=30)
-    records = {r.get("request_id"): r for r in map(json.loads, filter(lambda l: l.startswith("{"),
-                                                                     server.logs().splitlines()))}
+    records = {
+        r.get("request_id"): r
+        for r in map(json.loads, filter(lambda line: line.startswith("{"), server.logs().splitlines()))
+    }
     assert records["ua-short"]["user_agent"] == "containerd/1.6.20~ds1"
     assert records["ua-long"]["user_agent"] == "x" * 256
 
@@ -83,15 +91,19 @@ class Collector:
 
 def test_spans_are_exported_over_otlp_with_w3c_propagation(tmp_path):
     collector = Collector()
-    server = Server(tmp_path / "data", token=OWNER, env={
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}).start()
+    server = Server(
+        tmp_path / "data",
+        token=OWNER,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "100"},
+    ).start()
     try:
         client = RegistryClient(server.url, server.session())
         client.push_image("default/traced", "v1")
         trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
         parent = "00f067aa0ba902b7"
-        r = client.request("GET", "/v2/default/traced/manifests/v1",
-                           headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+        r = client.request(
+            "GET", "/v2/default/traced/manifests/v1", headers={"traceparent": f"00-{trace_id}-{parent}-01"}
+        )
         assert r.status_code == 200
         version, out_trace, out_span, flags = r.headers["traceparent"].split("-")
         assert out_trace == trace_id and out_span != parent  # our span, in the caller's trace
@@ -118,8 +130,12 @@ def test_spans_are_exported_over_otlp_with_w3c_propagation(tmp_path):
 
 
 def test_no_tracing_without_an_endpoint(server):
-    r = requests.get(f"{server.url}/v2/", auth=("a", server.token), timeout=10,
-                     headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    r = requests.get(
+        f"{server.url}/v2/",
+        auth=("a", server.token),
+        timeout=10,
+        headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+    )
     assert r.status_code == 200 and "traceparent" not in r.headers
     line = next(json.loads(x) for x in server.logs().splitlines()[::-1] if '"route": "oci.base"' in x)
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"  # logs still join the caller's trace
@@ -150,8 +166,14 @@ def test_prometheus_metrics(tmp_path):
         assert _metric(text, "berth_http_requests_total", route="oci.manifest", method="GET", status="200") == 2
         assert _metric(text, "berth_http_request_duration_seconds_count", route="oci.manifest", method="GET") == 2
         assert "BREW" not in text
-        assert sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("berth_http_requests_total{") and 'method="OTHER"' in line) == 3
+        assert (
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("berth_http_requests_total{") and 'method="OTHER"' in line
+            )
+            == 3
+        )
         assert _metric(text, "berth_bytes_pushed_total", registry="default") >= 5000
         assert _metric(text, "berth_bytes_pulled_total", registry="default") == 5000
         assert _metric(text, "berth_upload_sessions") == 1
@@ -161,19 +183,29 @@ def test_prometheus_metrics(tmp_path):
 
         # Lifecycle operations by state, and one JSON log line per lifecycle step.
         api = {"Authorization": f"Bearer {OWNER}"}
-        op = requests.post(f"{server.url}/api/v1/orgs/default/registries", json={"name": "metered"}, headers=api,
-                           timeout=10).json()["operation"]
+        op = requests.post(
+            f"{server.url}/api/v1/orgs/default/registries", json={"name": "metered"}, headers=api, timeout=10
+        ).json()["operation"]
         for _ in range(200):
-            if requests.get(f"{server.url}{op['links']['self']}", headers=api, timeout=10).json()["state"] == "succeeded":
+            if (
+                requests.get(f"{server.url}{op['links']['self']}", headers=api, timeout=10).json()["state"]
+                == "succeeded"
+            ):
                 break
             time.sleep(0.05)
         text = requests.get(server.metrics_url, timeout=10).text
         assert _metric(text, "berth_lifecycle_operations", kind="create", state="succeeded") == 1
         assert _metric(text, "berth_lifecycle_operations", kind="delete", state="pending") == 0
-        steps = [json.loads(line) for line in server.log_path.read_text().splitlines()
-                 if line.startswith("{") and '"operation"' in line and '"step"' in line]
+        steps = [
+            json.loads(line)
+            for line in server.log_path.read_text().splitlines()
+            if line.startswith("{") and '"operation"' in line and '"step"' in line
+        ]
         assert {(s["step"], s["state"]) for s in steps if s["operation"] == op["id"]} >= {
-            ("provision", "running"), ("provision", "succeeded"), ("activate", "succeeded")}
+            ("provision", "running"),
+            ("provision", "succeeded"),
+            ("activate", "succeeded"),
+        }
     finally:
         server.stop()
 

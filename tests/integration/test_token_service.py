@@ -23,7 +23,12 @@ def env(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("tokensvc") / "data", token="berth_owner_" + secrets.token_hex(16)).start()
     api = f"{server.url}/api/v1/orgs/default"
     owner = {"Authorization": f"Bearer {server.token}"}
-    assert requests.post(f"{api}/registries", json={"name": "pub", "visibility": "public"}, headers=owner, timeout=10).status_code == 202
+    assert (
+        requests.post(
+            f"{api}/registries", json={"name": "pub", "visibility": "public"}, headers=owner, timeout=10
+        ).status_code
+        == 202
+    )
 
     def token(**body) -> tuple[int, str]:
         body.setdefault("name", "t" + secrets.token_hex(3))
@@ -41,13 +46,19 @@ def env(tmp_path_factory):
 
 
 def fetch(server, scopes: list[str], auth=None, **params) -> requests.Response:
-    return requests.get(f"{server.url}/auth/token", params={"service": server.host, "scope": scopes, **params},
-                        auth=auth, timeout=10)
+    return requests.get(
+        f"{server.url}/auth/token", params={"service": server.host, "scope": scopes, **params}, auth=auth, timeout=10
+    )
 
 
 def bearer(server, token: str, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, server.url + path, headers={"Authorization": f"Bearer {token}", **kw.pop("headers", {})},
-                            timeout=10, **kw)
+    return requests.request(
+        method,
+        server.url + path,
+        headers={"Authorization": f"Bearer {token}", **kw.pop("headers", {})},
+        timeout=10,
+        **kw,
+    )
 
 
 def access_of(token: str) -> dict:
@@ -59,7 +70,8 @@ def test_challenge_names_realm_service_and_scope(env):
     r = requests.get(f"{env.url}/v2/default/app/manifests/v1", timeout=10)
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"] == (
-        f'Bearer realm="http://{env.host}/auth/token",service="{env.host}",scope="repository:default/app:pull"')
+        f'Bearer realm="http://{env.host}/auth/token",service="{env.host}",scope="repository:default/app:pull"'
+    )
     r = requests.get(f"{env.url}/v2/_catalog", timeout=10)
     assert r.headers["WWW-Authenticate"].endswith('scope="registry:catalog:*"')
 
@@ -74,13 +86,15 @@ def test_owner_gets_what_it_asks_for_and_uses_it(env):
     assert bearer(env, t, "GET", "/v2/").status_code == 200
     assert bearer(env, t, "GET", "/v2/default/app/manifests/v1").status_code == 200
     data = b"pushed with a registry token"
-    assert bearer(env, t, "POST", "/v2/default/app/blobs/uploads/", params={"digest": sha256(data)}, data=data).status_code == 201
+    assert (
+        bearer(env, t, "POST", "/v2/default/app/blobs/uploads/", params={"digest": sha256(data)}, data=data).status_code
+        == 201
+    )
     assert "default/app" in bearer(env, t, "GET", "/v2/_catalog").json()["repositories"]
     # The grant is for one repository: another one needs a new token (insufficient_scope).
     r = bearer(env, t, "GET", "/v2/default/other/tags/list")
     assert r.status_code == 401 and r.json()["errors"][0]["code"] == "DENIED"
-    assert r.headers["WWW-Authenticate"].endswith(
-        'scope="repository:default/other:pull",error="insufficient_scope"')
+    assert r.headers["WWW-Authenticate"].endswith('scope="repository:default/other:pull",error="insufficient_scope"')
 
 
 def test_reader_is_downscoped_not_refused(env):
@@ -102,8 +116,11 @@ def test_anonymous_tokens_cover_public_pulls_only(env):
     r = fetch(env, ["repository:pub/app:pull,push", "repository:default/app:pull", "registry:catalog:*"])
     assert r.status_code == 200
     t = r.json()["token"]
-    assert access_of(t) == {("repository", "pub/app"): ["pull"], ("repository", "default/app"): [],
-                            ("registry", "catalog"): []}
+    assert access_of(t) == {
+        ("repository", "pub/app"): ["pull"],
+        ("repository", "default/app"): [],
+        ("registry", "catalog"): [],
+    }
     assert bearer(env, t, "GET", "/v2/pub/app/manifests/v1").status_code == 200
     r = bearer(env, t, "GET", "/v2/default/app/manifests/v1")
     assert r.status_code == 401 and 'scope="repository:default/app:pull"' in r.headers["WWW-Authenticate"]
@@ -121,16 +138,31 @@ def test_bad_credentials_at_the_token_endpoint(env):
 
 def test_oauth2_password_and_refresh_grants(env):
     token_id, secret = env.make_token(scope="push")
-    form = {"grant_type": "password", "username": "ci", "password": secret, "service": env.host,
-            "scope": "repository:default/app:pull,push", "client_id": "podman", "access_type": "offline"}
+    form = {
+        "grant_type": "password",
+        "username": "ci",
+        "password": secret,
+        "service": env.host,
+        "scope": "repository:default/app:pull,push",
+        "client_id": "podman",
+        "access_type": "offline",
+    }
     r = requests.post(f"{env.url}/auth/token", data=form, timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
     assert access_of(body["access_token"]) == {("repository", "default/app"): ["pull", "push"]}
     refresh = body["refresh_token"]
-    r = requests.post(f"{env.url}/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
-                                                   "service": env.host, "scope": "repository:default/app:pull",
-                                                   "client_id": "podman"}, timeout=10)
+    r = requests.post(
+        f"{env.url}/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "service": env.host,
+            "scope": "repository:default/app:pull",
+            "client_id": "podman",
+        },
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     access = r.json()["access_token"]
     assert bearer(env, access, "GET", "/v2/default/app/manifests/v1").status_code == 200
@@ -138,8 +170,11 @@ def test_oauth2_password_and_refresh_grants(env):
     # Revoking the access token kills its refresh token and the registry tokens already issued.
     assert requests.delete(f"{env.api}/tokens/{token_id}", headers=env.owner_headers, timeout=10).status_code == 204
     assert bearer(env, access, "GET", "/v2/default/app/manifests/v1").status_code == 401
-    r = requests.post(f"{env.url}/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
-                                                   "service": env.host, "client_id": "podman"}, timeout=10)
+    r = requests.post(
+        f"{env.url}/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh, "service": env.host, "client_id": "podman"},
+        timeout=10,
+    )
     assert r.status_code == 401
     r = requests.post(f"{env.url}/auth/token", data={**form, "password": "berth_nope"}, timeout=10)
     assert r.status_code == 401
@@ -176,16 +211,36 @@ def test_forged_and_misused_tokens_are_refused(env):
     header, payload, signature = good.split(".")
     claims = jwt.decode(good, options={"verify_signature": False})
     key, kid = _own_key(env)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     now = int(time.time())
     forged = {
-        "tampered payload": ".".join([header, _b64({**claims, "access": [{"type": "repository", "name": "default/app",
-                                                                         "actions": ["pull", "push", "delete"]}]}), signature]),
+        "tampered payload": ".".join(
+            [
+                header,
+                _b64(
+                    {
+                        **claims,
+                        "access": [
+                            {"type": "repository", "name": "default/app", "actions": ["pull", "push", "delete"]}
+                        ],
+                    }
+                ),
+                signature,
+            ]
+        ),
         "alg none": ".".join([_b64({"alg": "none", "kid": kid, "typ": "JWT"}), payload, ""]),
         "HS256 keyed with the public key": _hs256(claims, public_pem, kid),
-        "expired": jwt.encode({**claims, "iat": now - 1000, "nbf": now - 1000, "exp": now - 600}, key,
-                              algorithm="ES256", headers={"kid": kid}),
-        "wrong audience": jwt.encode({**claims, "aud": "other.example:443"}, key, algorithm="ES256", headers={"kid": kid}),
+        "expired": jwt.encode(
+            {**claims, "iat": now - 1000, "nbf": now - 1000, "exp": now - 600},
+            key,
+            algorithm="ES256",
+            headers={"kid": kid},
+        ),
+        "wrong audience": jwt.encode(
+            {**claims, "aud": "other.example:443"}, key, algorithm="ES256", headers={"kid": kid}
+        ),
         "wrong issuer": jwt.encode({**claims, "iss": "someone-else"}, key, algorithm="ES256", headers={"kid": kid}),
         "unknown kid": jwt.encode(claims, key, algorithm="ES256", headers={"kid": "nope"}),
         "garbage": "a.b.c",
@@ -215,8 +270,13 @@ def test_signing_key_rotation(tmp_path):
     from tests.support.server import ROOT, Server
 
     def berth(*args):
-        r = subprocess.run([sys.executable, "-m", "app.cli", *args, "--data-dir", str(tmp_path / "data")],
-                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args, "--data-dir", str(tmp_path / "data")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         return r.stdout
 
@@ -232,7 +292,10 @@ def test_signing_key_rotation(tmp_path):
         new_kid = jwt.get_unverified_header(new)["kid"]
         assert new_kid != old_kid
         assert berth("keys", "list").splitlines() == [f"{old_kid}\tverify-only", f"{new_kid}\tsigning"]
-        assert {k["kid"] for k in requests.get(f"{server.url}/auth/jwks.json", timeout=10).json()["keys"]} == {old_kid, new_kid}
+        assert {k["kid"] for k in requests.get(f"{server.url}/auth/jwks.json", timeout=10).json()["keys"]} == {
+            old_kid,
+            new_kid,
+        }
         # Tokens signed with the old key keep working until it is pruned.
         assert bearer(server, old, "GET", "/v2/").status_code == 200
         assert bearer(server, new, "GET", "/v2/").status_code == 200

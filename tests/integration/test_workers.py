@@ -49,9 +49,10 @@ def test_two_workers_serve_one_registry(srv):
     data = secrets.token_bytes(6 * MiB)
     location = fresh_client(srv).request("POST", "/v2/default/w/app/blobs/uploads/").headers["Location"]
     for start in range(0, len(data), MiB):
-        chunk = data[start:start + MiB]
-        r = fresh_client(srv).request("PATCH", location, data=chunk,
-                                      headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})
+        chunk = data[start : start + MiB]
+        r = fresh_client(srv).request(
+            "PATCH", location, data=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"}
+        )
         assert r.status_code == 202, r.text
         location = r.headers["Location"]
     r = fresh_client(srv).request("PUT", location, params={"digest": sha256(data)})
@@ -69,8 +70,9 @@ def test_one_uploads_chunks_exclude_each_other_across_workers(srv):
 
         def send(i: int):
             barrier.wait()
-            return fresh_client(srv).request("PATCH", location, data=bodies[i],
-                                             headers={"Content-Range": f"0-{4 * MiB - 1}"})
+            return fresh_client(srv).request(
+                "PATCH", location, data=bodies[i], headers={"Content-Range": f"0-{4 * MiB - 1}"}
+            )
 
         with ThreadPoolExecutor(2) as pool:
             responses = list(pool.map(send, range(2)))
@@ -98,24 +100,30 @@ def test_a_dead_worker_is_replaced_and_none_outlives_the_supervisor(srv):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in now):
         time.sleep(0.1)
-    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
-                   for pid in now)
+    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in now)
 
 
 def test_workers_on_a_fresh_data_dir_share_one_signing_key(tmp_path):
     """Both workers start together on an empty data dir: a registry token that one of them
     issued must be accepted by the other at once (they once each made a key of their own)."""
-    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32),
-                    env={"BERTH_WORKERS": "2"}).start()
+    server = Server(tmp_path / "data", token="berth_" + secrets.token_urlsafe(32), env={"BERTH_WORKERS": "2"}).start()
     try:
         assert len(list((tmp_path / "data").rglob("*.pem"))) == 1
         statuses = []
         for _ in range(30):
-            r = requests.get(f"{server.url}/auth/token", params={"scope": "repository:default/x:pull"},
-                             auth=("admin", server.token), headers={"Connection": "close"}, timeout=10)
+            r = requests.get(
+                f"{server.url}/auth/token",
+                params={"scope": "repository:default/x:pull"},
+                auth=("admin", server.token),
+                headers={"Connection": "close"},
+                timeout=10,
+            )
             assert r.status_code == 200, r.text
-            check = requests.get(f"{server.url}/v2/default/x/tags/list", timeout=10, headers={
-                "Authorization": f"Bearer {r.json()['token']}", "Connection": "close"})
+            check = requests.get(
+                f"{server.url}/v2/default/x/tags/list",
+                timeout=10,
+                headers={"Authorization": f"Bearer {r.json()['token']}", "Connection": "close"},
+            )
             statuses.append(check.status_code)
         assert set(statuses) == {404}, statuses  # NAME_UNKNOWN: authorized, nothing pushed yet
     finally:
@@ -146,7 +154,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(srv):
     grabbed first (with one shared socket, 15 of 16 went to one worker)."""
     import socket
 
-    for attempt in range(3):  # each attempt: a fresh burst
+    for _attempt in range(3):  # each attempt: a fresh burst
         conns = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(32)]
         for c in conns:
             c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

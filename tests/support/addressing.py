@@ -45,14 +45,23 @@ class Endpoints:
         """(url, headers) for a path-form `/v2/<registry>/...` path in `mode`."""
         if mode == "path" or not path.startswith("/v2/"):
             return self.base_url + path, {}
-        registry, _, rest = path[len("/v2/"):].partition("/")
+        registry, _, rest = path[len("/v2/") :].partition("/")
         headers = {"Host": self.netloc(mode, registry)}
         if mode == "gateway":
             headers[REGISTRY_HEADER] = registry
         return f"{self.base_url}/v2/{rest}", headers
 
-    def request(self, mode: str, method: str, path: str, *, password: str | None = None, flow: str = "basic",
-                headers: dict | None = None, **kw) -> requests.Response:
+    def request(
+        self,
+        mode: str,
+        method: str,
+        path: str,
+        *,
+        password: str | None = None,
+        flow: str = "basic",
+        headers: dict | None = None,
+        **kw,
+    ) -> requests.Response:
         """`flow`: "basic" sends the password as Basic credentials with the request itself;
         "token" runs the token flow with it (None: anonymously)."""
         url, address_headers = self.address(mode, path)
@@ -72,8 +81,9 @@ class Endpoints:
         all_headers["Authorization"] = f"Bearer {token.json()['token']}"
         return requests.request(method, url, headers=all_headers, **kw)
 
-    def fetch_token(self, challenge: dict, password: str | None, gateway_registry: str | None = None,
-                    **params) -> requests.Response:
+    def fetch_token(
+        self, challenge: dict, password: str | None, gateway_registry: str | None = None, **params
+    ) -> requests.Response:
         """A token from the challenge's realm (reached on 127.0.0.1 with the realm's host as Host)."""
         realm = urlsplit(challenge["realm"])
         headers = {"Host": realm.netloc}
@@ -89,7 +99,10 @@ class Endpoints:
     def token(self, mode: str, registry: str, scope: str, password: str | None) -> str:
         """A registry token for `scope` on `registry`'s endpoint in `mode`, as a client gets one."""
         netloc = self.netloc(mode, registry)
-        r = self.fetch_token({"realm": f"http://{netloc}/auth/token", "service": netloc, "scope": scope}, password,
-                             registry if mode == "gateway" else None)
+        r = self.fetch_token(
+            {"realm": f"http://{netloc}/auth/token", "service": netloc, "scope": scope},
+            password,
+            registry if mode == "gateway" else None,
+        )
         assert r.status_code == 200, r.text
         return r.json()["token"]

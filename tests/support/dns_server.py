@@ -52,12 +52,22 @@ class DnsServer:
             self.records.pop(name, None)
         self.restart()
 
-    def restart(self) -> "DnsServer":
+    def restart(self) -> DnsServer:
         self.stop()
-        args = [self.binary, "--keep-in-foreground", f"--port={self.port}", "--listen-address=127.0.0.1",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-                "--local=/#/",  # authoritative for every name: what it does not hold is NXDOMAIN
-                "--user=root" if _is_root() else "--user=", "--log-facility=-"]
+        args = [
+            self.binary,
+            "--keep-in-foreground",
+            f"--port={self.port}",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--local=/#/",  # authoritative for every name: what it does not hold is NXDOMAIN
+            "--user=root" if _is_root() else "--user=",
+            "--log-facility=-",
+        ]
         args += [f"--txt-record={name},{value}" for name, values in self.records.items() for value in values]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

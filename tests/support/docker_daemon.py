@@ -54,30 +54,38 @@ class DockerDaemon:
     def command(self) -> list[str]:
         return [
             self.dockerd,
-            "--iptables=false", "--ip6tables=false", "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
             "--storage-driver=vfs",
-            "--data-root", str(self.data_root),
-            "--exec-root", str(self.exec_root),
-            "--pidfile", str(self.pidfile),
-            "-H", self.host,
-            "--config-file", str(self.config_file),
+            "--data-root",
+            str(self.data_root),
+            "--exec-root",
+            str(self.exec_root),
+            "--pidfile",
+            str(self.pidfile),
+            "-H",
+            self.host,
+            "--config-file",
+            str(self.config_file),
         ]
 
-    def start(self, timeout: float = 60) -> "DockerDaemon":
+    def start(self, timeout: float = 60) -> DockerDaemon:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps({"deprecated-key-path": str(self.work_dir / "key.json")}))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C meant for pytest must not kill it mid-test
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._cleanup()
-                raise DockerDaemonError(
-                    f"dockerd exited with {self.process.returncode}:\n{self.logs()[-3000:]}"
-                )
+                raise DockerDaemonError(f"dockerd exited with {self.process.returncode}:\n{self.logs()[-3000:]}")
             if self.ping():
                 return self
             time.sleep(0.1)

@@ -105,22 +105,32 @@ class IdentityProvider:
 
     def console_env(self) -> dict:
         """env() plus the endpoints the console's sign-in uses."""
-        return {**self.env(), "BERTH_OIDC_AUTHORIZATION_URL": f"{self.url}/authorize",
-                "BERTH_OIDC_TOKEN_URL": f"{self.url}/token", "BERTH_OIDC_CLIENT_ID": CLIENT_ID}
+        return {
+            **self.env(),
+            "BERTH_OIDC_AUTHORIZATION_URL": f"{self.url}/authorize",
+            "BERTH_OIDC_TOKEN_URL": f"{self.url}/token",
+            "BERTH_OIDC_CLIENT_ID": CLIENT_ID,
+        }
 
     def _authorize(self, handler: BaseHTTPRequestHandler) -> None:
         q = {k: v[0] for k, v in parse_qs(urlsplit(handler.path).query).items()}
         self.authorizations.append(q)
-        ok = (q.get("response_type") == "code" and q.get("code_challenge_method") == "S256"
-              and q.get("code_challenge") and q.get("redirect_uri") and q.get("state"))
+        ok = (
+            q.get("response_type") == "code"
+            and q.get("code_challenge_method") == "S256"
+            and q.get("code_challenge")
+            and q.get("redirect_uri")
+            and q.get("state")
+        )
         if not ok:
             handler.send_response(400)
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return
         code = secrets.token_urlsafe(24)
-        self.grants[code] = Grant(q["code_challenge"], q["redirect_uri"], q.get("client_id", ""), self.user,
-                                  dict(self.user_claims))
+        self.grants[code] = Grant(
+            q["code_challenge"], q["redirect_uri"], q.get("client_id", ""), self.user, dict(self.user_claims)
+        )
         handler.send_response(302)
         handler.send_header("Location", f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}")
         handler.send_header("Content-Length", "0")
@@ -128,12 +138,15 @@ class IdentityProvider:
 
     def _token(self, form: dict) -> tuple[int, dict]:
         grant = self.grants.pop(form.get("code", ""), None)  # a code is good once
-        if (grant is None or form.get("grant_type") != "authorization_code"
-                or s256(form.get("code_verifier", "")) != grant.challenge
-                or form.get("redirect_uri") != grant.redirect_uri or form.get("client_id") != grant.client_id):
+        if (
+            grant is None
+            or form.get("grant_type") != "authorization_code"
+            or s256(form.get("code_verifier", "")) != grant.challenge
+            or form.get("redirect_uri") != grant.redirect_uri
+            or form.get("client_id") != grant.client_id
+        ):
             return 400, {"error": "invalid_grant"}
-        return 200, {"access_token": self.token(grant.sub, **grant.claims), "token_type": "Bearer",
-                     "expires_in": 300}
+        return 200, {"access_token": self.token(grant.sub, **grant.claims), "token_type": "Bearer", "expires_in": 300}
 
     def jwks(self) -> dict:
         keys = []
@@ -144,11 +157,13 @@ class IdentityProvider:
         return {"keys": keys}
 
     def add_key(self, kid: str) -> None:
-        self.keys[kid] = ec.generate_private_key(ec.SECP256R1()) if kid.startswith("ec") else \
-            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.keys[kid] = (
+            ec.generate_private_key(ec.SECP256R1())
+            if kid.startswith("ec")
+            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
 
-    def token(self, sub: str, kid: str = "rsa-1", lifetime: int = 300, header_kid: str | None = None,
-              **claims) -> str:
+    def token(self, sub: str, kid: str = "rsa-1", lifetime: int = 300, header_kid: str | None = None, **claims) -> str:
         """A token signed with key `kid`; `header_kid` names another key in its header (one the
         JWKS may not have)."""
         now = int(time.time())

@@ -40,7 +40,9 @@ def admin_url() -> str | None:
     candidates = [ADMIN_URL]
     parsed = urlparse(ADMIN_URL)
     if parsed.username == "postgres":
-        candidates.append(urlunparse(parsed._replace(netloc=parsed.netloc.replace("postgres@", f"{getpass.getuser()}@", 1))))
+        candidates.append(
+            urlunparse(parsed._replace(netloc=parsed.netloc.replace("postgres@", f"{getpass.getuser()}@", 1)))
+        )
     for url in candidates:
         try:
             _connect(url).close()
@@ -87,8 +89,11 @@ def sql(database_url: str, statement: str, params: tuple = ()) -> list[tuple]:
 def terminate_connections(database_url: str) -> int:
     """Drop every server connection to the database (as a restart or network cut would)."""
     name = urlparse(database_url).path.lstrip("/")
-    rows = sql(admin_url(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-               "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+    rows = sql(
+        admin_url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
     return sum(1 for (ok,) in rows if ok)
 
 

@@ -10,9 +10,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -45,13 +45,29 @@ class Cluster:
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def _as_postgres(self, tool: str, *args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", f"{self.bin}/{tool}", *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", f"{self.bin}/{tool}", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
 
     def pg_ctl(self, action: str, *extra: str) -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.root / "pg.log"),
-                          "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                          action, *extra)
+        self._as_postgres(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "pg.log"),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            action,
+            *extra,
+        )
 
 
 @contextmanager

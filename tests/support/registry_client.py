@@ -36,28 +36,51 @@ class RegistryClient:
 
     def push_blob(self, repo: str, data: bytes, digest: str | None = None) -> str:
         digest = digest or sha256(data)
-        r = self.request("POST", f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, data=data,
-                         headers={"Content-Type": "application/octet-stream"})
+        r = self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            params={"digest": digest},
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert r.status_code == 201, r.text
         return digest
 
-    def push_manifest(self, repo: str, ref: str, manifest: dict | bytes, media_type: str = OCI_MANIFEST) -> requests.Response:
+    def push_manifest(
+        self, repo: str, ref: str, manifest: dict | bytes, media_type: str = OCI_MANIFEST
+    ) -> requests.Response:
         body = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
         return self.request("PUT", f"/v2/{repo}/manifests/{ref}", data=body, headers={"Content-Type": media_type})
 
-    def push_image(self, repo: str, tag: str | None, layers: list[bytes] | None = None, **extra) -> tuple[str, bytes, dict]:
+    def push_image(
+        self, repo: str, tag: str | None, layers: list[bytes] | None = None, **extra
+    ) -> tuple[str, bytes, dict]:
         """Push config + layers + manifest; returns (manifest digest, manifest bytes, manifest)."""
-        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        ).encode()
         layers = layers if layers is not None else [b"layer-" + repo.encode()]
         config_digest = self.push_blob(repo, config)
         descriptors = []
         for layer in layers:
-            descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                "digest": self.push_blob(repo, layer), "size": len(layer)})
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": config_digest, "size": len(config)},
-                    "layers": descriptors, **extra}
+            descriptors.append(
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": self.push_blob(repo, layer),
+                    "size": len(layer),
+                }
+            )
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": descriptors,
+            **extra,
+        }
         body = json.dumps(manifest).encode()
         digest = sha256(body)
         r = self.push_manifest(repo, tag or digest, body)

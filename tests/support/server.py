@@ -58,11 +58,16 @@ class Server:
             s.auth = ("admin", token)
         return s
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         # Tests send many requests and bad credentials from one address on purpose: the rate
         # limit and the login throttle have tests of their own.
-        env = {**os.environ, "BERTH_BOOTSTRAP_TOKEN": self.token, "BERTH_LOGIN_FAILURE_LIMIT": "100000/minute",
-               "BERTH_RATE_LIMIT": "1000000/minute", **self.env}
+        env = {
+            **os.environ,
+            "BERTH_BOOTSTRAP_TOKEN": self.token,
+            "BERTH_LOGIN_FAILURE_LIMIT": "100000/minute",
+            "BERTH_RATE_LIMIT": "1000000/minute",
+            **self.env,
+        }
         if self.database_url is None and "BERTH_DATABASE_URL" not in self.env:
             from tests.support import postgres
 
@@ -76,7 +81,10 @@ class Server:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

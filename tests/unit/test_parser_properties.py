@@ -19,15 +19,14 @@ from hypothesis import strategies as st
 
 from app import untrusted_json
 from app.api import pagination
-from app.auth.token_secrets import parse_basic
 from app.auth.registry_tokens import ACTIONS, parse_scopes
+from app.auth.token_secrets import parse_basic
 from app.edge.bodies import BoundedFormHandler, BoundedJSONHandler
-from app.spec import content_range
-from app.spec import digests
-from app.spec import media_types as mt
 from app.oci.blobs import parse_range
-from app.spec.errors import RegistryError
 from app.services.manifests import parse_manifest
+from app.spec import content_range, digests
+from app.spec import media_types as mt
+from app.spec.errors import RegistryError
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -53,6 +52,7 @@ def refused_with_4xx(error: RegistryError) -> bool:
 
 
 # JSON -------------------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(JSON_VALUES)
@@ -113,20 +113,32 @@ def test_a_form_body_is_parsed_or_refused_with_a_4xx_never_a_crash(data):
 # Manifests --------------------------------------------------------------------------------------
 
 DIGESTS = st.one_of(st.binary().map(lambda b: str(digests.of_bytes(b))), st.text(max_size=80))
-DESCRIPTOR = st.fixed_dictionaries({"mediaType": st.text(max_size=20), "digest": DIGESTS,
-                                    "size": st.one_of(st.integers(), st.floats(), st.text(max_size=3))})
+DESCRIPTOR = st.fixed_dictionaries(
+    {
+        "mediaType": st.text(max_size=20),
+        "digest": DIGESTS,
+        "size": st.one_of(st.integers(), st.floats(), st.text(max_size=3)),
+    }
+)
 MANIFEST_DOCS = st.fixed_dictionaries(
     {"schemaVersion": st.sampled_from([2, 2, 1, "2"])},
-    optional={"mediaType": st.sampled_from(sorted(mt.MANIFESTS)), "config": DESCRIPTOR,
-              "layers": st.lists(DESCRIPTOR, max_size=3), "manifests": st.lists(DESCRIPTOR, max_size=3),
-              "subject": st.one_of(DESCRIPTOR, JSON_VALUES), "annotations": JSON_VALUES,
-              "artifactType": JSON_VALUES},
+    optional={
+        "mediaType": st.sampled_from(sorted(mt.MANIFESTS)),
+        "config": DESCRIPTOR,
+        "layers": st.lists(DESCRIPTOR, max_size=3),
+        "manifests": st.lists(DESCRIPTOR, max_size=3),
+        "subject": st.one_of(DESCRIPTOR, JSON_VALUES),
+        "annotations": JSON_VALUES,
+        "artifactType": JSON_VALUES,
+    },
 )
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(mt.MANIFESTS) + ["text/plain", ""]),
-       st.one_of(MANIFEST_DOCS.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)))
+@given(
+    st.sampled_from(sorted(mt.MANIFESTS) + ["text/plain", ""]),
+    st.one_of(MANIFEST_DOCS.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)),
+)
 @example(mt.OCI_MANIFEST, b'{"schemaVersion": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
 @example(mt.OCI_INDEX, b'{"schemaVersion": 2, "manifests": [], "x": NaN}')
 def test_a_manifest_is_parsed_or_refused_with_a_4xx_never_a_crash(content_type, body):
@@ -141,6 +153,7 @@ def test_a_manifest_is_parsed_or_refused_with_a_4xx_never_a_crash(content_type, 
 
 
 # Digests, ranges, scopes, credentials, cursors --------------------------------------------------
+
 
 @SETTINGS
 @given(st.binary(), st.sampled_from(sorted(digests.ALGORITHMS)))
@@ -187,8 +200,10 @@ def test_any_scope_text_yields_only_well_formed_scopes(text):
 
 
 @SETTINGS
-@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-/", min_size=1, max_size=60),
-       st.lists(st.sampled_from(ACTIONS), min_size=1, unique=True))
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-/", min_size=1, max_size=60),
+    st.lists(st.sampled_from(ACTIONS), min_size=1, unique=True),
+)
 def test_a_well_formed_scope_reads_back_as_written(name, actions):
     (scope,) = parse_scopes([f"repository:{name}:{','.join(actions)}"])
     assert (scope.type, scope.name, scope.actions) == ("repository", name, tuple(actions))

@@ -27,9 +27,17 @@ def _depth(value) -> int:
     return 0
 
 
-@pytest.mark.parametrize("text, depth", [
-    ("1", 0), ("[]", 1), ('{"a": [1, {"b": []}]}', 4), ('"[[[["', 0), ('["]\\"[["]', 1), ("[[]][]", 2),
-])
+@pytest.mark.parametrize(
+    "text, depth",
+    [
+        ("1", 0),
+        ("[]", 1),
+        ('{"a": [1, {"b": []}]}', 4),
+        ('"[[[["', 0),
+        ('["]\\"[["]', 1),
+        ("[[]][]", 2),
+    ],
+)
 def test_depth_counts_brackets_outside_strings(text, depth):
     assert untrusted_json.depth(text.encode()) == depth
 
@@ -58,10 +66,17 @@ def test_a_million_brackets_is_refused_not_a_recursion_error():
         untrusted_json.loads(b"[" * 1_000_000)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"[NaN]", "NaN"), (b"Infinity", "Infinity"), (b"-Infinity", "Infinity"),
-    (b"\xff\xfe[]", "not UTF-8"), (b"{", "not valid JSON"), (b"1" * 5000, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"[NaN]", "NaN"),
+        (b"Infinity", "Infinity"),
+        (b"-Infinity", "Infinity"),
+        (b"\xff\xfe[]", "not UTF-8"),
+        (b"{", "not valid JSON"),
+        (b"1" * 5000, "not valid JSON"),
+    ],
+)
 def test_what_is_not_json_is_refused_by_name(data, message):
     with pytest.raises(UntrustedJsonError, match=message):
         untrusted_json.loads(data)

@@ -19,18 +19,18 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from app.api import pagination
-from app.api.idempotency import HEADER, Idempotency
+from app.api.idempotency import Idempotency
 from app.auth.registry_tokens import parse_scopes
 from app.auth.subject import Subject
 from app.db.models import AccessToken, Member, Organization
 from app.db.setup import open_database
 from app.lifecycle.provisioner import RegistrySpec
 from app.lifecycle.resources import check_spec
-from app.spec import digests
 from app.oci.blobs import parse_range
+from app.services import audit, custom_domains, immutable_tags, members, metering, registries, retention, tokens
+from app.spec import digests
 from app.spec.errors import RegistryError
 from app.spec.names import RESERVED_REGISTRY_NAMES, check_registry, check_repository, check_tag
-from app.services import audit, custom_domains, immutable_tags, members, metering, registries, retention, tokens
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -38,8 +38,9 @@ SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[Heal
 # escape, DEL, NEL, the Unicode line separators), and any non-ASCII character, which takes in
 # other scripts' digits ("²", "①", "١", fullwidth "５") and letters ("é", "Ω", "Ａ").
 CONTROL = st.one_of(st.characters(max_codepoint=0x1F), st.sampled_from("\x7f\x85\u2028\u2029"))
-NON_ASCII = st.one_of(st.sampled_from("²³①١٣５éßΩＡ\u00a0"),
-                      st.characters(min_codepoint=0x80, exclude_categories=("Cs",)))
+NON_ASCII = st.one_of(
+    st.sampled_from("²³①١٣５éßΩＡ\u00a0"), st.characters(min_codepoint=0x80, exclude_categories=("Cs",))
+)
 HOSTILE = st.one_of(st.just("\n"), CONTROL, NON_ASCII)
 
 
@@ -62,10 +63,12 @@ def spoiled(valid: st.SearchStrategy[str], *, longest: int | None = None) -> st.
 
 def examples(*values):
     """Hypothesis's @example for each value: the cases the issue names always run."""
+
     def apply(test):
         for value in reversed(values):
             test = example(value)(test)
         return test
+
     return apply
 
 
@@ -83,8 +86,9 @@ LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 COMPONENT = st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)?", fullmatch=True)
 REPOSITORY = st.lists(COMPONENT, min_size=1, max_size=3).map("/".join)
 TAG = st.from_regex(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}", fullmatch=True)
-DIGEST = st.one_of(st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True),
-                   st.from_regex(r"sha512:[a-f0-9]{128}", fullmatch=True))
+DIGEST = st.one_of(
+    st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True), st.from_regex(r"sha512:[a-f0-9]{128}", fullmatch=True)
+)
 SUBJECT = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9@._:+|-]{0,20}", fullmatch=True)
 TOKEN_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,20}", fullmatch=True)
 GLOB = st.from_regex(r"[a-z0-9*?/._-]{1,20}", fullmatch=True)
@@ -93,6 +97,7 @@ ANY_TEXT = st.text(st.one_of(st.characters(max_codepoint=0x7F), HOSTILE), max_si
 
 
 # -- names, tags, digests -----------------------------------------------------------------------
+
 
 @SETTINGS
 @given(spoiled(REPOSITORY, longest=255))
@@ -137,6 +142,7 @@ def test_names_tags_and_digests_accepted_are_printable_ascii(text):
 
 # -- what a registry is created with, and what its provisioning accepts -------------------------
 
+
 @SETTINGS
 @given(spoiled(LABEL, longest=63))
 @examples("workloads\n")
@@ -151,8 +157,13 @@ def test_a_registry_the_api_accepts_is_never_refused_by_its_provisioning(name, n
     leaving a failed registry that holds its name."""
     assume(name not in RESERVED_REGISTRY_NAMES)
     name = registries.validate_name(name)
-    spec = RegistrySpec(org=check_registry("default"), name=name, hostname=f"{name}.registry.example.com",
-                        pull_namespaces=tuple(registries.validate_pull_namespaces(namespaces)), pull_token="t")
+    spec = RegistrySpec(
+        org=check_registry("default"),
+        name=name,
+        hostname=f"{name}.registry.example.com",
+        pull_namespaces=tuple(registries.validate_pull_namespaces(namespaces)),
+        pull_token="t",
+    )
     check_spec(spec)
 
 
@@ -163,8 +174,11 @@ def test_the_provisioner_refuses_a_spec_whose_names_hold_a_hostile_character(nam
     with pytest.raises(ValueError):
         check_spec(RegistrySpec(org="default", name=name, hostname="ok.registry.example.com", pull_token="t"))
     with pytest.raises(ValueError):
-        check_spec(RegistrySpec(org="default", name="ok", hostname="ok.registry.example.com", pull_token="t",
-                                pull_namespaces=(name,)))
+        check_spec(
+            RegistrySpec(
+                org="default", name="ok", hostname="ok.registry.example.com", pull_token="t", pull_namespaces=(name,)
+            )
+        )
 
 
 @SETTINGS
@@ -175,6 +189,7 @@ def test_a_custom_domain_with_a_hostile_character_is_refused(domain):
 
 
 # -- members, tokens, keys, patterns, days, times, numbers --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory):
@@ -271,9 +286,13 @@ def test_a_day_with_a_hostile_character_is_refused(day):
 
 
 @SETTINGS
-@given(st.one_of(spoiled(st.just("2026-11-29T12:00:00Z"), longest=40),
-                 st.datetimes(dt.datetime(1, 1, 1), dt.datetime(1, 1, 1, 0, 59)).map(lambda t: t.isoformat() + "+01:00"),
-                 st.datetimes(dt.datetime(9999, 12, 31, 23)).map(lambda t: t.isoformat() + "-01:00")))
+@given(
+    st.one_of(
+        spoiled(st.just("2026-11-29T12:00:00Z"), longest=40),
+        st.datetimes(dt.datetime(1, 1, 1), dt.datetime(1, 1, 1, 0, 59)).map(lambda t: t.isoformat() + "+01:00"),
+        st.datetimes(dt.datetime(9999, 12, 31, 23)).map(lambda t: t.isoformat() + "-01:00"),
+    )
+)
 @examples("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
 def test_a_time_with_a_hostile_character_or_off_the_calendar_in_utc_is_refused(value):
     refuses(lambda v: audit.parse_time(v, "since"), value)
@@ -293,10 +312,15 @@ def test_a_page_limit_is_ascii_digits_or_refused(raw):
 
 
 @SETTINGS
-@given(st.one_of(ANY_TEXT.map(lambda t: "bytes=" + t),
-                 st.tuples(st.text(st.sampled_from(string.digits + "²١"), max_size=30),
-                           st.text(st.sampled_from(string.digits + "²١"), max_size=5000)
-                           ).map(lambda p: f"bytes={p[0]}-{p[1]}")))
+@given(
+    st.one_of(
+        ANY_TEXT.map(lambda t: "bytes=" + t),
+        st.tuples(
+            st.text(st.sampled_from(string.digits + "²١"), max_size=30),
+            st.text(st.sampled_from(string.digits + "²١"), max_size=5000),
+        ).map(lambda p: f"bytes={p[0]}-{p[1]}"),
+    )
+)
 @examples("bytes=0-" + "9" * 5000, "bytes=-" + "9" * 5000, "bytes=0-1\n", "bytes=١-٢")
 def test_a_range_header_is_served_or_refused_as_range_invalid_never_crashes(header):
     try:

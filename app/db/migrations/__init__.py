@@ -48,9 +48,9 @@ import logging
 import pkgutil
 import re
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import peewee as pw
 from playhouse.migrate import SchemaMigrator

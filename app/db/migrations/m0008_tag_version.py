@@ -22,16 +22,17 @@ def _bump(row: str) -> str:
     """Raise the version of `row`'s repository (row: NEW or OLD). Only while the repository
     exists: when it is being deleted, its tags' cascade would otherwise insert a row for it
     (failing the foreign key) after its own row went."""
-    return (f"INSERT INTO tag_version (repository_id, version) SELECT {row}.repository_id, 1 "
-            f"WHERE EXISTS (SELECT 1 FROM repository WHERE id = {row}.repository_id) "
-            "ON CONFLICT (repository_id) DO UPDATE SET version = tag_version.version + 1;")
+    return (
+        f"INSERT INTO tag_version (repository_id, version) SELECT {row}.repository_id, 1 "
+        f"WHERE EXISTS (SELECT 1 FROM repository WHERE id = {row}.repository_id) "
+        "ON CONFLICT (repository_id) DO UPDATE SET version = tag_version.version + 1;"
+    )
 
 
 def up(migrator, db):
     with TagVersion.bind_ctx(db):
         db.create_tables([TagVersion], safe=True)
-    db.execute_sql("INSERT INTO tag_version (repository_id, version) "
-                   "SELECT DISTINCT repository_id, 1 FROM tag")
+    db.execute_sql("INSERT INTO tag_version (repository_id, version) SELECT DISTINCT repository_id, 1 FROM tag")
     if isinstance(db, pw.PostgresqlDatabase):
         db.execute_sql(f"""
             CREATE OR REPLACE FUNCTION berth_bump_tag_version() RETURNS trigger AS $$
@@ -44,8 +45,10 @@ def up(migrator, db):
                 END IF;
                 RETURN NULL;
             END $$ LANGUAGE plpgsql""")
-        db.execute_sql("CREATE TRIGGER tag_version_bump AFTER INSERT OR UPDATE OR DELETE ON tag "
-                       "FOR EACH ROW EXECUTE FUNCTION berth_bump_tag_version()")
+        db.execute_sql(
+            "CREATE TRIGGER tag_version_bump AFTER INSERT OR UPDATE OR DELETE ON tag "
+            "FOR EACH ROW EXECUTE FUNCTION berth_bump_tag_version()"
+        )
         return
     db.execute_sql(f"CREATE TRIGGER tag_version_insert AFTER INSERT ON tag BEGIN {_bump('NEW')} END")
     db.execute_sql(f"CREATE TRIGGER tag_version_update AFTER UPDATE ON tag BEGIN {_bump('OLD')} {_bump('NEW')} END")

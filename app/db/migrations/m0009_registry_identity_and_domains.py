@@ -24,7 +24,7 @@ def up(migrator, db: pw.Database) -> None:
         migrator.add_column("registry", "custom_domain_claimed_at", pw.DateTimeField(null=True)),
         migrator.add_column("registry", "custom_domain_verified_at", pw.DateTimeField(null=True)),
     )
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     seen: set[str] = set()
     rows = db.execute_sql("SELECT id, custom_domain FROM registry ORDER BY id").fetchall()
     for registry_id, domain in rows:
@@ -36,8 +36,14 @@ def up(migrator, db: pw.Database) -> None:
         db.execute_sql(
             "UPDATE registry SET uid = %s, custom_domain = %s, custom_domain_challenge = %s, "
             "custom_domain_claimed_at = %s WHERE id = %s".replace("%s", db.param),
-            (secrets.token_hex(16), domain, secrets.token_urlsafe(24) if domain else None,
-             now if domain else None, registry_id))
+            (
+                secrets.token_hex(16),
+                domain,
+                secrets.token_urlsafe(24) if domain else None,
+                now if domain else None,
+                registry_id,
+            ),
+        )
     # The column stays nullable in the schema (SQLite would rebuild the table to add NOT NULL,
     # and a rebuild of a parent table cascades); every row has one, and the model's default
     # gives each new row one.

@@ -17,4 +17,5 @@ class IdempotencyKey(pw.Model):
 def up(migrator, db):
     with IdempotencyKey.bind_ctx(db):
         IdempotencyKey.delete().where(
-            IdempotencyKey.path.endswith("/tokens") | IdempotencyKey.path.endswith("/credentials")).execute()
+            IdempotencyKey.path.endswith("/tokens") | IdempotencyKey.path.endswith("/credentials")
+        ).execute()

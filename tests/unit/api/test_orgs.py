@@ -7,5 +7,7 @@ from tests.unit.api.conftest import ISO, in_order
 
 
 def test_an_organization_with_the_callers_role_and_where_its_registries_are(org):
-    assert in_order(render_org(org, "admin"), {"name": "o", "role": "admin", "created_at": ISO,
-                                               "links": {"registries": "/api/v1/orgs/o/registries"}})
+    assert in_order(
+        render_org(org, "admin"),
+        {"name": "o", "role": "admin", "created_at": ISO, "links": {"registries": "/api/v1/orgs/o/registries"}},
+    )

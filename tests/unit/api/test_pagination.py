@@ -37,4 +37,7 @@ def test_the_link_to_the_next_page_keeps_the_filters():
     req = falcon.testing.create_req(path="/api/v1/orgs/o/audit", query_string="actor=alice&limit=1&cursor=x")
     resp = falcon.Response()
     pagination.link(req, resp, paging.Rows([7], next_key=7, limit=1))
-    assert resp.get_header("Link") == f'</api/v1/orgs/o/audit?actor=alice&limit=1&cursor={pagination.encode(7)}>; rel="next"'
+    assert (
+        resp.get_header("Link")
+        == f'</api/v1/orgs/o/audit?actor=alice&limit=1&cursor={pagination.encode(7)}>; rel="next"'
+    )

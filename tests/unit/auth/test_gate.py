@@ -16,8 +16,11 @@ from app.spec.errors import RegistryError
 @pytest.fixture
 def registries(database):
     org, other = Organization.create(name="o"), Organization.create(name="p")
-    return (Registry.create(org=org, name="private"), Registry.create(org=org, name="public", visibility="public"),
-            Registry.create(org=other, name="elsewhere"))
+    return (
+        Registry.create(org=org, name="private"),
+        Registry.create(org=org, name="public", visibility="public"),
+        Registry.create(org=other, name="elsewhere"),
+    )
 
 
 def test_roles_are_judged_in_the_registry_s_organization(registries):
@@ -50,7 +53,11 @@ def test_a_registry_token_grants_exactly_its_registry_and_repository(registries)
     assert gate.is_allowed(star, roles.DELETE, private, "app")
     with pytest.raises(RegistryError) as raised:
         gate.authorize(s, roles.PUSH, private, "app")
-    assert (raised.value.code, raised.value.status, raised.value.challenge_error) == ("DENIED", 401, "insufficient_scope")
+    assert (raised.value.code, raised.value.status, raised.value.challenge_error) == (
+        "DENIED",
+        401,
+        "insufficient_scope",
+    )
 
 
 def test_a_catalog_grant_browses_only_with_a_role_that_may(registries):
@@ -71,8 +78,12 @@ def test_a_denied_member_gets_denied_403(registries):
 def test_organization_actions_take_an_unscoped_member(registries):
     org_id = registries[0].org_id
     assert gate.is_allowed_in_org(Subject(name="a", roles={org_id: "admin"}), roles.MANAGE_MEMBERS, org_id)
-    assert not gate.is_allowed_in_org(Subject(name="a", roles={org_id: "admin"}, registry_id=1), roles.MANAGE_MEMBERS, org_id)
-    assert not gate.is_allowed_in_org(Subject(name="a", roles={org_id: "admin"}, grants={}), roles.MANAGE_MEMBERS, org_id)
+    assert not gate.is_allowed_in_org(
+        Subject(name="a", roles={org_id: "admin"}, registry_id=1), roles.MANAGE_MEMBERS, org_id
+    )
+    assert not gate.is_allowed_in_org(
+        Subject(name="a", roles={org_id: "admin"}, grants={}), roles.MANAGE_MEMBERS, org_id
+    )
     with pytest.raises(RegistryError, match="UNAUTHORIZED"):
         gate.authorize_org(ANONYMOUS, roles.BROWSE, org_id)
     with pytest.raises(RegistryError, match="DENIED"):

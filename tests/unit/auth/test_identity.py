@@ -55,9 +55,16 @@ def test_an_access_token_works_as_basic_password_and_as_bearer(world):
     assert identity.management(_req(f"Bearer {secret}")).roles == {token.org_id: "developer"}
 
 
-@pytest.mark.parametrize("header", [
-    "Basic !!!", "Digest x", "Bearer ", "Bearer berth_wrong", "Bearer a.b.c",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic !!!",
+        "Digest x",
+        "Bearer ",
+        "Bearer berth_wrong",
+        "Bearer a.b.c",
+    ],
+)
 def test_bad_credentials_are_unauthorized_not_anonymous(world, header):
     identity, *_ = world
     with pytest.raises(RegistryError) as raised:
@@ -73,9 +80,16 @@ def test_the_management_plane_takes_only_bearer(world):
 
 def test_a_registry_token_carries_its_grants_until_its_access_token_is_revoked(world):
     identity, _, token, registry = world
-    access = [{"type": "repository", "name": "r/app", "registry": registry.uid, "repository": "app",
-               "actions": ["pull", "push", 7]},
-              {"type": "repository", "name": "nowhere", "actions": ["pull"]}]
+    access = [
+        {
+            "type": "repository",
+            "name": "r/app",
+            "registry": registry.uid,
+            "repository": "app",
+            "actions": ["pull", "push", 7],
+        },
+        {"type": "repository", "name": "nowhere", "actions": ["pull"]},
+    ]
     jwt_, _ = identity.registry_tokens.issue("token:1", HOST, access, (token.id, token_secrets.fingerprint(token)))
     subject = identity.data_plane(_req(f"Bearer {jwt_}"))
     assert subject.grants == {(registry.uid, "app"): frozenset({"pull", "push"})}

@@ -35,8 +35,9 @@ def test_a_good_token_is_a_user_with_the_stronger_of_claimed_and_stored_roles(pr
     a, b, c = (Organization.create(name=n) for n in ("a", "b", "c"))
     Member.create(org=a, subject="alice", role="admin")
     Member.create(org=c, subject="alice", role="reader")
-    token = provider.token("alice", kid="ec-1", orgs={"a": "reader", "b": "developer", "c": "owner", "z": "owner",
-                                                      "bogus": "emperor"})
+    token = provider.token(
+        "alice", kid="ec-1", orgs={"a": "reader", "b": "developer", "c": "owner", "z": "owner", "bogus": "emperor"}
+    )
     subject = idp.subject(token)
     assert subject.name == "user:alice"
     assert subject.roles == {a.id: "admin", b.id: "developer", c.id: "owner"}
@@ -47,11 +48,14 @@ def test_a_roles_claim_that_is_not_a_mapping_grants_nothing(provider, idp):
     assert idp.subject(provider.token("bob", orgs=["a"])).roles == {}
 
 
-@pytest.mark.parametrize("claims, message", [
-    ({"iss": "https://elsewhere"}, "(?i)issuer"),
-    ({"aud": "someone-else"}, "(?i)audience"),
-    ({"lifetime": -120}, "(?i)expired"),
-])
+@pytest.mark.parametrize(
+    "claims, message",
+    [
+        ({"iss": "https://elsewhere"}, "(?i)issuer"),
+        ({"aud": "someone-else"}, "(?i)audience"),
+        ({"lifetime": -120}, "(?i)expired"),
+    ],
+)
 def test_a_token_for_another_party_or_time_is_refused(provider, idp, claims, message):
     lifetime = claims.pop("lifetime", 300)
     _refused(idp, provider.token("alice", lifetime=lifetime, **claims), message)
@@ -62,7 +66,13 @@ def test_forged_and_malformed_tokens_are_refused(provider, idp):
     header, payload, _ = good.split(".")
     _refused(idp, "not.a.jwt", "malformed")
     _refused(idp, jwt.encode({"sub": "alice"}, None, algorithm="none"), "signed with one of")
-    _refused(idp, jwt.encode({"sub": "alice"}, "a-shared-secret-long-enough-for-hs256", algorithm="HS256", headers={"kid": "rsa-1"}), "signed with one of")
+    _refused(
+        idp,
+        jwt.encode(
+            {"sub": "alice"}, "a-shared-secret-long-enough-for-hs256", algorithm="HS256", headers={"kid": "rsa-1"}
+        ),
+        "signed with one of",
+    )
     _refused(idp, provider.token("alice", header_kid="nope"), "unknown key")
     _refused(idp, jwt.encode({"sub": "a"}, provider.keys["rsa-1"], algorithm="RS256"), "kid")
     _refused(idp, f"{header}.{payload}.AAAA", "invalid identity token")
@@ -70,8 +80,12 @@ def test_forged_and_malformed_tokens_are_refused(provider, idp):
 
 def test_a_token_whose_algorithm_is_not_its_key_s_is_refused(provider, idp):
     # Signed with the EC key, but the header names the RSA key: pyjwt would raise TypeError.
-    token = jwt.encode({"iss": stand_in.ISSUER, "aud": stand_in.AUDIENCE, "sub": "x", "exp": 2**31},
-                       provider.keys["ec-1"], algorithm="ES256", headers={"kid": "rsa-1"})
+    token = jwt.encode(
+        {"iss": stand_in.ISSUER, "aud": stand_in.AUDIENCE, "sub": "x", "exp": 2**31},
+        provider.keys["ec-1"],
+        algorithm="ES256",
+        headers={"kid": "rsa-1"},
+    )
     _refused(idp, token, "its key is for RS256")
 
 

@@ -58,7 +58,8 @@ def test_a_key_that_is_not_ec_p256_stops_the_server(tmp_path):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "rsa.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "rsa.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     with pytest.raises(SystemExit, match="EC P-256"):
         KeyRing(tmp_path).load()

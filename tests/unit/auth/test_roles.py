@@ -8,21 +8,24 @@ import pytest
 from app.auth import roles
 
 
-@pytest.mark.parametrize("role, action, allowed", [
-    ("owner", roles.MANAGE_MEMBERS, True),
-    ("admin", roles.MANAGE_MEMBERS, True),
-    ("developer", roles.MANAGE_MEMBERS, False),
-    ("developer", roles.PUSH, True),
-    ("developer", roles.DELETE_REGISTRY, True),
-    ("reader", roles.PULL, True),
-    ("reader", roles.BROWSE, True),
-    ("reader", roles.CREATE_TOKEN, True),
-    ("reader", roles.PUSH, False),
-    ("reader", roles.DELETE, False),
-    ("reader", roles.CREATE_REGISTRY, False),
-    (None, roles.PULL, False),
-    ("superuser", roles.PULL, False),
-])
+@pytest.mark.parametrize(
+    "role, action, allowed",
+    [
+        ("owner", roles.MANAGE_MEMBERS, True),
+        ("admin", roles.MANAGE_MEMBERS, True),
+        ("developer", roles.MANAGE_MEMBERS, False),
+        ("developer", roles.PUSH, True),
+        ("developer", roles.DELETE_REGISTRY, True),
+        ("reader", roles.PULL, True),
+        ("reader", roles.BROWSE, True),
+        ("reader", roles.CREATE_TOKEN, True),
+        ("reader", roles.PUSH, False),
+        ("reader", roles.DELETE, False),
+        ("reader", roles.CREATE_REGISTRY, False),
+        (None, roles.PULL, False),
+        ("superuser", roles.PULL, False),
+    ],
+)
 def test_the_matrix(role, action, allowed):
     assert roles.allows(role, action) is allowed
 

@@ -18,12 +18,15 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
-@pytest.mark.parametrize("given, url", [
-    ("127.0.0.1:5000", "http://127.0.0.1:5000"),
-    ("localhost:5000/", "http://localhost:5000"),
-    ("registry.example.com", "https://registry.example.com"),
-    ("http://registry.example.com:8080/", "http://registry.example.com:8080"),
-])
+@pytest.mark.parametrize(
+    "given, url",
+    [
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("localhost:5000/", "http://localhost:5000"),
+        ("registry.example.com", "https://registry.example.com"),
+        ("http://registry.example.com:8080/", "http://registry.example.com:8080"),
+    ],
+)
 def test_urls_get_a_scheme(given, url):
     assert config.normalize_url(given) == url
 
@@ -73,4 +76,3 @@ def test_a_broken_file_is_a_clear_error():
     config.path().write_text("{not json")
     with pytest.raises(config.ConfigError, match="cannot read"):
         config.resolve()
-

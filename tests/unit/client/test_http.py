@@ -66,16 +66,25 @@ def test_requests_carry_the_token_and_say_who_sends_them(server):
     assert headers["Authorization"] == "Bearer berth_t" and headers["User-Agent"].startswith("berth-cli/")
 
 
-@pytest.mark.parametrize("status, body, message", [
-    (401, {"detail": "bad token"}, "not logged in or token rejected: run berth login"),
-    (400, {"detail": "name is required", "invalid_params": [{"name": "name"}, {"name": "visibility"}]},
-     "name is required (field: visibility)"),
-    (500, {"detail": "boom", "request_id": "r-1"}, "boom [request id r-1]"),
-    (404, "<html>nope</html>", "answered 404 Not Found (is http"),
-])
+@pytest.mark.parametrize(
+    "status, body, message",
+    [
+        (401, {"detail": "bad token"}, "not logged in or token rejected: run berth login"),
+        (
+            400,
+            {"detail": "name is required", "invalid_params": [{"name": "name"}, {"name": "visibility"}]},
+            "name is required (field: visibility)",
+        ),
+        (500, {"detail": "boom", "request_id": "r-1"}, "boom [request id r-1]"),
+        (404, "<html>nope</html>", "answered 404 Not Found (is http"),
+    ],
+)
 def test_a_failure_is_one_clear_message(server, status, body, message):
-    server.routes["/x"] = lambda q: (status, PROBLEM if isinstance(body, dict) else "text/html",
-                                     body if isinstance(body, dict) else body.encode())
+    server.routes["/x"] = lambda q: (
+        status,
+        PROBLEM if isinstance(body, dict) else "text/html",
+        body if isinstance(body, dict) else body.encode(),
+    )
     with pytest.raises(ApiError) as raised:
         Client(server.url, "t").get("/x")
     assert message in str(raised.value)
@@ -120,6 +129,10 @@ def test_an_operation_is_followed_to_its_end_showing_each_line_once(server):
 
 
 def test_an_operation_still_running_at_the_timeout_says_where_to_follow_it(server):
-    server.routes["/op"] = lambda q: (200, "application/json", {"id": "o", "state": "running", "links": {"self": "/op"}})
+    server.routes["/op"] = lambda q: (
+        200,
+        "application/json",
+        {"id": "o", "state": "running", "links": {"self": "/op"}},
+    )
     with pytest.raises(ApiError, match=r"still running after 0s; follow it at http://127\.0\.0\.1:\d+/op"):
         Client(server.url, "t").follow({"id": "o", "state": "running", "links": {"self": "/op"}}, timeout=0, interval=0)

@@ -8,8 +8,18 @@ import datetime as dt
 
 import pytest
 
-from app.db.models import (AccessToken, Blob, Manifest, Organization, Registry, Repository, RepositoryBlob, Tag,
-                           new_registry_uid, utcnow)
+from app.db.models import (
+    AccessToken,
+    Blob,
+    Manifest,
+    Organization,
+    Registry,
+    Repository,
+    RepositoryBlob,
+    Tag,
+    new_registry_uid,
+    utcnow,
+)
 from app.db.setup import open_database
 
 
@@ -32,8 +42,9 @@ def _fill(registry: Registry) -> None:
     RepositoryBlob.create(repository=repo, blob=blob)
     m = Manifest.create(repository=repo, digest="sha256:" + "b" * 64, media_type="x", size=1, content=b"{}")
     Tag.create(repository=repo, name="v1", manifest=m)
-    AccessToken.create(org=registry.org, registry=registry, name="t", role="reader",
-                       token_hash=registry.name.ljust(64, "0"))
+    AccessToken.create(
+        org=registry.org, registry=registry, name="t", role="reader", token_hash=registry.name.ljust(64, "0")
+    )
 
 
 def test_deleting_a_registry_removes_all_it_owns_and_nothing_else(db):
@@ -50,7 +61,7 @@ def test_deleting_a_registry_removes_all_it_owns_and_nothing_else(db):
 def test_times_are_naive_utc():
     now = utcnow()
     assert now.tzinfo is None
-    assert abs(now - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)) < dt.timedelta(seconds=5)
+    assert abs(now - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(seconds=5)
 
 
 def test_a_registry_s_identity(db):

@@ -26,8 +26,9 @@ def db(request, tmp_path):
     database.close()
 
 
-BY_ORG_AND_NAME = Prepared(lambda org, name: Registry.select().where((Registry.org == org) & (Registry.name == name)),
-                           "is", Registry)
+BY_ORG_AND_NAME = Prepared(
+    lambda org, name: Registry.select().where((Registry.org == org) & (Registry.name == name)), "is", Registry
+)
 
 
 def test_a_prepared_query_returns_what_peewee_returns_for_each_call_s_parameters(db):
@@ -45,8 +46,9 @@ def test_a_prepared_query_returns_what_peewee_returns_for_each_call_s_parameters
 
 def test_a_row_becomes_a_model_that_saves_nothing_unasked(db):
     org = Organization.create(name="o")
-    token = AccessToken.create(org=org, name="t", role="reader", token_hash="h" * 64,
-                               expires_at=dt.datetime(2030, 1, 2, 3, 4, 5, 6))
+    token = AccessToken.create(
+        org=org, name="t", role="reader", token_hash="h" * 64, expires_at=dt.datetime(2030, 1, 2, 3, 4, 5, 6)
+    )
     row = AccessToken.select().where(AccessToken.id == token.id).tuples().get()
     model = to_model(AccessToken, row)
     assert model.expires_at == dt.datetime(2030, 1, 2, 3, 4, 5, 6) and model.revoked_at is None

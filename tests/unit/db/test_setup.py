@@ -17,10 +17,13 @@ from app.db.setup import DatabaseUnavailable, atomically, database_for, open_dat
 from tests.support import postgres
 
 
-@pytest.mark.parametrize("url, message", [
-    ("mysql://db/berth", "unsupported scheme 'mysql'"),
-    ("postgresql://berth:hunter2@db:5432/", "names no database"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("mysql://db/berth", "unsupported scheme 'mysql'"),
+        ("postgresql://berth:hunter2@db:5432/", "names no database"),
+    ],
+)
 def test_a_url_berth_cannot_use_stops_it_without_showing_the_password(url, message):
     with pytest.raises(SystemExit, match=message) as raised:
         database_for(url)

@@ -12,8 +12,15 @@ from app.lifecycle.local import LocalProvisioner
 from app.lifecycle.provisioner import ProvisionError, RegistrySpec
 from app.lifecycle.resources import PlatformRefs, registry_outputs
 
-SPEC = RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", custom_domain="images.acme.test",
-                    pull_namespaces=("apps", "web"), pull_username="ci", pull_token="berth_tok")
+SPEC = RegistrySpec(
+    org="acme",
+    name="team-a",
+    hostname="team-a.cr.example.test",
+    custom_domain="images.acme.test",
+    pull_namespaces=("apps", "web"),
+    pull_username="ci",
+    pull_token="berth_tok",
+)
 
 
 def read_dir(directory):
@@ -69,8 +76,13 @@ def test_local_destroy_removes_the_directory_and_is_idempotent(tmp_path):
 def test_local_refuses_a_spec_it_cannot_render(tmp_path):
     bad = [
         RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", pull_token=""),
-        RegistrySpec(org="acme", name="team-a", hostname="team-a.cr.example.test", pull_token="t",
-                     pull_namespaces=("Not_A_Namespace",)),
+        RegistrySpec(
+            org="acme",
+            name="team-a",
+            hostname="team-a.cr.example.test",
+            pull_token="t",
+            pull_namespaces=("Not_A_Namespace",),
+        ),
         RegistrySpec(org="acme", name="team-a", hostname="bad host", pull_token="t"),
     ]
     for spec in bad:

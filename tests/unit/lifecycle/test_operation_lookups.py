@@ -19,8 +19,14 @@ def registry(tmp_path):
 
 
 def operation(registry: Registry, id_: str, kind: str, minutes: int) -> Operation:
-    return Operation.create(id=id_, org=registry.org, registry=registry, registry_name=registry.name, kind=kind,
-                            created_at=dt.datetime(2026, 11, 1) + dt.timedelta(minutes=minutes))
+    return Operation.create(
+        id=id_,
+        org=registry.org,
+        registry=registry,
+        registry_name=registry.name,
+        kind=kind,
+        created_at=dt.datetime(2026, 11, 1) + dt.timedelta(minutes=minutes),
+    )
 
 
 def test_an_operation_is_found_by_id(registry):

@@ -13,7 +13,7 @@ from app.db.models import AccessToken, Blob, Operation, Organization, Registry, 
 from app.db.setup import open_database
 from app.lifecycle import operations
 from app.lifecycle.operations import OperationRunner, RunnerSettings
-from app.lifecycle.provisioner import ProvisionError, Provisioner
+from app.lifecycle.provisioner import Provisioner, ProvisionError
 from app.spec.errors import RegistryError
 from app.storage.base import blob_key
 from app.storage.filesystem import FilesystemStore
@@ -251,8 +251,10 @@ def test_a_failure_at_any_step_is_recorded_and_retry_finishes(world, fail_at):
     broken = {"delete_uploads": "delete_upload", "delete_blobs": "delete_blob"}.get(fail_at)
     original = getattr(store, broken) if broken else None
     if broken:
+
         def fail(*_):
             raise OSError(f"{broken} broke on purpose")
+
         setattr(store, broken, fail)
     delete = operations.request_delete(Registry.get_by_id(registry.id))
     run_all(runner)

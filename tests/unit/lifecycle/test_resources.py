@@ -14,8 +14,14 @@ from app.lifecycle import resources
 from app.lifecycle.provisioner import RegistrySpec
 from app.lifecycle.resources import PlatformRefs
 
-SPEC = RegistrySpec(org="acme", name="images", hostname="images.registry.example", custom_domain="cr.acme.com",
-                    pull_namespaces=("web", "registry-images", "api", "web"), pull_token="berth_pull")
+SPEC = RegistrySpec(
+    org="acme",
+    name="images",
+    hostname="images.registry.example",
+    custom_domain="cr.acme.com",
+    pull_namespaces=("web", "registry-images", "api", "web"),
+    pull_token="berth_pull",
+)
 
 
 def _by_key(manifests):
@@ -63,14 +69,24 @@ def test_the_route_sets_the_registry_header_for_both_hostnames():
     assert route["hostnames"] == ["images.registry.example", "cr.acme.com"]
     (rule,) = route["rules"]
     assert rule["filters"][0]["requestHeaderModifier"] == {"set": [{"name": "X-Which", "value": "images"}]}
-    assert rule["backendRefs"][0] == {"group": "", "kind": "Service", "name": "svc", "namespace": "platform",
-                                     "port": 8080}
+    assert rule["backendRefs"][0] == {
+        "group": "",
+        "kind": "Service",
+        "name": "svc",
+        "namespace": "platform",
+        "port": 8080,
+    }
     assert by_key["certificate"].body["spec"]["dnsNames"] == ["images.registry.example", "cr.acme.com"]
     assert by_key["referencegrant"].body["metadata"]["namespace"] == "platform"
 
 
 def test_the_outputs_name_what_was_made():
     outputs = resources.registry_outputs(SPEC, PlatformRefs())
-    assert outputs == {"endpoint": "images.registry.example", "namespace": "registry-images",
-                       "pull_secret": "berth-pull-images", "pull_secret_namespaces": "registry-images,api,web",
-                       "tls_secret": "registry-tls", "custom_domain": "cr.acme.com"}
+    assert outputs == {
+        "endpoint": "images.registry.example",
+        "namespace": "registry-images",
+        "pull_secret": "berth-pull-images",
+        "pull_secret_namespaces": "registry-images,api,web",
+        "tls_secret": "registry-tls",
+        "custom_domain": "cr.acme.com",
+    }

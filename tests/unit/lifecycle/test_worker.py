@@ -15,9 +15,12 @@ from app.storage.filesystem import FilesystemStore
 
 
 def test_a_woken_worker_runs_a_queued_operation_without_waiting_for_its_poll(database, tmp_path):
-    runner = OperationRunner(NoProvisioner(), FilesystemStore(tmp_path / "storage"),
-                             RunnerSettings(domain="registry.test", lease=dt.timedelta(seconds=30), max_attempts=3,
-                                            backoff_base=0), owner="w")
+    runner = OperationRunner(
+        NoProvisioner(),
+        FilesystemStore(tmp_path / "storage"),
+        RunnerSettings(domain="registry.test", lease=dt.timedelta(seconds=30), max_attempts=3, backoff_base=0),
+        owner="w",
+    )
     worker = Worker(runner, poll_interval=3600).start()
     try:
         time.sleep(0.05)  # let the first (empty) pass go to sleep on its poll

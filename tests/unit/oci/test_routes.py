@@ -6,21 +6,24 @@ from app.services.endpoints import platform_registry as registry_from_host
 D = "sha256:" + "a" * 64
 
 
-@pytest.mark.parametrize("path,route", [
-    ("/v2/", Route("base")),
-    ("/v2", Route("base")),
-    ("/v2/_catalog", Route("catalog")),
-    ("/v2/r/a/tags/list", Route("tags", "r/a")),
-    ("/v2/r/a/b/manifests/latest", Route("manifest", "r/a/b", "latest")),
-    ("/v2/r/a/blobs/uploads/", Route("uploads", "r/a")),
-    ("/v2/r/a/blobs/uploads", Route("uploads", "r/a")),
-    ("/v2/r/a/blobs/uploads/123", Route("upload", "r/a", "123")),
-    (f"/v2/r/a/blobs/{D}", Route("blob", "r/a", D)),
-    (f"/v2/r/a/referrers/{D}", Route("referrers", "r/a", D)),
-    # A repository may contain words that are also route words.
-    ("/v2/r/blobs/x/manifests/v1", Route("manifest", "r/blobs/x", "v1")),
-    ("/v2/r/manifests/tags/list", Route("tags", "r/manifests")),
-])
+@pytest.mark.parametrize(
+    "path,route",
+    [
+        ("/v2/", Route("base")),
+        ("/v2", Route("base")),
+        ("/v2/_catalog", Route("catalog")),
+        ("/v2/r/a/tags/list", Route("tags", "r/a")),
+        ("/v2/r/a/b/manifests/latest", Route("manifest", "r/a/b", "latest")),
+        ("/v2/r/a/blobs/uploads/", Route("uploads", "r/a")),
+        ("/v2/r/a/blobs/uploads", Route("uploads", "r/a")),
+        ("/v2/r/a/blobs/uploads/123", Route("upload", "r/a", "123")),
+        (f"/v2/r/a/blobs/{D}", Route("blob", "r/a", D)),
+        (f"/v2/r/a/referrers/{D}", Route("referrers", "r/a", D)),
+        # A repository may contain words that are also route words.
+        ("/v2/r/blobs/x/manifests/v1", Route("manifest", "r/blobs/x", "v1")),
+        ("/v2/r/manifests/tags/list", Route("tags", "r/manifests")),
+    ],
+)
 def test_match(path, route):
     assert match(path) == route
 

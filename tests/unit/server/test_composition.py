@@ -14,14 +14,29 @@ from app.db.models import Manifest, Organization, Registry, Repository, UsageDay
 from app.db.setup import open_database
 from app.server.composition import Runtime
 
-BACKGROUND = {"metering-flush", "pull-times", "tag-lists", "operation-worker", "garbage-collector", "retention-schedule",
-              "upload-reaper", "spool-sweeper"}
+BACKGROUND = {
+    "metering-flush",
+    "pull-times",
+    "tag-lists",
+    "operation-worker",
+    "garbage-collector",
+    "retention-schedule",
+    "upload-reaper",
+    "spool-sweeper",
+}
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings.load(data_dir=tmp_path / "data", provisioner="none", database_url="",
-                         storage_url="", redis_url="", oidc_jwks_url="", metrics_addr="")
+    return Settings.load(
+        data_dir=tmp_path / "data",
+        provisioner="none",
+        database_url="",
+        storage_url="",
+        redis_url="",
+        oidc_jwks_url="",
+        metrics_addr="",
+    )
 
 
 @pytest.fixture
@@ -34,8 +49,13 @@ def db(settings):
 
 def _manifest() -> Manifest:
     repository = Repository.create(registry=Registry.create(org=Organization.create(name="o"), name="r"), name="app")
-    return Manifest.create(repository=repository, digest="sha256:" + "a" * 64,
-                           media_type="application/vnd.oci.image.manifest.v1+json", size=2, content=b"{}")
+    return Manifest.create(
+        repository=repository,
+        digest="sha256:" + "a" * 64,
+        media_type="application/vnd.oci.image.manifest.v1+json",
+        size=2,
+        content=b"{}",
+    )
 
 
 def _names(threads) -> set[str]:

@@ -41,15 +41,16 @@ def env(tmp_path):
     db.close()
 
 
-def receive(method: str, path: str, body: bytes, headers: dict | None = None, piece: int = 256 * 1024,
-            chunked: bool = False):
+def receive(
+    method: str, path: str, body: bytes, headers: dict | None = None, piece: int = 256 * 1024, chunked: bool = False
+):
     """Feed a request to waitress's parser the way its loop does, in `piece`-sized reads."""
     parser_holder = types.SimpleNamespace(request=None)
     head = [f"{method} {path} HTTP/1.1", "Host: registry"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     if chunked:
         head.append("Transfer-Encoding: chunked")
-        wire = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + MiB]), body[i:i + MiB]) for i in range(0, len(body), MiB))
+        wire = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + MiB]), body[i : i + MiB]) for i in range(0, len(body), MiB))
         wire += b"0\r\n\r\n"
     else:
         head.append(f"Content-Length: {len(body)}")
@@ -58,7 +59,7 @@ def receive(method: str, path: str, body: bytes, headers: dict | None = None, pi
     parser = parser_holder.request = HTTPRequestParser(Adjustments(inbuf_overflow=MiB))
     with spool.receiving(parser_holder):
         for i in range(0, len(data), piece):
-            _feed(parser, data[i:i + piece])
+            _feed(parser, data[i : i + piece])
     assert parser.completed and not parser.error
     return parser
 
@@ -111,17 +112,23 @@ def test_the_upload_service_uses_the_hash_instead_of_reading_the_body_again(env,
     real_open = open
     monkeypatch.setattr("builtins.open", lambda f, *a, **k: (read_back.append(str(f)), real_open(f, *a, **k))[1])
     uploads_dir = str(env.store.uploads)
-    for start, body, headers in ((0, first, {}), (len(first), second, {"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"})):
+    for start, body, headers in (
+        (0, first, {}),
+        (len(first), second, {"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"}),
+    ):
         parser = receive("PATCH", path, body, headers, chunked=not headers)  # docker streams chunked
         spooled = spooled_of(parser)
-        assert env.service.append(upload, parser.get_body_stream(), len(body), start if headers else None, spooled) == start + len(body)
+        assert env.service.append(
+            upload, parser.get_body_stream(), len(body), start if headers else None, spooled
+        ) == start + len(body)
         parser.close()
     # Neither body was read to hash it: the first was linked and never opened, the second
     # opened once, by the kernel copy into the upload; the upload itself was not read back.
     assert len([p for p in read_back if p.startswith(str(env.store.spool_dir))]) == 1
     assert not [p for p in read_back if p.startswith(uploads_dir)]
-    blob = env.service.finish(env.repository, upload, "sha256:" + hashlib.sha256(first + second).hexdigest(),
-                              io.BytesIO(), 0)
+    blob = env.service.finish(
+        env.repository, upload, "sha256:" + hashlib.sha256(first + second).hexdigest(), io.BytesIO(), 0
+    )
     assert blob.size == len(first) + len(second)
 
 
@@ -130,7 +137,9 @@ def test_a_hash_for_another_offset_is_not_used(env):
     service refuses the range as ever."""
     upload = env.service.start(env.repository)
     body = os.urandom(2 * MiB)
-    parser = receive("PATCH", f"/v2/o/r/app/blobs/uploads/{upload.id}", body, {"Content-Range": f"7-{7 + len(body) - 1}"})
+    parser = receive(
+        "PATCH", f"/v2/o/r/app/blobs/uploads/{upload.id}", body, {"Content-Range": f"7-{7 + len(body) - 1}"}
+    )
     assert spooled_of(parser).hashed(len(body), upload.id, 0) is None
     parser.close()
     # And a hash started at 0 is not one for an upload that is past 0 by the time it is used.
@@ -158,8 +167,12 @@ def test_a_closing_put_is_hashed_from_the_start_its_content_range_names(env):
     first, last = os.urandom(MiB + 1), os.urandom(2 * MiB)
     upload = env.service.start(env.repository)
     env.service.append(upload, io.BytesIO(first), len(first), 0)
-    parser = receive("PUT", f"/v2/o/r/app/blobs/uploads/{upload.id}?digest=x", last,
-                     {"Content-Range": f"bytes {len(first)}-{len(first) + len(last) - 1}/{len(first) + len(last)}"})
+    parser = receive(
+        "PUT",
+        f"/v2/o/r/app/blobs/uploads/{upload.id}?digest=x",
+        last,
+        {"Content-Range": f"bytes {len(first)}-{len(first) + len(last) - 1}/{len(first) + len(last)}"},
+    )
     hasher = spooled_of(parser).hashed(len(last), upload.id, len(first))
     assert hasher is not None and hasher.hexdigest() == hashlib.sha256(first + last).hexdigest()
     parser.close()

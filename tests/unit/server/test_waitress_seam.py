@@ -55,9 +55,19 @@ def test_create_server_takes_the_arguments_the_server_passes():
     assert "_dispatcher" in inspect.signature(waitress.create_server).parameters
     assert "map" in inspect.signature(waitress.create_server).parameters
     known = set(Adjustments._param_map)
-    for name in ("sockets", "threads", "max_request_body_size", "recv_bytes", "inbuf_overflow", "ident",
-                 "clear_untrusted_proxy_headers", "channel_timeout", "cleanup_interval", "asyncore_use_poll",
-                 "connection_limit"):
+    for name in (
+        "sockets",
+        "threads",
+        "max_request_body_size",
+        "recv_bytes",
+        "inbuf_overflow",
+        "ident",
+        "clear_untrusted_proxy_headers",
+        "channel_timeout",
+        "cleanup_interval",
+        "asyncore_use_poll",
+        "connection_limit",
+    ):
         assert name in known, name
 
 
@@ -82,8 +92,19 @@ def test_the_parser_has_what_headers_first_parsing_and_body_hashing_read():
         assert callable(getattr(parser, method)), method
     head = b"PUT /x HTTP/1.1\r\nContent-Length: 10\r\nContent-Range: 0-9\r\n\r\n"
     assert parser.received(head + b"12345") == len(head)  # the headers only: the channel feeds the rest
-    for name in ("headers_finished", "completed", "body_rcv", "chunked", "content_length", "expect_continue",
-                 "error", "command", "path", "headers", "version"):
+    for name in (
+        "headers_finished",
+        "completed",
+        "body_rcv",
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "error",
+        "command",
+        "path",
+        "headers",
+        "version",
+    ):
         assert hasattr(parser, name), name
     assert parser.received(b"12345") == 5
     assert (parser.command, parser.path, parser.headers["CONTENT_RANGE"]) == ("PUT", "/x", "0-9")
@@ -96,16 +117,39 @@ def test_a_channel_has_what_the_channels_and_connection_limits_use(tmp_path):
     a, b = socket.socketpair()
     try:
         channel = HTTPChannel(server, a, ("127.0.0.1", 1), server.adj, map={})
-        for name in ("requests", "request", "requests_lock", "outbuf_lock", "outbufs", "current_outbuf_count",
-                     "total_outbufs_len", "close_when_flushed", "will_close", "last_activity", "creation_time",
-                     "sent_continue", "connected", "server", "socket", "logger"):
+        for name in (
+            "requests",
+            "request",
+            "requests_lock",
+            "outbuf_lock",
+            "outbufs",
+            "current_outbuf_count",
+            "total_outbufs_len",
+            "close_when_flushed",
+            "will_close",
+            "last_activity",
+            "creation_time",
+            "sent_continue",
+            "connected",
+            "server",
+            "socket",
+            "logger",
+        ):
             assert hasattr(channel, name), name
         for method in ("received", "service", "handle_write", "readable", "send_continue", "handle_close"):
             assert callable(getattr(channel, method)), method
         assert HTTPChannel.parser_class is HTTPRequestParser and HTTPChannel.task_class is WSGITask
         assert callable(channel.outbufs[-1].append)
-        for name in ("channel_class", "adj", "active_channels", "application", "maintenance", "add_task",
-                     "pull_trigger", "task_dispatcher"):
+        for name in (
+            "channel_class",
+            "adj",
+            "active_channels",
+            "application",
+            "maintenance",
+            "add_task",
+            "pull_trigger",
+            "task_dispatcher",
+        ):
             assert hasattr(server, name), name
         assert isinstance(server, BaseWSGIServer) and isinstance(server._map, dict)
         assert inspect.signature(BaseWSGIServer.maintenance).parameters.keys() == {"self", "now"}
@@ -145,9 +189,17 @@ class Running:
         if inline_reads:
             dispatcher = inline.InlineDispatcher()
             dispatcher.set_thread_count(2)
-        self.server = waitress.create_server(sending_file_bodies(app), _dispatcher=dispatcher, map=self.map,
-                                             host="127.0.0.1", port=0, threads=2, inbuf_overflow=MiB, ident="",
-                                             **plain_http.server_options())
+        self.server = waitress.create_server(
+            sending_file_bodies(app),
+            _dispatcher=dispatcher,
+            map=self.map,
+            host="127.0.0.1",
+            port=0,
+            threads=2,
+            inbuf_overflow=MiB,
+            ident="",
+            **plain_http.server_options(),
+        )
         channel = inline.InlineChannel if inline_reads else plain_http.PlainHTTPChannel
         plain_http.install(self.server, channel, plain_http.ConnectionLimits(5.0, 5.0, 64))
         self.port = self.server.effective_port

@@ -14,16 +14,19 @@ from app.services import audit, paging
 from app.spec.errors import RegistryError
 
 
-@pytest.mark.parametrize("status, outcome", [(200, "success"), (307, "success"), (401, "denied"), (403, "denied"),
-                                             (404, "failure"), (500, "failure")])
+@pytest.mark.parametrize(
+    "status, outcome",
+    [(200, "success"), (307, "success"), (401, "denied"), (403, "denied"), (404, "failure"), (500, "failure")],
+)
 def test_the_outcome_of_a_status(status, outcome):
     assert audit.outcome_of(status) == outcome
 
 
 def test_records_are_filtered_by_actor_action_family_registry_and_time(database):
     org = Organization.create(name="o")
-    audit.record(org_id=org.id, actor="alice", action="registry.create", status=201, registry="r",
-                 detail={"b": 1, "a": 2})
+    audit.record(
+        org_id=org.id, actor="alice", action="registry.create", status=201, registry="r", detail={"b": 1, "a": 2}
+    )
     audit.record(org_id=org.id, actor="bob", action="registry.delete", status=403, registry="s")
     audit.record(org_id=org.id, actor="alice", action="registryx", status=200)
     audit.record(org_id=org.id, actor="alice", action="token.create", status=201)
@@ -60,18 +63,22 @@ def test_a_record_that_cannot_be_written_is_logged_not_raised(database, caplog):
     assert "could not write the audit record for a" in caplog.text
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2026-11-29T12:00:00Z", dt.datetime(2026, 11, 29, 12)),
-    ("2026-11-29T13:00:00+01:00", dt.datetime(2026, 11, 29, 12)),
-    ("2026-11-29", dt.datetime(2026, 11, 29)),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2026-11-29T12:00:00Z", dt.datetime(2026, 11, 29, 12)),
+        ("2026-11-29T13:00:00+01:00", dt.datetime(2026, 11, 29, 12)),
+        ("2026-11-29", dt.datetime(2026, 11, 29)),
+        (None, None),
+    ],
+)
 def test_times_as_clients_write_them(value, expected):
     assert audit.parse_time(value, "since") == expected
 
 
-@pytest.mark.parametrize("value", ["", "yesterday", "2026-11-29\n", "２０２６-11-29", "0001-01-01T00:00:00+01:00",
-                                   "2026-13-01"])
+@pytest.mark.parametrize(
+    "value", ["", "yesterday", "2026-11-29\n", "２０２６-11-29", "0001-01-01T00:00:00+01:00", "2026-13-01"]
+)
 def test_other_times_are_invalid_by_field(value):
     with pytest.raises(RegistryError) as raised:
         audit.parse_time(value, "until")

@@ -79,8 +79,11 @@ def _while_collected(blob: Blob, act):
 def test_a_blob_collected_meanwhile_is_reported_gone(world, how):
     registry, seed, target, service = world
     blob = _old_blob(registry, seed, "a")
-    act = (lambda: service.find(seed, blob.digest)) if how == "check" else (
-        lambda: service.mount(target, blob.digest, seed))
+    act = (
+        (lambda: service.find(seed, blob.digest))
+        if how == "check"
+        else (lambda: service.mount(target, blob.digest, seed))
+    )
     outcome, first_write = _while_collected(blob, act)
     assert outcome == {"value": None}
     # A check reads the row before the collection commits and touches it after (the race); a

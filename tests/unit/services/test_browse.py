@@ -38,8 +38,9 @@ def _repo(registry, name, *, blob_size=0):
 
 def _manifest(repo, doc: dict, media_type=mt.OCI_MANIFEST) -> Manifest:
     content = json.dumps(doc).encode()
-    return Manifest.create(repository=repo, digest=_digest(content), media_type=media_type, size=len(content),
-                           content=content)
+    return Manifest.create(
+        repository=repo, digest=_digest(content), media_type=media_type, size=len(content), content=content
+    )
 
 
 def test_the_tree_shows_folders_and_repositories_one_level_at_a_time(world):
@@ -74,15 +75,24 @@ def test_an_index_is_the_size_of_its_distinct_blobs_and_an_absent_child_adds_not
     shared = {"digest": "sha256:" + "c" * 64, "size": 10}
     amd = _manifest(repo, {"config": {"digest": "sha256:" + "a" * 64, "size": 1}, "layers": [shared]})
     arm = _manifest(repo, {"config": {"digest": "sha256:" + "b" * 64, "size": 2}, "layers": [shared, "junk"]})
-    index = _manifest(repo, {"manifests": [
-        {"digest": amd.digest, "platform": {"os": "linux", "architecture": "amd64"}},
-        {"digest": arm.digest, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-        {"digest": "sha256:" + "d" * 64, "platform": {"os": "linux", "architecture": "s390x"}},
-    ]}, media_type=mt.OCI_INDEX)
+    index = _manifest(
+        repo,
+        {
+            "manifests": [
+                {"digest": amd.digest, "platform": {"os": "linux", "architecture": "amd64"}},
+                {"digest": arm.digest, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+                {"digest": "sha256:" + "d" * 64, "platform": {"os": "linux", "architecture": "s390x"}},
+            ]
+        },
+        media_type=mt.OCI_INDEX,
+    )
     described = browse.Sizes(repo).describe(index)
     assert described["size"] == 13
     assert [(p["platform"], p["size"], p["present"]) for p in described["platforms"]] == [
-        ("linux/amd64", 11, True), ("linux/arm/v7", 12, True), ("linux/s390x", None, False)]
+        ("linux/amd64", 11, True),
+        ("linux/arm/v7", 12, True),
+        ("linux/s390x", None, False),
+    ]
 
 
 def test_a_manifest_that_is_not_json_has_no_size_rather_than_an_error(world):
@@ -104,12 +114,19 @@ def _put_blob(store, registry, data: bytes) -> str:
 def test_a_manifest_s_detail_previews_its_config_and_says_which_blobs_are_held(world):
     registry, store = world
     repo = _repo(registry, "app")
-    config = json.dumps({"os": "linux", "architecture": "amd64",
-                         "config": {"Entrypoint": ["/app"], "Labels": {"team": "a"}}}).encode()
+    config = json.dumps(
+        {"os": "linux", "architecture": "amd64", "config": {"Entrypoint": ["/app"], "Labels": {"team": "a"}}}
+    ).encode()
     config_digest = _put_blob(store, registry, config)
     RepositoryBlob.create(repository=repo, blob=Blob.create(registry=registry, digest=config_digest, size=len(config)))
-    m = _manifest(repo, {"config": {"digest": config_digest, "size": len(config)},
-                         "layers": [{"digest": "sha256:" + "f" * 64, "size": 5}], "annotations": {"a": "b"}})
+    m = _manifest(
+        repo,
+        {
+            "config": {"digest": config_digest, "size": len(config)},
+            "layers": [{"digest": "sha256:" + "f" * 64, "size": 5}],
+            "annotations": {"a": "b"},
+        },
+    )
     Tag.create(repository=repo, name="v1", manifest=m)
     detail = browse.manifest_detail(registry, repo, m.digest, store)
     assert detail["tags"] == ["v1"] and detail["annotations"] == {"a": "b"} and detail["size"] == len(config) + 5

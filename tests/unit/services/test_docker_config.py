@@ -35,8 +35,16 @@ def test_the_secret_holds_the_config_in_its_namespace():
 def test_the_issued_token_is_scoped_to_the_registry(database, push, role):
     org = Organization.create(name="o")
     registry = Registry.create(org=org, name="r")
-    token, body = docker_config.issue(registry, Subject(name="alice", roles={org.id: "owner"}), name="ci", push=push,
-                                      expires_in="1d", servers=["r.example"], secret_name="pull", namespace=None)
+    token, body = docker_config.issue(
+        registry,
+        Subject(name="alice", roles={org.id: "owner"}),
+        name="ci",
+        push=push,
+        expires_in="1d",
+        servers=["r.example"],
+        secret_name="pull",
+        namespace=None,
+    )
     assert find_token(body["password"]).id == token.id
     assert (token.role, token.registry_id) == (role, registry.id)
     assert body["username"] == f"token-{token.id}" and body["docker_login"].startswith("docker login r.example ")

@@ -9,15 +9,18 @@ from app.db.models import Organization, Registry, utcnow
 from app.services import endpoints
 
 
-@pytest.mark.parametrize("host, name", [
-    ("acme.registry.example", "acme"),
-    ("ACME.Registry.Example.", "acme"),
-    ("a.b.registry.example", None),  # one label only
-    ("registry.example", None),
-    (".registry.example", None),
-    ("acme.registry.example.evil", None),
-    ("acmeregistry.example", None),
-])
+@pytest.mark.parametrize(
+    "host, name",
+    [
+        ("acme.registry.example", "acme"),
+        ("ACME.Registry.Example.", "acme"),
+        ("a.b.registry.example", None),  # one label only
+        ("registry.example", None),
+        (".registry.example", None),
+        ("acme.registry.example.evil", None),
+        ("acmeregistry.example", None),
+    ],
+)
 def test_the_platform_host_names_its_registry(host, name):
     assert endpoints.platform_registry(host, "registry.example") == name
 

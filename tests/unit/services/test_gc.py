@@ -25,8 +25,14 @@ class Row:
 
 
 def test_reachable_follows_index_children_and_referrers_only_from_the_roots():
-    rows = [Row(1, "index"), Row(2, "child"), Row(3, "sig", subject="index"), Row(4, "sig-of-sig", subject="sig"),
-            Row(5, "orphan"), Row(6, "orphan-sig", subject="orphan")]
+    rows = [
+        Row(1, "index"),
+        Row(2, "child"),
+        Row(3, "sig", subject="index"),
+        Row(4, "sig-of-sig", subject="sig"),
+        Row(5, "orphan"),
+        Row(6, "orphan-sig", subject="orphan"),
+    ]
     assert gc.reachable(rows, {1}, {1: ["child", "absent"]}) == {1, 2, 3, 4}
     assert gc.reachable(rows, set(), {1: ["child"]}) == set()
     assert gc.reachable(rows, {2}, {2: ["index"], 1: ["child"]}) == {1, 2, 3, 4}  # a cycle ends
@@ -55,8 +61,15 @@ def _blob(registry, store, data: bytes, touched=OLD) -> str:
 
 
 def _manifest(repository, name: str, blobs=(), children=(), subject=None, created=OLD) -> Manifest:
-    m = Manifest.create(repository=repository, digest=_digest(name.encode()), media_type="x", size=1, content=b"{}",
-                        subject=subject, created_at=created)
+    m = Manifest.create(
+        repository=repository,
+        digest=_digest(name.encode()),
+        media_type="x",
+        size=1,
+        content=b"{}",
+        subject=subject,
+        created_at=created,
+    )
     for d in blobs:
         ManifestReference.create(manifest=m, digest=d, kind="blob")
     for d in children:
@@ -67,8 +80,11 @@ def _manifest(repository, name: str, blobs=(), children=(), subject=None, create
 def test_what_a_tag_reaches_stays_and_the_rest_goes_with_its_bytes(registry):
     registry, store = registry
     repo = Repository.create(registry=registry, name="app")
-    kept_layer, lost_layer, fresh_layer = (_blob(registry, store, b"kept"), _blob(registry, store, b"lost"),
-                                           _blob(registry, store, b"fresh", touched=utcnow()))
+    kept_layer, lost_layer, fresh_layer = (
+        _blob(registry, store, b"kept"),
+        _blob(registry, store, b"lost"),
+        _blob(registry, store, b"fresh", touched=utcnow()),
+    )
     child = _manifest(repo, "child", blobs=[kept_layer])
     index = _manifest(repo, "index", children=[child.digest])
     Tag.create(repository=repo, name="latest", manifest=index)

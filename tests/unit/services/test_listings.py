@@ -31,8 +31,13 @@ def lists(tmp_path):
 
 
 def _manifest(repo: Repository, n: int) -> Manifest:
-    return Manifest.create(repository=repo, digest=f"sha256:{n:064x}", media_type="application/vnd.oci.image.manifest.v1+json",
-                           size=2, content=b"{}")
+    return Manifest.create(
+        repository=repo,
+        digest=f"sha256:{n:064x}",
+        media_type="application/vnd.oci.image.manifest.v1+json",
+        size=2,
+        content=b"{}",
+    )
 
 
 def version(repo: Repository) -> int:

@@ -58,8 +58,10 @@ def test_members_and_registries_are_listed_per_organization_by_name(orgs):
 
 def test_a_member_sees_only_its_own_tokens_and_a_manager_all(orgs):
     mine, theirs = orgs
-    made = [AccessToken.create(org=mine, name=f"t{i}", token_hash=f"h{i}", role="reader", created_by=by).id
-            for i, by in enumerate(("dev", "admin", "dev"))]
+    made = [
+        AccessToken.create(org=mine, name=f"t{i}", token_hash=f"h{i}", role="reader", created_by=by).id
+        for i, by in enumerate(("dev", "admin", "dev"))
+    ]
     AccessToken.create(org=theirs, name="x", token_hash="hx", role="reader", created_by="dev")
     dev = Subject(name="dev", roles={mine.id: "developer"})
     admin = Subject(name="admin", roles={mine.id: "admin"})
@@ -73,12 +75,22 @@ def test_audit_events_come_newest_first_filtered(orgs):
     t0 = dt.datetime(2026, 11, 1)
 
     def event(action: str, actor: str = "alice", registry: str | None = "r", hours: int = 0, org=mine) -> int:
-        return AuditEvent.create(org=org, actor=actor, action=action, registry=registry, outcome="success",
-                                 time=t0 + dt.timedelta(hours=hours)).id
+        return AuditEvent.create(
+            org=org,
+            actor=actor,
+            action=action,
+            registry=registry,
+            outcome="success",
+            time=t0 + dt.timedelta(hours=hours),
+        ).id
 
     create, delete, member, by_bob, elsewhere = (
-        event("registry.create"), event("registry.delete", hours=1), event("member.set", registry=None, hours=2),
-        event("registry.update", actor="bob", hours=3), event("registry.create", org=theirs))
+        event("registry.create"),
+        event("registry.delete", hours=1),
+        event("member.set", registry=None, hours=2),
+        event("registry.update", actor="bob", hours=3),
+        event("registry.create", org=theirs),
+    )
 
     def ids(page=ALL, **filters) -> list[int]:
         return [e.id for e in audit.page_of_events(mine.id, page, **filters).items]
@@ -95,8 +107,9 @@ def test_tags_and_the_tree_are_paged_by_name(orgs):
     registry = Registry.create(org=orgs[0], name="r")
     for name in ("team/b", "team/a", "app", "lonely/deep/x"):
         repository = Repository.create(registry=registry, name=name)
-        manifest = Manifest.create(repository=repository, digest="sha256:" + "a" * 64, media_type="m", size=1,
-                                   content=b"{}")
+        manifest = Manifest.create(
+            repository=repository, digest="sha256:" + "a" * 64, media_type="m", size=1, content=b"{}"
+        )
         for tag in ("v2", "latest", "v1"):
             Tag.create(repository=repository, name=tag, manifest=manifest)
     app = Repository.get(Repository.name == "app")

@@ -22,7 +22,9 @@ def test_no_policy_is_strict_and_stored_as_null():
 
 
 def test_a_policy_round_trips_through_its_column():
-    policy = mp.validate({"mode": "index-sparse", "required_platforms": ["linux/arm64/v8", "linux/amd64", "linux/amd64"]})
+    policy = mp.validate(
+        {"mode": "index-sparse", "required_platforms": ["linux/arm64/v8", "linux/amd64", "linux/amd64"]}
+    )
     assert policy.required_platforms == ("linux/amd64", "linux/arm64/v8")
     assert mp.of(Registry(manifest_policy=mp.stored(policy))) == policy
 
@@ -35,17 +37,20 @@ def test_required_platforms_match_variants_only_when_unnamed():
     assert Policy(mp.SPARSE).blobs_may_be_absent and not Policy(mp.INDEX_SPARSE).blobs_may_be_absent
 
 
-@pytest.mark.parametrize("value, message", [
-    ("strict", "must be an object"),
-    ({"mode": "lax"}, "mode must be one of"),
-    ({"mode": "sparse", "colour": 1}, "no field 'colour'"),
-    ({"mode": "sparse", "required_platforms": "linux/amd64"}, "must be a list"),
-    ({"mode": "sparse", "required_platforms": ["Linux/AMD64"]}, "is not a platform"),
-    ({"mode": "sparse", "required_platforms": ["linux"]}, "is not a platform"),
-    ({"mode": "sparse", "required_platforms": ["linux/amd64\n"]}, "is not a platform"),
-    ({"mode": "sparse", "required_platforms": ["linux/a"] * 51}, "up to 50"),
-    ({"mode": "strict", "required_platforms": ["linux/amd64"]}, "only applies"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("strict", "must be an object"),
+        ({"mode": "lax"}, "mode must be one of"),
+        ({"mode": "sparse", "colour": 1}, "no field 'colour'"),
+        ({"mode": "sparse", "required_platforms": "linux/amd64"}, "must be a list"),
+        ({"mode": "sparse", "required_platforms": ["Linux/AMD64"]}, "is not a platform"),
+        ({"mode": "sparse", "required_platforms": ["linux"]}, "is not a platform"),
+        ({"mode": "sparse", "required_platforms": ["linux/amd64\n"]}, "is not a platform"),
+        ({"mode": "sparse", "required_platforms": ["linux/a"] * 51}, "up to 50"),
+        ({"mode": "strict", "required_platforms": ["linux/amd64"]}, "only applies"),
+    ],
+)
 def test_a_bad_policy_is_invalid_saying_which_rule(value, message):
     with pytest.raises(RegistryError, match=message) as raised:
         mp.validate(value)
@@ -53,9 +58,13 @@ def test_a_bad_policy_is_invalid_saying_which_rule(value, message):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.sampled_from(["mode", "required_platforms", "x"]),
-                       st.one_of(st.sampled_from(mp.MODES), st.lists(st.text(max_size=20), max_size=3), st.none()),
-                       max_size=3))
+@given(
+    st.dictionaries(
+        st.sampled_from(["mode", "required_platforms", "x"]),
+        st.one_of(st.sampled_from(mp.MODES), st.lists(st.text(max_size=20), max_size=3), st.none()),
+        max_size=3,
+    )
+)
 def test_any_request_is_a_policy_that_round_trips_or_invalid(value):
     try:
         policy = mp.validate(value)
@@ -65,11 +74,17 @@ def test_any_request_is_a_policy_that_round_trips_or_invalid(value):
         assert mp.of(Registry(manifest_policy=mp.stored(policy))) == policy
 
 
-@pytest.mark.parametrize("platform, name", [
-    ({"os": "linux", "architecture": "arm", "variant": "v7"}, "linux/arm/v7"),
-    ({"os": "linux", "architecture": "amd64", "variant": ""}, "linux/amd64"),
-    ({"os": "", "architecture": "amd64"}, None), ({"architecture": "amd64"}, None), ("linux/amd64", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "platform, name",
+    [
+        ({"os": "linux", "architecture": "arm", "variant": "v7"}, "linux/arm/v7"),
+        ({"os": "linux", "architecture": "amd64", "variant": ""}, "linux/amd64"),
+        ({"os": "", "architecture": "amd64"}, None),
+        ({"architecture": "amd64"}, None),
+        ("linux/amd64", None),
+        (None, None),
+    ],
+)
 def test_an_index_entry_s_platform_name(platform, name):
     assert mp.platform_name(platform) == name
 

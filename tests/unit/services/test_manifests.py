@@ -2,17 +2,20 @@ import json
 
 import pytest
 
+from app.services.manifests import parse_manifest
 from app.spec import media_types as mt
 from app.spec.errors import RegistryError
-from app.services.manifests import parse_manifest
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 
 
 def image(**extra):
-    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D1, "size": 1},
-           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": D2, "size": 2}]}
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D1, "size": 1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": D2, "size": 2}],
+    }
     doc.update(extra)
     return json.dumps(doc).encode()
 
@@ -40,8 +43,13 @@ def test_non_distributable_layers_are_not_required():
 
 
 def test_index_children():
-    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
-                       "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": D1, "size": 1}]}).encode()
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": D1, "size": 1}],
+        }
+    ).encode()
     parsed = parse_manifest(mt.OCI_INDEX, body)
     assert parsed.children == [D1] and parsed.blobs == []
 

@@ -31,10 +31,17 @@ def test_an_organization_name_is_a_dns_label_and_unique(org):
         registries.get_org("nobody")
 
 
-@pytest.mark.parametrize("name, message", [
-    (None, "required"), ("", "required"), ("a" * 64, "64 characters"), ("Team", "not a DNS label"),
-    ("-a", "not a DNS label"), ("a\n", "not a DNS label"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (None, "required"),
+        ("", "required"),
+        ("a" * 64, "64 characters"),
+        ("Team", "not a DNS label"),
+        ("-a", "not a DNS label"),
+        ("a\n", "not a DNS label"),
+    ],
+)
 def test_a_bad_registry_name_says_which_rule(name, message):
     with pytest.raises(RegistryError, match=message) as raised:
         registries.validate_name(name)
@@ -43,13 +50,21 @@ def test_a_bad_registry_name_says_which_rule(name, message):
 
 def test_a_registry_is_created_with_its_fields_checked_and_its_name_unique(org):
     registry = registries.create_registry(org, "images", "public", "alice", pull_namespaces=["b", "a", "a"])
-    assert (registry.visibility, registry.created_by, registries.pull_namespaces(registry)) == ("public", "alice", ["a", "b"])
+    assert (registry.visibility, registry.created_by, registries.pull_namespaces(registry)) == (
+        "public",
+        "alice",
+        ["a", "b"],
+    )
     assert registries.find_registry("images").id == registry.id and registries.find_registry("nope") is None
     with pytest.raises(RegistryError, match="is taken") as raised:
         registries.create_registry(registries.create_org("other"), "images")
     assert raised.value.field == "name"
-    for fields, field in (({"visibility": "secret"}, "visibility"), ({"pull_namespaces": ["Bad_NS"]}, "pull_namespaces"),
-                          ({"pull_namespaces": "ns"}, "pull_namespaces"), ({"custom_domain": "localhost"}, "custom_domain")):
+    for fields, field in (
+        ({"visibility": "secret"}, "visibility"),
+        ({"pull_namespaces": ["Bad_NS"]}, "pull_namespaces"),
+        ({"pull_namespaces": "ns"}, "pull_namespaces"),
+        ({"custom_domain": "localhost"}, "custom_domain"),
+    ):
         with pytest.raises(RegistryError) as raised:
             registries.create_registry(org, "x", **fields)
         assert raised.value.field == field
@@ -72,8 +87,9 @@ def test_a_custom_domain_claimed_by_another_registry_is_a_conflict(org):
 
 def test_a_patch_changes_what_it_may_and_nothing_else(org):
     registry = registries.create_registry(org, "r")
-    registries.update_registry(registry, {"visibility": "public", "immutable_tags": ["rel/*"],
-                                          "manifest_policy": {"mode": "sparse"}})
+    registries.update_registry(
+        registry, {"visibility": "public", "immutable_tags": ["rel/*"], "manifest_policy": {"mode": "sparse"}}
+    )
     stored = Registry.get_by_id(registry.id)
     assert stored.visibility == "public" and json.loads(stored.immutable_tags) == ["rel/*"]
     assert json.loads(stored.manifest_policy)["mode"] == "sparse"
@@ -135,8 +151,13 @@ def test_replicas_starting_together_on_postgres_bootstrap_once(tmp_path):
         for t in threads:
             t.start()
         deadline = time.monotonic() + 20
-        while postgres.sql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND wait_event_type = 'Lock'")[0][0] < 4:
+        while (
+            postgres.sql(
+                url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )[0][0]
+            < 4
+        ):
             assert time.monotonic() < deadline, "the replicas did not all reach the lock"
             time.sleep(0.02)
         holder.rollback()

@@ -19,14 +19,19 @@ def registry(tmp_path):
 
 
 def test_an_empty_repository_is_removed_and_one_holding_anything_is_kept(registry):
-    empty, uploading, linked, pushed = (Repository.create(registry=registry, name=n)
-                                        for n in ("empty", "uploading", "linked", "pushed"))
+    empty, uploading, linked, pushed = (
+        Repository.create(registry=registry, name=n) for n in ("empty", "uploading", "linked", "pushed")
+    )
     Upload.create(id="00000000-0000-0000-0000-000000000001", repository=uploading)
     blob = Blob.create(registry=registry, digest="sha256:" + "a" * 64, size=1)
     RepositoryBlob.create(repository=linked, blob=blob)
     Manifest.create(repository=pushed, digest="sha256:" + "b" * 64, media_type="x", size=2, content=b"{}")
     assert [repositories.discard_if_empty(r.id) for r in (empty, uploading, linked, pushed)] == [
-        True, False, False, False]
+        True,
+        False,
+        False,
+        False,
+    ]
     assert sorted(r.name for r in Repository.select()) == ["linked", "pushed", "uploading"]
     assert sorted(r.name for r in Repository.select().where(repositories.visible())) == ["linked", "pushed"]
 

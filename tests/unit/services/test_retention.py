@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from app.spec.errors import RegistryError
 from app.services.retention import ManifestRow, Rules, TagRow, evaluate, parse_policy
+from app.spec.errors import RegistryError
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, 0)
 HOUR = dt.timedelta(hours=1)
@@ -15,10 +15,19 @@ def days(n: float) -> dt.datetime:
     return NOW - dt.timedelta(days=n)
 
 
-def manifest(i: int, *, age: float = 100, pulled: float | None = None, subject: str | None = None,
-             children: tuple[str, ...] = ()) -> ManifestRow:
-    return ManifestRow(i, f"sha256:{i:064x}", "application/vnd.oci.image.manifest.v1+json", 100 + i, days(age),
-                       days(pulled) if pulled is not None else None, subject, children)
+def manifest(
+    i: int, *, age: float = 100, pulled: float | None = None, subject: str | None = None, children: tuple[str, ...] = ()
+) -> ManifestRow:
+    return ManifestRow(
+        i,
+        f"sha256:{i:064x}",
+        "application/vnd.oci.image.manifest.v1+json",
+        100 + i,
+        days(age),
+        days(pulled) if pulled is not None else None,
+        subject,
+        children,
+    )
 
 
 def tag(i: int, name: str, manifest_id: int, age: float = 100) -> TagRow:
@@ -38,16 +47,22 @@ def test_no_limiting_rule_deletes_no_tag():
 
 def test_any_keep_rule_keeps():
     ms = [manifest(i) for i in range(1, 5)]
-    tags = [tag(1, "v1", 1, age=50), tag(2, "newest", 2, age=1), tag(3, "pulled", 3, age=50),
-            tag(4, "stale", 4, age=50)]
+    tags = [
+        tag(1, "v1", 1, age=50),
+        tag(2, "newest", 2, age=1),
+        tag(3, "pulled", 3, age=50),
+        tag(4, "stale", 4, age=50),
+    ]
     ms[2] = manifest(3, pulled=2)
     rules = Rules(keep_last=1, keep_patterns=("v*",), expire_days=30)
     decision = evaluate(rules, tags, ms, NOW, HOUR)
     assert gone(decision) == (["stale"], [4])
     assert decision.kept_tags == 3
     reason = decision.tags[0][2]
-    assert reason.startswith("not among the 1 most recently pushed tags; matches none of v*; not pushed or pulled "
-                             "for 30 days (last 2026-10-10T12:00:00Z)")
+    assert reason.startswith(
+        "not among the 1 most recently pushed tags; matches none of v*; not pushed or pulled "
+        "for 30 days (last 2026-10-10T12:00:00Z)"
+    )
 
 
 def test_keep_last_ties_are_broken_by_name():
@@ -94,9 +109,17 @@ def test_a_fresh_index_keeps_its_children():
 
 
 def test_overrides_inherit_and_the_first_match_wins():
-    policy = parse_policy({"keep_last": 5, "keep_patterns": ["v*"], "expire_days": 30,
-                           "overrides": [{"repositories": "ci/tools/*", "keep_last": None},
-                                         {"repositories": "ci/*", "keep_last": 1, "keep_patterns": []}]})
+    policy = parse_policy(
+        {
+            "keep_last": 5,
+            "keep_patterns": ["v*"],
+            "expire_days": 30,
+            "overrides": [
+                {"repositories": "ci/tools/*", "keep_last": None},
+                {"repositories": "ci/*", "keep_last": 1, "keep_patterns": []},
+            ],
+        }
+    )
     assert policy.for_repository("app") == Rules(5, ("v*",), 30, False)
     assert policy.for_repository("ci/app") == Rules(1, (), 30, False)
     assert policy.for_repository("ci/tools/lint") == Rules(None, ("v*",), 30, False)
@@ -104,12 +127,20 @@ def test_overrides_inherit_and_the_first_match_wins():
     assert parse_policy(policy.document()) == policy
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"keep_last": -1}, "keep_last"), ({"keep_last": 1.5}, "keep_last"), ({"expire_days": 0}, "expire_days"),
-    ({"keep_patterns": [""]}, "keep_patterns"), ({"delete_untagged": 1}, "delete_untagged"),
-    ({"overrides": {}}, "overrides"), ({"overrides": ["ci/*"]}, "overrides[0]"),
-    ({"overrides": [{"repositories": ""}]}, "overrides[0].repositories"), ({"nope": 1}, "nope"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"keep_last": -1}, "keep_last"),
+        ({"keep_last": 1.5}, "keep_last"),
+        ({"expire_days": 0}, "expire_days"),
+        ({"keep_patterns": [""]}, "keep_patterns"),
+        ({"delete_untagged": 1}, "delete_untagged"),
+        ({"overrides": {}}, "overrides"),
+        ({"overrides": ["ci/*"]}, "overrides[0]"),
+        ({"overrides": [{"repositories": ""}]}, "overrides[0].repositories"),
+        ({"nope": 1}, "nope"),
+    ],
+)
 def test_invalid_policies_name_the_field(body, field):
     with pytest.raises(RegistryError) as e:
         parse_policy(body)

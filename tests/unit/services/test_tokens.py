@@ -29,9 +29,18 @@ def _as(org, role, name=None, **fields):
     return Subject(name=name or role, roles={org.id: role}, **fields)
 
 
-@pytest.mark.parametrize("value, seconds", [
-    (None, None), (90, 90), ("90s", 90), ("15m", 900), ("12h", 43200), ("30d", 30 * 86400), ("3650d", 3650 * 86400),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        (None, None),
+        (90, 90),
+        ("90s", 90),
+        ("15m", 900),
+        ("12h", 43200),
+        ("30d", 30 * 86400),
+        ("3650d", 3650 * 86400),
+    ],
+)
 def test_lifetimes_as_clients_write_them(value, seconds):
     expected = None if seconds is None else dt.timedelta(seconds=seconds)
     assert tokens.parse_duration(value) == expected
@@ -66,10 +75,17 @@ def test_a_token_works_once_created_and_is_no_stronger_than_its_creator(org):
         tokens.create_token(org, Subject(name="stranger"), "x")
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"name": "ci\n"}, "name"), ({"name": ""}, "name"), ({"name": "x" * 101}, "name"),
-    ({"role": "god"}, "role"), ({"scope": "admin"}, "scope"), ({"registry": "Bad Name"}, "registry"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"name": "ci\n"}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"role": "god"}, "role"),
+        ({"scope": "admin"}, "scope"),
+        ({"registry": "Bad Name"}, "registry"),
+    ],
+)
 def test_bad_requests_are_invalid_by_field(org, fields, field):
     fields = {"name": "ci", **fields}
     with pytest.raises(RegistryError) as raised:
@@ -113,7 +129,9 @@ def test_an_owner_token_is_revoked_only_by_an_owner_and_never_the_last(org):
     tokens.revoke_token(org, _as(org, "owner"), first.id)
 
 
-@pytest.mark.parametrize("raw, ok", [("12", True), ("0", True), ("١", False), ("0_1", False), ("1" * 19, False), ("", False)])
+@pytest.mark.parametrize(
+    "raw, ok", [("12", True), ("0", True), ("١", False), ("0_1", False), ("1" * 19, False), ("", False)]
+)
 def test_token_ids_in_urls(raw, ok):
     if ok:
         assert tokens.parse_id(raw) == int(raw)

@@ -13,9 +13,9 @@ import pytest
 from app.db.models import Blob, Organization, Registry, Repository, Upload
 from app.db.setup import open_database
 from app.edge.spooled_body import Spooled
-from app.spec.errors import RegistryError
 from app.services.hashstate import ResumableSha256
 from app.services.uploads import UploadService
+from app.spec.errors import RegistryError
 from app.storage.filesystem import FilesystemStore
 
 
@@ -45,11 +45,16 @@ def _chunked(repository, store, data: bytes, sizes, digest: str | None = None) -
     offset = 0
     for n in sizes:
         service = UploadService(store)
-        service.append(service.get(repository, upload.id), io.BytesIO(data[offset:offset + n]), n, offset)
+        service.append(service.get(repository, upload.id), io.BytesIO(data[offset : offset + n]), n, offset)
         offset += n
     service = UploadService(store)
-    return service.finish(repository, service.get(repository, upload.id),
-                          digest or "sha256:" + hashlib.sha256(data).hexdigest(), io.BytesIO(), 0)
+    return service.finish(
+        repository,
+        service.get(repository, upload.id),
+        digest or "sha256:" + hashlib.sha256(data).hexdigest(),
+        io.BytesIO(),
+        0,
+    )
 
 
 def test_chunks_on_other_processes_do_not_rehash(repo):
@@ -84,8 +89,9 @@ def test_an_upload_without_a_saved_state_is_rehashed(repo):
     service.append(service.get(repository, upload.id), io.BytesIO(data[100_000:]), 200_000, 100_000)
     assert CountingStore.reread == 100_000
     service = UploadService(store)
-    blob = service.finish(repository, service.get(repository, upload.id),
-                          "sha256:" + hashlib.sha256(data).hexdigest(), io.BytesIO(), 0)
+    blob = service.finish(
+        repository, service.get(repository, upload.id), "sha256:" + hashlib.sha256(data).hexdigest(), io.BytesIO(), 0
+    )
     assert blob.size == len(data)
 
 
@@ -114,7 +120,7 @@ def test_spooled_chunks_are_appended_in_the_kernel_and_hashed_alongside(repo, tm
     offset = 0
     for i, n in enumerate(sizes):
         body = store.spool_dir / f"body-{i}"
-        body.write_bytes(data[offset:offset + n])
+        body.write_bytes(data[offset : offset + n])
         with open(body, "rb") as stream:
             assert service.append(upload, stream, n, offset, Spooled(str(body), None)) == offset + n
         body.unlink()  # as waitress does once the request ends: the upload must not depend on it
@@ -135,6 +141,7 @@ def test_a_failed_kernel_append_leaves_the_upload_at_its_offset(repo):
         service.append(upload, io.BytesIO(), 8 * 1024 * 1024, 10, Spooled(missing, None))
     assert Upload.get_by_id(upload.id).offset == 10
     service.append(upload, io.BytesIO(b"b" * 5), 5, 10)
-    blob = service.finish(repository, upload, "sha256:" + hashlib.sha256(b"a" * 10 + b"b" * 5).hexdigest(),
-                          io.BytesIO(), 0)
+    blob = service.finish(
+        repository, upload, "sha256:" + hashlib.sha256(b"a" * 10 + b"b" * 5).hexdigest(), io.BytesIO(), 0
+    )
     assert blob.size == 15

@@ -12,10 +12,23 @@ def test_parse_valid():
     assert str(digests.parse("sha512:" + "0" * 128)) == "sha512:" + "0" * 128
 
 
-@pytest.mark.parametrize("value", [
-    None, "", "sha256", "sha256:", ":abc", "sha256:" + "a" * 63, "sha256:" + "A" * 64, "sha512:" + "a" * 64,
-    "md5:" + "a" * 32, "sha256:" + "a" * 64 + "/..", "sha256:../../etc/passwd", "SHA256:" + "a" * 64,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "sha256",
+        "sha256:",
+        ":abc",
+        "sha256:" + "a" * 63,
+        "sha256:" + "A" * 64,
+        "sha512:" + "a" * 64,
+        "md5:" + "a" * 32,
+        "sha256:" + "a" * 64 + "/..",
+        "sha256:../../etc/passwd",
+        "SHA256:" + "a" * 64,
+    ],
+)
 def test_parse_invalid(value):
     with pytest.raises(RegistryError) as e:
         digests.parse(value)

@@ -15,7 +15,9 @@ def test_a_code_brings_its_status_and_default_message():
 
 
 def test_a_raise_may_say_more_and_answer_another_status():
-    error = RegistryError("DENIED", "no", status=401, headers={"Retry-After": "1"}, challenge_error="insufficient_scope")
+    error = RegistryError(
+        "DENIED", "no", status=401, headers={"Retry-After": "1"}, challenge_error="insufficient_scope"
+    )
     assert (error.status, error.message, error.headers) == (401, "no", {"Retry-After": "1"})
     assert error.challenge_error == "insufficient_scope"
 

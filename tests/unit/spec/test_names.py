@@ -9,7 +9,9 @@ def test_valid_repositories(name):
     assert check_repository(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "A", "a/", "/a", "a//b", "a/../b", "..", "a..b", "-a", "a-", "a___b", "x" * 256, "a b"])
+@pytest.mark.parametrize(
+    "name", ["", "A", "a/", "/a", "a//b", "a/../b", "..", "a..b", "-a", "a-", "a___b", "x" * 256, "a b"]
+)
 def test_invalid_repositories(name):
     with pytest.raises(RegistryError) as e:
         check_repository(name)

@@ -46,7 +46,12 @@ def test_full_disks_are_recognised_however_wrapped():
 
 
 def test_other_errors_are_not_a_full_disk():
-    for error in (None, OSError(errno.EACCES, "denied"), ValueError("x"), _raised_from(sqlite3.OperationalError("locked"))):
+    for error in (
+        None,
+        OSError(errno.EACCES, "denied"),
+        ValueError("x"),
+        _raised_from(sqlite3.OperationalError("locked")),
+    ):
         assert not capacity.is_storage_full(error)
     looping = ValueError("a")
     looping.__context__ = ValueError("b")
@@ -71,9 +76,14 @@ def test_readiness_fails_below_the_minimum_and_never_without_one(tmp_path):
     assert message is not None and "below BERTH_MIN_FREE_BYTES" in message and str(tmp_path) in message
 
 
-@pytest.mark.parametrize("url, extra", [
-    ("file:///srv/blobs", [Path("/srv/blobs")]), ("FILE:///srv/blobs", [Path("/srv/blobs")]),
-    ("gs://bucket/prefix", []), ("file://", []),
-])
+@pytest.mark.parametrize(
+    "url, extra",
+    [
+        ("file:///srv/blobs", [Path("/srv/blobs")]),
+        ("FILE:///srv/blobs", [Path("/srv/blobs")]),
+        ("gs://bucket/prefix", []),
+        ("file://", []),
+    ],
+)
 def test_the_watched_directories(url, extra):
     assert capacity.watched_paths(Path("/data"), url) == [Path("/data"), *extra]

@@ -11,14 +11,17 @@ def test_file_urls_open_the_filesystem_store(tmp_path):
     assert store.signed_url("1/sha256/ab/" + "ab" * 32, __import__("datetime").timedelta(minutes=1)) is None
 
 
-@pytest.mark.parametrize("url, message", [
-    ("s3://bucket/x", "unsupported BERTH_STORAGE_URL"),
-    ("/just/a/path", "unsupported BERTH_STORAGE_URL"),
-    ("file://", "names no directory"),
-    ("gs:///prefix", "names no bucket"),
-    ("gs://bucket/p?colour=blue", "unknown option"),
-    ("gs://bucket/p?retry_timeout=soon", "retry_timeout must be a number"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("s3://bucket/x", "unsupported BERTH_STORAGE_URL"),
+        ("/just/a/path", "unsupported BERTH_STORAGE_URL"),
+        ("file://", "names no directory"),
+        ("gs:///prefix", "names no bucket"),
+        ("gs://bucket/p?colour=blue", "unknown option"),
+        ("gs://bucket/p?retry_timeout=soon", "retry_timeout must be a number"),
+    ],
+)
 def test_bad_storage_urls_are_explained(url, message):
     with pytest.raises(SystemExit, match=message):
         open_store(url)

@@ -29,9 +29,13 @@ def test_records_are_json_lines(capsys):
 
 
 def test_a_request_line_names_the_caller_and_cuts_a_long_user_agent():
-    req = falcon.testing.create_req(method="PUT", path="/v2/a/manifests/x", query_string="token=secret",
-                                    headers={"User-Agent": "x" * 1000, "Authorization": "Bearer secret"},
-                                    remote_addr="10.1.2.3")
+    req = falcon.testing.create_req(
+        method="PUT",
+        path="/v2/a/manifests/x",
+        query_string="token=secret",
+        headers={"User-Agent": "x" * 1000, "Authorization": "Bearer secret"},
+        remote_addr="10.1.2.3",
+    )
     req.context.subject = types.SimpleNamespace(name="token:7")
     req.context.route = "oci.manifest"
     resp = falcon.Response()

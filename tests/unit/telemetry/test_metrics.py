@@ -13,8 +13,11 @@ from app.telemetry.metrics import Metrics, StoredState
 
 def _samples(registry: CollectorRegistry) -> dict:
     text = generate_latest(registry).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_requests_are_counted_by_route_method_and_status_and_made_up_methods_fold():

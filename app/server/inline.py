@@ -54,11 +54,13 @@ def enabled(settings: Settings) -> bool:
 
 
 def is_short_read(request) -> bool:
-    """Manifest GET or HEAD, or blob HEAD, without a body."""
-    if request.command not in ("GET", "HEAD") or request.content_length:
+    """Manifest GET or HEAD, or blob HEAD, without a body. A request waitress could not parse
+    (a malformed request line: no `command`, an `error` set) is not one: waitress answers it."""
+    command = getattr(request, "command", None)
+    if getattr(request, "error", None) is not None or command not in ("GET", "HEAD") or request.content_length:
         return False
-    m = _INLINE.fullmatch(request.path)
-    return m is not None and (request.command == "HEAD" or "/manifests/" in request.path)
+    m = _INLINE.fullmatch(getattr(request, "path", "") or "")
+    return m is not None and (command == "HEAD" or "/manifests/" in request.path)
 
 
 class InlineChannel(PlainHTTPChannel):

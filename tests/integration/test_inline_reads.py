@@ -133,3 +133,18 @@ def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
         assert order == ["head 200", "push HTTP/1.1 201 Created"], order
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("request_line", [b"GARBAGE", b"GET", b"\x00\x01\x02 / HTTP/1.1"])
+def test_a_request_waitress_cannot_parse_is_answered_not_dropped(tmp_path, request_line):
+    """With inline reads on, a malformed request line (no method or path for the loop thread to
+    look at) gets waitress's 400, not a closed connection and an error in the log."""
+    server = _serve(tmp_path, "on")
+    try:
+        with _raw(server) as s:
+            s.sendall(request_line + b"\r\n\r\n")
+            answer = s.recv(100)
+        assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n", 1)[0], answer
+        assert "has no attribute" not in server.log_path.read_text()
+    finally:
+        server.stop()

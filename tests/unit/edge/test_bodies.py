@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from app.edge.bodies import BoundedFormHandler, BoundedJSONHandler, request_handlers
 from app.spec.errors import RegistryError
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 
 class Media:

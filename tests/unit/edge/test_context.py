@@ -7,8 +7,7 @@ import pytest
 
 from app.edge.context import RequestContext
 from app.edge.proxies import ProxyTrust, parse_networks
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 
 def client(require_https: bool = False, proxies: str = "10.0.0.0/8"):

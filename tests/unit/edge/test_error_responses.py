@@ -10,8 +10,7 @@ import pytest
 
 from app.edge.error_responses import API_CHALLENGE, TOKEN_ENDPOINT_CHALLENGE, problem_type
 from app.spec.errors import RegistryError
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 
 class Raises:

@@ -4,8 +4,7 @@ token responses are not cached unless the resource says otherwise."""
 from __future__ import annotations
 
 from app.edge.headers import HEADERS, SecurityHeaders
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 
 class OwnPolicy:

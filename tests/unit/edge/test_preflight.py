@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from app.edge import preflight
 from app.edge.preflight import Preflight, PublicRoutesTakeNoBody
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 LARGE = {"Content-Length": str(300 * 1024 * 1024)}
 

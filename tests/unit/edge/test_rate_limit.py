@@ -8,8 +8,7 @@ import pytest
 from app.edge import preflight
 from app.edge.proxies import parse_networks
 from app.edge.rate_limit import RateLimiter, parse_routes
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 
 class ClientIp:

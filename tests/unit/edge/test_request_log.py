@@ -11,8 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.edge import preflight
 from app.edge.request_log import RequestLog
 from app.telemetry.metrics import Metrics
-
-from .conftest import tiny_app
+from tests.support.tiny_app import tiny_app
 
 
 class Body:

@@ -1,11 +1,11 @@
-"""A tiny falcon.App per test: just the middleware or handler under test, the error handlers the
-real app registers, and a resource that echoes what the middleware left on the request."""
+"""A tiny falcon.App for unit tests: just the middleware or resource under test, the error handlers
+the real app registers (app/web.py), and a resource that echoes what the middleware left on the
+request. The real Falcon, in-process, through falcon.testing.TestClient."""
 
 from __future__ import annotations
 
 import falcon
 import falcon.testing
-import pytest
 
 from app.edge import error_responses, preflight
 from app.spec.errors import RegistryError
@@ -29,8 +29,3 @@ def tiny_app(*middleware, resource=None, path="/{rest:path}") -> falcon.testing.
     app.add_route(path, resource or Echo())
     app.add_route("/", resource or Echo())
     return falcon.testing.TestClient(app)
-
-
-@pytest.fixture
-def make_client():
-    return tiny_app

@@ -75,7 +75,8 @@ def token(org, role: str, registry=None) -> str:
 @pytest.fixture
 def world(database, tmp_path):
     org, other = Organization.create(name="o"), Organization.create(name="p")
-    r1, r2 = Registry.create(org=org, name="r1"), Registry.create(org=org, name="r2")
+    r1 = Registry.create(org=org, name="r1")
+    Registry.create(org=org, name="r2")
     http = tiny_app(ManagementGate(Identity(RegistryTokens(KeyRing(tmp_path / "keys").load()))))
     for path, resource in [
         ("/api/v1/orgs/{org}/registries", Registries()),

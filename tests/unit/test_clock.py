@@ -6,11 +6,23 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
+
 from app.clock import SYSTEM, Clock
 from tests.support.clock import FakeClock
 
 
-def test_now_is_timezone_aware_utc_and_utcnow_the_same_instant_naive():
+@pytest.fixture
+def far_from_utc(monkeypatch):
+    """A local time zone hours away from UTC, so that local time cannot pass for UTC."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14, no daylight saving
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_now_is_timezone_aware_utc_and_utcnow_the_same_instant_naive(far_from_utc):
     before = dt.datetime.now(dt.UTC)
     now, naive = SYSTEM.now(), SYSTEM.utcnow()
     after = dt.datetime.now(dt.UTC)

@@ -4,7 +4,10 @@ URI and the client id exactly as a provider does."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -116,3 +119,32 @@ def test_an_answer_without_a_token_or_an_error_name_is_refused_with_its_http_sta
     response = exchange(oidc, {"code": "c", "code_verifier": VERIFIER, "redirect_uri": REDIRECT})
     assert (response.status_code, response.json["code"]) == (401, "UNAUTHORIZED")
     assert "HTTP 404" in response.json["detail"]
+
+
+class ErrorWithAToken(BaseHTTPRequestHandler):
+    """A token endpoint that fails (500) yet puts an access_token in its answer."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.dumps({"access_token": "not-to-be-trusted"}).encode()
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_token_in_a_failed_answer_is_not_handed_to_the_browser():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ErrorWithAToken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        oidc = OidcClient(f"{url}/authorize", f"{url}/token", CLIENT_ID, timeout=5)
+        response = exchange(oidc, {"code": "c", "code_verifier": VERIFIER, "redirect_uri": REDIRECT})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (response.status_code, response.json["code"]) == (401, "UNAUTHORIZED")
+    assert "not-to-be-trusted" not in response.text and "HTTP 500" in response.json["detail"]

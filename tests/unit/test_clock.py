@@ -17,6 +17,7 @@ def far_from_utc(monkeypatch):
     """A local time zone hours away from UTC, so that local time cannot pass for UTC."""
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14, no daylight saving
     time.tzset()
+    assert time.localtime().tm_gmtoff == 14 * 3600, "no time zone data: this test would prove nothing"
     yield
     monkeypatch.undo()
     time.tzset()

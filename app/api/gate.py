@@ -42,6 +42,10 @@ class ManagementGate:
             return  # a public route (the OpenAPI document)
         action = permissions.get(req.method)
         if action is None:
+            if hasattr(resource, f"on_{req.method.lower()}"):
+                # A responder no permission names: refused, so that forgetting the entry fails
+                # closed rather than running the method for anyone.
+                raise RegistryError("METHOD_UNKNOWN", f"{req.method} is not allowed here")
             return  # falcon answers 405 for methods the resource lacks
         subject = self.identity.management(req)
         req.context.subject = subject

@@ -152,10 +152,5 @@ def test_a_preflight_is_let_through_once_authorized_and_refused_otherwise(world)
     assert (refused.status_code, marker.passed) == (403, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/api/gate.py promises 'A resource without an entry for a method is refused', but a method the "
-    "resource answers and `permissions` omits passes the gate unauthenticated (fail-open)",
-)
 def test_a_method_the_resource_answers_but_does_not_declare_is_refused(world):
     assert call(world, "PUT", "/api/v1/orgs/o/half").status_code in (401, 403, 404, 405)

@@ -15,7 +15,6 @@ import subprocess
 
 import pytest
 import requests
-import yaml
 
 from app.lifecycle.local import LocalProvisioner
 from app.lifecycle.provisioner import ProvisionError, RegistrySpec
@@ -24,21 +23,7 @@ from app.lifecycle.resources import PlatformRefs, registry_outputs, registry_res
 from tests.infra.programs import ROOT, run_registry_program
 from tests.support.components import require_tool
 from tests.support.oci_layout import OCILayout, layer_files, tagged
-
-SPEC = RegistrySpec(
-    org="acme",
-    name="team-a",
-    hostname="team-a.cr.example.test",
-    custom_domain="images.acme.test",
-    pull_namespaces=("apps", "web"),
-    pull_username="ci",
-    pull_token="berth_tok",
-)
-
-
-def read_dir(directory):
-    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(directory.glob("*.yaml"))}
-
+from tests.support.registry_spec import SPEC, read_dir
 
 # -- local ----------------------------------------------------------------------------------------
 

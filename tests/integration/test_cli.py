@@ -290,38 +290,29 @@ def test_credentials_dockerconfigjson_pulls_with_skopeo(live, berth, tmp_path):
         timeout=120,
     )
     assert pulled.returncode == 0, pulled.stderr
-    pushed = subprocess.run(
-        [
-            skopeo,
-            "copy",
-            "--authfile",
-            str(authfile),
-            "--dest-tls-verify=false",
-            f"oci:{tmp_path / 'out'}:v1",
-            f"docker://{live.host}/{name}/app:v2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def push_back():  # the pulled image, as v2, with whatever the auth file holds now
+        return subprocess.run(
+            [
+                skopeo,
+                "copy",
+                "--authfile",
+                str(authfile),
+                "--dest-tls-verify=false",
+                f"oci:{tmp_path / 'out'}:v1",
+                f"docker://{live.host}/{name}/app:v2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    pushed = push_back()
     assert pushed.returncode != 0, "pull-only credentials pushed"
 
     # --push: the same auth file pushes.
     authfile.write_text(berth("credentials", name, "--push", "--format", "dockerconfigjson").stdout)
-    pushed = subprocess.run(
-        [
-            skopeo,
-            "copy",
-            "--authfile",
-            str(authfile),
-            "--dest-tls-verify=false",
-            f"oci:{tmp_path / 'out'}:v1",
-            f"docker://{live.host}/{name}/app:v2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    pushed = push_back()
     assert pushed.returncode == 0, pushed.stderr
 
 

@@ -11,20 +11,7 @@ import yaml
 from app.lifecycle.local import LocalProvisioner
 from app.lifecycle.provisioner import ProvisionError, RegistrySpec
 from app.lifecycle.resources import PlatformRefs, registry_outputs
-
-SPEC = RegistrySpec(
-    org="acme",
-    name="team-a",
-    hostname="team-a.cr.example.test",
-    custom_domain="images.acme.test",
-    pull_namespaces=("apps", "web"),
-    pull_username="ci",
-    pull_token="berth_tok",
-)
-
-
-def read_dir(directory):
-    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(directory.glob("*.yaml"))}
+from tests.support.registry_spec import SPEC, read_dir
 
 
 def test_the_footprint_is_written_in_apply_order_for_the_owner_only(tmp_path):

@@ -4,6 +4,11 @@ What is audited is declared where it happens: a management resource's `audit = {
 "registry.create"}`, or `req.context.audit_action` set by the data-plane router for pushes, tag
 moves and deletes. Resources add what they learn (`req.context.audit_target`, `audit_detail`).
 Requests that never authenticated (the 401 that starts every token handshake) are not audited.
+
+A resource whose action is a database transaction may write the record inside it, so that the
+action and its record commit together: `req.context.audit_now(status)` writes it at once (raising
+what the database raises) and this middleware then writes nothing more for the request. A
+manifest push does so (app/oci/manifests.py); a refused push is recorded here, afterwards.
 """
 
 from __future__ import annotations
@@ -44,8 +49,21 @@ class AuditTrail:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.audit_target = {}
         req.context.audit_detail = None
+        req.context.audit_recorded = False
+
+        def now(status: int) -> None:
+            self._write(req, status, None, audit.write)
+            req.context.audit_recorded = True
+
+        req.context.audit_now = now
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        if getattr(req.context, "audit_recorded", False):
+            return
+        self._write(req, int(resp.status_code), resource, audit.record)
+
+    @staticmethod
+    def _write(req: falcon.Request, status: int, resource, write) -> None:
         action = getattr(req.context, "audit_action", None) or (getattr(resource, "audit", None) or {}).get(req.method)
         subject = getattr(req.context, "subject", None)
         if action is None or subject is None or subject.anonymous or preflight.passed(req):
@@ -58,11 +76,11 @@ class AuditTrail:
         registry = getattr(req.context, "registry", None)
         if registry is not None and not isinstance(registry, str):
             target.setdefault("registry", registry.name)
-        audit.record(
+        write(
             org_id=org_id,
             actor=subject.name,
             action=action,
-            status=int(resp.status_code),
+            status=status,
             registry=target.get("registry"),
             repository=target.get("repository"),
             digest=target.get("digest"),

@@ -1,8 +1,11 @@
 """Hot-path queries compiled to SQL once and re-run with new parameters.
 
 Building SQL is most of what peewee costs per query (about 0.7 ms here), which on a manifest
-GET was most of the request. A `Prepared` query is written as an ordinary peewee query over
-placeholder arguments; it is compiled once per database and then executed directly.
+GET was most of the request, and on a manifest PUT (a dozen statements) most of its CPU. A
+`Prepared` query is written as an ordinary peewee query (a select, insert, update or upsert)
+over placeholder arguments; it is compiled once per database and then executed directly.
+`PreparedFamily` does the same for a query whose shape depends on a count (an `IN` list, a
+multi-row insert): one compiled statement per count, up to a bound.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ _INT_BASE = 7_301_000_000_000
 class Prepared:
     every: list[Prepared] = []
 
-    def __init__(self, build: Callable[..., pw.Query], kinds: str, model: type[pw.Model] | None = None) -> None:
-        """`kinds` gives each argument's type: "i" (integer) or "s" (string), in order."""
+    def __init__(
+        self, build: Callable[..., pw.Query], kinds: str, model: type[pw.Model] | None = None, *, at_start: bool = True
+    ) -> None:
+        """`kinds` gives each argument's type, in order: "i" (integer), "s" (a string, or any value
+        the driver takes as it is: a datetime, None) or "b" (bytes, for a BlobField)."""
         self._build = build
         self._kinds = kinds
         self._model = model
         self._compiled: dict[int, tuple[str, list[int]]] = {}
         self._lock = threading.Lock()
-        Prepared.every.append(self)
+        if at_start:  # compiled by compile_all; else on first use
+            Prepared.every.append(self)
 
     @classmethod
     def compile_all(cls) -> None:
@@ -41,9 +48,9 @@ class Prepared:
         db = database.obj
         compiled = self._compiled.get(id(db))
         if compiled is None:
-            sentinels = [_INT_BASE + i if k == "i" else f"\x01berth-param-{i}\x01" for i, k in enumerate(self._kinds)]
+            sentinels = [_sentinel(i, k) for i, k in enumerate(self._kinds)]
             sql, params = self._build(*sentinels).sql()
-            order = [sentinels.index(p) for p in params]  # every parameter must be an argument
+            order = [sentinels.index(_unwrapped(p)) for p in params]  # every parameter must be an argument
             compiled = (sql, order)
             with self._lock:
                 self._compiled[id(db)] = compiled
@@ -62,6 +69,42 @@ class Prepared:
         if not rows:
             return None
         return to_model(self._model, rows[0]) if self._model else rows[0]
+
+
+class PreparedFamily:
+    """`Prepared` queries whose shape depends on a count n (1 <= n): `build(n)` returns the query
+    builder for n and `kinds(n)` its argument kinds. Compiled per n up to `largest`; beyond it
+    each call is built by peewee as usual (rare, and bounded memory)."""
+
+    def __init__(self, build: Callable[[int], Callable[..., pw.Query]], kinds: Callable[[int], str], largest: int = 64):
+        self._build = build
+        self._kinds = kinds
+        self._largest = largest
+        self._members: dict[int, Prepared] = {}
+
+    def of(self, n: int) -> Prepared:
+        member = self._members.get(n)
+        if member is None:
+            member = Prepared(self._build(n), self._kinds(n), at_start=False)
+            if n <= self._largest:
+                self._members[n] = member
+        return member
+
+
+def _sentinel(i: int, kind: str):
+    if kind == "i":
+        return _INT_BASE + i
+    if kind == "b":
+        return f"\x01berth-param-{i}\x01".encode()
+    return f"\x01berth-param-{i}\x01"
+
+
+def _unwrapped(param):
+    """A compiled parameter as it was passed in: peewee wraps bytes for the driver."""
+    if isinstance(param, memoryview):
+        return bytes(param)
+    adapted = getattr(param, "adapted", None)  # psycopg2.Binary
+    return adapted if isinstance(adapted, bytes) else param
 
 
 def to_model(model: type[pw.Model], row: tuple) -> pw.Model:

@@ -29,6 +29,7 @@ from playhouse.pool import MaxConnectionsExceeded, PoolConnection, PooledPostgre
 from app.db import migrations
 from app.db.circuit import ConnectCircuit
 from app.db.models import database
+from app.db.writer import Turnstile, WriterBusy
 from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.db")
@@ -246,7 +247,10 @@ def database_for(url: str) -> pw.Database:
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        db = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        path = db.database
+        db.berth_writer = Turnstile(f"{path}-writer.lock" if path and path != ":memory:" else None)
+        return db
     if scheme in POSTGRES_SCHEMES:
         kwargs = {**POSTGRES_DEFAULTS, **parse(url, unquote_password=True, unquote_user=True)}
         name = kwargs.pop("database")
@@ -288,26 +292,54 @@ def ping() -> None:
 @contextmanager
 def transaction():
     """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so
-    concurrent writers queue on busy_timeout instead of failing on lock upgrade."""
+    concurrent writers queue instead of failing on lock upgrade, and they queue in this machine's
+    writer turnstile (app/db/writer.py) rather than in SQLite's sleeping busy handler."""
     db = database.obj
     if isinstance(db, pw.SqliteDatabase):
-        with db.atomic("IMMEDIATE"):
-            yield
+        turnstile = getattr(db, "berth_writer", None)  # app/db/writer.py
+        if turnstile is not None:
+            try:
+                with turnstile.turn(), db.atomic("IMMEDIATE"):
+                    yield
+            except WriterBusy:
+                raise DatabaseUnavailable("the database is busy with other writes; retry") from None
+        else:
+            with db.atomic("IMMEDIATE"):
+                yield
     else:
         with db.atomic():
             yield
 
 
-def serialize(name: str) -> None:
+def serialize(name: str, *, shared: bool = False) -> None:
     """Inside a transaction: wait until no other transaction (in any replica) that called
     `serialize` with the same name is open, and keep them waiting until this one ends. For
-    check-then-insert steps such as the first-start bootstrap. PostgreSQL: a transaction-level
+    check-then-insert steps such as the first-start bootstrap. With `shared`, only transactions
+    that took the name without `shared` are excluded (and exclude it): pushes into a repository
+    run side by side, its garbage collection waits for them all. PostgreSQL: a transaction-level
     advisory lock; SQLite: nothing to do, `transaction()` already holds the write lock."""
     db = database.obj
     if isinstance(db, pw.PostgresqlDatabase):
         if not db.in_transaction():
             raise RuntimeError("serialize() needs a transaction")
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        db.execute_sql(f"SELECT {function}(%s)", (zlib.crc32(name.encode()),))
+
+
+def serialize_tags(repository_id: int, tags: list[str]) -> None:
+    """Inside a transaction: writers of the same tag of a repository in turn (a tag push reads
+    what the tag pointed at, then moves it). Taken after the repository's lock, in name order,
+    so that two pushes naming the same tags never wait for each other crosswise. PostgreSQL: an
+    advisory lock per tag, keyed (repository, tag) apart from `serialize`'s names; SQLite: nothing
+    to do, as for `serialize`."""
+    db = database.obj
+    if isinstance(db, pw.PostgresqlDatabase):
+        if not db.in_transaction():
+            raise RuntimeError("serialize_tags() needs a transaction")
+        for tag in sorted(set(tags)):
+            # Two int4 keys: a key space apart from serialize's single bigint keys.
+            key = zlib.crc32(tag.encode()) - 2**31
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (repository_id % 2**31, key))
 
 
 def blob_lock(registry_id: int, digest: str) -> str:

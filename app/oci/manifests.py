@@ -51,23 +51,34 @@ class ManifestResource:
                 req.context.audit_target.update(tag=tags[0])
         body = req.bounded_stream.read(limit + 1)
         name = resolved.target.repository
-        manifest = self.manifests.put(
-            resolved.registry,
-            name,
-            resolved.arg,
-            req.content_type,
-            body,
-            immutable=immutable_tags.applies(resolved.registry, name),
-            tags=tags,
-        )
+
+        def audit(manifest) -> None:  # inside the push's transaction: the push and its record commit together
+            req.context.audit_target.update(digest=manifest.digest)
+            if manifest.replaced:
+                req.context.audit_action = "tag.overwrite"
+                if tags:
+                    req.context.audit_detail["previous_digests"] = manifest.replaced
+                else:
+                    req.context.audit_detail = {"previous_digest": manifest.replaced[resolved.arg]}
+            record = getattr(req.context, "audit_now", None)  # the audit trail's (app/api/audit.py)
+            if record is not None:
+                record(201)
+
+        try:
+            manifest = self.manifests.put(
+                resolved.registry,
+                name,
+                resolved.arg,
+                req.content_type,
+                body,
+                immutable=immutable_tags.applies(resolved.registry, name),
+                tags=tags,
+                audit=audit,
+            )
+        except Exception:
+            req.context.audit_recorded = False  # rolled back with the push: the refusal is recorded instead
+            raise
         self.meter.count(resolved.registry.id, name, pushes=1, push_bytes=len(body))  # one push, whatever its tags
-        req.context.audit_target.update(digest=manifest.digest)
-        if manifest.replaced:
-            req.context.audit_action = "tag.overwrite"
-            if tags:
-                req.context.audit_detail["previous_digests"] = manifest.replaced
-            else:
-                req.context.audit_detail = {"previous_digest": manifest.replaced[resolved.arg]}
         for tag in tags:  # a header line per tag applied (distribution-spec: "for each accepted tag")
             _add_header_line(resp, "OCI-Tag", tag)
         resp.status = falcon.HTTP_201

@@ -42,7 +42,7 @@ from app.server.metrics_listener import MetricsListener
 from app.server.spool import Spool
 from app.server.spool_dirs import SpoolSweeper
 from app.services import quotas, retention
-from app.services.blobs import BlobService
+from app.services.blobs import BlobService, touch_interval
 from app.services.gc import Collector
 from app.services.listings import TagLists
 from app.services.manifests import ManifestService
@@ -125,7 +125,9 @@ def build_services(settings: Settings) -> Services:
         store=store,
         blobs=BlobService(store, redirect=settings.storage_redirect, gc_grace=grace),
         uploads=uploads,
-        manifests=ManifestService(settings.max_manifest_bytes, settings.max_json_depth, tag_lists),
+        manifests=ManifestService(
+            settings.max_manifest_bytes, settings.max_json_depth, tag_lists, touch_every=touch_interval(grace)
+        ),
         identity=identity,
         token_service=TokenService(identity, registry_tokens, settings.domain),
         provisioner=provisioner,

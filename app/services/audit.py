@@ -14,7 +14,8 @@ import re
 
 import peewee as pw
 
-from app.db.models import AuditEvent
+from app.db.models import AuditEvent, utcnow
+from app.db.prepared import Prepared
 from app.services import paging
 from app.spec.errors import RegistryError
 
@@ -41,24 +42,58 @@ def record(
     client_ip: str | None = None,
     request_id: str | None = None,
 ) -> None:
+    """Write an audit record after the action (its own statement): a failure to write it is
+    logged, not raised, since the action has happened (or failed) already."""
     try:
-        AuditEvent.create(
-            org=org_id,
-            actor=actor[:255],
+        write(
+            org_id=org_id,
+            actor=actor,
             action=action,
+            status=status,
             registry=registry,
             repository=repository,
             digest=digest,
             tag=tag,
-            detail=json.dumps(detail, sort_keys=True) if detail else None,
-            outcome=outcome_of(status),
-            status=status,
+            detail=detail,
             client_ip=client_ip,
             request_id=request_id,
         )
     except pw.PeeweeException:
         # The action itself has happened (or failed) already; losing its record must be loud.
         log.exception("could not write the audit record for %s by %s", action, actor)
+
+
+_INSERT = Prepared(
+    lambda org, time, actor, action, registry, repository, digest, tag, detail, outcome, status, client_ip, request: (
+        AuditEvent.insert(
+            org=org, time=time, actor=actor, action=action, registry=registry, repository=repository, digest=digest,
+            tag=tag, detail=detail, outcome=outcome, status=status, client_ip=client_ip, request_id=request,
+        )
+    ),
+    "isssssssssiss",
+)  # fmt: skip
+
+
+def write(
+    *,
+    org_id: int,
+    actor: str,
+    action: str,
+    status: int,
+    registry: str | None = None,
+    repository: str | None = None,
+    digest: str | None = None,
+    tag: str | None = None,
+    detail: dict | None = None,
+    client_ip: str | None = None,
+    request_id: str | None = None,
+) -> None:
+    """Write an audit record, raising what the database raises: inside the action's own
+    transaction (a manifest push), the record and the action commit together or not at all."""
+    _INSERT.cursor(
+        org_id, utcnow(), actor[:255], action, registry, repository, digest, tag,
+        json.dumps(detail, sort_keys=True) if detail else None, outcome_of(status), status, client_ip, request_id,
+    )  # fmt: skip
 
 
 def page_of_events(

@@ -27,6 +27,11 @@ REDIRECT_EXPIRY = timedelta(minutes=5)
 TOUCH_EVERY = timedelta(seconds=60)
 
 
+def touch_interval(gc_grace: timedelta | None) -> timedelta:
+    """How often a wanted blob's `touched_at` is refreshed, given garbage collection's grace."""
+    return min(TOUCH_EVERY, gc_grace / 4) if gc_grace is not None else TOUCH_EVERY
+
+
 def touch(blob: Blob, every: timedelta = TOUCH_EVERY) -> bool:
     """Mark a blob as just wanted: a client that checked it may name it in a manifest next.
     False when the row is gone (collected since it was read): the caller must then answer as
@@ -44,7 +49,7 @@ class BlobService:
     def __init__(self, store: BlobStore, redirect: bool = False, gc_grace: timedelta | None = None) -> None:
         self.store = store
         self.redirect = redirect
-        self.touch_every = min(TOUCH_EVERY, gc_grace / 4) if gc_grace is not None else TOUCH_EVERY
+        self.touch_every = touch_interval(gc_grace)
 
     def find(self, repository: Repository, digest: str) -> Blob | None:
         """The blob if it is linked to this repository (and still there: see `touch`)."""

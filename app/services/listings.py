@@ -170,8 +170,12 @@ class _Warmer:
         if self._cache.directory is None:
             return  # nowhere to share a list: the next listing builds its own
         with self._lock:
+            pending = repository_id in self._due
             self._due[repository_id] = time.monotonic() + WARM_AFTER
-        self._wake.set()
+        if not pending:
+            # Already pending: the thread wakes at its earlier time and sees the new one. A push
+            # that woke it every time cost a thread switch per push.
+            self._wake.set()
 
     def start(self) -> None:
         if self._cache.directory is not None:

@@ -14,15 +14,19 @@ included), so a refusal of any one leaves nothing stored: no manifest, no tag.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import peewee as pw
+from peewee import EXCLUDED
 
 from app import untrusted_json
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
-from app.db.prepared import Prepared
-from app.db.setup import repository_lock, serialize, transaction
-from app.services import immutable_tags, listings, manifest_policy, repositories
+from app.db.prepared import Prepared, PreparedFamily
+from app.db.setup import repository_lock, serialize, serialize_tags, transaction
+from app.services import blobs, immutable_tags, listings, manifest_policy, repositories
 from app.spec import digests
 from app.spec import media_types as mt
 from app.spec.errors import RegistryError
@@ -149,6 +153,75 @@ _BY_TAG = Prepared(
 )
 
 
+# The push's statements (ManifestService._store).
+_INSERT = Prepared(
+    lambda repo, digest, media_type, artifact_type, subject, size, content, annotations, created: (
+        Manifest.insert(
+            repository=repo, digest=digest, media_type=media_type, artifact_type=artifact_type, subject=subject,
+            size=size, content=content, annotations=annotations, created_at=created,
+        )
+        .on_conflict_ignore()
+        .returning(Manifest.id)
+    ),
+    "isssssbss",
+)  # fmt: skip
+_HAS_REFERENCES = Prepared(
+    lambda m: ManifestReference.select(ManifestReference.id).where(ManifestReference.manifest == m).limit(pw.SQL("1")),
+    "i",
+)
+_INSERT_REFERENCES = PreparedFamily(
+    lambda n: (
+        lambda *v: ManifestReference.insert_many(
+            [{"manifest": v[3 * i], "digest": v[3 * i + 1], "kind": v[3 * i + 2]} for i in range(n)]
+        )
+    ),
+    lambda n: "iss" * n,
+)
+_TAGGED_DIGEST = Prepared(
+    lambda repo, tag: (
+        Manifest.select(Manifest.digest)
+        .join(Tag, on=(Tag.manifest == Manifest.id))
+        .where((Tag.repository == repo) & (Tag.name == tag))
+    ),
+    "is",
+)
+_SET_TAG = Prepared(
+    lambda repo, tag, manifest, now: Tag.insert(
+        repository=repo, name=tag, manifest=manifest, updated_at=now
+    ).on_conflict(
+        conflict_target=[Tag.repository, Tag.name],
+        update={Tag.manifest: EXCLUDED.manifest_id, Tag.updated_at: EXCLUDED.updated_at},
+    ),
+    "isis",
+)
+_TOUCH_BLOBS = PreparedFamily(
+    lambda n: (
+        lambda now, registry, recent, *d: Blob.update(touched_at=now).where(
+            (Blob.registry == registry)
+            & Blob.digest.in_(d)
+            & (pw.fn.COALESCE(Blob.touched_at, Blob.created_at) < recent)
+        )
+    ),
+    lambda n: "sis" + "s" * n,
+)
+_PRESENT_BLOBS = PreparedFamily(
+    lambda n: (
+        lambda repo, *d: (
+            Blob.select(Blob.digest)
+            .join(RepositoryBlob)
+            .where((RepositoryBlob.repository == repo) & Blob.digest.in_(d))
+        )
+    ),
+    lambda n: "i" + "s" * n,
+)
+_PRESENT_MANIFESTS = PreparedFamily(
+    lambda n: (
+        lambda repo, *d: Manifest.select(Manifest.digest).where((Manifest.repository == repo) & Manifest.digest.in_(d))
+    ),
+    lambda n: "i" + "s" * n,
+)
+
+
 def tag_parameters(reference: str, values: list[str]) -> list[str]:
     """The `tag` query parameters of a manifest push, checked: only with a push by digest, at most
     MAX_TAGS_PER_PUSH, each a whole tag. A tag named twice is applied (and reported) once."""
@@ -184,8 +257,10 @@ class ManifestService:
         max_bytes: int,
         max_depth: int = untrusted_json.DEFAULT_MAX_DEPTH,
         tag_lists: listings.TagLists | None = None,
+        touch_every: dt.timedelta = blobs.TOUCH_EVERY,
     ) -> None:
         self.max_bytes = max_bytes
+        self.touch_every = touch_every  # how recent a touch of a named blob is left as it is
         self.max_depth = max_depth
         self.tag_lists = tag_lists if tag_lists is not None else listings.TagLists()
 
@@ -199,13 +274,15 @@ class ManifestService:
         *,
         immutable: bool = False,
         tags: Sequence[str] = (),
+        audit: Callable[[Manifest], None] | None = None,
     ) -> Manifest:
         """Store a manifest in the repository `name`, moving `reference` when it is a tag, and each
         of `tags` (a push by digest's tag parameters); with `immutable` (the repository matches one
         of the registry's immutable-tag patterns) an existing tag never moves. A new repository is
         created with the manifest, in the same transaction: a refused manifest leaves no
         repository behind. The result carries `applied_tags` and `replaced` (tag -> the digest
-        it moved away from)."""
+        it moved away from). `audit(manifest)` is called inside the push's transaction, once
+        the tags are applied, to write the push's audit record with it."""
         extra = tag_parameters(reference, list(tags))
         if len(body) > self.max_bytes:
             raise RegistryError("MANIFEST_INVALID", f"manifest exceeds the {self.max_bytes}-byte limit", status=413)
@@ -226,7 +303,7 @@ class ManifestService:
         return repositories.committing(
             registry,
             name,
-            lambda found: self._store(registry, name, found, to_apply, str(digest), body, parsed, immutable),
+            lambda found: self._store(registry, name, found, to_apply, str(digest), body, parsed, immutable, audit),
         )
 
     def _store(
@@ -239,53 +316,61 @@ class ManifestService:
         body: bytes,
         parsed: ParsedManifest,
         immutable: bool,
+        audit: Callable[[Manifest], None] | None,
     ) -> Manifest:
+        # Every statement here is compiled once (app/db/prepared.py): building SQL was most of a
+        # push's CPU. The transaction is the push: the manifest, its references, its tags and
+        # (through `audit`) its audit record commit together or not at all.
         with transaction():
             if repository is None:  # created here: a refusal below undoes it with the rest
                 repository = repositories.get_or_create(registry, name)
-            # Garbage collection of this repository waits for this push and vice versa; what the
-            # manifest references is checked (and its blobs touched) inside, so a collection can
-            # never remove a blob or child manifest between the check and the insert.
-            serialize(repository_lock(repository.id))
+            # Garbage collection of this repository (and a delete in it) waits for this push and
+            # vice versa; what the manifest references is checked (and its blobs touched) inside,
+            # so a collection can never remove a blob or child manifest between the check and the
+            # insert. Pushes into one repository run side by side; pushes of one tag in turn.
+            serialize(repository_lock(repository.id), shared=True)
+            serialize_tags(repository.id, tags)
             self._check_references(repository, parsed, manifest_policy.of(registry))
-            Manifest.insert(
-                repository=repository,
-                digest=str(digest),
-                media_type=parsed.media_type,
-                artifact_type=parsed.artifact_type,
-                subject=parsed.subject,
-                size=len(body),
-                content=body,
-                annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
-            ).on_conflict_ignore().execute()
-            manifest = Manifest.get((Manifest.repository == repository) & (Manifest.digest == str(digest)))
-            if not manifest.references.exists():
-                rows = [{"manifest": manifest, "digest": d, "kind": "blob"} for d in parsed.blobs]
-                rows += [{"manifest": manifest, "digest": d, "kind": "manifest"} for d in parsed.children]
+            now = utcnow()
+            annotations = json.dumps(parsed.annotations) if parsed.annotations else None
+            inserted = _INSERT.cursor(
+                repository.id, digest, parsed.media_type, parsed.artifact_type, parsed.subject, len(body), body,
+                annotations, now,
+            ).fetchall()  # fmt: skip
+            if inserted:  # new: nothing references from it yet
+                manifest = Manifest(
+                    id=inserted[0][0], repository=repository.id, digest=digest, media_type=parsed.media_type,
+                    artifact_type=parsed.artifact_type, subject=parsed.subject, size=len(body), content=body,
+                    annotations=annotations, created_at=now,
+                )  # fmt: skip
+                has_references = False
+            else:  # pushed before: the stored row, and its references if they were recorded
+                manifest = _BY_DIGEST.first(repository.id, digest)
+                has_references = bool(_HAS_REFERENCES.rows(manifest.id))
+            if not has_references:
+                rows = [(manifest.id, d, "blob") for d in parsed.blobs]
+                rows += [(manifest.id, d, "manifest") for d in parsed.children]
                 if rows:
-                    ManifestReference.insert_many(rows).execute()
+                    _INSERT_REFERENCES.of(len(rows)).cursor(*(v for r in rows for v in r))
             manifest.applied_tags = tags
             manifest.replaced = {}  # tag -> the digest the push moved it away from (audit)
-            for tag in tags:
-                if immutable:
+            if immutable:
+                for tag in tags:
                     # Raises inside the transaction when the tag is held by another digest: the
                     # manifest and the tags applied before it in this push are undone with it.
                     immutable_tags.pin(repository, tag, manifest)
-                    continue
-                # Write policy: allow. A tag push moves the tag, whatever it pointed at before.
-                previous = (
-                    Manifest.select(Manifest.digest)
-                    .join(Tag, on=(Tag.manifest == Manifest.id))
-                    .where((Tag.repository == repository) & (Tag.name == tag))
-                    .first()
-                )
-                if previous is not None and previous.digest != manifest.digest:
-                    manifest.replaced[tag] = previous.digest
-                now = utcnow()
-                Tag.insert(repository=repository, name=tag, manifest=manifest, updated_at=now).on_conflict(
-                    conflict_target=[Tag.repository, Tag.name],
-                    update={Tag.manifest: manifest.id, Tag.updated_at: now},
-                ).execute()
+            else:  # write policy: allow. A tag push moves the tag, whatever it pointed at before.
+                for tag in tags:
+                    previous = _TAGGED_DIGEST.rows(repository.id, tag)
+                    if previous and previous[0][0] != manifest.digest:
+                        manifest.replaced[tag] = previous[0][0]
+            if audit is not None:
+                audit(manifest)
+            if not immutable:
+                # Last: moving a tag raises the repository's tag version (a trigger), a row every
+                # tag push into the repository updates, locked from here to the commit.
+                for tag in tags:
+                    _SET_TAG.cursor(repository.id, tag, manifest.id, now)
         if tags:
             self.tag_lists.changed(repository)
         return manifest
@@ -294,31 +379,23 @@ class ManifestService:
         """MANIFEST_BLOB_UNKNOWN for what `parsed` references that is not in `repository` and that
         `policy` does not let be absent. Absent references are recorded all the same (the
         manifest's references), so what is pushed later is reachable from the manifest."""
-        wanted = set(parsed.blobs)
+        wanted = sorted(set(parsed.blobs))
         if wanted:
             # Touch first: on PostgreSQL this takes the rows' locks, so a collection deciding
             # about one of these blobs either finishes first (and the check below misses it) or
-            # sees it touched now and keeps it.
-            Blob.update(touched_at=utcnow()).where(
-                (Blob.registry == repository.registry_id) & (Blob.digest.in_(sorted(wanted)))
-            ).execute()
-            present = {
-                b.digest
-                for b in Blob.select(Blob.digest)
-                .join(RepositoryBlob)
-                .where((RepositoryBlob.repository == repository) & (Blob.digest.in_(list(wanted))))
-            }
-            missing = sorted(wanted - present)
+            # sees it touched now and keeps it. A blob touched within `touch_every` (a fraction
+            # of the grace period) is left as it is, unlocked: no collection can find it old
+            # enough to delete before this push commits, and concurrent pushes naming the same
+            # layers do not wait for each other's row locks.
+            now = utcnow()
+            _TOUCH_BLOBS.of(len(wanted)).cursor(now, repository.registry_id, now - self.touch_every, *wanted)
+            present = {r[0] for r in _PRESENT_BLOBS.of(len(wanted)).rows(repository.id, *wanted)}
+            missing = sorted(set(wanted) - present)
             if missing and not policy.blobs_may_be_absent:
                 raise manifest_policy.missing_blobs(repository.name, missing)
-        children = set(parsed.children)
+        children = sorted(set(parsed.children))
         if children:
-            present = {
-                m.digest
-                for m in Manifest.select(Manifest.digest).where(
-                    (Manifest.repository == repository) & (Manifest.digest.in_(list(children)))
-                )
-            }
+            present = {r[0] for r in _PRESENT_MANIFESTS.of(len(children)).rows(repository.id, *children)}
             absent = list(
                 {
                     d: p

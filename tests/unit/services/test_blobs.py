@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from app.db.models import Blob, Organization, Registry, Repository, RepositoryBlob
-from app.db.setup import open_database, transaction
+from app.db.setup import open_database
 from app.services.blobs import BlobService
 from app.storage.filesystem import FilesystemStore
 
@@ -42,7 +42,10 @@ def _while_collected(blob: Blob, act):
     writes = []
 
     def collect():
-        with transaction():
+        # SQLite's write lock itself, as a writer that takes no turn in this process's writer
+        # turnstile holds it (app/db/writer.py): the act then reaches BEGIN IMMEDIATE and waits
+        # there, where the trace callback sees it.
+        with Blob._meta.database.atomic("IMMEDIATE"):
             Blob.delete().where(Blob.id == blob.id).execute()
             deleted.set()
             if not writing.wait(30):

@@ -1,0 +1,85 @@
+"""SQLite's one writer, handed over in turn instead of fought over.
+
+SQLite lets one write transaction run at a time; the others wait in its busy handler, which
+sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries. With a dozen request threads pushing
+manifests, most of a push's time went to those sleeps, long after the lock was free again (a
+write transaction here holds it for well under a millisecond).
+
+So `transaction()` (app/db/setup.py) takes this turnstile first: inside a process a lock that
+wakes the next thread as soon as the last one leaves; across the processes of this machine
+(`berth serve --workers`, the CLI) a file lock beside the database, tried again every fraction
+of a millisecond. Then BEGIN IMMEDIATE finds SQLite's lock free. Writers that take no turn (a
+single autocommit statement) still wait in SQLite's busy handler as before: the turnstile only
+orders, SQLite's lock is still what excludes.
+
+A turn is waited for at most BUSY_SECONDS, as long as SQLite's own busy timeout; then the
+request fails with 503 (retry) rather than waiting forever on a writer that hangs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+BUSY_SECONDS = 30.0
+_POLL_FIRST = 0.0001
+_POLL_MOST = 0.001
+
+
+class WriterBusy(Exception):
+    """No turn within BUSY_SECONDS."""
+
+
+class Turnstile:
+    def __init__(self, lock_path: str | None, busy_seconds: float = BUSY_SECONDS) -> None:
+        """`lock_path`: the file other processes lock too (None: this process only, for a
+        database no other process can open, such as `:memory:`)."""
+        self.lock_path = lock_path
+        self.busy_seconds = busy_seconds
+        self._lock = threading.RLock()
+        self._depth = 0  # nested turns of the thread holding _lock
+        self._fd: int | None = None
+        self._fd_pid = 0  # the process that opened _fd: a forked worker opens its own
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.busy_seconds
+        if not self._lock.acquire(timeout=self.busy_seconds):
+            raise WriterBusy(f"no write turn within {self.busy_seconds:g} s")
+        try:
+            if self._depth == 0 and self.lock_path is not None:
+                self._lock_file(deadline)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self.lock_path is not None:
+                    fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def _file(self) -> int:
+        if self._fd is None or self._fd_pid != os.getpid():
+            # An inherited descriptor shares its lock with the parent: each process opens its own.
+            assert self.lock_path is not None
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._fd_pid = os.getpid()
+        return self._fd
+
+    def _lock_file(self, deadline: float) -> None:
+        fd = self._file()
+        pause = _POLL_FIRST
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WriterBusy(f"no write turn within {self.busy_seconds:g} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, _POLL_MOST)

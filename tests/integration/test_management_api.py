@@ -575,3 +575,40 @@ def test_a_restarted_server_resumes_an_operation_its_predecessor_left_running(fr
     assert resumed["state"] == "succeeded", resumed
     assert any("resuming: the worker running it stopped" in line for line in resumed["log"])
     assert api("GET", "/registries/crashy").json()["status"] == "ready"
+
+
+def test_a_push_whose_audit_record_cannot_be_written_is_not_stored(fresh_server):
+    """The push and its audit record are one transaction: when the record cannot be written (a
+    trigger refuses it, written into the real database beside the running server), the client
+    gets 503 and nothing of the push is stored; once records can be written, the same push
+    succeeds and is recorded."""
+    import sqlite3
+
+    from tests.support import postgres
+
+    if postgres.ALL_SERVERS_ON_POSTGRES:
+        pytest.skip("this test edits the SQLite database file directly")
+    srv = fresh_server.start()
+    c = RegistryClient(srv.url, srv.session())
+    db = sqlite3.connect(srv.data_dir / "berth.db")
+    db.execute(
+        "CREATE TRIGGER refuse_push_records BEFORE INSERT ON audit_event WHEN NEW.action = 'manifest.push' "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail refuses'); END"
+    )
+    db.commit()
+    with pytest.raises(AssertionError) as refused:
+        c.push_image("default/aud/app", "v1")
+    error = json.loads(str(refused.value).split("\n")[0])["errors"][0]
+    assert error["code"] == "UNAVAILABLE" and "audit trail" in error["message"]
+    assert c.request("GET", "/v2/default/aud/app/manifests/v1").status_code == 404
+    assert c.request("GET", "/v2/default/aud/app/tags/list").json().get("tags") in (None, [])
+    db.execute("DROP TRIGGER refuse_push_records")
+    db.commit()
+    digest, _, _ = c.push_image("default/aud/app", "v1")
+    assert c.request("GET", "/v2/default/aud/app/manifests/v1").headers["Docker-Content-Digest"] == digest
+    pushes = db.execute(
+        "SELECT digest, outcome, status FROM audit_event WHERE action = 'manifest.push' ORDER BY id"
+    ).fetchall()
+    assert pushes[-1] == (digest, "success", 201)
+    assert all(row[1] != "success" for row in pushes[:-1])  # the undone push left no success behind
+    db.close()

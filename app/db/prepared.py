@@ -11,6 +11,7 @@ multi-row insert): one compiled statement per count, up to a bound.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -33,6 +34,7 @@ class Prepared:
         self._kinds = kinds
         self._model = model
         self._compiled: dict[int, tuple[str, list[int]]] = {}
+        self._server: dict[int, tuple[str, str]] = {}  # PostgreSQL: (statement name, $n SQL)
         self._lock = threading.Lock()
         if at_start:  # compiled by compile_all; else on first use
             Prepared.every.append(self)
@@ -58,7 +60,15 @@ class Prepared:
 
     def cursor(self, *args):
         sql, order = self._sql()
-        return database.obj.execute_sql(sql, [args[i] for i in order])
+        db = database.obj
+        params = [args[i] for i in order]
+        if getattr(db, "server_prepare", False):  # app/db/setup.py PostgresDatabase
+            server = self._server.get(id(db))
+            if server is None:
+                server = self._server[id(db)] = _server_statement(sql)
+            if server[1]:
+                return db.execute_prepared(server[0], server[1], params)
+        return db.execute_sql(sql, params)
 
     def rows(self, *args) -> list[tuple]:
         return self.cursor(*args).fetchall()
@@ -89,6 +99,20 @@ class PreparedFamily:
             if n <= self._largest:
                 self._members[n] = member
         return member
+
+
+_names = itertools.count(1)
+
+
+def _server_statement(sql: str) -> tuple[str, str]:
+    """(a name, the SQL with $1, $2... for %s) for a PostgreSQL prepared statement; an empty SQL
+    when the statement holds a literal % (an escaped %%), which the simple rewrite would break."""
+    if "%%" in sql:
+        return "", ""
+    parts = sql.split("%s")
+    return f"berth_{next(_names)}", "".join(
+        p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts)
+    )
 
 
 def _sentinel(i: int, kind: str):

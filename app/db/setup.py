@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -100,7 +101,9 @@ class PostgresDatabase(PooledPostgresqlDatabase):
     Here `connect` opens it first, with no lock held, and `_connect` (under the locks) only hands
     out a pooled or an already opened connection."""
 
-    def __init__(self, database, **kwargs) -> None:
+    def __init__(self, database, *, server_prepare: bool = True, **kwargs) -> None:
+        self.server_prepare = server_prepare  # execute_prepared: PREPARE once per connection
+        self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> names
         self._checkout = threading.local()  # .opened: a connection opened for this thread; .fresh
         self._opening = 0  # connections being opened outside the pool lock: they count as in use
         connect_timeout = float(kwargs.get("connect_timeout") or 2)
@@ -225,6 +228,27 @@ class PostgresDatabase(PooledPostgresqlDatabase):
     def execute_sql(self, sql, params=None):
         return self._retry_lost(lambda: super(PostgresDatabase, self).execute_sql(sql, params))
 
+    def execute_prepared(self, name: str, sql: str, params):
+        """Run `sql` (with $1... placeholders) as the server-side prepared statement `name`,
+        preparing it first on a connection that has not seen it: the server then parses and plans
+        it once per connection instead of on every call (most of what a short statement costs
+        it). PREPARE is not undone by a rollback; a connection replaced by `_retry_lost` prepares
+        again."""
+        placeholders = ", ".join(["%s"] * len(params))
+        execute = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
+
+        def run():
+            connection = self.connection()
+            names = self._prepared.get(connection)
+            if names is None:
+                names = self._prepared[connection] = set()
+            if name not in names:
+                super(PostgresDatabase, self).execute_sql(f"PREPARE {name} AS {sql}")
+                names.add(name)
+            return super(PostgresDatabase, self).execute_sql(execute, params)
+
+        return self._retry_lost(run)
+
     def begin(self, *args, **kwargs):
         return self._retry_lost(lambda: super(PostgresDatabase, self).begin(*args, **kwargs))
 
@@ -254,6 +278,12 @@ def database_for(url: str) -> pw.Database:
     if scheme in POSTGRES_SCHEMES:
         kwargs = {**POSTGRES_DEFAULTS, **parse(url, unquote_password=True, unquote_user=True)}
         name = kwargs.pop("database")
+        # ?server_prepare=off: no server-side prepared statements (a pooler in transaction mode
+        # between Berth and PostgreSQL, such as PgBouncer's, cannot keep them per client).
+        prepare = str(kwargs.pop("server_prepare", "on")).lower()
+        if prepare not in ("on", "off", "true", "false", "1", "0"):
+            raise SystemExit(f"BERTH_DATABASE_URL: server_prepare={prepare!r}: use on or off")
+        kwargs["server_prepare"] = prepare in ("on", "true", "1")
         if not name:
             raise SystemExit(f"BERTH_DATABASE_URL {_redacted(url)} names no database (postgresql://host/dbname)")
         return PostgresDatabase(name, **kwargs)

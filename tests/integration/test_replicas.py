@@ -184,6 +184,17 @@ def test_concurrent_pushes_of_one_tag_through_both_replicas_keep_one_winner(clus
         assert cluster.client(i).request("GET", f"/v2/{repo}/tags/list").json()["tags"] == ["race", "seed"]
     for body in bodies:
         assert cluster.client(1).request("GET", f"/v2/{repo}/manifests/{sha256(body)}").content == body
+    # The audit trail tells the same story in the order the pushes took the tag: each push
+    # names the digest the one before it left (pushes of one tag take turns; other pushes into
+    # the repository do not wait for them), and the last one is what the tag points at.
+    rows = postgres.sql(
+        cluster.database_url,
+        "SELECT digest, detail FROM audit_event WHERE repository = 'tag-race' AND tag = 'race' ORDER BY id",
+    )
+    assert len(rows) == len(bodies)
+    for (before, _), (digest, detail) in zip(rows, rows[1:], strict=False):
+        assert detail is not None and json.loads(detail)["previous_digest"] == before, (before, digest, detail)
+    assert rows[-1][0] == answers[0].headers["Docker-Content-Digest"]
     _no_server_errors(cluster)
 
 

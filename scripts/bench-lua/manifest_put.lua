@@ -1,7 +1,9 @@
 -- wrk script for scripts/bench's manifest PUT workload: every request pushes a new small image
 -- manifest (a distinct annotation, so a distinct digest) under a new tag, over keep-alive
 -- connections. Arguments: repository, config digest, config size, layer digest, layer size,
--- and the Authorization header value ("" for none).
+-- and the Authorization header value ("" for none). done() prints one line for scripts/bench:
+-- "created C other O duration_us D p50_us P p99_us Q" (responses that were 201 and not, the run's
+-- length, latency percentiles over every response).
 local counter = 0
 local next_id = 0
 local threads = {}
@@ -40,5 +42,6 @@ function done(summary, latency, requests)
     c = c + t:get("created")
     o = o + t:get("other")
   end
-  io.write(string.format("created %d other %d\n", c, o))
+  io.write(string.format("created %d other %d duration_us %d p50_us %d p99_us %d\n", c, o, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
 end

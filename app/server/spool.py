@@ -42,6 +42,7 @@ from app.edge import spooled_body
 from app.server import spool_dirs
 from app.spec import content_range
 from app.storage.capacity import FULL_ERRNOS
+from app.storage.filesystem import start_writeback
 
 StartHash = Callable[[str | None, int | None], "tuple[int, Any] | None"]  # (offset, a hashlib-like hasher)
 
@@ -51,6 +52,10 @@ _waitress_newfile = TempfileBasedBuffer.newfile
 HASH_THREADS = 4  # bodies hashed at once per process; more wait, then catch up from the file
 QUEUED_LIMIT = 8 * 1024 * 1024  # received bytes held for the hashing thread; past it, it reads the file
 READ = 1024 * 1024
+# The hashing thread asks the kernel to start writing each this many hashed bytes to disk: a
+# blob is fsynced before it is acknowledged, and a whole large body left dirty in memory until
+# then made that fsync most of a monolithic push's time.
+WRITEBACK_EVERY = 8 * 1024 * 1024
 START_WAIT = 0.05  # seconds a finished body waits for a hashing thread to take it up
 STALL = 60.0  # seconds without new bytes before a hashing thread gives a body up
 
@@ -340,6 +345,7 @@ class BodyHash:
             if begun is None or (self.start is not None and begun[0] != self.start):
                 return
             offset, hasher = begun
+            written_back = self._hashed
             while True:
                 with self._cond:
                     while not self._abandoned and self._hashed >= self._written and self._target != self._hashed:
@@ -364,6 +370,9 @@ class BodyHash:
                         return
                 hasher.update(piece)  # without the GIL, beside the loop thread
                 self._hashed += size
+                if self._hashed - written_back >= WRITEBACK_EVERY:
+                    start_writeback(self._fd, written_back, self._hashed - written_back)
+                    written_back = self._hashed
         except Exception:  # the service hashes the file itself
             return
         finally:

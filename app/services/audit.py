@@ -16,6 +16,7 @@ import peewee as pw
 
 from app.db.models import AuditEvent, utcnow
 from app.db.prepared import Prepared
+from app.db.setup import DatabaseUnavailable
 from app.services import paging
 from app.spec.errors import RegistryError
 
@@ -72,6 +73,27 @@ _INSERT = Prepared(
     ),
     "isssssssssiss",
 )  # fmt: skip
+
+
+def write_within(**fields) -> None:
+    """`write`, inside the action's own transaction: a record the database refuses becomes
+    UNAVAILABLE (503, retry), which undoes the action with it."""
+    try:
+        write(**fields)
+    except DatabaseUnavailable:
+        raise
+    except pw.PeeweeException:
+        log.exception(
+            "could not write the audit record for %s by %s; the action is undone",
+            fields.get("action"),
+            fields.get("actor"),
+        )
+        raise RegistryError(
+            "UNAVAILABLE",
+            "the action could not be recorded in the audit trail, so it was not done; retry",
+            status=503,
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 def write(

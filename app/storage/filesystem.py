@@ -30,6 +30,14 @@ except AttributeError:  # not Linux
 SYNC_FILE_RANGE_WRITE = 2
 
 
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a file's bytes [offset, offset + length) to disk, without
+    waiting for them (Linux; elsewhere nothing): a later fsync then finds them mostly written
+    instead of all dirty in memory."""
+    if _sync_file_range is not None and length > 0:
+        _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
 class _WritebackFile(io.FileIO):
     """An upload opened for appending. On close it asks the kernel to start writing what was
     appended to disk (sync_file_range, without waiting), so the fsync that must come before a
@@ -41,8 +49,7 @@ class _WritebackFile(io.FileIO):
     def close(self) -> None:
         if not self.closed and _sync_file_range is not None:
             end = self.tell()
-            if end > self.written_from:
-                _sync_file_range(self.fileno(), self.written_from, end - self.written_from, SYNC_FILE_RANGE_WRITE)
+            start_writeback(self.fileno(), self.written_from, end - self.written_from)
         super().close()
 
 

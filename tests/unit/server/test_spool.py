@@ -227,3 +227,27 @@ def test_with_every_hashing_thread_busy_the_service_hashes_the_file_itself(env, 
     assert blob.size == len(body)
     parser.close()
     stalled.close()
+
+
+def test_the_hashing_thread_starts_writing_the_body_to_disk_as_it_goes(env, monkeypatch):
+    """Every WRITEBACK_EVERY hashed bytes the kernel is asked to start writing them out (so the
+    fsync before the blob is acknowledged finds them on disk already): each range once, in
+    order, on the spool file itself."""
+    calls = []
+    real = spool.start_writeback
+
+    def recording(fd, offset, length):
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(spool, "WRITEBACK_EVERY", MiB)
+    monkeypatch.setattr(spool, "start_writeback", recording)
+    body = os.urandom(5 * MiB + 7)
+    parser = receive("POST", "/v2/o/r/app/blobs/uploads/", body)
+    hasher = spooled_of(parser).hashed(len(body), "u", 0)
+    assert hasher is not None and hasher.hexdigest() == hashlib.sha256(body).hexdigest()
+    parser.close()
+    assert len(calls) >= 4 and all("/body-" in path for path, _, _ in calls)
+    ranges = [(offset, length) for _, offset, length in calls]
+    assert ranges[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False))
+    assert all(n >= MiB for _, n in ranges) and ranges[-1][0] + ranges[-1][1] <= len(body)

@@ -1,8 +1,9 @@
 """Slowing down credential guessing: failed logins are counted per client address, and past
 the limit (`BERTH_LOGIN_FAILURE_LIMIT`, default 10 per minute) that address gets 429 for every
 credential it presents until the window moves on. Only failures count; anonymous requests and
-good credentials never do. The counts are shared through Redis when it is configured, and kept per
-process while it cannot be reached (app/counters.py)."""
+good credentials never do. The counts are shared through Redis when it is configured, else by the
+`--workers` processes through their supervisor's counter service, and kept per process while
+those cannot be reached (app/counters/)."""
 
 from __future__ import annotations
 

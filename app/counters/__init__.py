@@ -1,20 +1,21 @@
 """Where rate-limit and login-failure counters live: in Redis when `BERTH_REDIS_URL` is set, so
-that replicas share one budget, else in this process's memory; and in this process's memory
-while Redis cannot be reached.
+that replicas share one budget; else, under `berth serve --workers N`, in the counter service that
+the supervisor runs for its workers (app/counters/service.py), so that they share one; else in
+this process's memory. And in this process's memory while the shared place cannot be reached.
 
 Why fall back rather than fail: the counters protect the service, they are not what it is for.
-Failing with Redis answered 500 to every request (issue 16). While Redis is down each process
-counts on its own (the `limits` library's memory storage): a budget holds per replica instead of
-across them (N replicas allow up to N times it), but every request is answered and a client
-guessing passwords is still throttled by each replica it reaches.
+Failing with Redis answered 500 to every request (issue 16). While the shared counters are lost
+each process counts on its own (the `limits` library's memory storage): a budget holds per
+process instead of across them (N processes allow up to N times it), but every request is
+answered and a client guessing passwords is still throttled by each process it reaches.
 
-Redis is not asked on every request during an outage: after a failure, one request tries it
-again every RETRY_SECONDS while the others count in memory, and every call has a short timeout,
-so a Redis that hangs costs one request at most one timeout per interval. When a try succeeds the
-shared counters are used again (what was counted in memory meanwhile is not carried over).
-Logged: one warning when Redis is lost, a reminder at most once a minute while it stays lost, one
-line when it is back. Counted: berth_dependency_fallback_total{dependency="redis"}, one per
-counter operation done in memory instead of Redis.
+The shared place is not asked on every request during an outage: after a failure, one request
+tries it again every RETRY_SECONDS while the others count in memory, and every call has a short
+timeout, so one that hangs costs one request at most one timeout per interval. When a try
+succeeds the shared counters are used again (what was counted in memory meanwhile is not carried
+over). Logged: one warning when they are lost, a reminder at most once a minute while they stay
+lost, one line when they are back. Counted: berth_dependency_fallback_total{dependency="redis"}
+(or "counter_service"), one per counter operation done in memory instead.
 
 /readyz does not look at Redis: every replica shares the one Redis, so failing readiness with it
 would take every replica out of the Service at once and turn a degraded service into none.
@@ -26,9 +27,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from limits.util import WindowStats
+
+from app.counters.service import RemoteStrategy, ServiceAddress, ServiceClient
 
 log = logging.getLogger("berth.counters")
 
@@ -48,10 +53,19 @@ def _storage(uri: str):
 
 
 class Counters:
-    def __init__(self, uri: str = MEMORY) -> None:
+    """`uri`: Redis, or memory://; with memory:// and a `service`, the counter service's."""
+
+    def __init__(self, uri: str = MEMORY, service: ServiceAddress | None = None) -> None:
         self.uri = uri
         self.local = storage_from_string(MEMORY)
-        self.shared = _storage(uri) if uri != MEMORY else None
+        self.shared: Any = None
+        self.name = "Redis"
+        self.dependency = "redis"  # the fallback metric's label
+        if uri != MEMORY:
+            self.shared = _storage(uri)
+        elif service is not None:
+            self.shared = ServiceClient(service)
+            self.name, self.dependency = "the counter service", "counter_service"
         self.on_fallback: Callable[[], None] = lambda: None  # the metric, wired by app/web.py
         self._lock = threading.Lock()
         self._lost_at: float | None = None
@@ -60,6 +74,8 @@ class Counters:
 
     def limiter(self, strategy: type) -> Limiter:
         """A `limits` strategy (e.g. MovingWindowRateLimiter) over these counters."""
+        if isinstance(self.shared, ServiceClient):
+            return Limiter(self, RemoteStrategy(self.shared, strategy), strategy(self.local))
         return Limiter(self, strategy(self.shared) if self.shared is not None else None, strategy(self.local))
 
     def run(self, operation: Callable, shared, local):
@@ -93,14 +109,16 @@ class Counters:
             if self._lost_at is None:
                 self._lost_at = self._reminded_at = now
                 log.warning(
-                    "Redis cannot be reached (%s): rate limits and login failures are counted per "
+                    "%s cannot be reached (%s): rate limits and login failures are counted per "
                     "process until it answers again",
+                    self.name,
                     _reason(error),
                 )
             elif now - self._reminded_at >= REMINDER_SECONDS:
                 self._reminded_at = now
                 log.warning(
-                    "Redis still cannot be reached after %d s (%s): counting per process",
+                    "%s still cannot be reached after %d s (%s): counting per process",
+                    self.name,
                     now - self._lost_at,
                     _reason(error),
                 )
@@ -109,7 +127,8 @@ class Counters:
         with self._lock:
             if self._lost_at is not None:
                 log.warning(
-                    "Redis answers again after %d s: rate limits and login failures are shared again",
+                    "%s answers again after %d s: rate limits and login failures are shared again",
+                    self.name,
                     time.monotonic() - self._lost_at,
                 )
                 self._lost_at = None
@@ -121,8 +140,9 @@ def _reason(error: StorageError) -> str:
 
 
 class Limiter:
-    """One `limits` strategy, run on the shared counters while Redis answers and on this
-    process's otherwise. The calls the edge makes: hit, test, get_window_stats."""
+    """One `limits` strategy, run on the shared counters while they answer and on this
+    process's otherwise. The calls the edge makes: hit, test, get_window_stats, and hit or test
+    with the window's stats (one round trip to the counter service)."""
 
     def __init__(self, counters: Counters, shared, local) -> None:
         self.counters = counters
@@ -137,3 +157,15 @@ class Limiter:
 
     def get_window_stats(self, *args):
         return self.counters.run(lambda limiter: limiter.get_window_stats(*args), self.shared, self.local)
+
+    def hit_with_stats(self, *args) -> tuple[bool, WindowStats]:
+        return self.counters.run(lambda limiter: _with_stats(limiter, "hit", args), self.shared, self.local)
+
+    def test_with_stats(self, *args) -> tuple[bool, WindowStats]:
+        return self.counters.run(lambda limiter: _with_stats(limiter, "test", args), self.shared, self.local)
+
+
+def _with_stats(limiter, operation: str, args: tuple) -> tuple[bool, WindowStats]:
+    if isinstance(limiter, RemoteStrategy):
+        return limiter.with_stats(operation, *args)
+    return getattr(limiter, operation)(*args), limiter.get_window_stats(*args)

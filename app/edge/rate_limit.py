@@ -3,9 +3,10 @@
 The default budget is the product page's: 500 requests per 10 minutes per IP
 (`BERTH_RATE_LIMIT`). `BERTH_RATE_LIMIT_ROUTES` overrides it by path prefix
 (`/auth/token=60/minute;/v2=2000/10 minutes`; the longest matching prefix wins) and
-`BERTH_RATE_LIMIT_ALLOW` lists CIDRs that are never limited. Counters live in memory, or in
-Redis when `BERTH_REDIS_URL` is set, so that replicas share one budget (app/counters.py:
-per process while Redis cannot be reached).
+`BERTH_RATE_LIMIT_ALLOW` lists CIDRs that are never limited. Counters live in memory (shared by
+`--workers` processes through their supervisor's counter service), or in Redis when
+`BERTH_REDIS_URL` is set, so that replicas share one budget (app/counters/: per process while
+the shared counters cannot be reached).
 """
 
 from __future__ import annotations
@@ -70,8 +71,7 @@ class RateLimiter:
         if self.allow and in_networks(client, self.allow):
             return
         scope, item = self._item(req.path)
-        allowed = self.limiter.hit(item, "berth-requests", scope, client)
-        stats = self.limiter.get_window_stats(item, "berth-requests", scope, client)
+        allowed, stats = self.limiter.hit_with_stats(item, "berth-requests", scope, client)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         headers = {
             "RateLimit-Limit": str(item.amount),

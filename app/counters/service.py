@@ -174,21 +174,31 @@ class ServiceClient:
         self._local = threading.local()
 
     def call(self, message: list) -> Any:
+        data = json.dumps(message, separators=(",", ":")).encode()
         sock: socket.socket | None = getattr(self._local, "socket", None)
         try:
-            if sock is None:
-                sock = self._local.socket = self._connect()
-            sock.send(json.dumps(message, separators=(",", ":")).encode())
+            if sock is not None:
+                try:
+                    return self._exchange(sock, data)
+                except ConnectionError:
+                    pass  # closed under it (the service was started again): once more, on a new connection
+            sock = self._local.socket = self._connect()
+            return self._exchange(sock, data)
+        except (OSError, ValueError) as e:
+            raise StorageError(e) from e
+
+    def _exchange(self, sock: socket.socket, data: bytes) -> Any:
+        try:
+            sock.send(data)
             reply = sock.recv(MAX_MESSAGE)
             if not reply:
-                raise ConnectionError("the counter service closed the connection")
+                raise ConnectionResetError("the counter service closed the connection")
             return json.loads(reply)
-        except (OSError, ValueError) as e:
+        except BaseException:
             # A late answer would be read as the next call's: this connection is done.
             self._local.socket = None
-            if sock is not None:
-                sock.close()
-            raise StorageError(e) from e
+            sock.close()
+            raise
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -88,6 +88,7 @@ def middleware(settings: Settings, services, metrics: Metrics) -> list:
             settings.rate_limit_routes,
             parse_networks(settings.rate_limit_allow),
             services.counters,
+            services.identity.throttle,
         ),
         TracingMiddleware(),
         RequestLog(metrics),

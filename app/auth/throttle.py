@@ -28,10 +28,24 @@ class LoginThrottle:
             raise SystemExit(f"BERTH_LOGIN_FAILURE_LIMIT={limit!r} is not a rate such as '10/minute'") from None
         self.limiter = (counters or Counters()).limiter(MovingWindowRateLimiter)
 
+    def test_args(self, client: str) -> tuple:
+        """The arguments of this throttle's `test` for `client`."""
+        return self.item, NAMESPACE, client
+
+    @staticmethod
+    def remember(req, client: str, passed: bool) -> None:
+        """Keep the test for `client` done with the request's rate limit (app/edge/rate_limit.py)
+        for the request's first credential check, which then need not ask again."""
+        req.context.login_test = (client, passed)
+
     @contextmanager
-    def attempt(self, client: str):
-        """Wrap one credential check from `client` (an IP address)."""
-        if not self.limiter.test(self.item, NAMESPACE, client):
+    def attempt(self, client: str, tested: tuple[str, bool] | None = None):
+        """Wrap one credential check from `client` (an IP address). `tested`: the test already
+        done for this request (`remember`), used if it was for `client`."""
+        passed = (
+            tested[1] if tested is not None and tested[0] == client else self.limiter.test(self.item, NAMESPACE, client)
+        )
+        if not passed:
             reset = self.limiter.get_window_stats(self.item, NAMESPACE, client).reset_time
             # time.time, not an app.clock.Clock: the `limits` storage reads it itself and takes no clock.
             wait = max(1, math.ceil(reset - time.time()))

@@ -169,3 +169,28 @@ def _with_stats(limiter, operation: str, args: tuple) -> tuple[bool, WindowStats
     if isinstance(limiter, RemoteStrategy):
         return limiter.with_stats(operation, *args)
     return getattr(limiter, operation)(*args), limiter.get_window_stats(*args)
+
+
+def rate_limit_and_login_test(
+    rate: Limiter, rate_args: tuple, login: Limiter, login_args: tuple
+) -> tuple[bool, WindowStats, bool]:
+    """`rate.hit_with_stats(*rate_args)` and `login.test(*login_args)` (two limiters on one
+    Counters): with the counter service, in one round trip."""
+    assert rate.counters is login.counters
+
+    def run(pair) -> tuple[bool, WindowStats, bool]:
+        rate_limiter, login_limiter = pair
+        if isinstance(rate_limiter, RemoteStrategy) and isinstance(login_limiter, RemoteStrategy):
+            (allowed, reset, remaining), passed = rate_limiter.client.call(
+                [rate_limiter.call("hit+stats", *_split(rate_args)), login_limiter.call("test", *_split(login_args))]
+            )
+            return bool(allowed), WindowStats(reset, remaining), bool(passed)
+        allowed, stats = _with_stats(rate_limiter, "hit", rate_args)
+        return allowed, stats, login_limiter.test(*login_args)
+
+    shared = (rate.shared, login.shared) if rate.shared is not None and login.shared is not None else None
+    return rate.counters.run(run, shared, (rate.local, login.local))
+
+
+def _split(args: tuple) -> tuple:
+    return args[0], args[1:]

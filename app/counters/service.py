@@ -6,9 +6,10 @@ The wire: an AF_UNIX SOCK_SEQPACKET socket (the kernel keeps each message whole:
 one recv per call, no framing) in a directory made for it, 0700, so another local user cannot
 even connect. A peer is served only after it answers a challenge with HMAC-SHA256 under a key
 made at random by the supervisor at each start and handed to the workers by fork (never in the
-environment or on disk). A call is a small JSON message naming a `limits` strategy, an
-operation, the rate and the identifiers; the strategy runs where the counters are, so the rate
-limit of a request (hit and window stats together) costs one round trip. One thread answers
+environment or on disk). A message is a small JSON list of calls, each naming a `limits`
+strategy, an operation, the rate and the identifiers; the strategies run where the counters are,
+so a request costs one round trip: its rate limit (hit and window stats together) and, when it
+carries credentials, the login throttle's test for its address (app/edge/rate_limit.py). One thread answers
 every peer (a selector loop): each call is a few microseconds of work, and no lock is shared.
 
 Measured on the 2-core development VM (a loop of calls from one thread, the sliding window's hit
@@ -99,23 +100,23 @@ class _Answerer:
         self.strategies = {name: strategy(storage) for name, strategy in STRATEGIES.items()}
 
     def __call__(self, message: bytes) -> bytes:
-        operation, strategy_name, (granularity, amount, multiples, namespace), identifiers = json.loads(message)
+        return json.dumps([self._one(*call) for call in json.loads(message)], separators=(",", ":")).encode()
+
+    def _one(self, operation: str, strategy_name: str, spec: list, identifiers: list) -> Any:
         strategy = self.strategies[strategy_name]
+        granularity, amount, multiples, namespace = spec
         item = _item(granularity, int(amount), int(multiples), str(namespace))
         ids = [str(i) for i in identifiers]
-        result: Any
         if operation == "hit":
-            result = strategy.hit(item, *ids)
-        elif operation == "test":
-            result = strategy.test(item, *ids)
-        elif operation == "stats":
-            result = list(strategy.get_window_stats(item, *ids))
-        elif operation in ("hit+stats", "test+stats"):
+            return strategy.hit(item, *ids)
+        if operation == "test":
+            return strategy.test(item, *ids)
+        if operation == "stats":
+            return list(strategy.get_window_stats(item, *ids))
+        if operation in ("hit+stats", "test+stats"):
             allowed = strategy.hit(item, *ids) if operation == "hit+stats" else strategy.test(item, *ids)
-            result = [allowed, *strategy.get_window_stats(item, *ids)]
-        else:
-            raise ValueError(f"unknown operation {operation!r}")
-        return json.dumps(result, separators=(",", ":")).encode()
+            return [allowed, *strategy.get_window_stats(item, *ids)]
+        raise ValueError(f"unknown operation {operation!r}")
 
 
 def serve(listener: socket.socket, key: bytes) -> None:
@@ -173,8 +174,9 @@ class ServiceClient:
         self.timeout = timeout
         self._local = threading.local()
 
-    def call(self, message: list) -> Any:
-        data = json.dumps(message, separators=(",", ":")).encode()
+    def call(self, calls: list[list]) -> list:
+        """Several calls (RemoteStrategy.call) in one round trip; their results, in order."""
+        data = json.dumps(calls, separators=(",", ":")).encode()
         sock: socket.socket | None = getattr(self._local, "socket", None)
         try:
             if sock is not None:
@@ -223,9 +225,13 @@ class RemoteStrategy:
         self.client = client
         self.name = next(name for name, known in STRATEGIES.items() if known is strategy)
 
-    def _call(self, operation: str, item: limits.RateLimitItem, identifiers) -> Any:
+    def call(self, operation: str, item: limits.RateLimitItem, identifiers) -> list:
+        """One call, as ServiceClient.call sends it."""
         spec = [item.GRANULARITY.name, item.amount, item.multiples, item.namespace]
-        return self.client.call([operation, self.name, spec, [str(i) for i in identifiers]])
+        return [operation, self.name, spec, [str(i) for i in identifiers]]
+
+    def _call(self, operation: str, item: limits.RateLimitItem, identifiers) -> Any:
+        return self.client.call([self.call(operation, item, identifiers)])[0]
 
     def hit(self, item: limits.RateLimitItem, *identifiers) -> bool:
         return bool(self._call("hit", item, identifiers))

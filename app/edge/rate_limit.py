@@ -18,7 +18,8 @@ import falcon
 import limits
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from app.counters import Counters
+from app.auth.throttle import LoginThrottle
+from app.counters import Counters, rate_limit_and_login_test
 from app.edge import preflight
 from app.edge.proxies import in_networks
 from app.spec.errors import RegistryError
@@ -46,7 +47,14 @@ def _parse(rate: str) -> limits.RateLimitItem:
 
 
 class RateLimiter:
-    def __init__(self, default: str, routes: str = "", allow: tuple = (), counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        default: str,
+        routes: str = "",
+        allow: tuple = (),
+        counters: Counters | None = None,
+        login: LoginThrottle | None = None,
+    ) -> None:
         self.default = _parse(default)
         self.routes = parse_routes(routes)
         self.allow = allow
@@ -55,6 +63,10 @@ class RateLimiter:
         # keeps (and scans) a timestamp per request allowed: 500 per address by default, but
         # millions under a generous limit.
         self.limiter = (counters or Counters()).limiter(SlidingWindowCounterRateLimiter)
+        # A request with credentials will ask the login throttle whether its address may still
+        # present any: asked here, with the rate limit, that is one round trip to the counter
+        # service instead of two (the answer waits in the request's context for the check).
+        self.login = login if login is not None and login.limiter.counters is self.limiter.counters else None
 
     def _item(self, path: str) -> tuple[str, limits.RateLimitItem]:
         for prefix, item in self.routes:
@@ -71,7 +83,14 @@ class RateLimiter:
         if self.allow and in_networks(client, self.allow):
             return
         scope, item = self._item(req.path)
-        allowed, stats = self.limiter.hit_with_stats(item, "berth-requests", scope, client)
+        rate_args = (item, "berth-requests", scope, client)
+        if self.login is not None and req.get_header("Authorization"):
+            allowed, stats, passed = rate_limit_and_login_test(
+                self.limiter, rate_args, self.login.limiter, self.login.test_args(client)
+            )
+            self.login.remember(req, client, passed)
+        else:
+            allowed, stats = self.limiter.hit_with_stats(*rate_args)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         headers = {
             "RateLimit-Limit": str(item.amount),

@@ -17,9 +17,9 @@ import time
 import limits
 import pytest
 from limits.errors import StorageError
-from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
-from app.counters import MEMORY, Counters, service
+from app.counters import MEMORY, Counters, rate_limit_and_login_test, service
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 # Nothing listens on port 1: the connection is refused at once.
@@ -134,3 +134,22 @@ def test_a_counter_service_that_never_answers_costs_one_short_timeout_then_count
         "are counted per process until it answers again"
     ]
     silent.close()
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["counter service", "memory"])
+def test_a_requests_rate_limit_and_login_test_are_one_round_trip(counter_service, shared):
+    counters = Counters(MEMORY, counter_service if shared else None)
+    rate, login = counters.limiter(SlidingWindowCounterRateLimiter), counters.limiter(MovingWindowRateLimiter)
+    messages = []
+    if shared:
+        real = counters.shared.call
+        counters.shared.call = lambda calls: messages.append(calls) or real(calls)
+    rate_item, login_item, client = limits.parse("2/minute"), limits.parse("1/minute"), _key()
+    both = (rate, (rate_item, "requests", client), login, (login_item, "failures", client))
+    allowed, stats, passed = rate_limit_and_login_test(*both)
+    assert (allowed, stats.remaining, passed) == (True, 1, True)
+    login.hit(login_item, "failures", client)
+    allowed, stats, passed = rate_limit_and_login_test(*both)
+    assert (allowed, stats.remaining, passed) == (True, 0, False)
+    assert rate_limit_and_login_test(*both)[0] is False
+    assert len(messages) == (4 if shared else 0)  # three requests and one hit: a message each

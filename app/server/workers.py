@@ -3,7 +3,6 @@ and the counter service they share (app/counters/service.py)."""
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import socket
@@ -80,10 +79,6 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
     children: dict[int, int] = {}
     counters_pid = 0
     stopping = False
-    # What the supervisor has allocated so far is never freed: kept out of the collector's way,
-    # its pages stay shared with every forked process instead of being copied by each one's
-    # first full collection.
-    gc.freeze()
 
     def spawn_counters() -> None:
         nonlocal counters_pid

@@ -9,13 +9,16 @@ made at random by the supervisor at each start and handed to the workers by fork
 environment or on disk). A message is a small JSON list of calls, each naming a `limits`
 strategy, an operation, the rate and the identifiers; the strategies run where the counters are,
 so a request costs one round trip: its rate limit (hit and window stats together) and, when it
-carries credentials, the login throttle's test for its address (app/edge/rate_limit.py). One thread answers
-every peer (a selector loop): each call is a few microseconds of work, and no lock is shared.
+carries credentials, the login throttle's test for its address (app/edge/rate_limit.py). One
+thread answers every peer (a selector loop): each call is a few microseconds of work, and no lock
+is shared.
 
 Measured on the 2-core development VM (a loop of calls from one thread, the sliding window's hit
-and stats in the service): this wire ~40-55 us a round trip, of which ~12 us is the strategy
-itself; the stdlib's multiprocessing.connection (pickles, its own HMAC challenge) ~45 us and
-multiprocessing.managers ~52-62 us. The same cost, so the choice was made on the failure modes:
+and stats in the service; scripts/counter-rtt): this wire ~40-55 us a round trip, of which ~12 us
+is the strategy itself; the stdlib's multiprocessing.connection (pickles, its own HMAC challenge)
+~45 us and multiprocessing.managers ~52-62 us. Under a full load the hop costs far more on this
+VM (docs/performance.md, "Shared counters without Redis"). The same cost per wire, so the choice
+was made on the failure modes:
 a manager's proxy call has no timeout (a hung service would hang the request), and
 multiprocessing.connection has none on its handshake and reads only through a poll per call,
 while a socket timeout here bounds connect, handshake, send and receive alike.
@@ -139,10 +142,14 @@ def serve(listener: socket.socket, key: bytes) -> None:
             if sock is listener:
                 try:
                     peer, _ = listener.accept()
-                    challenge = os.urandom(CHALLENGE_BYTES)
+                except OSError:
+                    continue
+                challenge = os.urandom(CHALLENGE_BYTES)
+                try:
                     peer.setblocking(False)
                     peer.send(challenge)
-                except OSError:
+                except OSError:  # gone already (a peer that gave up waiting)
+                    peer.close()
                     continue
                 challenges[peer] = challenge
                 selector.register(peer, selectors.EVENT_READ)
@@ -160,7 +167,7 @@ def serve(listener: socket.socket, key: bytes) -> None:
                     sock.send(answer(message))
             except OSError:
                 drop(sock)
-            except (ValueError, TypeError, KeyError, LookupError) as e:
+            except (ValueError, TypeError, LookupError) as e:
                 log.warning("counter service: a call it cannot answer (%s: %s); disconnected", type(e).__name__, e)
                 drop(sock)
 

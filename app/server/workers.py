@@ -80,6 +80,8 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
     counters_pid = 0
     stopping = False
 
+    supervisor = os.getpid()
+
     def spawn_counters() -> None:
         nonlocal counters_pid
         assert counters is not None
@@ -88,7 +90,13 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
             # Ctrl-C reaches the whole process group: the service stays until the workers have
             # drained their requests, and the supervisor stops it last.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+            def stopped(signum, _frame) -> None:
+                if os.getppid() != supervisor:  # it died (kill -9): nobody else removes the socket
+                    counters.close()
+                os._exit(0)
+
+            signal.signal(signal.SIGTERM, stopped)
             _die_with_parent()
             _name_process(COUNTER_SERVICE_NAME)
             try:

@@ -167,3 +167,26 @@ def test_with_no_workers_setting_berth_serve_forks_one_worker_per_cpu(tmp_path):
         assert "count rate limits and login failures each on their own" not in server.logs()
     finally:
         server.stop()
+
+
+def _listening_path(pid: int) -> str:
+    """The path of the Unix socket `pid` listens on (from /proc/net/unix and its fds)."""
+    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if len(fields) == 8 and fields[6] in inodes and "berth-counters-" in fields[7]:
+                return fields[7]
+    raise AssertionError(f"process {pid} listens on no berth-counters socket")
+
+
+def test_the_counter_services_directory_is_private_and_removed_even_after_a_kill_of_the_supervisor(tmp_path):
+    for kill in (False, True):
+        (tmp_path / str(kill)).mkdir()
+        server = start(tmp_path / str(kill))
+        service = counter_service(server)
+        directory = os.path.dirname(_listening_path(service))
+        assert oct(os.stat(directory).st_mode & 0o777) == "0o700"
+        server.kill() if kill else server.stop()
+        until(lambda: not os.path.exists(f"/proc/{service}"), seconds=10, what="the counter service ends")
+        assert not os.path.exists(directory), (kill, os.listdir(directory))

@@ -343,7 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="run the registry")
     p.add_argument("--host", help="listen address (BERTH_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (BERTH_PORT, default 5000)")
-    p.add_argument("--workers", type=int, help="server processes sharing the port (BERTH_WORKERS, default 1)")
+    p.add_argument(
+        "--workers",
+        help="server processes sharing the port: auto (one per CPU this process may use: its affinity, "
+        "or its cgroup CPU quota when lower) or a number; 1 is a single process (BERTH_WORKERS, default auto)",
+    )
     p.add_argument(
         "--metrics-addr",
         help="host:port of the Prometheus /metrics listener, off the public port (BERTH_METRICS_ADDR, default: none)",

@@ -6,6 +6,7 @@ environment, which overrides the defaults.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,6 +16,62 @@ GiB = 1024**3
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """The CPUs this process may use: those it may run on (its affinity: `taskset`, cpusets),
+    or its cgroup v2 CPU quota (`cpu.max`, e.g. a Kubernetes CPU limit) when that is lower,
+    rounded up; at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota(cgroup_root, proc_cgroup)
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota(cgroup_root: Path, proc_cgroup: Path) -> float | None:
+    """The lowest `cpu.max` quota (in CPUs) of this process's cgroup v2 and its ancestors, or
+    None where there is none ("max") or no cgroup v2."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    own = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if own is None:
+        return None
+    quotas = []
+    directory = cgroup_root / own.strip().lstrip("/")
+    for level in (directory, *directory.parents):
+        try:
+            level.relative_to(cgroup_root)
+        except ValueError:  # above the cgroup root
+            break
+        try:
+            limit, period = (level / "cpu.max").read_text().split()[:2]
+            if limit != "max":
+                quotas.append(int(limit) / int(period))
+        except (OSError, ValueError, ZeroDivisionError):
+            continue
+    return min(quotas) if quotas else None
+
+
+def parse_workers(value: str | int) -> int:
+    """BERTH_WORKERS / `--workers`: "auto" (one per CPU this process may use) or a number, 1 or more."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return available_cpus()
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise SystemExit(
+            f"BERTH_WORKERS (--workers) is {value!r}: use auto, or a number of server processes (1 or more)"
+        )
+    return workers
 
 
 # BERTH_DOMAIN's default: nothing resolves `<registry>.registry.localhost`, so clients are shown
@@ -61,9 +118,10 @@ class Settings:
     # waitress tuning: worker threads, largest request body, socket read size,
     # and the size past which waitress spools a request body to a temp file.
     threads: int = 16
-    # Server processes accepting on the one port (`berth serve --workers`); 1: just this one.
+    # Server processes accepting on the one port (`berth serve --workers`): "auto" (the default,
+    # resolved here: one per CPU this process may use) or a number; 1: just this one process.
     # With several, `threads` defaults to 16 split across them.
-    workers: int = 1
+    workers: int = field(default_factory=available_cpus)
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
     inbuf_overflow: int = 1024 * 1024
@@ -168,10 +226,10 @@ class Settings:
         for f in fields(cls):
             raw = os.environ.get(cls.ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":
-                setattr(settings, f.name, _convert(f.type, raw, f.name))
+                setattr(settings, f.name, parse_workers(raw) if f.name == "workers" else _convert(f.type, raw, f.name))
         for name, value in overrides.items():
             if value is not None:
-                setattr(settings, name, value)
+                setattr(settings, name, parse_workers(value) if name == "workers" else value)
         settings.data_dir = Path(settings.data_dir)
         if settings.workers > 1 and not os.environ.get("BERTH_THREADS") and "threads" not in overrides:
             # The same 16 request threads in all, split across the processes: each thread keeps

@@ -78,7 +78,7 @@ def _cors(settings: Settings) -> list:
 def middleware(settings: Settings, services, metrics: Metrics) -> list:
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
-    services.counters.on_fallback = metrics.dependency_fallback("redis")
+    services.counters.on_fallback = metrics.dependency_fallback(services.counters.dependency)
     return [
         ReleaseConnection(),  # first: its process_response runs last, after any database work
         RequestContext(ProxyTrust(parse_networks(settings.trusted_proxies)), settings.require_https),
@@ -88,6 +88,7 @@ def middleware(settings: Settings, services, metrics: Metrics) -> list:
             settings.rate_limit_routes,
             parse_networks(settings.rate_limit_allow),
             services.counters,
+            services.identity.throttle,
         ),
         TracingMiddleware(),
         RequestLog(metrics),

@@ -1,8 +1,9 @@
 """Slowing down credential guessing: failed logins are counted per client address, and past
 the limit (`BERTH_LOGIN_FAILURE_LIMIT`, default 10 per minute) that address gets 429 for every
 credential it presents until the window moves on. Only failures count; anonymous requests and
-good credentials never do. The counts are shared through Redis when it is configured, and kept per
-process while it cannot be reached (app/counters.py)."""
+good credentials never do. The counts are shared through Redis when it is configured, else by the
+`--workers` processes through their supervisor's counter service, and kept per process while
+those cannot be reached (app/counters/)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,24 @@ class LoginThrottle:
             raise SystemExit(f"BERTH_LOGIN_FAILURE_LIMIT={limit!r} is not a rate such as '10/minute'") from None
         self.limiter = (counters or Counters()).limiter(MovingWindowRateLimiter)
 
+    def test_args(self, client: str) -> tuple:
+        """The arguments of this throttle's `test` for `client`."""
+        return self.item, NAMESPACE, client
+
+    @staticmethod
+    def remember(req, client: str, passed: bool) -> None:
+        """Keep the test for `client` done with the request's rate limit (app/edge/rate_limit.py)
+        for the request's first credential check, which then need not ask again."""
+        req.context.login_test = (client, passed)
+
     @contextmanager
-    def attempt(self, client: str):
-        """Wrap one credential check from `client` (an IP address)."""
-        if not self.limiter.test(self.item, NAMESPACE, client):
+    def attempt(self, client: str, tested: tuple[str, bool] | None = None):
+        """Wrap one credential check from `client` (an IP address). `tested`: the test already
+        done for this request (`remember`), used if it was for `client`."""
+        passed = (
+            tested[1] if tested is not None and tested[0] == client else self.limiter.test(self.item, NAMESPACE, client)
+        )
+        if not passed:
             reset = self.limiter.get_window_stats(self.item, NAMESPACE, client).reset_time
             # time.time, not an app.clock.Clock: the `limits` storage reads it itself and takes no clock.
             wait = max(1, math.ceil(reset - time.time()))

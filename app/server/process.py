@@ -11,10 +11,11 @@ from collections.abc import Callable
 import waitress
 
 from app.config import Settings
+from app.counters.service import ServiceAddress
 from app.lifecycle.provisioner import ProvisionError
 from app.server import inline, plain_http
 from app.server.blob_body import sending_file_bodies
-from app.server.composition import Runtime
+from app.server.composition import Runtime, build_services
 from app.server.metrics_listener import MetricsListener
 
 
@@ -26,16 +27,23 @@ def check(settings: Settings) -> None:
 AppFactory = Callable  # (settings, services) -> the WSGI application: app/web.py's create_app
 
 
-def serve_process(settings: Settings, create_app: AppFactory, sock=None, metrics: MetricsListener | None = None) -> int:
+def serve_process(
+    settings: Settings,
+    create_app: AppFactory,
+    sock=None,
+    metrics: MetricsListener | None = None,
+    counter_service: ServiceAddress | None = None,
+) -> int:
     """Serve `create_app(settings, services)` until SIGTERM or Ctrl-C, then shut down in order.
     With `sock`, accept on a listening socket shared with sibling processes; with `metrics`, also
-    answer scrapes on that listener."""
+    answer scrapes on that listener; with `counter_service`, count rate limits and login
+    failures there, with the siblings."""
     from app.db.models import database
     from app.telemetry import tracing
 
     if tracing.setup() is not None:
         tracing.trace_database(database.obj)
-    runtime = Runtime(settings, metrics)
+    runtime = Runtime(settings, metrics, build_services(settings, counter_service))
     services = runtime.services
     try:
         services.provisioner.check()

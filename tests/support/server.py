@@ -1,4 +1,11 @@
-"""Start the real `berth serve` on a free port, in its own process, and stop it."""
+"""Start the real `berth serve` on a free port, in its own process, and stop it.
+
+A test server is ONE process (BERTH_WORKERS=1) unless its test asks for more (`env=
+{"BERTH_WORKERS": "2"}`), although `berth serve` forks one worker per CPU by default: the suite
+starts about 90 servers on a 2-core machine, and forking workers (and their counter service) for
+each would cost every test the time and memory of processes it does not look at. The default
+itself is tested by tests/integration/test_workers.py, which passes `{"BERTH_WORKERS": None}`
+(None: the variable is removed from the server's environment)."""
 
 from __future__ import annotations
 
@@ -66,8 +73,10 @@ class Server:
             "BERTH_BOOTSTRAP_TOKEN": self.token,
             "BERTH_LOGIN_FAILURE_LIMIT": "100000/minute",
             "BERTH_RATE_LIMIT": "1000000/minute",
+            "BERTH_WORKERS": "1",  # see the module's docstring
             **self.env,
         }
+        env = {name: value for name, value in env.items() if value is not None}
         if self.database_url is None and "BERTH_DATABASE_URL" not in self.env:
             from tests.support import postgres
 

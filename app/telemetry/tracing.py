@@ -59,7 +59,10 @@ def traced(name: str):
 
 class TracingMiddleware:
     def process_request(self, req, resp) -> None:
-        carrier = {"traceparent": req.get_header("traceparent") or "", "tracestate": req.get_header("tracestate") or ""}
+        traceparent = req.get_header("traceparent")
+        if traceparent is None and isinstance(_tracer, trace.NoOpTracer):
+            return  # nothing to record and no caller's trace to join: no span (a few % of a request)
+        carrier = {"traceparent": traceparent or "", "tracestate": req.get_header("tracestate") or ""}
         parent = PROPAGATOR.extract({k: v for k, v in carrier.items() if v})
         span = _tracer.start_span(
             f"{req.method} {req.path[:80]}",

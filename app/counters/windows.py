@@ -15,12 +15,13 @@ at random at each start, so clients cannot choose addresses that collide), its c
 index, the window's length, and the previous and current windows' counts. A key's slot is one
 of the BUCKET slots of the bucket its hash names; a slot whose counts are older than the
 previous window (or that was never used) is free for another key. The default budget
-(500 per 10 minutes) keeps an address's slot for at most 20 minutes: the table holds ~100,000
-addresses active in that time (plus, per address, one slot per route prefix with a limit of its
-own and one for failed logins) before buckets fill up. A key whose bucket is full of live
-counters is counted in this process's own memory instead (a flood of distinct addresses: each
-process then holds such an address to the budget on its own); logged at most once a minute and
-counted as berth_dependency_fallback_total{dependency="counter_table"}.
+(500 per 10 minutes) keeps an address's slot for at most 20 minutes; an address uses one slot
+per route prefix with a limit of its own, and one more once it fails a login. Hashed into 16 Ki
+buckets of 8, ~25,000 live keys fit with (on average) none left over, 50,000 with ~0.2% left
+over, 100,000 with ~6%. A key whose bucket is full of live counters is counted in this
+process's own memory instead (a flood of distinct addresses: each process then holds such an
+address to the budget on its own); logged at most once a minute and counted as
+berth_dependency_fallback_total{dependency="counter_table"}.
 
 Exclusion. Within a process, a threading.Lock per stripe of buckets; across processes, POSIX
 record locks (fcntl.lockf) on one byte per stripe of a memory file (memfd; an unlinked

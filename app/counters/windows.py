@@ -29,7 +29,9 @@ temporary file where there is none) inherited across the fork. Record locks belo
 process, so the inherited descriptor serves every worker, and the kernel releases a process's
 locks when it dies, kill -9 included: a worker killed holding one never blocks the others. A
 slot is read and written whole under its stripe's locks (one struct.pack_into), so no torn slot
-is ever visible. ~4 us a lock and unlock on the development VM.
+is ever visible. ~4 us a lock and unlock on the development VM. The kernel's deadlock detection
+sees a process, not its threads, and can refuse a lock with EDEADLK where there is no deadlock
+(no thread ever holds two stripes): that is waited out (`_lock`).
 
 The counter is `limits`' sliding window counter (the same weighting of the previous window by
 how much of it is left, the same windows: int(now / expiry)), as a `limits` storage for
@@ -43,6 +45,7 @@ with the reset time in Retry-After). Fixed and moving windows are not implemente
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import logging
@@ -188,7 +191,19 @@ class WindowTable(Storage, SlidingWindowCounterSupport):
         self._thread_locks[stripe].acquire()
         if self.shared:
             try:
-                fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, stripe)
+                while True:
+                    try:
+                        fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, stripe)
+                        break
+                    except OSError as e:
+                        # The kernel's deadlock detection takes a process for one owner, not its
+                        # threads: thread A of this process holds stripe 1, another process holds
+                        # 2 and waits for 1, thread B here asks for 2: EDEADLK, though A lets 1 go
+                        # without waiting for anything. No thread holds two stripes, so it never
+                        # is one: wait a moment and ask again.
+                        if e.errno != errno.EDEADLK:
+                            raise
+                        time.sleep(0.0002)
             except BaseException:
                 self._thread_locks[stripe].release()
                 raise

@@ -114,6 +114,46 @@ def test_a_process_killed_while_it_holds_the_lock_does_not_block_the_others():
     assert done == [True]
 
 
+def test_threads_of_one_process_are_not_taken_for_a_deadlock_with_another_process():
+    # Thread A here holds stripe 1; the other process holds stripe 2 and waits for 1; thread B
+    # here asks for 2. POSIX record locks belong to the process, so the kernel sees a cycle and
+    # answers B with EDEADLK, though A lets 1 go without waiting for anything.
+    table = WindowTable(1024, shared=True)
+    go, ready = os.pipe(), os.pipe()
+    pid = os.fork()  # before any lock is held: the child's thread locks are free
+    if pid == 0:
+        os.read(go[0], 1)
+        table._lock(2)
+        os.write(ready[1], b"x")
+        table._lock(1)  # waits for thread A
+        table._unlock(1)
+        table._unlock(2)
+        os._exit(0)
+    try:
+        table._lock(1)  # thread A (this one)
+        os.write(go[1], b"x")
+        assert os.read(ready[0], 1) == b"x"
+        time.sleep(0.2)  # the child waits for stripe 1 by now
+        outcome = []
+
+        def thread_b() -> None:
+            try:
+                table._lock(2)
+                table._unlock(2)
+                outcome.append("locked")
+            except OSError as e:
+                outcome.append(e)
+
+        b = threading.Thread(target=thread_b)
+        b.start()
+        time.sleep(0.2)
+        table._unlock(1)
+        b.join(timeout=5)
+        assert outcome == ["locked"]
+    finally:
+        os.waitpid(pid, 0)
+
+
 def test_a_table_full_of_live_counters_counts_the_rest_in_this_process(caplog):
     table = WindowTable(BUCKET)  # one bucket: eight keys fill it
     overflowed = []

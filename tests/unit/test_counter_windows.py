@@ -89,6 +89,40 @@ def test_processes_forked_after_the_table_is_made_hold_one_budget():
     assert limiter.get_window_stats(item, "shared", "192.0.2.9").remaining == 0
 
 
+def test_threads_of_several_processes_hitting_many_keys_at_once_hold_every_budget_exactly():
+    table = WindowTable(4096, shared=True)
+    item, keys = limits.parse("20/minute"), [f"198.51.100.{i}" for i in range(40)]
+    read, write = os.pipe()
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            limiter, allowed, errors = SlidingWindowCounterRateLimiter(table), [], []
+
+            def hammer(offset: int) -> None:
+                try:
+                    for i in range(600):
+                        allowed.append(limiter.hit(item, "req", keys[(i + offset) % len(keys)]))
+                except Exception as e:  # an EDEADLK, say
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=hammer, args=(n * 7,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            os.write(write, f"{sum(allowed)} {len(errors)}\n".encode())
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        results = [tuple(map(int, line.split())) for line in f]
+    assert len(results) == 2 and sum(errors for _, errors in results) == 0
+    assert sum(allowed for allowed, _ in results) == 20 * len(keys)  # 4,800 hits, 120 per key
+
+
 def test_a_process_killed_while_it_holds_the_lock_does_not_block_the_others():
     table = WindowTable(1024, shared=True)
     item = limits.parse("5/minute")

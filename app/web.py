@@ -79,6 +79,7 @@ def middleware(settings: Settings, services, metrics: Metrics) -> list:
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
     services.counters.on_fallback = metrics.dependency_fallback(services.counters.dependency)
+    services.counters.local.on_overflow = metrics.dependency_fallback("counter_table")
     return [
         ReleaseConnection(),  # first: its process_response runs last, after any database work
         RequestContext(ProxyTrust(parse_networks(settings.trusted_proxies)), settings.require_https),
@@ -88,7 +89,6 @@ def middleware(settings: Settings, services, metrics: Metrics) -> list:
             settings.rate_limit_routes,
             parse_networks(settings.rate_limit_allow),
             services.counters,
-            services.identity.throttle,
         ),
         TracingMiddleware(),
         RequestLog(metrics),

@@ -51,10 +51,7 @@ class Identity:
 
     def guarded(self, req: falcon.Request):
         """Count this request's credential failures against its client address."""
-        tested = getattr(req.context, "login_test", None)
-        if tested is not None:
-            req.context.login_test = None  # for the first check only: a second one asks again
-        return self.throttle.attempt(getattr(req.context, "client_ip", None) or req.remote_addr or "unknown", tested)
+        return self.throttle.attempt(getattr(req.context, "client_ip", None) or req.remote_addr or "unknown")
 
     def from_password(self, password: str) -> Subject:
         """The subject behind a password: an access token, or an identity-provider JWT."""

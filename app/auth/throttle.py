@@ -2,8 +2,14 @@
 the limit (`BERTH_LOGIN_FAILURE_LIMIT`, default 10 per minute) that address gets 429 for every
 credential it presents until the window moves on. Only failures count; anonymous requests and
 good credentials never do. The counts are shared through Redis when it is configured, else by the
-`--workers` processes through their supervisor's counter service, and kept per process while
-those cannot be reached (app/counters/)."""
+`--workers` processes through the counter table in their shared memory, which also keeps them
+while Redis cannot be reached (app/counters/).
+
+The window is `limits`' sliding window counter, as for the rate limit: the count of the current
+window plus the previous window's weighted by how much of it is still to run. The memory table
+keeps nothing else (app/counters/windows.py); for a throttle it behaves as a moving window would
+where it matters: the limit's failures are allowed, then every attempt is refused until the
+window has moved on, and Retry-After says when."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import time
 from contextlib import contextmanager
 
 import limits
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from app.counters import Counters
 from app.spec.errors import RegistryError
@@ -26,26 +32,12 @@ class LoginThrottle:
             self.item = limits.parse(limit)
         except ValueError:
             raise SystemExit(f"BERTH_LOGIN_FAILURE_LIMIT={limit!r} is not a rate such as '10/minute'") from None
-        self.limiter = (counters or Counters()).limiter(MovingWindowRateLimiter)
-
-    def test_args(self, client: str) -> tuple:
-        """The arguments of this throttle's `test` for `client`."""
-        return self.item, NAMESPACE, client
-
-    @staticmethod
-    def remember(req, client: str, passed: bool) -> None:
-        """Keep the test for `client` done with the request's rate limit (app/edge/rate_limit.py)
-        for the request's first credential check, which then need not ask again."""
-        req.context.login_test = (client, passed)
+        self.limiter = (counters or Counters()).limiter(SlidingWindowCounterRateLimiter)
 
     @contextmanager
-    def attempt(self, client: str, tested: tuple[str, bool] | None = None):
-        """Wrap one credential check from `client` (an IP address). `tested`: the test already
-        done for this request (`remember`), used if it was for `client`."""
-        passed = (
-            tested[1] if tested is not None and tested[0] == client else self.limiter.test(self.item, NAMESPACE, client)
-        )
-        if not passed:
+    def attempt(self, client: str):
+        """Wrap one credential check from `client` (an IP address)."""
+        if not self.limiter.test(self.item, NAMESPACE, client):
             reset = self.limiter.get_window_stats(self.item, NAMESPACE, client).reset_time
             # time.time, not an app.clock.Clock: the `limits` storage reads it itself and takes no clock.
             wait = max(1, math.ceil(reset - time.time()))

@@ -1,21 +1,22 @@
 """Where rate-limit and login-failure counters live: in Redis when `BERTH_REDIS_URL` is set, so
-that replicas share one budget; else, under `berth serve --workers N`, in the counter service that
-the supervisor runs for its workers (app/counters/service.py), so that they share one; else in
-this process's memory. And in this process's memory while the shared place cannot be reached.
+that replicas share one budget; else in a table of sliding-window counters in memory
+(app/counters/windows.py), which the processes of `berth serve --workers N` share (the
+supervisor makes it before it forks them), so that they hold one budget between them. And in
+that table while Redis cannot be reached.
 
 Why fall back rather than fail: the counters protect the service, they are not what it is for.
-Failing with Redis answered 500 to every request (issue 16). While the shared counters are lost
-each process counts on its own (the `limits` library's memory storage): a budget holds per
-process instead of across them (N processes allow up to N times it), but every request is
-answered and a client guessing passwords is still throttled by each process it reaches.
+Failing with Redis answered 500 to every request (issue 16). While Redis is lost each machine
+counts on its own: a budget holds per machine instead of across replicas (N replicas allow up to
+N times it), but every request is answered and a client guessing passwords is still throttled by
+each replica it reaches.
 
-The shared place is not asked on every request during an outage: after a failure, one request
-tries it again every RETRY_SECONDS while the others count in memory, and every call has a short
-timeout, so one that hangs costs one request at most one timeout per interval. When a try
-succeeds the shared counters are used again (what was counted in memory meanwhile is not carried
-over). Logged: one warning when they are lost, a reminder at most once a minute while they stay
-lost, one line when they are back. Counted: berth_dependency_fallback_total{dependency="redis"}
-(or "counter_service"), one per counter operation done in memory instead.
+Redis is not asked on every request during an outage: after a failure, one request tries it
+again every RETRY_SECONDS while the others count in memory, and every call has a short timeout,
+so one that hangs costs one request at most one timeout per interval. When a try succeeds Redis
+is used again (what was counted in memory meanwhile is not carried over). Logged: one warning
+when it is lost, a reminder at most once a minute while it stays lost, one line when it is back.
+Counted: berth_dependency_fallback_total{dependency="redis"}, one per counter operation done in
+memory instead.
 
 /readyz does not look at Redis: every replica shares the one Redis, so failing readiness with it
 would take every replica out of the Service at once and turn a degraded service into none.
@@ -33,7 +34,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.util import WindowStats
 
-from app.counters.service import RemoteStrategy, ServiceAddress, ServiceClient
+from app.counters.windows import WindowTable
 
 log = logging.getLogger("berth.counters")
 
@@ -53,19 +54,15 @@ def _storage(uri: str):
 
 
 class Counters:
-    """`uri`: Redis, or memory://; with memory:// and a `service`, the counter service's."""
+    """`uri`: Redis, or memory://. `table`: the memory counters (the `--workers` processes'
+    shared table, app/server/workers.py); by default one of this process's own."""
 
-    def __init__(self, uri: str = MEMORY, service: ServiceAddress | None = None) -> None:
+    def __init__(self, uri: str = MEMORY, table: WindowTable | None = None) -> None:
         self.uri = uri
-        self.local = storage_from_string(MEMORY)
-        self.shared: Any = None
+        self.local = table if table is not None else WindowTable()
+        self.shared: Any = _storage(uri) if uri != MEMORY else None
         self.name = "Redis"
         self.dependency = "redis"  # the fallback metric's label
-        if uri != MEMORY:
-            self.shared = _storage(uri)
-        elif service is not None:
-            self.shared = ServiceClient(service)
-            self.name, self.dependency = "the counter service", "counter_service"
         self.on_fallback: Callable[[], None] = lambda: None  # the metric, wired by app/web.py
         self._lock = threading.Lock()
         self._lost_at: float | None = None
@@ -73,9 +70,8 @@ class Counters:
         self._reminded_at = 0.0
 
     def limiter(self, strategy: type) -> Limiter:
-        """A `limits` strategy (e.g. MovingWindowRateLimiter) over these counters."""
-        if isinstance(self.shared, ServiceClient):
-            return Limiter(self, RemoteStrategy(self.shared, strategy), strategy(self.local))
+        """A `limits` strategy (SlidingWindowCounterRateLimiter: the one the memory table
+        keeps) over these counters."""
         return Limiter(self, strategy(self.shared) if self.shared is not None else None, strategy(self.local))
 
     def run(self, operation: Callable, shared, local):
@@ -140,9 +136,7 @@ def _reason(error: StorageError) -> str:
 
 
 class Limiter:
-    """One `limits` strategy, run on the shared counters while they answer and on this
-    process's otherwise. The calls the edge makes: hit, test, get_window_stats, and hit or test
-    with the window's stats (one round trip to the counter service)."""
+    """One `limits` strategy, run on Redis while it answers and on the memory table otherwise."""
 
     def __init__(self, counters: Counters, shared, local) -> None:
         self.counters = counters
@@ -155,42 +149,11 @@ class Limiter:
     def test(self, *args) -> bool:
         return self.counters.run(lambda limiter: limiter.test(*args), self.shared, self.local)
 
-    def get_window_stats(self, *args):
+    def get_window_stats(self, *args) -> WindowStats:
         return self.counters.run(lambda limiter: limiter.get_window_stats(*args), self.shared, self.local)
 
     def hit_with_stats(self, *args) -> tuple[bool, WindowStats]:
-        return self.counters.run(lambda limiter: _with_stats(limiter, "hit", args), self.shared, self.local)
-
-    def test_with_stats(self, *args) -> tuple[bool, WindowStats]:
-        return self.counters.run(lambda limiter: _with_stats(limiter, "test", args), self.shared, self.local)
-
-
-def _with_stats(limiter, operation: str, args: tuple) -> tuple[bool, WindowStats]:
-    if isinstance(limiter, RemoteStrategy):
-        return limiter.with_stats(operation, *args)
-    return getattr(limiter, operation)(*args), limiter.get_window_stats(*args)
-
-
-def rate_limit_and_login_test(
-    rate: Limiter, rate_args: tuple, login: Limiter, login_args: tuple
-) -> tuple[bool, WindowStats, bool]:
-    """`rate.hit_with_stats(*rate_args)` and `login.test(*login_args)` (two limiters on one
-    Counters): with the counter service, in one round trip."""
-    assert rate.counters is login.counters
-
-    def run(pair) -> tuple[bool, WindowStats, bool]:
-        rate_limiter, login_limiter = pair
-        if isinstance(rate_limiter, RemoteStrategy) and isinstance(login_limiter, RemoteStrategy):
-            (allowed, reset, remaining), passed = rate_limiter.client.call(
-                [rate_limiter.call("hit+stats", *_split(rate_args)), login_limiter.call("test", *_split(login_args))]
-            )
-            return bool(allowed), WindowStats(reset, remaining), bool(passed)
-        allowed, stats = _with_stats(rate_limiter, "hit", rate_args)
-        return allowed, stats, login_limiter.test(*login_args)
-
-    shared = (rate.shared, login.shared) if rate.shared is not None and login.shared is not None else None
-    return rate.counters.run(run, shared, (rate.local, login.local))
-
-
-def _split(args: tuple) -> tuple:
-    return args[0], args[1:]
+        """`hit`, and the window's stats after it, from the same counters."""
+        return self.counters.run(
+            lambda limiter: (limiter.hit(*args), limiter.get_window_stats(*args)), self.shared, self.local
+        )

@@ -3,10 +3,10 @@
 The default budget is the product page's: 500 requests per 10 minutes per IP
 (`BERTH_RATE_LIMIT`). `BERTH_RATE_LIMIT_ROUTES` overrides it by path prefix
 (`/auth/token=60/minute;/v2=2000/10 minutes`; the longest matching prefix wins) and
-`BERTH_RATE_LIMIT_ALLOW` lists CIDRs that are never limited. Counters live in memory (shared by
-`--workers` processes through their supervisor's counter service), or in Redis when
-`BERTH_REDIS_URL` is set, so that replicas share one budget (app/counters/: per process while
-the shared counters cannot be reached).
+`BERTH_RATE_LIMIT_ALLOW` lists CIDRs that are never limited. Counters live in memory (a table
+the `--workers` processes share, app/counters/windows.py), or in Redis when `BERTH_REDIS_URL` is
+set, so that replicas share one budget (app/counters/: in the memory table while Redis cannot be
+reached).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import falcon
 import limits
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from app.auth.throttle import LoginThrottle
-from app.counters import Counters, rate_limit_and_login_test
+from app.counters import Counters
 from app.edge import preflight
 from app.edge.proxies import in_networks
 from app.spec.errors import RegistryError
@@ -53,7 +52,6 @@ class RateLimiter:
         routes: str = "",
         allow: tuple = (),
         counters: Counters | None = None,
-        login: LoginThrottle | None = None,
     ) -> None:
         self.default = _parse(default)
         self.routes = parse_routes(routes)
@@ -63,10 +61,6 @@ class RateLimiter:
         # keeps (and scans) a timestamp per request allowed: 500 per address by default, but
         # millions under a generous limit.
         self.limiter = (counters or Counters()).limiter(SlidingWindowCounterRateLimiter)
-        # A request with credentials will ask the login throttle whether its address may still
-        # present any: asked here, with the rate limit, that is one round trip to the counter
-        # service instead of two (the answer waits in the request's context for the check).
-        self.login = login if login is not None and login.limiter.counters is self.limiter.counters else None
 
     def _item(self, path: str) -> tuple[str, limits.RateLimitItem]:
         for prefix, item in self.routes:
@@ -83,14 +77,7 @@ class RateLimiter:
         if self.allow and in_networks(client, self.allow):
             return
         scope, item = self._item(req.path)
-        rate_args = (item, "berth-requests", scope, client)
-        if self.login is not None and req.get_header("Authorization"):
-            allowed, stats, passed = rate_limit_and_login_test(
-                self.limiter, rate_args, self.login.limiter, self.login.test_args(client)
-            )
-            self.login.remember(req, client, passed)
-        else:
-            allowed, stats = self.limiter.hit_with_stats(*rate_args)
+        allowed, stats = self.limiter.hit_with_stats(item, "berth-requests", scope, client)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         headers = {
             "RateLimit-Limit": str(item.amount),

@@ -1,7 +1,7 @@
 """The HTTP server: the only package that imports waitress.
 
 - process.py and workers.py: `berth serve`, one process or `--workers N` (one per CPU by default)
-  supervised, with the counter service they share (app/counters/service.py);
+  supervised, with the counter table they share in memory (app/counters/windows.py);
 - composition.py: the composition root, every service and background thread of a process,
   started and stopped in one place;
 - plain_http.py, inline.py, spool.py, spool_dirs.py, blob_body.py: waitress's channels, parser,

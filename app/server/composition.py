@@ -33,7 +33,7 @@ from app.auth.registry_tokens import RegistryTokens
 from app.auth.throttle import LoginThrottle
 from app.config import Settings
 from app.counters import Counters
-from app.counters.service import ServiceAddress
+from app.counters.windows import WindowTable
 from app.lifecycle.from_settings import open_provisioner
 from app.lifecycle.operations import OperationRunner, RunnerSettings
 from app.lifecycle.provisioner import Provisioner
@@ -72,7 +72,7 @@ class Services:
     collector: Collector  # periodic garbage collection
     retention_schedule: retention.Schedule  # periodic retention
     upload_reaper: UploadReaper  # expires idle upload sessions
-    counters: Counters  # rate-limit and login-failure counters (Redis, the workers' counter service, or memory)
+    counters: Counters  # rate-limit and login-failure counters (Redis, or the memory table the workers share)
     meter: Meter  # pull and push traffic, counted in memory and written in the background
     pull_times: PullTimes  # manifests' last pulls, written in the background
     tag_lists: TagLists  # large repositories' tag lists, shared by this machine's processes
@@ -80,14 +80,15 @@ class Services:
 
 def counters_uri(settings: Settings) -> str:
     """Where rate-limit and login-failure counters live: Redis when configured (shared by
-    replicas), else memory: the counter service's, when there is one, or this process's."""
+    replicas), else memory: the table the `--workers` processes share, or this process's."""
     return settings.redis_url or "memory://"
 
 
-def build_services(settings: Settings, counter_service: ServiceAddress | None = None) -> Services:
+def build_services(settings: Settings, counter_table: WindowTable | None = None) -> Services:
     """Every service of the application, made and wired, none started (Runtime.start does).
-    `counter_service`: the `--workers` supervisor's (app/server/workers.py), which the workers'
-    rate limits and login throttle share when Redis is not configured."""
+    `counter_table`: the memory counters the `--workers` supervisor made for its workers
+    (app/server/workers.py), which their rate limits and login throttle share when Redis is not
+    configured, and while it cannot be reached."""
     try:
         quotas.install(quotas.parse_catalog(settings.skus, settings.default_sku))
     except quotas.CatalogError as e:
@@ -107,7 +108,7 @@ def build_services(settings: Settings, counter_service: ServiceAddress | None = 
                 cooldown=settings.oidc_jwks_cooldown,
             )
         )
-    counters = Counters(counters_uri(settings), counter_service)
+    counters = Counters(counters_uri(settings), counter_table)
     identity = Identity(registry_tokens, idp, LoginThrottle(settings.login_failure_limit, counters))
     provisioner = open_provisioner(settings)
     runner = OperationRunner(

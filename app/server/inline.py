@@ -14,14 +14,10 @@ trip, no pool to wait for), counters are in memory (no Redis) and no identity pr
 configured (whose key fetches go over the network). A pipelined request behind an inline one
 goes to the request threads as before.
 
-"In memory" includes the counter service that `--workers` processes share (app/counters/
-service.py), so auto keeps inline reads on with it: it is a process on this machine, reached over
-a Unix socket, that answers a request's one call (rate limit and login test together) in tens of
-microseconds (40-90 us a round trip measured on the 2-core VM under load), about what the
-request's own database read costs. What it can cost the loop when it does not answer is bounded:
-every call has a 0.2 s timeout, and after a failure the process counts locally and tries the
-service again once per 5 s (app/counters/), so a hung service stalls the loop for at most 0.2 s
-per 5 s, and a dead one is restarted by the supervisor.
+"In memory" includes the table of counters that `--workers` processes share (app/counters/
+windows.py): a request's rate limit is a few microseconds there, under a lock held only while
+one slot is read and written (a POSIX record lock, which the kernel releases if its holder
+dies), so nothing on the loop waits on another process for longer than that.
 
 What these requests may write: pull counts are counted in memory (app/services/metering.py) and
 pull times noted for a background thread (app/services/retention.py), so a pull never waits for

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import waitress
 
 from app.config import Settings
-from app.counters.service import ServiceAddress
+from app.counters.windows import WindowTable
 from app.lifecycle.provisioner import ProvisionError
 from app.server import inline, plain_http
 from app.server.blob_body import sending_file_bodies
@@ -32,18 +32,18 @@ def serve_process(
     create_app: AppFactory,
     sock=None,
     metrics: MetricsListener | None = None,
-    counter_service: ServiceAddress | None = None,
+    counter_table: WindowTable | None = None,
 ) -> int:
     """Serve `create_app(settings, services)` until SIGTERM or Ctrl-C, then shut down in order.
     With `sock`, accept on a listening socket shared with sibling processes; with `metrics`, also
-    answer scrapes on that listener; with `counter_service`, count rate limits and login
+    answer scrapes on that listener; with `counter_table`, count rate limits and login
     failures there, with the siblings."""
     from app.db.models import database
     from app.telemetry import tracing
 
     if tracing.setup() is not None:
         tracing.trace_database(database.obj)
-    runtime = Runtime(settings, metrics, build_services(settings, counter_service))
+    runtime = Runtime(settings, metrics, build_services(settings, counter_table))
     services = runtime.services
     try:
         services.provisioner.check()

@@ -1,5 +1,5 @@
 """`berth serve --workers N`: N server processes (app/server/process.py) on one port, supervised,
-and the counter service they share (app/counters/service.py)."""
+and the counter table they share in memory (app/counters/windows.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 
 from app.config import Settings
-from app.counters import service as counter_service
+from app.counters.windows import WindowTable
 from app.server.metrics_listener import MetricsListener
 from app.server.process import AppFactory, cannot_listen, serve_process
 
@@ -26,28 +26,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def _name_process(name: bytes) -> None:
-    """Linux: the name `ps -o comm` and /proc/PID/comm show (15 bytes at most)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(15, name)  # PR_SET_NAME
-    except OSError:
-        pass
-
-
-COUNTER_SERVICE_NAME = b"berth-counters"
-
-
 def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsListener | None = None) -> int:
     """`--workers N`: N server processes on one port (one Python process uses about one core;
     this uses them all). A worker that dies is started again; SIGTERM or SIGINT stops them all.
     Whatever one worker knows that another needs lives in the database, the blob store, files
-    under the data directory (upload locks, tag-list caches), or a counter service: without
-    BERTH_REDIS_URL, one more process, started first, keeps the rate-limit and login-failure
-    counters in memory for all of them (app/counters/service.py), so a budget holds across the
-    workers, not per worker. It is started again if it dies (its counts start again; the workers
-    count on their own meanwhile, app/counters/). With Redis, they share Redis instead.
+    under the data directory (upload locks, tag-list caches), or the counter table: made here
+    before the workers are forked, in memory they all map (app/counters/windows.py), it holds
+    the rate-limit and login-failure counters without BERTH_REDIS_URL, so that a budget holds
+    across the workers, not per worker, and with Redis while Redis cannot be reached. A worker
+    that dies leaves the counts as they were; they last as long as the supervisor.
 
     Where the kernel has SO_REUSEPORT (Linux), each worker listens on a socket of its own and
     the kernel spreads new connections across them. With one shared socket, whichever worker
@@ -75,35 +62,9 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
     if not reuse_port:  # one listening socket, shared by every worker
         sock.listen(2048)
         sock.setblocking(False)
-    counters = None if settings.redis_url else _open_counter_service()
+    counters = _counter_table()
     children: dict[int, int] = {}
-    counters_pid = 0
     stopping = False
-
-    supervisor = os.getpid()
-
-    def spawn_counters() -> None:
-        nonlocal counters_pid
-        assert counters is not None
-        counters_pid = os.fork()
-        if counters_pid == 0:
-            # Ctrl-C reaches the whole process group: the service stays until the workers have
-            # drained their requests, and the supervisor stops it last.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-            def stopped(signum, _frame) -> None:
-                if os.getppid() != supervisor:  # it died (kill -9): nobody else removes the socket
-                    counters.close()
-                os._exit(0)
-
-            signal.signal(signal.SIGTERM, stopped)
-            _die_with_parent()
-            _name_process(COUNTER_SERVICE_NAME)
-            try:
-                sock.close()
-                counter_service.serve(counters.socket, counters.address.key)
-            finally:
-                os._exit(1)
 
     def spawn(slot: int) -> None:
         pid = os.fork()
@@ -113,17 +74,13 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
             _die_with_parent()
             code = 1
             try:
-                if counters is not None:
-                    counters.socket.close()  # the service's to accept on, not a worker's
                 listener = sock
                 if reuse_port:
                     listener = bound()
                     sock.close()
                     listener.listen(2048)
                     listener.setblocking(False)
-                code = serve_process(
-                    settings, create_app, listener, metrics, counters.address if counters is not None else None
-                )
+                code = serve_process(settings, create_app, listener, metrics, counters)
             finally:
                 os._exit(code)
         children[pid] = slot
@@ -139,8 +96,6 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if counters is not None:
-        spawn_counters()
     for slot in range(settings.workers):
         spawn(slot)
     print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)", flush=True)
@@ -153,40 +108,22 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
             break
         except InterruptedError:
             continue
-        if pid == counters_pid:
-            counters_pid = 0
-            if not stopping:
-                print(
-                    f"counter service {pid} exited ({status}); starting another (rate-limit and login-failure "
-                    "counts start again)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                time.sleep(0.2)
-                spawn_counters()
-            continue
         gone = children.pop(pid) if pid in children else None
         if gone is not None and not stopping:
             print(f"worker {pid} exited ({status}); starting another", file=sys.stderr, flush=True)
             time.sleep(1)
             spawn(gone)
-    if counters is not None:  # last: the workers counted with it until they stopped
-        if counters_pid:
-            try:
-                os.kill(counters_pid, signal.SIGTERM)
-                os.waitpid(counters_pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+    if counters is not None:
         counters.close()
     return 0
 
 
-def _open_counter_service() -> counter_service.ServiceSocket | None:
+def _counter_table() -> WindowTable | None:
     try:
-        return counter_service.ServiceSocket()
-    except OSError as e:  # no AF_UNIX SOCK_SEQPACKET (not Linux), or no writable temporary directory
+        return WindowTable(shared=True)
+    except OSError as e:  # no memory for the table, or no file for its locks
         print(
-            f"warning: the workers' shared counters cannot be served here ({e.strerror or e}): each worker "
+            f"warning: the workers' shared counters cannot be made here ({e.strerror or e}): each worker "
             "counts rate limits and login failures on its own; set BERTH_REDIS_URL to share one budget",
             file=sys.stderr,
             flush=True,

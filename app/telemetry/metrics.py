@@ -111,7 +111,8 @@ class Metrics:
         self.fallbacks = Counter(
             "berth_dependency_fallback",
             "Operations done without a dependency that could not be reached (redis: "
-            "rate-limit and login-failure counts kept in this process's memory)",
+            "rate-limit and login-failure counts kept in this machine's memory; counter_table: "
+            "in this process's, the shared table being full of live counters)",
             ["dependency"],
             registry=self.registry,
         )

@@ -21,19 +21,9 @@ MiB = 1024 * 1024
 
 
 def children(pid: int) -> list[int]:
-    """The supervisor's worker processes (not its counter service, tests/integration/test_worker_counters.py)."""
-    path = f"/proc/{pid}/task/{pid}/children"
-    with open(path) as f:
-        pids = [int(x) for x in f.read().split()]
-    workers = []
-    for child in pids:
-        try:
-            with open(f"/proc/{child}/comm") as f:
-                if f.read().strip() != "berth-counters":
-                    workers.append(child)
-        except FileNotFoundError:
-            pass
-    return workers
+    """The supervisor's worker processes."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
 
 
 @pytest.fixture

@@ -79,6 +79,9 @@ def parse_workers(value: str | int) -> int:
 DEFAULT_DOMAIN = "registry.localhost"
 
 
+WORKER_THREADS = 4  # request threads of each `--workers` process unless BERTH_THREADS says otherwise
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -120,7 +123,7 @@ class Settings:
     threads: int = 16
     # Server processes accepting on the one port (`berth serve --workers`): "auto" (the default,
     # resolved here: one per CPU this process may use) or a number; 1: just this one process.
-    # With several, `threads` defaults to 16 split across them.
+    # With several, `threads` defaults to WORKER_THREADS each.
     workers: int = field(default_factory=available_cpus)
     max_request_body: int = 64 * GiB
     recv_bytes: int = 256 * 1024
@@ -232,9 +235,13 @@ class Settings:
                 setattr(settings, name, parse_workers(value) if name == "workers" else value)
         settings.data_dir = Path(settings.data_dir)
         if settings.workers > 1 and not os.environ.get("BERTH_THREADS") and "threads" not in overrides:
-            # The same 16 request threads in all, split across the processes: each thread keeps
-            # a database connection (and its page cache), so more threads cost memory, not speed.
-            settings.threads = max(4, 16 // settings.workers)
+            # A few request threads per process: each keeps a database connection (and its page
+            # cache), and threads of one process take turns on its GIL, so past a few they cost
+            # CPU too (measured, manifest PUTs of one process, SQLite and PostgreSQL alike: 8
+            # threads used ~15% more CPU per push than 4, at a lower rate). Reads are answered
+            # on the event loop (app/server/inline.py) and bodies arrive before a thread is
+            # taken, so a thread is held only while a request is worked on.
+            settings.threads = WORKER_THREADS
         oidc = (settings.oidc_jwks_url, settings.oidc_issuer, settings.oidc_audience)
         if any(oidc) and not all(oidc):
             raise SystemExit("set all of BERTH_OIDC_JWKS_URL, BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE, or none")

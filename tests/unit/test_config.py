@@ -72,7 +72,10 @@ def test_workers_are_auto_by_default_a_number_or_a_clear_error(monkeypatch):
     monkeypatch.delenv("BERTH_THREADS", raising=False)
     assert Settings.load().workers == available_cpus() == parse_workers("auto") == parse_workers(" AUTO ")
     monkeypatch.setenv("BERTH_WORKERS", "4")
-    assert (Settings.load().workers, Settings.load().threads) == (4, 4)  # 16 threads split, 4 each
+    assert (Settings.load().workers, Settings.load().threads) == (4, 4)  # WORKER_THREADS each
+    monkeypatch.setenv("BERTH_WORKERS", "2")
+    assert (Settings.load().workers, Settings.load().threads) == (2, 4)  # not 16 split: 4 each
+    monkeypatch.setenv("BERTH_WORKERS", "4")
     assert Settings.load(workers="auto").workers == available_cpus()  # the flag wins
     assert Settings.load(workers="1").threads == 16
     for bad in ("0", "-2", "two", "1.5"):

@@ -31,6 +31,7 @@ from app.db import migrations
 from app.db.circuit import ConnectCircuit
 from app.db.models import database
 from app.db.writer import Turnstile, WriterBusy
+from app.db.writer import patience as writer_patience
 from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.db")
@@ -339,6 +340,26 @@ def transaction():
     else:
         with db.atomic():
             yield
+
+
+_busy_timeout = threading.local()  # .connection and .ms: what this thread's SQLite connection was set to
+
+
+@contextmanager
+def patience(seconds: float):
+    """Within this block this thread waits at most `seconds` to write: for a write turn
+    (app/db/writer.py) and, on SQLite, for SQLite's own lock (its busy timeout on this thread's
+    connection, set once per connection: the thread that asks, the event loop, always asks the
+    same). For the event loop, which serves every connection of its process."""
+    db = database.obj
+    if isinstance(db, pw.SqliteDatabase):
+        connection = db.connection()
+        wanted = max(1, int(seconds * 1000))
+        if getattr(_busy_timeout, "connection", None) is not connection or _busy_timeout.ms != wanted:
+            db.execute_sql(f"PRAGMA busy_timeout = {wanted}")
+            _busy_timeout.connection, _busy_timeout.ms = connection, wanted
+    with writer_patience(seconds):
+        yield
 
 
 def serialize(name: str, *, shared: bool = False) -> None:

@@ -13,7 +13,10 @@ single autocommit statement) still wait in SQLite's busy handler as before: the 
 orders, SQLite's lock is still what excludes.
 
 A turn is waited for at most BUSY_SECONDS, as long as SQLite's own busy timeout; then the
-request fails with 503 (retry) rather than waiting forever on a writer that hangs.
+request fails with 503 (retry) rather than waiting forever on a writer that hangs. A thread
+that must not wait that long (the event loop, which runs small manifest pushes itself:
+app/server/inline.py) sets a shorter `patience` for what it runs (app/db/setup.py's
+`patience`, which bounds SQLite's own busy wait on that thread's connection too).
 """
 
 from __future__ import annotations
@@ -31,7 +34,27 @@ _POLL_MOST = 0.001
 
 
 class WriterBusy(Exception):
-    """No turn within BUSY_SECONDS."""
+    """No turn within BUSY_SECONDS (or the thread's patience)."""
+
+
+_patience = threading.local()
+
+
+@contextmanager
+def patience(seconds: float) -> Iterator[None]:
+    """Within this block, this thread waits at most `seconds` for a write turn (and for
+    SQLite's lock: app/db/setup.py's transaction)."""
+    before = getattr(_patience, "seconds", None)
+    _patience.seconds = seconds
+    try:
+        yield
+    finally:
+        _patience.seconds = before
+
+
+def current_patience() -> float | None:
+    """This thread's `patience`, or None (the default waits)."""
+    return getattr(_patience, "seconds", None)
 
 
 class Turnstile:
@@ -47,12 +70,16 @@ class Turnstile:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        deadline = time.monotonic() + self.busy_seconds
-        if not self._lock.acquire(timeout=self.busy_seconds):
-            raise WriterBusy(f"no write turn within {self.busy_seconds:g} s")
+        wait = self.busy_seconds
+        shorter = current_patience()
+        if shorter is not None:
+            wait = min(wait, shorter)
+        deadline = time.monotonic() + wait
+        if not self._lock.acquire(timeout=wait):
+            raise WriterBusy(f"no write turn within {wait:g} s")
         try:
             if self._depth == 0 and self.lock_path is not None:
-                self._lock_file(deadline)
+                self._lock_file(deadline, wait)
             self._depth += 1
             try:
                 yield
@@ -71,7 +98,7 @@ class Turnstile:
             self._fd_pid = os.getpid()
         return self._fd
 
-    def _lock_file(self, deadline: float) -> None:
+    def _lock_file(self, deadline: float, wait: float) -> None:
         fd = self._file()
         pause = _POLL_FIRST
         while True:
@@ -80,6 +107,6 @@ class Turnstile:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise WriterBusy(f"no write turn within {self.busy_seconds:g} s") from None
+                    raise WriterBusy(f"no write turn within {wait:g} s") from None
                 time.sleep(pause)
                 pause = min(pause * 2, _POLL_MOST)

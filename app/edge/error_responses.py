@@ -88,5 +88,11 @@ def handle_unexpected(req, resp, ex: Exception, params) -> None:
         log.warning("storage full on %s %s: %s", req.method, req.path, ex)
         render(req, resp, RegistryError("STORAGE_FULL"))
         return
+    if type(ex).__name__ == "OperationalError" and "database is locked" in str(ex):
+        # SQLite's write lock, held past the wait (another process's long write, such as a
+        # VACUUM): retryable, like a turn not granted (app/db/writer.py).
+        log.warning("database busy on %s %s: %s", req.method, req.path, ex)
+        render(req, resp, RegistryError("UNAVAILABLE", "the database is busy; retry", headers={"Retry-After": "1"}))
+        return
     log.exception("unhandled error on %s %s", req.method, req.path)
     render(req, resp, RegistryError("UNKNOWN", "internal error; see the server log"))

@@ -94,13 +94,15 @@ def test_pipelined_requests_keep_their_order(pushed):
 
 
 def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
-    """BERTH_THREADS=1, and that thread held by a manifest push waiting for SQLite's write lock,
-    which another connection to the database holds (as a `berth gc` in another process would):
-    a manifest HEAD on another connection is answered meanwhile, before the push is. (A busy
-    thread used to be a 512 MiB layer being hashed and synced: since the body is hashed and
-    written back while it arrives, that no longer keeps the thread long enough to tell.)"""
+    """BERTH_THREADS=1, and that thread held by an upload's chunk waiting for SQLite's write
+    lock, which another connection to the database holds (as a `berth gc` or a VACUUM in another
+    process would): a manifest HEAD on another connection is answered meanwhile; a small manifest
+    PUT, run on the loop thread too, waits for the lock only LOOP_PATIENCE and is answered 503
+    (retry), not after the 30 s a request thread waits; once the lock is free the chunk and the
+    same PUT succeed."""
     import sqlite3
 
+    from app.server.inline import LOOP_PATIENCE
     from tests.support import postgres
 
     if postgres.ALL_SERVERS_ON_POSTGRES:
@@ -108,28 +110,39 @@ def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
     server = _serve(tmp_path, "on")
     try:
         client = RegistryClient(server.url, server.session())
-        _, body, manifest = client.push_image("default/app", "v1", layers=[b"small"])
+        _, _, manifest = client.push_image("default/app", "v1", layers=[b"small"])
         other = json.dumps({**manifest, "annotations": {"n": "2"}}).encode()
+        location = client.request("POST", "/v2/default/app/blobs/uploads/").headers["Location"]
         order: list[str] = []
         holder = sqlite3.connect(server.data_dir / "berth.db", isolation_level=None, timeout=30)
         holder.execute("BEGIN IMMEDIATE")  # SQLite's one write lock, held outside the server
 
-        def push() -> None:
-            r = client.request(
-                "PUT", "/v2/default/app/manifests/v2", data=other, headers={"Content-Type": manifest["mediaType"]}
+        def chunk() -> None:
+            r = RegistryClient(server.url, server.session()).request(
+                "PATCH", location, data=b"chunk", headers={"Content-Range": "0-4"}
             )
-            order.append(f"push {r.status_code}")
+            order.append(f"chunk {r.status_code}")
 
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        time.sleep(0.5)  # the push reaches the one request thread and waits for the lock there
+        chunker = threading.Thread(target=chunk)
+        chunker.start()
+        time.sleep(0.5)  # the chunk reaches the one request thread and waits for the lock there
         assert order == []
         r = RegistryClient(server.url, server.session()).request("HEAD", "/v2/default/app/manifests/v1")
         order.append(f"head {r.status_code}")
+        put = {"data": other, "headers": {"Content-Type": manifest["mediaType"]}}
+        started = time.monotonic()
+        refused = RegistryClient(server.url, server.session()).request("PUT", "/v2/default/app/manifests/v2", **put)
+        waited = time.monotonic() - started
+        assert refused.status_code == 503 and refused.json()["errors"][0]["code"] == "UNAVAILABLE", refused.text
+        assert refused.headers["Retry-After"] == "1"
+        assert LOOP_PATIENCE * 0.9 <= waited < LOOP_PATIENCE + 5, waited
         holder.execute("COMMIT")
-        pusher.join(60)
+        chunker.join(60)
         holder.close()
-        assert order == ["head 200", "push 201"], order
+        assert order == ["head 200", "chunk 202"], order
+        r = client.request("PUT", "/v2/default/app/manifests/v2", **put)
+        assert r.status_code == 201, r.text
+        assert '"status": 500' not in server.logs()
     finally:
         server.stop()
 

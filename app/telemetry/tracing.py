@@ -110,6 +110,14 @@ def trace_database(db) -> None:
             return original(sql, params, *args, **kwargs)
 
     db.execute_sql = execute_sql
+    prepared = getattr(db, "execute_prepared", None)  # PostgreSQL's server-side prepared statements
+    if prepared is not None:
+
+        def execute_prepared(name, sql, params):
+            with _tracer.start_as_current_span("db.query", attributes={"db.statement": str(sql)[:300]}):
+                return prepared(name, sql, params)
+
+        db.execute_prepared = execute_prepared
     db._berth_traced = True
 
 

@@ -80,3 +80,25 @@ def test_without_an_exporter_tracing_is_off(monkeypatch):
     result = _client().simulate_get("/x/200", headers={"traceparent": TRACEPARENT})
     assert result.json["trace"] == CALLER_TRACE  # log lines still join the caller's trace
     assert "traceparent" not in result.headers
+
+
+def test_server_side_prepared_statements_on_postgres_get_child_spans_too(spans):
+    """On PostgreSQL compiled statements run through `execute_prepared`, not `execute_sql`: they
+    are traced all the same, by their text."""
+    from app.db.setup import open_database
+    from app.services.repositories import find
+    from tests.support import postgres
+
+    database = open_database(postgres.create_database())
+    try:
+        tracing.trace_database(database)
+        org = Organization.create(name="o")
+        from app.db.models import Registry
+
+        registry = Registry.create(org=org, name="r")
+        spans.clear()
+        assert find(registry, "nothing") is None  # a compiled query (app/services/repositories.py)
+        statements = [s.attributes["db.statement"] for s in spans.get_finished_spans() if s.name == "db.query"]
+        assert any('FROM "repository"' in s and "$1" in s for s in statements), statements
+    finally:
+        database.close()

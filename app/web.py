@@ -78,7 +78,7 @@ def _cors(settings: Settings) -> list:
 def middleware(settings: Settings, services, metrics: Metrics) -> list:
     """The order matters: context first (request id, client address), then headers, limits,
     tracing and logging, CORS, and the management gate last."""
-    services.counters.on_fallback = metrics.dependency_fallback(services.counters.dependency)
+    services.counters.on_fallback = metrics.dependency_fallback("redis")
     services.counters.local.on_overflow = metrics.dependency_fallback("counter_table")
     return [
         ReleaseConnection(),  # first: its process_response runs last, after any database work

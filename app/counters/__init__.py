@@ -61,8 +61,6 @@ class Counters:
         self.uri = uri
         self.local = table if table is not None else WindowTable()
         self.shared: Any = _storage(uri) if uri != MEMORY else None
-        self.name = "Redis"
-        self.dependency = "redis"  # the fallback metric's label
         self.on_fallback: Callable[[], None] = lambda: None  # the metric, wired by app/web.py
         self._lock = threading.Lock()
         self._lost_at: float | None = None
@@ -105,16 +103,14 @@ class Counters:
             if self._lost_at is None:
                 self._lost_at = self._reminded_at = now
                 log.warning(
-                    "%s cannot be reached (%s): rate limits and login failures are counted per "
-                    "process until it answers again",
-                    self.name,
+                    "Redis cannot be reached (%s): rate limits and login failures are counted in "
+                    "this machine's memory until it answers again",
                     _reason(error),
                 )
             elif now - self._reminded_at >= REMINDER_SECONDS:
                 self._reminded_at = now
                 log.warning(
-                    "%s still cannot be reached after %d s (%s): counting per process",
-                    self.name,
+                    "Redis still cannot be reached after %d s (%s): counting in this machine's memory",
                     now - self._lost_at,
                     _reason(error),
                 )
@@ -123,8 +119,7 @@ class Counters:
         with self._lock:
             if self._lost_at is not None:
                 log.warning(
-                    "%s answers again after %d s: rate limits and login failures are shared again",
-                    self.name,
+                    "Redis answers again after %d s: rate limits and login failures are shared again",
                     time.monotonic() - self._lost_at,
                 )
                 self._lost_at = None

@@ -46,13 +46,7 @@ def _parse(rate: str) -> limits.RateLimitItem:
 
 
 class RateLimiter:
-    def __init__(
-        self,
-        default: str,
-        routes: str = "",
-        allow: tuple = (),
-        counters: Counters | None = None,
-    ) -> None:
+    def __init__(self, default: str, routes: str = "", allow: tuple = (), counters: Counters | None = None) -> None:
         self.default = _parse(default)
         self.routes = parse_routes(routes)
         self.allow = allow

@@ -29,39 +29,14 @@ def outcome_of(status: int) -> str:
     return "success" if status < 400 else "failure"
 
 
-def record(
-    *,
-    org_id: int,
-    actor: str,
-    action: str,
-    status: int,
-    registry: str | None = None,
-    repository: str | None = None,
-    digest: str | None = None,
-    tag: str | None = None,
-    detail: dict | None = None,
-    client_ip: str | None = None,
-    request_id: str | None = None,
-) -> None:
-    """Write an audit record after the action (its own statement): a failure to write it is
-    logged, not raised, since the action has happened (or failed) already."""
+def record(**fields) -> None:
+    """`write` after the action (its own statement): a failure to write the record is logged,
+    not raised, since the action has happened (or failed) already."""
     try:
-        write(
-            org_id=org_id,
-            actor=actor,
-            action=action,
-            status=status,
-            registry=registry,
-            repository=repository,
-            digest=digest,
-            tag=tag,
-            detail=detail,
-            client_ip=client_ip,
-            request_id=request_id,
-        )
+        write(**fields)
     except pw.PeeweeException:
         # The action itself has happened (or failed) already; losing its record must be loud.
-        log.exception("could not write the audit record for %s by %s", action, actor)
+        log.exception("could not write the audit record for %s by %s", fields.get("action"), fields.get("actor"))
 
 
 _INSERT = Prepared(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import peewee as pw
 
 from app.db.models import database
+from app.db.setup import execute_text as _execute_text
 
 _INT_BASE = 7_301_000_000_000
 
@@ -62,13 +63,37 @@ class Prepared:
         sql, order = self._sql()
         db = database.obj
         params = [args[i] for i in order]
-        if getattr(db, "server_prepare", False):  # app/db/setup.py PostgresDatabase
-            server = self._server.get(id(db))
-            if server is None:
-                server = self._server[id(db)] = _server_statement(sql)
-            if server[1]:
-                return db.execute_prepared(server[0], server[1], params)
+        server = self._server_statement(db, sql)
+        if server is not None:
+            return db.execute_prepared(server[0], server[1], params)
         return db.execute_sql(sql, params)
+
+    def send(self, *args) -> None:
+        """Run for its effect only (neither rows nor a row count are read): on PostgreSQL, inside
+        a transaction, it goes to the server with the next statement or the commit
+        (`PostgresDatabase.defer`), a round trip fewer."""
+        db = database.obj
+        defer = getattr(db, "defer", None)
+        if defer is None:
+            self.cursor(*args)
+            return
+        sql, order = self._sql()
+        params = [args[i] for i in order]
+        server = self._server_statement(db, sql)
+        if server is not None:
+            defer(_execute_text(server[0], params), params, server)
+        else:
+            defer(sql, params)
+
+    def _server_statement(self, db, sql: str) -> tuple[str, str] | None:
+        """(name, $n SQL) of this query as a PostgreSQL server-side prepared statement, or None
+        when `db` does not prepare statements (SQLite, `?server_prepare=off`) or cannot this one."""
+        if not getattr(db, "server_prepare", False):  # app/db/setup.py PostgresDatabase
+            return None
+        server = self._server.get(id(db))
+        if server is None:
+            server = self._server[id(db)] = _server_statement(sql)
+        return server if server[1] else None
 
     def rows(self, *args) -> list[tuple]:
         return self.cursor(*args).fetchall()

@@ -106,6 +106,7 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         self.server_prepare = server_prepare  # execute_prepared: PREPARE once per connection
         self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> names
         self._checkout = threading.local()  # .opened: a connection opened for this thread; .fresh
+        self._deferred = _Deferred()  # this thread's statements waiting for the next round trip
         self._opening = 0  # connections being opened outside the pool lock: they count as in use
         connect_timeout = float(kwargs.get("connect_timeout") or 2)
         self.circuit = ConnectCircuit(open_for=CIRCUIT_OPEN_FOR, probe_for=max(connect_timeout, 2) + 1)
@@ -201,7 +202,11 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         if not self.is_closed() and not self.in_transaction():
             self.manual_close()
 
-    def _retry_lost(self, run: Callable[[], T]) -> T:
+    def _retry_lost(self, run: Callable[[], T], unsent: bool = False, commits: bool = False) -> T:
+        """`run()`, again on a new connection when the connection was lost and that is safe:
+        outside a transaction, or (`unsent`) inside one none of whose statements reached the
+        server before this attempt (its BEGIN travels with this one); never when `run` commits
+        (the server may have committed before the connection went)."""
         started = time.monotonic()
         for attempt in range(1, STATEMENT_ATTEMPTS + 1):
             try:
@@ -212,22 +217,41 @@ class PostgresDatabase(PooledPostgresqlDatabase):
                 # What dropped this connection (a restart, failover, a network cut) most likely
                 # dropped the idle ones too: do not hand those out next.
                 self.close_idle()
-                if self.in_transaction():
+                if commits:
+                    raise DatabaseUnavailable("the database connection was lost at commit; retry") from exc
+                if self.in_transaction() and not unsent:
                     # The work so far went with the connection: only the transaction as a whole
                     # can be run again (`atomically` does; elsewhere the client retries on 503).
                     raise DatabaseUnavailable("the database connection was lost mid-transaction; retry") from exc
-                self.discard_connection()
                 if attempt == STATEMENT_ATTEMPTS or time.monotonic() - started > STATEMENT_BUDGET:
+                    self.discard_connection()
                     raise DatabaseUnavailable() from exc
                 log.warning("PostgreSQL connection lost; running the statement again on a new connection")
+                time.sleep(0.01 * (attempt - 1))
                 # A new connection, not another pooled one: requests that end hand back
                 # connections that died with this one, and nothing tells them apart unasked.
-                self._checkout.fresh = True
-                time.sleep(0.01 * (attempt - 1))
+                self._replace_connection()
         raise AssertionError("unreachable")
 
+    def _replace_connection(self) -> None:
+        """Drop this thread's dead connection and open a new one in its place, keeping what peewee
+        knows of the thread's transactions (none of which reached the server: see `_retry_lost`)."""
+        state = self._state
+        kept = (state.ctx, state.transactions, state.commit_callbacks)
+        conn = state.conn
+        if conn is not None:
+            with self._pool_lock:
+                self._in_use.pop(self.conn_key(conn), None)
+            self._close_raw(conn)
+        state.closed, state.conn = True, None
+        self._checkout.fresh = True
+        try:
+            self.connect()
+        finally:
+            state.ctx, state.transactions, state.commit_callbacks = kept
+
     def execute_sql(self, sql, params=None):
-        return self._retry_lost(lambda: super(PostgresDatabase, self).execute_sql(sql, params))
+        return self._send(sql, params)
 
     def execute_prepared(self, name: str, sql: str, params):
         """Run `sql` (with $1... placeholders) as the server-side prepared statement `name`,
@@ -235,25 +259,70 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         it once per connection instead of on every call (most of what a short statement costs
         it). PREPARE is not undone by a rollback; a connection replaced by `_retry_lost` prepares
         again."""
-        placeholders = ", ".join(["%s"] * len(params))
-        execute = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
+        return self._send(execute_text(name, params), params, (name, sql))
+
+    def defer(self, sql: str, params=(), prepared: tuple[str, str] | None = None) -> None:
+        """Run `sql` for its effect only: inside a transaction it is held back and sent to the
+        server in one message with the next statement whose result is read (or with COMMIT), a
+        round trip fewer for each. Its error, if any, is raised there. For statements whose
+        result and timing nothing depends on before that point: a write whose row count is not
+        looked at, an advisory lock taken before the next statement. Outside a transaction it
+        runs now. `prepared`: (name, $n SQL) to run it as `execute_prepared` does."""
+        if not self.in_transaction():
+            if prepared is not None:
+                self.execute_prepared(prepared[0], prepared[1], params)
+            else:
+                self.execute_sql(sql, params)
+            return
+        self._deferred.statements.append((sql, params or (), prepared))
+
+    def _send(self, sql: str, params, prepared: tuple[str, str] | None = None):
+        """`sql` with the statements deferred before it, in one message (the simple query protocol
+        runs them in order and stops at the first error); the cursor holds `sql`'s result."""
+        deferred = self._deferred
+        # A message that carries the transaction's BEGIN can be sent again whole on a new
+        # connection: the server ended the transaction with the old one. Not with its COMMIT,
+        # which the server may have run before the connection went (the client retries on 503).
+        commits = sql == "COMMIT"
 
         def run():
+            statements = [*deferred.statements, (sql, params or (), prepared)]
             connection = self.connection()
             names = self._prepared.get(connection)
             if names is None:
                 names = self._prepared[connection] = set()
-            if name not in names:
-                super(PostgresDatabase, self).execute_sql(f"PREPARE {name} AS {sql}")
-                names.add(name)
-            return super(PostgresDatabase, self).execute_sql(execute, params)
+            for _, _, statement in statements:
+                if statement is not None and statement[0] not in names:
+                    super(PostgresDatabase, self).execute_sql(f"PREPARE {statement[0]} AS {statement[1]}")
+                    names.add(statement[0])
+            if len(statements) == 1:
+                return super(PostgresDatabase, self).execute_sql(sql, params)
+            text = "; ".join(s for s, _, _ in statements)
+            return super(PostgresDatabase, self).execute_sql(text, [v for _, ps, _ in statements for v in ps])
 
-        return self._retry_lost(run)
+        try:
+            return self._retry_lost(run, unsent=deferred.began, commits=commits)
+        finally:
+            deferred.clear()
 
-    def begin(self, *args, **kwargs):
-        return self._retry_lost(lambda: super(PostgresDatabase, self).begin(*args, **kwargs))
+    def begin(self, isolation_level=None):
+        """Held back, not sent: BEGIN goes to the server with the transaction's first statement
+        (`defer`), and a transaction that runs none costs no round trip at all."""
+        if self.is_closed():
+            self.connect()  # now: peewee's connect, run by a statement, would forget the transaction
+        level = isolation_level or self._isolation_level
+        begin = f"BEGIN TRANSACTION ISOLATION LEVEL {self._adapter.isolation_level_str(level)}" if level else "BEGIN"
+        self._deferred.statements = [(begin, (), None)]
+        self._deferred.began = True
 
     def commit(self):
+        deferred = self._deferred
+        if deferred.began and len(deferred.statements) == 1:
+            deferred.clear()  # nothing was run: nothing to commit
+            return None
+        if deferred.statements:
+            self._send("COMMIT", ())
+            return None
         try:
             return super().commit()
         except (pw.OperationalError, pw.InterfaceError) as exc:
@@ -262,9 +331,28 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             raise
 
     def rollback(self):
-        if self.connection_lost():
-            return  # the server ended the transaction with the connection
+        unsent = self._deferred.began
+        self._deferred.clear()
+        if unsent or self.is_closed() or self.connection_lost():
+            return  # never begun on the server, or the server ended it with the connection
         return super().rollback()
+
+
+class _Deferred(threading.local):
+    """One thread's statements held back by `PostgresDatabase.defer`: (SQL, parameters, the
+    prepared statement's (name, SQL) or None). `began`: the first is the transaction's BEGIN."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.statements: list[tuple[str, tuple | list, tuple[str, str] | None]] = []
+        self.began = False
+
+
+def execute_text(name: str, params) -> str:
+    """The EXECUTE statement that runs the prepared statement `name` with `params` (%s each)."""
+    return f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
 
 
 def database_for(url: str) -> pw.Database:
@@ -362,27 +450,30 @@ def patience(seconds: float):
         yield
 
 
-def serialize(name: str, *, shared: bool = False) -> None:
+def serialize(name: str, *, shared: bool = False, deferred: bool = False) -> None:
     """Inside a transaction: wait until no other transaction (in any replica) that called
     `serialize` with the same name is open, and keep them waiting until this one ends. For
     check-then-insert steps such as the first-start bootstrap. With `shared`, only transactions
     that took the name without `shared` are excluded (and exclude it): pushes into a repository
-    run side by side, its garbage collection waits for them all. PostgreSQL: a transaction-level
-    advisory lock; SQLite: nothing to do, `transaction()` already holds the write lock."""
+    run side by side, its garbage collection waits for them all. With `deferred`, the wait happens
+    with the transaction's next statement (`PostgresDatabase.defer`): only for a caller whose
+    next step is a statement, not work outside the database that the lock must cover.
+    PostgreSQL: a transaction-level advisory lock; SQLite: nothing to do, `transaction()` already
+    holds the write lock."""
     db = database.obj
     if isinstance(db, pw.PostgresqlDatabase):
         if not db.in_transaction():
             raise RuntimeError("serialize() needs a transaction")
         function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        db.execute_sql(f"SELECT {function}(%s)", (zlib.crc32(name.encode()),))
+        _lock(db, f"SELECT {function}(%s)", (zlib.crc32(name.encode()),), deferred)
 
 
-def serialize_tags(repository_id: int, tags: list[str]) -> None:
+def serialize_tags(repository_id: int, tags: list[str], *, deferred: bool = False) -> None:
     """Inside a transaction: writers of the same tag of a repository in turn (a tag push reads
     what the tag pointed at, then moves it). Taken after the repository's lock, in name order,
     so that two pushes naming the same tags never wait for each other crosswise. PostgreSQL: an
     advisory lock per tag, keyed (repository, tag) apart from `serialize`'s names; SQLite: nothing
-    to do, as for `serialize`."""
+    to do, as for `serialize`. `deferred` as for `serialize`."""
     db = database.obj
     if isinstance(db, pw.PostgresqlDatabase):
         if not db.in_transaction():
@@ -390,7 +481,15 @@ def serialize_tags(repository_id: int, tags: list[str]) -> None:
         for tag in sorted(set(tags)):
             # Two int4 keys: a key space apart from serialize's single bigint keys.
             key = zlib.crc32(tag.encode()) - 2**31
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (repository_id % 2**31, key))
+            _lock(db, "SELECT pg_advisory_xact_lock(%s, %s)", (repository_id % 2**31, key), deferred)
+
+
+def _lock(db: pw.Database, sql: str, params: tuple, deferred: bool) -> None:
+    defer = getattr(db, "defer", None)
+    if deferred and defer is not None:
+        defer(sql, params)
+    else:
+        db.execute_sql(sql, params)
 
 
 def blob_lock(registry_id: int, digest: str) -> str:

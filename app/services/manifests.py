@@ -328,8 +328,11 @@ class ManifestService:
             # vice versa; what the manifest references is checked (and its blobs touched) inside,
             # so a collection can never remove a blob or child manifest between the check and the
             # insert. Pushes into one repository run side by side; pushes of one tag in turn.
-            serialize(repository_lock(repository.id), shared=True)
-            serialize_tags(repository.id, tags)
+            # Held back (`deferred`), as are the writes below whose results are not read: on
+            # PostgreSQL they reach the server with the next read or the commit, so a push
+            # costs a few round trips, not one per statement.
+            serialize(repository_lock(repository.id), shared=True, deferred=True)
+            serialize_tags(repository.id, tags, deferred=True)
             self._check_references(repository, parsed, manifest_policy.of(registry))
             now = utcnow()
             annotations = json.dumps(parsed.annotations) if parsed.annotations else None
@@ -351,7 +354,7 @@ class ManifestService:
                 rows = [(manifest.id, d, "blob") for d in parsed.blobs]
                 rows += [(manifest.id, d, "manifest") for d in parsed.children]
                 if rows:
-                    _INSERT_REFERENCES.of(len(rows)).cursor(*(v for r in rows for v in r))
+                    _INSERT_REFERENCES.of(len(rows)).send(*(v for r in rows for v in r))
             manifest.applied_tags = tags
             manifest.replaced = {}  # tag -> the digest the push moved it away from (audit)
             if immutable:
@@ -368,9 +371,10 @@ class ManifestService:
                 audit(manifest)
             if not immutable:
                 # Last: moving a tag raises the repository's tag version (a trigger), a row every
-                # tag push into the repository updates, locked from here to the commit.
+                # tag push into the repository updates, locked from here to the commit (on
+                # PostgreSQL these go to the server in the commit's own message).
                 for tag in tags:
-                    _SET_TAG.cursor(repository.id, tag, manifest.id, now)
+                    _SET_TAG.send(repository.id, tag, manifest.id, now)
         if tags:
             self.tag_lists.changed(repository)
         return manifest
@@ -388,7 +392,7 @@ class ManifestService:
             # enough to delete before this push commits, and concurrent pushes naming the same
             # layers do not wait for each other's row locks.
             now = utcnow()
-            _TOUCH_BLOBS.of(len(wanted)).cursor(now, repository.registry_id, now - self.touch_every, *wanted)
+            _TOUCH_BLOBS.of(len(wanted)).send(now, repository.registry_id, now - self.touch_every, *wanted)
             present = {r[0] for r in _PRESENT_BLOBS.of(len(wanted)).rows(repository.id, *wanted)}
             missing = sorted(set(wanted) - present)
             if missing and not policy.blobs_may_be_absent:

@@ -107,6 +107,8 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> names
         self._checkout = threading.local()  # .opened: a connection opened for this thread; .fresh
         self._deferred = _Deferred()  # this thread's statements waiting for the next round trip
+        self._bounded = threading.local()  # .ms: `bound_statements` for this thread
+        self._timeouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> ms
         self._opening = 0  # connections being opened outside the pool lock: they count as in use
         connect_timeout = float(kwargs.get("connect_timeout") or 2)
         self.circuit = ConnectCircuit(open_for=CIRCUIT_OPEN_FOR, probe_for=max(connect_timeout, 2) + 1)
@@ -288,6 +290,11 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         def run():
             statements = [*deferred.statements, (sql, params or (), prepared)]
             connection = self.connection()
+            bound = getattr(self._bounded, "ms", None)
+            if bound is not None and self._timeouts.get(connection) != bound:
+                # Its own message, before the transaction's BEGIN: a setting of the session.
+                super(PostgresDatabase, self).execute_sql(f"SET statement_timeout = {int(bound)}")
+                self._timeouts[connection] = bound
             names = self._prepared.get(connection)
             if names is None:
                 names = self._prepared[connection] = set()
@@ -304,6 +311,16 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             return self._retry_lost(run, unsent=deferred.began, commits=commits)
         finally:
             deferred.clear()
+
+    def bound_statements(self, seconds: float) -> None:
+        """From now on this thread (the event loop: `patience`) keeps its connection from request
+        to request, and the server cancels any statement on it that runs longer than `seconds`
+        (a lock wait included): set once per connection, which is never handed to another thread
+        with the setting on it."""
+        self._bounded.ms = max(1, int(seconds * 1000))
+
+    def keeps_connection(self) -> bool:
+        return getattr(self._bounded, "ms", None) is not None
 
     def begin(self, isolation_level=None):
         """Held back, not sent: BEGIN goes to the server with the transaction's first statement
@@ -438,7 +455,9 @@ def patience(seconds: float):
     """Within this block this thread waits at most `seconds` to write: for a write turn
     (app/db/writer.py) and, on SQLite, for SQLite's own lock (its busy timeout on this thread's
     connection, set once per connection: the thread that asks, the event loop, always asks the
-    same). For the event loop, which serves every connection of its process."""
+    same). On PostgreSQL, any statement of this thread is cancelled past `seconds`, from now on
+    (`PostgresDatabase.bound_statements`). For the event loop, which serves every connection of
+    its process."""
     db = database.obj
     if isinstance(db, pw.SqliteDatabase):
         connection = db.connection()
@@ -446,6 +465,8 @@ def patience(seconds: float):
         if getattr(_busy_timeout, "connection", None) is not connection or _busy_timeout.ms != wanted:
             db.execute_sql(f"PRAGMA busy_timeout = {wanted}")
             _busy_timeout.connection, _busy_timeout.ms = connection, wanted
+    elif isinstance(db, PostgresDatabase):
+        db.bound_statements(seconds)
     with writer_patience(seconds):
         yield
 
@@ -506,12 +527,23 @@ def repository_lock(repository_id: int) -> str:
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
+def is_cancelled(exc: BaseException) -> bool:
+    """A PostgreSQL statement the server cancelled for running past its statement timeout
+    (`patience`): the database was too slow for the request, not wrong."""
+    return _sqlstate(exc) == "57014"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of the driver's error under a peewee exception (peewee keeps it as `orig`;
+    older peewee as its first argument), or None."""
+    cause = getattr(exc, "orig", None) or (exc.args[0] if exc.args else None)
+    return getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
+
+
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, DatabaseUnavailable):
         return True
-    cause = exc.args[0] if exc.args else None
-    code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
-    return code in RETRYABLE_SQLSTATES
+    return _sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
 def atomically(fn: Callable[[], T], attempts: int = 3) -> T:
@@ -540,7 +572,12 @@ def release_connection() -> None:
     """Hand this thread's pooled connection back (a no-op on SQLite, whose per-thread
     connections stay open)."""
     db = database.obj
-    if isinstance(db, PostgresDatabase) and not db.is_closed() and not db.in_transaction():
+    if (
+        isinstance(db, PostgresDatabase)
+        and not db.is_closed()
+        and not db.in_transaction()
+        and not db.keeps_connection()
+    ):
         db.close()
 
 

@@ -7,8 +7,10 @@ import json
 import logging
 
 import falcon
+import peewee as pw
 
 from app.auth.identity import challenge
+from app.db.setup import is_cancelled
 from app.spec.errors import CODES, RegistryError
 from app.storage.capacity import is_storage_full
 
@@ -92,6 +94,12 @@ def handle_unexpected(req, resp, ex: Exception, params) -> None:
         # SQLite's write lock, held past the wait (another process's long write, such as a
         # VACUUM): retryable, like a turn not granted (app/db/writer.py).
         log.warning("database busy on %s %s: %s", req.method, req.path, ex)
+        render(req, resp, RegistryError("UNAVAILABLE", "the database is busy; retry", headers={"Retry-After": "1"}))
+        return
+    if isinstance(ex, pw.OperationalError) and is_cancelled(ex):
+        # A statement of a request run on the event loop, cancelled past its patience (a lock
+        # held by a long transaction elsewhere): retryable, as SQLite's busy lock above.
+        log.warning("database too slow on %s %s: %s", req.method, req.path, ex)
         render(req, resp, RegistryError("UNAVAILABLE", "the database is busy; retry", headers={"Retry-After": "1"}))
         return
     log.exception("unhandled error on %s %s", req.method, req.path)

@@ -56,7 +56,7 @@ def serve_process(
     where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
     dispatcher = None
     if inline.enabled(settings):
-        dispatcher = inline.InlineDispatcher()
+        dispatcher = inline.InlineDispatcher(pushes=inline.pushes_inline(settings))
         dispatcher.set_thread_count(settings.threads)
     try:
         server = waitress.create_server(

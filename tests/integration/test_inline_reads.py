@@ -160,3 +160,45 @@ def test_a_request_waitress_cannot_parse_is_answered_not_dropped(tmp_path, reque
         assert "has no attribute" not in server.log_path.read_text()
     finally:
         server.stop()
+
+
+def test_on_a_local_postgresql_the_loop_waits_for_a_lock_only_its_patience(tmp_path):
+    """PostgreSQL at 127.0.0.1: short reads run on the loop (`auto`), on a connection whose
+    statements the server cancels past LOOP_PATIENCE. A blob HEAD that must refresh the blob's
+    `touched_at` while another session holds the row's lock (as a collection deciding about it
+    would) is answered 503 (retry) after about that long, not when the lock goes; once it is
+    free the same HEAD succeeds. A manifest push, left to the request threads there, still
+    works."""
+    import psycopg2
+
+    from app.server.inline import LOOP_PATIENCE
+    from tests.support import postgres
+
+    url = postgres.create_database()
+    server = Server(
+        tmp_path / "data", token="berth_" + secrets.token_urlsafe(32), database_url=url, env={"BERTH_THREADS": "1"}
+    ).start()
+    try:
+        client = RegistryClient(server.url, server.session())
+        _, _, manifest = client.push_image("default/app", "v1", layers=[b"locked layer"])
+        layer = manifest["layers"][0]["digest"]
+        postgres.sql(url, "UPDATE blob SET touched_at = now() - interval '1 day' WHERE digest = %s", (layer,))
+        holder = psycopg2.connect(url)
+        holder.cursor().execute("SELECT id FROM blob WHERE digest = %s FOR UPDATE", (layer,))  # held open
+        started = time.monotonic()
+        refused = client.request("HEAD", f"/v2/default/app/blobs/{layer}")
+        waited = time.monotonic() - started
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1", refused.headers
+        assert LOOP_PATIENCE * 0.9 <= waited < LOOP_PATIENCE + 3, waited
+        assert "canceling statement due to statement timeout" in server.logs()
+        holder.rollback()
+        holder.close()
+        assert client.request("HEAD", f"/v2/default/app/blobs/{layer}").status_code == 200
+        other = json.dumps({**manifest, "annotations": {"n": "2"}}).encode()
+        r = client.request(
+            "PUT", "/v2/default/app/manifests/v2", data=other, headers={"Content-Type": manifest["mediaType"]}
+        )
+        assert r.status_code == 201, r.text
+        assert '"status": 500' not in server.logs()
+    finally:
+        server.stop()

@@ -172,3 +172,31 @@ def test_a_whole_transaction_in_its_commit_message_is_not_sent_twice(pg):
         with transaction():
             INSERT_ORG.send("a")
     assert _names() == ["before"]
+
+
+def test_a_patient_thread_keeps_its_connection_and_its_statements_are_cancelled_past_it(pg):
+    """`patience` on PostgreSQL (the event loop's): the server cancels that thread's statements
+    past the patience, on a connection the thread keeps from request to request, so no other
+    thread is handed a connection with the setting on it."""
+    db, url = pg
+    seen: dict[str, object] = {}
+
+    def loop() -> None:
+        with setup.patience(0.5):
+            seen["loop"] = db.execute_sql("SHOW statement_timeout").fetchone()[0]
+            try:
+                db.execute_sql("SELECT pg_sleep(2)")
+            except pw.OperationalError as e:
+                seen["cancelled"] = setup.is_cancelled(e)
+            setup.release_connection()  # a request's end: kept
+            seen["kept"] = not db.is_closed()
+
+    def other() -> None:
+        seen["other"] = db.execute_sql("SHOW statement_timeout").fetchone()[0]
+        setup.release_connection()
+
+    for target in (loop, other, other):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(30)
+    assert seen == {"loop": "500ms", "cancelled": True, "kept": True, "other": "0"}

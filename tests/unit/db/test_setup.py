@@ -112,3 +112,40 @@ def test_serialize_needs_a_transaction_on_postgres(pg):
 
 def test_a_lost_connection_is_also_a_peewee_operational_error():
     assert isinstance(DatabaseUnavailable(), pw.OperationalError)
+
+
+def test_atomically_runs_again_a_transaction_postgresql_ended_for_a_deadlock(pg):
+    """Two transactions that update the same two rows in opposite orders: PostgreSQL ends one
+    (SQLSTATE 40P01), and `atomically` runs that one again, so both complete."""
+    import threading
+
+    db, url = pg
+    first, second = Organization.create(name="a").id, Organization.create(name="b").id
+    both_hold_one = threading.Barrier(2)
+    runs = {"x": 0, "y": 0}
+    errors: list[BaseException] = []
+
+    def work(who: str, one: int, other: int) -> None:
+        def transaction_body() -> None:
+            runs[who] += 1
+            Organization.update(sku=who).where(Organization.id == one).execute()
+            if runs[who] == 1:
+                both_hold_one.wait(10)
+            Organization.update(sku=who).where(Organization.id == other).execute()
+
+        try:
+            atomically(transaction_body)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            setup.release_connection()
+
+    threads = [
+        threading.Thread(target=work, args=("x", first, second)),
+        threading.Thread(target=work, args=("y", second, first)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and sorted(runs.values()) == [1, 2]

@@ -169,6 +169,19 @@ def to_model(model: type[pw.Model], row: tuple) -> pw.Model:
     return instance
 
 
+def to_models(row: tuple, *models: type[pw.Model]) -> list[pw.Model]:
+    """Model instances from a row of `first.select(*models)` over a join: each model's fields, in
+    field order, one model after the other."""
+    result, start = [], 0
+    for model in models:
+        end = start + len(model._meta.sorted_fields)
+        result.append(to_model(model, row[start:end]))
+        start = end
+    if start != len(row):
+        raise ValueError(f"a row of {len(row)} columns is not one of {[m.__name__ for m in models]}")
+    return result
+
+
 _converters: dict[type[pw.Model], list] = {}
 _DATETIME = pw.DateTimeField()
 

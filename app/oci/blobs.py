@@ -73,10 +73,10 @@ class BlobResource:
 
     def _blob(self, resolved: RepositoryRequest):
         digest = _stored_digest(resolved.arg)
-        repository = repositories.find(resolved.registry, resolved.target.repository)
-        if repository is None:
-            raise _unknown(digest)
-        return repository, self.blobs.get(repository, digest)
+        found = self.blobs.find_in(resolved.registry, resolved.target.repository, digest)
+        if found is not None:
+            return found
+        raise _unknown(digest)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
         repository, blob = self._blob(resolved)

@@ -28,8 +28,12 @@ class ManifestResource:
         self.pull_times = pull_times
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, resolved: RepositoryRequest) -> None:
-        repository = repositories.get(resolved.registry, resolved.target.repository)
-        manifest = self.manifests.get(repository, resolved.arg)
+        found = self.manifests.find_in(resolved.registry, resolved.target.repository, resolved.arg)
+        if found is not None:
+            repository, manifest = found
+        else:  # the error says which is missing
+            repository = repositories.get(resolved.registry, resolved.target.repository)
+            manifest = self.manifests.get(repository, resolved.arg)
         self.pull_times.record(manifest)  # GET and HEAD; writes at most once an hour per manifest
         resp.content_type = manifest.media_type
         resp.set_header("Docker-Content-Digest", manifest.digest)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.db.models import Blob, Repository, RepositoryBlob, utcnow
-from app.db.prepared import Prepared
+from app.db.models import Blob, Registry, Repository, RepositoryBlob, utcnow
+from app.db.prepared import Prepared, to_models
 from app.db.setup import blob_lock, serialize, transaction
 from app.spec.errors import RegistryError
 from app.storage.base import BlobReader, BlobStore, blob_key
@@ -16,6 +16,16 @@ _LINKED = Prepared(
     ),
     "is",
     Blob,
+)
+
+_NAMED = Prepared(
+    lambda registry, name, digest: (
+        Repository.select(Repository, Blob)
+        .join(RepositoryBlob, on=(RepositoryBlob.repository == Repository.id))
+        .join(Blob, on=(Blob.id == RepositoryBlob.blob))
+        .where((Repository.registry == registry) & (Repository.name == name) & (Blob.digest == digest))
+    ),
+    "iss",
 )
 
 
@@ -57,6 +67,17 @@ class BlobService:
         if blob is not None and not touch(blob, self.touch_every):
             return None
         return blob
+
+    def find_in(self, registry: Registry, name: str, digest: str) -> tuple[Repository, Blob] | None:
+        """The repository `name` and the blob linked to it, in one query (a pull's); None when
+        either is missing (or the blob was collected since: see `touch`)."""
+        rows = _NAMED.rows(registry.id, name, digest)
+        if not rows:
+            return None
+        repository, blob = to_models(rows[0], Repository, Blob)
+        if not touch(blob, self.touch_every):
+            return None
+        return repository, blob
 
     def get(self, repository: Repository, digest: str) -> Blob:
         blob = self.find(repository, digest)

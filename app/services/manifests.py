@@ -24,7 +24,7 @@ from peewee import EXCLUDED
 
 from app import untrusted_json
 from app.db.models import Blob, Manifest, ManifestReference, Registry, Repository, RepositoryBlob, Tag, utcnow
-from app.db.prepared import Prepared, PreparedFamily
+from app.db.prepared import Prepared, PreparedFamily, to_models
 from app.db.setup import repository_lock, serialize, serialize_tags, transaction
 from app.services import blobs, immutable_tags, listings, manifest_policy, repositories
 from app.spec import digests
@@ -150,6 +150,25 @@ _BY_TAG = Prepared(
     ),
     "is",
     Manifest,
+)
+
+# A pull's one query: the repository by name and its manifest by digest or by tag (`find_in`).
+_NAMED_BY_DIGEST = Prepared(
+    lambda registry, name, digest: (
+        Repository.select(Repository, Manifest)
+        .join(Manifest, on=(Manifest.repository == Repository.id))
+        .where((Repository.registry == registry) & (Repository.name == name) & (Manifest.digest == digest))
+    ),
+    "iss",
+)
+_NAMED_BY_TAG = Prepared(
+    lambda registry, name, tag: (
+        Repository.select(Repository, Manifest)
+        .join(Tag, on=(Tag.repository == Repository.id))
+        .join(Manifest, on=(Manifest.id == Tag.manifest))
+        .where((Repository.registry == registry) & (Repository.name == name) & (Tag.name == tag))
+    ),
+    "iss",
 )
 
 
@@ -409,6 +428,19 @@ class ManifestService:
             )
             if absent:
                 raise manifest_policy.missing_children(repository.name, absent, policy)
+
+    def find_in(self, registry: Registry, name: str, reference: str) -> tuple[Repository, Manifest] | None:
+        """The repository `name` and its manifest `reference`, in one query (a pull's); None when
+        either is missing, or the reference names nothing a manifest is stored under: then
+        `repositories.get` and `get` say which, in the error they raise."""
+        kind, key = _lookup(reference)
+        if kind is None:
+            return None
+        rows = (_NAMED_BY_DIGEST if kind == "digest" else _NAMED_BY_TAG).rows(registry.id, name, key)
+        if not rows:
+            return None
+        repository, manifest = to_models(rows[0], Repository, Manifest)
+        return repository, manifest
 
     def get(self, repository: Repository, reference: str) -> Manifest:
         kind, key = _lookup(reference)

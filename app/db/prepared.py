@@ -107,22 +107,23 @@ class Prepared:
 
 
 class PreparedFamily:
-    """`Prepared` queries whose shape depends on a count n (1 <= n): `build(n)` returns the query
-    builder for n and `kinds(n)` its argument kinds. Compiled per n up to `largest`; beyond it
-    each call is built by peewee as usual (rare, and bounded memory)."""
+    """`Prepared` queries whose shape depends on counts (an `IN` list, a multi-row insert, parts
+    of a union): `build(*counts)` returns the query builder for those counts and `kinds(*counts)`
+    its argument kinds. Compiled per counts up to `largest` each; beyond it each call is built by
+    peewee as usual (rare, and bounded memory)."""
 
-    def __init__(self, build: Callable[[int], Callable[..., pw.Query]], kinds: Callable[[int], str], largest: int = 64):
+    def __init__(self, build: Callable[..., Callable[..., pw.Query]], kinds: Callable[..., str], largest: int = 64):
         self._build = build
         self._kinds = kinds
         self._largest = largest
-        self._members: dict[int, Prepared] = {}
+        self._members: dict[tuple[int, ...], Prepared] = {}
 
-    def of(self, n: int) -> Prepared:
-        member = self._members.get(n)
+    def of(self, *counts: int) -> Prepared:
+        member = self._members.get(counts)
         if member is None:
-            member = Prepared(self._build(n), self._kinds(n), at_start=False)
-            if n <= self._largest:
-                self._members[n] = member
+            member = Prepared(self._build(*counts), self._kinds(*counts), at_start=False)
+            if max(counts) <= self._largest:
+                self._members[counts] = member
         return member
 
 

@@ -196,14 +196,6 @@ _INSERT_REFERENCES = PreparedFamily(
     ),
     lambda n: "iss" * n,
 )
-_TAGGED_DIGEST = Prepared(
-    lambda repo, tag: (
-        Manifest.select(Manifest.digest)
-        .join(Tag, on=(Tag.manifest == Manifest.id))
-        .where((Tag.repository == repo) & (Tag.name == tag))
-    ),
-    "is",
-)
 _SET_TAG = Prepared(
     lambda repo, tag, manifest, now: Tag.insert(
         repository=repo, name=tag, manifest=manifest, updated_at=now
@@ -223,22 +215,46 @@ _TOUCH_BLOBS = PreparedFamily(
     ),
     lambda n: "sis" + "s" * n,
 )
-_PRESENT_BLOBS = PreparedFamily(
-    lambda n: (
-        lambda repo, *d: (
-            Blob.select(Blob.digest)
-            .join(RepositoryBlob)
-            .where((RepositoryBlob.repository == repo) & Blob.digest.in_(d))
-        )
-    ),
-    lambda n: "i" + "s" * n,
-)
-_PRESENT_MANIFESTS = PreparedFamily(
-    lambda n: (
-        lambda repo, *d: Manifest.select(Manifest.digest).where((Manifest.repository == repo) & Manifest.digest.in_(d))
-    ),
-    lambda n: "i" + "s" * n,
-)
+
+
+def _before_insert(blobs: int, children: int, tags: int):
+    """The push's one read before its insert, as a union of what is asked for: which of `blobs`
+    are linked to the repository (kind 0), which of `children` are manifests in it (kind 1), and
+    what each of `tags` points at now (kind 2, with the tag): rows (kind, tag or '', digest). Its
+    arguments: for each part asked for, the repository's id, then the part's digests or tags."""
+
+    def build(*values):
+        parts, at = [], 0
+        if blobs:
+            repo, wanted, at = values[at], values[at + 1 : at + 1 + blobs], at + 1 + blobs
+            parts.append(
+                Blob.select(pw.SQL("0"), pw.SQL("''"), Blob.digest)
+                .join(RepositoryBlob)
+                .where((RepositoryBlob.repository == repo) & Blob.digest.in_(wanted))
+            )
+        if children:
+            repo, wanted, at = values[at], values[at + 1 : at + 1 + children], at + 1 + children
+            parts.append(
+                Manifest.select(pw.SQL("1"), pw.SQL("''"), Manifest.digest).where(
+                    (Manifest.repository == repo) & Manifest.digest.in_(wanted)
+                )
+            )
+        if tags:
+            repo, names = values[at], values[at + 1 : at + 1 + tags]
+            parts.append(
+                Manifest.select(pw.SQL("2"), Tag.name, Manifest.digest)
+                .join(Tag, on=(Tag.manifest == Manifest.id))
+                .where((Tag.repository == repo) & Tag.name.in_(names))
+            )
+        query = parts[0]
+        for part in parts[1:]:
+            query = query.union_all(part)
+        return query
+
+    return build
+
+
+_BEFORE_INSERT = PreparedFamily(_before_insert, lambda *counts: "".join("i" + "s" * n for n in counts if n))
 
 
 def tag_parameters(reference: str, values: list[str]) -> list[str]:
@@ -352,7 +368,10 @@ class ManifestService:
             # costs a few round trips, not one per statement.
             serialize(repository_lock(repository.id), shared=True, deferred=True)
             serialize_tags(repository.id, tags, deferred=True)
-            self._check_references(repository, parsed, manifest_policy.of(registry))
+            # One read: what the manifest references that is here, and where its tags point now.
+            previous = self._check_references(
+                repository, parsed, manifest_policy.of(registry), [] if immutable else tags
+            )
             now = utcnow()
             annotations = json.dumps(parsed.annotations) if parsed.annotations else None
             inserted = _INSERT.cursor(
@@ -383,9 +402,8 @@ class ManifestService:
                     immutable_tags.pin(repository, tag, manifest)
             else:  # write policy: allow. A tag push moves the tag, whatever it pointed at before.
                 for tag in tags:
-                    previous = _TAGGED_DIGEST.rows(repository.id, tag)
-                    if previous and previous[0][0] != manifest.digest:
-                        manifest.replaced[tag] = previous[0][0]
+                    if previous.get(tag, manifest.digest) != manifest.digest:
+                        manifest.replaced[tag] = previous[tag]
             if audit is not None:
                 audit(manifest)
             if not immutable:
@@ -398,11 +416,16 @@ class ManifestService:
             self.tag_lists.changed(repository)
         return manifest
 
-    def _check_references(self, repository: Repository, parsed: ParsedManifest, policy: manifest_policy.Policy) -> None:
+    def _check_references(
+        self, repository: Repository, parsed: ParsedManifest, policy: manifest_policy.Policy, tags: list[str]
+    ) -> dict[str, str]:
         """MANIFEST_BLOB_UNKNOWN for what `parsed` references that is not in `repository` and that
         `policy` does not let be absent. Absent references are recorded all the same (the
-        manifest's references), so what is pushed later is reachable from the manifest."""
+        manifest's references), so what is pushed later is reachable from the manifest. Returns
+        the digest each of `tags` points at now, read in the same query (tag -> digest, for the
+        tags that exist)."""
         wanted = sorted(set(parsed.blobs))
+        children = sorted(set(parsed.children))
         if wanted:
             # Touch first: on PostgreSQL this takes the rows' locks, so a collection deciding
             # about one of these blobs either finishes first (and the check below misses it) or
@@ -412,13 +435,14 @@ class ManifestService:
             # layers do not wait for each other's row locks.
             now = utcnow()
             _TOUCH_BLOBS.of(len(wanted)).send(now, repository.registry_id, now - self.touch_every, *wanted)
-            present = {r[0] for r in _PRESENT_BLOBS.of(len(wanted)).rows(repository.id, *wanted)}
-            missing = sorted(set(wanted) - present)
+        args = [v for part in (wanted, children, tags) if part for v in (repository.id, *part)]
+        rows = _BEFORE_INSERT.of(len(wanted), len(children), len(tags)).rows(*args) if args else []
+        if wanted:
+            missing = sorted(set(wanted) - {digest for kind, _, digest in rows if kind == 0})
             if missing and not policy.blobs_may_be_absent:
                 raise manifest_policy.missing_blobs(repository.name, missing)
-        children = sorted(set(parsed.children))
         if children:
-            present = {r[0] for r in _PRESENT_MANIFESTS.of(len(children)).rows(repository.id, *children)}
+            present = {digest for kind, _, digest in rows if kind == 1}
             absent = list(
                 {
                     d: p
@@ -428,6 +452,7 @@ class ManifestService:
             )
             if absent:
                 raise manifest_policy.missing_children(repository.name, absent, policy)
+        return {tag: digest for kind, tag, digest in rows if kind == 2}
 
     def find_in(self, registry: Registry, name: str, reference: str) -> tuple[Repository, Manifest] | None:
         """The repository `name` and its manifest `reference`, in one query (a pull's); None when

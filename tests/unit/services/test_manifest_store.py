@@ -112,3 +112,32 @@ def test_the_audit_hook_runs_inside_the_push_and_its_failure_undoes_it(world):
     assert Tag.get_or_none(Tag.name == "v2") is None
     assert Manifest.select().where(Manifest.repository == repository).count() == 1
     assert AuditEvent.select().count() == 1
+
+
+def test_a_pull_finds_the_repository_and_its_manifest_in_its_own_registry_only(world):
+    """`find_in` (a pull's one query): by tag and by digest, in the registry asked about and no
+    other, even where another registry has a repository of the same name and the same tag."""
+    from app.services.blobs import BlobService
+
+    org, registry, repository = world
+    service = ManifestService(max_bytes=1 << 20)
+    mine = service.put(registry, "app", "v1", mt.OCI_MANIFEST, image(1))
+    other = Registry.create(org=org, name="other")
+    theirs_repo = Repository.create(registry=other, name="app")
+    for digest in (CONFIG, LAYER):
+        RepositoryBlob.create(repository=theirs_repo, blob=Blob.create(registry=other, digest=digest, size=1))
+    theirs = service.put(other, "app", "v1", mt.OCI_MANIFEST, image(2))
+
+    found_repo, found = service.find_in(registry, "app", "v1")
+    assert (found_repo.id, found.digest, bytes(found.content)) == (repository.id, mine.digest, image(1))
+    assert service.find_in(other, "app", "v1")[1].digest == theirs.digest
+    assert service.find_in(registry, "app", mine.digest)[1].id == mine.id
+    assert service.find_in(registry, "app", theirs.digest) is None  # their manifest, not in this registry
+    assert service.find_in(registry, "nope", "v1") is None and service.find_in(registry, "app", "v2") is None
+    assert service.find_in(registry, "app", "not a reference!") is None
+
+    blobs = BlobService(store=None)
+    linked_repo, blob = blobs.find_in(registry, "app", LAYER)
+    assert linked_repo.id == repository.id and blob.registry_id == registry.id
+    assert blobs.find_in(other, "app", LAYER)[1].registry_id == other.id
+    assert blobs.find_in(registry, "nope", LAYER) is None

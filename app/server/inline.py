@@ -86,11 +86,17 @@ def enabled(settings: Settings) -> bool:
 
 def _is_local_postgres(url: str) -> bool:
     """A PostgreSQL URL whose server is on this machine: a loopback address or a Unix socket
-    (no host, or a host that is a directory), where a round trip is tens of microseconds."""
+    (no host, or a host that is a directory), where a round trip is tens of microseconds. Not
+    with `server_prepare=off`, the setting for a pooler in transaction mode (PgBouncer, often a
+    sidecar on the loopback): the server is then elsewhere, and a session's settings (the loop's
+    statement timeout) would pass to other clients with the pooler's connections."""
     parsed = urlparse(url)
     if not parsed.scheme.startswith("postgres"):
         return False
-    host = parse_qs(parsed.query).get("host", [""])[0] or parsed.hostname or ""  # the query's wins
+    query = parse_qs(parsed.query)
+    if query.get("server_prepare", ["on"])[0].lower() in ("off", "false", "0"):
+        return False
+    host = query.get("host", [""])[0] or parsed.hostname or ""  # the query's wins
     if not host or host.startswith("/"):
         return True
     if host == "localhost":

@@ -63,6 +63,7 @@ def test_pushes_run_on_the_loop_only_when_asked():
         ("postgresql://berth@db.internal:5432/berth", False),  # a network away: request threads
         ("postgresql://berth@10.0.0.5/berth", False),
         ("postgresql://berth@127.0.0.1/berth?host=db.internal", False),
+        ("postgresql://berth@127.0.0.1:6432/berth?server_prepare=off", False),  # a pooler (PgBouncer)
     ],
 )
 def test_auto_runs_on_the_loop_with_sqlite_or_a_postgresql_server_on_this_machine(url, on):

@@ -38,14 +38,15 @@ publication, a tag, one repository's retention).
 
 Small manifest pushes (a manifest PUT of at most SMALL_PUT bytes, its body already received
 whole) run here too, on SQLite (`pushes_inline`): a push is one short SQLite write transaction
-(app/services/manifests.py), and the hand-off to a request thread and back, with the GIL passed between the loop and the
-request threads, was more than half of a push's CPU (measured, one process, 8 keep-alive
-clients pushing new manifests, alternating: ~2.8-3.4 ms of CPU per push on request threads,
-~1.2-1.4 ms here, at twice the rate). What a push waits for on the loop is bounded: the
-thread runs its requests with a LOOP_PATIENCE of 2 s (app/db/setup.py's `patience`), so a write
-turn or SQLite's lock held longer by another writer (another process's long transaction, a
-VACUUM) gets the push a 503 (retry) after 2 s instead of stalling the process's connections for
-SQLite's usual 30 s; the refusal's own audit record waits as long again at most.
+(app/services/manifests.py), and the hand-off to a request thread and back, with the GIL passed
+between the loop and the request threads, was more than half of a push's CPU (measured, one
+process, 8 keep-alive clients pushing new manifests, alternating: ~2.8-3.4 ms of CPU per push
+on request threads, ~1.2-1.4 ms here, at twice the rate). What a push waits for on the loop is
+bounded: the thread runs its requests with a LOOP_PATIENCE of 2 s (app/db/setup.py's
+`patience`), so a write turn or SQLite's lock held longer by another writer (another process's
+long transaction, a VACUUM) gets the push a 503 (retry) after 2 s instead of stalling the
+process's connections for SQLite's usual 30 s; the refusal's own audit record waits as long
+again at most.
 
 It also means a manifest request is answered while every request thread is busy (say, hashing
 and syncing large pushed layers).

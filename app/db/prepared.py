@@ -60,10 +60,8 @@ class Prepared:
         return compiled
 
     def cursor(self, *args):
-        sql, order = self._sql()
         db = database.obj
-        params = [args[i] for i in order]
-        server = self._server_statement(db, sql)
+        sql, params, server = self._bound(db, args)
         if server is not None:
             return db.execute_prepared(server[0], server[1], params)
         return db.execute_sql(sql, params)
@@ -77,23 +75,24 @@ class Prepared:
         if defer is None:
             self.cursor(*args)
             return
-        sql, order = self._sql()
-        params = [args[i] for i in order]
-        server = self._server_statement(db, sql)
+        sql, params, server = self._bound(db, args)
         if server is not None:
             defer(_execute_text(server[0], params), params, server)
         else:
             defer(sql, params)
 
-    def _server_statement(self, db, sql: str) -> tuple[str, str] | None:
-        """(name, $n SQL) of this query as a PostgreSQL server-side prepared statement, or None
-        when `db` does not prepare statements (SQLite, `?server_prepare=off`) or cannot this one."""
+    def _bound(self, db, args: tuple) -> tuple[str, list, tuple[str, str] | None]:
+        """The compiled SQL, `args` in its parameters' order, and the (name, $n SQL) of its
+        PostgreSQL server-side prepared statement, or None when `db` does not prepare statements
+        (SQLite, `?server_prepare=off`) or cannot this one."""
+        sql, order = self._sql()
+        params = [args[i] for i in order]
         if not getattr(db, "server_prepare", False):  # app/db/setup.py PostgresDatabase
-            return None
+            return sql, params, None
         server = self._server.get(id(db))
         if server is None:
             server = self._server[id(db)] = _server_statement(sql)
-        return server if server[1] else None
+        return sql, params, server if server[1] else None
 
     def rows(self, *args) -> list[tuple]:
         return self.cursor(*args).fetchall()

@@ -90,16 +90,14 @@ def handle_unexpected(req, resp, ex: Exception, params) -> None:
         log.warning("storage full on %s %s: %s", req.method, req.path, ex)
         render(req, resp, RegistryError("STORAGE_FULL"))
         return
-    if type(ex).__name__ == "OperationalError" and "database is locked" in str(ex):
-        # SQLite's write lock, held past the wait (another process's long write, such as a
-        # VACUUM): retryable, like a turn not granted (app/db/writer.py).
+    if (type(ex).__name__ == "OperationalError" and "database is locked" in str(ex)) or (
+        isinstance(ex, pw.OperationalError) and is_cancelled(ex)
+    ):
+        # SQLite's write lock held past the wait (another process's long write, such as a
+        # VACUUM), or a PostgreSQL statement of the event loop cancelled past its patience (a
+        # lock held by a long transaction elsewhere): retryable, like a turn not granted
+        # (app/db/writer.py).
         log.warning("database busy on %s %s: %s", req.method, req.path, ex)
-        render(req, resp, RegistryError("UNAVAILABLE", "the database is busy; retry", headers={"Retry-After": "1"}))
-        return
-    if isinstance(ex, pw.OperationalError) and is_cancelled(ex):
-        # A statement of a request run on the event loop, cancelled past its patience (a lock
-        # held by a long transaction elsewhere): retryable, as SQLite's busy lock above.
-        log.warning("database too slow on %s %s: %s", req.method, req.path, ex)
         render(req, resp, RegistryError("UNAVAILABLE", "the database is busy; retry", headers={"Retry-After": "1"}))
         return
     log.exception("unhandled error on %s %s", req.method, req.path)

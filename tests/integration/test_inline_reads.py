@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import secrets
 import socket
 import threading
@@ -94,7 +95,8 @@ def test_pipelined_requests_keep_their_order(pushed):
 
 
 def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
-    """BERTH_THREADS=1, and that thread held by an upload's chunk waiting for SQLite's write
+    """BERTH_THREADS=1, and that thread held by an upload's chunk (too large to run inline)
+    waiting for SQLite's write
     lock, which another connection to the database holds (as a `berth gc` or a VACUUM in another
     process would): a manifest HEAD on another connection is answered meanwhile; a small manifest
     PUT, run on the loop thread too, waits for the lock only LOOP_PATIENCE and is answered 503
@@ -103,6 +105,7 @@ def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
     import sqlite3
 
     from app.server.inline import LOOP_PATIENCE
+    from app.services.uploads import INLINE_MOST
     from tests.support import postgres
 
     if postgres.ALL_SERVERS_ON_POSTGRES:
@@ -117,9 +120,11 @@ def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
         holder = sqlite3.connect(server.data_dir / "berth.db", isolation_level=None, timeout=30)
         holder.execute("BEGIN IMMEDIATE")  # SQLite's one write lock, held outside the server
 
+        data = b"c" * (INLINE_MOST + 1)
+
         def chunk() -> None:
             r = RegistryClient(server.url, server.session()).request(
-                "PATCH", location, data=b"chunk", headers={"Content-Range": "0-4"}
+                "PATCH", location, data=data, headers={"Content-Range": f"0-{len(data) - 1}"}
             )
             order.append(f"chunk {r.status_code}")
 
@@ -142,6 +147,65 @@ def test_a_manifest_is_answered_while_the_only_request_thread_is_busy(tmp_path):
         assert order == ["head 200", "chunk 202"], order
         r = client.request("PUT", "/v2/default/app/manifests/v2", **put)
         assert r.status_code == 201, r.text
+        assert '"status": 500' not in server.logs()
+    finally:
+        server.stop()
+
+
+def test_small_uploads_are_answered_while_the_only_request_thread_is_busy(tmp_path):
+    """BERTH_THREADS=1, and that thread held by a large chunk of session A waiting for A's lock,
+    which another process holds (here: this test): a small blob pushed meanwhile on a session of
+    its own (POST, PUT with the bytes) runs on the loop and is stored; a small PUT on A, run on the
+    loop too, waits for A's lock only LOOP_PATIENCE and is answered 503 (retry); once the lock is
+    free the chunk is taken."""
+    import fcntl
+
+    from app.server.inline import LOOP_PATIENCE
+    from app.services.uploads import INLINE_MOST
+    from tests.support import postgres
+
+    if postgres.ALL_SERVERS_ON_POSTGRES:
+        pytest.skip("small uploads run on the loop on SQLite only")
+    server = _serve(tmp_path, "on")
+    try:
+        client = RegistryClient(server.url, server.session())
+        location = client.request("POST", "/v2/default/app/blobs/uploads/").headers["Location"]
+        session = location.split("?")[0].rstrip("/").rsplit("/", 1)[1]
+        lock = os.open(server.data_dir / "storage" / "uploads" / f"{session}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        order: list[str] = []
+        data = b"c" * (INLINE_MOST + 1)
+
+        def chunk() -> None:
+            r = RegistryClient(server.url, server.session()).request(
+                "PATCH", location, data=data, headers={"Content-Range": f"0-{len(data) - 1}"}
+            )
+            order.append(f"chunk {r.status_code}")
+
+        chunker = threading.Thread(target=chunk)
+        try:
+            chunker.start()
+            time.sleep(0.5)  # the chunk reaches the one request thread and waits for the lock there
+            assert order == []
+            small = b"a small config blob"
+            digest = "sha256:" + hashlib.sha256(small).hexdigest()
+            other = RegistryClient(server.url, server.session())
+            started = other.request("POST", "/v2/default/app/blobs/uploads/")
+            assert started.status_code == 202, started.text
+            sep = "&" if "?" in started.headers["Location"] else "?"
+            put = other.request("PUT", f"{started.headers['Location']}{sep}digest={digest}", data=small)
+            assert put.status_code == 201, put.text
+            order.append("small blob 201")
+            begun = time.monotonic()
+            refused = other.request("PUT", f"{location}{'&' if '?' in location else '?'}digest={digest}", data=b"x")
+            waited = time.monotonic() - begun
+            assert refused.status_code == 503 and refused.json()["errors"][0]["code"] == "UNAVAILABLE", refused.text
+            assert LOOP_PATIENCE * 0.9 <= waited < LOOP_PATIENCE + 5, waited
+        finally:
+            os.close(lock)
+            chunker.join(60)
+        assert order == ["small blob 201", "chunk 202"], order
+        assert client.request("GET", f"/v2/default/app/blobs/{digest}").content == small
         assert '"status": 500' not in server.logs()
     finally:
         server.stop()

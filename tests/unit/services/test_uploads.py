@@ -145,3 +145,59 @@ def test_a_failed_kernel_append_leaves_the_upload_at_its_offset(repo):
         repository, upload, "sha256:" + hashlib.sha256(b"a" * 10 + b"b" * 5).hexdigest(), io.BytesIO(), 0
     )
     assert blob.size == 15
+
+
+def test_on_the_event_loop_a_session_grown_past_the_inline_limit_is_left_for_a_retry(repo):
+    """A request the loop took for a small session's (app/server/inline.py) finds, under the
+    session's lock, that it grew meanwhile: 503 (retry), nothing written; the same request on a
+    request thread (no patience) goes on."""
+    from app.db.setup import patience
+    from app.services.uploads import INLINE_MOST
+
+    repository, store = repo
+    service = UploadService(store)
+    upload = service.start(repository)
+    big = os.urandom(INLINE_MOST + 1)
+    service.append(service.get(repository, upload.id), io.BytesIO(big), len(big), 0)
+    with patience(2.0), pytest.raises(RegistryError) as refused:
+        service.append(service.get(repository, upload.id), io.BytesIO(b"more"), 4, len(big))
+    assert refused.value.code == "UNAVAILABLE" and refused.value.headers["Retry-After"] == "1"
+    assert Upload.get_by_id(upload.id).offset == len(big)
+    assert service.size_for_inline(upload.id) == len(big)
+    service.append(service.get(repository, upload.id), io.BytesIO(b"more"), 4, len(big))
+    assert service.size_for_inline(upload.id) == len(big) + 4
+    assert UploadService(store).size_for_inline(upload.id) == len(big) + 4  # another process: the row
+    assert service.size_for_inline("not-a-session") is None
+
+
+def test_on_the_event_loop_another_requests_hold_on_the_session_is_waited_for_only_its_patience(repo):
+    """Another process (here: this test) holds the session's lock: a request thread would wait
+    for it; the loop waits its patience, then 503 (retry)."""
+    import fcntl
+    import time
+
+    from app.db.setup import patience
+
+    repository, store = repo
+    service = UploadService(store)
+    upload = service.start(repository)
+    fd = os.open(store._upload_path(upload.id).with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        with patience(0.3), pytest.raises(RegistryError) as refused:
+            service.append(service.get(repository, upload.id), io.BytesIO(b"x"), 1, 0)
+        assert 0.3 <= time.monotonic() - started < 3
+        assert refused.value.code == "UNAVAILABLE"
+    finally:
+        os.close(fd)
+    held = service._exclusive(upload.id)  # and a request of this process's holds it
+    held.__enter__()
+    try:
+        with patience(0.3), pytest.raises(RegistryError):
+            service.append(service.get(repository, upload.id), io.BytesIO(b"x"), 1, 0)
+    finally:
+        held.__exit__(None, None, None)
+    assert service._locks == {}  # the refused wait left no lock behind
+    service.append(service.get(repository, upload.id), io.BytesIO(b"x"), 1, 0)
+    assert Upload.get_by_id(upload.id).offset == 1

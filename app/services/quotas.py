@@ -51,6 +51,7 @@ from typing import Literal, overload
 import peewee as pw
 
 from app.db.models import Blob, Organization, Registry, Repository, Upload
+from app.db.prepared import Prepared
 from app.spec.errors import RegistryError
 
 log = logging.getLogger("berth.quotas")
@@ -193,7 +194,8 @@ def sku_name_of(registry: Registry) -> str:
     """The SKU name in effect: the registry's own, else its organization's, else the default."""
     if registry.sku and _catalog.get(registry.sku):
         return registry.sku
-    org_sku = Organization.select(Organization.sku).where(Organization.id == registry.org_id).scalar()
+    rows = _ORG_SKU.rows(registry.org_id)
+    org_sku = rows[0][0] if rows else None
     if org_sku and _catalog.get(org_sku):
         return org_sku
     if registry.sku or org_sku:
@@ -238,34 +240,45 @@ def validate_sku(value: object) -> str:
 # -- the rule --------------------------------------------------------------------------------------
 
 
-def _held_by_uploads(registry_id: int) -> pw.SelectQuery:
+def _held_by_uploads(registry_id) -> pw.SelectQuery:
     """The bytes the registry's open upload sessions hold (their committed offsets), as a scalar
     subquery."""
     return (
-        Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), 0))
+        Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), pw.SQL("0")))
         .join(Repository)
         .where(Repository.registry == registry_id)
     )
 
 
-def _footprint(registry_id: int, digest: str | None) -> tuple[int, int, bool]:
+def _footprint_query(registry_id, digest=None) -> pw.SelectQuery:
     """(stored bytes, bytes held by open uploads, whether `digest` is stored), in one query."""
-    stored = Blob.select(pw.fn.COALESCE(pw.fn.SUM(Blob.size), 0)).where(Blob.registry == registry_id)
-    has_digest = pw.Value(False)
+    stored = Blob.select(pw.fn.COALESCE(pw.fn.SUM(Blob.size), pw.SQL("0"))).where(Blob.registry == registry_id)
+    has_digest = pw.SQL("0")  # SQL text, not a parameter: a compiled query's parameters are its arguments
     if digest is not None:
         has_digest = pw.fn.EXISTS(
             Blob.select(pw.SQL("1")).where((Blob.registry == registry_id) & (Blob.digest == digest))
         )
-    row = (
-        Registry.select(
-            stored.alias("stored"), _held_by_uploads(registry_id).alias("held"), has_digest.alias("has_digest")
-        )
-        .where(Registry.id == registry_id)
-        .tuples()
-        .first()
-    )
-    if row is None:
+    return Registry.select(
+        stored.alias("stored"), _held_by_uploads(registry_id).alias("held"), has_digest.alias("has_digest")
+    ).where(Registry.id == registry_id)
+
+
+# Compiled once (app/db/prepared.py): they run before every blob upload.
+_ORG_SKU = Prepared(lambda org: Organization.select(Organization.sku).where(Organization.id == org), "i")
+_FOOTPRINT = Prepared(lambda registry: _footprint_query(registry), "i")
+_FOOTPRINT_OF = Prepared(lambda registry, digest: _footprint_query(registry, digest), "is")
+_OPEN_SESSIONS = Prepared(
+    lambda registry: Upload.select(pw.fn.COUNT(Upload.id)).join(Repository).where(Repository.registry == registry),
+    "i",
+)
+
+
+def _footprint(registry_id: int, digest: str | None) -> tuple[int, int, bool]:
+    """(stored bytes, bytes held by open uploads, whether `digest` is stored)."""
+    rows = _FOOTPRINT.rows(registry_id) if digest is None else _FOOTPRINT_OF.rows(registry_id, digest)
+    if not rows:
         return 0, 0, False
+    row = rows[0]
     return int(row[0] or 0), int(row[1] or 0), bool(row[2])
 
 
@@ -309,9 +322,7 @@ def check_new_session(registry: Registry, limit: int) -> None:
     may pass the cap by the number of requests in flight."""
     if limit <= 0:
         return
-    open_sessions = (
-        Upload.select(pw.fn.COUNT(Upload.id)).join(Repository).where(Repository.registry == registry.id).scalar() or 0
-    )
+    open_sessions = _OPEN_SESSIONS.rows(registry.id)[0][0] or 0
     if open_sessions < limit:
         return
     raise RegistryError(

@@ -54,9 +54,10 @@ INLINE_MOST bytes in its body, and a PATCH or PUT on an upload session when both
 the bytes the session holds so far are that small (the session's size is looked up here, before
 the request is authorized, and used for nothing else: app/services/uploads.py's
 `size_for_inline`). Every image has such blobs (its config, small layers); CI systems push many
-images. On request threads a small upload's requests cost ~4.5 ms of CPU each, most of it
-handing the GIL between threads at each of its file and database calls; here, ~2.2 ms (measured,
-one process, 8 clients, the bench's populate step: 19 -> 11 ms of CPU per repository). What it
+images. On request threads a small upload's requests cost ~4 ms of CPU each, most of it
+handing the GIL between threads at each of its file and database calls (~65 context switches a
+request); here, about half (measured, one process, 8 clients doing the bench's populate step, a
+new repository with two small blobs and a manifest each: 19 -> 12 ms of CPU per repository). What it
 waits for here is bounded as for a push: the write turn and SQLite's lock by LOOP_PATIENCE, and
 so the upload's own locks (another request on the same session holding it), with a 503 (retry)
 past it; its fsync is of those few bytes. A session that grew past INLINE_MOST between the look

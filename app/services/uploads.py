@@ -58,14 +58,14 @@ _SET_OFFSET = Prepared(
     "ibssi",
 )
 _DELETE = Prepared(lambda i: Upload.delete().where(Upload.id == i), "s")
-_UPSERT_BLOB = Prepared(
-    lambda registry, digest, size, now: Blob.insert(
-        registry=registry, digest=digest, size=size, created_at=now, touched_at=now
-    ).on_conflict(conflict_target=[Blob.registry, Blob.digest], update={Blob.touched_at: now}),
+_UPSERT_BLOB = Prepared(  # the row, new or touched, comes back: no read after it
+    lambda registry, digest, size, now: (
+        Blob.insert(registry=registry, digest=digest, size=size, created_at=now, touched_at=now)
+        .on_conflict(conflict_target=[Blob.registry, Blob.digest], update={Blob.touched_at: now})
+        .returning(*Blob._meta.sorted_fields)
+    ),
     "isis",
-)
-_BLOB = Prepared(
-    lambda registry, digest: Blob.select().where((Blob.registry == registry) & (Blob.digest == digest)), "is", Blob
+    Blob,
 )
 _LINK = Prepared(
     lambda repo, blob, now: RepositoryBlob.insert(repository=repo, blob=blob, created_at=now).on_conflict_ignore(),
@@ -135,7 +135,9 @@ class UploadService:
         with self._exclusive(upload.id), self._claim(upload.id) as upload:
             _check_start(upload, start)
             with self._dropping_on_full_disk(upload):
-                size = self._write(upload, stream, length, spooled) if length else upload.offset
+                # The new offset is not committed: the session ends here (its row goes with the
+                # blob's publication), or, refused, stays at the offset it had.
+                size = self._write(upload, stream, length, spooled, commit=False) if length else upload.offset
             actual = self._digest(upload, size, expected.algorithm)
             if actual != expected.encoded:
                 self._forget(upload.id)
@@ -160,8 +162,7 @@ class UploadService:
                     else:
                         self.store.commit_upload(upload.id, key, size)
                     now = utcnow()
-                    _UPSERT_BLOB.cursor(repository.registry_id, str(expected), size, now)
-                    blob = _BLOB.first(repository.registry_id, str(expected))
+                    blob = _UPSERT_BLOB.first(repository.registry_id, str(expected), size, now)
                     _LINK.cursor(repository.id, blob.id, now)
                     _DELETE.cursor(upload.id)
                     return blob
@@ -254,8 +255,9 @@ class UploadService:
                     log.warning("could not drop the unacknowledged bytes of upload %s: %s", upload.id, failed)
             raise
 
-    def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled=None) -> int:
-        """Stream the body to storage while hashing; commit the new offset. Returns it.
+    def _write(self, upload: Upload, stream: BinaryIO, length: int | None, spooled=None, commit: bool = True) -> int:
+        """Stream the body to storage while hashing; commit the new offset (with `commit`; else
+        only this process's cached hash is at it). Returns it.
 
         `spooled` (app/edge/spooled_body.py's Spooled): the body is already whole in a file, maybe
         hashed while it arrived. A first chunk is then taken over whole (linked, not copied),
@@ -268,10 +270,10 @@ class UploadService:
                     hashed = new_sha256()
                     for chunk in self.store.read_upload(upload.id, length):
                         hashed.update(chunk)
-                return self._commit_offset(upload, length, hashed)
+                return self._commit_offset(upload, length, hashed, commit)
             if self.store.supports_append_file:
                 hashed = self._append_spooled(upload, offset, spooled, length)
-                return self._commit_offset(upload, offset + length, hashed)
+                return self._commit_offset(upload, offset + length, hashed, commit)
         hasher = self._hasher_at(upload, offset)
         remaining = length
         with self.store.open_upload_for_append(upload.id, offset) as f:
@@ -289,7 +291,7 @@ class UploadService:
             # Fewer bytes than Content-Length: drop them; the committed offset is unchanged.
             self._forget(upload.id)
             raise RegistryError("SIZE_INVALID", f"body ended {remaining} bytes short of Content-Length")
-        return self._commit_offset(upload, offset, hasher)
+        return self._commit_offset(upload, offset, hasher, commit)
 
     def _append_spooled(self, upload: Upload, offset: int, spooled, length: int):
         """A later chunk spooled whole to a file: the store appends it (in the kernel) on
@@ -330,7 +332,11 @@ class UploadService:
             raise failed[0]
         return hasher
 
-    def _commit_offset(self, upload: Upload, offset: int, hasher) -> int:
+    def _commit_offset(self, upload: Upload, offset: int, hasher, commit: bool = True) -> int:
+        if not commit:  # the closing PUT: its digest is taken from this hash next
+            with self._guard:
+                self._hashers[upload.id] = (offset, hasher)
+            return offset
         state = hasher.state() if isinstance(hasher, ResumableSha256) else None
         updated = _SET_OFFSET.cursor(offset, state, utcnow(), upload.id, upload.offset).rowcount
         if updated != 1:

@@ -58,11 +58,14 @@ images. On request threads a small upload's requests cost ~4 ms of CPU each, mos
 handing the GIL between threads at each of its file and database calls (~65 context switches a
 request); here, about half (measured, one process, 8 clients doing the bench's populate step, a
 new repository with two small blobs and a manifest each: 19 -> 12 ms of CPU per repository). What it
-waits for here is bounded as for a push: the write turn and SQLite's lock by LOOP_PATIENCE, and
-so the upload's own locks (another request on the same session holding it), with a 503 (retry)
-past it; its fsync is of those few bytes. A session that grew past INLINE_MOST between the look
-and the request (a concurrent request on it) gets a 503 too, and its retry runs on a request
-thread. Not with a cloud store, whose writes cross the network.
+waits for here is bounded as for a push: the write turn and SQLite's lock by LOOP_PATIENCE. The
+session's own locks are not waited for at all: another request on the session holds them as
+long as its chunk takes to append, and a client could send large chunks back to back while
+aiming small requests at the loop. A session a request of this process is working on is not
+taken here (`size_for_inline` says so), and one busy in another process, or grown past
+INLINE_MOST since the look, is answered 503 (retry) at once; the retry of the latter runs on a
+request thread. Its fsync is of those few bytes. Not with a cloud store, whose writes cross the
+network.
 
 It also means a manifest request is answered while every request thread is busy (say, hashing
 and syncing large pushed layers).

@@ -203,12 +203,16 @@ class UploadService:
     def size_for_inline(self, upload_id: str) -> int | None:
         """The bytes an upload holds so far, for the event loop to decide, before the request
         is authorized, whether a small request on it runs there (app/server/inline.py): only
-        ever used for that. None for an id that is not a known upload (or on any error)."""
+        ever used for that. None for an id that is not a known upload, one a request of this
+        process is working on (the loop would have to wait for it: `_lock_wait`), or on any
+        error."""
         try:
             upload_id = str(uuid.UUID(upload_id))
         except ValueError:
             return None
         with self._guard:
+            if upload_id in self._locks:  # a request of this process is working on it: not here
+                return None
             cached = self._hashers.get(upload_id)
         if cached is not None:
             return cached[0]
@@ -385,7 +389,7 @@ class UploadService:
             # SQLite: one machine, maybe several `berth serve --workers` processes; the store's
             # lock on the upload (a file lock) excludes the other processes.
             try:
-                with self.store.upload_lock(upload_id, timeout=current_patience()):
+                with self.store.upload_lock(upload_id, timeout=_lock_wait()):
                     upload = _BY_ID.first(upload_id)
                     if upload is None:
                         raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
@@ -427,7 +431,7 @@ class _UploadLock:
         self.users = 0
 
     def __enter__(self):
-        wait = current_patience()
+        wait = _lock_wait()
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             self._leave()
             raise _busy()
@@ -448,6 +452,17 @@ class _UploadLock:
 # The most bytes an upload may hold for a request on it to run on the event loop (app/server/
 # inline.py decides by it, before the request runs; _claim checks it again, under the lock).
 INLINE_MOST = 64 * 1024
+
+
+def _lock_wait() -> float | None:
+    """How long this thread waits for a session's locks: as long as it takes (None) on a request
+    thread; not at all on the event loop (the thread with a `patience`: app/server/inline.py).
+    Another request holds them for as long as its chunk takes to append (seconds for a large
+    one, and a client can send those back to back), and the loop serves every connection of its
+    process: a request on a busy session is answered 503 (retry) at once. The loop only takes
+    requests on sessions no request of its process is working on (`size_for_inline`), so this
+    is a request racing one in another process, or one started since the look."""
+    return None if current_patience() is None else 0.0
 
 
 def _check_small_on_loop(upload: Upload) -> None:

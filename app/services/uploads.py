@@ -475,8 +475,8 @@ def _check_small_on_loop(upload: Upload) -> None:
 
 
 def _busy() -> RegistryError:
-    """Another request on the same upload held it past this thread's patience (the event loop's,
-    app/server/inline.py): retryable."""
+    """The event loop found the upload busy with another request, or grown past what it takes
+    (`_lock_wait`, `_check_small_on_loop`): retryable."""
     return RegistryError(
         "UNAVAILABLE", "another request on this upload is in progress; retry", headers={"Retry-After": "1"}
     )

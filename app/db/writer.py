@@ -28,9 +28,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from app.filelock import flock_until
+
 BUSY_SECONDS = 30.0
-_POLL_FIRST = 0.0001
-_POLL_MOST = 0.001
 
 
 class WriterBusy(Exception):
@@ -99,14 +99,5 @@ class Turnstile:
         return self._fd
 
     def _lock_file(self, deadline: float, wait: float) -> None:
-        fd = self._file()
-        pause = _POLL_FIRST
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WriterBusy(f"no write turn within {wait:g} s") from None
-                time.sleep(pause)
-                pause = min(pause * 2, _POLL_MOST)
+        if not flock_until(self._file(), deadline):
+            raise WriterBusy(f"no write turn within {wait:g} s")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.filelock import flock_until
 from app.storage.base import BlobStore, LockTimeout
 
 CHUNK = 1024 * 1024
@@ -52,22 +53,6 @@ class _WritebackFile(io.FileIO):
             end = self.tell()
             start_writeback(self.fileno(), self.written_from, end - self.written_from)
         super().close()
-
-
-def _flock_within(fd: int, timeout: float) -> None:
-    """flock(fd, LOCK_EX), tried again every fraction of a millisecond, at most `timeout` seconds
-    (flock itself cannot wait a bounded time); LockTimeout past it."""
-    deadline = time.monotonic() + timeout
-    pause = 0.0001
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise LockTimeout(f"the upload's lock was held past {timeout:g} s") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.001)
 
 
 class FilesystemStore(BlobStore):
@@ -163,8 +148,8 @@ class FilesystemStore(BlobStore):
         try:
             if timeout is None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            else:
-                _flock_within(fd, timeout)
+            elif not flock_until(fd, time.monotonic() + timeout):
+                raise LockTimeout(f"the upload's lock was held past {timeout:g} s")
             yield
         finally:
             os.close(fd)  # releases the lock

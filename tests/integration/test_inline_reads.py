@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from tests.support.registry_client import RegistryClient
 from tests.support.server import Server
@@ -240,6 +241,45 @@ def test_small_uploads_are_answered_while_the_only_request_thread_is_busy(tmp_pa
             os.close(lock)
         taken = client.request("PATCH", elsewhere, data=b"y", headers={"Content-Range": "0-0"})
         assert taken.status_code == 202, taken.text
+        assert '"status": 500' not in server.logs()
+    finally:
+        server.stop()
+
+
+def test_a_small_upload_request_on_the_loop_is_checked_as_on_a_request_thread(tmp_path):
+    """The loop looks a session's size up before the request is authorized; the request itself
+    is then judged as anywhere else. A session's id under another repository's name, without
+    credentials, with a malformed id or a wrong digest: refused in the protocol's own errors, the
+    session untouched; then its owner finishes it."""
+    from tests.support import postgres
+
+    if postgres.ALL_SERVERS_ON_POSTGRES:
+        pytest.skip("small uploads run on the loop on SQLite only")
+    server = _serve(tmp_path, "on")
+    try:
+        client = RegistryClient(server.url, server.session())
+        location = client.request("POST", "/v2/default/app/blobs/uploads/").headers["Location"]
+        session = location.split("?")[0].rstrip("/").rsplit("/", 1)[1]
+        data = b"a small blob"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+        elsewhere = client.request("PATCH", f"/v2/default/other/blobs/uploads/{session}", data=b"x")
+        assert elsewhere.status_code == 404, elsewhere.text
+        assert elsewhere.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+        anonymous = requests.put(f"{server.url}{location}", params={"digest": digest}, data=data, timeout=20)
+        assert anonymous.status_code == 401 and anonymous.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        malformed = client.request("PUT", "/v2/default/app/blobs/uploads/not-a-session?digest=" + digest, data=data)
+        assert malformed.status_code == 404, malformed.text
+        wrong = "sha256:" + "0" * 64
+        other = client.request("POST", "/v2/default/app/blobs/uploads/").headers["Location"]
+        refused = client.request("PUT", f"{other}{'&' if '?' in other else '?'}digest={wrong}", data=data)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "DIGEST_INVALID"
+
+        status = client.request("GET", location)
+        assert status.status_code == 204 and status.headers["Range"] == "0-0"  # untouched
+        done = client.request("PUT", f"{location}{'&' if '?' in location else '?'}digest={digest}", data=data)
+        assert done.status_code == 201, done.text
+        assert client.request("GET", f"/v2/default/app/blobs/{digest}").content == data
         assert '"status": 500' not in server.logs()
     finally:
         server.stop()

@@ -102,8 +102,10 @@ def test_small_uploads_run_on_the_loop_when_asked(command, path, length, held, i
         return held
 
     assert is_inline(request(command, path, length), upload_size=upload_size) is inline
+    # Looked up only for a PATCH or PUT naming a session, with a small enough body.
+    looked_up = command in ("PATCH", "PUT") and SESSION in path and length <= INLINE_MOST
+    assert asked == ([SESSION] if looked_up else [])
     assert not is_inline(request(command, path, length))  # not asked: request threads
-    assert asked in ([], [SESSION])
 
 
 def test_a_chunked_upload_body_is_left_to_the_request_threads():

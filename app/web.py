@@ -115,7 +115,9 @@ def create_app(settings: Settings, services, metrics: Metrics | None = None) -> 
     app.add_error_handler(RegistryError, error_responses.handle_registry_error)
     app.add_error_handler(preflight.Passed, preflight.handle_passed)
 
-    app.add_sink(DataPlaneRouter(services, settings), prefix=r"^/v2(?=/|$)")
+    app.add_sink(
+        DataPlaneRouter(services, settings, on_row_changed=metrics.kept_rows_changed.inc), prefix=r"^/v2(?=/|$)"
+    )
     wake = services.worker.wake
     app.add_route("/api/v1/openapi.json", OpenApiResource())
     app.add_route("/api/v1/openapi/distribution.json", DistributionOpenApiResource())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from app.auth.token_secrets import fingerprint
+from app.auth.token_secrets import fingerprint, forget_kept
 from app.db.models import AccessToken, utcnow
 
 
@@ -55,3 +55,4 @@ def mark_used(token: AccessToken) -> None:
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         AccessToken.update(last_used_at=now).where(AccessToken.id == token.id).execute()
+        forget_kept(token)

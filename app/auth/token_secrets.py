@@ -13,12 +13,13 @@ import hmac
 import secrets
 
 from app.clock import SYSTEM, Clock
+from app.db.checked import CheckedLookup
 from app.db.models import AccessToken
-from app.db.prepared import Prepared
 
 TOKEN_PREFIX = "berth_"
-_BY_HASH = Prepared(lambda h: AccessToken.select().where(AccessToken.token_hash == h), "s", AccessToken)
-_BY_ID = Prepared(lambda i: AccessToken.select().where(AccessToken.id == i), "i", AccessToken)
+# Kept between data-plane reads and checked, not read again, on PostgreSQL (app/db/checked.py).
+_BY_HASH = CheckedLookup(lambda h: AccessToken.select().where(AccessToken.token_hash == h), "s", AccessToken)
+_BY_ID = CheckedLookup(lambda i: AccessToken.select().where(AccessToken.id == i), "i", AccessToken)
 
 
 def generate_token() -> str:
@@ -43,6 +44,12 @@ def find_token(secret: str, clock: Clock = SYSTEM) -> AccessToken | None:
 
 def find_token_by_id(token_id: int) -> AccessToken | None:
     return _BY_ID.first(token_id)
+
+
+def forget_kept(token: AccessToken) -> None:
+    """This process changed `token`'s row: its kept copies are stale (app/db/checked.py)."""
+    _BY_HASH.forget(token.token_hash)
+    _BY_ID.forget(token.id)
 
 
 def fingerprint(token: AccessToken) -> str:

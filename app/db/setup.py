@@ -90,6 +90,34 @@ class DatabaseUnavailable(RegistryError, pw.OperationalError):
         RegistryError.__init__(self, "UNAVAILABLE", message, headers={"Retry-After": str(retry_after)})
 
 
+# A check that rows this process kept are unchanged fails with this error, which names it.
+ROW_CHANGED = ("22P02", "berth: a kept row changed")
+_row_checks: dict[tuple[str, ...], tuple[str, tuple[str, str]]] = {}
+
+
+def _row_check(tables: tuple[str, ...]) -> tuple[str, tuple[str, str]]:
+    """(SQL with %s, (prepared statement name, SQL with $n)) of a statement that fails unless each
+    row (id, xmin as text: two parameters per table, in order) is as kept. It fails by turning a
+    text into an integer: `int4('0')` when every row is as kept, else `int4` of the words of
+    ROW_CHANGED, which cannot be one. The cast is of the CASE's outcome, so it is made when the
+    statement runs, never when it is planned (a constant error in a CASE branch could be).
+    Plain SQL, no function: the least work for the server (measured: a PL/pgSQL function cost
+    it about twice as much per request)."""
+    found = _row_checks.get(tables)
+    if found is None:
+        conditions = " AND ".join(f'EXISTS (SELECT 1 FROM "{t}" WHERE id = %s AND xmin::text = %s)' for t in tables)
+        sql = f"SELECT int4(CASE WHEN {conditions} THEN '0' ELSE '{ROW_CHANGED[1]}' END)"
+        parts = sql.split("%s")
+        numbered = "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+        found = _row_checks[tables] = (sql, ("berth_kept_" + "_".join(tables), numbered))
+    return found
+
+
+class RowChanged(Exception):
+    """A row this process kept (app/db/checked.py) and a request used has changed in the
+    database: raised by the request's next statement, which did not run."""
+
+
 class _OpenOne(Exception):
     """Raised inside peewee's connect (under its locks) to leave them and open a connection."""
 
@@ -278,9 +306,37 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             return
         self._deferred.statements.append((sql, params or (), prepared))
 
+    def defer_check(self, table: str, row_id: int, version: str) -> None:
+        """Hold back a check that the row `row_id` of `table`, which this process kept, is still
+        the version `version` (app/db/checked.py), until this thread's next statement, in or out
+        of a transaction: one check of every row held back goes first in that statement's
+        message, so the statement runs only if they pass, and it then raises RowChanged instead.
+        `settle_checks` sends any left."""
+        self._deferred.checks.append((table, row_id, version))
+
+    def settle_checks(self) -> None:
+        """Send this thread's held-back checks now, if any (RowChanged if one fails)."""
+        if self._deferred.checks:
+            self._send("SELECT 1", ())
+
+    def drop_checks(self) -> None:
+        self._deferred.checks = []
+
+    def _check_statement(self) -> list[tuple[str, tuple | list, tuple[str, str] | None]]:
+        """The held-back checks as one statement (none if there are none)."""
+        checks = self._deferred.checks
+        if not checks:
+            return []
+        sql, server = _row_check(tuple(table for table, _, _ in checks))
+        params = [v for _, row_id, version in checks for v in (row_id, version)]
+        if self.server_prepare:
+            return [(execute_text(server[0], params), params, server)]
+        return [(sql, params, None)]
+
     def _send(self, sql: str, params, prepared: tuple[str, str] | None = None):
-        """`sql` with the statements deferred before it, in one message (the simple query protocol
-        runs them in order and stops at the first error); the cursor holds `sql`'s result."""
+        """`sql` with the checks and statements deferred before it, in one message (the simple
+        query protocol runs them in order and stops at the first error); the cursor holds `sql`'s
+        result."""
         deferred = self._deferred
         # A message that carries the transaction's BEGIN can be sent again whole on a new
         # connection: the server ended the transaction with the old one. Not with its COMMIT,
@@ -288,7 +344,7 @@ class PostgresDatabase(PooledPostgresqlDatabase):
         commits = sql == "COMMIT"
 
         def run():
-            statements = [*deferred.statements, (sql, params or (), prepared)]
+            statements = [*self._check_statement(), *deferred.statements, (sql, params or (), prepared)]
             connection = self.connection()
             bound = getattr(self._bounded, "ms", None)
             if bound is not None and self._timeouts.get(connection) != bound:
@@ -309,8 +365,13 @@ class PostgresDatabase(PooledPostgresqlDatabase):
 
         try:
             return self._retry_lost(run, unsent=deferred.began, commits=commits)
+        except pw.DatabaseError as exc:
+            if deferred.checks and _sqlstate(exc) == ROW_CHANGED[0] and ROW_CHANGED[1] in str(exc):
+                raise RowChanged(str(exc).strip().splitlines()[0]) from exc
+            raise
         finally:
             deferred.clear()
+            deferred.checks = []
 
     def bound_statements(self, seconds: float) -> None:
         """From now on this thread (the event loop: `patience`) keeps its connection from request
@@ -357,10 +418,14 @@ class PostgresDatabase(PooledPostgresqlDatabase):
 
 class _Deferred(threading.local):
     """One thread's statements held back by `PostgresDatabase.defer`: (SQL, parameters, the
-    prepared statement's (name, SQL) or None). `began`: the first is the transaction's BEGIN."""
+    prepared statement's (name, SQL) or None). `began`: the first is the transaction's BEGIN.
+    `checks`: (table, row id, version) held back by `defer_check`, checked before them; kept
+    across a transaction's end (they are about the request, not the transaction) until a message
+    carries them."""
 
     def __init__(self) -> None:
         self.clear()
+        self.checks: list[tuple[str, int, str]] = []
 
     def clear(self) -> None:
         self.statements: list[tuple[str, tuple | list, tuple[str, str] | None]] = []

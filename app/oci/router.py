@@ -3,6 +3,7 @@ authorize once, then hand the resolved request to the resource."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,6 +12,7 @@ import falcon
 from app.auth import roles
 from app.auth.gate import authorize
 from app.auth.identity import challenge
+from app.db import checked
 from app.edge import preflight
 from app.edge.spooled_body import body_lost
 from app.oci import routes
@@ -35,8 +37,9 @@ class BaseResource:
 
 
 class DataPlaneRouter:
-    def __init__(self, services, settings) -> None:
+    def __init__(self, services, settings, on_row_changed: Callable[[], object] = lambda: None) -> None:
         self.domain = settings.domain
+        self.on_row_changed = on_row_changed  # counts reads run again (app/db/checked.py)
         self.identity = services.identity
         self.resources: dict[str, Any] = {  # each a Falcon resource with `actions`
             "base": BaseResource(),
@@ -71,6 +74,19 @@ class DataPlaneRouter:
                 status=405,
                 headers={"Allow": ", ".join(_allowed(resource))},
             )
+        if method in ("GET", "HEAD"):
+            # Reads may use the rows this process keeps (the token, the registry) and check them
+            # with their first statement; one that changed runs the request again, afresh.
+            headers = dict(resp._headers)
+            try:
+                with checked.reads():
+                    return self._serve(req, resp, route, resource, responder, method)
+            except checked.RowChanged:
+                self.on_row_changed()
+                _restart(resp, headers)
+        return self._serve(req, resp, route, resource, responder, method)
+
+    def _serve(self, req: falcon.Request, resp: falcon.Response, route, resource, responder, method: str) -> None:
         subject = self.identity.data_plane(req)
         req.context.subject = subject
         if route.kind in ("base", "catalog"):
@@ -121,6 +137,17 @@ def _audit(req: falcon.Request, route, method: str, target) -> None:
         target_fields["digest"] = route.arg
     req.context.audit_action = action
     req.context.audit_target = target_fields
+
+
+def _restart(resp: falcon.Response, headers: dict) -> None:
+    """Undo what a first run of a read set on `resp`, for a second run."""
+    if resp.stream is not None and hasattr(resp.stream, "close"):
+        resp.stream.close()
+    resp.status = falcon.HTTP_200
+    resp._headers = dict(headers)
+    resp._extra_headers = None
+    resp.text = resp.stream = resp.data = None
+    resp.media = None
 
 
 def _allowed(resource) -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import peewee as pw
 
 from app.auth.token_secrets import generate_token, hash_token
+from app.db.checked import CheckedLookup
 from app.db.models import AccessToken, Organization, Registry
-from app.db.prepared import Prepared
 from app.db.setup import serialize, transaction
 from app.services import custom_domains, immutable_tags, manifest_policy, paging, quotas
 from app.spec.errors import RegistryError
@@ -43,7 +43,8 @@ def create_org(name: str) -> Organization:
         raise RegistryError("CONFLICT", f"organization name {name!r} is taken") from None
 
 
-_REGISTRY_BY_NAME = Prepared(lambda n: Registry.select().where(Registry.name == n), "s", Registry)
+# Kept between data-plane reads and checked, not read again, on PostgreSQL (app/db/checked.py).
+_REGISTRY_BY_NAME = CheckedLookup(lambda n: Registry.select().where(Registry.name == n), "s", Registry)
 
 
 def find_registry(name: str) -> Registry | None:

@@ -116,6 +116,12 @@ class Metrics:
             ["dependency"],
             registry=self.registry,
         )
+        self.kept_rows_changed = Counter(
+            "berth_kept_rows_changed",
+            "Data-plane reads run again because a row this process kept (a registry, an access "
+            "token: app/db/checked.py) had changed in the database (PostgreSQL only)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple] = {}  # routes x methods x statuses: bounded
 
     def dependency_fallback(self, dependency: str):

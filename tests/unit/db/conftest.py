@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import peewee as pw
 import pytest
 
 from app.db.setup import open_database
@@ -15,3 +18,21 @@ def pg():
     db = open_database(url)
     yield db, url
     db.close()
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """What each message this thread sent to the database held, in order: what
+    `peewee.Database.execute_sql` (the driver call under Berth's PostgresDatabase; SQLite's
+    statements too) is given. On PostgreSQL each call is one simple-query message to the server."""
+    sent: list[str] = []
+    me = threading.get_ident()
+    original = pw.Database.execute_sql
+
+    def recording(self, sql, params=None):
+        if threading.get_ident() == me:
+            sent.append(sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(pw.Database, "execute_sql", recording)
+    return sent

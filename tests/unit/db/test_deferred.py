@@ -5,8 +5,7 @@ raised there and undo the transaction; a transaction that runs nothing costs no 
 transaction whose first message finds the connection dropped is sent again whole on a new one,
 while one that had reached the server (or whose COMMIT went with the message) is a 503.
 
-Messages are counted by recording what `peewee.Database.execute_sql` (the driver call under
-Berth's PostgresDatabase) is given: each call is one simple-query message to the real server."""
+Messages are counted by the `messages` fixture (tests/unit/db/conftest.py)."""
 
 from __future__ import annotations
 
@@ -29,22 +28,6 @@ class INSERT_ORG:  # noqa: N801 - reads as the statement it sends
     @staticmethod
     def send(name: str) -> None:
         _INSERT_ORG.send(name, utcnow())
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    """What each message sent to the server held, in order (this thread's only)."""
-    sent: list[str] = []
-    me = threading.get_ident()
-    original = pw.Database.execute_sql
-
-    def recording(self, sql, params=None):
-        if threading.get_ident() == me:
-            sent.append(sql)
-        return original(self, sql, params)
-
-    monkeypatch.setattr(pw.Database, "execute_sql", recording)
-    return sent
 
 
 def _names() -> list[str]:

@@ -19,9 +19,11 @@ raises `RowChanged`; the request is then run again from its start with every row
 the request's statement ran: a revoked token, a deleted or renamed registry, a registry made
 private take effect on the next request, as without the cache, in every process and replica.
 
-Only within `reads()` (the data plane's GET and HEAD, which change nothing before their first
-statement and so can run again) and only on PostgreSQL: SQLite's reads are calls in the process,
-no cheaper from a cache. A row not found is not kept (a client cannot fill the cache with names
+Only within `reads()` and only on PostgreSQL. The data plane runs every request in it: a GET or
+HEAD changes nothing before its first statement and so can run again from the start; any other
+request has its checks sent on their own (`settle`) once it is authorized, before its body is
+read or anything written: one round trip where its two lookups were two. Only on PostgreSQL:
+SQLite's reads are calls in the process, no cheaper from a cache. A row not found is not kept (a client cannot fill the cache with names
 that do not exist); each lookup keeps at most MOST rows, each for at most KEEP_FOR seconds (far
 too short for transaction ids to wrap around and a version to come back).
 """
@@ -117,6 +119,14 @@ def reads(on: bool = True) -> Iterator[None]:
     finally:
         db.drop_checks()
         _state.on, _state.used = False, []
+
+
+def settle() -> None:
+    """Within `reads()`: check the kept rows used so far now (RowChanged if one changed), and
+    use none from here on. For a request whose next steps must not run twice (a write)."""
+    if _active():
+        database.obj.settle_checks()
+        _state.on = False
 
 
 def _active() -> bool:

@@ -74,16 +74,16 @@ class DataPlaneRouter:
                 status=405,
                 headers={"Allow": ", ".join(_allowed(resource))},
             )
-        if method in ("GET", "HEAD"):
-            # Reads may use the rows this process keeps (the token, the registry) and check them
-            # with their first statement; one that changed runs the request again, afresh.
-            headers = dict(resp._headers)
-            try:
-                with checked.reads():
-                    return self._serve(req, resp, route, resource, responder, method)
-            except checked.RowChanged:
-                self.on_row_changed()
-                _restart(resp, headers)
+        # The token and the registry may come from the rows this process keeps (app/db/checked.py),
+        # checked with a read's first statement, or before a write's responder; a row that changed
+        # runs the request again, afresh.
+        headers = dict(resp._headers)
+        try:
+            with checked.reads():
+                return self._serve(req, resp, route, resource, responder, method)
+        except checked.RowChanged:
+            self.on_row_changed()
+            _restart(resp, headers)
         return self._serve(req, resp, route, resource, responder, method)
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, route, resource, responder, method: str) -> None:
@@ -107,6 +107,8 @@ class DataPlaneRouter:
                 raise RegistryError("NAME_UNKNOWN", f"registry {target.registry_name!r} not found")
             req.context.audit_org_id = registry.org_id
             authorize(subject, action, registry, target.repository)
+        if method not in ("GET", "HEAD"):
+            checked.settle()  # before the body is read and anything written: neither runs twice
         preflight.allow(req, takes_body=action == roles.PUSH)  # only a push carries a body
         if body_lost(req.stream):
             raise RegistryError(

@@ -3,12 +3,14 @@ app/db/checked.py) never outlive their change in the database. A real `berth ser
 worker processes on the real PostgreSQL; keep-alive connections opened and used before each
 change, so that each process has the rows kept, are used again after it: a revoked token (Basic,
 and the registry token issued for it), a registry made private, a registry deleted and its name
-taken again are answered as the database says at once, by every process. A row changed by
-someone else (another replica) is read again and the read answered whole, its bytes and headers
-as they should be, and the server counts the reads it ran again."""
+taken again are answered as the database says at once, by every process, for pulls and pushes.
+A row changed by someone else (another replica) is read again and the read answered whole, its
+bytes and headers as they should be, a push stored whole, and the server counts the requests it
+ran again."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 
@@ -17,7 +19,7 @@ import requests
 
 from tests.support import postgres
 from tests.support.management import Api
-from tests.support.registry_client import RegistryClient
+from tests.support.registry_client import RegistryClient, sha256
 from tests.support.server import Server
 
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
@@ -158,3 +160,42 @@ def test_a_row_changed_by_another_replica_is_read_again_and_the_read_answered_wh
         assert r.status_code == 200 and len(r.content) == 3000 and r.headers["Docker-Content-Digest"] == layer
         r = s.head(f"{server.url}/v2/default/app/manifests/v1", headers=ACCEPT, timeout=10)
         assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(body) and not r.content
+
+
+def test_a_push_with_a_revoked_access_token_is_refused_at_once_and_nothing_is_stored(env):
+    server, _, _ = env
+    token_id, secret = token(server, scope="push")
+    conns = sessions(auth=("ci", secret))
+    assert pull_statuses(server, conns) == {200}
+    assert Api(server)("DELETE", f"/tokens/{token_id}").status_code == 204
+    for i, s in enumerate(conns):
+        client = RegistryClient(server.url, s)
+        r = client.request("POST", "/v2/default/revoked/blobs/uploads/")
+        assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        r = client.request("PUT", f"/v2/default/revoked/manifests/t{i}", data=b"{}", headers=ACCEPT)
+        assert r.status_code == 401
+    r = requests.get(f"{server.url}/v2/default/revoked/tags/list", auth=("admin", server.token), timeout=10)
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_a_push_after_a_kept_row_changed_elsewhere_is_run_again_and_stored_whole(env):
+    server, _, _ = env
+    owner = RegistryClient(server.url, server.session())
+    _, manifest, _ = owner.push_image("default/again", "base")  # its blobs, for the pushes below
+    bodies = [json.dumps({**json.loads(manifest), "annotations": {"n": str(i)}}).encode() for i in range(CONNECTIONS)]
+    conns = sessions(auth=("admin", server.token))
+    assert pull_statuses(server, conns) == {200}
+    before = kept_rows_changed(server)
+    postgres.sql(server.database_url, "UPDATE registry SET created_at = created_at")
+    for i, (s, body) in enumerate(zip(conns, bodies, strict=True)):  # each the first request after the change
+        r = s.put(
+            f"{server.url}/v2/default/again/manifests/p{i}",
+            data=body,
+            headers={"Content-Type": ACCEPT["Accept"]},
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        assert r.headers["Docker-Content-Digest"] == sha256(body)
+    assert kept_rows_changed(server) >= before + 2
+    for i, body in enumerate(bodies):
+        assert owner.request("GET", f"/v2/default/again/manifests/p{i}", headers=ACCEPT).content == body

@@ -23,9 +23,10 @@ Only within `reads()` and only on PostgreSQL. The data plane runs every request 
 HEAD changes nothing before its first statement and so can run again from the start; any other
 request has its checks sent on their own (`settle`) once it is authorized, before its body is
 read or anything written: one round trip where its two lookups were two. Only on PostgreSQL:
-SQLite's reads are calls in the process, no cheaper from a cache. A row not found is not kept (a client cannot fill the cache with names
-that do not exist); each lookup keeps at most MOST rows, each for at most KEEP_FOR seconds (far
-too short for transaction ids to wrap around and a version to come back).
+SQLite's reads are calls in the process, no cheaper from a cache. A row not found is not kept
+(a client cannot fill the cache with names that do not exist); each lookup keeps at most MOST
+rows, each for at most KEEP_FOR seconds (far too short for transaction ids to wrap around and a
+version to come back).
 """
 
 from __future__ import annotations

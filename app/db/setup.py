@@ -46,6 +46,9 @@ SQLITE_PRAGMAS = {
     # Per connection, and waitress keeps one per worker thread: 4 MiB each bounds the total.
     "cache_size": -4_000,
     "mmap_size": 256 * 1024 * 1024,
+    # A server copies the log back on a thread of its own (app/services/wal_checkpoints.py); a
+    # commit does it only past this many pages (~40 MB), which that thread keeps the log below.
+    "wal_autocheckpoint": 10_000,
 }
 
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")

@@ -51,6 +51,7 @@ from app.services.metering import Meter
 from app.services.retention import PullTimes
 from app.services.upload_expiry import UploadReaper
 from app.services.uploads import UploadService
+from app.services.wal_checkpoints import WalCheckpoints
 from app.storage import open_store
 from app.storage.base import BlobStore
 from app.telemetry.tracing import TracedStore
@@ -72,6 +73,7 @@ class Services:
     collector: Collector  # periodic garbage collection
     retention_schedule: retention.Schedule  # periodic retention
     upload_reaper: UploadReaper  # expires idle upload sessions
+    wal_checkpoints: WalCheckpoints  # SQLite: copies the write-ahead log back, off the write path
     counters: Counters  # rate-limit and login-failure counters (Redis, or the memory table the workers share)
     meter: Meter  # pull and push traffic, counted in memory and written in the background
     pull_times: PullTimes  # manifests' last pulls, written in the background
@@ -147,6 +149,7 @@ def build_services(settings: Settings, counter_table: WindowTable | None = None)
             tag_lists=tag_lists,
         ),
         upload_reaper=UploadReaper(store, expiry=upload_expiry, forget=uploads.forget),
+        wal_checkpoints=WalCheckpoints(),
         counters=counters,
         meter=Meter(),
         pull_times=PullTimes(),
@@ -196,6 +199,7 @@ class Runtime:
             s.collector,
             s.retention_schedule,
             s.upload_reaper,
+            s.wal_checkpoints,
         ]
         if self.spool_sweeper is not None:
             background.append(self.spool_sweeper)

@@ -80,9 +80,7 @@ class Repository(BaseModel):
     id = pw.AutoField()
     if TYPE_CHECKING:
         registry_id: int
-    # index=False here and on the foreign keys marked so below: a unique or composite index of
-    # the table leads with the column and serves its lookups and cascades (migration 13).
-    registry = pw.ForeignKeyField(Registry, backref="repositories", on_delete="CASCADE", index=False)
+    registry = pw.ForeignKeyField(Registry, backref="repositories", on_delete="CASCADE")
     name = pw.CharField(max_length=255)
     created_at = pw.DateTimeField(default=utcnow)
 
@@ -97,7 +95,7 @@ class Blob(BaseModel):
     if TYPE_CHECKING:
         registry_id: int
 
-    registry = pw.ForeignKeyField(Registry, backref="blobs", on_delete="CASCADE", index=False)
+    registry = pw.ForeignKeyField(Registry, backref="blobs", on_delete="CASCADE")
     digest = pw.CharField(max_length=200)
     size = pw.BigIntegerField()
     created_at = pw.DateTimeField(default=utcnow)
@@ -119,7 +117,7 @@ class RepositoryBlob(BaseModel):
         repository_id: int
         blob_id: int
 
-    repository = pw.ForeignKeyField(Repository, backref="blob_links", on_delete="CASCADE", index=False)
+    repository = pw.ForeignKeyField(Repository, backref="blob_links", on_delete="CASCADE")
     blob = pw.ForeignKeyField(Blob, backref="repository_links", on_delete="CASCADE")
     created_at = pw.DateTimeField(default=utcnow)
 
@@ -131,7 +129,7 @@ class Manifest(BaseModel):
     id = pw.AutoField()
     if TYPE_CHECKING:
         repository_id: int
-    repository = pw.ForeignKeyField(Repository, backref="manifests", on_delete="CASCADE", index=False)
+    repository = pw.ForeignKeyField(Repository, backref="manifests", on_delete="CASCADE")
     digest = pw.CharField(max_length=200)
     media_type = pw.CharField(max_length=255)
     artifact_type = pw.CharField(max_length=255, null=True)
@@ -165,7 +163,7 @@ class Tag(BaseModel):
     if TYPE_CHECKING:
         repository_id: int
         manifest_id: int
-    repository = pw.ForeignKeyField(Repository, backref="tags", on_delete="CASCADE", index=False)
+    repository = pw.ForeignKeyField(Repository, backref="tags", on_delete="CASCADE")
     name = pw.CharField(max_length=128)
     manifest = pw.ForeignKeyField(Manifest, backref="tags", on_delete="CASCADE")
     updated_at = pw.DateTimeField(default=utcnow)
@@ -297,7 +295,7 @@ class AuditEvent(BaseModel):
     if TYPE_CHECKING:
         org_id: int
 
-    org = pw.ForeignKeyField(Organization, backref="audit_events", on_delete="CASCADE", index=False)
+    org = pw.ForeignKeyField(Organization, backref="audit_events", on_delete="CASCADE")
     time = pw.DateTimeField(default=utcnow)
     actor = pw.CharField(max_length=255)
     action = pw.CharField(max_length=64)

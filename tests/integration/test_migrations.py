@@ -117,7 +117,7 @@ def database_url_is_postgres(db) -> bool:
 
 def test_an_empty_database_has_exactly_the_indexes_of_the_models(database_url):
     """No index a migration made that the models no longer declare (each is written on every
-    insert: migration 13 dropped six that repeated another index's first column), none missing."""
+    insert), none that they declare missing."""
     db = database_for(database_url)
     migrations.migrate(db)
     declared = {

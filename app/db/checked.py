@@ -42,7 +42,7 @@ from app.db.models import database
 from app.db.prepared import Prepared, to_model
 from app.db.setup import DatabaseUnavailable, RowChanged
 
-__all__ = ["CheckedLookup", "RowChanged", "reads"]
+__all__ = ["CheckedLookup", "RowChanged", "reads", "settle"]
 
 MOST = 4096
 KEEP_FOR = 300.0
@@ -94,13 +94,13 @@ class CheckedLookup:
 
 
 @contextmanager
-def reads(on: bool = True) -> Iterator[None]:
-    """Within this block this thread's `CheckedLookup`s may answer from kept rows (`on`). Their
+def reads() -> Iterator[None]:
+    """Within this block this thread's `CheckedLookup`s may answer from kept rows. Their
     checks go to the server with the block's next statement, or when the block ends, also when
     it ends with an error that is an answer (a refusal may rest on a kept row). RowChanged: the
     block must run again; the rows it used are dropped, so the next run reads them afresh."""
     db = database.obj
-    if not on or not hasattr(db, "defer_check"):  # SQLite
+    if not hasattr(db, "defer_check"):  # SQLite
         yield
         return
     _state.on, _state.used = True, []

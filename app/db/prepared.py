@@ -19,6 +19,7 @@ import peewee as pw
 
 from app.db.models import database
 from app.db.setup import execute_text as _execute_text
+from app.db.setup import numbered_parameters
 
 _INT_BASE = 7_301_000_000_000
 
@@ -134,10 +135,7 @@ def _server_statement(sql: str) -> tuple[str, str]:
     when the statement holds a literal % (an escaped %%), which the simple rewrite would break."""
     if "%%" in sql:
         return "", ""
-    parts = sql.split("%s")
-    return f"berth_{next(_names)}", "".join(
-        p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts)
-    )
+    return f"berth_{next(_names)}", numbered_parameters(sql)
 
 
 def _sentinel(i: int, kind: str):

@@ -110,10 +110,15 @@ def _row_check(tables: tuple[str, ...]) -> tuple[str, tuple[str, str]]:
     if found is None:
         conditions = " AND ".join(f'EXISTS (SELECT 1 FROM "{t}" WHERE id = %s AND xmin::text = %s)' for t in tables)
         sql = f"SELECT int4(CASE WHEN {conditions} THEN '0' ELSE '{ROW_CHANGED[1]}' END)"
-        parts = sql.split("%s")
-        numbered = "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
-        found = _row_checks[tables] = (sql, ("berth_kept_" + "_".join(tables), numbered))
+        found = _row_checks[tables] = (sql, ("berth_kept_" + "_".join(tables), numbered_parameters(sql)))
     return found
+
+
+def numbered_parameters(sql: str) -> str:
+    """`sql` with $1, $2... for its %s placeholders, as a PostgreSQL prepared statement takes
+    them (`sql` holds no literal %)."""
+    parts = sql.split("%s")
+    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
 
 
 class RowChanged(Exception):

@@ -223,3 +223,19 @@ def test_an_error_of_the_database_itself_is_not_taken_for_a_changed_row(pg):
             find_registry("kept")
             Organization.raw("SELECT int4('not a number')").execute()
     assert not isinstance(raised.value, checked.RowChanged)
+
+
+def test_a_check_whose_connection_the_server_dropped_is_sent_again_on_a_new_one(pg, messages):
+    db, url = pg
+    _registry()
+    _keep()
+    assert postgres.terminate_connections(url) >= 1  # this thread's pooled connection is gone
+    messages.clear()
+    with checked.reads():
+        assert find_registry("kept").name == "kept"  # kept: nothing sent yet
+        assert db.execute_sql("SELECT count(*) FROM registry").fetchone()[0] == 1
+    # The first message on the dropped connection (the check's PREPARE) failed; on a new one
+    # it is prepared again and the check goes with the statement, which is answered.
+    prepares = [m for m in messages if m.startswith("PREPARE berth_kept_registry")]
+    assert len(prepares) == 2
+    assert [m for m in _sent(messages)] == ["EXECUTE berth_kept_registry(%s, %s); SELECT count(*) FROM registry"]

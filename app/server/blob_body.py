@@ -10,6 +10,12 @@ waitress read at once here too, so a fast reader costs as few reads and sends as
 price: a pull whose client is slower than the loop holds up to BLOCK between writable events
 (waitress held it only during each send), e.g. 32 MiB for 8 such pulls.
 
+Each body reads into one buffer of its own, reused block after block (`readinto`), where a
+`read` made a new 4 MiB bytes object each time for the allocator to hand out and take back:
+one 1 GiB pull, alternating, 0.45-0.48 -> 0.40-0.42 s of server CPU (the client's reads
+through http.client, 5 pulls each, 2 rounds). The buffer is as large as the blob when that is
+smaller than BLOCK, and lives as long as the body.
+
 It is still a ReadOnlyFileBasedBuffer, so waitress hands it to the channel as it would its own
 file wrapper (waitress/task.py). The application never sees it: a resource answers with the
 seam's FileBody (app/edge/file_body.py), which Falcon passes through as the iterable, and
@@ -43,19 +49,27 @@ class BlobBody(ReadOnlyFileBasedBuffer):
     def __init__(self, file: BinaryIO, length: int) -> None:
         super().__init__(file, BLOCK)
         self._pending = memoryview(b"")  # read from the file, not yet sent
+        self._block: memoryview | None = None  # what each block is read into, made at the first
         self.remain = length  # waitress's prepare() sets it again from the file and its length
 
     def get(self, numbytes: int = -1, skip: bool = False):
         if not self._pending:
             want = self.remain if numbytes < 0 else min(numbytes, self.remain)
-            data = self.file.read(min(want, BLOCK))
-            if not data:
+            self._pending = self._read(min(want, BLOCK))
+            if not self._pending:
                 return b""
-            self._pending = memoryview(data)
         chunk = self._pending if numbytes < 0 else self._pending[:numbytes]
         if skip:
             self.skip(len(chunk))
         return chunk
+
+    def _read(self, size: int) -> memoryview:
+        readinto = getattr(self.file, "readinto", None)
+        if readinto is None:  # a store's reader with `read` only (the BlobReader protocol)
+            return memoryview(self.file.read(size))
+        if self._block is None:
+            self._block = memoryview(bytearray(min(self.remain, BLOCK)))
+        return self._block[: readinto(self._block[:size]) or 0]
 
     def skip(self, numbytes: int, allow_prune: bool = False) -> None:
         if numbytes > len(self._pending):
@@ -74,4 +88,5 @@ class BlobBody(ReadOnlyFileBasedBuffer):
 
     def close(self) -> None:
         self._pending = memoryview(b"")
+        self._block = None
         super().close()

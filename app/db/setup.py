@@ -562,6 +562,25 @@ def serialize(name: str, *, shared: bool = False, deferred: bool = False) -> Non
         _lock(db, f"SELECT {function}(%s)", (zlib.crc32(name.encode()),), deferred)
 
 
+def commit_without_flush() -> None:
+    """Inside a transaction: its COMMIT returns without waiting for the database to flush it to
+    disk. For writes that acknowledge nothing a crash must keep: an upload chunk's new offset,
+    whose bytes are not synced either until the closing PUT (a blob is acknowledged only then,
+    fsynced and committed in full). Lost to a crash of the database server's machine (or of the
+    server itself, its last fraction of a second), the offset goes back to the last one flushed,
+    with its hash state in the same row; the next chunk truncates the file there
+    (`open_upload_for_append`), and a client that asks (GET on the upload) resumes from it.
+    PostgreSQL: `SET LOCAL synchronous_commit TO off`, held back to travel with the next statement
+    (on this machine's 2 CPUs and one disk, a chunk's COMMIT waited behind the chunk's own
+    writeback: ~260 ms of a 64 MiB PATCH's ~370). SQLite: nothing to do, a commit there never
+    waits for the disk (WAL, synchronous=normal)."""
+    db = database.obj
+    if isinstance(db, PostgresDatabase):
+        if not db.in_transaction():
+            raise RuntimeError("commit_without_flush() needs a transaction")
+        db.defer("SET LOCAL synchronous_commit TO off")
+
+
 def serialize_tags(repository_id: int, tags: list[str], *, deferred: bool = False) -> None:
     """Inside a transaction: writers of the same tag of a repository in turn (a tag push reads
     what the tag pointed at, then moves it). Taken after the repository's lock, in name order,

@@ -26,7 +26,15 @@ import peewee as pw
 
 from app.db.models import Blob, Repository, RepositoryBlob, Upload, utcnow
 from app.db.prepared import Prepared
-from app.db.setup import atomically, blob_lock, is_postgres, release_connection, serialize, transaction
+from app.db.setup import (
+    atomically,
+    blob_lock,
+    commit_without_flush,
+    is_postgres,
+    release_connection,
+    serialize,
+    transaction,
+)
 from app.db.writer import current_patience
 from app.services import repositories
 from app.services.hashstate import ResumableSha256, new_sha256
@@ -342,6 +350,7 @@ class UploadService:
                 self._hashers[upload.id] = (offset, hasher)
             return offset
         state = hasher.state() if isinstance(hasher, ResumableSha256) else None
+        commit_without_flush()  # a chunk is acknowledged, not yet durable: the closing PUT syncs
         updated = _SET_OFFSET.cursor(offset, state, utcnow(), upload.id, upload.offset).rowcount
         if updated != 1:
             self._forget(upload.id)

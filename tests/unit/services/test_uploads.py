@@ -11,7 +11,7 @@ import os
 import pytest
 
 from app.db.models import Blob, Organization, Registry, Repository, Upload
-from app.db.setup import open_database
+from app.db.setup import commit_without_flush, open_database
 from app.edge.spooled_body import Spooled
 from app.services.hashstate import ResumableSha256
 from app.services.uploads import UploadService
@@ -208,3 +208,62 @@ def test_on_the_event_loop_a_session_another_request_holds_is_not_waited_for(rep
     assert service.size_for_inline(upload.id) == 0
     service.append(service.get(repository, upload.id), io.BytesIO(b"x"), 1, 0)
     assert Upload.get_by_id(upload.id).offset == 1
+
+
+@pytest.fixture
+def pg_repo(pg, tmp_path):
+    registry = Registry.create(org=Organization.create(name="o"), name="r")
+    CountingStore.reread = 0
+    return Repository.create(registry=registry, name="app"), CountingStore(tmp_path / "storage")
+
+
+def test_on_postgres_a_chunk_commits_without_waiting_for_the_flush_and_the_closing_put_waits(pg_repo, messages):
+    """Real PostgreSQL: a chunk's transaction (its new offset and hash state) is committed with
+    synchronous_commit off, sent with its UPDATE (no message more), for that transaction only;
+    the closing PUT's, which makes the blob visible and acknowledges it, waits for the flush."""
+    repository, store = pg_repo
+    service = UploadService(store)
+    upload = service.start(repository)
+    messages.clear()
+    service.append(upload, io.BytesIO(b"a" * 1000), 1000, 0)
+    assert messages[0].startswith("BEGIN; SELECT")  # the claim
+    (update,) = [m for m in messages if "synchronous_commit" in m]
+    assert update.startswith("SET LOCAL synchronous_commit TO off; EXECUTE ")  # with the offset's update
+    db = Upload._meta.database
+    assert db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"  # the connection's, after
+    messages.clear()
+    blob = service.finish(repository, upload, "sha256:" + hashlib.sha256(b"a" * 1000).hexdigest(), io.BytesIO(), 0)
+    assert blob.size == 1000
+    assert messages[0].startswith("BEGIN; SELECT")
+    assert not any("synchronous_commit" in m for m in messages)
+    with pytest.raises(RuntimeError):  # outside a transaction: refused, not a session-wide setting
+        commit_without_flush()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_an_offset_lost_to_a_crash_goes_back_whole_and_the_upload_resumes_from_it(database, request):
+    """What a chunk's unflushed commit can lose: the offset and hash state (one row) go back to
+    the previous chunk's while the upload file already holds the lost chunk's bytes (more of them
+    than the client sends again). The client resumes from the offset it is told; the blob holds
+    exactly the bytes acknowledged since, and its digest is right."""
+    repository, store = request.getfixturevalue("pg_repo" if database == "postgres" else "repo")
+    data = os.urandom(250_000)  # shorter than what the file held: the lost chunk's tail must go
+    service = UploadService(store)
+    upload = service.start(repository)
+    service.append(upload, io.BytesIO(data[:100_000]), 100_000, 0)
+    before = Upload.get_by_id(upload.id)
+    service.append(service.get(repository, upload.id), io.BytesIO(b"x" * 200_000), 200_000, 100_000)
+    Upload.update(offset=before.offset, hash_state=before.hash_state).where(Upload.id == upload.id).execute()
+    service = UploadService(store)  # the server restarted: nothing cached
+    resumed = service.get(repository, upload.id)
+    assert resumed.offset == 100_000
+    with pytest.raises(RegistryError) as wrong:  # the lost chunk's end is not where it continues
+        service.append(resumed, io.BytesIO(data[200_000:]), 50_000, 300_000)
+    assert wrong.value.code == "RANGE_INVALID"
+    service.append(service.get(repository, upload.id), io.BytesIO(data[100_000:]), 150_000, 100_000)
+    blob = service.finish(
+        repository, service.get(repository, upload.id), "sha256:" + hashlib.sha256(data).hexdigest(), io.BytesIO(), 0
+    )
+    with store.open_blob(f"{repository.registry_id}/sha256/{blob.digest[7:9]}/{blob.digest[7:]}") as f:
+        assert f.read() == data
+    assert CountingStore.reread == 0  # resumed from the row's hash state

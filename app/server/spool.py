@@ -370,7 +370,10 @@ class BodyHash:
                         return
                 hasher.update(piece)  # without the GIL, beside the loop thread
                 self._hashed += size
-                if self._hashed - written_back >= WRITEBACK_EVERY:
+                # Only a body that starts an upload becomes its file (linked, not copied); a
+                # later chunk's spooled bytes are copied into the upload and deleted, and
+                # writing them to disk first would double the disk writes of a chunked push.
+                if offset == 0 and self._hashed - written_back >= WRITEBACK_EVERY:
                     start_writeback(self._fd, written_back, self._hashed - written_back)
                     written_back = self._hashed
         except Exception:  # the service hashes the file itself

@@ -251,3 +251,20 @@ def test_the_hashing_thread_starts_writing_the_body_to_disk_as_it_goes(env, monk
     ranges = [(offset, length) for _, offset, length in calls]
     assert ranges[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False))
     assert all(n >= MiB for _, n in ranges) and ranges[-1][0] + ranges[-1][1] <= len(body)
+
+
+def test_a_later_chunks_body_is_hashed_but_not_written_to_disk_early(env, monkeypatch):
+    """A chunk after the first is copied into the upload and its spooled file deleted: writing
+    the spooled bytes to disk on the way would double a chunked push's disk writes."""
+    calls = []
+    monkeypatch.setattr(spool, "WRITEBACK_EVERY", MiB)
+    monkeypatch.setattr(spool, "start_writeback", lambda *a: calls.append(a))
+    first, second = os.urandom(MiB + 3), os.urandom(5 * MiB + 5)
+    upload = env.service.start(env.repository)
+    env.service.append(upload, io.BytesIO(first), len(first), 0)
+    path = f"/v2/o/r/app/blobs/uploads/{upload.id}"
+    parser = receive("PATCH", path, second, {"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"})
+    hasher = spooled_of(parser).hashed(len(second), upload.id, len(first))
+    assert hasher is not None and hasher.hexdigest() == hashlib.sha256(first + second).hexdigest()
+    parser.close()
+    assert calls == []  # (a first chunk's are: the test above)

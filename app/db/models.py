@@ -210,6 +210,12 @@ class Upload(BaseModel):
 
     id = pw.CharField(max_length=36, primary_key=True)
     repository = pw.ForeignKeyField(Repository, backref="uploads", on_delete="CASCADE")
+    # The repository's registry, copied at the start (a repository never moves): a registry's
+    # open sessions are counted and their bytes summed before every upload from this index
+    # alone, where a join through its repositories probed the sessions once per repository when
+    # PostgreSQL's plan started from them (migration 13). Null only in rows started by a
+    # version before it, while it rolls out; the repository's cascade removes the row.
+    registry_id = pw.IntegerField(null=True, index=True)
     offset = pw.BigIntegerField(default=0)
     # The running SHA-256 state after `offset` bytes (app/services/hashstate.py), or null.
     hash_state = pw.BlobField(null=True)

@@ -50,7 +50,7 @@ from typing import Literal, overload
 
 import peewee as pw
 
-from app.db.models import Blob, Organization, Registry, Repository, Upload
+from app.db.models import Blob, Organization, Registry, Upload
 from app.db.prepared import Prepared
 from app.spec.errors import RegistryError
 
@@ -243,11 +243,7 @@ def validate_sku(value: object) -> str:
 def _held_by_uploads(registry_id) -> pw.SelectQuery:
     """The bytes the registry's open upload sessions hold (their committed offsets), as a scalar
     subquery."""
-    return (
-        Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), pw.SQL("0")))
-        .join(Repository)
-        .where(Repository.registry == registry_id)
-    )
+    return Upload.select(pw.fn.COALESCE(pw.fn.SUM(Upload.offset), pw.SQL("0"))).where(Upload.registry_id == registry_id)
 
 
 def _footprint_query(registry_id, digest=None) -> pw.SelectQuery:
@@ -268,7 +264,7 @@ _ORG_SKU = Prepared(lambda org: Organization.select(Organization.sku).where(Orga
 _FOOTPRINT = Prepared(lambda registry: _footprint_query(registry), "i")
 _FOOTPRINT_OF = Prepared(lambda registry, digest: _footprint_query(registry, digest), "is")
 _OPEN_SESSIONS = Prepared(
-    lambda registry: Upload.select(pw.fn.COUNT(Upload.id)).join(Repository).where(Repository.registry == registry),
+    lambda registry: Upload.select(pw.fn.COUNT(Upload.id)).where(Upload.registry_id == registry),
     "i",
 )
 

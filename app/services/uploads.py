@@ -51,8 +51,10 @@ STREAM_ALGORITHM = "sha256"
 # An upload's statements, compiled once (app/db/prepared.py): a small blob's POST and PUT are a
 # dozen statements, and building each with peewee was a quarter of their CPU.
 _START = Prepared(
-    lambda i, repo, offset, now: Upload.insert(id=i, repository=repo, offset=offset, created_at=now, updated_at=now),
-    "siis",
+    lambda i, repo, registry, offset, now: Upload.insert(
+        id=i, repository=repo, registry_id=registry, offset=offset, created_at=now, updated_at=now
+    ),
+    "siiis",
 )
 _BY_ID = Prepared(lambda i: Upload.select().where(Upload.id == i), "s", Upload)
 _IN_REPOSITORY = Prepared(
@@ -93,9 +95,15 @@ class UploadService:
         self.store.create_upload(upload_id)
         try:
             now = utcnow()
-            _START.cursor(upload_id, repository.id, 0, now)
+            _START.cursor(upload_id, repository.id, repository.registry_id, 0, now)
             return Upload(
-                id=upload_id, repository=repository, offset=0, hash_state=None, created_at=now, updated_at=now
+                id=upload_id,
+                repository=repository,
+                registry_id=repository.registry_id,
+                offset=0,
+                hash_state=None,
+                created_at=now,
+                updated_at=now,
             )
         except Exception:
             # The repository row went meanwhile (app/services/repositories.py: the caller starts

@@ -152,7 +152,9 @@ def test_an_unversioned_database_is_brought_forward_with_its_rows(database_url, 
         tag = live.Tag.get(live.Tag.name == "v1")
         assert tag.manifest.digest == DIGEST and bytes(tag.manifest.content) == MANIFEST
         assert [r.kind for r in tag.manifest.references] == ["blob"]
-        assert live.Upload.get().offset == 1234
+        upload = live.Upload.get()
+        assert upload.offset == 1234
+        assert upload.registry_id == registry.id  # migration 13: the session's registry, filled in
         assert live.Member.get().subject == "alice" and live.AccessToken.get().token_hash == "c" * 64
         # The tables the old schema lacked take rows.
         operation = live.Operation.create(

@@ -147,7 +147,7 @@ def _fill(registry: Registry, store: FlakyStore, blobs: int = 3) -> list[str]:
         Blob.create(registry=registry, digest=digest, size=i + 1)
         keys.append(key)
     store.create_upload("11111111-0000-0000-0000-000000000000")
-    Upload.create(id="11111111-0000-0000-0000-000000000000", repository=repo)
+    Upload.create(id="11111111-0000-0000-0000-000000000000", repository=repo, registry_id=repo.registry_id)
     return keys
 
 

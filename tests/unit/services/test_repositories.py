@@ -22,7 +22,7 @@ def test_an_empty_repository_is_removed_and_one_holding_anything_is_kept(registr
     empty, uploading, linked, pushed = (
         Repository.create(registry=registry, name=n) for n in ("empty", "uploading", "linked", "pushed")
     )
-    Upload.create(id="00000000-0000-0000-0000-000000000001", repository=uploading)
+    Upload.create(id="00000000-0000-0000-0000-000000000001", repository=uploading, registry_id=uploading.registry_id)
     blob = Blob.create(registry=registry, digest="sha256:" + "a" * 64, size=1)
     RepositoryBlob.create(repository=linked, blob=blob)
     Manifest.create(repository=pushed, digest="sha256:" + "b" * 64, media_type="x", size=2, content=b"{}")
@@ -44,7 +44,11 @@ def test_a_push_whose_row_is_removed_under_it_runs_again_on_a_new_one(registry):
         calls.append(repository.id)
         if len(calls) == 1:  # a refused push's cleanup wins the race for the row
             assert repositories.discard_if_empty(repository.id)
-        return Upload.create(id=f"00000000-0000-0000-0000-00000000000{len(calls)}", repository=repository)
+        return Upload.create(
+            id=f"00000000-0000-0000-0000-00000000000{len(calls)}",
+            repository=repository,
+            registry_id=repository.registry_id,
+        )
 
     upload = repositories.pushing(registry, "app", start)
     assert calls[0] == stale.id and len(calls) == 2
@@ -57,7 +61,9 @@ def test_a_failure_that_is_not_a_lost_row_is_not_retried(registry):
 
     def clash(repository: Repository) -> None:
         calls.append(1)
-        Upload.create(id="00000000-0000-0000-0000-000000000001", repository=repository)
+        Upload.create(
+            id="00000000-0000-0000-0000-000000000001", repository=repository, registry_id=repository.registry_id
+        )
 
     repositories.pushing(registry, "app", clash)
     with pytest.raises(pw.IntegrityError):

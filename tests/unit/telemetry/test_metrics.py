@@ -63,7 +63,7 @@ def test_stored_state_is_read_from_the_database_at_scrape_time(database):
         Blob.create(registry=r, digest=f"sha256:{n:064d}", size=size)
     m = Manifest.create(repository=repo, digest="sha256:" + "f" * 64, media_type="x", size=1, content=b"{}")
     Tag.create(repository=repo, name="a", manifest=m)
-    Upload.create(id="00000000-0000-0000-0000-000000000001", repository=repo)
+    Upload.create(id="00000000-0000-0000-0000-000000000001", repository=repo, registry_id=repo.registry_id)
     registry = CollectorRegistry()
     registry.register(StoredState())
     s = _samples(registry)

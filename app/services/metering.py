@@ -10,8 +10,8 @@ Stored state:
   repositories counts in each, so these add up to at least the registry's), `blobs`, `tags`,
   `manifests`.
 
-Traffic, added up in memory and written every FLUSH_SECONDS with one `INSERT ... ON CONFLICT
-DO UPDATE` per repository and day (no write on the request path):
+Traffic, added up in memory and written every FLUSH_SECONDS with `INSERT ... ON CONFLICT DO
+UPDATE` of up to FLUSH_BATCH repository-days at a time (no write on the request path):
 - a pull is a manifest GET (by tag or digest), as Docker Hub counts image pulls; its bytes,
   and those of every blob GET (200 or 206: the bytes sent; a 307 to the store: the blob's
   size), are `pull_bytes`. HEAD requests are not counted.
@@ -34,6 +34,7 @@ import peewee as pw
 from peewee import EXCLUDED
 
 from app.db.models import Blob, Manifest, Registry, Repository, RepositoryBlob, Tag, UsageDay
+from app.db.prepared import PreparedFamily
 from app.services.periodic import Periodic
 from app.services.repositories import visible
 from app.spec.errors import RegistryError
@@ -49,10 +50,43 @@ def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-# Traffic is added up in memory and written every FLUSH_SECONDS, one upsert per (registry,
+# Traffic is added up in memory and written every FLUSH_SECONDS, one row per (registry,
 # repository, day) that saw traffic, instead of a write per pull: a manifest GET stays a read.
 # A process killed with -9 loses at most that many seconds of counts; stored state is unaffected.
 FLUSH_SECONDS = 2.0
+# Rows per statement. One upsert per row, built by peewee each time, was 12% of a worker's
+# Python time while 10,000 new repositories were pushed on PostgreSQL (py-spy), and a round trip
+# and a commit each.
+FLUSH_BATCH = 64
+_COLUMNS = 7  # registry, repository, day, pulls, pull_bytes, pushes, push_bytes
+
+
+def _upsert(n: int):
+    def build(*v):
+        rows = [
+            dict(
+                zip(
+                    ("registry", "repository", "day", "pulls", "pull_bytes", "pushes", "push_bytes"),
+                    v[_COLUMNS * i : _COLUMNS * (i + 1)],
+                    strict=True,
+                )
+            )
+            for i in range(n)
+        ]
+        return UsageDay.insert_many(rows).on_conflict(
+            conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
+            update={
+                UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
+                UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
+                UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
+                UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes,
+            },
+        )
+
+    return build
+
+
+_UPSERT = PreparedFamily(_upsert, lambda n: "issiiii" * n, largest=FLUSH_BATCH)
 
 
 class Meter(Periodic):
@@ -92,32 +126,31 @@ class Meter(Periodic):
         self.flush()
 
     def flush(self) -> None:
-        """Write the counts gathered so far: one upsert per (registry, repository, day)."""
+        """Write the counts gathered so far: FLUSH_BATCH (registry, repository, day) rows per
+        upsert, in key order (so that two processes' upserts of the same rows lock them in the
+        same order on PostgreSQL, never crosswise). A batch naming a registry deleted meanwhile
+        is written again row by row: that registry's counts go with it, the others' are kept."""
         with self._lock:
             batch, self._pending = self._pending, {}
-        for (registry_id, repository, day), (pulls, pull_bytes, pushes, push_bytes) in batch.items():
+        rows = sorted((key, counters) for key, counters in batch.items())
+        for start in range(0, len(rows), FLUSH_BATCH):
+            part = rows[start : start + FLUSH_BATCH]
             try:
-                UsageDay.insert(
-                    registry=registry_id,
-                    repository=repository,
-                    day=day,
-                    pulls=pulls,
-                    pull_bytes=pull_bytes,
-                    pushes=pushes,
-                    push_bytes=push_bytes,
-                ).on_conflict(
-                    conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
-                    update={
-                        UsageDay.pulls: UsageDay.pulls + EXCLUDED.pulls,
-                        UsageDay.pull_bytes: UsageDay.pull_bytes + EXCLUDED.pull_bytes,
-                        UsageDay.pushes: UsageDay.pushes + EXCLUDED.pushes,
-                        UsageDay.push_bytes: UsageDay.push_bytes + EXCLUDED.push_bytes,
-                    },
-                ).execute()
+                self._write(part)
             except pw.IntegrityError:
-                pass  # the registry was deleted meanwhile: its counts go with it
+                for row in part:
+                    try:
+                        self._write([row])
+                    except pw.IntegrityError:
+                        pass  # the registry was deleted meanwhile: its counts go with it
+                    except pw.PeeweeException:
+                        log.exception("writing usage of %s in registry %s failed", row[0][1], row[0][0])
             except pw.PeeweeException:
-                log.exception("writing usage of %s in registry %s failed", repository, registry_id)
+                log.exception("writing the usage of %d repositories failed", len(part))
+
+    @staticmethod
+    def _write(rows: list) -> None:
+        _UPSERT.of(len(rows)).cursor(*(v for key, counters in rows for v in (*key, *counters)))
 
     def traffic(self, registry: Registry, since: dt.date, until: dt.date, repository: str | None = None) -> list[dict]:
         """`traffic`, with this process's unwritten counts written first (other processes'

@@ -73,6 +73,27 @@ def test_counts_for_a_deleted_registry_are_dropped(registry, meter):
     meter.flush()  # a foreign key refusal, not an exception
 
 
+def test_many_repositories_are_written_in_batches_and_a_deleted_registrys_rows_alone_are_dropped(
+    registry, meter, messages
+):
+    """More repository-days than one statement takes (FLUSH_BATCH), one of them in a registry
+    deleted meanwhile: every other count is written, in a statement per batch (not one a row)."""
+    n = metering.FLUSH_BATCH * 2 + 5
+    for i in range(n):
+        meter.count(registry.id, f"repo-{i:04d}", pushes=1, push_bytes=i)
+    meter.count(registry.id + 1000, "gone", pulls=1)  # sorts last: in the third batch
+    messages.clear()
+    meter.flush()
+    upserts = [m for m in messages if "usage_day" in m]
+    assert len(upserts) <= 3 + 6 + 1  # three batches, the failed one again row by row (+ PREPAREs)
+    today = metering.today()
+    rows = metering.traffic(registry, today, today)
+    assert len(rows) == n and sum(r["push_bytes"] for r in rows) == sum(range(n))
+    meter.count(registry.id, "repo-0001", pushes=2)  # and they add up again
+    meter.flush()
+    assert metering.traffic(registry, today, today, repository="repo-0001")[0]["pushes"] == 3
+
+
 def test_the_days_asked_for():
     today = metering.today()
     assert metering.window(None, None) == (today - dt.timedelta(days=29), today)

@@ -15,6 +15,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+import peewee as pw
+
 from app.db.models import Registry, Repository, Tag, TagVersion
 from app.db.prepared import Prepared
 from app.db.setup import release_connection
@@ -36,6 +38,20 @@ _TAGS_AFTER = Prepared(
 _TAG_VERSION = Prepared(lambda repo: TagVersion.select(TagVersion.version).where(TagVersion.repository == repo), "i")
 CACHED_TAG_NAMES = 100_000  # tag names this process keeps in all (about 6 MiB)
 MIN_CACHED_TAGS = 256  # below this, listing costs less than keeping it
+# Whether a repository has at least MIN_CACHED_TAGS tags: its MIN_CACHED_TAGS-th name, read from
+# the (repository, name) index, where a COUNT of all of them and a read of the repository, built
+# by peewee, cost ~1.4 ms of CPU after every tag push into a new repository.
+_NTH_TAG = Prepared(
+    lambda repo: (
+        Tag.select(Tag.name)
+        .where(Tag.repository == repo)
+        .order_by(Tag.name)
+        .limit(pw.SQL("1"))
+        .offset(pw.SQL(str(MIN_CACHED_TAGS - 1)))
+    ),
+    "i",
+)
+_REPOSITORY = Prepared(lambda repo: Repository.select().where(Repository.id == repo), "i", Repository)
 
 
 class _Listing:
@@ -155,8 +171,8 @@ class _Warmer:
     """Rebuilds the cached list of a large repository shortly after its tags change (once the
     pushes have paused), on a background thread, so the next listing (on any worker of this
     machine) reads it instead of querying every tag. A repository with fewer than
-    MIN_CACHED_TAGS tags costs one COUNT and is left alone. Never needed for correctness: a list
-    is always checked against the tag version."""
+    MIN_CACHED_TAGS tags costs one compiled read of the tag index and is left alone. Never
+    needed for correctness: a list is always checked against the tag version."""
 
     def __init__(self, cache: _TagCache) -> None:
         self._cache = cache
@@ -208,10 +224,11 @@ class _Warmer:
                 self._wake.clear()
 
     def _warm(self, repository_id: int) -> None:
-        repository = Repository.get_or_none(Repository.id == repository_id)
-        if repository is None or Tag.select().where(Tag.repository == repository_id).count() < MIN_CACHED_TAGS:
-            return
-        _listing(self._cache, repository)
+        if not _NTH_TAG.rows(repository_id):
+            return  # small (or gone)
+        repository = _REPOSITORY.first(repository_id)
+        if repository is not None:
+            _listing(self._cache, repository)
 
 
 class TagLists:

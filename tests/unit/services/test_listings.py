@@ -116,3 +116,13 @@ def test_a_large_repository_list_is_rebuilt_after_its_tags_change(db, lists, tmp
     lists.cache._lists.clear()  # a worker that never listed it: served from the file
     assert len(lists.tags(repo, None, None)[0]) == 300
     assert lists.cache._lists[repo.id].key == listings._key(repo)
+
+
+@pytest.mark.parametrize("tags", [listings.MIN_CACHED_TAGS - 1, listings.MIN_CACHED_TAGS])
+def test_the_warmer_keeps_a_list_from_exactly_min_cached_tags(db, lists, tmp_path, tags):
+    repo = Repository.create(registry=db, name="edge")
+    m = _manifest(repo, 1)
+    Tag.insert_many([{"repository": repo, "name": f"t{i:04d}", "manifest": m} for i in range(tags)]).execute()
+    lists._warmer._warm(repo.id)
+    assert (tmp_path / "cache" / str(repo.id)).exists() == (tags >= listings.MIN_CACHED_TAGS)
+    lists._warmer._warm(repo.id + 1000)  # a repository gone meanwhile: nothing, no error

@@ -358,7 +358,7 @@ class ManifestService:
         # (through `audit`) its audit record commit together or not at all.
         with transaction():
             if repository is None:  # created here: a refusal below undoes it with the rest
-                repository = repositories.get_or_create(registry, name)
+                repository = repositories.create(registry, name)
             # Garbage collection of this repository (and a delete in it) waits for this push and
             # vice versa; what the manifest references is checked (and its blobs touched) inside,
             # so a collection can never remove a blob or child manifest between the check and the

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import peewee as pw
 
-from app.db.models import Manifest, Registry, Repository, RepositoryBlob, Upload
+from app.db.models import Manifest, Registry, Repository, RepositoryBlob, Upload, utcnow
 from app.db.prepared import Prepared
 from app.db.setup import atomically, is_postgres
 from app.spec.errors import RegistryError
@@ -33,6 +33,16 @@ _BY_NAME = Prepared(
         (Repository.registry == registry_id) & (Repository.name == name)
     ),
     "is",
+    Repository,
+)
+# The new row, read back by the insert itself (none when another request made it first).
+_INSERT = Prepared(
+    lambda registry_id, name, now: (
+        Repository.insert(registry=registry_id, name=name, created_at=now)
+        .on_conflict_ignore()
+        .returning(*Repository._meta.sorted_fields)
+    ),
+    "iss",
     Repository,
 )
 # A push whose repository row was removed under it runs again at most this often (a row is only
@@ -73,22 +83,20 @@ def get(registry: Registry, name: str) -> Repository:
     return repository
 
 
-def get_or_create(registry: Registry, name: str) -> Repository:
-    """The repository's row, inserted if missing. Inside a transaction, the insert is undone
-    with it: a push that is refused there leaves no row."""
-    repository = find(registry, name)
-    if repository is not None:
-        return repository
+def create(registry: Registry, name: str) -> Repository:
+    """The repository's row, inserted (a caller that just found none): the insert returns it,
+    and only when another request inserted it first is it read. NAME_UNKNOWN when the registry
+    went meanwhile."""
     try:
-        Repository.insert(registry=registry, name=name).on_conflict_ignore().execute()
+        made = _INSERT.first(registry.id, name, utcnow())
     except pw.IntegrityError:
-        pass
-    return get(registry, name)
+        made = None
+    return made if made is not None else get(registry, name)
 
 
 def committing(registry: Registry, name: str, work: Callable[[Repository | None], T]) -> T:
     """`work(repository)` for a push into the repository named `name` (None: no row yet; `work`
-    creates it with `get_or_create`, where its push commits). When the row it was given is
+    creates it with `create`, where its push commits). When the row it was given is
     removed before `work` put anything in it (a refused push's cleanup: see the module
     docstring), `work` fails on the foreign key and is run again with what is there now."""
     for attempt in range(1, ATTEMPTS + 1):
@@ -112,7 +120,7 @@ def committing(registry: Registry, name: str, work: Callable[[Repository | None]
 def pushing(registry: Registry, name: str, work: Callable[[Repository], T]) -> T:
     """`committing`, for work that needs the row before it commits (an upload session, a mount):
     the row is made first, unseen until something is committed to it."""
-    return committing(registry, name, lambda found: work(found or get_or_create(registry, name)))
+    return committing(registry, name, lambda found: work(found or create(registry, name)))
 
 
 def _exists(repository_id: int) -> bool:

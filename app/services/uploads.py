@@ -57,6 +57,8 @@ _START = Prepared(
     "siiis",
 )
 _BY_ID = Prepared(lambda i: Upload.select().where(Upload.id == i), "s", Upload)
+# PostgreSQL only (SQLite has no FOR UPDATE): compiled at its first use, not with the others.
+_CLAIM = Prepared(lambda i: Upload.select().where(Upload.id == i).for_update(), "s", Upload, at_start=False)
 _IN_REPOSITORY = Prepared(
     lambda i, repo: Upload.select().where((Upload.id == i) & (Upload.repository == repo)), "si", Upload
 )
@@ -179,8 +181,10 @@ class UploadService:
                         self.store.commit_upload(upload.id, key, size)
                     now = utcnow()
                     blob = _UPSERT_BLOB.first(repository.registry_id, str(expected), size, now)
-                    _LINK.cursor(repository.id, blob.id, now)
-                    _DELETE.cursor(upload.id)
+                    # Results not read: on PostgreSQL they go with the COMMIT (an error there
+                    # undoes the whole transaction, as it would here).
+                    _LINK.send(repository.id, blob.id, now)
+                    _DELETE.send(upload.id)
                     return blob
 
                 blob = atomically(publish)
@@ -416,7 +420,7 @@ class UploadService:
                 raise _busy() from None
             return
         with transaction():
-            upload = Upload.select().where(Upload.id == upload_id).for_update().get_or_none()
+            upload = _CLAIM.first(upload_id)
             if upload is None:
                 raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id} not found")
             yield upload

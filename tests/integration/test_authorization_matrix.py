@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -393,6 +394,9 @@ def world(tmp_path_factory):
     other_org = subprocess.run(
         [sys.executable, "-m", "app.cli", "admin", "org", "create", "otherorg", "--data-dir", str(data)],
         cwd=ROOT,
+        # The server's database (BERTH_TEST_DATABASE=postgres: a PostgreSQL one), not a new SQLite
+        # file in the data directory.
+        env={**os.environ, **({"BERTH_DATABASE_URL": server.database_url} if server.database_url else {})},
         capture_output=True,
         text=True,
         timeout=60,

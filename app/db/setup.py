@@ -673,11 +673,58 @@ def release_connection() -> None:
         db.close()
 
 
+def end_transaction_left_open(where: str) -> bool:
+    """Roll back a transaction this thread left open, if any, and say so (True). No request and
+    no background turn may end inside a transaction: every one is a `with` block that commits
+    or rolls back as it ends. One left open by a defect would take in, on this thread's
+    connection, the writes of every request the thread serves next, each answered as done
+    though nothing of it is committed, until something rolls it all back; on SQLite it would
+    also hold the write lock from every other thread and process meanwhile. Checked where a
+    request ends (`ReleaseConnection`) and after each background turn (app/services/
+    periodic.py): what the open transaction held is undone, and the request that left it is
+    answered 503 (retry) instead of as done. Logged as an error, with `where`."""
+    db = database.obj
+    if db is None or db.is_closed():
+        return False
+    stack = db.transaction_depth()
+    driver_open = False
+    turnstile = getattr(db, "berth_writer", None)  # SQLite's (app/db/writer.py)
+    if isinstance(db, pw.SqliteDatabase):
+        driver_open = bool(getattr(db.connection(), "in_transaction", False))
+    if not stack and not driver_open:
+        if turnstile is not None and turnstile.release_held():
+            log.error("a write turn was left taken by %s; given back", where)
+            return True
+        return False
+    log.error(
+        "a database transaction was left open by %s (%d level(s) open); rolling it back",
+        where,
+        stack,
+        extra={"transactions_left_open": stack or 1},
+    )
+    try:
+        db.rollback()
+    except Exception:  # noqa: BLE001 - closing the connection below ends it all the same
+        log.exception("rolling back the transaction left open by %s failed", where)
+        while db.in_transaction():
+            db.pop_transaction()
+        db.close()
+    while db.in_transaction():
+        db.pop_transaction()
+    if turnstile is not None:
+        turnstile.release_held()
+    return True
+
+
 class ReleaseConnection:
     """Falcon middleware: a request's pooled database connection goes back to the pool when the
-    response is ready (first in the middleware list, so its process_response runs last)."""
+    response is ready (first in the middleware list, so its process_response runs last). A
+    transaction the request left open is rolled back first, and the request answered 503
+    (`end_transaction_left_open`): never as done with its changes uncommitted."""
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if end_transaction_left_open(f"{req.method} {req.path[:200]}"):
+            raise DatabaseUnavailable("the request's changes could not be committed; retry")
         try:
             release_connection()
         except Exception:  # never fail a response over giving a connection back

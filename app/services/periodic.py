@@ -6,6 +6,8 @@ import datetime as dt
 import logging
 import threading
 
+from app.db.setup import end_transaction_left_open
+
 log = logging.getLogger("berth.periodic")
 
 
@@ -44,3 +46,7 @@ class Periodic:
                 self.run_once()
             except Exception:  # noqa: BLE001 - the next run tries again
                 log.exception("%s failed; trying again at the next interval", self.thread_name)
+            try:  # a turn never leaves a transaction open for the next (app/db/setup.py)
+                end_transaction_left_open(self.thread_name)
+            except Exception:  # noqa: BLE001 - as for a failed turn
+                log.exception("%s: checking for a transaction left open failed", self.thread_name)

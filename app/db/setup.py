@@ -445,10 +445,52 @@ def execute_text(name: str, params) -> str:
     return f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
 
 
+# SQLite's WAL-reset bug (https://sqlite.org/wal.html#walresetbug): in WAL mode, with two or
+# more connections, a checkpoint that starts while another connection's commit restarts the log
+# can miss the restart, and a later checkpoint then skips part of a transaction: committed writes
+# are lost or the database corrupted. SQLite 3.7.0 to 3.51.2; fixed in 3.51.3 (and every later
+# release), backported to 3.44.6 and 3.50.7. Berth's server is the pattern it needs: several
+# connections (request threads, `--workers` processes) committing all the time, and a checkpoint
+# every tenth of a second (app/services/wal_checkpoints.py). Seen here: a bench's populate step
+# on Debian 12's SQLite 3.40.1 answered an upload's POST 202 and its PUT, in the other worker,
+# 404, the session's row and several acknowledged publishes never in the database. So Berth
+# installs pysqlite3 (a recent SQLite built in) where a wheel exists, and peewee runs SQLite
+# with it (it takes pysqlite3 over the standard library's sqlite3 when its SQLite is no older).
+SQLITE_WAL_RESET_FIXED = ((3, 51, 3), (3, 50, 7), (3, 44, 6))
+
+
+def sqlite_has_wal_reset_fix(version: tuple[int, ...]) -> bool:
+    """Whether the SQLite library `version` (major, minor, patch) has the WAL-reset bug's fix."""
+    if version >= SQLITE_WAL_RESET_FIXED[0]:
+        return True
+    return any(fixed <= version < (fixed[0], fixed[1] + 1, 0) for fixed in SQLITE_WAL_RESET_FIXED[1:])
+
+
+def sqlite_library() -> tuple[str, str]:
+    """(the driver module peewee runs SQLite with, its SQLite library's version)."""
+    driver = pw.sqlite3
+    return driver.__name__, driver.sqlite_version
+
+
+def _warn_about_sqlite_library() -> None:
+    driver = pw.sqlite3
+    if not sqlite_has_wal_reset_fix(driver.sqlite_version_info):
+        log.warning(
+            "SQLite %s (through %s) has the WAL-reset bug (https://sqlite.org/wal.html#walresetbug), "
+            "which can lose committed writes when several connections write and checkpoint: install "
+            "pysqlite3>=0.6.1 (pip install 'pysqlite3>=0.6.1', a wheel with SQLite 3.53 built in, on "
+            "x86_64 Linux) or a system SQLite of 3.51.3 or later, or use PostgreSQL",
+            driver.sqlite_version,
+            driver.__name__,
+            extra={"sqlite_version": driver.sqlite_version},
+        )
+
+
 def database_for(url: str) -> pw.Database:
     """A peewee database for `url`, not yet bound to the models."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
+        _warn_about_sqlite_library()
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         db = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
         path = db.database

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 from pathlib import Path
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+SQLITE_FULL = 13  # SQLite's primary result code, as either driver reports it (sqlite_errorcode)
 
 
 def is_storage_full(error: BaseException | None) -> bool:
@@ -27,7 +27,10 @@ def is_storage_full(error: BaseException | None) -> bool:
             return False
         if isinstance(error, OSError) and error.errno in FULL_ERRNOS:
             return True
-        if isinstance(error, sqlite3.Error) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL:
+        # Whichever driver peewee runs SQLite with (pysqlite3's or the standard library's sqlite3:
+        # app/db/setup.py), its errors carry SQLite's result code.
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF == SQLITE_FULL:
             return True
         if (
             getattr(error, "pgcode", None) == POSTGRES_DISK_FULL

@@ -141,3 +141,43 @@ def test_atomically_runs_again_a_transaction_postgresql_ended_for_a_deadlock(pg)
     for t in threads:
         t.join(30)
     assert errors == [] and sorted(runs.values()) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "version, fixed",
+    [
+        ((3, 40, 1), False),  # Debian 12's
+        ((3, 51, 2), False),
+        ((3, 51, 3), True),
+        ((3, 53, 4), True),
+        ((3, 50, 6), False),
+        ((3, 50, 7), True),  # a backport
+        ((3, 44, 5), False),
+        ((3, 44, 6), True),  # a backport
+        ((3, 45, 1), False),
+    ],
+)
+def test_which_sqlite_libraries_have_the_wal_reset_fix(version, fixed):
+    assert setup.sqlite_has_wal_reset_fix(version) is fixed
+
+
+def test_berth_runs_sqlite_with_a_library_that_has_the_wal_reset_fix():
+    """The SQLite that peewee (and so Berth) runs with here: pysqlite3's, which setup installs,
+    where the standard library's (Debian 12: 3.40.1) has the bug that lost a bench's writes."""
+    driver, version = setup.sqlite_library()
+    assert setup.sqlite_has_wal_reset_fix(pw.sqlite3.sqlite_version_info), (driver, version)
+
+
+def test_opening_sqlite_with_a_library_that_has_the_bug_says_what_to_install(tmp_path, monkeypatch, caplog):
+    class Old:
+        __name__ = "sqlite3"
+        sqlite_version, sqlite_version_info = "3.40.1", (3, 40, 1)
+
+    monkeypatch.setattr(pw, "sqlite3", Old())
+    database_for(f"sqlite:///{tmp_path / 'a.db'}")
+    assert "SQLite 3.40.1 (through sqlite3) has the WAL-reset bug" in caplog.text
+    assert "pysqlite3>=0.6.1" in caplog.text
+    caplog.clear()
+    monkeypatch.undo()
+    database_for(f"sqlite:///{tmp_path / 'b.db'}")
+    assert "WAL-reset" not in caplog.text

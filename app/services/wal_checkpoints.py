@@ -24,6 +24,10 @@ each turn (a commit lands while the thread copies, so the log is never all copie
 write begins): it grows to that backstop, whose commit-time checkpoint then copies only what came
 since the thread's last turn, and the log starts over. Durability is as before: with
 `synchronous=normal`, a commit is on disk once the log is synced, at the next checkpoint.
+
+Checkpoints this frequent, beside commits that restart the log, are the pattern of SQLite's
+WAL-reset bug (SQLite 3.7.0 to 3.51.2: committed writes lost), so Berth runs SQLite with a library
+that has its fix (app/db/setup.py `SQLITE_WAL_RESET_FIXED`).
 """
 
 from __future__ import annotations

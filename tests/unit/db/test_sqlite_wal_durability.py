@@ -47,7 +47,8 @@ def _write(path: str, writer: int, until: float, acknowledged) -> None:
     done = 0
     while time.time() < until:
         connection.execute("BEGIN IMMEDIATE")
-        connection.execute("INSERT INTO pushed (writer, n, body) VALUES (?, ?, ?)", (writer, done, os.urandom(random.choice((100, 2000, 5000)))))
+        body = os.urandom(random.choice((100, 2000, 5000)))  # one page, or a few
+        connection.execute("INSERT INTO pushed (writer, n, body) VALUES (?, ?, ?)", (writer, done, body))
         connection.execute("UPDATE total SET n = n + 1")
         connection.execute("COMMIT")
         done += 1  # acknowledged: COMMIT returned

@@ -27,7 +27,8 @@ since the thread's last turn, and the log starts over. Durability is as before: 
 
 Checkpoints this frequent, beside commits that restart the log, are the pattern of SQLite's
 WAL-reset bug (SQLite 3.7.0 to 3.51.2: committed writes lost), so Berth runs SQLite with a library
-that has its fix (app/db/setup.py `SQLITE_WAL_RESET_FIXED`).
+that has its fix (app/db/setup.py `SQLITE_WAL_RESET_FIXED`); with one that lacks it, this thread
+does not run and commits checkpoint at SQLite's default 1,000 pages (`sqlite_checkpoints_often`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import logging
 import peewee as pw
 
 from app.db.models import database
+from app.db.setup import sqlite_checkpoints_often
 from app.services.periodic import Periodic
 
 log = logging.getLogger("berth.db")
@@ -55,6 +57,8 @@ class WalCheckpoints(Periodic):
 
     def start(self):
         if not isinstance(database.obj, pw.SqliteDatabase):  # PostgreSQL checkpoints itself
+            return self
+        if not sqlite_checkpoints_often():  # a SQLite with the WAL-reset bug: its default instead
             return self
         return super().start()
 

@@ -75,3 +75,42 @@ def test_nothing_starts_on_postgresql():
         assert WalCheckpoints().start()._thread is None
     finally:
         db.close()
+
+
+class _BuggySqlite:
+    """The driver peewee uses, reporting a SQLite with the WAL-reset bug (Debian 12's)."""
+
+    sqlite_version, sqlite_version_info = "3.40.1", (3, 40, 1)
+
+    def __init__(self, real) -> None:
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_with_a_sqlite_that_has_the_wal_reset_bug_the_log_is_checkpointed_as_sqlite_does(tmp_path, monkeypatch):
+    """No checkpoint every 0.1 s (the pattern that makes the bug's race likely): commits
+    checkpoint past SQLite's default 1,000 pages instead (app/db/setup.py sqlite_checkpoints_often)."""
+    import peewee as pw
+
+    monkeypatch.setattr(pw, "sqlite3", _BuggySqlite(pw.sqlite3))
+    db = open_database(f"sqlite:///{tmp_path / 'berth.db'}")
+    try:
+        assert WalCheckpoints().start()._thread is None
+        assert db.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        _write(5, "o")  # and it works
+        assert Organization.select().count() == 5
+    finally:
+        db.close()
+
+
+def test_with_a_sqlite_that_has_the_fix_the_thread_checkpoints(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path / 'berth.db'}")
+    job = WalCheckpoints().start()
+    try:
+        assert job._thread is not None and job._thread.is_alive()
+        assert db.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == SQLITE_PRAGMAS["wal_autocheckpoint"]
+    finally:
+        job.stop()
+        db.close()

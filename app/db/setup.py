@@ -764,13 +764,14 @@ def end_transaction_left_open(where: str) -> bool:
     )
     try:
         db.rollback()
+        rolled_back = True
     except Exception:  # noqa: BLE001 - closing the connection below ends it all the same
         log.exception("rolling back the transaction left open by %s failed", where)
-        while db.in_transaction():
-            db.pop_transaction()
-        db.close()
+        rolled_back = False
     while db.in_transaction():
         db.pop_transaction()
+    if not rolled_back:
+        db.close()
     if turnstile is not None:
         turnstile.release_held()
     return True

@@ -58,21 +58,13 @@ FLUSH_SECONDS = 2.0
 # Python time while 10,000 new repositories were pushed on PostgreSQL (py-spy), and a round trip
 # and a commit each.
 FLUSH_BATCH = 64
-_COLUMNS = 7  # registry, repository, day, pulls, pull_bytes, pushes, push_bytes
+_FIELDS = ("registry", "repository", "day", "pulls", "pull_bytes", "pushes", "push_bytes")  # a row's
 
 
 def _upsert(n: int):
     def build(*v):
-        rows = [
-            dict(
-                zip(
-                    ("registry", "repository", "day", "pulls", "pull_bytes", "pushes", "push_bytes"),
-                    v[_COLUMNS * i : _COLUMNS * (i + 1)],
-                    strict=True,
-                )
-            )
-            for i in range(n)
-        ]
+        width = len(_FIELDS)
+        rows = [dict(zip(_FIELDS, v[width * i : width * (i + 1)], strict=True)) for i in range(n)]
         return UsageDay.insert_many(rows).on_conflict(
             conflict_target=[UsageDay.registry, UsageDay.repository, UsageDay.day],
             update={

@@ -141,6 +141,6 @@ def test_a_background_turn_that_leaves_a_transaction_open_is_rolled_back_after_i
 
 
 @pytest.fixture(autouse=True)
-def _no_leak_after(request):
+def _no_leak_after():
     yield
     end_transaction_left_open("the test's end")  # a failed assertion must not leak into the next test
